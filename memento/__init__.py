@@ -1,0 +1,1 @@
+"""The `memento` command line: composes the sub-commands that each package owns."""

@@ -1,0 +1,3 @@
+from memento.cli import app
+
+app()

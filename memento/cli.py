@@ -1,0 +1,40 @@
+"""Root of the `memento` command.
+
+Each package owns its sub-commands in its own module; this file only composes them.
+Command modules keep heavy imports (torch, faiss, transformers, mlflow) inside the command
+functions so that `memento --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+app = typer.Typer(
+    name="memento",
+    help="Memento-style recommender: soft-Q case retrieval feeding a frozen LLM.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+bench_app = typer.Typer(help="Benchmarks that print figures next to a baseline measured in the same run.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DEBUG level."),
+) -> None:
+    """Memento-style recommender: soft-Q case retrieval feeding a frozen LLM."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+# --- data layer (issue 2) ----------------------------------------------------------------
+# --- core (issue 3) ----------------------------------------------------------------------
+# --- frozen LLM (issue 4) ----------------------------------------------------------------
+# --- training (issue 5) ------------------------------------------------------------------
+# --- serving (issue 6) -------------------------------------------------------------------
+# --- research agent (issue 7) ------------------------------------------------------------
