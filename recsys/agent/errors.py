@@ -1,0 +1,56 @@
+"""Named exceptions of the research-agent mode (one module, one place to map them)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentError",
+    "BenchDataError",
+    "DocumentNotFound",
+    "DocumentReadError",
+    "MathEvalError",
+    "SandboxUnavailable",
+    "ToolCallError",
+    "ToolCallTimeout",
+    "ToolDisabled",
+    "ToolFailure",
+]
+
+
+class AgentError(Exception):
+    """Base class of every research-agent error."""
+
+
+class ToolFailure(AgentError):
+    """A tool could not do what it was asked; the message is shown to the calling LLM."""
+
+
+class ToolDisabled(ToolFailure):
+    """The tool exists but is switched off by configuration (e.g. web search offline)."""
+
+
+class DocumentNotFound(ToolFailure):
+    """No document with that id in the search collection."""
+
+
+class DocumentReadError(ToolFailure):
+    """A file could not be read (unsupported type, outside the allowed folder, missing OCR)."""
+
+
+class MathEvalError(ToolFailure):
+    """An expression is malformed, unsafe or too expensive to evaluate."""
+
+
+class SandboxUnavailable(ToolFailure):
+    """No sandbox backend (bubblewrap, unshare) works on this machine."""
+
+
+class ToolCallError(AgentError):
+    """The client could not reach a tool server or the server rejected the call."""
+
+
+class ToolCallTimeout(ToolCallError):
+    """A tool call did not finish within its time limit."""
+
+
+class BenchDataError(AgentError):
+    """A benchmark file is missing or malformed."""
