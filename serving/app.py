@@ -1,0 +1,94 @@
+"""`create_app(settings, core)`: the FastAPI application with lifespan, middlewares, routes.
+
+The lifespan opens the store, builds the core (the instance passed in, else the factory named
+by `settings.core`), starts the online learner (re-queueing unapplied feedback) and stops it,
+checkpointing, on shutdown.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from serving.errors import install_error_handlers
+from serving.learner_worker import LearnerWorker
+from serving.metrics import ServingMetrics
+from serving.middleware import BodyLimitMiddleware, LatencyMiddleware
+from serving.recommend_service import RecommendService
+from serving.routes import cases, events, feedback, health, recommend, users
+from serving.service import RecommenderCore
+from serving.settings import ServingSettings
+from serving.store import Store
+
+logger = logging.getLogger(__name__)
+
+CoreFactory = Callable[[ServingSettings, Store], RecommenderCore]
+"""`factory(settings, store) -> core`, named by `MEMENTO_CORE=module:function`."""
+
+
+def load_core_factory(path: str) -> CoreFactory:
+    """Import `module:function`."""
+    module, _, name = path.partition(":")
+    if not module or not name:
+        raise ValueError(f"MEMENTO_CORE must be 'module:function', got {path!r}")
+    factory: CoreFactory = getattr(importlib.import_module(module), name)
+    return factory
+
+
+def create_app(
+    settings: ServingSettings | None = None, core: RecommenderCore | None = None
+) -> FastAPI:
+    """Build the app; raises `InsecureSettingsError` for an insecure production config."""
+    settings = settings or ServingSettings()
+    settings.check_startup()
+    metrics = ServingMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings.db_path)
+        the_core = core or load_core_factory(settings.core)(settings, store)
+        assert isinstance(the_core, RecommenderCore), f"{type(the_core)=} lacks the Protocol"
+        worker = LearnerWorker(
+            the_core,
+            store,
+            metrics,
+            queue_size=settings.queue_size,
+            checkpoint_every=settings.checkpoint_every,
+            retry_after_s=settings.retry_after_s,
+        )
+        metrics.bind(worker.depth, the_core.bank_size)
+        requeued = worker.start()
+        app.state.service = RecommendService(settings, the_core, store, worker, metrics)
+        logger.info(
+            "serving model %s, %d cases, %d feedback re-queued",
+            the_core.model_version,
+            the_core.bank_size(),
+            requeued,
+        )
+        try:
+            yield
+        finally:
+            app.state.service = None
+            worker.stop()
+            the_core.close()
+            store.close()
+
+    app = FastAPI(
+        title="memento-recsys",
+        version="1",
+        lifespan=lifespan,
+        description="Soft-Q case retrieval recommender that learns online from feedback.",
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.service = None
+    install_error_handlers(app)
+    for module in (recommend, feedback, events, cases, users, health):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(LatencyMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,150 @@
+"""Named domain exceptions of the service and the ONE table mapping them to HTTP codes.
+
+The core and the store raise these (never `HTTPException`); `install_error_handlers` turns
+them into JSON `{"error": <code>, "message": <text>}` answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class ServingError(Exception):
+    """Base of every domain error the service reports to clients."""
+
+    code = "serving_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UnknownDecisionError(ServingError):
+    """Feedback names a decision id the store does not know (or that was erased)."""
+
+    code = "unknown_decision"
+
+
+class ItemNotInDecisionError(ServingError):
+    """Feedback names an item that the decision did not recommend."""
+
+    code = "item_not_in_decision"
+
+
+class UnknownCaseError(ServingError):
+    """A case id that is not in the case log (or was deleted)."""
+
+    code = "unknown_case"
+
+
+class LearnerBusyError(ServingError):
+    """The online-learner queue is full; the client should retry later."""
+
+    code = "learner_busy"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class BodyTooLargeError(ServingError):
+    """The request body exceeds `MEMENTO_MAX_BODY_BYTES`."""
+
+    code = "body_too_large"
+
+
+class NotReadyError(ServingError):
+    """The core is not loaded (starting, reloading failed, or shutting down)."""
+
+    code = "not_ready"
+
+
+class InsecureSettingsError(ServingError):
+    """Startup refused: production mode with a default or empty API key."""
+
+    code = "insecure_settings"
+
+
+ERROR_STATUS: dict[type[ServingError], int] = {
+    UnknownDecisionError: 404,
+    UnknownCaseError: 404,
+    ItemNotInDecisionError: 422,
+    BodyTooLargeError: 413,
+    LearnerBusyError: 503,
+    NotReadyError: 503,
+    InsecureSettingsError: 500,
+}
+"""The one mapping from domain exception to HTTP status (first matching base class wins)."""
+
+
+def status_for(exc: ServingError) -> int:
+    """HTTP status of a domain error, walking its MRO through `ERROR_STATUS`."""
+    for cls in type(exc).__mro__:
+        if cls in ERROR_STATUS:
+            return ERROR_STATUS[cls]
+    return 500
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The JSON shape of every error answer."""
+    return {"error": code, "message": message, **extra}
+
+
+async def _serving_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServingError), f"{type(exc)=}"
+    headers = {}
+    if isinstance(exc, LearnerBusyError):
+        headers["Retry-After"] = str(exc.retry_after_s)
+    return JSONResponse(
+        error_body(exc.code, exc.message), status_code=status_for(exc), headers=headers
+    )
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = ".".join(str(part) for part in err.get("loc", ()))
+    return f"{loc}: {err.get('msg', 'invalid')}"
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError), f"{type(exc)=}"
+    errors = list(exc.errors())
+    message = "; ".join(_describe(e) for e in errors[:10]) or "invalid request"
+    details = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+        for e in errors[:20]
+    ]
+    return JSONResponse(
+        jsonable_encoder(error_body("validation_error", message, details=details)),
+        status_code=422,
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException), f"{type(exc)=}"
+    return JSONResponse(
+        error_body(f"http_{exc.status_code}", str(exc.detail)),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error", exc_info=exc)
+    return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the domain, validation and last-resort handlers on `app`."""
+    app.add_exception_handler(ServingError, _serving_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

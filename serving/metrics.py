@@ -1,0 +1,45 @@
+"""Prometheus metrics of one app instance (own `CollectorRegistry`, so apps never collide)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class ServingMetrics:
+    """Request latency, learner queue depth, TD loss, case-bank size and learner counters."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.latency = Histogram(
+            "memento_request_latency_seconds",
+            "HTTP request latency by route template.",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge("memento_learner_queue_depth", "Feedback waiting.", registry=r)
+        self.td_loss = Gauge("memento_learner_td_loss", "TD loss of the last update.", registry=r)
+        self.reward = Gauge("memento_learner_last_reward", "Reward of the last update.", registry=r)
+        self.bank_size = Gauge("memento_case_bank_size", "Live cases in the bank.", registry=r)
+        self.updates = Counter("memento_learner_updates", "Online updates applied.", registry=r)
+        self.update_errors = Counter(
+            "memento_learner_update_errors", "Updates the core failed on.", registry=r
+        )
+        self.checkpoints = Counter("memento_learner_checkpoints", "Core checkpoints.", registry=r)
+        self.feedback = Counter(
+            "memento_feedback", "Feedback requests by outcome.", ["outcome"], registry=r
+        )
+
+    def bind(self, queue_depth: Callable[[], float], bank_size: Callable[[], float]) -> None:
+        """Sample queue depth and bank size at scrape time."""
+        self.queue_depth.set_function(queue_depth)
+        self.bank_size.set_function(bank_size)
+
+    def render(self) -> bytes:
+        """Prometheus text exposition."""
+        return generate_latest(self.registry)

@@ -1,0 +1,161 @@
+"""`RecommendService`: what the routes call. Persistence + core + learner, no HTTP types.
+
+Each method is one use case: schema in, domain records through the core and the store,
+schema out. Domain failures raise `serving.errors` exceptions.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from serving import schemas
+from serving.errors import ItemNotInDecisionError, UnknownCaseError, UnknownDecisionError
+from serving.learner_worker import FeedbackJob, LearnerWorker
+from serving.metrics import ServingMetrics
+from serving.service import CaseView, CoreEvent, DecisionSnapshot, NewCase, RecommenderCore
+from serving.settings import ServingSettings
+from serving.store import Store
+
+
+def _events(events: list[schemas.EventIn] | None, now: float) -> list[CoreEvent]:
+    return [CoreEvent(e.item_id, e.action, e.ts if e.ts is not None else now) for e in events or []]
+
+
+def _case_out(c: CaseView) -> schemas.CaseOut:
+    return schemas.CaseOut(
+        case_id=c.case_id,
+        user_id=c.user_id,
+        items=list(c.items),
+        reward=c.reward,
+        value=c.value,
+        ts=c.ts,
+        source=c.source,
+    )
+
+
+class RecommendService:
+    """Glue between the API, the core, the store and the online learner."""
+
+    def __init__(
+        self,
+        settings: ServingSettings,
+        core: RecommenderCore,
+        store: Store,
+        worker: LearnerWorker,
+        metrics: ServingMetrics,
+    ) -> None:
+        self.settings, self.core, self.store = settings, core, store
+        self.worker, self.metrics = worker, metrics
+
+    def recommend(self, req: schemas.RecommendRequest) -> schemas.RecommendResponse:
+        """Stored history + request events -> core decision -> persisted decision."""
+        now = time.time()
+        history = self.store.recent_events(req.user_id, self.settings.recent_events_limit)
+        result = self.core.recommend(
+            req.user_id,
+            req.n,
+            dict(req.context or {}),
+            history + _events(req.recent_events, now),
+            list(req.exclude_items or []),
+            req.explain,
+        )
+        decision = DecisionSnapshot(
+            decision_id=uuid.uuid4().hex,
+            user_id=req.user_id,
+            state=result.state,
+            candidates=result.candidates,
+            chosen_case_ids=tuple(c.case_id for c in result.cases),
+            items=tuple(i.item_id for i in result.items),
+            model_version=self.core.model_version,
+            ts=now,
+        )
+        self.store.put_decision(decision)
+        return schemas.RecommendResponse(
+            decision_id=decision.decision_id,
+            items=[
+                schemas.ItemOut(item_id=i.item_id, title=i.title, score=i.score)
+                for i in result.items
+            ],
+            cases=[schemas.CaseWeightOut(case_id=c.case_id, weight=c.weight) for c in result.cases],
+            model_version=decision.model_version,
+            explanation=result.explanation if req.explain else None,
+        )
+
+    def feedback(self, req: schemas.FeedbackRequest) -> schemas.FeedbackAccepted:
+        """Durably store once per idempotency key, then queue for the learner."""
+        decision = self.store.get_decision(req.decision_id)
+        if decision is None:
+            raise UnknownDecisionError(f"unknown decision_id {req.decision_id!r}")
+        if req.item_id not in decision.items:
+            raise ItemNotInDecisionError(
+                f"item {req.item_id!r} was not recommended in decision {req.decision_id!r}"
+            )
+        fid, inserted = self.store.insert_feedback(
+            req.idempotency_key, req.decision_id, req.item_id, req.action, req.dwell_seconds
+        )
+        if not inserted:
+            self.metrics.feedback.labels("duplicate").inc()
+            return schemas.FeedbackAccepted(feedback_id=fid, duplicate=True)
+        try:
+            self.worker.submit(
+                FeedbackJob(fid, req.decision_id, req.item_id, req.action, req.dwell_seconds)
+            )
+        except Exception:
+            self.store.delete_unapplied_feedback(fid)
+            self.metrics.feedback.labels("rejected").inc()
+            raise
+        self.metrics.feedback.labels("accepted").inc()
+        return schemas.FeedbackAccepted(feedback_id=fid, duplicate=False)
+
+    def add_events(self, req: schemas.EventsRequest) -> schemas.EventsAccepted:
+        """Append to the user's stored history and tell the core."""
+        events = _events(req.events, time.time())
+        stored = self.store.append_events(req.user_id, events)
+        self.core.observe_events(req.user_id, events)
+        return schemas.EventsAccepted(stored=stored)
+
+    def write_case(self, req: schemas.CaseIn) -> schemas.CaseOut:
+        """Write a case by hand."""
+        case_id = self.core.write_case(
+            NewCase(
+                user_id=req.user_id,
+                items=tuple(req.items),
+                reward=req.reward,
+                recent_events=tuple(_events(req.recent_events, time.time())),
+                context=dict(req.context or {}),
+            )
+        )
+        return self.get_case(case_id)
+
+    def get_case(self, case_id: str) -> schemas.CaseOut:
+        """One live case."""
+        case = self.core.get_case(case_id)
+        if case is None:
+            raise UnknownCaseError(f"unknown case_id {case_id!r}")
+        return _case_out(case)
+
+    def delete_case(self, case_id: str) -> None:
+        """Remove a case from memory."""
+        if not self.core.delete_case(case_id):
+            raise UnknownCaseError(f"unknown case_id {case_id!r}")
+
+    def list_cases(self, user_id: str) -> schemas.CaseList:
+        """Live cases of one user."""
+        return schemas.CaseList(cases=[_case_out(c) for c in self.core.list_cases(user_id)])
+
+    def erase_user(self, user_id: str) -> schemas.ErasureReport:
+        """Delete events, decisions, their feedback and cases of a user (store, then core)."""
+        counts = self.store.erase_user(user_id)
+        bank = self.core.erase_user(user_id)
+        return schemas.ErasureReport(
+            events=counts.events,
+            decisions=counts.decisions,
+            feedback=counts.feedback,
+            cases=max(counts.cases, bank),
+        )
+
+    def reload(self) -> str:
+        """Checkpoint pending learning, then reload the core; returns the new version."""
+        self.worker.checkpoint()
+        return self.core.reload()

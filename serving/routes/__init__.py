@@ -1,0 +1,1 @@
+"""Thin `/v1` routes: schema in, one service call, schema out."""

@@ -1,0 +1,210 @@
+"""The seam between the web service and a recommender core: records plus `RecommenderCore`.
+
+The service never looks inside a core. A core receives plain typed records and returns opaque
+`state` / `candidates` blobs that the service persists with each decision and hands back on
+feedback, so a core can rebuild the exact transition (s, candidate snapshot, chosen cases)
+even after a restart, while its case bank keeps changing.
+
+Plugging a core in: write `factory(settings: ServingSettings, store: Store) -> RecommenderCore`
+and point `MEMENTO_CORE=package.module:factory` at it, or pass the instance to
+`create_app(settings, core=...)`. Cores must be thread-safe: `recommend` runs on request
+threads while the learner thread calls `apply_feedback`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class CoreEvent:
+    """One interaction in a user's history."""
+
+    item_id: str
+    """Catalog item id."""
+    action: str
+    """click | collect | cart | alipay."""
+    ts: float
+    """Unix seconds."""
+
+
+@dataclass(frozen=True)
+class RankedItem:
+    """One recommended item with the core's score."""
+
+    item_id: str
+    """Catalog item id."""
+    title: str
+    """Human-readable title (the item id when the catalog has none)."""
+    score: float
+    """Ranking score, higher is better (scale is core-specific)."""
+
+
+@dataclass(frozen=True)
+class CaseChoice:
+    """A case chosen for the decision and its selection probability mu(c | s, M)."""
+
+    case_id: str
+    """Case id in the case log."""
+    weight: float
+    """Selection probability under the policy over the retrieved candidates, in [0, 1]."""
+
+
+@dataclass(frozen=True)
+class CoreRecommendation:
+    """What `RecommenderCore.recommend` returns."""
+
+    items: tuple[RankedItem, ...]
+    """At most n items, best first."""
+    cases: tuple[CaseChoice, ...]
+    """Chosen cases, highest weight first."""
+    state: bytes
+    """Opaque encoded state s, stored with the decision and returned on feedback."""
+    candidates: bytes
+    """Opaque snapshot of the retrieved candidate cases (and whatever Q needs) for s."""
+    explanation: str | None = None
+    """Free-text rationale when `explain` was requested."""
+
+
+@dataclass(frozen=True)
+class DecisionSnapshot:
+    """A persisted decision, as handed back to the core with each piece of feedback."""
+
+    decision_id: str
+    """Service-assigned id (uuid4 hex)."""
+    user_id: str
+    """Who the decision was for."""
+    state: bytes
+    """`CoreRecommendation.state` as returned at decision time."""
+    candidates: bytes
+    """`CoreRecommendation.candidates` as returned at decision time."""
+    chosen_case_ids: tuple[str, ...]
+    """Ids of `CoreRecommendation.cases`."""
+    items: tuple[str, ...]
+    """Recommended item ids in order."""
+    model_version: str
+    """Core model version that made the decision."""
+    ts: float
+    """Unix seconds of the decision."""
+
+
+@dataclass(frozen=True)
+class LearnerUpdate:
+    """What one online update did (exported as metrics)."""
+
+    reward: float
+    """Reward the feedback was mapped to."""
+    td_loss: float | None = None
+    """TD (or CE) loss of the update; None when the core made no gradient step."""
+    new_case_id: str | None = None
+    """Case written from this feedback, if any."""
+
+
+@dataclass(frozen=True)
+class NewCase:
+    """A case to write by hand: the state it is taken in and its outcome."""
+
+    user_id: str
+    """Owner of the case (erasure removes it)."""
+    items: tuple[str, ...]
+    """Items acted on."""
+    reward: float
+    """Outcome reward."""
+    recent_events: tuple[CoreEvent, ...] = ()
+    """History defining the state the case is keyed on."""
+    context: Mapping[str, str] = field(default_factory=dict)
+    """Request context defining the state."""
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """A case of the memory, as inspected through the API."""
+
+    case_id: str
+    """Case id."""
+    user_id: str
+    """Owner."""
+    items: tuple[str, ...]
+    """Items acted on."""
+    reward: float
+    """Observed reward when the case was written."""
+    value: float
+    """The core's current value estimate for the case (e.g. tabular Q or mean Q)."""
+    ts: float
+    """Unix seconds of writing."""
+    source: str
+    """Where the case came from: `feedback`, `manual`, `replay`, ..."""
+
+
+@runtime_checkable
+class RecommenderCore(Protocol):
+    """What the service needs from a recommender core. Implementations must be thread-safe."""
+
+    @property
+    def model_version(self) -> str:
+        """Identifier of the loaded model (e.g. registry version); changes on reload."""
+        ...
+
+    def bank_size(self) -> int:
+        """Number of live cases in the case bank."""
+        ...
+
+    def recommend(
+        self,
+        user_id: str,
+        n: int,
+        context: Mapping[str, str],
+        recent_events: Sequence[CoreEvent],
+        exclude_items: Sequence[str],
+        explain: bool,
+    ) -> CoreRecommendation:
+        """Encode state, retrieve and choose cases, rank items; cold-start, never raise."""
+        ...
+
+    def observe_events(self, user_id: str, events: Sequence[CoreEvent]) -> None:
+        """New interactions were stored for a user (update state caches / statistics)."""
+        ...
+
+    def apply_feedback(
+        self, decision: DecisionSnapshot, item_id: str, action: str, dwell_seconds: float | None
+    ) -> LearnerUpdate:
+        """Feedback -> reward -> transition -> online update; may write a new case.
+
+        Called from the learner thread; must be idempotent per (decision, item) for case writes
+        because unapplied feedback is replayed after a crash.
+        """
+        ...
+
+    def write_case(self, case: NewCase) -> str:
+        """Add a case to the bank and the durable case log; returns its id."""
+        ...
+
+    def get_case(self, case_id: str) -> CaseView | None:
+        """A live case, or None."""
+        ...
+
+    def delete_case(self, case_id: str) -> bool:
+        """Remove a case from the bank and mark it deleted in the log; False if unknown."""
+        ...
+
+    def list_cases(self, user_id: str) -> list[CaseView]:
+        """Live cases owned by a user."""
+        ...
+
+    def erase_user(self, user_id: str) -> int:
+        """Remove every case of a user from bank and log; returns how many."""
+        ...
+
+    def checkpoint(self) -> None:
+        """Persist learned parameters so that already-applied feedback need not be replayed."""
+        ...
+
+    def reload(self) -> str:
+        """Reload model and bank (e.g. from the registry alias) without downtime; new version."""
+        ...
+
+    def close(self) -> None:
+        """Release resources at shutdown."""
+        ...

@@ -1,0 +1,71 @@
+"""Service settings read from `MEMENTO_*` environment variables (pydantic-settings).
+
+Every field maps to `MEMENTO_<FIELD>` (case-insensitive), e.g. `MEMENTO_API_KEY`,
+`MEMENTO_PRODUCTION`, `MEMENTO_DB_PATH`. `check_startup()` is the one gate that refuses an
+insecure production configuration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from serving.errors import InsecureSettingsError
+
+DEFAULT_API_KEY = "memento-dev-key"
+"""Well-known development key; accepted only outside production mode."""
+
+DEMO_CORE = "serving.demo_core:build_demo_core"
+"""Factory path of the lightweight core used until the soft-Q core adapter is wired in."""
+
+
+class ServingSettings(BaseSettings):
+    """All knobs of the online service; the environment prefix is `MEMENTO_`."""
+
+    model_config = SettingsConfigDict(env_prefix="MEMENTO_", extra="ignore", frozen=True)
+
+    api_key: SecretStr = SecretStr(DEFAULT_API_KEY)
+    """Bearer key required on feedback, events and all memory/admin routes."""
+    production: bool = False
+    """Production mode: refuse to start with the default or an empty API key."""
+    recommend_requires_key: bool = False
+    """Whether `POST /v1/recommend` also needs the bearer key (open by default)."""
+    host: str = "127.0.0.1"
+    """Interface `memento serve` binds to."""
+    port: int = Field(default=8000, ge=0, le=65535)
+    """TCP port `memento serve` binds to."""
+    db_path: Path = Path("serving_state/memento.sqlite3")
+    """SQLite file (WAL) holding decisions, feedback, events and the case log."""
+    max_body_bytes: int = Field(default=256 * 1024, ge=1)
+    """Largest accepted request body; larger bodies get 413."""
+    queue_size: int = Field(default=1024, ge=1)
+    """Capacity of the online-learner queue; a full queue answers 503 with Retry-After."""
+    retry_after_s: int = Field(default=1, ge=1)
+    """Seconds advertised in `Retry-After` when the learner queue is full."""
+    checkpoint_every: int = Field(default=100, ge=1)
+    """Checkpoint the core (and mark feedback applied) after this many learner updates."""
+    checkpoint_dir: Path | None = None
+    """Where the core writes checkpoints; None puts them beside the database."""
+    model_uri: str | None = None
+    """MLflow registry URI of the model to load (e.g. `models:/memento@champion`)."""
+    core: str = DEMO_CORE
+    """`module:factory` building the core; factory(settings, store) -> RecommenderCore."""
+    recent_events_limit: int = Field(default=50, ge=0)
+    """How many stored events per user are merged into the state at recommend time."""
+    demo_apply_delay_s: float = Field(default=0.0, ge=0.0)
+    """Test knob: the demo core sleeps this long in each feedback update (simulates a slow core)."""
+
+    def resolved_checkpoint_dir(self) -> Path:
+        """The checkpoint folder, defaulting to `<db folder>/checkpoints`."""
+        return self.checkpoint_dir or self.db_path.parent / "checkpoints"
+
+    def check_startup(self) -> None:
+        """Raise `InsecureSettingsError` for a production config with a default/empty key."""
+        key = self.api_key.get_secret_value()
+        if self.production and (not key.strip() or key == DEFAULT_API_KEY):
+            raise InsecureSettingsError(
+                "refusing to start: MEMENTO_PRODUCTION is set but MEMENTO_API_KEY is empty "
+                "or the default development key"
+            )

@@ -1,0 +1,316 @@
+"""Durable store: SQLite in WAL mode for decisions, feedback, events and the case log.
+
+One connection guarded by one lock (SQLite has a single writer anyway). Feedback inserts run
+with `synchronous=FULL`, so an acknowledged (202) feedback row is on disk before the answer
+leaves, surviving `kill -9` and power loss; other writes use `NORMAL` (safe against a process
+kill in WAL mode). Idempotency is the database's job: `INSERT OR IGNORE` on a UNIQUE key inside
+one transaction, so concurrent duplicates insert exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from serving.service import CoreEvent, DecisionSnapshot
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    decision_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, state BLOB NOT NULL,
+    candidates BLOB NOT NULL, chosen_case_ids TEXT NOT NULL, items TEXT NOT NULL,
+    model_version TEXT NOT NULL, ts REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS decisions_user ON decisions(user_id);
+CREATE TABLE IF NOT EXISTS feedback (
+    feedback_id INTEGER PRIMARY KEY AUTOINCREMENT, idempotency_key TEXT NOT NULL UNIQUE,
+    decision_id TEXT NOT NULL, item_id TEXT NOT NULL, action TEXT NOT NULL, dwell REAL,
+    ts REAL NOT NULL, applied INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS feedback_decision ON feedback(decision_id);
+CREATE INDEX IF NOT EXISTS feedback_applied ON feedback(applied);
+CREATE TABLE IF NOT EXISTS events (
+    event_id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, item_id TEXT NOT NULL,
+    action TEXT NOT NULL, ts REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS events_user ON events(user_id, ts);
+CREATE TABLE IF NOT EXISTS cases (
+    case_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, payload TEXT NOT NULL, key BLOB NOT NULL,
+    reward REAL NOT NULL, ts REAL NOT NULL, deleted INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS cases_user ON cases(user_id);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    name TEXT PRIMARY KEY, blob BLOB NOT NULL, ts REAL NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    """A stored feedback row."""
+
+    feedback_id: int
+    """Row id (monotone)."""
+    idempotency_key: str
+    """Client key; unique."""
+    decision_id: str
+    """Decision the feedback is about."""
+    item_id: str
+    """Item acted on."""
+    action: str
+    """click | collect | cart | alipay."""
+    dwell: float | None
+    """Dwell seconds if reported."""
+    ts: float
+    """Unix seconds of receipt."""
+    applied: bool
+    """True once the update is reflected in a core checkpoint."""
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """A row of the case log."""
+
+    case_id: str
+    """Case id."""
+    user_id: str
+    """Owner."""
+    payload: dict[str, Any]
+    """JSON payload (items, source, core-specific fields)."""
+    key: bytes
+    """Key vector bytes (float32) the bank retrieves on."""
+    reward: float
+    """Observed reward."""
+    ts: float
+    """Unix seconds of writing."""
+    deleted: bool
+    """Soft-deleted by memory editing."""
+
+
+@dataclass(frozen=True)
+class ErasureCounts:
+    """Rows removed for one user."""
+
+    events: int
+    """Events removed."""
+    decisions: int
+    """Decisions removed."""
+    feedback: int
+    """Feedback rows removed (those on the user's decisions)."""
+    cases: int
+    """Case-log rows removed."""
+
+
+class Store:
+    """Thread-safe SQLite store; open once per process."""
+
+    def __init__(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            str(path), check_same_thread=False, isolation_level=None, timeout=30.0
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+    def _write(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, params)
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    # --- decisions -------------------------------------------------------------------------
+    def put_decision(self, d: DecisionSnapshot) -> None:
+        """Persist a decision (state, candidate snapshot, chosen cases, items)."""
+        self._write(
+            "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?)",
+            (
+                d.decision_id,
+                d.user_id,
+                d.state,
+                d.candidates,
+                json.dumps(d.chosen_case_ids),
+                json.dumps(d.items),
+                d.model_version,
+                d.ts,
+            ),
+        )
+
+    def get_decision(self, decision_id: str) -> DecisionSnapshot | None:
+        """The decision, or None if unknown or erased."""
+        rows = self._read("SELECT * FROM decisions WHERE decision_id=?", (decision_id,))
+        if not rows:
+            return None
+        r = rows[0]
+        return DecisionSnapshot(
+            r[0],
+            r[1],
+            bytes(r[2]),
+            bytes(r[3]),
+            tuple(json.loads(r[4])),
+            tuple(json.loads(r[5])),
+            r[6],
+            r[7],
+        )
+
+    # --- feedback --------------------------------------------------------------------------
+    def insert_feedback(
+        self,
+        idempotency_key: str,
+        decision_id: str,
+        item_id: str,
+        action: str,
+        dwell: float | None,
+    ) -> tuple[int, bool]:
+        """Durably insert feedback once per key: (feedback_id, inserted_now)."""
+        with self._lock:
+            self._db.execute("PRAGMA synchronous=FULL")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO feedback "
+                    "(idempotency_key, decision_id, item_id, action, dwell, ts) "
+                    "VALUES (?,?,?,?,?,?)",
+                    (idempotency_key, decision_id, item_id, action, dwell, time.time()),
+                )
+                inserted = cur.rowcount == 1
+                row = self._db.execute(
+                    "SELECT feedback_id FROM feedback WHERE idempotency_key=?",
+                    (idempotency_key,),
+                ).fetchone()
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            finally:
+                self._db.execute("PRAGMA synchronous=NORMAL")
+        return int(row[0]), inserted
+
+    def delete_unapplied_feedback(self, feedback_id: int) -> None:
+        """Withdraw a feedback row that could not be queued (the client got 503)."""
+        self._write("DELETE FROM feedback WHERE feedback_id=? AND applied=0", (feedback_id,))
+
+    def mark_applied(self, feedback_ids: Iterable[int]) -> None:
+        """Flag feedback as reflected in a core checkpoint."""
+        ids = [(i,) for i in feedback_ids]
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("UPDATE feedback SET applied=1 WHERE feedback_id=?", ids)
+            self._db.execute("COMMIT")
+
+    def feedback(self, *, unapplied_only: bool = False) -> list[FeedbackRecord]:
+        """Feedback rows in arrival order (optionally only those not yet applied)."""
+        where = "WHERE applied=0" if unapplied_only else ""
+        rows = self._read(f"SELECT * FROM feedback {where} ORDER BY feedback_id")
+        return [FeedbackRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows]
+
+    # --- events ----------------------------------------------------------------------------
+    def append_events(self, user_id: str, events: Sequence[CoreEvent]) -> int:
+        """Append a user's interactions; returns how many."""
+        rows = [(user_id, e.item_id, e.action, e.ts) for e in events]
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO events (user_id, item_id, action, ts) VALUES (?,?,?,?)", rows
+            )
+            self._db.execute("COMMIT")
+        return len(rows)
+
+    def recent_events(self, user_id: str, limit: int) -> list[CoreEvent]:
+        """The user's last `limit` events, oldest first."""
+        rows = self._read(
+            "SELECT item_id, action, ts FROM events WHERE user_id=? "
+            "ORDER BY ts DESC, event_id DESC LIMIT ?",
+            (user_id, limit),
+        )
+        return [CoreEvent(r[0], r[1], r[2]) for r in reversed(rows)]
+
+    def iter_events(self) -> Iterator[tuple[str, CoreEvent]]:
+        """Every stored (user_id, event), in insertion order."""
+        rows = self._read("SELECT user_id, item_id, action, ts FROM events ORDER BY event_id")
+        for r in rows:
+            yield r[0], CoreEvent(r[1], r[2], r[3])
+
+    # --- cases -----------------------------------------------------------------------------
+    def put_case(self, c: CaseRecord) -> bool:
+        """Insert a case once (replays are no-ops); True if inserted now."""
+        cur = self._write(
+            "INSERT OR IGNORE INTO cases VALUES (?,?,?,?,?,?,?)",
+            (c.case_id, c.user_id, json.dumps(c.payload), c.key, c.reward, c.ts, int(c.deleted)),
+        )
+        return cur.rowcount == 1
+
+    def put_cases(self, cases: Iterable[CaseRecord]) -> None:
+        """Bulk insert (seeding, replay import) in one transaction."""
+        rows = [
+            (c.case_id, c.user_id, json.dumps(c.payload), c.key, c.reward, c.ts, int(c.deleted))
+            for c in cases
+        ]
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR IGNORE INTO cases VALUES (?,?,?,?,?,?,?)", rows)
+            self._db.execute("COMMIT")
+
+    @staticmethod
+    def _case(r: tuple[Any, ...]) -> CaseRecord:
+        return CaseRecord(r[0], r[1], json.loads(r[2]), bytes(r[3]), r[4], r[5], bool(r[6]))
+
+    def get_case(self, case_id: str) -> CaseRecord | None:
+        """A live case, or None."""
+        rows = self._read("SELECT * FROM cases WHERE case_id=? AND deleted=0", (case_id,))
+        return self._case(rows[0]) if rows else None
+
+    def list_cases(self, user_id: str) -> list[CaseRecord]:
+        """Live cases of a user, oldest first."""
+        rows = self._read(
+            "SELECT * FROM cases WHERE user_id=? AND deleted=0 ORDER BY ts, case_id", (user_id,)
+        )
+        return [self._case(r) for r in rows]
+
+    def live_cases(self) -> list[CaseRecord]:
+        """Every live case (used to rebuild the bank at start)."""
+        return [self._case(r) for r in self._read("SELECT * FROM cases WHERE deleted=0")]
+
+    def delete_case(self, case_id: str) -> bool:
+        """Soft-delete a case; False if unknown or already deleted."""
+        cur = self._write("UPDATE cases SET deleted=1 WHERE case_id=? AND deleted=0", (case_id,))
+        return cur.rowcount == 1
+
+    # --- erasure and checkpoints -----------------------------------------------------------
+    def erase_user(self, user_id: str) -> ErasureCounts:
+        """Hard-delete a user's events, decisions, their feedback and cases in one transaction."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                fb = self._db.execute(
+                    "DELETE FROM feedback WHERE decision_id IN "
+                    "(SELECT decision_id FROM decisions WHERE user_id=?)",
+                    (user_id,),
+                ).rowcount
+                ev = self._db.execute("DELETE FROM events WHERE user_id=?", (user_id,)).rowcount
+                de = self._db.execute("DELETE FROM decisions WHERE user_id=?", (user_id,)).rowcount
+                ca = self._db.execute("DELETE FROM cases WHERE user_id=?", (user_id,)).rowcount
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return ErasureCounts(events=ev, decisions=de, feedback=fb, cases=ca)
+
+    def save_blob(self, name: str, blob: bytes) -> None:
+        """Store a named checkpoint blob (replaces the previous one)."""
+        self._write("INSERT OR REPLACE INTO checkpoints VALUES (?,?,?)", (name, blob, time.time()))
+
+    def load_blob(self, name: str) -> bytes | None:
+        """A named checkpoint blob, or None."""
+        rows = self._read("SELECT blob FROM checkpoints WHERE name=?", (name,))
+        return bytes(rows[0][0]) if rows else None
