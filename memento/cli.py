@@ -37,4 +37,7 @@ def _root(
 # --- frozen LLM (issue 4) ----------------------------------------------------------------
 # --- training (issue 5) ------------------------------------------------------------------
 # --- serving (issue 6) -------------------------------------------------------------------
+from serving.cli import serve as _serve  # noqa: E402  (section-local import by design)
+
+app.command("serve")(_serve)
 # --- research agent (issue 7) ------------------------------------------------------------
