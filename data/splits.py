@@ -24,7 +24,7 @@ def time_cutoffs(
     interactions: pl.DataFrame, valid_fraction: float = 0.1, test_fraction: float = 0.1
 ) -> tuple[datetime, datetime]:
     """(valid_start, test_start): timestamps at the given quantiles of `ts` from the end."""
-    assert 0 <= valid_fraction and 0 <= test_fraction and valid_fraction + test_fraction < 1, (
+    assert valid_fraction >= 0 and test_fraction >= 0 and valid_fraction + test_fraction < 1, (
         f"{valid_fraction=} {test_fraction=}"
     )
     ts = interactions["ts"]
