@@ -1,0 +1,91 @@
+"""Answer judging: exact match and token F1 with the official HotpotQA/SQuAD normalisation,
+plus a `LLMJudge` hook for when an LLM judge is configured.
+
+Normalisation (SQuAD v1.1 / HotpotQA `normalize_answer`): lowercase, drop punctuation, drop the
+articles a/an/the, collapse whitespace. HotpotQA's F1 also scores 0 when exactly one side is a
+yes/no/noanswer and the two differ.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = [
+    "JudgeResult",
+    "LLMJudge",
+    "exact_match",
+    "f1_score",
+    "judge_answer",
+    "normalize_answer",
+]
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = frozenset(string.punctuation)
+_SPECIAL = ("yes", "no", "noanswer")
+
+
+def normalize_answer(s: str) -> str:
+    """Lowercase, remove punctuation, articles and extra whitespace (official order)."""
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in _PUNCT)
+    s = _ARTICLES.sub(" ", s)
+    return " ".join(s.split())
+
+
+def exact_match(prediction: str, gold: str) -> float:
+    """1.0 when the normalised strings are equal, else 0.0."""
+    return float(normalize_answer(prediction) == normalize_answer(gold))
+
+
+def f1_score(prediction: str, gold: str) -> float:
+    """Token-level F1 between normalised prediction and gold (HotpotQA official)."""
+    pred_n, gold_n = normalize_answer(prediction), normalize_answer(gold)
+    if (pred_n in _SPECIAL or gold_n in _SPECIAL) and pred_n != gold_n:
+        return 0.0
+    pred_t, gold_t = pred_n.split(), gold_n.split()
+    common = Counter(pred_t) & Counter(gold_t)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(pred_t), same / len(gold_t)
+    return 2 * precision * recall / (precision + recall)
+
+
+@dataclass(frozen=True)
+class JudgeResult:
+    """Scores of one prediction against its gold answer(s)."""
+
+    em: float
+    f1: float
+    reward: float
+    """What the learner receives: the LLM judge's verdict if configured, else F1."""
+    llm_verdict: float | None = None
+
+
+class LLMJudge(Protocol):
+    """An LLM that grades a prediction (e.g. SimpleQA's grader): returns a score in [0, 1]."""
+
+    def grade(self, question: str, prediction: str, gold: Sequence[str]) -> float: ...
+
+
+def judge_answer(
+    prediction: str,
+    gold: str | Sequence[str],
+    question: str = "",
+    llm_judge: LLMJudge | None = None,
+) -> JudgeResult:
+    """EM/F1 as the max over accepted gold answers; reward = LLM verdict if a judge is given."""
+    golds = [gold] if isinstance(gold, str) else list(gold)
+    assert golds, "need at least one gold answer"
+    em = max(exact_match(prediction, g) for g in golds)
+    f1 = max(f1_score(prediction, g) for g in golds)
+    verdict = None
+    if llm_judge is not None:
+        verdict = float(llm_judge.grade(question, prediction, golds))
+        assert 0.0 <= verdict <= 1.0, f"LLM judge must return a score in [0, 1], got {verdict}"
+    return JudgeResult(em, f1, verdict if verdict is not None else f1, verdict)
