@@ -33,6 +33,11 @@ def _root(
 
 
 # --- data layer (issue 2) ----------------------------------------------------------------
+from data.cli import app as data_app  # noqa: E402
+from training.bench.prepare import bench_prepare  # noqa: E402
+
+app.add_typer(data_app, name="data")
+bench_app.command("prepare")(bench_prepare)
 # --- core (issue 3) ----------------------------------------------------------------------
 # --- frozen LLM (issue 4) ----------------------------------------------------------------
 # --- training (issue 5) ------------------------------------------------------------------
