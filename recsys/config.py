@@ -1,0 +1,218 @@
+"""Frozen configuration dataclasses, one per component, composed into `CoreConfig`.
+
+`config_to_dict` / `config_from_dict` round-trip any of them through plain JSON-able dicts
+(used by checkpoints).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+__all__ = [
+    "CaseBankConfig",
+    "CoreConfig",
+    "CreditConfig",
+    "LearnerConfig",
+    "PolicyConfig",
+    "QNetworkConfig",
+    "RewardConfig",
+    "StateConfig",
+    "TextEncoderConfig",
+    "config_from_dict",
+    "config_to_dict",
+]
+
+LearnerMode = Literal["soft-q", "parametric-ce", "non-parametric", "tabular"]
+IndexKind = Literal["flat", "hnsw", "ivf"]
+
+
+@dataclass(frozen=True)
+class TextEncoderConfig:
+    kind: Literal["use", "hashing"] = "use"
+    """"use" = multilingual Universal Sentence Encoder (512-d); "hashing" = fast test encoder."""
+    dim: int = 512
+    """Output dimension (fixed at 512 for "use")."""
+    threads: int = 2
+    """CPU threads for the USE encoder."""
+    cache_dir: str | None = None
+    """Folder for the on-disk embedding cache (None = no cache)."""
+    batch_size: int = 64
+    """Texts per encoder call."""
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    max_events: int = 50
+    """Most recent events kept per user."""
+    half_life_hours: float = 24.0
+    """Time decay: an event this old counts half."""
+    click: float = 1.0
+    """Pooling weight of a click event."""
+    collect: float = 2.0
+    """Pooling weight of a collect event."""
+    cart: float = 3.0
+    """Pooling weight of a cart event."""
+    alipay: float = 4.0
+    """Pooling weight of a purchase event."""
+    profile_weight: float = 0.3
+    """Weight of the long-term profile vector added to the pooled session vector."""
+    summary_events: int = 8
+    """Events listed in the readable text summary."""
+
+
+@dataclass(frozen=True)
+class CaseBankConfig:
+    index: IndexKind = "flat"
+    """faiss index: exact flat inner product, HNSW, or IVF-flat."""
+    normalize: bool = True
+    """L2-normalise keys and queries so inner product is cosine similarity."""
+    hnsw_m: int = 32
+    """HNSW graph degree."""
+    hnsw_ef_construction: int = 80
+    """HNSW build beam width."""
+    hnsw_ef_search: int = 64
+    """HNSW search beam width."""
+    ivf_nlist: int = 1024
+    """IVF coarse cells (trained on the first batch written)."""
+    ivf_nprobe: int = 16
+    """IVF cells probed per query."""
+    merge_threshold: float = 0.98
+    """Merge a new case into an existing one above this cosine with the same payload_key
+    (> 1 disables merging)."""
+    capacity: int = 0
+    """Maximum cases kept (0 = unbounded); the lowest eviction score goes first."""
+    age_weight_per_day: float = 0.01
+    """Eviction score = utility - age_weight_per_day * age_days."""
+    top_k: int = 32
+    """Default number of candidates retrieved per request."""
+
+
+@dataclass(frozen=True)
+class QNetworkConfig:
+    proj_dim: int = 64
+    """State and key projection width."""
+    hidden: int = 128
+    """Hidden width of the scoring MLP."""
+    layers: int = 2
+    """Hidden layers of the scoring MLP."""
+    feature_dim: int = 4
+    """Per-candidate features F (see records.CASE_FEATURES)."""
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    alpha: float = 0.1
+    """Soft-Q temperature (initial value when auto_alpha)."""
+    auto_alpha: bool = False
+    """Tune alpha towards a target entropy."""
+    target_entropy_ratio: float = 0.5
+    """Target entropy = ratio * log(number of valid candidates)."""
+    alpha_lr: float = 3e-4
+    """Learning rate of log(alpha)."""
+    num_chosen: int = 4
+    """Cases chosen per request (m)."""
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    mode: LearnerMode = "soft-q"
+    """soft-q | parametric-ce | non-parametric | tabular."""
+    gamma: float = 0.9
+    """Discount of the soft TD target."""
+    lr: float = 1e-3
+    """Adam learning rate of the Q network."""
+    batch_size: int = 64
+    """Transitions per update."""
+    min_replay: int = 64
+    """No update before the buffer holds this many transitions."""
+    replay_capacity: int = 50_000
+    """Replay buffer size (oldest dropped first)."""
+    tau: float = 0.005
+    """Polyak factor: target <- (1 - tau) * target + tau * online."""
+    grad_clip: float = 10.0
+    """Max global gradient norm."""
+    ce_threshold: float = 0.0
+    """parametric-ce: a reward above this is a positive label."""
+    tabular_lr: float = 0.1
+    """tabular: Q(c) += tabular_lr * (r - Q(c))."""
+    tabular_sim_weight: float = 0.5
+    """tabular: score = w * sim + (1 - w) * Q(c) (MemRL)."""
+    tabular_epsilon: float = 0.1
+    """tabular: probability of a uniformly random choice per slot."""
+    seed: int = 0
+    """Seed of the network initialisation and action sampling."""
+    q: QNetworkConfig = field(default_factory=QNetworkConfig)
+    """Q network shape."""
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    """Policy temperature and slate size."""
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    click: float = 0.1
+    """Reward of a click."""
+    collect: float = 0.3
+    """Reward of a collect (favourite)."""
+    cart: float = 0.6
+    """Reward of an add-to-cart."""
+    alipay: float = 1.0
+    """Reward of a purchase."""
+    dwell_weight: float = 0.0
+    """Added reward per capped dwell minute (0 = off)."""
+    dwell_cap_seconds: float = 300.0
+    """Dwell time is capped at this many seconds."""
+    aggregate: Literal["max", "sum"] = "max"
+    """How several actions on one list combine."""
+
+
+@dataclass(frozen=True)
+class CreditConfig:
+    rule: Literal["attributed", "equal"] = "attributed"
+    """attributed: cases whose items were acted on get the reward, others beta * reward;
+    equal: every chosen case gets the full reward."""
+    beta: float = 0.1
+    """Share of the reward for chosen cases not attributed."""
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    """Text encoder."""
+    state: StateConfig = field(default_factory=StateConfig)
+    """State encoder."""
+    case_bank: CaseBankConfig = field(default_factory=CaseBankConfig)
+    """Case bank."""
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    """Learner (Q network, policy, replay)."""
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    """Reward weights."""
+    credit: CreditConfig = field(default_factory=CreditConfig)
+    """Credit assignment across chosen cases."""
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A nested plain dict of a config dataclass."""
+    return dataclasses.asdict(cfg)
+
+
+C = TypeVar("C")
+
+
+def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
+    """Rebuild config class `cls` from `config_to_dict` output (unknown keys rejected)."""
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+    for name, value in data.items():
+        hint = hints[name]
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            kwargs[name] = config_from_dict(hint, value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
