@@ -1,0 +1,38 @@
+"""Helpers for black-box tests and load tests of a running server (no pytest imports)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import httpx
+
+TEST_API_KEY = "test-key-0123456789"
+"""Key the test servers are started with."""
+AUTH = {"Authorization": f"Bearer {TEST_API_KEY}"}
+"""Authorization header for `TEST_API_KEY`."""
+
+
+def server_env(db: Path, **extra: str) -> dict[str, str]:
+    """`MEMENTO_*` environment for a test server on database `db`."""
+    return {"MEMENTO_API_KEY": TEST_API_KEY, "MEMENTO_DB_PATH": str(db), **extra}
+
+
+def metric(client: httpx.Client, name: str) -> float:
+    """Current value of an unlabelled metric from /metrics."""
+    text = client.get("/metrics").text
+    match = re.search(rf"^{name} ([0-9.e+-]+)$", text, re.MULTILINE)
+    assert match, f"{name} not in /metrics"
+    return float(match.group(1))
+
+
+def wait_idle(client: httpx.Client, updates_at_least: float, timeout_s: float = 20.0) -> float:
+    """Wait until the learner queue is empty and at least that many updates ran; the count."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        done = metric(client, "memento_learner_updates_total")
+        if metric(client, "memento_learner_queue_depth") == 0 and done >= updates_at_least:
+            return done
+        time.sleep(0.05)
+    raise TimeoutError("learner did not drain in time")
