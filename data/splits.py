@@ -28,8 +28,8 @@ def time_cutoffs(
         f"{valid_fraction=} {test_fraction=}"
     )
     ts = interactions["ts"]
-    valid_start = ts.quantile(1 - valid_fraction - test_fraction, "lower")
-    test_start = ts.quantile(1 - test_fraction, "lower")
+    valid_start = ts.quantile(1 - valid_fraction - test_fraction, "higher")
+    test_start = ts.quantile(1 - test_fraction, "higher")
     assert isinstance(valid_start, datetime) and isinstance(test_start, datetime)
     return valid_start, test_start
 
