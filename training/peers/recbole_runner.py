@@ -1,0 +1,277 @@
+"""RecBole peers (BPR, SASRec) on OUR split, from their own pinned environment.
+
+RecBole 1.2.1 needs ``numpy<2`` and an older pandas, which clash with the project's .venv, so
+the benchmark builds a separate venv on demand (``<repo>/.cache/memento/recbole-venv``): torch
+first (the pinned CPU build, so pip never pulls a CUDA wheel), then RecBole and its pins. The
+job itself (``recbole_job.py``) runs as a subprocess of that venv's python.
+
+Protocol (identical split, honest comparison):
+
+- our train/valid/test frames become RecBole atomic files in ``benchmark_filename`` mode, so
+  RecBole uses exactly our split (no re-splitting, no filtering, duplicates kept);
+- full ranking over all items, metrics NDCG@10, Hit@10, MRR@10 on the test file, the model
+  chosen on valid NDCG@10 (RecBole's early stopping) unless ``select_best=False``;
+- general models (BPR): RecBole groups test rows by user (several test rows of one user are one
+  multi-target decision) and masks the user's earlier (train/valid) items from the ranking;
+- sequential models (SASRec): one decision per test row with the user's earlier items (train,
+  valid, then earlier test rows, in time order) as the input sequence; rows with no earlier
+  item cannot be fed to RecBole and are dropped. The headline numbers count those dropped rows
+  as misses (``*`` over all test rows); ``recbole`` keeps RecBole's own numbers on the rows it
+  evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+__all__ = [
+    "JOB_SCRIPT",
+    "PeerEnvConfig",
+    "PeerRunError",
+    "ensure_recbole_env",
+    "run_recbole_peers",
+    "write_atomic_files",
+]
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+JOB_SCRIPT = Path(__file__).with_name("recbole_job.py")
+_GENERAL = "memento"
+_SEQUENTIAL = "memento_seq"
+_SPLITS = ("train", "valid", "test")
+
+
+class PeerRunError(RuntimeError):
+    """Raised when the peer environment cannot be built or a RecBole job fails."""
+
+
+@dataclass(frozen=True)
+class PeerEnvConfig:
+    """The pinned RecBole environment."""
+
+    path: Path = REPO_ROOT / ".cache" / "memento" / "recbole-venv"
+    """Where the venv lives (created on first use, reused afterwards)."""
+    torch_spec: str = "torch==2.13.0"
+    """Installed first and alone, so RecBole's requirement is already met by the CPU build."""
+    packages: tuple[str, ...] = ("recbole==1.2.1", "numpy<2", "pandas<3", "setuptools<81")
+    """RecBole and the pins it needs; its own requirements bring scipy, colorlog, ray, ..."""
+    python: str = sys.executable
+    """Interpreter that creates the venv."""
+
+
+def _marker(cfg: PeerEnvConfig) -> str:
+    return json.dumps({"torch": cfg.torch_spec, "packages": list(cfg.packages)})
+
+
+def _venv_python(cfg: PeerEnvConfig) -> Path:
+    return cfg.path / "bin" / "python"
+
+
+def _run(cmd: Sequence[str], what: str) -> None:
+    log.info("%s: %s", what, " ".join(cmd))
+    proc = subprocess.run(list(cmd), capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr)[-4000:]
+        raise PeerRunError(f"{what} failed (exit {proc.returncode}):\n{tail}")
+
+
+def ensure_recbole_env(cfg: PeerEnvConfig | None = None) -> Path:
+    """Create (once) the pinned RecBole venv; returns its python. Takes minutes the first time."""
+    cfg = cfg or PeerEnvConfig()
+    marker = cfg.path / ".memento-ready"
+    py = _venv_python(cfg)
+    if marker.is_file() and marker.read_text() == _marker(cfg) and py.exists():
+        return py
+    cfg.path.parent.mkdir(parents=True, exist_ok=True)
+    _run([cfg.python, "-m", "venv", "--clear", str(cfg.path)], "create peer venv")
+    pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    _run([*pip, cfg.torch_spec], "install torch (CPU) into peer venv")
+    _run([*pip, *cfg.packages], "install recbole into peer venv")
+    probe = "import torch, recbole; assert torch.version.cuda is None, torch.__version__"
+    _run([str(py), "-c", probe], "check peer venv (CPU torch + recbole import)")
+    marker.write_text(_marker(cfg))
+    return py
+
+
+def _ts_seconds(df: pl.DataFrame) -> pl.Expr:
+    dtype = df.schema["ts"]
+    if isinstance(dtype, pl.Datetime):
+        return pl.col("ts").dt.epoch("ms").cast(pl.Float64) / 1000.0
+    if dtype == pl.Date:
+        return pl.col("ts").cast(pl.Datetime("ms")).dt.epoch("ms").cast(pl.Float64) / 1000.0
+    if dtype.is_numeric():
+        return pl.col("ts").cast(pl.Float64)
+    raise ValueError(f"unsupported ts dtype {dtype}: expected datetime or seconds")
+
+
+def _prepare(df: pl.DataFrame, split: str, order: int) -> pl.DataFrame:
+    missing = {"user_id", "item_id", "ts"} - set(df.columns)
+    if missing:
+        raise ValueError(f"{split} frame lacks columns {sorted(missing)}")
+    return df.with_row_index("_row").select(
+        pl.col("user_id").cast(pl.Int64),
+        pl.col("item_id").cast(pl.Int64),
+        _ts_seconds(df).alias("timestamp"),
+        pl.lit(order).alias("_split"),
+        pl.col("_row"),
+    )
+
+
+def write_atomic_files(
+    train: pl.DataFrame,
+    valid: pl.DataFrame,
+    test: pl.DataFrame,
+    data_path: Path,
+    max_seq_len: int = 50,
+) -> dict[str, int]:
+    """Write both RecBole datasets (general and sequential) under ``data_path``.
+
+    Returns counts: ``{"train", "valid", "test"}`` rows and ``seq_<split>`` rows kept in the
+    sequential files (rows without an earlier item are dropped there).
+    """
+    frames = [
+        _prepare(df, s, k)
+        for k, (df, s) in enumerate(zip((train, valid, test), _SPLITS, strict=True))
+    ]
+    allrows = pl.concat(frames).sort(["user_id", "timestamp", "_split", "_row"])
+    gen_dir = data_path / _GENERAL
+    seq_dir = data_path / _SEQUENTIAL
+    gen_dir.mkdir(parents=True, exist_ok=True)
+    seq_dir.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
+    for k, split in enumerate(_SPLITS):
+        part = frames[k].sort(["timestamp", "_row"])
+        counts[split] = part.height
+        lines = ["user_id:token\titem_id:token\ttimestamp:float"]
+        lines += [
+            f"{u}\t{i}\t{t:.3f}"
+            for u, i, t in zip(part["user_id"], part["item_id"], part["timestamp"], strict=True)
+        ]
+        (gen_dir / f"{_GENERAL}.{split}.inter").write_text("\n".join(lines) + "\n")
+    seq_lines: dict[int, list[str]] = {k: [] for k in range(len(_SPLITS))}
+    last_user: int | None = None
+    history: list[int] = []
+    for u, i, t, s in zip(
+        allrows["user_id"], allrows["item_id"], allrows["timestamp"], allrows["_split"], strict=True
+    ):
+        if u != last_user:
+            last_user, history = u, []
+        if history:
+            seq = " ".join(str(x) for x in history[-max_seq_len:])
+            seq_lines[s].append(f"{u}\t{seq}\t{i}\t{t:.3f}")
+        history.append(i)
+    header = "user_id:token\titem_id_list:token_seq\titem_id:token\ttimestamp:float"
+    for k, split in enumerate(_SPLITS):
+        counts[f"seq_{split}"] = len(seq_lines[k])
+        text = "\n".join([header, *seq_lines[k]]) + "\n"
+        (seq_dir / f"{_SEQUENTIAL}.{split}.inter").write_text(text)
+    return counts
+
+
+def _aggregate(per_seed: dict[str, dict[str, Any]], scale: float) -> dict[str, Any]:
+    def stats(key: str) -> tuple[float, float]:
+        vals = [float(r[key]) * scale for r in per_seed.values()]
+        return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+
+    out: dict[str, Any] = {}
+    for ours, theirs in (("ndcg@10", "ndcg@10"), ("hr@10", "hit@10"), ("mrr", "mrr@10")):
+        mean, std = stats(theirs)
+        out[ours], out[f"{ours}_std"] = mean, std
+    out["per_seed"] = {
+        seed: {
+            "ndcg@10": r["ndcg@10"] * scale,
+            "hr@10": r["hit@10"] * scale,
+            "mrr": r["mrr@10"] * scale,
+        }
+        for seed, r in per_seed.items()
+    }
+    out["recbole"] = per_seed
+    return out
+
+
+def run_recbole_peers(
+    train: pl.DataFrame,
+    valid: pl.DataFrame,
+    test: pl.DataFrame,
+    models: Sequence[str] = ("BPR", "SASRec"),
+    seeds: Sequence[int] = (0,),
+    epochs: int = 20,
+    workdir: Path | None = None,
+    env: PeerEnvConfig | None = None,
+    select_best: bool = True,
+    max_seq_len: int = 50,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    timeout_s: float | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Train and test RecBole ``models`` on our split; ``{model: {"ndcg@10", "hr@10", "mrr",
+    "<metric>_std", "per_seed", "recbole", "n_test", "n_test_evaluated"}}``.
+
+    Metrics are means over ``seeds`` (std across seeds beside them); ``mrr`` is RecBole's
+    MRR@10. Frames need ``user_id``, ``item_id`` and ``ts`` (datetime or seconds).
+    """
+    if test.height == 0:
+        raise ValueError("empty test split")
+    workdir = Path(workdir) if workdir is not None else REPO_ROOT / ".cache" / "memento" / "recbole"
+    workdir.mkdir(parents=True, exist_ok=True)
+    data_path = workdir / "data"
+    counts = write_atomic_files(train, valid, test, data_path, max_seq_len=max_seq_len)
+    if counts["seq_valid"] == 0 or counts["seq_test"] == 0:
+        log.warning("sequential files have no valid/test rows with history: %s", counts)
+    py = ensure_recbole_env(env)
+    spec = {
+        "data_path": str(data_path),
+        "checkpoint_dir": str(workdir / "checkpoints"),
+        "models": list(models),
+        "seeds": [int(s) for s in seeds],
+        "epochs": int(epochs),
+        "select_best": select_best,
+        "max_seq_len": max_seq_len,
+        "overrides": overrides or {},
+    }
+    spec_path, out_path, log_path = workdir / "spec.json", workdir / "out.json", workdir / "job.log"
+    spec_path.write_text(json.dumps(spec, indent=2))
+    out_path.unlink(missing_ok=True)
+    job_env = {
+        **os.environ,
+        "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "PYTHONNOUSERSITE": "1",
+    }
+    job_env.pop("PYTHONPATH", None)
+    with log_path.open("w") as fh:
+        proc = subprocess.run(
+            [str(py), str(JOB_SCRIPT), str(spec_path), str(out_path)],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=job_env,
+            cwd=workdir,
+            timeout=timeout_s,
+            check=False,
+        )
+    if proc.returncode != 0 or not out_path.is_file():
+        tail = log_path.read_text()[-4000:]
+        raise PeerRunError(f"RecBole job failed (exit {proc.returncode}); log {log_path}:\n{tail}")
+    raw: dict[str, dict[str, Any]] = json.loads(out_path.read_text())
+    results: dict[str, dict[str, Any]] = {}
+    for model, per_seed in raw.items():
+        sequential = any(r.get("sequential") for r in per_seed.values())
+        n_eval = counts["seq_test"] if sequential else counts["test"]
+        scale = n_eval / counts["test"] if sequential else 1.0
+        results[model] = {
+            **_aggregate(per_seed, scale),
+            "n_test": counts["test"],
+            "n_test_evaluated": n_eval,
+        }
+    return results
