@@ -17,7 +17,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-bench_app = typer.Typer(help="Benchmarks that print figures next to a baseline measured in the same run.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks that print figures next to a baseline measured in the same run.",
+    no_args_is_help=True,
+)
 app.add_typer(bench_app, name="bench")
 
 
