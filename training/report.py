@@ -1,0 +1,160 @@
+"""Results tables across methods and seeds: mean ± std as a rich table, markdown and CSV rows.
+
+Input is what a benchmark collects: ``{method: [per-seed metric dict, ...]}``. The std is the
+sample standard deviation over seeds (ddof=1; 0 with a single seed). In markdown the best mean
+of each column is bold (highest, or lowest for metrics listed in ``lower_is_better``).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+
+from rich.table import Table
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "MetricSummary",
+    "aggregate",
+    "markdown_table",
+    "rich_table",
+    "table_rows",
+]
+
+DEFAULT_METRICS: tuple[str, ...] = (
+    "hr@5",
+    "hr@10",
+    "hr@20",
+    "ndcg@10",
+    "mrr",
+    "reward_per_decision",
+    "coverage@10",
+)
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """One metric of one method over seeds."""
+
+    mean: float
+    """Mean over seeds."""
+    std: float
+    """Sample std over seeds (0 for one seed)."""
+    n: int
+    """Number of seeds that reported the metric."""
+
+    def format(self, digits: int = 4) -> str:
+        """``mean ± std`` (just the mean for a single seed)."""
+        if self.n <= 1:
+            return f"{self.mean:.{digits}f}"
+        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
+
+
+Summary = dict[str, dict[str, MetricSummary]]
+
+
+def aggregate(runs: Mapping[str, Sequence[Mapping[str, float]]]) -> Summary:
+    """``{method: [per-seed metrics]}`` -> ``{method: {metric: MetricSummary}}``.
+
+    Non-finite values (NaN) are skipped; a metric absent from every seed is absent.
+    """
+    out: Summary = {}
+    for method, seeds in runs.items():
+        keys = list(dict.fromkeys(k for s in seeds for k in s))
+        out[method] = {}
+        for key in keys:
+            vals = [float(s[key]) for s in seeds if key in s and math.isfinite(float(s[key]))]
+            if not vals:
+                continue
+            std = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            out[method][key] = MetricSummary(statistics.fmean(vals), std, len(vals))
+    return out
+
+
+def _columns(summary: Summary, metrics: Sequence[str] | None) -> list[str]:
+    if metrics is not None:
+        return list(metrics)
+    present = {k for m in summary.values() for k in m}
+    cols = [m for m in DEFAULT_METRICS if m in present]
+    cols += sorted(present - set(cols))
+    return cols
+
+
+def _best(summary: Summary, col: str, lower_is_better: Collection[str]) -> float | None:
+    means = [m[col].mean for m in summary.values() if col in m]
+    if not means:
+        return None
+    return min(means) if col in lower_is_better else max(means)
+
+
+def table_rows(summary: Summary, metrics: Sequence[str] | None = None) -> list[dict[str, object]]:
+    """Flat rows for CSV: ``method``, ``n_seeds``, then ``<metric>`` and ``<metric>_std``."""
+    rows: list[dict[str, object]] = []
+    for method, ms in summary.items():
+        row: dict[str, object] = {
+            "method": method,
+            "n_seeds": max((s.n for s in ms.values()), default=0),
+        }
+        for col in _columns(summary, metrics):
+            s = ms.get(col)
+            row[col] = s.mean if s else ""
+            row[f"{col}_std"] = s.std if s else ""
+        rows.append(row)
+    return rows
+
+
+def markdown_table(
+    summary: Summary,
+    metrics: Sequence[str] | None = None,
+    digits: int = 4,
+    lower_is_better: Collection[str] = (),
+) -> str:
+    """A GitHub markdown table, one row per method, best mean per column in bold."""
+    cols = _columns(summary, metrics)
+    lines = [
+        "| method | " + " | ".join(cols) + " |",
+        "|---|" + "---:|" * len(cols),
+    ]
+    for method, ms in summary.items():
+        cells = []
+        for col in cols:
+            s = ms.get(col)
+            if s is None:
+                cells.append("–")
+                continue
+            text = s.format(digits)
+            best = _best(summary, col, lower_is_better)
+            is_best = best is not None and round(s.mean, digits) == round(best, digits)
+            cells.append(f"**{text}**" if is_best and len(summary) > 1 else text)
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def rich_table(
+    summary: Summary,
+    metrics: Sequence[str] | None = None,
+    digits: int = 4,
+    title: str | None = None,
+    lower_is_better: Collection[str] = (),
+) -> Table:
+    """A rich ``Table`` of the same content (best mean per column in bold green)."""
+    cols = _columns(summary, metrics)
+    table = Table(title=title)
+    table.add_column("method", style="bold")
+    for col in cols:
+        table.add_column(col, justify="right")
+    for method, ms in summary.items():
+        cells = []
+        for col in cols:
+            s = ms.get(col)
+            if s is None:
+                cells.append("–")
+                continue
+            best = _best(summary, col, lower_is_better)
+            text = s.format(digits)
+            is_best = best is not None and round(s.mean, digits) == round(best, digits)
+            cells.append(f"[bold green]{text}[/]" if is_best and len(summary) > 1 else text)
+        table.add_row(method, *cells)
+    return table
