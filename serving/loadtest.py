@@ -1,0 +1,250 @@
+"""HTTP load test of the running service on loopback, next to the bare in-process core call.
+
+`python -m serving.loadtest --cases 100000 --requests 2000 --concurrency 8` seeds a fresh
+SQLite store with synthetic cases and event histories, times `core.recommend` in-process
+(the baseline), then starts `memento serve` on 127.0.0.1 and drives it with httpx (async,
+bounded concurrency, bounded in requests and seconds): recommend first, then feedback on the
+decisions it returned. Prints one JSON object with throughput and p50/p99 per phase.
+LLM ranking on/off variants are added when the soft-Q core and the LLM are wired in (round 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import random
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from serving.demo_core import DemoCore, DemoCoreConfig, encode_state
+from serving.process import ServerProcess
+from serving.service import CoreEvent
+from serving.store import CaseRecord, Store
+from serving.testing import AUTH, server_env
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    """Size and bounds of one load-test run."""
+
+    cases: int = 100_000
+    """Synthetic cases seeded into the bank."""
+    users: int = 2_000
+    """Synthetic users with event histories."""
+    items: int = 20_000
+    """Catalog size (Zipf-distributed popularity)."""
+    requests: int = 2_000
+    """Requests per HTTP phase (recommend, feedback) and bare-core calls."""
+    concurrency: int = 8
+    """In-flight HTTP requests."""
+    max_seconds: float = 60.0
+    """Wall-clock bound per phase."""
+    n: int = 10
+    """Items per recommendation."""
+    seed: int = 0
+    """Random seed of the synthetic data and request mix."""
+
+
+@dataclass(frozen=True)
+class PhaseStats:
+    """Latency and throughput of one phase."""
+
+    count: int
+    """Completed requests."""
+    errors: int
+    """Non-2xx answers or transport errors."""
+    p50_ms: float
+    """Median latency."""
+    p99_ms: float
+    """99th-percentile latency."""
+    per_s: float
+    """Completed requests per second of wall clock."""
+
+
+def _stats(lat: list[float], errors: int, wall: float) -> PhaseStats:
+    ms = sorted(x * 1000 for x in lat) or [float("nan")]
+    p99 = ms[min(len(ms) - 1, int(0.99 * len(ms)))]
+    return PhaseStats(
+        len(lat),
+        errors,
+        round(statistics.median(ms), 3),
+        round(p99, 3),
+        round(len(lat) / wall, 1) if wall > 0 else 0.0,
+    )
+
+
+def seed_store(db: Path, cfg: LoadConfig) -> dict[str, list[CoreEvent]]:
+    """Write synthetic events and cases; returns each user's history."""
+    rng = random.Random(cfg.seed)
+    weights = list(itertools.accumulate(1.0 / (k + 1) for k in range(cfg.items)))
+    catalog = [f"i{k}" for k in range(cfg.items)]
+    store = Store(db)
+    histories: dict[str, list[CoreEvent]] = {}
+    for u in range(cfg.users):
+        picks = rng.choices(catalog, cum_weights=weights, k=rng.randint(3, 15))
+        events = [
+            CoreEvent(i, rng.choice(["click"] * 8 + ["cart", "alipay"]), float(t))
+            for t, i in enumerate(picks)
+        ]
+        histories[f"u{u}"] = events
+        store.append_events(f"u{u}", events)
+    dim = DemoCoreConfig().dim
+    records = []
+    for c in range(cfg.cases):
+        hist = [CoreEvent(i, "click", 0.0) for i in rng.choices(catalog, cum_weights=weights, k=5)]
+        key = encode_state(hist, {}, dim, 20).astype(np.float32).tobytes()
+        records.append(
+            CaseRecord(
+                f"s{c}",
+                f"u{c % cfg.users}",
+                {"items": [rng.choices(catalog, cum_weights=weights)[0]], "source": "replay"},
+                key,
+                1.0,
+                float(c),
+                False,
+            )
+        )
+    store.put_cases(records)
+    store.close()
+    return histories
+
+
+def bare_core(db: Path, histories: dict[str, list[CoreEvent]], cfg: LoadConfig) -> PhaseStats:
+    """Time `DemoCore.recommend` in-process on the same store and request mix."""
+    core = DemoCore(Store(db))
+    rng = random.Random(cfg.seed + 1)
+    users = list(histories)
+    lat = []
+    start = time.perf_counter()
+    for _ in range(cfg.requests):
+        u = rng.choice(users)
+        t0 = time.perf_counter()
+        core.recommend(u, cfg.n, {}, histories[u], [], explain=False)
+        lat.append(time.perf_counter() - t0)
+        if time.perf_counter() - start > cfg.max_seconds:
+            break
+    return _stats(lat, 0, time.perf_counter() - start)
+
+
+async def _drive(
+    url: str,
+    bodies: list[tuple[str, dict[str, Any], bool]],
+    cfg: LoadConfig,
+) -> tuple[PhaseStats, list[dict[str, Any]]]:
+    sem = asyncio.Semaphore(cfg.concurrency)
+    lat: list[float] = []
+    answers: list[dict[str, Any]] = []
+    errors = 0
+    deadline = time.perf_counter() + cfg.max_seconds
+    limits = httpx.Limits(max_connections=cfg.concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+
+        async def one(path: str, body: dict[str, Any], keyed: bool) -> None:
+            nonlocal errors
+            async with sem:
+                if time.perf_counter() > deadline:
+                    return
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post(path, json=body, headers=AUTH if keyed else None)
+                except httpx.HTTPError:
+                    errors += 1
+                    return
+                if r.is_success:
+                    lat.append(time.perf_counter() - t0)
+                    answers.append(r.json())
+                else:
+                    errors += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(p, b, k) for p, b, k in bodies))
+        wall = time.perf_counter() - start
+    return _stats(lat, errors, wall), answers
+
+
+def run_loadtest(cfg: LoadConfig, workdir: Path) -> dict[str, Any]:
+    """Seed, measure the bare core, start the server, drive both phases; the figures."""
+    db = workdir / "load.sqlite3"
+    t0 = time.perf_counter()
+    histories = seed_store(db, cfg)
+    seed_s = time.perf_counter() - t0
+    bare = bare_core(db, histories, cfg)
+    rng = random.Random(cfg.seed + 2)
+    users = list(histories)
+    rec_bodies = [
+        ("/v1/recommend", {"user_id": rng.choice(users), "n": cfg.n}, False)
+        for _ in range(cfg.requests)
+    ]
+    env = server_env(db, MEMENTO_CHECKPOINT_EVERY="500", MEMENTO_QUEUE_SIZE="100000")
+    with ServerProcess(env, log=workdir / "server.log").start(timeout_s=120) as server:
+        for _ in range(20):  # warm-up
+            httpx.post(server.url + "/v1/recommend", json={"user_id": users[0]})
+        rec, decisions = asyncio.run(_drive(server.url, rec_bodies, cfg))
+        fb_bodies = [
+            (
+                "/v1/feedback",
+                {
+                    "decision_id": d["decision_id"],
+                    "item_id": d["items"][0]["item_id"],
+                    "action": rng.choice(["click", "cart", "alipay"]),
+                    "idempotency_key": f"lt-{k}",
+                },
+                True,
+            )
+            for k, d in enumerate(decisions)
+            if d["items"]
+        ]
+        fb, _ = asyncio.run(_drive(server.url, fb_bodies, cfg))
+    return {
+        "config": asdict(cfg),
+        "seed_seconds": round(seed_s, 1),
+        "core": "demo-tabular (soft-Q core and LLM ranking: round 2)",
+        "bare_core_recommend": asdict(bare),
+        "http_recommend": asdict(rec),
+        "http_feedback": asdict(fb),
+        "ratio_p99_http_vs_bare": round(rec.p99_ms / bare.p99_ms, 2) if bare.p99_ms else None,
+        "ratio_p50_http_vs_bare": round(rec.p50_ms / bare.p50_ms, 2) if bare.p50_ms else None,
+    }
+
+
+def main(cfg: LoadConfig) -> dict[str, Any]:
+    """Run in a temporary folder (deleted afterwards) and return the figures."""
+    with tempfile.TemporaryDirectory(prefix="memento-load-") as tmp:
+        return run_loadtest(cfg, Path(tmp))
+
+
+if __name__ == "__main__":
+    import typer
+
+    def _cli(
+        cases: int = 100_000,
+        users: int = 2_000,
+        requests: int = 2_000,
+        concurrency: int = 8,
+        max_seconds: float = 60.0,
+        n: int = 10,
+    ) -> None:
+        figures = main(
+            LoadConfig(
+                cases=cases,
+                users=users,
+                requests=requests,
+                concurrency=concurrency,
+                max_seconds=max_seconds,
+                n=n,
+            )
+        )
+        typer.echo(json.dumps(figures, indent=2))
+
+    typer.run(_cli)
