@@ -45,7 +45,9 @@ bench_app.command("prepare")(bench_prepare)
 # --- frozen LLM (issue 4) ----------------------------------------------------------------
 # --- training (issue 5) ------------------------------------------------------------------
 # --- serving (issue 6) -------------------------------------------------------------------
+from serving.cli import bench_serving as _bench_serving  # noqa: E402  (section-local import)
 from serving.cli import serve as _serve  # noqa: E402  (section-local import by design)
 
 app.command("serve")(_serve)
+bench_app.command("serving")(_bench_serving)
 # --- research agent (issue 7) ------------------------------------------------------------

@@ -31,6 +31,29 @@ def serve(
     )
 
 
+def bench_serving(
+    cases: int = typer.Option(100_000, help="Synthetic cases seeded into the bank."),
+    users: int = typer.Option(2_000, help="Synthetic users with histories."),
+    requests: int = typer.Option(2_000, help="Requests per phase (bounded)."),
+    concurrency: int = typer.Option(8, help="In-flight HTTP requests."),
+    max_seconds: float = typer.Option(60.0, help="Wall-clock bound per phase."),
+) -> None:
+    """Load-test `memento serve` on loopback next to the bare core call; prints JSON."""
+    import json
+
+    from serving.loadtest import LoadConfig
+    from serving.loadtest import main as run
+
+    cfg = LoadConfig(
+        cases=cases,
+        users=users,
+        requests=requests,
+        concurrency=concurrency,
+        max_seconds=max_seconds,
+    )
+    typer.echo(json.dumps(run(cfg), indent=2))
+
+
 main = typer.Typer(add_completion=False)
 main.command()(serve)
 
