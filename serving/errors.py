@@ -56,12 +56,6 @@ class LearnerBusyError(ServingError):
         self.retry_after_s = retry_after_s
 
 
-class BodyTooLargeError(ServingError):
-    """The request body exceeds `MEMENTO_MAX_BODY_BYTES`."""
-
-    code = "body_too_large"
-
-
 class NotReadyError(ServingError):
     """The core is not loaded (starting, reloading failed, or shutting down)."""
 
@@ -78,7 +72,6 @@ ERROR_STATUS: dict[type[ServingError], int] = {
     UnknownDecisionError: 404,
     UnknownCaseError: 404,
     ItemNotInDecisionError: 422,
-    BodyTooLargeError: 413,
     LearnerBusyError: 503,
     NotReadyError: 503,
     InsecureSettingsError: 500,
@@ -128,10 +121,22 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
+"""Error codes of framework-level HTTP errors (auth, routing, body limit)."""
+
+
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException), f"{type(exc)=}"
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     return JSONResponse(
-        error_body(f"http_{exc.status_code}", str(exc.detail)),
+        error_body(code, str(exc.detail)),
         status_code=exc.status_code,
         headers=getattr(exc, "headers", None),
     )

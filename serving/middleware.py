@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import time
 
+from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.errors import BodyTooLargeError, error_body
+from serving.errors import error_body
 from serving.metrics import ServingMetrics
 
 
@@ -46,7 +47,8 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLargeError(f"request body exceeds {self.max_bytes} bytes")
+                    # HTTPException: FastAPI re-raises it from body parsing (others become 400)
+                    raise HTTPException(413, f"request body exceeds {self.max_bytes} bytes")
             return message
 
         await self.app(scope, limited, send)

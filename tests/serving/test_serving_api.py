@@ -161,6 +161,15 @@ def test_body_too_large_is_413(client: httpx.Client) -> None:
     r = client.post("/v1/recommend", json=big)
     assert r.status_code == 413 and r.json()["error"] == "body_too_large"
 
+    def chunks():  # streamed without Content-Length
+        yield b'{"user_id": "u", "exclude_items": ['
+        for _ in range(2000):
+            yield b'"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",'
+        yield b'"x"]}'
+
+    r = client.post("/v1/recommend", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "exceeds" in r.json()["message"]
+
 
 def test_duplicate_idempotency_key_under_concurrency_applies_once(client: httpx.Client) -> None:
     """Twenty concurrent posts with one key: all 202, one insert, one learner update."""
