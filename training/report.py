@@ -89,6 +89,24 @@ def _best(summary: Summary, col: str, lower_is_better: Collection[str]) -> float
     return min(means) if col in lower_is_better else max(means)
 
 
+def _cell(
+    summary: Summary,
+    ms: Mapping[str, MetricSummary],
+    col: str,
+    digits: int,
+    lower_is_better: Collection[str],
+    best_fmt: str,
+) -> str:
+    """Formatted cell; ``best_fmt`` wraps the best mean of the column (when >1 method)."""
+    s = ms.get(col)
+    if s is None:
+        return "–"
+    text = s.format(digits)
+    best = _best(summary, col, lower_is_better)
+    is_best = best is not None and round(s.mean, digits) == round(best, digits)
+    return best_fmt.format(text) if is_best and len(summary) > 1 else text
+
+
 def table_rows(summary: Summary, metrics: Sequence[str] | None = None) -> list[dict[str, object]]:
     """Flat rows for CSV: ``method``, ``n_seeds``, then ``<metric>`` and ``<metric>_std``."""
     rows: list[dict[str, object]] = []
@@ -118,16 +136,7 @@ def markdown_table(
         "|---|" + "---:|" * len(cols),
     ]
     for method, ms in summary.items():
-        cells = []
-        for col in cols:
-            s = ms.get(col)
-            if s is None:
-                cells.append("–")
-                continue
-            text = s.format(digits)
-            best = _best(summary, col, lower_is_better)
-            is_best = best is not None and round(s.mean, digits) == round(best, digits)
-            cells.append(f"**{text}**" if is_best and len(summary) > 1 else text)
+        cells = [_cell(summary, ms, c, digits, lower_is_better, "**{}**") for c in cols]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -146,15 +155,6 @@ def rich_table(
     for col in cols:
         table.add_column(col, justify="right")
     for method, ms in summary.items():
-        cells = []
-        for col in cols:
-            s = ms.get(col)
-            if s is None:
-                cells.append("–")
-                continue
-            best = _best(summary, col, lower_is_better)
-            text = s.format(digits)
-            is_best = best is not None and round(s.mean, digits) == round(best, digits)
-            cells.append(f"[bold green]{text}[/]" if is_best and len(summary) > 1 else text)
+        cells = [_cell(summary, ms, c, digits, lower_is_better, "[bold green]{}[/]") for c in cols]
         table.add_row(method, *cells)
     return table
