@@ -179,9 +179,12 @@ class Learner:
             q1, q2 = self.q(batch.state, batch.cands.keys, batch.cands.features)
             if self.mode == "soft-q":
                 with torch.no_grad():
-                    n1, n2 = self.q_target(
-                        batch.next_state, batch.next_cands.keys, batch.next_cands.features
-                    )
+                    if batch.next_cands.mask.any():
+                        n1, n2 = self.q_target(
+                            batch.next_state, batch.next_cands.keys, batch.next_cands.features
+                        )
+                    else:  # every next set is empty (all terminal): V(s') = 0, skip the pass
+                        n1 = n2 = torch.zeros(batch.next_cands.mask.shape, device=self.device)
                     y = soft_td_target(
                         batch.rewards, batch.done, n1, n2, batch.next_cands.mask, cfg.gamma, alpha
                     )
