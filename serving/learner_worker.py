@@ -57,7 +57,7 @@ class LearnerWorker:
         self._checkpoint_every = checkpoint_every
         self._retry_after_s = retry_after_s
         self._pending: list[int] = []
-        self._ckpt_lock = threading.Lock()
+        self._ckpt_lock = threading.RLock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="memento-learner", daemon=True)
 
@@ -89,25 +89,26 @@ class LearnerWorker:
             ) from None
 
     def _apply(self, job: FeedbackJob) -> None:
-        decision = self._store.get_decision(job.decision_id)
-        if decision is not None:
-            try:
-                update = self._core.apply_feedback(
-                    decision, job.item_id, job.action, job.dwell_seconds
-                )
-            except Exception:
-                logger.exception("apply_feedback failed for feedback %d", job.feedback_id)
-                self._metrics.update_errors.inc()
-            else:
-                self._metrics.updates.inc()
-                self._metrics.reward.set(update.reward)
-                if update.td_loss is not None:
-                    self._metrics.td_loss.set(update.td_loss)
+        # Apply and record under the checkpoint lock, so a checkpoint never captures an
+        # update whose feedback row would stay unapplied (it would be replayed twice).
         with self._ckpt_lock:
+            decision = self._store.get_decision(job.decision_id)
+            if decision is not None:
+                try:
+                    update = self._core.apply_feedback(
+                        decision, job.item_id, job.action, job.dwell_seconds
+                    )
+                except Exception:
+                    logger.exception("apply_feedback failed for feedback %d", job.feedback_id)
+                    self._metrics.update_errors.inc()
+                else:
+                    self._metrics.updates.inc()
+                    self._metrics.reward.set(update.reward)
+                    if update.td_loss is not None:
+                        self._metrics.td_loss.set(update.td_loss)
             self._pending.append(job.feedback_id)
-            due = len(self._pending) >= self._checkpoint_every
-        if due:
-            self.checkpoint()
+            if len(self._pending) >= self._checkpoint_every:
+                self.checkpoint()
 
     def checkpoint(self) -> None:
         """Checkpoint the core, then mark the feedback it now reflects as applied."""

@@ -188,6 +188,7 @@ def run_loadtest(cfg: LoadConfig, workdir: Path) -> dict[str, Any]:
     ]
     env = server_env(db, MEMENTO_CHECKPOINT_EVERY="500", MEMENTO_QUEUE_SIZE="100000")
     with ServerProcess(env, log=workdir / "server.log").start(timeout_s=120) as server:
+        assert server.proc is not None
         for _ in range(20):  # warm-up
             httpx.post(server.url + "/v1/recommend", json={"user_id": users[0]})
         rec, decisions = asyncio.run(_drive(server.url, rec_bodies, cfg))

@@ -33,7 +33,8 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 30.0) -> ServerProcess:
-        """Spawn and wait until `/readyz` answers 200."""
+        """Spawn (once) and wait until `/readyz` answers 200."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "serving.cli", "--host", "127.0.0.1", "--port", str(self.port)],
@@ -71,7 +72,7 @@ class ServerProcess:
             self.kill9()
 
     def __enter__(self) -> ServerProcess:
-        return self.start()
+        return self if self.proc is not None and self.proc.poll() is None else self.start()
 
     def __exit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
