@@ -42,6 +42,11 @@ from training.bench.prepare import bench_prepare  # noqa: E402
 app.add_typer(data_app, name="data")
 bench_app.command("prepare")(bench_prepare)
 # --- core (issue 3) ----------------------------------------------------------------------
+from training.bench.bandit import bandit_command as _bench_bandit  # noqa: E402
+from training.bench.core import core_command as _bench_core  # noqa: E402
+
+bench_app.command("bandit")(_bench_bandit)
+bench_app.command("core")(_bench_core)
 # --- frozen LLM (issue 4) ----------------------------------------------------------------
 # --- training (issue 5) ------------------------------------------------------------------
 # --- serving (issue 6) -------------------------------------------------------------------
