@@ -39,6 +39,18 @@ def load_core_factory(path: str) -> CoreFactory:
     return factory
 
 
+def limit_blas_threads(n: int) -> None:
+    """Cap BLAS threads (OpenBLAS oversubscribes badly on a small shared machine)."""
+    if n <= 0:
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: shipped with scikit-learn
+        logger.warning("threadpoolctl missing; BLAS thread count left as is")
+        return
+    threadpool_limits(limits=n, user_api="blas")
+
+
 def create_app(
     settings: ServingSettings | None = None, core: RecommenderCore | None = None
 ) -> FastAPI:
@@ -49,6 +61,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limit_blas_threads(settings.blas_threads)
         store = Store(settings.db_path)
         the_core = core or load_core_factory(settings.core)(settings, store)
         assert isinstance(the_core, RecommenderCore), f"{type(the_core)=} lacks the Protocol"

@@ -119,6 +119,7 @@ class DemoCore:
             self._pop: Counter[str] = Counter()
             self._cooc: defaultdict[str, Counter[str]] = defaultdict(Counter)
             self._hist: defaultdict[str, list[str]] = defaultdict(list)
+            self._top_cache: dict[str, list[tuple[str, int]]] = {}
             for user, ev in self._store.iter_events():
                 self._count(user, ev)
             self._generation += 1
@@ -139,11 +140,14 @@ class DemoCore:
 
     def _count(self, user: str, ev: CoreEvent) -> None:
         self._pop[ev.item_id] += 1
+        self._top_cache.pop("", None)
         hist = self._hist[user]
         for other in hist[-10:]:
             if other != ev.item_id:
                 self._cooc[other][ev.item_id] += 1
                 self._cooc[ev.item_id][other] += 1
+                self._top_cache.pop("co:" + other, None)
+                self._top_cache.pop("co:" + ev.item_id, None)
         hist.append(ev.item_id)
         del hist[:-10]
 
@@ -164,18 +168,26 @@ class DemoCore:
             for ev in events:
                 self._count(user_id, ev)
 
+    def _top(self, key: str, counts: Counter[str], k: int) -> list[tuple[str, int]]:
+        """Cached `counts.most_common(k)` (invalidated by `_count`); at least 50 kept."""
+        cached = self._top_cache.get(key)
+        if cached is None or (len(cached) < k and len(cached) < len(counts)):
+            cached = counts.most_common(max(k, 50))
+            self._top_cache[key] = cached
+        return cached[:k]
+
     def policy(self, state: np.ndarray) -> tuple[list[int], np.ndarray, np.ndarray]:
         """Top-K candidate rows by cosine, their Q values and mu = softmax(Q / alpha)."""
         cfg = self.config
         n = len(self._ids)
-        alive = np.flatnonzero(self._alive[:n])
-        if alive.size == 0:
+        n_alive = int(self._alive[:n].sum())
+        if n_alive == 0:
             return [], np.zeros(0, np.float32), np.zeros(0, np.float32)
-        sims = self._keys[alive] @ state
-        k = min(cfg.top_k, alive.size)
-        top = np.argpartition(-sims, k - 1)[:k] if k < alive.size else np.arange(alive.size)
-        rows = alive[top]
-        q = sims[top] + self._q[rows]
+        sims = self._keys[:n] @ state  # (n,), no copy of the key matrix
+        sims[~self._alive[:n]] = -np.inf
+        k = min(cfg.top_k, n_alive)
+        rows = np.argpartition(-sims, k - 1)[:k] if k < n else np.flatnonzero(self._alive[:n])
+        q = sims[rows] + self._q[rows]
         order = np.lexsort((np.array([self._ids[r] for r in rows]), -q))
         rows, q = rows[order], q[order]
         z = (q - q.max()) / cfg.alpha
@@ -208,12 +220,14 @@ class DemoCore:
                         source[item] = (float(mu[j]), case.case_id)
             cooc: Counter[str] = Counter()
             for ev in recent_events[-cfg.history :]:
-                cooc.update(self._cooc.get(ev.item_id, Counter()))
+                if ev.item_id in self._cooc:
+                    cooc.update(dict(self._top("co:" + ev.item_id, self._cooc[ev.item_id], 50)))
             top_cooc = max(cooc.values(), default=1)
             for item, c in cooc.most_common(5 * n):
                 scores[item] += 0.5 * c / top_cooc
-            top_pop = max(self._pop.values(), default=1)
-            for item, c in self._pop.most_common(n + len(excluded)):
+            popular = self._top("", self._pop, n + len(excluded))
+            top_pop = popular[0][1] if popular else 1
+            for item, c in popular:
                 scores[item] += 0.1 * c / top_pop
             cand_ids = [self._ids[r] for r in rows]
         ranked = sorted(

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from serving.app import limit_blas_threads
 from serving.demo_core import DemoCore, DemoCoreConfig, encode_state
 from serving.process import ServerProcess
 from serving.service import CoreEvent
@@ -122,6 +123,7 @@ def seed_store(db: Path, cfg: LoadConfig) -> dict[str, list[CoreEvent]]:
 
 def bare_core(db: Path, histories: dict[str, list[CoreEvent]], cfg: LoadConfig) -> PhaseStats:
     """Time `DemoCore.recommend` in-process on the same store and request mix."""
+    limit_blas_threads(1)  # same BLAS setting as the server (MEMENTO_BLAS_THREADS default)
     core = DemoCore(Store(db))
     rng = random.Random(cfg.seed + 1)
     users = list(histories)

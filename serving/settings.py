@@ -54,6 +54,8 @@ class ServingSettings(BaseSettings):
     """`module:factory` building the core; factory(settings, store) -> RecommenderCore."""
     recent_events_limit: int = Field(default=50, ge=0)
     """How many stored events per user are merged into the state at recommend time."""
+    blas_threads: int = Field(default=1, ge=0)
+    """BLAS threads per process (1: request-level concurrency, no oversubscription; 0: leave)."""
     demo_apply_delay_s: float = Field(default=0.0, ge=0.0)
     """Test knob: the demo core sleeps this long in each feedback update (simulates a slow core)."""
 
