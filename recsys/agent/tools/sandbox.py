@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from recsys.agent.errors import SandboxUnavailable
 
@@ -102,15 +102,10 @@ def _unshare_argv(work: Path, cfg: SandboxConfig, script: str) -> list[str]:
 
 def _probe(argv: list[str], cfg: SandboxConfig, cwd: Path) -> bool:
     """Whether `argv` runs to exit 0 under the same limits and user as a real run."""
-    drop = os.geteuid() == 0
+    prefix, spawn = _spawn_options(cfg)
     try:
         r = subprocess.run(
-            argv,
-            cwd=cwd,
-            capture_output=True,
-            timeout=20,
-            check=False,
-            preexec_fn=lambda: _limits(cfg, drop),
+            prefix + argv, cwd=cwd, capture_output=True, timeout=20, check=False, **spawn
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
@@ -145,6 +140,32 @@ def detect_backend(python: str = "/usr/bin/python3") -> Backend | None:
     return found
 
 
+def _spawn_options(cfg: SandboxConfig) -> tuple[list[str], dict[str, Any]]:
+    """Command prefix and Popen options that apply the rlimits and drop root to `nobody`.
+
+    With util-linux `prlimit` no Python runs between fork and exec (preexec_fn is unsafe in
+    the threaded MCP server); Popen's `user=`/`group=` drop privileges first, then prlimit
+    lowers its own limits and execs the sandbox.
+    """
+    drop = os.geteuid() == 0
+    if shutil.which("prlimit"):
+        mib = 1 << 20
+        prefix = [
+            "prlimit",
+            f"--as={cfg.memory_mb * mib}",
+            f"--cpu={cfg.cpu_s}:{cfg.cpu_s + 1}",
+            f"--nproc={cfg.max_processes}",
+            f"--fsize={cfg.max_file_mb * mib}",
+            "--core=0",
+            "--",
+        ]
+        opts: dict[str, Any] = (
+            {"user": _NOBODY, "group": _NOBODY, "extra_groups": []} if drop else {}
+        )
+        return prefix, opts
+    return [], {"preexec_fn": lambda: _limits(cfg, drop)}
+
+
 def _limits(cfg: SandboxConfig, drop_privileges: bool) -> None:
     """Runs in the child before exec: rlimits, then drop to `nobody` (rlimits apply to it)."""
     mib = 1 << 20
@@ -172,7 +193,7 @@ def run_python(code: str, cfg: SandboxConfig | None = None) -> SandboxResult:
             "no sandbox backend works here: install bubblewrap (apt-get install bubblewrap; "
             "scripts/setup.sh does this as root) or allow user namespaces for `unshare -n`"
         )
-    drop = os.geteuid() == 0
+    prefix, spawn = _spawn_options(cfg)
     with tempfile.TemporaryDirectory(prefix="memento-sandbox-") as tmp:
         work = Path(tmp)
         os.chmod(work, 0o777)
@@ -185,14 +206,14 @@ def run_python(code: str, cfg: SandboxConfig | None = None) -> SandboxResult:
         cwd = str(work)
         start = time.monotonic()
         proc = subprocess.Popen(
-            argv,
+            prefix + argv,
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-            preexec_fn=lambda: _limits(cfg, drop),
             start_new_session=True,
+            **spawn,
         )
         timed_out = False
         try:

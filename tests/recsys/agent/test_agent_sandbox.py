@@ -118,3 +118,30 @@ def test_cpu_limit_kills_busy_code() -> None:
     assert not r.timed_out
     assert r.returncode != 0
     assert r.duration_s < 10
+
+
+def test_preexec_fallback_without_prlimit_still_caps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without util-linux prlimit the rlimits are set in preexec_fn and still contain a bomb."""
+    import shutil
+
+    from recsys.agent.tools import sandbox
+
+    real_which = shutil.which
+    monkeypatch.setattr(
+        sandbox.shutil, "which", lambda name: None if name == "prlimit" else real_which(name)
+    )
+    prefix, spawn = sandbox._spawn_options(SandboxConfig())
+    assert prefix == [] and "preexec_fn" in spawn
+    r = run_python("x = bytearray(1024 ** 3)", SandboxConfig(memory_mb=256))
+    assert "MemoryError" in r.stderr
+
+
+def test_unshare_backend_blocks_network() -> None:
+    """The fallback `unshare` backend (user + net namespaces) also has no network."""
+    cfg = SandboxConfig(backend="unshare")
+    if run_python("pass", cfg).returncode != 0:
+        pytest.skip("unshare backend does not work here")
+    code = "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 80), timeout=2)\n"
+    code += "    print('CONNECTED')\nexcept OSError:\n    print('blocked')\n"
+    r = run_python(code, cfg)
+    assert (r.stdout.strip(), r.backend) == ("blocked", "unshare")
