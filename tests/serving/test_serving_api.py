@@ -281,3 +281,15 @@ def test_online_learning_raises_selection_probability(client: httpx.Client) -> N
     print(f"selection probability {w0:.3f} -> {w1:.3f}")
     assert client.get(f"/v1/cases/{target}", headers=AUTH).json()["value"] > 0.5
     assert metric(client, "memento_learner_td_loss") >= 0
+
+
+def test_reload_keeps_serving_and_learning(client: httpx.Client) -> None:
+    """Reload checkpoints, bumps the model version and keeps the bank."""
+    wait_idle(client, 0)
+    before = client.get("/readyz").json()
+    r = client.post("/v1/admin/reload", headers=AUTH)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model_version"] != before["model_version"]
+    assert body["bank_size"] == before["bank_size"]
+    assert client.post("/v1/recommend", json={"user_id": "alice"}).status_code == 200
