@@ -145,10 +145,10 @@ class CachedTextEncoder:
             for h, blob in self._db.execute(q, chunk):
                 found[h] = np.frombuffer(blob, np.float32)
         missing = [i for i, h in enumerate(hashes) if h not in found]
-        self.hits += len(texts) - len(missing)
-        self.misses += len(missing)
-        if missing:
-            todo = list(dict.fromkeys(hashes[i] for i in missing))
+        todo = list(dict.fromkeys(hashes[i] for i in missing))
+        self.hits += len(texts) - len(todo)
+        self.misses += len(todo)
+        if todo:
             first = {hashes[i]: texts[i] for i in missing}
             vecs = self._inner.encode([first[h] for h in todo])
             rows = [(h, vecs[j].astype(np.float32).tobytes()) for j, h in enumerate(todo)]
