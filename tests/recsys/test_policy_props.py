@@ -60,7 +60,7 @@ def test_sampling_frequencies_match_policy() -> None:
 
 
 def test_entropy_uniform_and_slate_prob() -> None:
-    """Uniform over 3 valid entries has entropy log 3; Plackett-Luce of a 2-slate is p1*p2/(1-p1)."""
+    """Uniform over 3 valid entries: entropy log 3; Plackett-Luce 2-slate prob p1*p2/(1-p1)."""
     mask = torch.tensor([[True, True, True, False]])
     logp = masked_log_softmax(torch.zeros(1, 4), mask, 1.0)
     assert abs(entropy(logp, mask).item() - math.log(3)) < 1e-6
