@@ -118,13 +118,13 @@ class ToolClient:
         return cls(url, timeout_s=timeout_s)
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def _run(self, coro: Coroutine[Any, Any, T], timeout_s: float) -> T:
+    def _run(self, coro: Coroutine[Any, Any, T], timeout_s: float, what: str = "call") -> T:
         fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
             return fut.result(timeout=timeout_s)
         except FutureTimeout:
             fut.cancel()
-            raise ToolCallTimeout(f"no answer within {timeout_s:.1f}s") from None
+            raise ToolCallTimeout(f"{what}: no answer within {timeout_s:.1f}s") from None
 
     async def _hold(self, ready: asyncio.Future[None]) -> None:
         """Enter the mcp client, signal `ready`, and keep it open until `close()`."""
@@ -201,7 +201,7 @@ class ToolClient:
     def list_tools(self) -> list[ToolSpec]:
         """Tools the server offers."""
         client = self._require()
-        res = self._run(client.list_tools(), self.timeout_s)
+        res = self._run(client.list_tools(), self.timeout_s, what="list_tools")
         return [ToolSpec(t.name, t.description or "", dict(t.input_schema)) for t in res.tools]
 
     def openai_tools(self) -> list[dict[str, Any]]:
@@ -218,7 +218,9 @@ class ToolClient:
         start = time.perf_counter()
         try:
             res = self._run(
-                client.call_tool(name, args or {}, read_timeout_seconds=limit), limit + 1
+                client.call_tool(name, args or {}, read_timeout_seconds=limit),
+                limit,
+                what=f"tool {name!r}",
             )
         except ToolCallError:
             raise

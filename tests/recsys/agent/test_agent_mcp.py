@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from recsys.agent.errors import ToolCallError
+from recsys.agent.errors import ToolCallError, ToolCallTimeout
 from recsys.agent.tools.client import ToolClient
 from recsys.agent.tools.config import ToolServerConfig
 from recsys.agent.tools.sandbox import SandboxConfig, detect_backend
@@ -97,6 +97,19 @@ def test_web_tools_off_by_default_and_stub_when_enabled(corpus: Path) -> None:
         assert {"web_search", "web_fetch"} <= {t.name for t in client.list_tools()}
         r = client.call_tool("web_search", {"query": "x"})
         assert r.is_error and "ToolDisabled" in r.text
+
+
+@pytest.mark.skipif(detect_backend() is None, reason="no sandbox backend here")
+def test_call_timeout_raises_and_client_stays_usable(corpus: Path) -> None:
+    """A call slower than its timeout raises ToolCallTimeout; the next call still works."""
+    cfg = ToolServerConfig(corpus=corpus, sandbox=SandboxConfig(timeout_s=3))
+    with ToolClient.in_process(cfg) as client:
+        with pytest.raises(ToolCallTimeout, match="run_python"):
+            client.call_tool("run_python", {"code": "import time; time.sleep(2.5)"}, timeout_s=0.5)
+        assert client.call_tool("math", {"expression": "1+1"}).data == {
+            "expression": "1+1",
+            "value": "2",
+        }
 
 
 def test_unconnected_client_raises() -> None:
