@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys.agent.errors import BenchDataError
-from recsys.agent.tools.search import Document
+from recsys.agent.tools.search import Document, write_corpus_jsonl
 
 __all__ = [
     "HOTPOT_SAMPLE_RELPATH",
@@ -33,6 +33,7 @@ __all__ = [
     "load_hotpotqa",
     "load_simpleqa",
     "load_tasks",
+    "write_hotpot_corpus",
 ]
 
 HOTPOT_SAMPLE_RELPATH = "hotpotqa-dev-distractor-sample/hotpot_dev_distractor_first60.json"
@@ -193,6 +194,12 @@ def hotpot_corpus(tasks: Sequence[Task]) -> list[Document]:
                 continue
             docs[title] = Document(title, title, text)
     return list(docs.values())
+
+
+def write_hotpot_corpus(src: Path, dst: Path) -> int:
+    """Pool the paragraphs of the HotpotQA file `src` into the JSONL corpus `dst`; returns the
+    document count (serve it with `python -m recsys.agent.tools.server --corpus dst`)."""
+    return write_corpus_jsonl(hotpot_corpus(load_hotpotqa(src)), dst)
 
 
 def load_tasks(dataset: str, path: Path, limit: int | None = None) -> list[Task]:

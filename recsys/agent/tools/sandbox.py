@@ -53,6 +53,9 @@ class SandboxConfig:
     """stdout/stderr returned to the caller are cut to this many characters each."""
     python: str = "/usr/bin/python3"
     """Interpreter inside the sandbox; must live under /usr for the bwrap backend."""
+    python_paths: tuple[str, ...] = ()
+    """Extra folders mounted read-only and put first on `sys.path` (e.g. a site-packages with
+    numpy/pandas built for the same Python minor version as `python`)."""
     backend: Backend | None = None
     """Force a backend; None picks the best that works here."""
 
@@ -83,8 +86,20 @@ def _bwrap_argv(work: Path, cfg: SandboxConfig, script: str) -> list[str]:
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     argv += ["--bind", str(work), "/sandbox", "--chdir", "/sandbox"]
     argv += ["--setenv", "HOME", "/sandbox", "--setenv", "PYTHONDONTWRITEBYTECODE", "1"]
-    argv += [cfg.python, "-I", script]
-    return argv
+    for extra in cfg.python_paths:
+        argv += ["--ro-bind", extra, extra]
+    return argv + _python_cmd(cfg, script)
+
+
+def _python_cmd(cfg: SandboxConfig, script: str) -> list[str]:
+    """Interpreter command for `script` (isolated mode; extra sys.path entries if configured)."""
+    if not cfg.python_paths:
+        return [cfg.python, "-I", script]
+    boot = (
+        f"import sys, runpy; sys.path[:0] = {list(cfg.python_paths)!r}; "
+        f"runpy.run_path({script!r}, run_name='__main__')"
+    )
+    return [cfg.python, "-I", "-c", boot]
 
 
 def _unshare_argv(work: Path, cfg: SandboxConfig, script: str) -> list[str]:
@@ -94,9 +109,7 @@ def _unshare_argv(work: Path, cfg: SandboxConfig, script: str) -> list[str]:
         "--map-root-user",
         "--net",
         "--",
-        cfg.python,
-        "-I",
-        str(work / script),
+        *_python_cmd(cfg, str(work / script)),
     ]
 
 

@@ -123,6 +123,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--timeout-s", type=float, default=10.0, help="run_python wall-clock limit")
+    p.add_argument(
+        "--python-path",
+        action="append",
+        default=[],
+        help="folder mounted read-only on the sandbox's sys.path (repeatable)",
+    )
     p.add_argument("--enable-web", action="store_true", help="register the (stub) web tools")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -130,7 +136,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     cfg = ToolServerConfig(
         corpus=args.corpus,
         files_root=args.files_root,
-        sandbox=sandbox.SandboxConfig(timeout_s=args.timeout_s, cpu_s=max(1, int(args.timeout_s))),
+        sandbox=sandbox.SandboxConfig(
+            timeout_s=args.timeout_s,
+            cpu_s=max(1, int(args.timeout_s)),
+            python_paths=tuple(args.python_path),
+        ),
         enable_web=args.enable_web,
     )
     server = build_server(cfg)

@@ -16,9 +16,10 @@ from recsys.agent.bench_data import (
     load_hotpotqa,
     load_simpleqa,
     load_tasks,
+    write_hotpot_corpus,
 )
 from recsys.agent.errors import BenchDataError
-from recsys.agent.tools.search import DocumentIndex
+from recsys.agent.tools.search import DocumentIndex, load_corpus
 
 
 def test_hotpot_sample_loads_and_pools_all_paragraphs(shared_data: Path) -> None:
@@ -111,3 +112,11 @@ def test_deepresearcher_parquet_and_jsonl(tmp_path: Path) -> None:
     assert [t.task_id for t in load_tasks("deepresearcher", pq, limit=1)] == ["a"]
     with pytest.raises(BenchDataError, match="unknown dataset"):
         load_tasks("nope", pq)
+
+
+def test_write_hotpot_corpus_round_trips(shared_data: Path, tmp_path: Path) -> None:
+    """The JSONL corpus written for the tool server reloads to the pooled paragraphs."""
+    src = shared_data / HOTPOT_SAMPLE_RELPATH
+    n = write_hotpot_corpus(src, tmp_path / "hotpot.jsonl")
+    assert load_corpus(tmp_path / "hotpot.jsonl") == hotpot_corpus(load_hotpotqa(src))
+    assert n == len(hotpot_corpus(load_hotpotqa(src)))

@@ -145,3 +145,25 @@ def test_unshare_backend_blocks_network() -> None:
     code += "    print('CONNECTED')\nexcept OSError:\n    print('blocked')\n"
     r = run_python(code, cfg)
     assert (r.stdout.strip(), r.backend) == ("blocked", "unshare")
+
+
+def test_python_paths_expose_site_packages_read_only() -> None:
+    """With `python_paths` the sandbox imports numpy from the host site-packages, read-only."""
+    import stat
+
+    import numpy
+
+    site = Path(numpy.__file__).resolve().parents[1]
+    if any(not (p.stat().st_mode & stat.S_IXOTH) for p in [site, *site.parents]):
+        pytest.skip(f"{site} is not reachable by the unprivileged sandbox user")
+    code = (
+        "import numpy as np\n"
+        "print(int(np.arange(5).sum()))\n"
+        "try:\n"
+        "    open(np.__file__, 'a')\n"
+        "    print('WRITABLE')\n"
+        "except OSError:\n"
+        "    print('read-only')\n"
+    )
+    r = run_python(code, SandboxConfig(python_paths=(str(site),)))
+    assert r.stdout.split() == ["10", "read-only"], r.stderr
