@@ -215,12 +215,12 @@ def _write_block(good: pl.DataFrame, path: Path, out: LogSplit) -> None:
     parts = good.partition_by("_bucket", as_dict=True, include_key=False, maintain_order=True)
     writer: pq.ParquetWriter | None = None
     try:
-        for i, key in enumerate(sorted(parts, key=lambda k: int(k[0]))):  # type: ignore[arg-type]
+        for i, key in enumerate(sorted(parts, key=lambda k: int(k[0]))):
             table = parts[key].select(_VALID_COLS).to_arrow()
             if writer is None:
                 writer = pq.ParquetWriter(path, table.schema, compression="lz4")
             writer.write_table(table, row_group_size=max(1, table.num_rows))
-            out.buckets.setdefault(int(key[0]), []).append((path, i))  # type: ignore[call-overload]
+            out.buckets.setdefault(int(key[0]), []).append((path, i))
     finally:
         if writer is not None:
             writer.close()
