@@ -106,3 +106,14 @@ def test_core_imports_no_web_or_tracking() -> None:
         )
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_use_encoder_real_path() -> None:
+    """The default multilingual encoder gives 512-d unit vectors; a reworded title is closest."""
+    from recsys.text_encoder import UseTextEncoder
+
+    v = UseTextEncoder(threads=1).encode(
+        ["红色 连衣裙 夏季 新款", "夏季 新款 红色 连衣裙 女", "联想 笔记本 电脑 16G"]
+    )
+    assert v.shape == (3, 512) and np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
+    assert float(v[0] @ v[1]) > float(v[0] @ v[2]) + 0.3
