@@ -48,6 +48,9 @@ from training.bench.core import core_command as _bench_core  # noqa: E402
 bench_app.command("bandit")(_bench_bandit)
 bench_app.command("core")(_bench_core)
 # --- frozen LLM (issue 4) ----------------------------------------------------------------
+from training.bench.llm import llm_command as _bench_llm_command  # noqa: E402
+
+bench_app.command("llm")(_bench_llm_command)
 # --- training (issue 5) ------------------------------------------------------------------
 # --- serving (issue 6) -------------------------------------------------------------------
 from serving.cli import bench_serving as _bench_serving  # noqa: E402  (section-local import)

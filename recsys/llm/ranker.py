@@ -90,6 +90,10 @@ class LLMRanker:
         return next(self.model.parameters()).device
 
     # ---- tokenisation ------------------------------------------------------------------
+    def count_tokens(self, text: str) -> int:
+        """Token count of `text` (a `PromptBuilder` counter)."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     def encode_prompt(self, prompt: str) -> list[int]:
         """Prompt token ids (with the tokenizer's special prefix tokens, if any)."""
         ids: list[int] = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
@@ -286,16 +290,20 @@ class LLMRanker:
         for text in candidates:
             cand = self.encode_candidate(text)
             seq = torch.tensor([ids + cand], device=self.device)
-            logits = self.model(input_ids=seq).logits[0].float()
-            logp = torch.log_softmax(logits[len(ids) - 1 : -1], dim=-1)
+            logits = self.model(input_ids=seq, logits_to_keep=len(cand) + 1).logits[0].float()
+            logp = torch.log_softmax(logits[:-1], dim=-1)
             picked = logp.gather(1, torch.tensor(cand, device=self.device)[:, None])
             out.append(picked.double().mean().item())
         return np.array(out)
 
     @torch.inference_mode()
     def explain(self, prompt: str, item: str) -> str:
-        """A short greedy-generated explanation (first line, at most `explain_max_new_tokens`)."""
-        ids = torch.tensor([self.encode_prompt(prompt)], device=self.device)
+        """A short greedy-generated reason for `item` after the ranking `prompt` (one line)."""
+        from recsys.llm.prompts import explanation_prompt
+
+        ids = torch.tensor(
+            [self.encode_prompt(explanation_prompt(prompt, item))], device=self.device
+        )
         out = self.model.generate(
             input_ids=ids,
             attention_mask=torch.ones_like(ids),
