@@ -93,7 +93,10 @@ def test_copy_probe_prefers_repeated_item(tiny_ranker: LLMRanker) -> None:
     assert scores[0] > scores[1]
 
 
-def test_explain_returns_text(tiny_ranker: LLMRanker) -> None:
+def test_explain_returns_text(tiny_loaded) -> None:
     """Explanation generation returns a single non-empty line."""
-    text = tiny_ranker.explain(PROMPT, "phone case")
-    assert isinstance(text, str) and "\n" not in text
+    ranker = LLMRanker(
+        tiny_loaded.model, tiny_loaded.tokenizer, "t", RankerConfig(explain_max_new_tokens=8)
+    )
+    text = ranker.explain(PROMPT, "phone case")
+    assert isinstance(text, str) and text and "\n" not in text
