@@ -29,6 +29,8 @@ from enum import Enum
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from mlflow.artifacts import download_artifacts
 from mlflow.entities import Metric, Param
@@ -227,6 +229,15 @@ class Tracker:
         if not self._ended:
             self.client.set_terminated(self.run_id, status=status)
             self._ended = True
+
+    @property
+    def artifact_dir(self) -> Path | None:
+        """Local folder of this run's artifacts (None when the store is not on local disk)."""
+        if self.artifact_uri.startswith("file://"):
+            return Path(url2pathname(urlparse(self.artifact_uri).path))
+        if "://" not in self.artifact_uri and self.artifact_uri:
+            return Path(self.artifact_uri)
+        return None
 
     @property
     def status(self) -> str:

@@ -107,6 +107,7 @@ def test_tiny_run_logs_and_registers_model(store: Path, tmp_path: Path) -> None:
         t.list_artifacts()
     )
     assert (store / "artifacts").is_dir()
+    assert t.artifact_dir is not None and (t.artifact_dir / "curve.png").is_file()
     assert t.metric_history("eval/ndcg@10") == [(1, 0.2)]
 
     assert reg.version == "1"
