@@ -161,7 +161,9 @@ def core_command(
     sizes: str = typer.Option("100000,1000000", help="Case-bank sizes for the faiss figures."),
     dim: int = typer.Option(64, help="Key dimension for the faiss figures."),
     queries: int = typer.Option(200, help="Single-query searches timed per index."),
-    threads: int = typer.Option(2, help="torch and faiss threads."),
+    threads: int = typer.Option(
+        1, help="torch and faiss threads (1 avoids oversubscription on shared cores)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """TD updates/s next to the bare forward+backward floor; faiss latency and bytes per case."""
