@@ -32,6 +32,7 @@ _API_KEY = typer.Option("EMPTY", "--api-key", envvar="OPENAI_API_KEY", help="API
 _PLANNER = typer.Option("qwen2.5-0.5b", "--planner-model", help="Planner model name.")
 _EXECUTOR = typer.Option(None, "--executor-model", help="Executor model (default: planner's).")
 _MAX_NEW = typer.Option(48, "--max-new-tokens", help="Local backend: tokens per reply.")
+_THREADS = typer.Option(1, "--threads", help="Local backend: torch CPU threads (0 = default).")
 
 
 @contextlib.contextmanager
@@ -42,6 +43,7 @@ def _llms(
     planner_model: str,
     executor_model: str | None,
     max_new_tokens: int,
+    threads: int = 1,
 ) -> Iterator[tuple[Any, Any]]:
     """(planner, executor) chat clients; a scripted backend runs its server meanwhile."""
     from recsys.agent.llm_client import (
@@ -59,11 +61,11 @@ def _llms(
             llm = OpenAIChatClient(OpenAIChatConfig(srv.base_url, "scripted", max_retries=0))
             yield llm, llm
     elif backend == "local":
-        planner = LocalChatClient(LocalChatConfig(planner_model, max_new_tokens=max_new_tokens))
+        planner = LocalChatClient(LocalChatConfig(planner_model, max_new_tokens, threads=threads))
         executor = (
             planner
             if executor_model == planner_model
-            else LocalChatClient(LocalChatConfig(executor_model, max_new_tokens=max_new_tokens))
+            else LocalChatClient(LocalChatConfig(executor_model, max_new_tokens, threads=threads))
         )
         yield planner, executor
     elif backend == "openai":
@@ -108,12 +110,15 @@ def bench(
     max_turns: int = typer.Option(4, help="Executor replies per step."),
     max_cycles: int = typer.Option(2, help="Planning cycles per task."),
     max_new_tokens: int = _MAX_NEW,
+    threads: int = _THREADS,
+    plan_retries: int = typer.Option(2, help="Re-asks after a malformed plan."),
 ) -> None:
     """Run iterations over a task set per memory mode (resumable); EM/F1 per iteration."""
     import dataclasses
 
     from recsys.agent.bench import BenchConfig, bench_tools_args, run_bench
     from recsys.agent.executor import ExecutorConfig
+    from recsys.agent.planner import PlannerConfig
     from recsys.agent.runner import RunnerConfig
     from recsys.agent.tools.client import ToolClient
 
@@ -131,6 +136,7 @@ def bench(
         limit=limit,
         runner=RunnerConfig(max_cycles=max_cycles),
         executor=ExecutorConfig(max_turns=max_turns),
+        planner=PlannerConfig(max_retries=plan_retries),
     )
     if backend == "local":  # small context and budget for a CPU model
         cfg = dataclasses.replace(
@@ -151,10 +157,9 @@ def bench(
         )
 
     with (
-        _llms(backend, base_url, api_key, planner_model, executor_model, max_new_tokens) as (
-            planner,
-            executor,
-        ),
+        _llms(
+            backend, base_url, api_key, planner_model, executor_model, max_new_tokens, threads
+        ) as (planner, executor),
         ToolClient.stdio(**bench_tools_args(cfg)) as tools,
     ):
         result = run_bench(cfg, planner, executor, tools, enc, on_task)

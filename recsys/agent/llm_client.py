@@ -195,15 +195,26 @@ class OpenAIChatClient:
 _ids = itertools.count(1)
 
 
-def parse_text_tool_call(text: str, tool_names: Sequence[str]) -> ToolCall | None:
-    """The first `{"tool": NAME, "arguments": {...}}` object in `text` naming a known tool."""
+def parse_text_tool_call(text: str, tool_params: Mapping[str, Sequence[str]]) -> ToolCall | None:
+    """The first `{"tool": NAME, "arguments": {...}}` object in `text` naming a known tool.
+
+    `tool_params`: tool name -> its parameter names, first = main one. Arguments given as a
+    bare string (or a list, as small models often write) go to the main parameter.
+    """
     from recsys.agent.plan import iter_json_objects
 
     for obj in iter_json_objects(text):
         name = obj.get("tool") or obj.get("name")
-        if isinstance(name, str) and name in tool_names:
-            args = obj.get("arguments", obj.get("args", {}))
-            return ToolCall(f"local_{next(_ids)}", name, args if isinstance(args, dict) else {})
+        if not isinstance(name, str) or name not in tool_params:
+            continue
+        args = obj.get("arguments", obj.get("args", {}))
+        params = list(tool_params[name])
+        if isinstance(args, list):
+            vals = [a for a in args if isinstance(a, str) and a not in params]
+            args = vals[-1] if vals else ""
+        if not isinstance(args, dict):
+            args = {params[0]: str(args)} if params and str(args) else {}
+        return ToolCall(f"local_{next(_ids)}", name, args)
     return None
 
 
@@ -217,8 +228,22 @@ class LocalChatConfig:
     """Completion budget per call (small: CPU generation is slow)."""
     max_prompt_tokens: int = 1536
     """Prompts are left-truncated to this many tokens."""
-    dtype: str = "bfloat16"
-    """Weights dtype."""
+    threads: int = 0
+    """torch CPU threads (0 = leave torch's default)."""
+    dtype: str = "float32"
+    """Weights dtype (float32: bf16 matmuls are slow on most CPUs)."""
+
+
+def _params(tool: Mapping[str, Any]) -> Mapping[str, Any]:
+    params = tool["function"].get("parameters", {})
+    return params if isinstance(params, Mapping) else {}
+
+
+def _param_names(schema: Mapping[str, Any]) -> list[str]:
+    """Parameter names, required ones first."""
+    props = list(schema.get("properties", {}))
+    req = [p for p in schema.get("required", []) if p in props]
+    return req + [p for p in props if p not in req]
 
 
 def _flatten(messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None) -> list[Any]:
@@ -227,14 +252,14 @@ def _flatten(messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | N
     if tools:
         lines = [
             f"- {t['function']['name']}: {t['function'].get('description', '')} "
-            f"args: {json.dumps(sorted(t['function'].get('parameters', {}).get('properties', {})))}"
+            f"arguments: {json.dumps(dict.fromkeys(_param_names(_params(t)), '...'))}"
             for t in tools
         ]
         out.append(
             {
                 "role": "system",
                 "content": "Tools:\n" + "\n".join(lines) + "\nTo call a tool reply ONLY with "
-                'JSON {"tool": NAME, "arguments": {...}}.',
+                'JSON like {"tool": "search", "arguments": {"query": "..."}}.',
             }
         )
     for m in messages:
@@ -272,6 +297,11 @@ class LocalChatClient:
         if self._loaded is None:
             from recsys.llm.provider import load_model
 
+            if self.cfg.threads > 0:
+                import torch
+
+                torch.set_num_threads(self.cfg.threads)
+
             self._loaded = load_model(self.cfg.model, dtype=self.cfg.dtype)
         return self._loaded
 
@@ -289,8 +319,11 @@ class LocalChatClient:
             max_new_tokens=min(max_tokens or self.cfg.max_new_tokens, self.cfg.max_new_tokens),
             max_prompt_tokens=self.cfg.max_prompt_tokens,
         )
-        names = [t["function"]["name"] for t in tools or []]
-        call = parse_text_tool_call(gen.text, names) if names else None
+        params = {
+            t["function"]["name"]: _param_names(t["function"].get("parameters", {}))
+            for t in tools or []
+        }
+        call = parse_text_tool_call(gen.text, params) if params else None
         if call is not None:
             return ChatReply("", (call,), gen.prompt_tokens, gen.completion_tokens)
         return ChatReply(gen.text, (), gen.prompt_tokens, gen.completion_tokens)
