@@ -78,6 +78,7 @@ def test_recbole_peers_end_to_end(tmp_path: Path) -> None:
     for u in range(48):
         c, start = u % 4, (u * 7) % 10
         rows += [(u, c * 10 + (start + k) % 10, u + 100 * k) for k in range(8)]
+    rows += [(100, 999, 0), (100, 1, 1), (100, 2, 2), (100, 3, 3)]  # 999 only ever in a history
     df = _frame(rows).sort("user_id", "ts")
     df = df.with_columns(pl.col("ts").rank("ordinal").over("user_id").alias("r"))
     train, valid, test = (

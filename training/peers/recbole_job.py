@@ -65,6 +65,8 @@ def _run_one(model_name: str, seed: int, spec: dict[str, Any]) -> dict[str, Any]
     }
     if sequential:
         cfg["train_neg_sample_args"] = None  # SASRec's CE loss ranks against all items
+        # history tokens share the item vocabulary (items seen only inside a history included)
+        cfg["alias_of_item_id"] = ["item_id_list"]
     cfg.update(spec.get("overrides", {}).get(model_name, {}))
     config = Config(model=model_name, dataset=dataset, config_dict=cfg)
     init_seed(config["seed"], config["reproducibility"])
@@ -93,11 +95,14 @@ def main(argv: list[str]) -> int:
     """Run every (model, seed) of the spec and write the results JSON."""
     spec = json.loads(Path(argv[1]).read_text())
     results: dict[str, dict[str, Any]] = {}
+    partial = Path(argv[2] + ".partial")
     for model_name in spec["models"]:
         results[model_name] = {}
         for seed in spec["seeds"]:
             results[model_name][str(seed)] = _run_one(model_name, int(seed), spec)
+            partial.write_text(json.dumps(results, indent=2))  # survives a later crash
     Path(argv[2]).write_text(json.dumps(results, indent=2))
+    partial.unlink(missing_ok=True)
     return 0
 
 
