@@ -83,11 +83,14 @@ def _encoder(kind: str, cache: Path | None) -> Any:
     from recsys.config import TextEncoderConfig
     from recsys.text_encoder import build_text_encoder
 
-    return build_text_encoder(
-        TextEncoderConfig(
-            kind=kind, dim=512 if kind == "use" else 256, cache_dir=str(cache) if cache else None
-        )  # type: ignore[arg-type]
+    if kind not in ("use", "hashing"):
+        raise typer.BadParameter(f"unknown encoder {kind!r}: use, hashing")
+    cfg = TextEncoderConfig(
+        kind="use" if kind == "use" else "hashing",
+        dim=512 if kind == "use" else 256,
+        cache_dir=str(cache) if cache else None,
     )
+    return build_text_encoder(cfg)
 
 
 @agent_app.command("bench")

@@ -21,7 +21,7 @@ import numpy as np
 
 from recsys.case_bank import CaseBank
 from recsys.case_encoder import PayloadCaseEncoder
-from recsys.config import CaseBankConfig, LearnerConfig, PolicyConfig
+from recsys.config import CaseBankConfig, LearnerConfig, LearnerMode, PolicyConfig
 from recsys.learner import Learner
 from recsys.records import Candidates, Case, Choice, Transition
 from recsys.text_encoder import TextEncoder
@@ -92,7 +92,7 @@ class AgentMemory:
             state_weight=1.0,
         )
         self.bank = CaseBank(cfg.case_bank, encoder.dim)
-        learner_mode = "non-parametric" if cfg.mode != "soft-q" else "soft-q"
+        learner_mode: LearnerMode = "non-parametric" if cfg.mode != "soft-q" else "soft-q"
         lcfg = dataclasses.replace(cfg.learner, mode=learner_mode)
         self.learner = Learner(lcfg, encoder.dim, encoder.dim)
 
