@@ -32,7 +32,7 @@ _API_KEY = typer.Option("EMPTY", "--api-key", envvar="OPENAI_API_KEY", help="API
 _PLANNER = typer.Option("qwen2.5-0.5b", "--planner-model", help="Planner model name.")
 _EXECUTOR = typer.Option(None, "--executor-model", help="Executor model (default: planner's).")
 _MAX_NEW = typer.Option(48, "--max-new-tokens", help="Local backend: tokens per reply.")
-_THREADS = typer.Option(1, "--threads", help="Local backend: torch CPU threads (0 = default).")
+_THREADS = typer.Option(1, "--threads", help="torch CPU threads (0 = torch's default).")
 
 
 @contextlib.contextmanager
@@ -125,6 +125,10 @@ def bench(
     from recsys.agent.runner import RunnerConfig
     from recsys.agent.tools.client import ToolClient
 
+    if threads > 0:  # tiny Q networks (and a CPU LLM) thrash with more threads than cores
+        import torch
+
+        torch.set_num_threads(threads)
     out_dir = out or Path("runs") / "agent" / f"{dataset}-{backend}"
     mode_list = tuple(m.strip() for m in modes.split(",") if m.strip())
     bad = set(mode_list) - {"soft-q", "non-parametric", "no-memory"}
