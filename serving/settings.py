@@ -8,6 +8,7 @@ insecure production configuration.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,8 +18,10 @@ from serving.errors import InsecureSettingsError
 DEFAULT_API_KEY = "memento-dev-key"
 """Well-known development key; accepted only outside production mode."""
 
+SOFT_Q_CORE = "serving.soft_q_core:build_soft_q_core"
+"""Factory path of the soft-Q core (the default)."""
 DEMO_CORE = "serving.demo_core:build_demo_core"
-"""Factory path of the lightweight core used until the soft-Q core adapter is wired in."""
+"""Factory path of the lightweight demo core (popularity + tabular case values)."""
 
 
 class ServingSettings(BaseSettings):
@@ -49,15 +52,47 @@ class ServingSettings(BaseSettings):
     checkpoint_dir: Path | None = None
     """Where the core writes checkpoints; None puts them beside the database."""
     model_uri: str | None = None
-    """MLflow registry URI of the model to load (e.g. `models:/memento@champion`)."""
-    core: str = DEMO_CORE
+    """MLflow registry URI of the model to load (e.g. `models:/memento-recsys@champion`)."""
+    mlflow_uri: str | None = None
+    """MLflow tracking/registry URI (None: env `MEMENTO_MLFLOW_URI`, else the repo sqlite)."""
+    core: str = SOFT_Q_CORE
     """`module:factory` building the core; factory(settings, store) -> RecommenderCore."""
     recent_events_limit: int = Field(default=50, ge=0)
     """How many stored events per user are merged into the state at recommend time."""
     blas_threads: int = Field(default=1, ge=0)
     """BLAS threads per process (1: request-level concurrency, no oversubscription; 0: leave)."""
+    text_encoder: Literal["use", "hashing"] = "use"
+    """Item-title encoder of a fresh model: multilingual USE (512-d) or fast feature hashing."""
+    text_dim: int = Field(default=64, ge=8, le=4096)
+    """Dimension of the hashing encoder (USE is always 512)."""
+    items_path: Path | None = None
+    """Canonical `items.parquet` (item_id, title); None: the model's own, else ids as titles."""
+    index: Literal["flat", "hnsw"] = "flat"
+    """faiss index of a fresh case bank (a loaded bank keeps its own)."""
+    top_k: int = Field(default=32, ge=1, le=1024)
+    """Cases retrieved from the bank per request (the policy's candidate set)."""
+    num_chosen: int = Field(default=4, ge=1, le=64)
+    """Cases the soft-Q policy samples per request (m)."""
+    neighbours: int = Field(default=20, ge=0, le=1000)
+    """Catalog nearest neighbours of the state added to the chosen cases' items."""
+    llm: Literal["none", "smollm2-135m", "qwen2.5-0.5b"] = "none"
+    """Frozen LLM that re-ranks the candidate items (none: policy-weighted scores)."""
+    llm_candidates: int = Field(default=20, ge=1, le=200)
+    """Most candidate items scored by the LLM per request."""
+    updates_per_feedback: int = Field(default=2, ge=0, le=64)
+    """Gradient steps of the online learner per applied feedback."""
+    online_batch_size: int = Field(default=32, ge=1)
+    """Replay batch of an online update."""
+    online_min_replay: int = Field(default=1, ge=1)
+    """Online updates start once the replay buffer holds this many transitions."""
+    learner_lr: float = Field(default=1e-3, gt=0)
+    """Adam learning rate of a fresh learner (a loaded learner keeps its own)."""
+    snapshot_every_cases: int = Field(default=10_000, ge=1)
+    """Write a case-bank snapshot at a checkpoint once this many cases changed since the last."""
+    seed: int = 0
+    """Seed of a fresh learner and of action sampling."""
     demo_apply_delay_s: float = Field(default=0.0, ge=0.0)
-    """Test knob: the demo core sleeps this long in each feedback update (simulates a slow core)."""
+    """Test knob: the core sleeps this long in each feedback update (simulates a slow core)."""
 
     def resolved_checkpoint_dir(self) -> Path:
         """The checkpoint folder, defaulting to `<db folder>/checkpoints`."""

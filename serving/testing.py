@@ -15,8 +15,14 @@ AUTH = {"Authorization": f"Bearer {TEST_API_KEY}"}
 
 
 def server_env(db: Path, **extra: str) -> dict[str, str]:
-    """`MEMENTO_*` environment for a test server on database `db`."""
-    return {"MEMENTO_API_KEY": TEST_API_KEY, "MEMENTO_DB_PATH": str(db), **extra}
+    """`MEMENTO_*` environment for a test server on database `db` (fast hashing encoder)."""
+    return {
+        "MEMENTO_API_KEY": TEST_API_KEY,
+        "MEMENTO_DB_PATH": str(db),
+        "MEMENTO_TEXT_ENCODER": "hashing",
+        "MEMENTO_UPDATES_PER_FEEDBACK": "4",
+        **extra,
+    }
 
 
 def metric(client: httpx.Client, name: str) -> float:

@@ -1,0 +1,508 @@
+"""`SoftQCore`: the Memento soft-Q recommender behind the service's `RecommenderCore` seam.
+
+recommend: stored + request events -> `StateEncoder` (item-title vectors; context text as the
+profile) -> case bank Top-K (faiss) -> `Learner.act` (softmax(min twin Q / alpha), m cases
+sampled without replacement) -> candidate items (`recsys.candidates`: chosen cases' items,
+then catalog neighbours of the state) -> scores = summed policy probability of the cases that
+contributed the item (+ 0.1 x neighbour cosine), or the frozen LLM's likelihood when
+`MEMENTO_LLM` is set. A zero state (cold start) or an empty bank answers popular items.
+feedback: `action_reward` -> per-case credit (`assign_credit`) -> `Transition` (candidate
+snapshot from the decision, next state = history + the acted item, its own Top-K) ->
+`learner.observe` + `updates_per_feedback` x `learner.update()` -> a case keyed on the
+decision state, id `fb-<sha1(decision/item)>` (idempotent), written to bank and case log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from recsys.candidates import candidate_items
+from recsys.credit import assign_credit
+from recsys.records import Action, Candidates, Case, Interaction, Transition, UserState
+from recsys.reward import action_reward
+from serving.core_state import (
+    SNAPSHOT_DIR,
+    TOMBSTONES,
+    DecisionBlob,
+    Runtime,
+    build_runtime,
+    case_items,
+    load_tombstones,
+    log_case,
+    user_state,
+)
+from serving.llm_rerank import LLMReranker
+from serving.model_loader import save_snapshot
+from serving.service import (
+    CaseChoice,
+    CaseView,
+    CoreEvent,
+    CoreRecommendation,
+    DecisionSnapshot,
+    LearnerUpdate,
+    NewCase,
+    RankedItem,
+)
+from serving.settings import ServingSettings
+from serving.store import CaseRecord, Store
+
+logger = logging.getLogger(__name__)
+
+_ACTIONS = {a.value: a for a in Action}
+NEIGHBOUR_WEIGHT = 0.1
+"""Score of a catalog neighbour per unit cosine (case items score their policy probability)."""
+
+
+def _interactions(user_id: str, events: Sequence[CoreEvent]) -> list[Interaction]:
+    return [
+        Interaction(user_id, e.item_id, _ACTIONS[e.action], float(e.ts))
+        for e in events
+        if e.action in _ACTIONS
+    ]
+
+
+class SoftQCore:
+    """Thread-safe soft-Q core (see the module docstring); `reload` swaps a new runtime in."""
+
+    def __init__(self, settings: ServingSettings, store: Store) -> None:
+        self._settings = settings
+        self._store = store
+        self._swap = threading.Lock()
+        self._tomb_lock = threading.Lock()
+        self._generation = 0
+        self._llm = LLMReranker(settings.llm) if settings.llm != "none" else None
+        self._ctx_cache: dict[str, np.ndarray] = {}
+        self._tomb = load_tombstones(store)
+        self._rt: Runtime = build_runtime(settings, store)
+
+    # --- versions and sizes ---------------------------------------------------------------
+    @property
+    def model_version(self) -> str:
+        """`softq:<model version>.r<reload generation>`."""
+        return f"softq:{self._rt.version}.r{self._generation}"
+
+    def bank_size(self) -> int:
+        """Live cases in the bank."""
+        return len(self._rt.model.bank)
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime now serving (tests, load test)."""
+        return self._rt
+
+    # --- state ------------------------------------------------------------------------------
+    def _profile(self, rt: Runtime, context: Mapping[str, str]) -> np.ndarray | None:
+        if not context:
+            return None
+        text = "; ".join(f"{k}={v}" for k, v in sorted(context.items()))
+        vec = self._ctx_cache.get(text)
+        if vec is None:
+            vec = rt.encoder.encode([text])[0]
+            if len(self._ctx_cache) < 10_000:
+                self._ctx_cache[text] = vec
+        return vec
+
+    def encode_state(
+        self,
+        user_id: str,
+        events: Sequence[CoreEvent],
+        context: Mapping[str, str],
+        now: float,
+        rt: Runtime | None = None,
+    ) -> UserState:
+        """The user's state from events + context (zero vector for a cold start)."""
+        rt = rt or self._rt
+        inter = _interactions(user_id, events)
+        return rt.state_encoder.encode(user_id, inter, now, self._profile(rt, context))
+
+    # --- recommend --------------------------------------------------------------------------
+    def recommend(
+        self,
+        user_id: str,
+        n: int,
+        context: Mapping[str, str],
+        recent_events: Sequence[CoreEvent],
+        exclude_items: Sequence[str],
+        explain: bool,
+    ) -> CoreRecommendation:
+        """State -> Top-K -> soft-Q policy -> items (module docstring); never raises on users."""
+        rt = self._rt
+        now = time.time()
+        state = self.encode_state(user_id, recent_events, context, now, rt)
+        excluded = set(exclude_items)
+        bank = rt.model.bank
+        cands: Candidates | None = None
+        if np.any(state.vec) and len(bank):
+            with rt.lock:
+                cands = bank.search(state.vec, self._settings.top_k, now)
+                sids = [rt.sid_of[int(i)] for i in cands.case_ids]
+                payloads = [bank.get(int(i)).payload for i in cands.case_ids]
+        if cands is None or cands.num_valid == 0:
+            return self._cold_start(rt, state, n, excluded, explain)
+        choice = rt.model.learner.act(state.vec, cands, self._settings.num_chosen)
+        chosen = [int(j) for j in choice.indices]
+        order = sorted(range(len(chosen)), key=lambda k: -float(choice.probs[chosen[k]]))
+        chosen = [chosen[k] for k in order]
+        logp = [float(choice.logp[k]) for k in order]
+        items_of = [case_items(payloads[j]) for j in chosen]
+        scores: dict[str, float] = {}
+        for j, its in zip(chosen, items_of, strict=True):
+            for item in its:
+                scores[item] = scores.get(item, 0.0) + float(choice.probs[j])
+        flat = [i for its in items_of for i in its if i not in excluded]
+        case_rows = rt.catalog.rows(flat)
+        row_ids, vecs = rt.catalog.matrix()
+        cand_rows = candidate_items(
+            case_rows,
+            state.vec,
+            row_ids,
+            vecs,
+            self._settings.neighbours,
+            exclude=rt.catalog.known_rows(excluded),
+        )
+        fresh = [r for r in cand_rows if rt.catalog.id_of(r) not in scores]
+        sims = vecs[fresh] @ state.vec if fresh else np.zeros(0, np.float32)
+        for row, sim in zip(fresh, sims, strict=True):
+            scores[rt.catalog.id_of(row)] = NEIGHBOUR_WEIGHT * max(float(sim), 0.0)
+        ranked = sorted(
+            ((s, i) for i, s in scores.items() if i not in excluded), key=lambda t: (-t[0], t[1])
+        )
+        why = None
+        if self._llm is not None and ranked:
+            ranked, why = self._llm_rank(
+                rt, state, ranked, chosen, payloads, recent_events, explain
+            )
+        ranked = ranked[:n]
+        if len(ranked) < n:
+            have = {i for _, i in ranked} | excluded
+            ranked += [(0.0, i) for i in rt.catalog.popular(n - len(ranked), have)]
+        titles = rt.catalog.titles([i for _, i in ranked])
+        items = tuple(
+            RankedItem(i, t, round(float(s), 6)) for (s, i), t in zip(ranked, titles, strict=True)
+        )
+        cases = tuple(CaseChoice(sids[j], float(choice.probs[j])) for j in chosen)
+        blob = DecisionBlob(
+            sids=sids,
+            sims=[float(x) for x in cands.sims],
+            feats=cands.features.astype(float).tolist(),
+            chosen=chosen,
+            logp=logp,
+            case_items=items_of,
+            text=state.text,
+        )
+        if explain and why is None:
+            why = "; ".join(f"case {c.case_id} mu={c.weight:.3f}" for c in cases)
+            why += f"; state: {state.text}"
+        return CoreRecommendation(items, cases, state.vec.tobytes(), blob.encode(), why)
+
+    def _cold_start(
+        self, rt: Runtime, state: UserState, n: int, excluded: set[str], explain: bool
+    ) -> CoreRecommendation:
+        ranked: list[tuple[float, str]] = []
+        if np.any(state.vec):  # known taste, empty bank: catalog neighbours
+            row_ids, vecs = rt.catalog.matrix()
+            rows = candidate_items([], state.vec, row_ids, vecs, n + len(excluded))
+            ranked = [
+                (NEIGHBOUR_WEIGHT * max(float(vecs[r] @ state.vec), 0.0), rt.catalog.id_of(r))
+                for r in rows
+                if rt.catalog.id_of(r) not in excluded
+            ][:n]
+        have = {i for _, i in ranked} | excluded
+        pop = rt.catalog.popular(n - len(ranked), have)
+        top = max(rt.catalog.popularity[pop[0]], 1) if pop else 1
+        ranked += [(0.01 * rt.catalog.popularity[i] / top, i) for i in pop]
+        titles = rt.catalog.titles([i for _, i in ranked])
+        items = tuple(
+            RankedItem(i, t, round(s, 6)) for (s, i), t in zip(ranked, titles, strict=True)
+        )
+        why = "cold start: popular and neighbouring items, no case chosen" if explain else None
+        blob = DecisionBlob([], [], [], [], [], [], state.text)
+        return CoreRecommendation(items, (), state.vec.tobytes(), blob.encode(), why)
+
+    def _llm_rank(
+        self,
+        rt: Runtime,
+        state: UserState,
+        ranked: list[tuple[float, str]],
+        chosen: list[int],
+        payloads: list[dict[str, object]],
+        events: Sequence[CoreEvent],
+        explain: bool,
+    ) -> tuple[list[tuple[float, str]], str | None]:
+        assert self._llm is not None, "no LLM loaded"
+        head = [i for _, i in ranked[: self._settings.llm_candidates]]
+        titles = rt.catalog.titles(head)
+        recent = list(events)[-10:]
+        history = list(
+            zip(
+                rt.catalog.titles([e.item_id for e in recent]),
+                [e.action for e in recent],
+                strict=True,
+            )
+        )
+        shots = []
+        for j in chosen:
+            p = payloads[j]
+            title = " ".join(rt.catalog.titles(case_items(p)))
+            reward = p.get("reward", 1.0)
+            positive = float(reward) > 0 if isinstance(reward, int | float) else True
+            shots.append((str(p.get("user_summary", ""))[:200], title, positive))
+        prompt = self._llm.prompt(history, shots, titles)
+        llm_scores = self._llm.rank(prompt, titles)
+        order = np.argsort(-llm_scores, kind="stable")
+        out = [(float(llm_scores[k]), head[k]) for k in order]
+        out += [(s - 1e6, i) for s, i in ranked[len(head) :]]
+        why = self._llm.explain(prompt, titles[int(order[0])]) if explain else None
+        return out, why
+
+    # --- learning ---------------------------------------------------------------------------
+    def observe_events(self, user_id: str, events: Sequence[CoreEvent]) -> None:
+        """Popularity counts (state is rebuilt from stored events per request)."""
+        self._rt.catalog.count(e.item_id for e in events)
+
+    def apply_feedback(
+        self, decision: DecisionSnapshot, item_id: str, action: str, dwell_seconds: float | None
+    ) -> LearnerUpdate:
+        """Reward -> credited transition -> online soft-Q update -> case (idempotent id)."""
+        if self._settings.demo_apply_delay_s:
+            time.sleep(self._settings.demo_apply_delay_s)
+        rt = self._rt
+        cfg = rt.model.config
+        act = _ACTIONS[action]
+        reward = action_reward(act, cfg.reward, dwell_seconds)
+        snap = DecisionBlob.decode(decision.candidates)
+        state = user_state(decision.user_id, decision.state, snap.text, decision.ts)
+        td_loss = None
+        if snap.chosen and state.vec.shape == (rt.dim,):
+            td_loss = self._learn(rt, decision, snap, state, item_id, act, reward)
+        sid = "fb-" + hashlib.sha1(f"{decision.decision_id}/{item_id}".encode()).hexdigest()[:20]
+        if state.vec.shape != (rt.dim,):
+            state = UserState(decision.user_id, np.zeros(rt.dim, np.float32), snap.text, state.ts)
+        with rt.lock:
+            if sid not in rt.int_of and sid not in self._tomb:
+                case = rt.case_encoder.make_case(
+                    state, item_id, rt.catalog.title(item_id), act, reward, time.time(), "feedback"
+                )
+                case.payload.update(
+                    sid=sid,
+                    items=[item_id],
+                    user_id=decision.user_id,
+                    decision_id=decision.decision_id,
+                )
+                self._store.put_case(
+                    CaseRecord(
+                        sid,
+                        decision.user_id,
+                        case.payload,
+                        case.key.tobytes(),
+                        reward,
+                        case.ts,
+                        False,
+                    )
+                )
+                rt.add_cases([case], [sid], [decision.user_id])
+        return LearnerUpdate(reward=reward, td_loss=td_loss, new_case_id=sid)
+
+    def _learn(
+        self,
+        rt: Runtime,
+        decision: DecisionSnapshot,
+        snap: DecisionBlob,
+        state: UserState,
+        item_id: str,
+        act: Action,
+        reward: float,
+    ) -> float | None:
+        bank = rt.model.bank
+        with rt.lock:
+            rows = [rt.int_of.get(s, -1) for s in snap.sids]
+            keys = np.stack(
+                [bank.get(r).key if r >= 0 else np.zeros(rt.dim, np.float32) for r in rows]
+            )
+        mask = np.array([r >= 0 for r in rows], bool)
+        keep = [k for k, j in enumerate(snap.chosen) if mask[j]]
+        if not keep:
+            return None
+        cands = Candidates(
+            case_ids=np.array(rows, np.int64),
+            keys=keys.astype(np.float32),
+            sims=np.array(snap.sims, np.float32),
+            features=np.array(snap.feats, np.float32).reshape(len(rows), -1),
+            mask=mask,
+        )
+        history = self._store.recent_events(decision.user_id, self._settings.recent_events_limit)
+        now = time.time()
+        nxt = self.encode_state(
+            decision.user_id, [*history, CoreEvent(item_id, act.value, now)], {}, now, rt
+        )
+        with rt.lock:
+            next_cands = bank.search(nxt.vec, self._settings.top_k, now)
+        chosen = np.array([snap.chosen[k] for k in keep], np.int64)
+        credit = assign_credit(
+            reward, [snap.case_items[k] for k in keep], [item_id], rt.model.config.credit
+        )
+        rt.model.learner.observe(
+            Transition(
+                state=state.vec,
+                cands=cands,
+                chosen=chosen,
+                logp=np.array([snap.logp[k] for k in keep], np.float32),
+                rewards=credit,
+                next_state=nxt.vec,
+                next_cands=next_cands,
+                done=False,
+            )
+        )
+        with rt.lock:
+            for r in chosen:
+                bank.update_stats(int(rows[int(r)]), visits=1)
+        loss = None
+        for _ in range(self._settings.updates_per_feedback):
+            metrics = rt.model.learner.update()
+            loss = metrics.get("losses/td", metrics.get("losses/ce", loss))
+        return loss
+
+    # --- memory inspection and editing ------------------------------------------------------
+    def write_case(self, case: NewCase) -> str:
+        """A case keyed on the state its events/context define, about its items."""
+        rt = self._rt
+        now = time.time()
+        state = self.encode_state(case.user_id, case.recent_events, case.context, now, rt)
+        digest = hashlib.sha1(f"{case.user_id}/{time.time_ns()}/{case.items}".encode())
+        sid = "m-" + digest.hexdigest()[:20]
+        title = " ".join(rt.catalog.titles(list(case.items)))
+        payload = {
+            "items": list(case.items),
+            "title": title,
+            "user_summary": state.text,
+            "sid": sid,
+            "user_id": case.user_id,
+            "source": "manual",
+        }
+        key = rt.case_encoder.keys(state.vec[None, :], [payload])[0]
+        rec = Case(key=key, payload=payload, reward=case.reward, ts=now, source="manual")
+        with rt.lock:
+            rt.catalog.ensure(case.items)
+            self._store.put_case(
+                CaseRecord(sid, case.user_id, payload, key.tobytes(), case.reward, now, False)
+            )
+            rt.add_cases([rec], [sid], [case.user_id])
+        return sid
+
+    def _view(self, rt: Runtime, sid: str) -> CaseView | None:
+        with rt.lock:
+            cid = rt.int_of.get(sid)
+            if cid is None:
+                return None
+            c = rt.model.bank.get(cid)
+        one = Candidates(
+            case_ids=np.array([cid], np.int64),
+            keys=c.key[None, :].astype(np.float32),
+            sims=np.ones(1, np.float32),
+            features=np.array([[1.0, c.reward, 0.0, np.log1p(c.visits)]], np.float32),
+            mask=np.ones(1, bool),
+        )
+        value = float(rt.model.learner.scores(c.key.astype(np.float32), one)[0])
+        return CaseView(
+            sid,
+            str(c.payload.get("user_id", "")),
+            tuple(case_items(c.payload)),
+            float(c.reward),
+            value,
+            float(c.ts),
+            str(c.payload.get("source") or c.source or "replay"),
+        )
+
+    def get_case(self, case_id: str) -> CaseView | None:
+        """A live case; value = min twin Q of the case in its own key state."""
+        return self._view(self._rt, case_id)
+
+    def _tombstone(self, sids: list[str]) -> None:
+        with self._tomb_lock:
+            self._tomb |= set(sids)
+            self._store.save_blob(TOMBSTONES, json.dumps(sorted(self._tomb)).encode())
+
+    def delete_case(self, case_id: str) -> bool:
+        """Remove from bank, soft-delete in the log, tombstone (snapshot/registry copies)."""
+        rt = self._rt
+        with rt.lock:
+            live = rt.remove([case_id]) > 0
+        logged = self._store.delete_case(case_id)
+        if live or logged:
+            self._tombstone([case_id])
+        return live or logged
+
+    def list_cases(self, user_id: str) -> list[CaseView]:
+        """Live cases owned by a user, oldest first."""
+        rt = self._rt
+        with rt.lock:
+            sids = sorted(rt.by_user.get(user_id, set()))
+        views = [v for v in (self._view(rt, s) for s in sids) if v is not None]
+        return sorted(views, key=lambda v: (v.ts, v.case_id))
+
+    def erase_user(self, user_id: str) -> int:
+        """Drop the user's cases (bank + tombstones), recount popularity, force a snapshot."""
+        rt = self._rt
+        with rt.lock:
+            sids = sorted(rt.by_user.pop(user_id, set()))
+            n = rt.remove(sids)
+            rt.force_snapshot = True
+        if sids:
+            self._tombstone(sids)
+        rt.catalog.reset_popularity(ev.item_id for _, ev in self._store.iter_events())
+        return n
+
+    # --- persistence ------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Save the learner; the bank too once enough cases changed (or after an erasure)."""
+        rt = self._rt
+        dst = self._settings.resolved_checkpoint_dir() / SNAPSHOT_DIR
+        with rt.lock:
+            with_bank = rt.force_snapshot or rt.changed >= self._settings.snapshot_every_cases
+            save_snapshot(
+                rt.model,
+                dst,
+                with_bank=with_bank or not (dst / "bank").exists(),
+                version=rt.version,
+            )
+            if with_bank:
+                rt.changed, rt.force_snapshot = 0, False
+
+    def reload(self) -> str:
+        """Build a new runtime (registry alias / snapshot + log), then swap it in."""
+        with self._swap:
+            new = build_runtime(self._settings, self._store)
+            old = self._rt
+            with old.lock:
+                missing = [r for r in self._store.live_cases() if r.case_id not in new.int_of]
+                with new.lock:
+                    new.add_cases(
+                        [log_case(new, r) for r in missing],
+                        [r.case_id for r in missing],
+                        [r.user_id for r in missing],
+                    )
+                self._rt = new
+            self._generation += 1
+        return self.model_version
+
+    def close(self) -> None:
+        """Nothing to release (the learner thread checkpoints before)."""
+
+
+def build_soft_q_core(settings: ServingSettings, store: Store) -> SoftQCore:
+    """Factory for `MEMENTO_CORE=serving.soft_q_core:build_soft_q_core` (the default)."""
+    if settings.blas_threads > 0:
+        import torch
+
+        torch.set_num_threads(settings.blas_threads)
+    return SoftQCore(settings, store)
+
+
+__all__ = ["NEIGHBOUR_WEIGHT", "SoftQCore", "build_soft_q_core"]
