@@ -62,6 +62,8 @@ def _run_one(model_name: str, seed: int, spec: dict[str, Any]) -> dict[str, Any]
         "rm_dup_inter": None,
         "MAX_ITEM_LIST_LENGTH": int(spec.get("max_seq_len", 50)),
         "worker": 0,
+        # RecBole's default 2048 leaves a few-thousand-row train file with ~2 steps per epoch
+        "train_batch_size": int(spec.get("train_batch_size", 256)),
     }
     if sequential:
         cfg["train_neg_sample_args"] = None  # SASRec's CE loss ranks against all items

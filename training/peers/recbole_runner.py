@@ -214,12 +214,15 @@ def run_recbole_peers(
     max_seq_len: int = 50,
     overrides: dict[str, dict[str, Any]] | None = None,
     timeout_s: float | None = None,
+    train_batch_size: int = 256,
 ) -> dict[str, dict[str, Any]]:
     """Train and test RecBole ``models`` on our split; ``{model: {"ndcg@10", "hr@10", "mrr",
     "<metric>_std", "per_seed", "recbole", "n_test", "n_test_evaluated"}}``.
 
     Metrics are means over ``seeds`` (std across seeds beside them); ``mrr`` is RecBole's
     MRR@10. Frames need ``user_id``, ``item_id`` and ``ts`` (datetime or seconds).
+    RecBole's ``Pop`` model is not a fair peer: its count update ignores repeated items within
+    a batch, so use ``training.baselines.Popularity`` instead.
     """
     if test.height == 0:
         raise ValueError("empty test split")
@@ -238,6 +241,7 @@ def run_recbole_peers(
         "epochs": int(epochs),
         "select_best": select_best,
         "max_seq_len": max_seq_len,
+        "train_batch_size": train_batch_size,
         "overrides": overrides or {},
     }
     spec_path, out_path, log_path = workdir / "spec.json", workdir / "out.json", workdir / "job.log"
