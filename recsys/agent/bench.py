@@ -25,7 +25,7 @@ from recsys.agent.planner import Planner, PlannerConfig
 from recsys.agent.runner import AgentRunner, RunnerConfig
 from recsys.text_encoder import TextEncoder
 
-__all__ = ["BenchConfig", "bench_tools_args", "run_bench", "summarize_mode"]
+__all__ = ["BenchConfig", "bench_tools_args", "dataset_tools", "run_bench", "summarize_mode"]
 
 log = logging.getLogger(__name__)
 MODES: tuple[MemoryMode, ...] = ("soft-q", "non-parametric", "no-memory")
@@ -70,6 +70,13 @@ def bench_tools_args(cfg: BenchConfig) -> dict[str, Any]:
     if name == "gaia":
         return {"files_root": cfg.path if cfg.path.is_dir() else cfg.path.parent}
     return {}
+
+
+def dataset_tools(dataset: str) -> tuple[str, ...] | None:
+    """Tools worth offering for a dataset (closed-corpus HotpotQA: the collection only)."""
+    if dataset.lower() in ("hotpotqa", "hotpotqa-closed"):
+        return ("search", "read_document")
+    return None
 
 
 def _read_log(path: Path) -> dict[str, dict[str, Any]]:

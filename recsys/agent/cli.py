@@ -119,7 +119,7 @@ def bench(
     """Run iterations over a task set per memory mode (resumable); EM/F1 per iteration."""
     import dataclasses
 
-    from recsys.agent.bench import BenchConfig, bench_tools_args, run_bench
+    from recsys.agent.bench import BenchConfig, bench_tools_args, dataset_tools, run_bench
     from recsys.agent.executor import ExecutorConfig
     from recsys.agent.planner import PlannerConfig
     from recsys.agent.runner import RunnerConfig
@@ -142,7 +142,7 @@ def bench(
         iterations=iterations,
         limit=limit,
         runner=RunnerConfig(max_cycles=max_cycles),
-        executor=ExecutorConfig(max_turns=max_turns),
+        executor=ExecutorConfig(max_turns=max_turns, allowed_tools=dataset_tools(dataset)),
         planner=PlannerConfig(max_retries=plan_retries),
     )
     if backend == "local":  # small context and budget for a CPU model

@@ -64,6 +64,8 @@ class ExecutorConfig:
     """Completion budget of one executor call."""
     tool_result_chars: int = 1500
     """Tool results are cut to this many characters before the model sees them."""
+    allowed_tools: tuple[str, ...] | None = None
+    """Offer only these tools to the model (None = every tool the server lists)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,12 @@ class Executor:
     def specs(self) -> list[dict[str, Any]]:
         """Tool specs in OpenAI format (listed once)."""
         if self._specs is None:
-            self._specs = self.tools.openai_tools()
+            allowed = self.cfg.allowed_tools
+            self._specs = [
+                t
+                for t in self.tools.openai_tools()
+                if allowed is None or t["function"]["name"] in allowed
+            ]
         return self._specs
 
     def _call(self, name: str, args: Mapping[str, Any]) -> tuple[str, bool, float]:
