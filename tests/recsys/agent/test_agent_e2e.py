@@ -154,3 +154,19 @@ def test_step_cap_stops_executor_that_never_answers(corpus: Path, default: Scrip
         )
         assert res.turns == 3 and res.stop == "max_turns" and res.answer == ""
         assert len(srv.requests) == 3
+
+
+def test_executor_offers_only_allowed_tools(corpus: Path) -> None:
+    """With an allowlist the model is offered exactly those tools."""
+    reply = ScriptedReply(content="ANSWER: Nile")
+    with (
+        ScriptedLLMServer(Script(default=reply)) as srv,
+        ToolClient.in_process(ToolServerConfig(corpus=corpus)) as tools,
+    ):
+        llm = OpenAIChatClient(OpenAIChatConfig(base_url=srv.base_url, model="s", max_retries=0))
+        from recsys.agent.plan import PlanStep
+
+        cfg = ExecutorConfig(allowed_tools=("search", "read_document"))
+        res = Executor(llm, tools, cfg).run_step("Which river?", PlanStep("1", "find it"))
+        offered = {t["function"]["name"] for t in srv.requests[0]["tools"]}
+        assert offered == {"search", "read_document"} and res.answer == "Nile"
