@@ -124,7 +124,7 @@ def _choose_model(settings: ServingSettings) -> LoadedModel:
             return load_model_dir(snap, settings, version)
         logger.info("loading registered model %s", version)
         model = load_model_dir(folder, settings, version)
-        model.base = version
+        model.base = model.version = version
         return model
     if snap_meta:
         logger.info("loading local snapshot %s", snap)
