@@ -37,6 +37,9 @@ def bench_serving(
     requests: int = typer.Option(2_000, help="Requests per phase (bounded)."),
     concurrency: int = typer.Option(8, help="In-flight HTTP requests."),
     max_seconds: float = typer.Option(60.0, help="Wall-clock bound per phase."),
+    index: str = typer.Option("flat", help="faiss index of the bank: flat or hnsw."),
+    llm: str = typer.Option("smollm2-135m", help="LLM of the ranking variant (none: skip)."),
+    llm_requests: int = typer.Option(100, help="Requests per phase with LLM ranking."),
 ) -> None:
     """Load-test `memento serve` on loopback next to the bare core call; prints JSON."""
     import json
@@ -50,6 +53,9 @@ def bench_serving(
         requests=requests,
         concurrency=concurrency,
         max_seconds=max_seconds,
+        index=index,
+        llm=llm,
+        llm_requests=llm_requests,
     )
     typer.echo(json.dumps(run(cfg), indent=2))
 

@@ -1,19 +1,23 @@
 """HTTP load test of the running service on loopback, next to the bare in-process core call.
 
-`python -m serving.loadtest --cases 100000 --requests 2000 --concurrency 8` seeds a fresh
-SQLite store with synthetic cases and event histories, times `core.recommend` in-process
-(the baseline), then starts `memento serve` on 127.0.0.1 and drives it with httpx (async,
-bounded concurrency, bounded in requests and seconds): recommend first, then feedback on the
-decisions it returned. Prints one JSON object with throughput and p50/p99 per phase.
-LLM ranking on/off variants are added when the soft-Q core and the LLM are wired in (round 2).
+`python -m serving.loadtest --cases 100000 --requests 2000 --concurrency 8 --llm smollm2-135m`
+seeds a fresh SQLite store with synthetic event histories and a case log of `--cases` cases
+keyed exactly as the soft-Q core keys them (state = pooled item vectors, key = normalised
+0.5 state + 0.5 item vector), then, for each variant (no LLM, then `--llm` unless `none`):
+times `SoftQCore.recommend` in-process (the baseline, same settings, same request mix), starts
+`memento serve` on 127.0.0.1 with the same settings and drives it with httpx (async, bounded
+concurrency, bounded in requests and seconds): recommend first, then feedback on the decisions
+it returned. Prints one JSON object with throughput and p50/p99 per phase and the load average.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import logging
+import os
 import random
 import statistics
 import tempfile
@@ -25,10 +29,12 @@ from typing import Any
 import httpx
 import numpy as np
 
+from recsys.text_encoder import HashingTextEncoder
 from serving.app import limit_blas_threads
-from serving.demo_core import DemoCore, DemoCoreConfig, encode_state
 from serving.process import ServerProcess
 from serving.service import CoreEvent
+from serving.settings import ServingSettings
+from serving.soft_q_core import build_soft_q_core
 from serving.store import CaseRecord, Store
 from serving.testing import AUTH, server_env
 
@@ -55,6 +61,14 @@ class LoadConfig:
     """Items per recommendation."""
     seed: int = 0
     """Random seed of the synthetic data and request mix."""
+    dim: int = 64
+    """Hashing text-encoder dimension (= key and state dimension)."""
+    index: str = "flat"
+    """faiss index of the bank: flat or hnsw."""
+    llm: str = "smollm2-135m"
+    """LLM of the ranking variant (none: only the variant without LLM)."""
+    llm_requests: int = 100
+    """Requests per phase (and bare calls) of the LLM variant."""
 
 
 @dataclass(frozen=True)
@@ -85,58 +99,87 @@ def _stats(lat: list[float], errors: int, wall: float) -> PhaseStats:
     )
 
 
+def _settings(db: Path, cfg: LoadConfig, llm: str) -> ServingSettings:
+    return ServingSettings(
+        db_path=db,
+        text_encoder="hashing",
+        text_dim=cfg.dim,
+        index=cfg.index,  # type: ignore[arg-type]
+        llm=llm,  # type: ignore[arg-type]
+    )
+
+
 def seed_store(db: Path, cfg: LoadConfig) -> dict[str, list[CoreEvent]]:
-    """Write synthetic events and cases; returns each user's history."""
+    """Write synthetic events and a case log keyed like the soft-Q core; each user's history."""
     rng = random.Random(cfg.seed)
     weights = list(itertools.accumulate(1.0 / (k + 1) for k in range(cfg.items)))
     catalog = [f"i{k}" for k in range(cfg.items)]
     store = Store(db)
+    now = time.time()
     histories: dict[str, list[CoreEvent]] = {}
     for u in range(cfg.users):
         picks = rng.choices(catalog, cum_weights=weights, k=rng.randint(3, 15))
         events = [
-            CoreEvent(i, rng.choice(["click"] * 8 + ["cart", "alipay"]), float(t))
+            CoreEvent(i, rng.choice(["click"] * 8 + ["cart", "alipay"]), now - 3600 + 60 * t)
             for t, i in enumerate(picks)
         ]
         histories[f"u{u}"] = events
         store.append_events(f"u{u}", events)
-    dim = DemoCoreConfig().dim
-    records = []
-    for c in range(cfg.cases):
-        hist = [CoreEvent(i, "click", 0.0) for i in rng.choices(catalog, cum_weights=weights, k=5)]
-        key = encode_state(hist, {}, dim, 20).astype(np.float32).tobytes()
-        records.append(
-            CaseRecord(
-                f"s{c}",
-                f"u{c % cfg.users}",
-                {"items": [rng.choices(catalog, cum_weights=weights)[0]], "source": "replay"},
-                key,
-                1.0,
-                float(c),
-                False,
-            )
+    vecs = HashingTextEncoder(cfg.dim).encode(catalog)  # the core's item vectors (title = id)
+    hist = np.array(
+        [rng.choices(range(cfg.items), cum_weights=weights, k=5) for _ in range(cfg.cases)]
+    )
+    acted = np.array(rng.choices(range(cfg.items), cum_weights=weights, k=cfg.cases))
+    states = vecs[hist].mean(1)
+    states /= np.maximum(np.linalg.norm(states, axis=1, keepdims=True), 1e-12)
+    keys = 0.5 * states + 0.5 * vecs[acted]
+    keys = (keys / np.maximum(np.linalg.norm(keys, axis=1, keepdims=True), 1e-12)).astype(
+        np.float32
+    )
+    records = [
+        CaseRecord(
+            f"s{c}",
+            f"u{c % cfg.users}",
+            {"items": [catalog[acted[c]]], "title": catalog[acted[c]], "source": "replay"},
+            keys[c].tobytes(),
+            1.0,
+            now - 7200,
+            False,
         )
+        for c in range(cfg.cases)
+    ]
     store.put_cases(records)
     store.close()
     return histories
 
 
-def bare_core(db: Path, histories: dict[str, list[CoreEvent]], cfg: LoadConfig) -> PhaseStats:
-    """Time `DemoCore.recommend` in-process on the same store and request mix."""
+def bare_core(
+    db: Path, histories: dict[str, list[CoreEvent]], cfg: LoadConfig, llm: str, requests: int
+) -> tuple[PhaseStats, int]:
+    """Time `SoftQCore.recommend` in-process on the same store, settings and request mix."""
     limit_blas_threads(1)  # same BLAS setting as the server (MEMENTO_BLAS_THREADS default)
-    core = DemoCore(Store(db))
+    store = Store(db)
+    core = build_soft_q_core(_settings(db, cfg, llm), store)
+    size = core.bank_size()
     rng = random.Random(cfg.seed + 1)
     users = list(histories)
+    for u in users[:20]:  # warm-up, like the server phase
+        core.recommend(u, cfg.n, {}, histories[u], [], explain=False)
     lat = []
     start = time.perf_counter()
-    for _ in range(cfg.requests):
+    for _ in range(requests):
         u = rng.choice(users)
         t0 = time.perf_counter()
         core.recommend(u, cfg.n, {}, histories[u], [], explain=False)
         lat.append(time.perf_counter() - t0)
         if time.perf_counter() - start > cfg.max_seconds:
             break
-    return _stats(lat, 0, time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    core.close()
+    store.close()
+    del core
+    gc.collect()
+    return _stats(lat, 0, wall), size
 
 
 async def _drive(
@@ -175,24 +218,31 @@ async def _drive(
     return _stats(lat, errors, wall), answers
 
 
-def run_loadtest(cfg: LoadConfig, workdir: Path) -> dict[str, Any]:
-    """Seed, measure the bare core, start the server, drive both phases; the figures."""
-    db = workdir / "load.sqlite3"
-    t0 = time.perf_counter()
-    histories = seed_store(db, cfg)
-    seed_s = time.perf_counter() - t0
-    bare = bare_core(db, histories, cfg)
+def _variant(
+    db: Path, workdir: Path, histories: dict[str, list[CoreEvent]], cfg: LoadConfig, llm: str
+) -> dict[str, Any]:
+    requests = cfg.requests if llm == "none" else cfg.llm_requests
+    bare, size = bare_core(db, histories, cfg, llm, requests)
     rng = random.Random(cfg.seed + 2)
     users = list(histories)
     rec_bodies = [
         ("/v1/recommend", {"user_id": rng.choice(users), "n": cfg.n}, False)
-        for _ in range(cfg.requests)
+        for _ in range(requests)
     ]
-    env = server_env(db, MEMENTO_CHECKPOINT_EVERY="500", MEMENTO_QUEUE_SIZE="100000")
-    with ServerProcess(env, log=workdir / "server.log").start(timeout_s=120) as server:
+    env = server_env(
+        db,
+        MEMENTO_CHECKPOINT_EVERY="500",
+        MEMENTO_QUEUE_SIZE="100000",
+        MEMENTO_TEXT_DIM=str(cfg.dim),
+        MEMENTO_INDEX=cfg.index,
+        MEMENTO_LLM=llm,
+    )
+    log = workdir / f"server-{llm}.log"
+    with ServerProcess(env, log=log).start(timeout_s=600) as server:
         assert server.proc is not None
-        for _ in range(20):  # warm-up
-            httpx.post(server.url + "/v1/recommend", json={"user_id": users[0]})
+        for u in users[:20]:  # warm-up
+            httpx.post(server.url + "/v1/recommend", json={"user_id": u}, timeout=120)
+        load_before = os.getloadavg()
         rec, decisions = asyncio.run(_drive(server.url, rec_bodies, cfg))
         fb_bodies = [
             (
@@ -201,7 +251,7 @@ def run_loadtest(cfg: LoadConfig, workdir: Path) -> dict[str, Any]:
                     "decision_id": d["decision_id"],
                     "item_id": d["items"][0]["item_id"],
                     "action": rng.choice(["click", "cart", "alipay"]),
-                    "idempotency_key": f"lt-{k}",
+                    "idempotency_key": f"lt-{llm}-{k}",
                 },
                 True,
             )
@@ -209,15 +259,33 @@ def run_loadtest(cfg: LoadConfig, workdir: Path) -> dict[str, Any]:
             if d["items"]
         ]
         fb, _ = asyncio.run(_drive(server.url, fb_bodies, cfg))
+        load_after = os.getloadavg()
     return {
-        "config": asdict(cfg),
-        "seed_seconds": round(seed_s, 1),
-        "core": "demo-tabular (soft-Q core and LLM ranking: round 2)",
+        "llm": llm,
+        "bank_cases": size,
         "bare_core_recommend": asdict(bare),
         "http_recommend": asdict(rec),
         "http_feedback": asdict(fb),
         "ratio_p99_http_vs_bare": round(rec.p99_ms / bare.p99_ms, 2) if bare.p99_ms else None,
         "ratio_p50_http_vs_bare": round(rec.p50_ms / bare.p50_ms, 2) if bare.p50_ms else None,
+        "load_average_1_5_15": [round(x, 2) for x in (*load_before[:1], *load_after)],
+    }
+
+
+def run_loadtest(cfg: LoadConfig, workdir: Path) -> dict[str, Any]:
+    """Seed, then per LLM variant: bare core, server, both HTTP phases; the figures."""
+    db = workdir / "load.sqlite3"
+    t0 = time.perf_counter()
+    histories = seed_store(db, cfg)
+    seed_s = time.perf_counter() - t0
+    variants = ["none"] + ([cfg.llm] if cfg.llm != "none" else [])
+    return {
+        "config": asdict(cfg),
+        "seed_seconds": round(seed_s, 1),
+        "core": "soft-q (serving.soft_q_core), hashing text encoder",
+        "cpu_count": os.cpu_count(),
+        "variants": [_variant(db, workdir, histories, cfg, llm) for llm in variants],
+        "note": "load_average_1_5_15 = [1-min before the recommend phase, 1/5/15-min after]",
     }
 
 
@@ -237,6 +305,9 @@ if __name__ == "__main__":
         concurrency: int = 8,
         max_seconds: float = 60.0,
         n: int = 10,
+        index: str = "flat",
+        llm: str = "smollm2-135m",
+        llm_requests: int = 100,
     ) -> None:
         figures = main(
             LoadConfig(
@@ -246,6 +317,9 @@ if __name__ == "__main__":
                 concurrency=concurrency,
                 max_seconds=max_seconds,
                 n=n,
+                index=index,
+                llm=llm,
+                llm_requests=llm_requests,
             )
         )
         typer.echo(json.dumps(figures, indent=2))
