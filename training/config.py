@@ -1,0 +1,145 @@
+"""Configuration of offline replay training and evaluation (`memento train`, `bench replay`).
+
+Reward window (documented rule): a decision at event e (user u, time t) produces a top-N
+list L. The reward is the largest action weight (alipay 1.0, cart 0.6, collect 0.3, click 0.1
+by default, `recsys.config.RewardConfig`) among u's events in [t, t + W] whose item is in L,
+0 if none. It reaches the learner only once the replay clock has passed t + W.
+
+LLM use: `llm_fraction` of TRAINING decisions go through the frozen LLM (the rest use the
+no-LLM blend, same candidates); evaluation decisions of LLM modes ALWAYS use the LLM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from recsys.config import CreditConfig, LearnerConfig, PolicyConfig, RewardConfig, StateConfig
+
+__all__ = ["ALL_MODES", "LEARNED_MODES", "LLM_MODES", "SplitProtocol", "TrainConfig"]
+
+SplitProtocol = Literal["leave-last-out", "time-cutoff"]
+
+LEARNED_MODES: tuple[str, ...] = ("soft-q", "parametric-ce", "non-parametric", "tabular")
+"""Modes that choose cases with a `recsys.learner.Learner` of that mode."""
+LLM_MODES: tuple[str, ...] = (*LEARNED_MODES, "no-memory")
+"""Modes whose final ranking includes the frozen LLM."""
+ALL_MODES: tuple[str, ...] = (
+    *LEARNED_MODES,
+    "no-memory",
+    "no-llm",
+    "popularity",
+    "item-knn",
+    "recbole-bpr",
+    "recbole-sasrec",
+)
+"""Every method the harness knows (peers run in their own environment)."""
+
+
+@dataclass(frozen=True)
+class BlendConfig:
+    """Final ranking = w_case * case score + w_nb * neighbour score + w_pop * popularity
+    + w_llm * z-scored LLM log-likelihood (the LLM re-scores the top `llm_depth` of the
+    blend; items below keep their blend order)."""
+
+    w_case: float = 1.0
+    """Weight of the case score: sum over retrieved cases holding the item of policy
+    probability (chosen cases count fully, others by their probability)."""
+    w_nb: float = 1.0
+    """Weight of the neighbour score: cosine of the item vector with the state vector."""
+    w_pop: float = 0.3
+    """Weight of the item's causal popularity rank score (1 / log2(2 + rank), past only)."""
+    w_llm: float = 0.15
+    """Weight of the z-scored LLM log-likelihood."""
+    llm_depth: int = 20
+    """Candidates re-scored by the LLM per decision (its cost is linear in this)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `training.train.train` needs; defaults = `memento train` with no argument."""
+
+    data: str = "synthetic"
+    """synthetic | tianchi:PATH | movielens-100k | tmall-sample."""
+    synth_users: int = 300
+    """Synthetic data: users."""
+    synth_items: int = 500
+    """Synthetic data: items."""
+    synth_events: int = 15_000
+    """Synthetic data: events."""
+    synth_seed: int = 0
+    """Synthetic data: generator seed."""
+    split: SplitProtocol = "leave-last-out"
+    """leave-last-out: per user in time order, the last event is the test decision (the
+    protocol of the RecBole comparison); time-cutoff: the last `test_fraction` of time."""
+    test_fraction: float = 0.1
+    """time-cutoff only: share of the time span held out."""
+    modes: tuple[str, ...] = ("soft-q", "non-parametric", "no-memory", "popularity")
+    """Methods to run (see `ALL_MODES`)."""
+    iterations: int = 3
+    """Passes over the training period (memory statistics and Q carried over)."""
+    seeds: tuple[int, ...] = (0,)
+    """Seeds (learner init, sampling, decision subsampling)."""
+    top_n: int = 50
+    """Length of the produced list (metrics are computed on it)."""
+    top_k: int = 32
+    """K: cases retrieved from the case bank per decision."""
+    num_chosen: int = 8
+    """m: cases the policy chooses per decision."""
+    n_neighbours: int = 60
+    """Catalogue neighbours of the state vector added to the candidates."""
+    n_popular: int = 20
+    """Causal popularity items (counted from past events only) added to the candidates."""
+    exclude_seen: bool = False
+    """Remove the user's past items from the candidates (off: repeat purchases are real)."""
+    llm_model: str = "qwen2.5-0.5b"
+    """Frozen LLM name for `recsys.llm.provider` ("smollm2-135m" = tiny, for tests)."""
+    llm_fraction: float = 0.0
+    """Share of TRAINING decisions ranked with the LLM (evaluation always uses it). The
+    default 0 keeps `memento train` within ~10 CPU minutes: the LLM is frozen, so training
+    needs it only to expose the learner to the LLM's reordering."""
+    prompt_lang: str = "auto"
+    """Prompt template language: zh | en | auto (zh when titles contain CJK)."""
+    max_train_decisions: int = 3000
+    """Cap on training decisions per pass (a seeded, fixed subset; 0 = all)."""
+    max_eval_decisions: int = 150
+    """Cap on evaluated test decisions (a seeded subset shared by every method; 0 = all)."""
+    window_hours: float = 24.0
+    """W: reward window after a decision (see the module docstring)."""
+    updates_per_transition: float = 0.25
+    """Learner gradient steps per finished transition (0.25 = one step every 4; CPU cost)."""
+    prequential: bool = False
+    """Also evaluate with learning continuing during the test period."""
+    text_encoder: Literal["use", "hashing"] = "use"
+    """Item title encoder: multilingual USE (cached on disk) or the fast hashing encoder."""
+    text_dim: int = 512
+    """Dimension of the hashing encoder (USE is 512)."""
+    blend: BlendConfig = field(default_factory=BlendConfig)
+    """Final ranking blend."""
+    learner: LearnerConfig = field(
+        default_factory=lambda: LearnerConfig(
+            batch_size=32, min_replay=64, lr=1e-3, policy=PolicyConfig(alpha=0.2, num_chosen=8)
+        )
+    )
+    """Learner settings (mode and seed are set per run)."""
+    state: StateConfig = field(default_factory=lambda: StateConfig(half_life_hours=72.0))
+    """State encoder settings."""
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    """Action weights."""
+    credit: CreditConfig = field(default_factory=CreditConfig)
+    """Credit rule across chosen cases (attributed: cases whose item was acted on)."""
+    peers_epochs: int = 30
+    """RecBole peers: training epochs."""
+    tracking_uri: str | None = None
+    """MLflow URI (None: $MEMENTO_MLFLOW_URI, else sqlite under mlflow/)."""
+    experiment: str = "memento-replay"
+    """MLflow experiment name."""
+    register_name: str = "memento-recsys"
+    """Registered model name of the soft-q policy + case bank (alias `champion`)."""
+    register: bool = True
+    """Register the trained soft-q policy."""
+    output_dir: Path = Path("runs/train")
+    """Where plots, tables, checkpoints and the config JSON are written."""
+    progress: bool = False
+    """Show rich progress bars (the CLI turns them on)."""

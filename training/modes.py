@@ -1,0 +1,181 @@
+"""Every method through one harness and one split.
+
+- `soft-q`, `parametric-ce`, `non-parametric`, `tabular`: a `recsys.learner.Learner` of that
+  mode chooses cases; `iterations` training passes, then a frozen (and optionally
+  prequential) evaluation pass with the LLM in the ranking blend.
+- `no-memory`: the LLM blend without cases (candidates = state neighbours + popularity).
+- `no-llm`: the trained soft-q policy ranking without the LLM (same passes as soft-q: with
+  `llm_fraction` = 0 soft-q's training never uses the LLM, so its learner is reused).
+- `popularity`, `item-knn`: `training.baselines` fitted on the training rows.
+- `recbole-bpr`, `recbole-sasrec`: `training.peers.recbole_runner` on the identical split
+  (full ranking over all items, their own metric code; no reward, no curve).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from recsys.learner import Learner
+from recsys.llm.protocol import FrozenLLM
+from training.config import LEARNED_MODES, TrainConfig
+from training.evaluate import eval_decisions, list_metrics, train_decisions
+from training.replay_env import PassResult, ReplayAgent, run_pass
+from training.replay_world import ReplayWorld
+
+__all__ = ["MethodResult", "run_baseline", "run_memory_mode", "run_peers"]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+"""(task label, advance, total) callback for progress bars."""
+
+
+@dataclass
+class MethodResult:
+    """One method, one seed."""
+
+    name: str
+    """Method name."""
+    seed: int
+    """Seed."""
+    metrics: dict[str, float]
+    """Frozen evaluation metrics (prequential ones prefixed `preq_`)."""
+    curve: list[float] = field(default_factory=list)
+    """Training reward per decision, one value per iteration."""
+    learn: list[dict[str, float]] = field(default_factory=list)
+    """Learner metrics of every gradient step (all iterations)."""
+    learner: Learner | None = None
+    """The trained learner (learned modes)."""
+    agent: ReplayAgent | None = None
+    """The agent after evaluation (its `last_bank` is the evaluation case bank)."""
+
+
+def _learner(cfg: TrainConfig, mode: str, seed: int, dim: int) -> Learner:
+    lc = dataclasses.replace(
+        cfg.learner,
+        mode=mode,  # type: ignore[arg-type]
+        seed=seed,
+        policy=dataclasses.replace(cfg.learner.policy, num_chosen=cfg.num_chosen),
+    )
+    return Learner(lc, dim, dim)
+
+
+def _tick(progress: Progress | None, label: str, total: int) -> Callable[[int], None] | None:
+    if progress is None:
+        return None
+    return lambda _j: progress(label, 1, total)
+
+
+def run_memory_mode(
+    world: ReplayWorld,
+    cfg: TrainConfig,
+    mode: str,
+    seed: int,
+    llm: FrozenLLM | None,
+    progress: Progress | None = None,
+) -> list[MethodResult]:
+    """Train (iterations) and evaluate a case-memory mode or `no-memory`; soft-q also
+    yields `no-llm` (its policy evaluated without the LLM)."""
+    learner = _learner(cfg, mode, seed, world.dim) if mode in LEARNED_MODES else None
+    agent = ReplayAgent(world, cfg, learner, llm, seed)
+    train_idx = train_decisions(world, cfg.max_train_decisions, seed)
+    test_idx = eval_decisions(world, cfg.max_eval_decisions, 0)
+    train_rows = ~world.held_out
+    curve: list[float] = []
+    learn: list[dict[str, float]] = []
+    for it in range(cfg.iterations):
+        label = f"{mode} s{seed} iter {it + 1}"
+        res: PassResult = run_pass(
+            world,
+            agent,
+            train_idx,
+            train_rows,
+            learn=learner is not None,
+            greedy=False,
+            llm_fraction=cfg.llm_fraction,
+            on_decision=_tick(progress, label, len(train_idx)),
+        )
+        curve.append(res.reward_per_decision)
+        learn.extend(res.learn)
+        log.info("%s: reward/decision %.4f, %d updates", label, curve[-1], len(res.learn))
+    all_rows = np.ones(world.n, bool)
+    results: list[MethodResult] = []
+    variants = [(mode, llm)]
+    if mode == "soft-q" and cfg.llm_fraction == 0.0:
+        variants.append(("no-llm", None))
+    for name, model in variants:
+        agent.llm = model
+        ev = run_pass(
+            world,
+            agent,
+            test_idx,
+            all_rows,
+            learn=False,
+            greedy=True,
+            llm_fraction=1.0,
+            on_decision=_tick(progress, f"{name} s{seed} eval", len(test_idx)),
+        )
+        metrics = list_metrics(world, ev.decisions)
+        results.append(MethodResult(name, seed, metrics, list(curve), learn, learner, agent))
+    agent.llm = llm
+    if cfg.prequential and learner is not None:
+        snapshot = learner.state_dict()
+        pq = run_pass(world, agent, test_idx, all_rows, True, True, 1.0)
+        results[0].metrics.update(
+            {f"preq_{k}": v for k, v in list_metrics(world, pq.decisions).items()}
+        )
+        learner.load_state_dict(snapshot)
+    return results
+
+
+def run_baseline(
+    world: ReplayWorld, cfg: TrainConfig, name: str, train_rows: pl.DataFrame
+) -> MethodResult:
+    """popularity / item-knn fitted on the training rows, ranked for the evaluated decisions
+    (history = the user's events strictly before the decision)."""
+    from training.baselines import ItemKNN, Popularity
+
+    model: Any = (
+        Popularity(world.item_ids) if name == "popularity" else ItemKNN(catalog=world.item_ids)
+    )
+    model.fit(train_rows)
+    from training.replay_env import Decision
+
+    decisions = []
+    for j in eval_decisions(world, cfg.max_eval_decisions, 0):
+        hist = [int(world.item[e]) for e in world.history[j]]
+        exclude = set(hist) if cfg.exclude_seen else set()
+        items = model.rank(int(world.user[j]), hist, cfg.top_n, exclude)
+        r, _ = world.list_reward(int(j), items, cfg.reward)
+        decisions.append(
+            Decision(int(j), items, int(world.item[j]), r, False, not world.has_history[j])
+        )
+    metrics = list_metrics(world, decisions)
+    return MethodResult(name, 0, metrics, [metrics["reward_per_decision"]] * cfg.iterations)
+
+
+def run_peers(
+    split: Any, cfg: TrainConfig, names: list[str], seeds: tuple[int, ...]
+) -> dict[str, dict[str, Any]]:
+    """RecBole BPR / SASRec on the identical split; {name: {"ndcg@10", "hr@10", "mrr", ...}}."""
+    from data.paths import cache_dir
+    from training.peers.recbole_runner import run_recbole_peers
+
+    models = [{"recbole-bpr": "BPR", "recbole-sasrec": "SASRec"}[n] for n in names]
+    out = run_recbole_peers(
+        split.train,
+        split.valid,
+        split.test,
+        models=models,
+        seeds=seeds,
+        epochs=cfg.peers_epochs,
+        workdir=cache_dir() / "memento" / "recbole-replay",
+    )
+    return {f"recbole-{m.lower()}": out[m] for m in models}

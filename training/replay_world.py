@@ -1,0 +1,235 @@
+"""The replayed log as arrays: events in time order, past-only states, case keys, catalogue.
+
+Every per-event quantity here is computed from the past only:
+
+- `state_vec[j]`: the user's state at the time of event j, built by `recsys.StateEncoder`
+  from that user's events STRICTLY before `ts[j]` (zero vector when there is none);
+- `case_key[j]`: the key of the case "state before j -> item j" (`RecCaseEncoder`), written to
+  the bank only once the replay clock is past `ts[j]`;
+- `reward_window[j]`: the user's own events in [ts[j], ts[j] + W] (the reward of a decision
+  at j, delivered after the window closes).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from recsys.case_encoder import RecCaseEncoder
+from recsys.config import RewardConfig, StateConfig
+from recsys.records import Action, Interaction
+from recsys.reward import action_reward
+from recsys.state_encoder import StateEncoder
+from recsys.text_encoder import TextEncoder
+
+__all__ = ["ReplayWorld", "build_world"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReplayWorld:
+    """Events sorted by time (stable) with their past-only states and case keys.
+
+    Shapes: n events, I catalogue items, d vector width.
+    """
+
+    user: np.ndarray
+    """(n,) int64 user ids."""
+    item: np.ndarray
+    """(n,) int64 item ids."""
+    action: list[str]
+    """(n,) action names."""
+    ts: np.ndarray
+    """(n,) float64 unix seconds, non-decreasing."""
+    held_out: np.ndarray
+    """(n,) bool: test rows (never seen by training passes)."""
+    has_history: np.ndarray
+    """(n,) bool: the user has at least one event strictly before ts[j] (a decision point)."""
+    state_vec: np.ndarray
+    """(n, d) float32 past-only user states."""
+    case_key: np.ndarray
+    """(n, d) float32 case keys."""
+    case_reward: np.ndarray
+    """(n,) float32 action weight of event j (the case's outcome reward)."""
+    history: list[tuple[int, ...]]
+    """Per event: indices of the user's earlier events (strictly before), oldest first."""
+    next_event: np.ndarray
+    """(n,) int64: the user's next event strictly after ts[j] (-1 if none)."""
+    window: list[tuple[int, ...]]
+    """Per event: the user's events in [ts[j], ts[j] + W] (reward window)."""
+    item_ids: np.ndarray
+    """(I,) int64 catalogue."""
+    item_vecs: np.ndarray
+    """(I, d) float32 L2-normalised title vectors."""
+    titles: dict[int, str]
+    """item id -> title."""
+    item_index: dict[int, int]
+    """item id -> row in item_ids."""
+    lang: str
+    """Prompt language of the titles (zh / en)."""
+
+    @property
+    def n(self) -> int:
+        """Number of events."""
+        return int(self.user.shape[0])
+
+    @property
+    def dim(self) -> int:
+        """Vector width d."""
+        return int(self.state_vec.shape[1])
+
+    def title(self, item: int) -> str:
+        """Title of an item ("item <id>" when unknown)."""
+        return self.titles.get(int(item)) or f"item {int(item)}"
+
+    def list_reward(
+        self, j: int, items: Sequence[int], cfg: RewardConfig
+    ) -> tuple[float, set[int]]:
+        """(reward, acted items) of a list shown at decision j: max action weight of the
+        user's events in the window whose item is in the list (0, {} if none)."""
+        shown = set(int(i) for i in items)
+        best, acted = 0.0, set()
+        for e in self.window[j]:
+            it = int(self.item[e])
+            if it in shown:
+                acted.add(it)
+                best = max(best, action_reward(Action(self.action[e]), cfg))
+        return best, acted
+
+
+def _seconds(ts: pl.Series) -> np.ndarray:
+    return ts.cast(pl.Datetime("us")).dt.epoch("us").to_numpy().astype(np.float64) / 1e6
+
+
+def build_world(
+    interactions: pl.DataFrame,
+    held_out: pl.DataFrame,
+    items: pl.DataFrame,
+    encoder: TextEncoder,
+    state_cfg: StateConfig,
+    reward_cfg: RewardConfig,
+    window_hours: float,
+) -> ReplayWorld:
+    """Arrays of a split dataset: `interactions` = all rows, `held_out` = the test rows
+    (matched by (user, item, ts, action) multiplicity)."""
+    df = interactions.with_row_index("_pos").sort(["ts", "_pos"])
+    user = df["user_id"].to_numpy().astype(np.int64)
+    item = df["item_id"].to_numpy().astype(np.int64)
+    action = [str(a) for a in df["action"].cast(pl.String).to_list()]
+    ts = _seconds(df["ts"])
+    n = len(user)
+    held = np.zeros(n, bool)
+    want: dict[tuple[int, int, float, str], int] = {}
+    for u, i, t, a in zip(
+        held_out["user_id"].to_list(),
+        held_out["item_id"].to_list(),
+        _seconds(held_out["ts"]).tolist(),
+        held_out["action"].cast(pl.String).to_list(),
+        strict=True,
+    ):
+        k = (int(u), int(i), float(t), str(a))
+        want[k] = want.get(k, 0) + 1
+    for j in range(n - 1, -1, -1):  # held-out rows are the latest of their user: match from the end
+        k = (int(user[j]), int(item[j]), float(ts[j]), action[j])
+        if want.get(k, 0) > 0:
+            held[j] = True
+            want[k] -= 1
+    assert sum(want.values()) == 0, "some held-out rows are not in the interactions"
+
+    cat = items.select("item_id", "title").unique("item_id")
+    titles = {int(i): str(t or "") for i, t in zip(cat["item_id"], cat["title"], strict=True)}
+    all_items = np.unique(np.concatenate([np.array(list(titles), np.int64), item]))
+    item_index = {int(i): k for k, i in enumerate(all_items)}
+    texts = [titles.get(int(i)) or f"item {int(i)}" for i in all_items]
+    vecs = np.asarray(encoder.encode(texts), np.float32)
+    vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+    lang = "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in "".join(texts[:200])) else "en"
+
+    def item_vectors(ids: Sequence[str]) -> np.ndarray:
+        return vecs[[item_index[int(i)] for i in ids]]
+
+    def item_titles(ids: Sequence[str]) -> list[str]:
+        return [titles.get(int(i)) or f"item {i}" for i in ids]
+
+    senc = StateEncoder(state_cfg, item_vectors, item_titles, vecs.shape[1])
+    by_user: dict[int, list[int]] = {}
+    for j in range(n):
+        by_user.setdefault(int(user[j]), []).append(j)
+    state_vec = np.zeros((n, vecs.shape[1]), np.float32)
+    history: list[tuple[int, ...]] = [()] * n
+    next_event = np.full(n, -1, np.int64)
+    window: list[tuple[int, ...]] = [()] * n
+    w_sec = window_hours * 3600.0
+    for u, evs in by_user.items():
+        times = [float(ts[e]) for e in evs]
+        objs = [Interaction(str(u), str(item[e]), Action(action[e]), float(ts[e])) for e in evs]
+        for pos, e in enumerate(evs):
+            k = bisect.bisect_left(times, times[pos])  # events strictly before ts[e]
+            history[e] = tuple(evs[:k])
+            if k:
+                lo = max(0, k - state_cfg.max_events)
+                st = senc.encode(str(u), objs[lo:k], now=times[pos])
+                state_vec[e] = st.vec
+            nxt = bisect.bisect_right(times, times[pos])
+            next_event[e] = evs[nxt] if nxt < len(evs) else -1
+            hi = bisect.bisect_right(times, times[pos] + w_sec)
+            window[e] = tuple(evs[pos:hi])
+    case_enc = RecCaseEncoder(_PrecomputedTitles(vecs, texts), state_weight=0.5)
+    payloads = [{"title": texts[item_index[int(i)]]} for i in item]
+    case_key = case_enc.keys(state_vec, payloads) if n else np.zeros((0, vecs.shape[1]))
+    case_reward = np.array([action_reward(Action(a), reward_cfg) for a in action], np.float32)
+    has_history = np.array([len(h) > 0 for h in history], bool)
+    log.info(
+        "world: %d events, %d items, %d held out, %d decision points",
+        n,
+        len(all_items),
+        int(held.sum()),
+        int(has_history.sum()),
+    )
+    return ReplayWorld(
+        user=user,
+        item=item,
+        action=action,
+        ts=ts,
+        held_out=held,
+        has_history=has_history,
+        state_vec=state_vec,
+        case_key=case_key.astype(np.float32),
+        case_reward=case_reward,
+        history=history,
+        next_event=next_event,
+        window=window,
+        item_ids=all_items,
+        item_vecs=vecs,
+        titles=titles,
+        item_index=item_index,
+        lang=lang,
+    )
+
+
+class _PrecomputedTitles:
+    """A `TextEncoder` over the already-encoded catalogue titles (no re-encoding)."""
+
+    def __init__(self, vecs: np.ndarray, texts: list[str]) -> None:
+        self._vecs = vecs
+        self._row = {t: k for k, t in enumerate(texts)}
+
+    @property
+    def name(self) -> str:
+        """Encoder name."""
+        return "precomputed-titles"
+
+    @property
+    def dim(self) -> int:
+        """Vector width."""
+        return int(self._vecs.shape[1])
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Rows of the known titles."""
+        return self._vecs[[self._row[t] for t in texts]]

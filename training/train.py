@@ -1,0 +1,238 @@
+"""`train(cfg) -> TrainResult`: data, split, replay iterations, evaluation, MLflow, registry.
+
+The registered model (name `cfg.register_name`, alias `champion`) is a folder:
+`learner.pt` (`recsys.learner.Learner.save` of the trained soft-q policy), `case_bank/`
+(`recsys.case_bank.CaseBank.save` of the bank at the end of evaluation: past cases only),
+`items.npz` (item_ids, item_vecs of the catalogue) and `model.json` (config, dimensions,
+text encoder, dataset).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from training.config import LEARNED_MODES, LLM_MODES, TrainConfig
+from training.evaluate import aggregate_seeds
+from training.modes import MethodResult, run_baseline, run_memory_mode, run_peers
+from training.replay_world import ReplayWorld, build_world
+
+__all__ = ["TrainResult", "load_data", "train"]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    metrics: dict[str, dict[str, float]]
+    """{method: metric mean over seeds (+ `<metric>_std`)}."""
+    curves: dict[str, list[list[float]]]
+    """{method: [per-seed reward per decision by iteration]}."""
+    per_seed: dict[str, list[dict[str, float]]]
+    """{method: [per-seed metrics]}."""
+    paths: dict[str, Path] = field(default_factory=dict)
+    """learning_curve, comparison, table, config, model."""
+    run_id: str | None = None
+    """MLflow run id."""
+    model_version: str | None = None
+    """Registered model version (alias `champion`)."""
+    dataset: str = ""
+    """Dataset name."""
+    elapsed_s: float = 0.0
+    """Wall time."""
+
+
+def load_data(cfg: TrainConfig) -> tuple[pl.DataFrame, pl.DataFrame, str]:
+    """(interactions, items, dataset name) in the canonical schema, prepared once and cached."""
+    from data.paths import cache_dir, tmall_sample_dir
+    from data.schema import load_canonical
+    from data.tianchi import PrepareConfig, prepare_tianchi
+
+    root = cache_dir() / "memento" / "replay-data"
+    if cfg.data == "movielens-100k":
+        from data.movielens import fetch_movielens_100k
+
+        d = load_canonical(fetch_movielens_100k())
+        return d.interactions, d.items, "movielens-100k"
+    if cfg.data == "synthetic":
+        from data.synthetic import SynthConfig, generate_synthetic
+
+        sc = SynthConfig(cfg.synth_users, cfg.synth_items, cfg.synth_events, cfg.synth_seed)
+        tag = f"synthetic-u{sc.users}-i{sc.items}-e{sc.events}-s{sc.seed}"
+        raw, canon, name = root / tag / "raw", root / tag / "canonical", "synthetic"
+        if not (canon / "interactions.parquet").is_file():
+            generate_synthetic(sc, raw)
+    elif cfg.data == "tmall-sample":
+        raw, canon, name = tmall_sample_dir(), root / "tmall-sample", "tmall-sample"
+    elif cfg.data.startswith("tianchi:"):
+        raw = Path(cfg.data.removeprefix("tianchi:")).expanduser()
+        tag = hashlib.sha1(str(raw.resolve()).encode()).hexdigest()[:10]
+        canon, name = root / f"tianchi-{tag}", f"tianchi:{raw}"
+    else:
+        raise ValueError(f"unknown data source {cfg.data!r}")
+    if not (canon / "interactions.parquet").is_file():
+        prepare_tianchi(raw, canon, PrepareConfig())
+    d = load_canonical(canon)
+    return d.interactions, d.items, name
+
+
+def split_data(cfg: TrainConfig, interactions: pl.DataFrame) -> Any:
+    """The `data.splits.Split` of the configured protocol."""
+    from data.splits import leave_last_out, temporal_split
+
+    if cfg.split == "leave-last-out":
+        return leave_last_out(interactions, with_valid=True)
+    return temporal_split(interactions, valid_fraction=0.0, test_fraction=cfg.test_fraction)
+
+
+def _encoder(cfg: TrainConfig) -> Any:
+    from data.paths import cache_dir
+    from recsys.config import TextEncoderConfig
+    from recsys.text_encoder import build_text_encoder
+
+    return build_text_encoder(
+        TextEncoderConfig(
+            kind=cfg.text_encoder,
+            dim=cfg.text_dim,
+            cache_dir=str(cache_dir() / "memento" / "text-cache"),
+        )
+    )
+
+
+def _save_model(result: MethodResult, world: ReplayWorld, cfg: TrainConfig, out: Path) -> Path:
+    assert result.learner is not None and result.agent is not None
+    out.mkdir(parents=True, exist_ok=True)
+    result.learner.save(out / "learner.pt")
+    bank = result.agent.last_bank
+    if bank is not None:
+        bank.bank.save(out / "case_bank")
+    np.savez_compressed(out / "items.npz", item_ids=world.item_ids, item_vecs=world.item_vecs)
+    info = {
+        "mode": result.name,
+        "dim": world.dim,
+        "text_encoder": cfg.text_encoder,
+        "data": cfg.data,
+        "config": _jsonable(cfg),
+    }
+    (out / "model.json").write_text(json.dumps(info, indent=2, ensure_ascii=False))
+    return out
+
+
+def _jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(x) for x in obj]
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def run_methods(
+    cfg: TrainConfig, progress: Progress | None = None
+) -> tuple[dict[str, list[MethodResult]], ReplayWorld, Any, str]:
+    """Every configured method and seed on one world; ({method: per-seed}, world, split, name)."""
+    import torch
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    interactions, items, name = load_data(cfg)
+    split = split_data(cfg, interactions)
+    held = split.test
+    world = build_world(
+        interactions, held, items, _encoder(cfg), cfg.state, cfg.reward, cfg.window_hours
+    )
+    llm = None
+    if any(m in LLM_MODES for m in cfg.modes):
+        from recsys.llm.ranker import LLMRanker
+
+        llm = LLMRanker.from_name(cfg.llm_model)
+    results: dict[str, list[MethodResult]] = {}
+    train_rows = (
+        pl.concat([split.train, split.valid]) if cfg.split == "leave-last-out" else (split.train)
+    )
+    for seed in cfg.seeds:
+        for mode in cfg.modes:
+            if mode in (*LEARNED_MODES, "no-memory"):
+                for r in run_memory_mode(world, cfg, mode, seed, llm, progress):
+                    results.setdefault(r.name, []).append(r)
+            elif mode == "no-llm" and "soft-q" in cfg.modes and cfg.llm_fraction == 0.0:
+                continue  # produced by the soft-q run
+            elif mode == "no-llm":
+                for r in run_memory_mode(world, cfg, "soft-q", seed, None, progress):
+                    r.name = "no-llm"
+                    results.setdefault("no-llm", []).append(r)
+            elif mode in ("popularity", "item-knn") and seed == cfg.seeds[0]:
+                results[mode] = [run_baseline(world, cfg, mode, train_rows)]
+    return results, world, split, name
+
+
+def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
+    """Run the configured methods, evaluate, log to MLflow, register soft-q as `champion`."""
+    from training.plots import plot_comparison, plot_learning_curves
+    from training.report import aggregate, markdown_table
+    from training.tracking import Tracker, TrackingConfig
+
+    t0 = time.perf_counter()
+    results, world, split, name = run_methods(cfg, progress)
+    per_seed = {m: [r.metrics for r in rs] for m, rs in results.items()}
+    curves = {m: [r.curve for r in rs] for m, rs in results.items() if rs[0].curve}
+    peer_names = [m for m in cfg.modes if m.startswith("recbole-")]
+    if peer_names:
+        for peer, res in run_peers(split, cfg, peer_names, cfg.seeds).items():
+            per_seed[peer] = [dict(v) for v in res["per_seed"].values()]
+    metrics = {m: aggregate_seeds(v) for m, v in per_seed.items()}
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    if curves:
+        paths["learning_curve"] = plot_learning_curves(curves, out / "learning_curve.png")
+    paths["comparison"] = plot_comparison(
+        {m: [s["ndcg@10"] for s in v] for m, v in per_seed.items()}, out / "comparison.png"
+    )
+    summary = aggregate(per_seed)
+    cols = ["hr@5", "hr@10", "hr@20", "ndcg@10", "mrr", "reward_per_decision", "coverage@10"]
+    table = markdown_table(summary, cols)
+    paths["table"] = out / "metrics.md"
+    paths["table"].write_text(table)
+    paths["config"] = out / "config.json"
+    paths["config"].write_text(json.dumps(_jsonable(cfg), indent=2, ensure_ascii=False))
+    result = TrainResult(metrics, curves, per_seed, paths, dataset=name)
+    tcfg = TrackingConfig(uri=cfg.tracking_uri, experiment=cfg.experiment)
+    with Tracker(tcfg, run_name=f"replay-{name}", tags={"dataset": name}) as tr:
+        tr.log_params(_jsonable(cfg))
+        for m, rs in results.items():
+            for r in rs[:1]:
+                for step, lm in enumerate(r.learn[:: max(1, len(r.learn) // 200)]):
+                    tr.log_metrics(lm, step=step, namespace=f"train/{m}")
+            for it, v in enumerate(np.mean(curves.get(m, [[0.0]]), axis=0).tolist()):
+                tr.log_metrics({"reward_per_decision": v}, step=it, namespace=f"iter/{m}")
+        for m, ms in metrics.items():
+            tr.log_metrics(ms, namespace=f"eval/{m}")
+        for p in paths.values():
+            tr.log_artifact(p)
+        rows = [{"method": m, **v} for m, v in metrics.items()]
+        tr.log_table(rows, "metrics", markdown=table)
+        result.run_id = tr.run_id
+        if cfg.register and "soft-q" in results:
+            mdir = _save_model(results["soft-q"][0], world, cfg, out / "model")
+            paths["model"] = mdir
+            reg = tr.register_model(mdir, cfg.register_name, alias="champion")
+            result.model_version = reg.version
+    result.elapsed_s = time.perf_counter() - t0
+    return result
