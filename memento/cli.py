@@ -52,6 +52,11 @@ from training.bench.llm import llm_command as _bench_llm_command  # noqa: E402
 
 bench_app.command("llm")(_bench_llm_command)
 # --- training (issue 5) ------------------------------------------------------------------
+from training.cli import bench_replay as _bench_replay  # noqa: E402
+from training.cli import train_command as _train_command  # noqa: E402
+
+app.command("train")(_train_command)
+bench_app.command("replay")(_bench_replay)
 # --- serving (issue 6) -------------------------------------------------------------------
 from serving.cli import bench_serving as _bench_serving  # noqa: E402  (section-local import)
 from serving.cli import serve as _serve  # noqa: E402  (section-local import by design)
