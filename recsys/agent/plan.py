@@ -126,6 +126,7 @@ def repair_json(text: str) -> str:
             stack.pop()
     if in_str:
         s += '"'
+    s = re.sub(r',?\s*"[^"]*"\s*:\s*$', "", s)  # a key cut off before its value
     s = re.sub(r",\s*$", "", s)
     return s + "".join(reversed(stack))
 

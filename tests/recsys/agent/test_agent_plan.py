@@ -33,6 +33,9 @@ def test_parse_plan_final_answer_and_rejects() -> None:
     with pytest.raises(PlanParseError):
         parse_plan('{"steps": [{"id": "1"}]}')
     assert repair_json('{"a": [1, 2,') == '{"a": [1, 2]}'
+    assert repair_json('{"t": "s", "arguments": {"query": "q", "k":') == (
+        '{"t": "s", "arguments": {"query": "q"}}'
+    )
 
 
 def test_malformed_plan_recovered_by_retry_with_error_message() -> None:
