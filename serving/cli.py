@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 
@@ -17,6 +19,12 @@ def serve(
     from serving.settings import ServingSettings
 
     settings = ServingSettings()
+    if settings.blas_threads > 0:
+        # Before torch/faiss load: OpenMP threads started by request threads read this default
+        # (a per-thread omp_set_num_threads does not reach them); 2 spinning OpenMP threads per
+        # request thread cost 10x latency on a small shared machine.
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, str(settings.blas_threads))
     try:
         app = create_app(settings)
     except InsecureSettingsError as exc:

@@ -6,8 +6,9 @@ keyed exactly as the soft-Q core keys them (state = pooled item vectors, key = n
 0.5 state + 0.5 item vector), then, for each variant (no LLM, then `--llm` unless `none`):
 times `SoftQCore.recommend` in-process (the baseline, same settings, same request mix), starts
 `memento serve` on 127.0.0.1 with the same settings and drives it with httpx (async, bounded
-concurrency, bounded in requests and seconds): recommend first, then feedback on the decisions
-it returned. Prints one JSON object with throughput and p50/p99 per phase and the load average.
+in requests and seconds): recommend with one request in flight (latency, compared with the
+bare call), recommend with `--concurrency` in flight (throughput), then feedback on the
+decisions it returned. Prints one JSON object: p50/p99 and throughput per phase, load average.
 """
 
 from __future__ import annotations
@@ -186,13 +187,14 @@ async def _drive(
     url: str,
     bodies: list[tuple[str, dict[str, Any], bool]],
     cfg: LoadConfig,
+    concurrency: int,
 ) -> tuple[PhaseStats, list[dict[str, Any]]]:
-    sem = asyncio.Semaphore(cfg.concurrency)
+    sem = asyncio.Semaphore(concurrency)
     lat: list[float] = []
     answers: list[dict[str, Any]] = []
     errors = 0
     deadline = time.perf_counter() + cfg.max_seconds
-    limits = httpx.Limits(max_connections=cfg.concurrency)
+    limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
 
         async def one(path: str, body: dict[str, Any], keyed: bool) -> None:
@@ -243,7 +245,8 @@ def _variant(
         for u in users[:20]:  # warm-up
             httpx.post(server.url + "/v1/recommend", json={"user_id": u}, timeout=120)
         load_before = os.getloadavg()
-        rec, decisions = asyncio.run(_drive(server.url, rec_bodies, cfg))
+        rec1, _ = asyncio.run(_drive(server.url, rec_bodies, cfg, 1))
+        rec, decisions = asyncio.run(_drive(server.url, rec_bodies, cfg, cfg.concurrency))
         fb_bodies = [
             (
                 "/v1/feedback",
@@ -258,16 +261,17 @@ def _variant(
             for k, d in enumerate(decisions)
             if d["items"]
         ]
-        fb, _ = asyncio.run(_drive(server.url, fb_bodies, cfg))
+        fb, _ = asyncio.run(_drive(server.url, fb_bodies, cfg, cfg.concurrency))
         load_after = os.getloadavg()
     return {
         "llm": llm,
         "bank_cases": size,
         "bare_core_recommend": asdict(bare),
-        "http_recommend": asdict(rec),
-        "http_feedback": asdict(fb),
-        "ratio_p99_http_vs_bare": round(rec.p99_ms / bare.p99_ms, 2) if bare.p99_ms else None,
-        "ratio_p50_http_vs_bare": round(rec.p50_ms / bare.p50_ms, 2) if bare.p50_ms else None,
+        "http_recommend_sequential": asdict(rec1),
+        f"http_recommend_concurrency_{cfg.concurrency}": asdict(rec),
+        f"http_feedback_concurrency_{cfg.concurrency}": asdict(fb),
+        "ratio_p99_http_vs_bare": round(rec1.p99_ms / bare.p99_ms, 2) if bare.p99_ms else None,
+        "ratio_p50_http_vs_bare": round(rec1.p50_ms / bare.p50_ms, 2) if bare.p50_ms else None,
         "load_average_1_5_15": [round(x, 2) for x in (*load_before[:1], *load_after)],
     }
 
@@ -285,7 +289,8 @@ def run_loadtest(cfg: LoadConfig, workdir: Path) -> dict[str, Any]:
         "core": "soft-q (serving.soft_q_core), hashing text encoder",
         "cpu_count": os.cpu_count(),
         "variants": [_variant(db, workdir, histories, cfg, llm) for llm in variants],
-        "note": "load_average_1_5_15 = [1-min before the recommend phase, 1/5/15-min after]",
+        "note": "load_average_1_5_15 = [1-min before the recommend phases, 1/5/15-min after]; "
+        "ratios compare sequential HTTP (one request in flight) with the sequential bare call",
     }
 
 

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from recsys.candidates import candidate_items
+from recsys.case_bank import FaissIndex
 from recsys.credit import assign_credit
 from recsys.records import Action, Candidates, Case, Interaction, Transition, UserState
 from recsys.reward import action_reward
@@ -68,6 +69,16 @@ def _interactions(user_id: str, events: Sequence[CoreEvent]) -> list[Interaction
     ]
 
 
+def _shortlist(rt: Runtime, vec: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The catalog rows that can be among the n nearest (argpartition, so `candidate_items`
+    sorts n rows, not the whole catalog); (row ids, vectors)."""
+    row_ids, vecs = rt.catalog.matrix()
+    if n <= 0 or n >= len(row_ids):
+        return row_ids, vecs
+    top = np.argpartition(-(vecs @ vec), n - 1)[:n]
+    return row_ids[top], vecs[top]
+
+
 class SoftQCore:
     """Thread-safe soft-Q core (see the module docstring); `reload` swaps a new runtime in."""
 
@@ -81,6 +92,14 @@ class SoftQCore:
         self._ctx_cache: dict[str, np.ndarray] = {}
         self._tomb = load_tombstones(store)
         self._rt: Runtime = build_runtime(settings, store)
+        self._thread = threading.local()
+
+    def _limit_threads(self) -> None:
+        """Cap faiss's OpenMP threads once per request thread (the ICV is per thread)."""
+        n = self._settings.blas_threads
+        if n > 0 and not getattr(self._thread, "limited", False):
+            FaissIndex.set_threads(n)
+            self._thread.limited = True
 
     # --- versions and sizes ---------------------------------------------------------------
     @property
@@ -134,6 +153,7 @@ class SoftQCore:
     ) -> CoreRecommendation:
         """State -> Top-K -> soft-Q policy -> items (module docstring); never raises on users."""
         rt = self._rt
+        self._limit_threads()
         now = time.time()
         state = self.encode_state(user_id, recent_events, context, now, rt)
         excluded = set(exclude_items)
@@ -158,15 +178,14 @@ class SoftQCore:
                 scores[item] = scores.get(item, 0.0) + float(choice.probs[j])
         flat = [i for its in items_of for i in its if i not in excluded]
         case_rows = rt.catalog.rows(flat)
-        row_ids, vecs = rt.catalog.matrix()
-        cand_rows = candidate_items(
-            case_rows,
-            state.vec,
-            row_ids,
-            vecs,
-            self._settings.neighbours,
-            exclude=rt.catalog.known_rows(excluded),
+        excl_rows = rt.catalog.known_rows(excluded)
+        row_ids, vecs = _shortlist(
+            rt, state.vec, self._settings.neighbours + len(excl_rows) + len(case_rows)
         )
+        cand_rows = candidate_items(
+            case_rows, state.vec, row_ids, vecs, self._settings.neighbours, exclude=excl_rows
+        )
+        vecs = rt.catalog.matrix()[1]
         fresh = [r for r in cand_rows if rt.catalog.id_of(r) not in scores]
         sims = vecs[fresh] @ state.vec if fresh else np.zeros(0, np.float32)
         for row, sim in zip(fresh, sims, strict=True):
@@ -207,8 +226,9 @@ class SoftQCore:
     ) -> CoreRecommendation:
         ranked: list[tuple[float, str]] = []
         if np.any(state.vec):  # known taste, empty bank: catalog neighbours
-            row_ids, vecs = rt.catalog.matrix()
+            row_ids, vecs = _shortlist(rt, state.vec, n + len(excluded))
             rows = candidate_items([], state.vec, row_ids, vecs, n + len(excluded))
+            vecs = rt.catalog.matrix()[1]
             ranked = [
                 (NEIGHBOUR_WEIGHT * max(float(vecs[r] @ state.vec), 0.0), rt.catalog.id_of(r))
                 for r in rows
@@ -274,6 +294,7 @@ class SoftQCore:
         if self._settings.demo_apply_delay_s:
             time.sleep(self._settings.demo_apply_delay_s)
         rt = self._rt
+        self._limit_threads()
         cfg = rt.model.config
         act = _ACTIONS[action]
         reward = action_reward(act, cfg.reward, dwell_seconds)
