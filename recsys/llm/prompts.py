@@ -21,6 +21,7 @@ __all__ = [
     "approx_token_count",
     "detect_lang",
     "explanation_prompt",
+    "neutral_prompt",
 ]
 
 
@@ -100,6 +101,15 @@ def explanation_prompt(prompt: str, item: str, lang: str | None = None) -> str:
     """The ranking prompt followed by the item and a cue for a one-sentence reason."""
     template = TEMPLATES[lang or detect_lang(prompt)]
     return f"{prompt}{item}{template.explain_cue}"
+
+
+def neutral_prompt(prompt: str) -> str:
+    """The content-free prompt used for calibration: the prompt's last line (its cue), with
+    the trailing newline kept. For a `PromptBuilder` prompt this is the template's cue line
+    alone: no user profile, history, cases or candidates. A single-line prompt is returned
+    unchanged (it has no context to remove)."""
+    body, newline = (prompt[:-1], "\n") if prompt.endswith("\n") else (prompt, "")
+    return body.rsplit("\n", 1)[-1] + newline
 
 
 class PromptBuilder:

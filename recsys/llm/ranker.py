@@ -1,17 +1,35 @@
 """Rank candidates by their log-likelihood after a shared, cached prompt prefix.
 
-`rank`: one prefix forward (its KV cache kept in a small LRU), then ALL candidates in one
+`loglik`: one prefix forward (its KV cache kept in a small LRU), then ALL candidates in one
 packed continuation forward: the candidates' tokens are laid side by side in a single row,
 each with positions restarting after the prefix and a block-causal 4D mask so a candidate only
 sees the prefix and its own earlier tokens (tree attention). No prefix copy per candidate and
 no padding; logits are computed only at the positions that predict candidate tokens.
-Score = mean log-prob of the candidate's tokens (length-normalised), deterministic.
-`rank_batch`: several requests as rows of one padded forward (prefix + packed candidates).
+Log-likelihood = mean log-prob of the candidate's tokens (`length_normalise`, the default) or
+their sum; deterministic.
+
+`rank` adds contextual calibration (on by default): generic items ("汽车轮胎", "连衣裙") have a
+high likelihood whatever the user did, so a small model ranks them above the related item.
+The score is a pointwise mutual information between candidate and user context:
+
+    score(c) = loglik(c | prompt) - calibration_weight * loglik(c | neutral prompt)
+
+where the neutral prompt is the same template with no user history and no cases: the prompt's
+last line, i.e. the cue (`recsys.llm.prompts.neutral_prompt`). This is the content-free input
+of "Calibrate Before Use" (Zhao et al., ICML 2021) applied to scoring, i.e. domain-conditional
+PMI (Holtzman et al., "Surface Form Competition", EMNLP 2021). The neutral log-likelihoods do
+not depend on the user, so they are computed once per candidate with the same packed-prefix
+machinery and kept in their own LRU (`calibration_cache_size`): the extra cost is amortised.
+A prompt that is a single line is its own neutral prompt; it is then scored uncalibrated.
+
+`rank_batch`: several requests as rows of one padded forward (prefix + packed candidates),
+calibrated the same way. All public methods hold one lock (thread-safe for serving).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from recsys.llm.prompts import neutral_prompt
 from recsys.llm.protocol import RankRequest
 from recsys.llm.score_cache import ScoreCache, prompt_key, score_key
 
@@ -47,6 +66,18 @@ class RankerConfig:
     """Requests per padded forward in `rank_batch`."""
     explain_max_new_tokens: int = 48
     """Token budget of a generated explanation."""
+    length_normalise: bool = True
+    """Log-likelihood = mean log-prob per candidate token (True) or the sum (False)."""
+    calibrate: bool = True
+    """`rank` subtracts the candidate's log-likelihood after the neutral prompt (PMI)."""
+    calibration_weight: float = 1.0
+    """Weight in [0, 1] of the neutral log-likelihood (0 = uncalibrated, 1 = full PMI)."""
+    calibration_cache_size: int = 100_000
+    """Entries in the (model, neutral prompt, candidate) LRU; independent of the score cache."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.calibration_weight <= 1.0:
+            raise ValueError(f"calibration_weight {self.calibration_weight} not in [0, 1]")
 
 
 class LLMRanker:
@@ -60,6 +91,8 @@ class LLMRanker:
         self._model_id = model_id
         self.config = config or RankerConfig()
         self.scores = ScoreCache(self.config.score_cache_size)
+        self.neutral_scores = ScoreCache(self.config.calibration_cache_size)
+        self._lock = threading.RLock()
         self._prefixes: OrderedDict[str, tuple[list[int], _KV, torch.Tensor]] = OrderedDict()
         self._decoder = model.base_model
         self._head = model.get_output_embeddings()
@@ -111,7 +144,7 @@ class LLMRanker:
     def _mean_logprob(
         self, hidden: torch.Tensor, targets: torch.Tensor, owner: torch.Tensor, n: int
     ) -> torch.Tensor:
-        """Mean over each owner's targets of log p(target | hidden row).
+        """Mean (or sum, see `length_normalise`) over each owner's targets of log p(target | row).
 
         hidden (m, d), targets (m,), owner (m,) in [0, n) -> (n,) float64.
         """
@@ -119,6 +152,8 @@ class LLMRanker:
         logits = self._head(hidden).float()
         logp = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[:, 0].double()
         total = torch.zeros(n, dtype=torch.float64, device=logp.device).index_add_(0, owner, logp)
+        if not self.config.length_normalise:
+            return total
         count = torch.bincount(owner, minlength=n).to(torch.float64)
         return total / count
 
@@ -192,15 +227,16 @@ class LLMRanker:
             used += len(c)
         return groups
 
-    @torch.inference_mode()
-    def rank(self, prompt: str, candidates: Sequence[str]) -> np.ndarray:
-        """Scores (n,) float64: mean log-prob of each candidate's tokens after `prompt`."""
+    def _cached_loglik(
+        self, prompt: str, candidates: Sequence[str], cache: ScoreCache
+    ) -> np.ndarray:
+        """Log-likelihoods (n,) of the candidates after `prompt`, through `cache`."""
         pkey = prompt_key(self._model_id, prompt)
         keys = [score_key(pkey, c) for c in candidates]
         scores = np.full(len(candidates), np.nan)
         todo: dict[str, int] = {}
         for i, key in enumerate(keys):
-            cached = self.scores.get(key) if self.config.score_cache_size else None
+            cached = cache.get(key) if cache.capacity else None
             if cached is not None:
                 scores[i] = cached
             elif key not in todo:
@@ -212,12 +248,38 @@ class LLMRanker:
             for group in self._chunks(toks):
                 got = self._score_packed(len(ids), kv, last, [toks[g] for g in group])
                 for g, value in zip(group, got.tolist(), strict=True):
-                    self.scores.put(keys[order[g]], value)
+                    cache.put(keys[order[g]], value)
                     scores[order[g]] = value
             for i, key in enumerate(keys):  # duplicates of computed candidates
                 if np.isnan(scores[i]):
                     scores[i] = scores[todo[key]]
         return scores
+
+    def _calibration(self, prompt: str, candidates: Sequence[str]) -> np.ndarray | None:
+        """`calibration_weight` x neutral log-likelihoods (n,), or None when not calibrating."""
+        if not self.config.calibrate or self.config.calibration_weight == 0.0:
+            return None
+        neutral = neutral_prompt(prompt)
+        if neutral == prompt:
+            return None
+        base = self._cached_loglik(neutral, candidates, self.neutral_scores)
+        return self.config.calibration_weight * base
+
+    @torch.inference_mode()
+    def loglik(self, prompt: str, candidates: Sequence[str]) -> np.ndarray:
+        """Uncalibrated scores (n,) float64: mean (or summed) log-prob of each candidate's
+        tokens after `prompt` (score-cached)."""
+        with self._lock:
+            return self._cached_loglik(prompt, candidates, self.scores)
+
+    @torch.inference_mode()
+    def rank(self, prompt: str, candidates: Sequence[str]) -> np.ndarray:
+        """Scores (n,) float64, higher = better: `loglik` minus the weighted neutral-prompt
+        log-likelihood when `calibrate` (see the module docstring)."""
+        with self._lock:
+            scores = self._cached_loglik(prompt, candidates, self.scores)
+            calibration = self._calibration(prompt, candidates)
+            return scores if calibration is None else scores - calibration
 
     @torch.inference_mode()
     def rank_batch(self, requests: Sequence[RankRequest]) -> list[np.ndarray]:
@@ -225,8 +287,13 @@ class LLMRanker:
         `batch_requests` rows (no KV cache needed: everything is in one pass)."""
         results: list[np.ndarray] = []
         step = max(1, self.config.batch_requests)
-        for start in range(0, len(requests), step):
-            results.extend(self._rank_rows(list(requests[start : start + step])))
+        with self._lock:
+            for start in range(0, len(requests), step):
+                results.extend(self._rank_rows(list(requests[start : start + step])))
+            for i, request in enumerate(requests):
+                calibration = self._calibration(request.prompt, request.candidates)
+                if calibration is not None:
+                    results[i] = results[i] - calibration
         return results
 
     def _rank_rows(self, requests: list[RankRequest]) -> list[np.ndarray]:
@@ -284,17 +351,19 @@ class LLMRanker:
 
     @torch.inference_mode()
     def score_naive(self, prompt: str, candidates: Sequence[str]) -> np.ndarray:
-        """Reference scores: one full forward of prompt + candidate per candidate (slow)."""
-        ids = self.encode_prompt(prompt)
-        out = []
-        for text in candidates:
-            cand = self.encode_candidate(text)
-            seq = torch.tensor([ids + cand], device=self.device)
-            logits = self.model(input_ids=seq, logits_to_keep=len(cand) + 1).logits[0].float()
-            logp = torch.log_softmax(logits[:-1], dim=-1)
-            picked = logp.gather(1, torch.tensor(cand, device=self.device)[:, None])
-            out.append(picked.double().mean().item())
-        return np.array(out)
+        """Reference uncalibrated scores (`loglik` semantics): one full forward of prompt +
+        candidate per candidate (slow)."""
+        with self._lock:
+            ids = self.encode_prompt(prompt)
+            out = []
+            for text in candidates:
+                cand = self.encode_candidate(text)
+                seq = torch.tensor([ids + cand], device=self.device)
+                logits = self.model(input_ids=seq, logits_to_keep=len(cand) + 1).logits[0]
+                logp = torch.log_softmax(logits[:-1].float(), dim=-1)
+                picked = logp.gather(1, torch.tensor(cand, device=self.device)[:, None]).double()
+                out.append((picked.mean() if self.config.length_normalise else picked.sum()).item())
+            return np.array(out)
 
     @torch.inference_mode()
     def explain(self, prompt: str, item: str) -> str:
@@ -304,13 +373,14 @@ class LLMRanker:
         ids = torch.tensor(
             [self.encode_prompt(explanation_prompt(prompt, item))], device=self.device
         )
-        out = self.model.generate(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=self.config.explain_max_new_tokens,
-            do_sample=False,
-            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-        )
+        with self._lock:
+            out = self.model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=self.config.explain_max_new_tokens,
+                do_sample=False,
+                pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+            )
         text: str = self.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
         lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
         return lines[0] if lines else ""

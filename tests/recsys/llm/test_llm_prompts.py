@@ -12,6 +12,7 @@ from recsys.llm.prompts import (
     PromptConfig,
     approx_token_count,
     explanation_prompt,
+    neutral_prompt,
 )
 from recsys.llm.templates import TEMPLATE_VERSION
 
@@ -74,3 +75,14 @@ def test_explanation_prompt_language() -> None:
     """The explanation cue follows the prompt's language."""
     assert explanation_prompt("用户买了手机\n", "手机壳").endswith("推荐理由（一句话）：")
     assert explanation_prompt("bought phone\n", "case").endswith("Reason (one sentence):")
+
+
+def test_neutral_prompt_is_the_cue_line_only() -> None:
+    """The calibration prompt of a built prompt is its template's cue line, no user content."""
+    for lang, cue in (("zh", "用户接下来最可能感兴趣的商品是：\n"), ("en", "wants next is:\n")):
+        built = PromptBuilder(PromptConfig(lang=lang)).build(HIST[:3], CASES, ["手机壳"])
+        neutral = neutral_prompt(built.text)
+        assert neutral.endswith(cue) and neutral.count("\n") == 1
+        assert "商品" not in neutral.replace("商品是", "") and "手机" not in neutral
+    assert neutral_prompt("Viewed: a\nViewed: ") == "Viewed: "
+    assert neutral_prompt("one line\n") == "one line\n"
