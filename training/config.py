@@ -1,7 +1,8 @@
 """Configuration of offline replay training and evaluation (`memento train`, `bench replay`).
 
 Reward window (documented rule): a decision at event e (user u, time t) produces a top-N
-list L. The reward is the largest action weight (alipay 1.0, cart 0.6, collect 0.3, click 0.1
+list L (its first `reward_top` items are what the user is shown). The reward is the largest
+action weight (alipay 1.0, cart 0.6, collect 0.3, click 0.1
 by default, `recsys.config.RewardConfig`) among u's events in [t, t + W] whose item is in L,
 0 if none. It reaches the learner only once the replay clock has passed t + W.
 
@@ -44,8 +45,8 @@ class BlendConfig:
     blend; items below keep their blend order)."""
 
     w_case: float = 1.0
-    """Weight of the case score: sum over retrieved cases holding the item of policy
-    probability (chosen cases count fully, others by their probability)."""
+    """Weight of the case score: sum over the chosen cases holding the item of
+    1 / log2(2 + rank of the case in the policy's order)."""
     w_nb: float = 1.0
     """Weight of the neighbour score: cosine of the item vector with the state vector."""
     w_pop: float = 0.3
@@ -83,6 +84,9 @@ class TrainConfig:
     """Seeds (learner init, sampling, decision subsampling)."""
     top_n: int = 50
     """Length of the produced list (metrics are computed on it)."""
+    reward_top: int = 10
+    """The user is shown the first `reward_top` items: the window reward counts actions on
+    those (metrics use the whole top-N list)."""
     top_k: int = 32
     """K: cases retrieved from the case bank per decision."""
     num_chosen: int = 8
@@ -101,9 +105,9 @@ class TrainConfig:
     needs it only to expose the learner to the LLM's reordering."""
     prompt_lang: str = "auto"
     """Prompt template language: zh | en | auto (zh when titles contain CJK)."""
-    max_train_decisions: int = 3000
+    max_train_decisions: int = 1000
     """Cap on training decisions per pass (a seeded, fixed subset; 0 = all)."""
-    max_eval_decisions: int = 150
+    max_eval_decisions: int = 100
     """Cap on evaluated test decisions (a seeded subset shared by every method; 0 = all)."""
     window_hours: float = 24.0
     """W: reward window after a decision (see the module docstring)."""
@@ -119,10 +123,15 @@ class TrainConfig:
     """Final ranking blend."""
     learner: LearnerConfig = field(
         default_factory=lambda: LearnerConfig(
-            batch_size=32, min_replay=64, lr=1e-3, policy=PolicyConfig(alpha=0.2, num_chosen=8)
+            batch_size=32,
+            min_replay=64,
+            lr=2e-3,
+            gamma=0.3,
+            policy=PolicyConfig(alpha=0.2, num_chosen=8),
         )
     )
-    """Learner settings (mode and seed are set per run)."""
+    """Learner settings (mode and seed are set per run). gamma 0.3: a recommendation's effect
+    is mostly immediate; a long horizon makes Q dominated by the soft entropy bonus."""
     state: StateConfig = field(default_factory=lambda: StateConfig(half_life_hours=72.0))
     """State encoder settings."""
     reward: RewardConfig = field(default_factory=RewardConfig)

@@ -153,7 +153,7 @@ def run_baseline(
         hist = [int(world.item[e]) for e in world.history[j]]
         exclude = set(hist) if cfg.exclude_seen else set()
         items = model.rank(int(world.user[j]), hist, cfg.top_n, exclude)
-        r, _ = world.list_reward(int(j), items, cfg.reward)
+        r, _ = world.list_reward(int(j), items[: cfg.reward_top], cfg.reward)
         decisions.append(
             Decision(int(j), items, int(world.item[j]), r, False, not world.has_history[j])
         )

@@ -12,7 +12,9 @@ At a decision event j (user u, time t):
    into a top-N list;
 5. reward = `ReplayWorld.list_reward` (the user's events within W hours); the transition
    (s, K snapshot, chosen, logp, credited rewards, s', K' snapshot, done) reaches the learner
-   only once the window has closed and the user's next state exists (`recsys.credit` rule).
+   at the first decision after the window has closed (`recsys.credit` rule); s' is the
+   user's next state if that event has already happened by then, else the transition is
+   terminal (done) - so nothing about the future decides when or what is learned.
 
 A cold decision (no earlier event of the user) gets the causal popularity list and no
 transition. Case ids handed to the learner are event indices, stable across passes, so the
@@ -79,7 +81,7 @@ class TimedBank:
                 reward=float(w.case_reward[e]),
                 ts=float(w.ts[e]),
                 source="replay",
-                visits=int(self.visits[e]),
+                visits=0,  # visit counts stay out of the Q features (rich-get-richer)
             )
             for e in batch
         ]
@@ -203,8 +205,8 @@ class ReplayAgent:
             cands = bank.search(state, cfg.top_k, now)
             if cands.num_valid > 0:
                 choice = self.learner.act(state, cands, cfg.num_chosen, greedy=greedy)
-                p = choice.probs[choice.indices].astype(np.float64)
-                p = p / max(float(p.max()), 1e-12)
+                # rank weights in the policy's order (independent of the temperature)
+                p = _rank_score(len(choice.indices))
                 events = [int(cands.case_ids[i]) for i in choice.indices]
                 for e, pv in zip(events, p, strict=True):
                     it = int(w.item[e])
@@ -265,6 +267,7 @@ def run_pass(
     """
     cfg = agent.cfg
     bank = TimedBank(world, allowed, cfg.top_k, agent.visits)
+    agent.last_bank = bank
     out = PassResult()
     pending: list[tuple[float, int, dict[str, Any]]] = []
     learner = agent.learner
@@ -274,7 +277,7 @@ def run_pass(
     def finish(item: dict[str, Any], now: float) -> None:
         assert learner is not None
         nxt = item["next"]
-        if nxt >= 0:
+        if nxt >= 0 and world.ts[nxt] < now:  # s' only once it has happened
             s2 = world.state_vec[nxt]
             c2 = bank.search(s2, cfg.top_k, now)
             done = False
@@ -311,12 +314,12 @@ def run_pass(
             flush(now)
         if not world.has_history[j]:
             items = bank.popular(cfg.top_n, set())
-            r, _ = world.list_reward(j, items, cfg.reward)
+            r, _ = world.list_reward(j, items[: cfg.reward_top], cfg.reward)
             out.decisions.append(Decision(j, items, int(world.item[j]), r, False, True))
             continue
         use_llm = agent.llm is not None and bool(agent.rng.random() < llm_fraction)
         items, info = agent.rank(j, bank, use_llm, greedy)
-        r, acted = world.list_reward(j, items, cfg.reward)
+        r, acted = world.list_reward(j, items[: cfg.reward_top], cfg.reward)
         out.decisions.append(Decision(j, items, int(world.item[j]), r, use_llm, False))
         if learn and learner is not None and info is not None:
             events = info["events"]
@@ -326,9 +329,7 @@ def run_pass(
             nxt = int(world.next_event[j])
             if nxt >= 0 and not allowed[nxt]:
                 nxt = -1
-            ready = now + cfg.window_hours * 3600.0
-            if nxt >= 0:
-                ready = max(ready, float(world.ts[nxt]))
+            ready = now + cfg.window_hours * 3600.0  # the reward is known once W has passed
             choice = info["choice"]
             item = {
                 "state": world.state_vec[j],

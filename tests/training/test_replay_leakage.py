@@ -1,0 +1,118 @@
+"""Replay honesty: a planted future event is invisible to earlier decisions."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from data.schema import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, conform
+from recsys.config import LearnerConfig, PolicyConfig
+from recsys.learner import Learner
+from recsys.text_encoder import HashingTextEncoder
+from training.config import TrainConfig
+from training.replay_env import ReplayAgent, run_pass
+from training.replay_world import build_world
+
+T0 = datetime(2024, 1, 1)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    """Tiny networks: one torch thread avoids oversubscription on shared cores."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+PLANT_ITEM = 999
+
+
+def _log(plant: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(400):
+        rows.append((int(rng.integers(0, 20)), int(rng.integers(0, 40)), T0 + timedelta(hours=k)))
+    if plant:  # user 0 acts on a brand-new item at the very end
+        rows.append((0, PLANT_ITEM, T0 + timedelta(hours=1000)))
+    df = pl.DataFrame(
+        {
+            "user_id": [r[0] for r in rows],
+            "item_id": [r[1] for r in rows],
+            "action": ["click"] * len(rows),
+            "ts": [r[2] for r in rows],
+            "dwell_seconds": [None] * len(rows),
+            "source": ["test"] * len(rows),
+        }
+    )
+    titles = [f"shoe red size {i % 7} model {i}" for i in range(40)] + ["zzq plant unique"]
+    items = pl.DataFrame(
+        {
+            "item_id": [*range(40), PLANT_ITEM],
+            "title": titles,
+            "category": ["c"] * 41,
+            "brand_id": [None] * 41,
+            "seller_id": ["s"] * 41,
+            "pict_url": [""] * 41,
+        }
+    )
+    return conform(df, INTERACTIONS_SCHEMA), conform(items, ITEMS_SCHEMA)
+
+
+def _run(plant: bool, mode: str) -> tuple[list[list[int]], list[float], dict[str, object]]:
+    inter, items = _log(plant)
+    held = inter.filter(pl.col("ts") > T0 + timedelta(hours=390))
+    cfg = TrainConfig(top_k=8, num_chosen=4, n_neighbours=10, n_popular=5, top_n=15)
+    w = build_world(inter, held, items, HashingTextEncoder(64), cfg.state, cfg.reward, 24.0)
+    lc = LearnerConfig(mode=mode, batch_size=8, min_replay=8, policy=PolicyConfig(num_chosen=4))  # type: ignore[arg-type]
+    agent = ReplayAgent(
+        w, dataclasses.replace(cfg, updates_per_transition=0.25), Learner(lc, 64, 64), None, 0
+    )
+    seen: dict[str, object] = {"max_case_ts_gap": -np.inf, "plant_case": False}
+
+    def check(j: int) -> None:
+        bank = agent.last_bank
+        assert bank is not None
+        for cid in bank.bank.ids():
+            c = bank.bank.get(cid)
+            seen["max_case_ts_gap"] = max(float(seen["max_case_ts_gap"]), c.ts - w.ts[j])  # type: ignore[arg-type]
+            seen["plant_case"] = bool(seen["plant_case"]) or c.payload["item_id"] == str(PLANT_ITEM)
+
+    decisions = np.flatnonzero(w.has_history & (w.ts < (T0 + timedelta(hours=999)).timestamp()))
+    res = run_pass(w, agent, decisions, np.ones(w.n, bool), True, False, 0.0, on_decision=check)
+    # every decision's state is built from strictly earlier events of the same user
+    for j in decisions:
+        assert all(w.ts[e] < w.ts[j] and w.user[e] == w.user[j] for e in w.history[j])
+    return [d.items for d in res.decisions], [d.reward for d in res.decisions], seen
+
+
+@pytest.mark.parametrize("mode", ["soft-q", "non-parametric"])
+def test_planted_future_event_is_invisible(mode: str) -> None:
+    """Lists, rewards and bank contents of earlier decisions ignore a planted future event."""
+    lists_a, rewards_a, seen_a = _run(False, mode)
+    lists_b, rewards_b, seen_b = _run(True, mode)
+    assert lists_a == lists_b
+    assert rewards_a == rewards_b
+    assert all(PLANT_ITEM not in lst for lst in lists_b)
+    assert seen_b["plant_case"] is False
+    assert float(seen_b["max_case_ts_gap"]) < 0  # every stored case is strictly older
+    assert float(seen_a["max_case_ts_gap"]) < 0
+
+
+def test_planted_event_states_unchanged() -> None:
+    """Past-only states of all earlier events are identical with and without the plant."""
+    cfg = TrainConfig()
+    worlds = []
+    for plant in (False, True):
+        inter, items = _log(plant)
+        held = inter.filter(pl.col("ts") > T0 + timedelta(hours=390))
+        worlds.append(
+            build_world(inter, held, items, HashingTextEncoder(64), cfg.state, cfg.reward, 24.0)
+        )
+    a, b = worlds
+    assert b.n == a.n + 1
+    np.testing.assert_array_equal(a.state_vec, b.state_vec[: a.n])
+    np.testing.assert_array_equal(a.case_key, b.case_key[: a.n])
