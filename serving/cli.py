@@ -45,7 +45,7 @@ def bench_serving(
     requests: int = typer.Option(2_000, help="Requests per phase (bounded)."),
     concurrency: int = typer.Option(8, help="In-flight HTTP requests."),
     max_seconds: float = typer.Option(60.0, help="Wall-clock bound per phase."),
-    index: str = typer.Option("flat", help="faiss index of the bank: flat or hnsw."),
+    index: str = typer.Option("hnsw", help="faiss index of the bank: hnsw or flat."),
     llm: str = typer.Option("smollm2-135m", help="LLM of the ranking variant (none: skip)."),
     llm_requests: int = typer.Option(100, help="Requests per phase with LLM ranking."),
 ) -> None:

@@ -64,7 +64,7 @@ class LoadConfig:
     """Random seed of the synthetic data and request mix."""
     dim: int = 64
     """Hashing text-encoder dimension (= key and state dimension)."""
-    index: str = "flat"
+    index: str = "hnsw"
     """faiss index of the bank: flat or hnsw."""
     llm: str = "smollm2-135m"
     """LLM of the ranking variant (none: only the variant without LLM)."""
@@ -176,6 +176,7 @@ def bare_core(
         if time.perf_counter() - start > cfg.max_seconds:
             break
     wall = time.perf_counter() - start
+    core.checkpoint()  # learner + bank snapshot: the server restores it instead of re-indexing
     core.close()
     store.close()
     del core
@@ -310,7 +311,7 @@ if __name__ == "__main__":
         concurrency: int = 8,
         max_seconds: float = 60.0,
         n: int = 10,
-        index: str = "flat",
+        index: str = "hnsw",
         llm: str = "smollm2-135m",
         llm_requests: int = 100,
     ) -> None:

@@ -67,8 +67,9 @@ class ServingSettings(BaseSettings):
     """Dimension of the hashing encoder (USE is always 512)."""
     items_path: Path | None = None
     """Canonical `items.parquet` (item_id, title); None: the model's own, else ids as titles."""
-    index: Literal["flat", "hnsw"] = "flat"
-    """faiss index of a fresh case bank (a loaded bank keeps its own)."""
+    index: Literal["flat", "hnsw"] = "hnsw"
+    """faiss index of a fresh case bank: HNSW (meets the latency target at 100k cases) or
+    exact flat; a loaded bank keeps its own."""
     top_k: int = Field(default=32, ge=1, le=1024)
     """Cases retrieved from the bank per request (the policy's candidate set)."""
     num_chosen: int = Field(default=4, ge=1, le=64)

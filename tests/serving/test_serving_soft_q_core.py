@@ -1,4 +1,4 @@
-"""SoftQCore in process: protocol, durability of the bank (snapshot + log), idempotency, registry."""
+"""SoftQCore in process: protocol, bank durability (snapshot + log), idempotency, registry."""
 
 from __future__ import annotations
 
