@@ -63,3 +63,11 @@ def test_train_uses_llm_in_evaluation(tiny_run: tuple[object, str]) -> None:
     warm_share = m["llm_share"]
     assert warm_share > 0.0
     assert result.metrics["popularity"]["llm_share"] == 0.0  # type: ignore[attr-defined]
+
+
+def test_soft_q_reward_improves_over_iterations(tiny_run: tuple[object, str]) -> None:
+    """With a fixed seed, soft-q's training reward per decision rises from pass 1 to the last."""
+    result, _ = tiny_run
+    curve = result.curves["soft-q"][0]  # type: ignore[attr-defined]
+    assert len(curve) == 3
+    assert curve[-1] > curve[0] + 0.002, curve
