@@ -166,7 +166,9 @@ def build_runtime(settings: ServingSettings, store: Store) -> Runtime:
                 rt.by_user[str(payload["user_id"])].add(sid)
         gone = [s for s in rt.int_of if s in tomb]
         rt.remove(gone)
-        missing = [r for r in store.live_cases() if r.case_id not in rt.int_of]
+        missing = [
+            r for r in store.live_cases() if r.case_id not in rt.int_of and r.case_id not in tomb
+        ]
         for k in range(0, len(missing), 20_000):
             chunk = missing[k : k + 20_000]
             catalog.ensure(i for r in chunk for i in case_items(r.payload))

@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import shutil
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -119,6 +120,17 @@ def _find(root: Path, name: str, pattern: str) -> Path | None:
     return found[0] if found else None
 
 
+def _detached(bank: CaseBank) -> CaseBank:
+    """Move a loaded bank's metadata into memory: `CaseBank.load` writes through to the files
+    it was loaded from, which would put online cases into the snapshot (or registry copy)
+    without their vectors, and break when the next snapshot replaces that folder."""
+    mem = sqlite3.connect(":memory:", check_same_thread=False)
+    bank._db.backup(mem)
+    bank._db.close()
+    bank._db, bank.path = mem, None
+    return bank
+
+
 def load_model_dir(root: Path, settings: ServingSettings, default_version: str) -> LoadedModel:
     """Load a model directory (layout in the module docstring)."""
     learner_path = _find(root, LEARNER_FILE, "*.pt")
@@ -133,7 +145,7 @@ def load_model_dir(root: Path, settings: ServingSettings, default_version: str) 
     ckpt = load_checkpoint(learner_path)
     learner_cfg = config_from_dict(LearnerConfig, ckpt["config"])
     dims = ckpt["state_dict"]["dims"]
-    bank = CaseBank.load(bank_json.parent)
+    bank = _detached(CaseBank.load(bank_json.parent))
     if "config" in meta:
         cfg = config_from_dict(CoreConfig, meta["config"])
     else:

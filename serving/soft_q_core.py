@@ -502,7 +502,11 @@ class SoftQCore:
             new = build_runtime(self._settings, self._store)
             old = self._rt
             with old.lock:
-                missing = [r for r in self._store.live_cases() if r.case_id not in new.int_of]
+                missing = [
+                    r
+                    for r in self._store.live_cases()
+                    if r.case_id not in new.int_of and r.case_id not in self._tomb
+                ]
                 with new.lock:
                     new.add_cases(
                         [log_case(new, r) for r in missing],

@@ -84,6 +84,10 @@ def test_feedback_case_write_is_idempotent_and_survives_restart(tmp_path: Path) 
     assert ids == {kept, later, u1.new_case_id}, ids
     assert restarted.get_case(gone) is None and restarted.get_case(kept) is not None
     assert restarted.erase_user("u1") == 1 and restarted.bank_size() == 2
+    restarted.write_case(NewCase("s", ("w",), 1.0, ev))  # not written into the loaded snapshot
+    restarted.checkpoint()  # the erasure forces a bank snapshot
+    again = SoftQCore(settings, store)
+    assert set(again.runtime.int_of) == set(restarted.runtime.int_of) and again.bank_size() == 3
 
 
 def test_loads_registered_champion_from_mlflow(tmp_path: Path) -> None:
