@@ -344,8 +344,10 @@ def run_pass(
         if on_decision is not None:
             on_decision(j)
     if learn and learner is not None:
-        bank.advance(float("inf"))
-        flush(float("inf"))
+        # a finite end clock: case ages (a Q feature) of s' candidates must stay finite
+        end = float(world.ts.max()) + cfg.window_hours * 3600.0 + 1.0 if world.n else 0.0
+        bank.advance(end)
+        flush(end)
     out.n_cases = len(bank.bank)
     agent.last_bank = bank
     return out
