@@ -34,7 +34,7 @@ PLANT_ITEM = 999
 def _log(plant: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
     rng = np.random.default_rng(0)
     rows = []
-    for k in range(400):
+    for k in range(200):
         rows.append((int(rng.integers(0, 20)), int(rng.integers(0, 40)), T0 + timedelta(hours=k)))
     if plant:  # user 0 acts on a brand-new item at the very end
         rows.append((0, PLANT_ITEM, T0 + timedelta(hours=1000)))
@@ -64,7 +64,7 @@ def _log(plant: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def _run(plant: bool, mode: str) -> tuple[list[list[int]], list[float], dict[str, object]]:
     inter, items = _log(plant)
-    held = inter.filter(pl.col("ts") > T0 + timedelta(hours=390))
+    held = inter.filter(pl.col("ts") > T0 + timedelta(hours=190))
     cfg = TrainConfig(top_k=8, num_chosen=4, n_neighbours=10, n_popular=5, top_n=15)
     w = build_world(inter, held, items, HashingTextEncoder(64), cfg.state, cfg.reward, 24.0)
     lc = LearnerConfig(mode=mode, batch_size=8, min_replay=8, policy=PolicyConfig(num_chosen=4))  # type: ignore[arg-type]
@@ -108,7 +108,7 @@ def test_planted_event_states_unchanged() -> None:
     worlds = []
     for plant in (False, True):
         inter, items = _log(plant)
-        held = inter.filter(pl.col("ts") > T0 + timedelta(hours=390))
+        held = inter.filter(pl.col("ts") > T0 + timedelta(hours=190))
         worlds.append(
             build_world(inter, held, items, HashingTextEncoder(64), cfg.state, cfg.reward, 24.0)
         )

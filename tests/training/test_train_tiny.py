@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from training.config import TrainConfig
@@ -18,15 +19,15 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, str]:
     cfg = TrainConfig(
         synth_users=60,
         synth_items=90,
-        synth_events=2000,
+        synth_events=1000,
         modes=("soft-q", "popularity"),
-        iterations=3,
+        iterations=2,
         seeds=(0,),
         text_encoder="hashing",
         text_dim=64,
         llm_model="smollm2-135m",
-        max_train_decisions=200,
-        max_eval_decisions=6,
+        max_train_decisions=120,
+        max_eval_decisions=4,
         updates_per_transition=0.5,
         tracking_uri=uri,
         experiment="test-replay",
@@ -46,7 +47,7 @@ def test_train_logs_run_and_registers_champion(tiny_run: tuple[object, str]) -> 
     assert "eval/soft-q/ndcg_at_10" in keys
     assert "eval/popularity/hr_at_10" in keys
     hist = client.get_metric_history(result.run_id, "iter/soft-q/reward_per_decision")  # type: ignore[attr-defined]
-    assert len(hist) == 3
+    assert len(hist) == 2
     mv = client.get_model_version_by_alias("memento-recsys", "champion")
     assert mv.run_id == result.run_id  # type: ignore[attr-defined]
     arts = {a.path for a in client.list_artifacts(result.run_id)}  # type: ignore[attr-defined]
@@ -59,20 +60,36 @@ def test_train_uses_llm_in_evaluation(tiny_run: tuple[object, str]) -> None:
     """Every warm evaluation decision of soft-q was ranked by the real (tiny) LLM."""
     result, _ = tiny_run
     m = result.metrics["soft-q"]  # type: ignore[attr-defined]
-    assert m["decisions"] == 6
+    assert m["decisions"] == 4
     warm_share = m["llm_share"]
     assert warm_share > 0.0
     assert result.metrics["popularity"]["llm_share"] == 0.0  # type: ignore[attr-defined]
 
 
+def test_trained_learner_is_finite(tiny_run: tuple[object, str]) -> None:
+    """The registered soft-q learner has finite weights (inf case ages once made Q NaN)."""
+    import torch
+
+    from recsys.learner import Learner
+
+    result, _ = tiny_run
+    learner = Learner.from_checkpoint(result.paths["model"] / "learner.pt")  # type: ignore[attr-defined]
+    assert learner.step > 0, "no gradient step was taken"
+    for name, p in learner.q.named_parameters():
+        assert torch.isfinite(p).all(), name
+    curve = result.curves["soft-q"][0]  # type: ignore[attr-defined]
+    assert all(np.isfinite(curve)), curve
+
+
 @pytest.mark.xfail(
-    reason="known gap: soft-q's tiny replay curve is flat so far ([0.244, 0.2438, 0.2438] "
-    "measured); see the issue-5 report",
+    reason="not robust at this scale: after the NaN fix the tiny soft-q curve moves but does "
+    "not rise reliably (2000 events, 200 decisions, 4 passes measured 0.205, 0.2075, 0.2055, "
+    "0.203); a sign of learning needs far more decisions than a unit test affords",
     strict=False,
 )
 def test_soft_q_reward_improves_over_iterations(tiny_run: tuple[object, str]) -> None:
     """With a fixed seed, soft-q's training reward per decision rises from pass 1 to the last."""
     result, _ = tiny_run
     curve = result.curves["soft-q"][0]  # type: ignore[attr-defined]
-    assert len(curve) == 3
+    assert len(curve) == 2
     assert curve[-1] > curve[0] + 0.002, curve
