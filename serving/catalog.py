@@ -79,10 +79,16 @@ class ItemCatalog:
             return [self._row[i] for i in ids]
 
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
-        """(n, d) vectors of the ids (adding unknown ones)."""
+        """(n, d) vectors of the ids; unknown ids are encoded but NOT added (request input
+        must not grow the catalog: stored events and cases add items, see `ensure`)."""
         with self._lock:
-            self._add(ids)
-            return self._vecs[[self._row[i] for i in ids]].copy()
+            unknown = [i for i in dict.fromkeys(ids) if i not in self._row]
+            extra = dict(zip(unknown, self.encoder.encode(unknown), strict=True)) if unknown else {}
+            out = np.zeros((len(ids), self.dim), np.float32)
+            for k, i in enumerate(ids):
+                row = self._row.get(i)
+                out[k] = self._vecs[row] if row is not None else extra[i]
+            return out
 
     def known_rows(self, ids: Iterable[str]) -> list[int]:
         """Rows of the ids already in the catalog (unknown ones skipped, nothing added)."""

@@ -284,7 +284,8 @@ class SoftQCore:
 
     # --- learning ---------------------------------------------------------------------------
     def observe_events(self, user_id: str, events: Sequence[CoreEvent]) -> None:
-        """Popularity counts (state is rebuilt from stored events per request)."""
+        """Add the items to the catalog and popularity (state is rebuilt per request)."""
+        self._rt.catalog.ensure(e.item_id for e in events)
         self._rt.catalog.count(e.item_id for e in events)
 
     def apply_feedback(
