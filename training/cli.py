@@ -71,10 +71,10 @@ def train_command(
         "qwen2.5-0.5b", "--llm-model", help="Frozen LLM (qwen2.5-0.5b, smollm2-135m, a folder)."
     ),
     max_decisions: int = typer.Option(
-        1000, "--max-decisions", help="Cap on training decisions per pass (0 = all)."
+        400, "--max-decisions", help="Cap on training decisions per pass (0 = all)."
     ),
     max_eval_decisions: int = typer.Option(
-        100, "--max-eval-decisions", help="Cap on evaluated test decisions (0 = all)."
+        40, "--max-eval-decisions", help="Cap on evaluated test decisions (0 = all)."
     ),
     top_n: int = typer.Option(50, "--top-n", help="Length of the produced list."),
     top_k: int = typer.Option(32, "--top-k", help="K: cases retrieved per decision."),

@@ -105,9 +105,9 @@ class TrainConfig:
     needs it only to expose the learner to the LLM's reordering."""
     prompt_lang: str = "auto"
     """Prompt template language: zh | en | auto (zh when titles contain CJK)."""
-    max_train_decisions: int = 1000
+    max_train_decisions: int = 400
     """Cap on training decisions per pass (a seeded, fixed subset; 0 = all)."""
-    max_eval_decisions: int = 100
+    max_eval_decisions: int = 40
     """Cap on evaluated test decisions (a seeded subset shared by every method; 0 = all)."""
     window_hours: float = 24.0
     """W: reward window after a decision (see the module docstring)."""

@@ -90,8 +90,13 @@ def run_memory_mode(
     train_rows = ~world.held_out
     curve: list[float] = []
     learn: list[dict[str, float]] = []
+    # no learner and no LLM draw: every pass is identical, so one pass stands for all
+    static = learner is None and (llm is None or cfg.llm_fraction == 0.0)
     for it in range(cfg.iterations):
         label = f"{mode} s{seed} iter {it + 1}"
+        if static and curve:
+            curve.append(curve[-1])
+            continue
         res: PassResult = run_pass(
             world,
             agent,
