@@ -53,7 +53,7 @@ class BlendConfig:
     """Weight of the item's causal popularity rank score (1 / log2(2 + rank), past only)."""
     w_llm: float = 0.15
     """Weight of the z-scored LLM log-likelihood."""
-    llm_depth: int = 20
+    llm_depth: int = 10
     """Candidates re-scored by the LLM per decision (its cost is linear in this)."""
 
 
@@ -107,7 +107,7 @@ class TrainConfig:
     """Prompt template language: zh | en | auto (zh when titles contain CJK)."""
     max_train_decisions: int = 400
     """Cap on training decisions per pass (a seeded, fixed subset; 0 = all)."""
-    max_eval_decisions: int = 40
+    max_eval_decisions: int = 30
     """Cap on evaluated test decisions (a seeded subset shared by every method; 0 = all)."""
     window_hours: float = 24.0
     """W: reward window after a decision (see the module docstring)."""
