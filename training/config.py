@@ -49,7 +49,7 @@ class BlendConfig:
     1 / log2(2 + rank of the case in the policy's order)."""
     w_nb: float = 1.0
     """Weight of the neighbour score: cosine of the item vector with the state vector."""
-    w_pop: float = 0.3
+    w_pop: float = 0.5
     """Weight of the item's causal popularity rank score (1 / log2(2 + rank), past only)."""
     w_llm: float = 0.15
     """Weight of the z-scored LLM log-likelihood."""
@@ -111,14 +111,20 @@ class TrainConfig:
     """Cap on evaluated test decisions (a seeded subset shared by every method; 0 = all)."""
     window_hours: float = 24.0
     """W: reward window after a decision (see the module docstring)."""
-    updates_per_transition: float = 0.25
-    """Learner gradient steps per finished transition (0.25 = one step every 4; CPU cost)."""
+    updates_per_transition: float = 0.5
+    """Learner gradient steps per finished transition (0.5 = one step every 2; CPU cost)."""
     prequential: bool = False
     """Also evaluate with learning continuing during the test period."""
     text_encoder: Literal["use", "hashing"] = "use"
     """Item title encoder: multilingual USE (cached on disk) or the fast hashing encoder."""
     text_dim: int = 512
     """Dimension of the hashing encoder (USE is 512)."""
+    collab_dim: int = 0
+    """> 0: append collaborative item vectors of this rank (PPMI co-occurrence SVD of the
+    training rows, `training.item_vectors`) to the title vectors. Changes the vector width, so
+    a model trained with it needs the same catalogue vectors to be served."""
+    collab_weight: float = 0.9
+    """Share of the item vector's squared norm given to the collaborative part."""
     blend: BlendConfig = field(default_factory=BlendConfig)
     """Final ranking blend."""
     learner: LearnerConfig = field(

@@ -115,9 +115,14 @@ def build_world(
     state_cfg: StateConfig,
     reward_cfg: RewardConfig,
     window_hours: float,
+    collab_dim: int = 0,
+    collab_weight: float = 0.5,
 ) -> ReplayWorld:
     """Arrays of a split dataset: `interactions` = all rows, `held_out` = the test rows
-    (matched by (user, item, ts, action) multiplicity)."""
+    (matched by (user, item, ts, action) multiplicity).
+
+    collab_dim > 0: item vectors = title vectors blended (`collab_weight`) with
+    `training.item_vectors.collaborative_vectors` fitted on the non-held-out rows only."""
     df = interactions.with_row_index("_pos").sort(["ts", "_pos"])
     user = df["user_id"].to_numpy().astype(np.int64)
     item = df["item_id"].to_numpy().astype(np.int64)
@@ -149,6 +154,12 @@ def build_world(
     texts = [titles.get(int(i)) or f"item {int(i)}" for i in all_items]
     vecs = np.asarray(encoder.encode(texts), np.float32)
     vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+    if collab_dim > 0:
+        from training.item_vectors import blend_vectors, collaborative_vectors
+
+        rows = np.array([item_index[int(i)] for i in item[~held]], np.int64)
+        cf = collaborative_vectors(user[~held], rows, len(all_items), collab_dim)
+        vecs = blend_vectors(vecs, cf, collab_weight)
     lang = "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in "".join(texts[:200])) else "en"
 
     def item_vectors(ids: Sequence[str]) -> np.ndarray:

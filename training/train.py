@@ -155,7 +155,15 @@ def run_methods(
     split = split_data(cfg, interactions)
     held = split.test
     world = build_world(
-        interactions, held, items, _encoder(cfg), cfg.state, cfg.reward, cfg.window_hours
+        interactions,
+        held,
+        items,
+        _encoder(cfg),
+        cfg.state,
+        cfg.reward,
+        cfg.window_hours,
+        collab_dim=cfg.collab_dim,
+        collab_weight=cfg.collab_weight,
     )
     llm = None
     if any(m in LLM_MODES for m in cfg.modes):
@@ -229,7 +237,9 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
         rows = [{"method": m, **v} for m, v in metrics.items()]
         tr.log_table(rows, "metrics", markdown=table)
         result.run_id = tr.run_id
-        if cfg.register and "soft-q" in results:
+        if cfg.register and cfg.collab_dim > 0:
+            log.warning("not registering: collaborative item vectors are not servable yet")
+        elif cfg.register and "soft-q" in results:
             mdir = _save_model(results["soft-q"][0], world, cfg, out / "model")
             paths["model"] = mdir
             reg = tr.register_model(mdir, cfg.register_name, alias="champion")
