@@ -7,6 +7,7 @@ checkpointing, on shutdown.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -62,7 +63,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         limit_blas_threads(settings.blas_threads)
-        store = Store(settings.db_path)
+        store = Store(settings.db_path, settings.decision_flush_ms)
         the_core = core or load_core_factory(settings.core)(settings, store)
         assert isinstance(the_core, RecommenderCore), f"{type(the_core)=} lacks the Protocol"
         worker = LearnerWorker(
@@ -82,9 +83,12 @@ def create_app(
             the_core.bank_size(),
             requeued,
         )
+        gc.collect()
+        gc.freeze()  # the loaded bank and model leave the collector's generations: shorter pauses
         try:
             yield
         finally:
+            gc.unfreeze()
             app.state.service = None
             worker.stop()
             the_core.close()

@@ -41,6 +41,9 @@ class ServingSettings(BaseSettings):
     """TCP port `memento serve` binds to."""
     db_path: Path = Path("serving_state/memento.sqlite3")
     """SQLite file (WAL) holding decisions, feedback, events and the case log."""
+    decision_flush_ms: float = Field(default=20.0, ge=0.0)
+    """Decisions are written behind the response, in batches, within this many ms (0: in
+    the request). Feedback writes its decision first, so acknowledged feedback stays durable."""
     max_body_bytes: int = Field(default=256 * 1024, ge=1)
     """Largest accepted request body; larger bodies get 413."""
     queue_size: int = Field(default=1024, ge=1)

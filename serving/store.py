@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from serving.decision_writer import DecisionWriter, decision_row
 from serving.service import CoreEvent, DecisionSnapshot
 
 _SCHEMA = """
@@ -104,7 +105,8 @@ class ErasureCounts:
 class Store:
     """Thread-safe SQLite store; open once per process."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, write_behind_ms: float = 0.0) -> None:
+        """write_behind_ms > 0: decisions are written by a `DecisionWriter` (see there)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -115,11 +117,19 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._writer = DecisionWriter(path, write_behind_ms) if write_behind_ms > 0 else None
 
     def close(self) -> None:
-        """Close the connection."""
+        """Write pending decisions and close the connections."""
+        if self._writer is not None:
+            self._writer.close()
         with self._lock:
             self._db.close()
+
+    def flush_decisions(self) -> None:
+        """Put every pending (write-behind) decision on disk now."""
+        if self._writer is not None:
+            self._writer.flush()
 
     def _write(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         with self._lock:
@@ -132,22 +142,16 @@ class Store:
     # --- decisions -------------------------------------------------------------------------
     def put_decision(self, d: DecisionSnapshot) -> None:
         """Persist a decision (state, candidate snapshot, chosen cases, items)."""
-        self._write(
-            "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?)",
-            (
-                d.decision_id,
-                d.user_id,
-                d.state,
-                d.candidates,
-                json.dumps(d.chosen_case_ids),
-                json.dumps(d.items),
-                d.model_version,
-                d.ts,
-            ),
-        )
+        if self._writer is not None:
+            self._writer.put(d)
+            return
+        self._write("INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?)", decision_row(d))
 
     def get_decision(self, decision_id: str) -> DecisionSnapshot | None:
         """The decision, or None if unknown or erased."""
+        pending = self._writer.get(decision_id) if self._writer is not None else None
+        if pending is not None:
+            return pending
         rows = self._read("SELECT * FROM decisions WHERE decision_id=?", (decision_id,))
         if not rows:
             return None
@@ -172,7 +176,9 @@ class Store:
         action: str,
         dwell: float | None,
     ) -> tuple[int, bool]:
-        """Durably insert feedback once per key: (feedback_id, inserted_now)."""
+        """Durably insert feedback once per key: (feedback_id, inserted_now). Pending
+        decisions are written first, so the row never refers to a decision not on disk."""
+        self.flush_decisions()
         with self._lock:
             self._db.execute("PRAGMA synchronous=FULL")
             try:
@@ -289,6 +295,7 @@ class Store:
     # --- erasure and checkpoints -----------------------------------------------------------
     def erase_user(self, user_id: str) -> ErasureCounts:
         """Hard-delete a user's events, decisions, their feedback and cases in one transaction."""
+        self.flush_decisions()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +83,37 @@ def test_case_log_soft_delete_and_idempotent_put(tmp_path: Path) -> None:
     assert store.get_case("c1") == rec
     assert store.delete_case("c1") and not store.delete_case("c1")
     assert store.get_case("c1") is None and store.list_cases("u") == []
+
+
+def test_write_behind_decisions_are_visible_at_once_and_on_disk_before_feedback(
+    tmp_path: Path,
+) -> None:
+    """A write-behind decision is readable immediately, and a feedback insert puts it on disk
+    first (a second connection sees it) even when the batch timer has not fired."""
+    db = tmp_path / "db.sqlite3"
+    store = Store(db, write_behind_ms=60_000.0)  # the timer never fires within the test
+    _decision(store, "d1", "u")
+    assert store.get_decision("d1") is not None
+    other = Store(db)
+    assert other.get_decision("d1") is None, "still pending: not on disk yet"
+    store.insert_feedback("k1", "d1", "i1", "click", None)
+    assert other.get_decision("d1") == store.get_decision("d1")
+    _decision(store, "d2", "u")
+    store.close()  # closing writes what is pending
+    assert other.get_decision("d2") is not None
+    other.close()
+
+
+def test_write_behind_timer_writes_batches(tmp_path: Path) -> None:
+    """With a short timer, queued decisions reach disk without any feedback or close."""
+    db = tmp_path / "db.sqlite3"
+    store = Store(db, write_behind_ms=5.0)
+    for k in range(50):
+        _decision(store, f"d{k}", "u")
+    other = Store(db)
+    deadline = time.monotonic() + 10.0
+    while other.get_decision("d49") is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert all(other.get_decision(f"d{k}") is not None for k in range(50))
+    store.close()
+    other.close()
