@@ -6,16 +6,14 @@ sampled without replacement) -> candidate items (`recsys.candidates`: chosen cas
 then catalog neighbours of the state) -> scores = summed policy probability of the cases that
 contributed the item (+ 0.1 x neighbour cosine), or the frozen LLM's likelihood when
 `MEMENTO_LLM` is set. A zero state (cold start) or an empty bank answers popular items.
-feedback: `action_reward` -> per-case credit (`assign_credit`) -> `Transition` (candidate
-snapshot from the decision, next state = history + the acted item, its own Top-K) ->
-`learner.observe` + `updates_per_feedback` x `learner.update()` -> a case keyed on the
-decision state, id `fb-<sha1(decision/item)>` (idempotent), written to bank and case log.
+feedback: `action_reward` -> online soft-Q step (`serving.soft_q_learning`: per-case credit
+-> `Transition` -> `learner.observe` + `updates_per_feedback` x `learner.update()`) -> a case
+keyed on the decision state, id `fb-<sha1(decision/item)>` (idempotent), written to bank and
+case log. Case inspection/editing and tombstones live in `serving.case_memory.CaseMemory`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 import time
@@ -25,17 +23,15 @@ import numpy as np
 
 from recsys.candidates import candidate_items
 from recsys.case_bank import FaissIndex
-from recsys.credit import assign_credit
-from recsys.records import Action, Candidates, Case, Interaction, Transition, UserState
+from recsys.records import Action, Candidates, Interaction, UserState
 from recsys.reward import action_reward
+from serving.case_memory import CaseMemory
 from serving.core_state import (
     SNAPSHOT_DIR,
-    TOMBSTONES,
     DecisionBlob,
     Runtime,
     build_runtime,
     case_items,
-    load_tombstones,
     log_case,
     user_state,
 )
@@ -52,7 +48,8 @@ from serving.service import (
     RankedItem,
 )
 from serving.settings import ServingSettings
-from serving.store import CaseRecord, Store
+from serving.soft_q_learning import learn_from_feedback
+from serving.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -86,11 +83,10 @@ class SoftQCore:
         self._settings = settings
         self._store = store
         self._swap = threading.Lock()
-        self._tomb_lock = threading.Lock()
         self._generation = 0
         self._llm = LLMReranker(settings.llm) if settings.llm != "none" else None
         self._ctx_cache: dict[str, np.ndarray] = {}
-        self._tomb = load_tombstones(store)
+        self._memory = CaseMemory(store, lambda: self._rt, self.encode_state)
         self._rt: Runtime = build_runtime(settings, store)
         self._thread = threading.local()
 
@@ -303,183 +299,41 @@ class SoftQCore:
         state = user_state(decision.user_id, decision.state, snap.text, decision.ts)
         td_loss = None
         if snap.chosen and state.vec.shape == (rt.dim,):
-            td_loss = self._learn(rt, decision, snap, state, item_id, act, reward)
-        sid = "fb-" + hashlib.sha1(f"{decision.decision_id}/{item_id}".encode()).hexdigest()[:20]
-        if state.vec.shape != (rt.dim,):
-            state = UserState(decision.user_id, np.zeros(rt.dim, np.float32), snap.text, state.ts)
-        with rt.lock:
-            if sid not in rt.int_of and sid not in self._tomb:
-                case = rt.case_encoder.make_case(
-                    state, item_id, rt.catalog.title(item_id), act, reward, time.time(), "feedback"
-                )
-                case.payload.update(
-                    sid=sid,
-                    items=[item_id],
-                    user_id=decision.user_id,
-                    decision_id=decision.decision_id,
-                )
-                self._store.put_case(
-                    CaseRecord(
-                        sid,
-                        decision.user_id,
-                        case.payload,
-                        case.key.tobytes(),
-                        reward,
-                        case.ts,
-                        False,
-                    )
-                )
-                rt.add_cases([case], [sid], [decision.user_id])
+            td_loss = learn_from_feedback(
+                rt,
+                self._settings,
+                self._store,
+                self.encode_state,
+                decision,
+                snap,
+                state,
+                item_id,
+                act,
+                reward,
+            )
+        sid = self._memory.add_feedback_case(rt, decision, state, item_id, act, reward)
         return LearnerUpdate(reward=reward, td_loss=td_loss, new_case_id=sid)
 
-    def _learn(
-        self,
-        rt: Runtime,
-        decision: DecisionSnapshot,
-        snap: DecisionBlob,
-        state: UserState,
-        item_id: str,
-        act: Action,
-        reward: float,
-    ) -> float | None:
-        bank = rt.model.bank
-        with rt.lock:
-            rows = [rt.int_of.get(s, -1) for s in snap.sids]
-            keys = np.stack(
-                [bank.get(r).key if r >= 0 else np.zeros(rt.dim, np.float32) for r in rows]
-            )
-        mask = np.array([r >= 0 for r in rows], bool)
-        keep = [k for k, j in enumerate(snap.chosen) if mask[j]]
-        if not keep:
-            return None
-        cands = Candidates(
-            case_ids=np.array(rows, np.int64),
-            keys=keys.astype(np.float32),
-            sims=np.array(snap.sims, np.float32),
-            features=np.array(snap.feats, np.float32).reshape(len(rows), -1),
-            mask=mask,
-        )
-        history = self._store.recent_events(decision.user_id, self._settings.recent_events_limit)
-        now = time.time()
-        nxt = self.encode_state(
-            decision.user_id, [*history, CoreEvent(item_id, act.value, now)], {}, now, rt
-        )
-        with rt.lock:
-            next_cands = bank.search(nxt.vec, self._settings.top_k, now)
-        chosen = np.array([snap.chosen[k] for k in keep], np.int64)
-        credit = assign_credit(
-            reward, [snap.case_items[k] for k in keep], [item_id], rt.model.config.credit
-        )
-        rt.model.learner.observe(
-            Transition(
-                state=state.vec,
-                cands=cands,
-                chosen=chosen,
-                logp=np.array([snap.logp[k] for k in keep], np.float32),
-                rewards=credit,
-                next_state=nxt.vec,
-                next_cands=next_cands,
-                done=False,
-            )
-        )
-        with rt.lock:
-            for r in chosen:
-                bank.update_stats(int(rows[int(r)]), visits=1)
-        loss = None
-        for _ in range(self._settings.updates_per_feedback):
-            metrics = rt.model.learner.update()
-            loss = metrics.get("losses/td", metrics.get("losses/ce", loss))
-        return loss
-
-    # --- memory inspection and editing ------------------------------------------------------
+    # --- memory inspection and editing (`CaseMemory`) ---------------------------------------
     def write_case(self, case: NewCase) -> str:
         """A case keyed on the state its events/context define, about its items."""
-        rt = self._rt
-        now = time.time()
-        state = self.encode_state(case.user_id, case.recent_events, case.context, now, rt)
-        digest = hashlib.sha1(f"{case.user_id}/{time.time_ns()}/{case.items}".encode())
-        sid = "m-" + digest.hexdigest()[:20]
-        title = " ".join(rt.catalog.titles(list(case.items)))
-        payload = {
-            "items": list(case.items),
-            "title": title,
-            "user_summary": state.text,
-            "sid": sid,
-            "user_id": case.user_id,
-            "source": "manual",
-        }
-        key = rt.case_encoder.keys(state.vec[None, :], [payload])[0]
-        rec = Case(key=key, payload=payload, reward=case.reward, ts=now, source="manual")
-        with rt.lock:
-            rt.catalog.ensure(case.items)
-            self._store.put_case(
-                CaseRecord(sid, case.user_id, payload, key.tobytes(), case.reward, now, False)
-            )
-            rt.add_cases([rec], [sid], [case.user_id])
-        return sid
-
-    def _view(self, rt: Runtime, sid: str) -> CaseView | None:
-        with rt.lock:
-            cid = rt.int_of.get(sid)
-            if cid is None:
-                return None
-            c = rt.model.bank.get(cid)
-        one = Candidates(
-            case_ids=np.array([cid], np.int64),
-            keys=c.key[None, :].astype(np.float32),
-            sims=np.ones(1, np.float32),
-            features=np.array([[1.0, c.reward, 0.0, np.log1p(c.visits)]], np.float32),
-            mask=np.ones(1, bool),
-        )
-        value = float(rt.model.learner.scores(c.key.astype(np.float32), one)[0])
-        return CaseView(
-            sid,
-            str(c.payload.get("user_id", "")),
-            tuple(case_items(c.payload)),
-            float(c.reward),
-            value,
-            float(c.ts),
-            str(c.payload.get("source") or c.source or "replay"),
-        )
+        return self._memory.write_case(case)
 
     def get_case(self, case_id: str) -> CaseView | None:
         """A live case; value = min twin Q of the case in its own key state."""
-        return self._view(self._rt, case_id)
-
-    def _tombstone(self, sids: list[str]) -> None:
-        with self._tomb_lock:
-            self._tomb |= set(sids)
-            self._store.save_blob(TOMBSTONES, json.dumps(sorted(self._tomb)).encode())
+        return self._memory.get_case(case_id)
 
     def delete_case(self, case_id: str) -> bool:
         """Remove from bank, soft-delete in the log, tombstone (snapshot/registry copies)."""
-        rt = self._rt
-        with rt.lock:
-            live = rt.remove([case_id]) > 0
-        logged = self._store.delete_case(case_id)
-        if live or logged:
-            self._tombstone([case_id])
-        return live or logged
+        return self._memory.delete_case(case_id)
 
     def list_cases(self, user_id: str) -> list[CaseView]:
         """Live cases owned by a user, oldest first."""
-        rt = self._rt
-        with rt.lock:
-            sids = sorted(rt.by_user.get(user_id, set()))
-        views = [v for v in (self._view(rt, s) for s in sids) if v is not None]
-        return sorted(views, key=lambda v: (v.ts, v.case_id))
+        return self._memory.list_cases(user_id)
 
     def erase_user(self, user_id: str) -> int:
         """Drop the user's cases (bank + tombstones), recount popularity, force a snapshot."""
-        rt = self._rt
-        with rt.lock:
-            sids = sorted(rt.by_user.pop(user_id, set()))
-            n = rt.remove(sids)
-            rt.force_snapshot = True
-        if sids:
-            self._tombstone(sids)
-        rt.catalog.reset_popularity(ev.item_id for _, ev in self._store.iter_events())
-        return n
+        return self._memory.erase_user(user_id)
 
     # --- persistence ------------------------------------------------------------------------
     def checkpoint(self) -> None:
@@ -506,7 +360,7 @@ class SoftQCore:
                 missing = [
                     r
                     for r in self._store.live_cases()
-                    if r.case_id not in new.int_of and r.case_id not in self._tomb
+                    if r.case_id not in new.int_of and not self._memory.is_tombstoned(r.case_id)
                 ]
                 with new.lock:
                     new.add_cases(

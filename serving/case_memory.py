@@ -1,0 +1,175 @@
+"""`CaseMemory`: writing, inspecting and editing the soft-Q core's cases (bank + case log).
+
+add_feedback_case writes a feedback's case (`SoftQCore.apply_feedback`), keyed on the
+decision state, id `fb-<sha1(decision/item)>` (idempotent); write_case keys a manual case
+(id `m-<sha1>`) on the state its events/context define. A case view's value is the min twin Q
+of the case in its own key state. Deleting or erasing removes cases from the bank, soft-deletes
+them in the case log and tombstones their ids (a store blob), so copies in a bank snapshot or
+registry model stay dead across feedback and `reload()`. Calls work on the runtime serving now
+(`SoftQCore` swaps it on reload); add_feedback_case on the runtime its request started with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from recsys.records import Action, Candidates, Case, UserState
+from serving.core_state import TOMBSTONES, Runtime, case_items, load_tombstones
+from serving.service import CaseView, DecisionSnapshot, NewCase
+from serving.soft_q_learning import EncodeState
+from serving.store import CaseRecord, Store
+
+
+class CaseMemory:
+    """Case inspection/editing on the current runtime, plus the tombstone set (thread-safe)."""
+
+    def __init__(
+        self, store: Store, runtime: Callable[[], Runtime], encode_state: EncodeState
+    ) -> None:
+        """`runtime` returns the runtime serving now; `encode_state` keys manual cases."""
+        self._store = store
+        self._runtime = runtime
+        self._encode_state = encode_state
+        self._tomb_lock = threading.Lock()
+        self._tomb = load_tombstones(store)
+
+    def is_tombstoned(self, case_id: str) -> bool:
+        """Whether the case was deleted or erased (it must not come back)."""
+        return case_id in self._tomb
+
+    def write_case(self, case: NewCase) -> str:
+        """A case keyed on the state its events/context define, about its items."""
+        rt = self._runtime()
+        now = time.time()
+        state = self._encode_state(case.user_id, case.recent_events, case.context, now, rt)
+        digest = hashlib.sha1(f"{case.user_id}/{time.time_ns()}/{case.items}".encode())
+        sid = "m-" + digest.hexdigest()[:20]
+        title = " ".join(rt.catalog.titles(list(case.items)))
+        payload = {
+            "items": list(case.items),
+            "title": title,
+            "user_summary": state.text,
+            "sid": sid,
+            "user_id": case.user_id,
+            "source": "manual",
+        }
+        key = rt.case_encoder.keys(state.vec[None, :], [payload])[0]
+        rec = Case(key=key, payload=payload, reward=case.reward, ts=now, source="manual")
+        with rt.lock:
+            rt.catalog.ensure(case.items)
+            self._store.put_case(
+                CaseRecord(sid, case.user_id, payload, key.tobytes(), case.reward, now, False)
+            )
+            rt.add_cases([rec], [sid], [case.user_id])
+        return sid
+
+    def add_feedback_case(
+        self,
+        rt: Runtime,
+        decision: DecisionSnapshot,
+        state: UserState,
+        item_id: str,
+        act: Action,
+        reward: float,
+    ) -> str:
+        """The feedback's case, keyed on the decision state (zero if of another dimension), id
+        `fb-<sha1(decision/item)>`: written to bank and case log once, never if tombstoned."""
+        sid = "fb-" + hashlib.sha1(f"{decision.decision_id}/{item_id}".encode()).hexdigest()[:20]
+        if state.vec.shape != (rt.dim,):
+            state = UserState(decision.user_id, np.zeros(rt.dim, np.float32), state.text, state.ts)
+        with rt.lock:
+            if sid not in rt.int_of and sid not in self._tomb:
+                case = rt.case_encoder.make_case(
+                    state, item_id, rt.catalog.title(item_id), act, reward, time.time(), "feedback"
+                )
+                case.payload.update(
+                    sid=sid,
+                    items=[item_id],
+                    user_id=decision.user_id,
+                    decision_id=decision.decision_id,
+                )
+                self._store.put_case(
+                    CaseRecord(
+                        sid,
+                        decision.user_id,
+                        case.payload,
+                        case.key.tobytes(),
+                        reward,
+                        case.ts,
+                        False,
+                    )
+                )
+                rt.add_cases([case], [sid], [decision.user_id])
+        return sid
+
+    def _view(self, rt: Runtime, sid: str) -> CaseView | None:
+        with rt.lock:
+            cid = rt.int_of.get(sid)
+            if cid is None:
+                return None
+            c = rt.model.bank.get(cid)
+        one = Candidates(
+            case_ids=np.array([cid], np.int64),
+            keys=c.key[None, :].astype(np.float32),
+            sims=np.ones(1, np.float32),
+            features=np.array([[1.0, c.reward, 0.0, np.log1p(c.visits)]], np.float32),
+            mask=np.ones(1, bool),
+        )
+        value = float(rt.model.learner.scores(c.key.astype(np.float32), one)[0])
+        return CaseView(
+            sid,
+            str(c.payload.get("user_id", "")),
+            tuple(case_items(c.payload)),
+            float(c.reward),
+            value,
+            float(c.ts),
+            str(c.payload.get("source") or c.source or "replay"),
+        )
+
+    def get_case(self, case_id: str) -> CaseView | None:
+        """A live case; value = min twin Q of the case in its own key state."""
+        return self._view(self._runtime(), case_id)
+
+    def _tombstone(self, sids: list[str]) -> None:
+        with self._tomb_lock:
+            self._tomb |= set(sids)
+            self._store.save_blob(TOMBSTONES, json.dumps(sorted(self._tomb)).encode())
+
+    def delete_case(self, case_id: str) -> bool:
+        """Remove from bank, soft-delete in the log, tombstone (snapshot/registry copies)."""
+        rt = self._runtime()
+        with rt.lock:
+            live = rt.remove([case_id]) > 0
+        logged = self._store.delete_case(case_id)
+        if live or logged:
+            self._tombstone([case_id])
+        return live or logged
+
+    def list_cases(self, user_id: str) -> list[CaseView]:
+        """Live cases owned by a user, oldest first."""
+        rt = self._runtime()
+        with rt.lock:
+            sids = sorted(rt.by_user.get(user_id, set()))
+        views = [v for v in (self._view(rt, s) for s in sids) if v is not None]
+        return sorted(views, key=lambda v: (v.ts, v.case_id))
+
+    def erase_user(self, user_id: str) -> int:
+        """Drop the user's cases (bank + tombstones), recount popularity, force a snapshot."""
+        rt = self._runtime()
+        with rt.lock:
+            sids = sorted(rt.by_user.pop(user_id, set()))
+            n = rt.remove(sids)
+            rt.force_snapshot = True
+        if sids:
+            self._tombstone(sids)
+        rt.catalog.reset_popularity(ev.item_id for _, ev in self._store.iter_events())
+        return n
+
+
+__all__ = ["CaseMemory"]
