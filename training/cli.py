@@ -124,10 +124,10 @@ def train_command(
 
 
 _BENCH_CAPS: dict[str, dict[str, Any]] = {
-    "tmall-sample": {"max_train_decisions": 2000, "max_eval_decisions": 300, "collab_dim": 64},
+    "tmall-sample": {"max_train_decisions": 1200, "max_eval_decisions": 200, "collab_dim": 64},
     "movielens-100k": {
-        "max_train_decisions": 600,
-        "max_eval_decisions": 100,
+        "max_train_decisions": 500,
+        "max_eval_decisions": 80,
         "collab_dim": 64,
         "exclude_seen": True,
     },
