@@ -170,8 +170,15 @@ def run_peers(
     split: Any, cfg: TrainConfig, names: list[str], seeds: tuple[int, ...]
 ) -> dict[str, dict[str, Any]]:
     """RecBole BPR / SASRec on the identical split; {name: {"ndcg@10", "hr@10", "mrr", ...}}."""
+    import hashlib
+    import re
+
     from data.paths import cache_dir
     from training.peers.recbole_runner import run_recbole_peers
+
+    # one folder per dataset: concurrent benchmarks must not share RecBole's data files
+    tag = re.sub(r"[^A-Za-z0-9_.-]", "_", cfg.data)[:40]
+    tag += "-" + hashlib.sha1(cfg.data.encode()).hexdigest()[:8]
 
     models = [{"recbole-bpr": "BPR", "recbole-sasrec": "SASRec"}[n] for n in names]
     out = run_recbole_peers(
@@ -181,6 +188,6 @@ def run_peers(
         models=models,
         seeds=seeds,
         epochs=cfg.peers_epochs,
-        workdir=cache_dir() / "memento" / "recbole-replay",
+        workdir=cache_dir() / "memento" / "recbole-replay" / tag,
     )
     return {f"recbole-{m.lower()}": out[m] for m in models}
