@@ -60,7 +60,7 @@ def train_command(
     modes: str = typer.Option(
         "soft-q,non-parametric,no-memory,popularity",
         help="Comma-separated methods: soft-q, parametric-ce, non-parametric, tabular, "
-        "no-memory, no-llm, popularity, item-knn, recbole-bpr, recbole-sasrec.",
+        "no-memory, no-llm, popularity, causal-popularity, item-knn, recbole-bpr, recbole-sasrec.",
     ),
     llm_fraction: float = typer.Option(
         0.0,
@@ -158,6 +158,9 @@ def bench_replay(
         None, "--max-decisions", help="Override the per-dataset training-decision cap."
     ),
     peers: bool = typer.Option(True, help="Run the RecBole peers (BPR, SASRec)."),
+    only: str | None = typer.Option(
+        None, "--modes", help="Comma-separated subset of methods (default: all of them)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     output_dir: Path = typer.Option(Path("runs/bench-replay"), "--output-dir"),
 ) -> None:
@@ -167,6 +170,12 @@ def bench_replay(
     from training.config import ALL_MODES, TrainConfig
 
     modes = tuple(m for m in ALL_MODES if peers or not m.startswith("recbole-"))
+    if only:
+        wanted = [m.strip() for m in only.split(",") if m.strip()]
+        unknown = sorted(set(wanted) - set(ALL_MODES))
+        if unknown:
+            raise typer.BadParameter(f"unknown methods {unknown}; choose from {list(ALL_MODES)}")
+        modes = tuple(m for m in modes if m in wanted)
     caps = dict(_BENCH_CAPS.get(dataset, {}))
     if max_eval_decisions is not None:
         caps["max_eval_decisions"] = max_eval_decisions

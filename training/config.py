@@ -31,6 +31,7 @@ ALL_MODES: tuple[str, ...] = (
     "no-memory",
     "no-llm",
     "popularity",
+    "causal-popularity",
     "item-knn",
     "recbole-bpr",
     "recbole-sasrec",

@@ -7,6 +7,8 @@
 - `no-llm`: the trained soft-q policy ranking without the LLM (same passes as soft-q: with
   `llm_fraction` = 0 soft-q's training never uses the LLM, so its learner is reused).
 - `popularity`, `item-knn`: `training.baselines` fitted on the training rows.
+- `causal-popularity`: counts of every event before the decision, the list the memory modes
+  give cold users (their share of a leave-last-out test is large: compare against this too).
 - `recbole-bpr`, `recbole-sasrec`: `training.peers.recbole_runner` on the identical split
   (full ranking over all items, their own metric code; no reward, no curve).
 """
@@ -26,7 +28,7 @@ from recsys.learner import Learner
 from recsys.llm.protocol import FrozenLLM
 from training.config import LEARNED_MODES, TrainConfig
 from training.evaluate import eval_decisions, list_metrics, train_decisions
-from training.replay_env import PassResult, ReplayAgent, run_pass
+from training.replay_env import Decision, PassResult, ReplayAgent, run_pass
 from training.replay_world import ReplayWorld
 
 __all__ = ["MethodResult", "run_baseline", "run_memory_mode", "run_peers"]
@@ -140,18 +142,46 @@ def run_memory_mode(
     return results
 
 
+def _causal_popularity(world: ReplayWorld, cfg: TrainConfig) -> list[Decision]:
+    """The list every memory mode gives a cold user: items by count of ALL events strictly
+    before the decision (other users' held-out events included once they are past)."""
+    counts = np.zeros(len(world.item_ids), np.float64)
+    done = 0
+    decisions = []
+    for j in eval_decisions(world, cfg.max_eval_decisions, 0):  # sorted = time order
+        while done < world.n and world.ts[done] < world.ts[j]:
+            counts[world.item_index[int(world.item[done])]] += 1.0
+            done += 1
+        exclude = {int(world.item[e]) for e in world.history[j]} if cfg.exclude_seen else set()
+        items: list[int] = []
+        for k in np.argsort(-counts, kind="stable"):  # ties: catalogue order, as the replay
+            it = int(world.item_ids[k])
+            if it not in exclude:
+                items.append(it)
+                if len(items) >= cfg.top_n:
+                    break
+        r, _ = world.list_reward(int(j), items[: cfg.reward_top], cfg.reward)
+        decisions.append(
+            Decision(int(j), items, int(world.item[j]), r, False, not world.has_history[j])
+        )
+    return decisions
+
+
 def run_baseline(
     world: ReplayWorld, cfg: TrainConfig, name: str, train_rows: pl.DataFrame
 ) -> MethodResult:
     """popularity / item-knn fitted on the training rows, ranked for the evaluated decisions
-    (history = the user's events strictly before the decision)."""
+    (history = the user's events strictly before the decision); causal-popularity counts every
+    event before each decision (the memory modes' cold-user list)."""
     from training.baselines import ItemKNN, Popularity
 
+    if name == "causal-popularity":
+        metrics = list_metrics(world, _causal_popularity(world, cfg))
+        return MethodResult(name, 0, metrics, [metrics["reward_per_decision"]] * cfg.iterations)
     model: Any = (
         Popularity(world.item_ids) if name == "popularity" else ItemKNN(catalog=world.item_ids)
     )
     model.fit(train_rows)
-    from training.replay_env import Decision
 
     decisions = []
     for j in eval_decisions(world, cfg.max_eval_decisions, 0):

@@ -185,7 +185,7 @@ def run_methods(
                 for r in run_memory_mode(world, cfg, "soft-q", seed, None, progress):
                     r.name = "no-llm"
                     results.setdefault("no-llm", []).append(r)
-            elif mode in ("popularity", "item-knn") and seed == cfg.seeds[0]:
+            elif mode in ("popularity", "causal-popularity", "item-knn") and seed == cfg.seeds[0]:
                 results[mode] = [run_baseline(world, cfg, mode, train_rows)]
     return results, world, split, name
 

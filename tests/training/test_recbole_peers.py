@@ -93,3 +93,47 @@ def test_recbole_peers_end_to_end(tmp_path: Path) -> None:
         assert r["n_test"] == 48
     assert res["SASRec"]["hr@10"] > 0.8
     assert res["SASRec"]["ndcg@10"] > res["BPR"]["ndcg@10"]
+
+
+def test_finished_seeds_are_reused_without_running_recbole(tmp_path: Path) -> None:
+    """A result stored for (split, settings, model, seed) is read back; a new split misses."""
+    import json
+
+    from training.peers.recbole_runner import PeerEnvConfig, PeerRunError, _cache_key
+
+    rows = [(u, u % 5 + k, 10 * k + u) for u in range(6) for k in range(4)]
+    df = _frame(rows).sort("user_id", "ts")
+    df = df.with_columns(pl.col("ts").rank("ordinal").over("user_id").alias("r"))
+    train, valid, test = (
+        df.filter(p).drop("r") for p in (pl.col("r") <= 2, pl.col("r") == 3, pl.col("r") == 4)
+    )
+    settings = {
+        "epochs": 3,
+        "select_best": True,
+        "max_seq_len": 50,
+        "train_batch_size": 256,
+        "overrides": {},
+    }
+    write_atomic_files(train, valid, test, tmp_path / "data")
+    key = _cache_key(tmp_path / "data", settings)
+    (tmp_path / "results").mkdir()
+    for seed, ndcg in ((0, 0.2), (1, 0.4)):
+        stored = {"ndcg@10": ndcg, "hit@10": 0.5, "mrr@10": 0.1, "sequential": False}
+        (tmp_path / "results" / f"{key}-BPR-{seed}.json").write_text(json.dumps(stored))
+    broken = PeerEnvConfig(path=tmp_path / "no-venv", python="/nonexistent/python")
+    res = run_recbole_peers(
+        train, valid, test, models=("BPR",), seeds=(0, 1), epochs=3, workdir=tmp_path, env=broken
+    )
+    assert res["BPR"]["ndcg@10"] == pytest.approx(0.3)
+    assert res["BPR"]["per_seed"]["1"]["ndcg@10"] == pytest.approx(0.4)
+    with pytest.raises(PeerRunError):  # another split: nothing stored, the job must run
+        run_recbole_peers(
+            train.head(5),
+            valid,
+            test,
+            models=("BPR",),
+            seeds=(0,),
+            epochs=3,
+            workdir=tmp_path,
+            env=broken,
+        )

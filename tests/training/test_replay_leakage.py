@@ -116,3 +116,34 @@ def test_planted_event_states_unchanged() -> None:
     assert b.n == a.n + 1
     np.testing.assert_array_equal(a.state_vec, b.state_vec[: a.n])
     np.testing.assert_array_equal(a.case_key, b.case_key[: a.n])
+
+
+def test_causal_popularity_is_the_cold_list_and_sees_only_the_past() -> None:
+    """The causal-popularity baseline gives exactly the list a memory mode gives a cold user,
+    counts only earlier events, and never ranks the planted future item."""
+    from training.modes import _causal_popularity
+
+    inter, items = _log(True)
+    cold_user = pl.DataFrame(  # a user whose only event is held out: a cold test decision
+        {"user_id": [77], "item_id": [3], "action": ["click"], "ts": [T0 + timedelta(hours=195)]}
+    )
+    inter = pl.concat([inter, conform(cold_user, INTERACTIONS_SCHEMA)]).sort("ts")
+    held = inter.filter(pl.col("ts") > T0 + timedelta(hours=190))
+    cfg = TrainConfig(top_k=8, num_chosen=4, n_neighbours=10, n_popular=5, top_n=15)
+    w = build_world(inter, held, items, HashingTextEncoder(64), cfg.state, cfg.reward, 24.0)
+    base = _causal_popularity(w, cfg)
+    agent = ReplayAgent(w, cfg, None, None, 0)
+    idx = np.array([d.event for d in base])
+    replay = run_pass(w, agent, idx, np.ones(w.n, bool), False, True, 0.0)
+    cold = [k for k, d in enumerate(base) if d.cold]
+    assert cold, "the fixture must hold a cold decision"
+    for k in cold:
+        assert base[k].items == replay.decisions[k].items
+    for d in base:
+        j = d.event
+        assert PLANT_ITEM not in d.items or w.ts[j] > (T0 + timedelta(hours=1000)).timestamp()
+        past = np.flatnonzero(w.ts < w.ts[j])
+        counts = np.bincount(
+            [w.item_index[int(w.item[e])] for e in past], minlength=len(w.item_ids)
+        )
+        assert counts[w.item_index[d.items[0]]] == counts.max()

@@ -22,6 +22,7 @@ Protocol (identical split, honest comparison):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -81,7 +82,10 @@ def _venv_python(cfg: PeerEnvConfig) -> Path:
 
 def _run(cmd: Sequence[str], what: str) -> None:
     log.info("%s: %s", what, " ".join(cmd))
-    proc = subprocess.run(list(cmd), capture_output=True, text=True, check=False)
+    try:
+        proc = subprocess.run(list(cmd), capture_output=True, text=True, check=False)
+    except OSError as exc:  # e.g. the interpreter does not exist
+        raise PeerRunError(f"{what} failed: {exc}") from exc
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr)[-4000:]
         raise PeerRunError(f"{what} failed (exit {proc.returncode}):\n{tail}")
@@ -201,48 +205,33 @@ def _aggregate(per_seed: dict[str, dict[str, Any]], scale: float) -> dict[str, A
     return out
 
 
-def run_recbole_peers(
-    train: pl.DataFrame,
-    valid: pl.DataFrame,
-    test: pl.DataFrame,
-    models: Sequence[str] = ("BPR", "SASRec"),
-    seeds: Sequence[int] = (0,),
-    epochs: int = 20,
-    workdir: Path | None = None,
-    env: PeerEnvConfig | None = None,
-    select_best: bool = True,
-    max_seq_len: int = 50,
-    overrides: dict[str, dict[str, Any]] | None = None,
-    timeout_s: float | None = None,
-    train_batch_size: int = 256,
-) -> dict[str, dict[str, Any]]:
-    """Train and test RecBole ``models`` on our split; ``{model: {"ndcg@10", "hr@10", "mrr",
-    "<metric>_std", "per_seed", "recbole", "n_test", "n_test_evaluated"}}``.
+def _cache_key(data_path: Path, settings: dict[str, Any]) -> str:
+    h = hashlib.sha256()
+    for f in sorted(data_path.rglob("*.inter")):
+        h.update(f.relative_to(data_path).as_posix().encode())
+        h.update(f.read_bytes())
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    h.update(JOB_SCRIPT.read_bytes())
+    return h.hexdigest()[:20]
 
-    Metrics are means over ``seeds`` (std across seeds beside them); ``mrr`` is RecBole's
-    MRR@10. Frames need ``user_id``, ``item_id`` and ``ts`` (datetime or seconds).
-    RecBole's ``Pop`` model is not a fair peer: its count update ignores repeated items within
-    a batch, so use ``training.baselines.Popularity`` instead.
-    """
-    if test.height == 0:
-        raise ValueError("empty test split")
-    workdir = Path(workdir) if workdir is not None else REPO_ROOT / ".cache" / "memento" / "recbole"
-    workdir.mkdir(parents=True, exist_ok=True)
-    data_path = workdir / "data"
-    counts = write_atomic_files(train, valid, test, data_path, max_seq_len=max_seq_len)
-    if counts["seq_valid"] == 0 or counts["seq_test"] == 0:
-        log.warning("sequential files have no valid/test rows with history: %s", counts)
+
+def _run_job(
+    workdir: Path,
+    data_path: Path,
+    settings: dict[str, Any],
+    model: str,
+    seeds: list[int],
+    env: PeerEnvConfig | None,
+    timeout_s: float | None,
+) -> dict[str, dict[str, Any]]:
+    """One RecBole subprocess for ``model`` over ``seeds``; ``{seed: result}``."""
     py = ensure_recbole_env(env)
     spec = {
         "data_path": str(data_path),
         "checkpoint_dir": str(workdir / "checkpoints"),
-        "models": list(models),
-        "seeds": [int(s) for s in seeds],
-        "epochs": int(epochs),
-        "select_best": select_best,
-        "max_seq_len": max_seq_len,
-        "train_batch_size": train_batch_size,
-        "overrides": overrides or {},
+        "models": [model],
+        "seeds": seeds,
+        **settings,
     }
     spec_path, out_path, log_path = workdir / "spec.json", workdir / "out.json", workdir / "job.log"
     spec_path.write_text(json.dumps(spec, indent=2))
@@ -267,7 +256,75 @@ def run_recbole_peers(
     if proc.returncode != 0 or not out_path.is_file():
         tail = log_path.read_text()[-4000:]
         raise PeerRunError(f"RecBole job failed (exit {proc.returncode}); log {log_path}:\n{tail}")
-    raw: dict[str, dict[str, Any]] = json.loads(out_path.read_text())
+    raw: dict[str, dict[str, dict[str, Any]]] = json.loads(out_path.read_text())
+    return raw[model]
+
+
+def run_recbole_peers(
+    train: pl.DataFrame,
+    valid: pl.DataFrame,
+    test: pl.DataFrame,
+    models: Sequence[str] = ("BPR", "SASRec"),
+    seeds: Sequence[int] = (0,),
+    epochs: int = 20,
+    workdir: Path | None = None,
+    env: PeerEnvConfig | None = None,
+    select_best: bool = True,
+    max_seq_len: int = 50,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    timeout_s: float | None = None,
+    train_batch_size: int = 256,
+    reuse: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Train and test RecBole ``models`` on our split; ``{model: {"ndcg@10", "hr@10", "mrr",
+    "<metric>_std", "per_seed", "recbole", "n_test", "n_test_evaluated"}}``.
+
+    Metrics are means over ``seeds`` (std across seeds beside them); ``mrr`` is RecBole's
+    MRR@10. Frames need ``user_id``, ``item_id`` and ``ts`` (datetime or seconds).
+    RecBole's ``Pop`` model is not a fair peer: its count update ignores repeated items within
+    a batch, so use ``training.baselines.Popularity`` instead.
+
+    Each (model, seed) result is kept under ``workdir/results``, keyed by a hash of the written
+    split files, the settings and the job script; with ``reuse`` a later call on the same split
+    reads it instead of training again (a SASRec seed on MovieLens takes ~20 CPU minutes), and
+    a run killed midway keeps the seeds that finished.
+    """
+    if test.height == 0:
+        raise ValueError("empty test split")
+    workdir = Path(workdir) if workdir is not None else REPO_ROOT / ".cache" / "memento" / "recbole"
+    workdir.mkdir(parents=True, exist_ok=True)
+    data_path = workdir / "data"
+    counts = write_atomic_files(train, valid, test, data_path, max_seq_len=max_seq_len)
+    if counts["seq_valid"] == 0 or counts["seq_test"] == 0:
+        log.warning("sequential files have no valid/test rows with history: %s", counts)
+    settings = {
+        "epochs": int(epochs),
+        "select_best": select_best,
+        "max_seq_len": max_seq_len,
+        "train_batch_size": train_batch_size,
+        "overrides": overrides or {},
+    }
+    key = _cache_key(data_path, settings)
+    results_dir = workdir / "results"
+    results_dir.mkdir(exist_ok=True)
+    raw: dict[str, dict[str, Any]] = {m: {} for m in models}
+    for model in models:
+        for seed in seeds:
+            hit = results_dir / f"{key}-{model}-{int(seed)}.json"
+            if reuse and hit.is_file():
+                raw[model][str(int(seed))] = json.loads(hit.read_text())
+    for model in models:
+        missing = [int(s) for s in seeds if str(int(s)) not in raw[model]]
+        if not missing:
+            log.info("RecBole %s: every seed reused from %s", model, results_dir)
+            continue
+        for seed in missing:  # one job per seed: a kill keeps the seeds already finished
+            done = _run_job(workdir, data_path, settings, model, [seed], env, timeout_s)
+            for seed_key, r in done.items():
+                (results_dir / f"{key}-{model}-{seed_key}.json").write_text(json.dumps(r, indent=2))
+                raw[model][seed_key] = r
+    for model in models:
+        raw[model] = {str(int(s)): raw[model][str(int(s))] for s in seeds}
     results: dict[str, dict[str, Any]] = {}
     for model, per_seed in raw.items():
         sequential = any(r.get("sequential") for r in per_seed.values())
