@@ -56,7 +56,12 @@ class PayloadCaseEncoder:
         text = self.text_encoder.encode([self.payload_text(p) for p in payloads])
         w = self.state_weight
         k = w * state_vecs.astype(np.float32) + (1.0 - w) * text
-        return (k / np.maximum(np.linalg.norm(k, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        norm = np.linalg.norm(k, axis=1, keepdims=True)
+        empty = norm[:, 0] < 1e-9  # no state (a cold user) with state_weight 1: key by content
+        if np.any(empty):
+            k[empty] = text[empty]
+            norm[empty] = np.linalg.norm(text[empty], axis=1, keepdims=True)
+        return (k / np.maximum(norm, 1e-12)).astype(np.float32)
 
     def make_cases(
         self,

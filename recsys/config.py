@@ -88,6 +88,9 @@ class CaseBankConfig:
     """Eviction score = utility - age_weight_per_day * age_days."""
     top_k: int = 32
     """Default number of candidates retrieved per request."""
+    key_state_weight: float = 0.5
+    """Share of the state in the keys of this bank's cases (`recsys.case_encoder`): 0.5 mixes
+    state and item content; 1.0 keys a case by its situation alone (offline replay's choice)."""
 
 
 @dataclass(frozen=True)

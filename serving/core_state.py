@@ -155,7 +155,14 @@ def build_runtime(settings: ServingSettings, store: Store) -> Runtime:
     catalog.ensure(events)
     catalog.count(events)
     state_encoder = StateEncoder(model.config.state, catalog.vectors, catalog.titles, encoder.dim)
-    rt = Runtime(model, encoder, catalog, state_encoder, RecCaseEncoder(encoder), model.version)
+    rt = Runtime(
+        model,
+        encoder,
+        catalog,
+        state_encoder,
+        RecCaseEncoder(encoder, model.config.case_bank.key_state_weight),
+        model.version,
+    )
     tomb = load_tombstones(store)
     with rt.lock:
         for cid in model.bank.ids():

@@ -90,6 +90,9 @@ def train_command(
     exclude_seen: bool = typer.Option(
         False, "--exclude-seen", help="Never recommend the user's past items (MovieLens)."
     ),
+    case_state_weight: float = typer.Option(
+        1.0, "--case-state-weight", help="Share of the state in case keys (1 = state only)."
+    ),
     prequential: bool = typer.Option(False, help="Also run the prequential evaluation."),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow URI."),
     output_dir: Path = typer.Option(Path("runs/train"), "--output-dir", help="Output folder."),
@@ -114,6 +117,7 @@ def train_command(
         text_encoder=text_encoder,  # type: ignore[arg-type]
         collab_dim=collab_dim,
         exclude_seen=exclude_seen,
+        case_state_weight=case_state_weight,
         prequential=prequential,
         tracking_uri=tracking_uri,
         output_dir=output_dir,

@@ -126,6 +126,11 @@ class TrainConfig:
     a model trained with it needs the same catalogue vectors to be served."""
     collab_weight: float = 0.9
     """Share of the item vector's squared norm given to the collaborative part."""
+    case_state_weight: float = 1.0
+    """Share of the state in a case key (`RecCaseEncoder`). 1.0 keys a case "state before the
+    event -> item" by the state alone, so retrieval returns what users did next from similar
+    situations, a signal the state's own item neighbours do not carry; 0.5 (the serving default)
+    also mixes in the item's title. Chosen on the Tianchi sample's validation events."""
     blend: BlendConfig = field(default_factory=BlendConfig)
     """Final ranking blend."""
     learner: LearnerConfig = field(

@@ -51,9 +51,19 @@ class TimedBank:
     """A `CaseBank` filled in time order: `advance(now)` writes every allowed case with
     outcome time < now. Candidates come back with case ids = event indices."""
 
-    def __init__(self, world: ReplayWorld, allowed: np.ndarray, top_k: int, visits: np.ndarray):
+    def __init__(
+        self,
+        world: ReplayWorld,
+        allowed: np.ndarray,
+        top_k: int,
+        visits: np.ndarray,
+        key_state_weight: float = 0.5,
+    ):
         self.world = world
-        self.bank = CaseBank(CaseBankConfig(merge_threshold=2.0, top_k=top_k), world.dim)
+        bank_cfg = CaseBankConfig(
+            merge_threshold=2.0, top_k=top_k, key_state_weight=key_state_weight
+        )
+        self.bank = CaseBank(bank_cfg, world.dim)
         self._events = np.flatnonzero(allowed)  # in time order (world is sorted)
         self._next = 0
         self._bank_to_event: list[int] = []
@@ -266,7 +276,7 @@ def run_pass(
     llm_fraction: share of warm decisions ranked with the LLM (1.0 in evaluation).
     """
     cfg = agent.cfg
-    bank = TimedBank(world, allowed, cfg.top_k, agent.visits)
+    bank = TimedBank(world, allowed, cfg.top_k, agent.visits, cfg.case_state_weight)
     agent.last_bank = bank
     out = PassResult()
     pending: list[tuple[float, int, dict[str, Any]]] = []

@@ -117,12 +117,15 @@ def build_world(
     window_hours: float,
     collab_dim: int = 0,
     collab_weight: float = 0.5,
+    case_state_weight: float = 0.5,
 ) -> ReplayWorld:
     """Arrays of a split dataset: `interactions` = all rows, `held_out` = the test rows
     (matched by (user, item, ts, action) multiplicity).
 
     collab_dim > 0: item vectors = title vectors blended (`collab_weight`) with
-    `training.item_vectors.collaborative_vectors` fitted on the non-held-out rows only."""
+    `training.item_vectors.collaborative_vectors` fitted on the non-held-out rows only.
+    case_state_weight: share of the state in a case key (`RecCaseEncoder`); 1.0 keys a case
+    by the situation alone, so retrieval finds what users did next from similar states."""
     df = interactions.with_row_index("_pos").sort(["ts", "_pos"])
     user = df["user_id"].to_numpy().astype(np.int64)
     item = df["item_id"].to_numpy().astype(np.int64)
@@ -191,7 +194,7 @@ def build_world(
             next_event[e] = evs[nxt] if nxt < len(evs) else -1
             hi = bisect.bisect_right(times, times[pos] + w_sec)
             window[e] = tuple(evs[pos:hi])
-    case_enc = RecCaseEncoder(_PrecomputedTitles(vecs, texts), state_weight=0.5)
+    case_enc = RecCaseEncoder(_PrecomputedTitles(vecs, texts), state_weight=case_state_weight)
     payloads = [{"title": texts[item_index[int(i)]]} for i in item]
     case_key = case_enc.keys(state_vec, payloads) if n else np.zeros((0, vecs.shape[1]))
     case_reward = np.array([action_reward(Action(a), reward_cfg) for a in action], np.float32)

@@ -164,6 +164,7 @@ def run_methods(
         cfg.window_hours,
         collab_dim=cfg.collab_dim,
         collab_weight=cfg.collab_weight,
+        case_state_weight=cfg.case_state_weight,
     )
     llm = None
     if any(m in LLM_MODES for m in cfg.modes):
