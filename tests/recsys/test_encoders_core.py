@@ -91,6 +91,21 @@ def test_case_encoders_generic_and_rec() -> None:
     assert np.allclose(cases[0].key, text.encode(["t p"])[0], atol=1e-5)
 
 
+def test_state_only_case_keys_and_their_cold_fallback() -> None:
+    """state_weight 1 keys by the state alone; a zero state falls back to the content vector."""
+    enc = HashingTextEncoder(32)
+    ce = PayloadCaseEncoder(enc, payload_text=lambda p: p["t"], state_weight=1.0)
+    rng = np.random.default_rng(0)
+    state = rng.normal(size=(1, 32)).astype(np.float32)
+    a, b = ce.keys(np.vstack([state, state]), [{"t": "red shoe"}, {"t": "blue tent"}])
+    np.testing.assert_allclose(a, b, atol=1e-6)  # content ignored
+    np.testing.assert_allclose(a, state[0] / np.linalg.norm(state[0]), atol=1e-6)
+    cold = ce.keys(np.zeros((1, 32), np.float32), [{"t": "red shoe"}])[0]
+    text = enc.encode(["red shoe"])[0]
+    np.testing.assert_allclose(cold, text / np.linalg.norm(text), atol=1e-6)
+    assert abs(float(np.linalg.norm(cold)) - 1.0) < 1e-5
+
+
 def test_core_imports_no_web_or_tracking() -> None:
     """Importing the core modules pulls in neither fastapi, mlflow, mcp nor transformers."""
     mods = (
