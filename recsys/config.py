@@ -27,6 +27,7 @@ __all__ = [
 
 LearnerMode = Literal["soft-q", "parametric-ce", "non-parametric", "tabular"]
 IndexKind = Literal["flat", "hnsw", "ivf"]
+QInput = Literal["key", "content"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,11 @@ class CaseBankConfig:
     key_state_weight: float = 0.5
     """Share of the state in the keys of this bank's cases (`recsys.case_encoder`): 0.5 mixes
     state and item content; 1.0 keys a case by its situation alone (offline replay's choice)."""
+    q_input: QInput = "key"
+    """The vector the Q network sees for a retrieved case: its retrieval `key`, or `content`
+    (the L2-normalised mean vector of the case's items, substituted by the caller). With
+    state-only keys, `content` lets Q score (state, outcome item) pairs, which retrieval by
+    situation cannot see."""
 
 
 @dataclass(frozen=True)

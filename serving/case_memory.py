@@ -121,6 +121,7 @@ class CaseMemory:
             features=np.array([[1.0, c.reward, 0.0, np.log1p(c.visits)]], np.float32),
             mask=np.ones(1, bool),
         )
+        one = rt.q_view(one, [c.payload])
         value = float(rt.model.learner.scores(c.key.astype(np.float32), one)[0])
         return CaseView(
             sid,

@@ -8,10 +8,12 @@ a new `Runtime` this way and swaps it in; requests keep the runtime they started
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from recsys.case_encoder import RecCaseEncoder
-from recsys.records import Case, UserState
+from recsys.records import Candidates, Case, UserState
 from recsys.state_encoder import StateEncoder
 from recsys.text_encoder import TextEncoder, build_text_encoder
 from serving.catalog import ItemCatalog, read_items_parquet
@@ -83,6 +85,20 @@ class Runtime:
     def dim(self) -> int:
         """State / key dimension."""
         return self.model.bank.dim
+
+    def q_view(self, cands: Candidates, payloads: Sequence[dict[str, Any]]) -> Candidates:
+        """Retrieved cases as the Q network must see them. A bank with `q_input == "content"`
+        (trained that way by offline replay) shows Q each valid case through the normalised
+        mean vector of its items instead of its retrieval key; other banks are unchanged."""
+        if self.model.bank.cfg.q_input != "content":
+            return cands
+        keys = cands.keys.copy()
+        for r in np.flatnonzero(cands.mask):
+            items = case_items(payloads[r])
+            if items:
+                v = self.catalog.vectors(items).mean(axis=0)
+                keys[r] = v / max(float(np.linalg.norm(v)), 1e-12)
+        return dataclasses.replace(cands, keys=keys.astype(np.float32))
 
     def add_cases(self, cases: list[Case], sids: list[str], owners: list[str]) -> None:
         """Write cases to the bank and index their ids (caller holds `lock`)."""

@@ -160,6 +160,7 @@ class SoftQCore:
                 cands = bank.search(state.vec, self._settings.top_k, now)
                 sids = [rt.sid_of[int(i)] for i in cands.case_ids]
                 payloads = [bank.get(int(i)).payload for i in cands.case_ids]
+            cands = rt.q_view(cands, payloads)
         if cands is None or cands.num_valid == 0:
             return self._cold_start(rt, state, n, excluded, explain)
         choice = rt.model.learner.act(state.vec, cands, self._settings.num_chosen)

@@ -44,6 +44,7 @@ def learn_from_feedback(
     with rt.lock:
         rows = [rt.int_of.get(s, -1) for s in snap.sids]
         keys = np.stack([bank.get(r).key if r >= 0 else np.zeros(rt.dim, np.float32) for r in rows])
+        payloads = [bank.get(r).payload if r >= 0 else {} for r in rows]
     mask = np.array([r >= 0 for r in rows], bool)
     keep = [k for k, j in enumerate(snap.chosen) if mask[j]]
     if not keep:
@@ -55,6 +56,7 @@ def learn_from_feedback(
         features=np.array(snap.feats, np.float32).reshape(len(rows), -1),
         mask=mask,
     )
+    cands = rt.q_view(cands, payloads)
     history = store.recent_events(decision.user_id, settings.recent_events_limit)
     now = time.time()
     nxt = encode_state(
@@ -62,6 +64,11 @@ def learn_from_feedback(
     )
     with rt.lock:
         next_cands = bank.search(nxt.vec, settings.top_k, now)
+        next_payloads = [
+            bank.get(int(i)).payload if ok else {}
+            for i, ok in zip(next_cands.case_ids, next_cands.mask, strict=True)
+        ]
+    next_cands = rt.q_view(next_cands, next_payloads)
     chosen = np.array([snap.chosen[k] for k in keep], np.int64)
     credit = assign_credit(
         reward, [snap.case_items[k] for k in keep], [item_id], rt.model.config.credit

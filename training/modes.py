@@ -211,13 +211,18 @@ def run_peers(
     tag += "-" + hashlib.sha1(cfg.data.encode()).hexdigest()[:8]
 
     models = [{"recbole-bpr": "BPR", "recbole-sasrec": "SASRec"}[n] for n in names]
-    out = run_recbole_peers(
-        split.train,
-        split.valid,
-        split.test,
-        models=models,
-        seeds=seeds,
-        epochs=cfg.peers_epochs,
-        workdir=cache_dir() / "memento" / "recbole-replay" / tag,
-    )
+    out: dict[str, dict[str, Any]] = {}
+    for m in models:
+        own = cfg.sasrec_seeds if m == "SASRec" and cfg.sasrec_seeds is not None else seeds
+        out.update(
+            run_recbole_peers(
+                split.train,
+                split.valid,
+                split.test,
+                models=(m,),
+                seeds=own,
+                epochs=cfg.peers_epochs,
+                workdir=cache_dir() / "memento" / "recbole-replay" / tag,
+            )
+        )
     return {f"recbole-{m.lower()}": out[m] for m in models}

@@ -58,10 +58,14 @@ class TimedBank:
         top_k: int,
         visits: np.ndarray,
         key_state_weight: float = 0.5,
+        q_content: bool = False,
     ):
         self.world = world
         bank_cfg = CaseBankConfig(
-            merge_threshold=2.0, top_k=top_k, key_state_weight=key_state_weight
+            merge_threshold=2.0,
+            top_k=top_k,
+            key_state_weight=key_state_weight,
+            q_input="content" if q_content else "key",
         )
         self.bank = CaseBank(bank_cfg, world.dim)
         self._events = np.flatnonzero(allowed)  # in time order (world is sorted)
@@ -108,7 +112,13 @@ class TimedBank:
             return Candidates.empty(self.world.dim)
         c = self.bank.search(state, k, now)
         ev = np.array([self._bank_to_event[int(i)] for i in c.case_ids], np.int64)
-        return Candidates(ev, c.keys, c.sims, c.features, c.mask)
+        keys = c.keys
+        if self.bank.cfg.q_input == "content":  # Q sees the case's item, retrieval its state
+            w = self.world
+            keys = keys.copy()
+            for r in np.flatnonzero(c.mask):
+                keys[r] = w.item_vecs[w.item_index[int(w.item[ev[r]])]]
+        return Candidates(ev, keys, c.sims, c.features, c.mask)
 
     def popular(self, n: int, exclude: set[int]) -> list[int]:
         """Top-n items by count of past events (ties: catalogue order)."""
@@ -276,7 +286,9 @@ def run_pass(
     llm_fraction: share of warm decisions ranked with the LLM (1.0 in evaluation).
     """
     cfg = agent.cfg
-    bank = TimedBank(world, allowed, cfg.top_k, agent.visits, cfg.case_state_weight)
+    bank = TimedBank(
+        world, allowed, cfg.top_k, agent.visits, cfg.case_state_weight, cfg.q_content_keys
+    )
     agent.last_bank = bank
     out = PassResult()
     pending: list[tuple[float, int, dict[str, Any]]] = []

@@ -63,6 +63,34 @@ def test_policy_weights_are_the_learner_probabilities(tmp_path: Path) -> None:
         assert abs(c.weight - by_sid[c.case_id]) < 1e-3, (c, by_sid)
 
 
+def test_content_q_input_scores_cases_through_their_items(tmp_path: Path) -> None:
+    """A bank trained with q_input="content" (offline replay's default) shows Q each case via
+    its item's catalogue vector: the returned weights follow Q on those vectors, not the keys."""
+    import dataclasses
+
+    core = SoftQCore(_settings(tmp_path, num_chosen=2), Store(tmp_path / "db.sqlite3"))
+    for k in range(5):
+        core.write_case(NewCase("s", (f"x{k}",), 1.0, _events("a", f"y{k}")))
+    rt = core.runtime
+    bank = rt.model.bank
+    bank.cfg = dataclasses.replace(bank.cfg, q_input="content")
+    ev = _events("a", "b")
+    r = core.recommend("u1", 5, {}, ev, [], False)
+    state = core.encode_state("u1", ev, {}, time.time())
+    cands = bank.search(state.vec, 32)
+    items = [str(bank.get(int(i)).payload["items"][0]) for i in cands.case_ids]
+    content = rt.catalog.vectors(items)
+    content /= np.linalg.norm(content, axis=1, keepdims=True)
+    assert not np.allclose(content, cands.keys, atol=1e-3)
+    q = rt.model.learner.scores(state.vec, dataclasses.replace(cands, keys=content))
+    mu = np.exp((q - q.max()) / rt.model.learner.alpha)
+    mu /= mu.sum()
+    by_sid = {rt.sid_of[int(i)]: float(p) for i, p in zip(cands.case_ids, mu, strict=True)}
+    assert len(r.cases) == 2
+    for c in r.cases:
+        assert abs(c.weight - by_sid[c.case_id]) < 1e-3, (c, by_sid)
+
+
 def test_feedback_case_write_is_idempotent_and_survives_restart(tmp_path: Path) -> None:
     """Replayed feedback writes its case once; after a restart, bank = snapshot + case log."""
     settings = _settings(tmp_path, snapshot_every_cases=1)
