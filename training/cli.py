@@ -58,7 +58,7 @@ def train_command(
     iterations: int = typer.Option(3, help="Training passes over the training period."),
     seeds: str = typer.Option("0", help="Comma-separated seeds (mean and spread reported)."),
     modes: str = typer.Option(
-        "soft-q,non-parametric,no-memory,popularity",
+        "soft-q,non-parametric,no-memory,popularity,causal-popularity",
         help="Comma-separated methods: soft-q, parametric-ce, non-parametric, tabular, "
         "no-memory, no-llm, popularity, causal-popularity, item-knn, recbole-bpr, recbole-sasrec.",
     ),
@@ -131,7 +131,7 @@ _BENCH_CAPS: dict[str, dict[str, Any]] = {
     "tmall-sample": {"max_train_decisions": 1200, "max_eval_decisions": 0, "collab_dim": 64},
     "movielens-100k": {
         "max_train_decisions": 500,
-        "max_eval_decisions": 80,
+        "max_eval_decisions": 160,
         "collab_dim": 64,
         "exclude_seen": True,
     },

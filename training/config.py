@@ -77,7 +77,13 @@ class TrainConfig:
     protocol of the RecBole comparison); time-cutoff: the last `test_fraction` of time."""
     test_fraction: float = 0.1
     """time-cutoff only: share of the time span held out."""
-    modes: tuple[str, ...] = ("soft-q", "non-parametric", "no-memory", "popularity")
+    modes: tuple[str, ...] = (
+        "soft-q",
+        "non-parametric",
+        "no-memory",
+        "popularity",
+        "causal-popularity",
+    )
     """Methods to run (see `ALL_MODES`)."""
     iterations: int = 3
     """Passes over the training period (memory statistics and Q carried over)."""
