@@ -121,6 +121,15 @@ def _save_model(result: MethodResult, world: ReplayWorld, cfg: TrainConfig, out:
     if bank is not None:
         bank.bank.save(out / "case_bank")
     np.savez_compressed(out / "items.npz", item_ids=world.item_ids, item_vecs=world.item_vecs)
+    # the serving catalogue (titles re-encoded there with the same text encoder): without it
+    # serving would title items by their ids and Q would see the wrong case-item vectors
+    pl.DataFrame(
+        {
+            "item_id": [int(i) for i in world.item_ids],
+            "title": [world.title(int(i)) for i in world.item_ids],
+        },
+        schema={"item_id": pl.Int64, "title": pl.String},
+    ).write_parquet(out / "items.parquet")
     info = {
         "mode": result.name,
         "dim": world.dim,

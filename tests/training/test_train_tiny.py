@@ -111,3 +111,31 @@ def test_soft_q_reward_improves_over_iterations(tmp_path: Path) -> None:
     curve = train(cfg).curves["soft-q"][0]
     assert len(curve) == 3
     assert curve[-1] > curve[0] + 0.003, curve
+
+
+def test_serving_loads_the_trained_model(tiny_run: tuple[object, str], tmp_path: Path) -> None:
+    """The registered champion is served as trained: state-only case keys, Q over case items."""
+    import time
+
+    from serving.service import CoreEvent
+    from serving.settings import ServingSettings
+    from serving.soft_q_core import SoftQCore
+    from serving.store import Store
+
+    _, uri = tiny_run
+    settings = ServingSettings(
+        db_path=tmp_path / "db.sqlite3",
+        text_encoder="hashing",
+        text_dim=64,
+        model_uri="models:/memento-recsys@champion",
+        mlflow_uri=uri,
+    )  # type: ignore[call-arg]
+    core = SoftQCore(settings, Store(tmp_path / "db.sqlite3"))
+    bank = core.runtime.model.bank
+    assert bank.cfg.q_input == "content" and bank.cfg.key_state_weight == 1.0
+    assert core.bank_size() > 100
+    item = str(bank.get(bank.ids()[0]).payload["item_id"])
+    assert core.runtime.catalog.titles([item])[0] != item  # the model ships its catalogue
+    now = time.time()
+    r = core.recommend("u1", 5, {}, (CoreEvent(item, "click", now - 5),), [], False)
+    assert r.cases and len(r.items) == 5
