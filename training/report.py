@@ -30,6 +30,8 @@ DEFAULT_METRICS: tuple[str, ...] = (
     "ndcg@10",
     "mrr",
     "reward_per_decision",
+    "warm_ndcg@10",
+    "warm_reward_per_decision",
     "coverage@10",
 )
 
