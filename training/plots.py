@@ -18,6 +18,7 @@ matplotlib.use("Agg")  # headless; must precede the pyplot import
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 __all__ = ["plot_comparison", "plot_learning_curves"]
 
@@ -62,6 +63,7 @@ def plot_learning_curves(
             (line,) = ax.plot(x, mean, marker="o", label=f"{name} (n={m.shape[0]})")
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
         ax.set_xlabel("iteration")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(alpha=0.3)

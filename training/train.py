@@ -209,7 +209,13 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     t0 = time.perf_counter()
     results, world, split, name = run_methods(cfg, progress)
     per_seed = {m: [r.metrics for r in rs] for m, rs in results.items()}
-    curves = {m: [r.curve for r in rs] for m, rs in results.items() if rs[0].curve}
+    # learning curves of the methods that train (a baseline has none: its flat line would be an
+    # evaluation reward on a training-reward axis)
+    curves = {
+        m: [r.curve for r in rs]
+        for m, rs in results.items()
+        if rs[0].curve and m in (*LLM_MODES, "no-llm")
+    }
     peer_names = [m for m in cfg.modes if m.startswith("recbole-")]
     if peer_names:
         for peer, res in run_peers(split, cfg, peer_names, cfg.seeds).items():
@@ -219,7 +225,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     if curves:
-        paths["learning_curve"] = plot_learning_curves(curves, out / "learning_curve.png")
+        shown = {m: c for m, c in curves.items() if m != "no-llm" or "soft-q" not in curves}
+        paths["learning_curve"] = plot_learning_curves(shown, out / "learning_curve.png")
     paths["comparison"] = plot_comparison(
         {m: [s["ndcg@10"] for s in v] for m, v in per_seed.items()}, out / "comparison.png"
     )
@@ -238,7 +245,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
             for r in rs[:1]:
                 for step, lm in enumerate(r.learn[:: max(1, len(r.learn) // 200)]):
                     tr.log_metrics(lm, step=step, namespace=f"train/{m}")
-            for it, v in enumerate(np.mean(curves.get(m, [[0.0]]), axis=0).tolist()):
+            for it, v in enumerate(np.mean(curves.get(m, [[]]), axis=0).tolist()):
                 tr.log_metrics({"reward_per_decision": v}, step=it, namespace=f"iter/{m}")
         for m, ms in metrics.items():
             tr.log_metrics(ms, namespace=f"eval/{m}")

@@ -48,6 +48,9 @@ def test_train_logs_run_and_registers_champion(tiny_run: tuple[object, str]) -> 
     assert "eval/popularity/hr_at_10" in keys
     hist = client.get_metric_history(result.run_id, "iter/soft-q/reward_per_decision")  # type: ignore[attr-defined]
     assert len(hist) == 2
+    # a baseline does not train: no learning curve, no per-iteration metric
+    assert "popularity" not in result.curves  # type: ignore[attr-defined]
+    assert not client.get_metric_history(result.run_id, "iter/popularity/reward_per_decision")  # type: ignore[attr-defined]
     mv = client.get_model_version_by_alias("memento-recsys", "champion")
     assert mv.run_id == result.run_id  # type: ignore[attr-defined]
     arts = {a.path for a in client.list_artifacts(result.run_id)}  # type: ignore[attr-defined]
