@@ -93,11 +93,14 @@ class Runtime:
         if self.model.bank.cfg.q_input != "content":
             return cands
         keys = cands.keys.copy()
-        for r in np.flatnonzero(cands.mask):
-            items = case_items(payloads[r])
-            if items:
-                v = self.catalog.vectors(items).mean(axis=0)
-                keys[r] = v / max(float(np.linalg.norm(v)), 1e-12)
+        rows = [r for r in np.flatnonzero(cands.mask) if case_items(payloads[r])]
+        items = [case_items(payloads[r]) for r in rows]
+        vecs = self.catalog.vectors([i for its in items for i in its])  # one encode, one lock
+        start = 0
+        for r, its in zip(rows, items, strict=True):
+            v = vecs[start : start + len(its)].mean(axis=0)
+            keys[r] = v / max(float(np.linalg.norm(v)), 1e-12)
+            start += len(its)
         return dataclasses.replace(cands, keys=keys.astype(np.float32))
 
     def add_cases(self, cases: list[Case], sids: list[str], owners: list[str]) -> None:

@@ -142,24 +142,15 @@ def run_memory_mode(
     return results
 
 
-def _causal_popularity(world: ReplayWorld, cfg: TrainConfig) -> list[Decision]:
-    """The list every memory mode gives a cold user: items by count of ALL events strictly
-    before the decision (other users' held-out events included once they are past)."""
-    counts = np.zeros(len(world.item_ids), np.float64)
-    done = 0
+def _baseline_decisions(
+    world: ReplayWorld, cfg: TrainConfig, rank: Callable[[int, list[int], set[int]], list[int]]
+) -> list[Decision]:
+    """Score `rank(event, history items, exclude)` lists on the evaluated decisions (history =
+    the user's events strictly before the decision)."""
     decisions = []
-    for j in eval_decisions(world, cfg.max_eval_decisions, 0):  # sorted = time order
-        while done < world.n and world.ts[done] < world.ts[j]:
-            counts[world.item_index[int(world.item[done])]] += 1.0
-            done += 1
-        exclude = {int(world.item[e]) for e in world.history[j]} if cfg.exclude_seen else set()
-        items: list[int] = []
-        for k in np.argsort(-counts, kind="stable"):  # ties: catalogue order, as the replay
-            it = int(world.item_ids[k])
-            if it not in exclude:
-                items.append(it)
-                if len(items) >= cfg.top_n:
-                    break
+    for j in eval_decisions(world, cfg.max_eval_decisions, 0):
+        hist = [int(world.item[e]) for e in world.history[j]]
+        items = rank(int(j), hist, set(hist) if cfg.exclude_seen else set())
         r, _ = world.list_reward(int(j), items[: cfg.reward_top], cfg.reward)
         decisions.append(
             Decision(int(j), items, int(world.item[j]), r, False, not world.has_history[j])
@@ -167,30 +158,40 @@ def _causal_popularity(world: ReplayWorld, cfg: TrainConfig) -> list[Decision]:
     return decisions
 
 
+def _causal_popularity(world: ReplayWorld, cfg: TrainConfig) -> list[Decision]:
+    """The list every memory mode gives a cold user: items by count of ALL events strictly
+    before the decision (other users' held-out events included once they are past)."""
+    from training.baselines import _top_n
+
+    counts = np.zeros(len(world.item_ids), np.float64)
+    done = [0]
+
+    def rank(j: int, _hist: list[int], exclude: set[int]) -> list[int]:
+        while done[0] < world.n and world.ts[done[0]] < world.ts[j]:  # decisions come in time order
+            counts[world.item_index[int(world.item[done[0]])]] += 1.0
+            done[0] += 1
+        return _top_n(counts, world.item_ids, cfg.top_n, exclude)  # ties: catalogue order
+
+    return _baseline_decisions(world, cfg, rank)
+
+
 def run_baseline(
     world: ReplayWorld, cfg: TrainConfig, name: str, train_rows: pl.DataFrame
 ) -> MethodResult:
-    """popularity / item-knn fitted on the training rows, ranked for the evaluated decisions
-    (history = the user's events strictly before the decision); causal-popularity counts every
-    event before each decision (the memory modes' cold-user list)."""
+    """popularity / item-knn fitted on the training rows, ranked for the evaluated decisions;
+    causal-popularity counts every event before each decision (the memory modes' cold-user
+    list)."""
     from training.baselines import ItemKNN, Popularity
 
     if name == "causal-popularity":
-        metrics = list_metrics(world, _causal_popularity(world, cfg))
-        return MethodResult(name, 0, metrics, [metrics["reward_per_decision"]] * cfg.iterations)
-    model: Any = (
-        Popularity(world.item_ids) if name == "popularity" else ItemKNN(catalog=world.item_ids)
-    )
-    model.fit(train_rows)
-
-    decisions = []
-    for j in eval_decisions(world, cfg.max_eval_decisions, 0):
-        hist = [int(world.item[e]) for e in world.history[j]]
-        exclude = set(hist) if cfg.exclude_seen else set()
-        items = model.rank(int(world.user[j]), hist, cfg.top_n, exclude)
-        r, _ = world.list_reward(int(j), items[: cfg.reward_top], cfg.reward)
-        decisions.append(
-            Decision(int(j), items, int(world.item[j]), r, False, not world.has_history[j])
+        decisions = _causal_popularity(world, cfg)
+    else:
+        model: Any = (
+            Popularity(world.item_ids) if name == "popularity" else ItemKNN(catalog=world.item_ids)
+        )
+        model.fit(train_rows)
+        decisions = _baseline_decisions(
+            world, cfg, lambda j, hist, ex: model.rank(int(world.user[j]), hist, cfg.top_n, ex)
         )
     metrics = list_metrics(world, decisions)
     return MethodResult(name, 0, metrics, [metrics["reward_per_decision"]] * cfg.iterations)

@@ -36,6 +36,20 @@ def _decide(core: SoftQCore, events: tuple[CoreEvent, ...], did: str = "d1") -> 
     )
 
 
+def _assert_weights_follow_q(
+    r: object, core: SoftQCore, case_ids: np.ndarray, q: np.ndarray
+) -> None:
+    """The 2 returned cases' weights equal softmax(q / alpha) over the retrieved candidates."""
+    rt = core.runtime
+    mu = np.exp((q - q.max()) / rt.model.learner.alpha)
+    mu /= mu.sum()
+    by_sid = {rt.sid_of[int(i)]: float(p) for i, p in zip(case_ids, mu, strict=True)}
+    cases = r.cases  # type: ignore[attr-defined]
+    assert len(cases) == 2
+    for c in cases:
+        assert abs(c.weight - by_sid[c.case_id]) < 1e-3, (c, by_sid)
+
+
 def test_soft_q_core_is_a_recommender_core(tmp_path: Path) -> None:
     """The soft-Q core satisfies the service Protocol and answers a cold start."""
     core = SoftQCore(_settings(tmp_path), Store(tmp_path / "db.sqlite3"))
@@ -55,12 +69,7 @@ def test_policy_weights_are_the_learner_probabilities(tmp_path: Path) -> None:
     state = core.encode_state("u1", ev, {}, time.time())
     cands = rt.model.bank.search(state.vec, 32)
     q = rt.model.learner.scores(state.vec, cands)
-    mu = np.exp((q - q.max()) / rt.model.learner.alpha)
-    mu /= mu.sum()
-    by_sid = {rt.sid_of[int(i)]: float(p) for i, p in zip(cands.case_ids, mu, strict=True)}
-    assert len(r.cases) == 2
-    for c in r.cases:
-        assert abs(c.weight - by_sid[c.case_id]) < 1e-3, (c, by_sid)
+    _assert_weights_follow_q(r, core, cands.case_ids, q)
 
 
 def test_content_q_input_scores_cases_through_their_items(tmp_path: Path) -> None:
@@ -83,12 +92,7 @@ def test_content_q_input_scores_cases_through_their_items(tmp_path: Path) -> Non
     content /= np.linalg.norm(content, axis=1, keepdims=True)
     assert not np.allclose(content, cands.keys, atol=1e-3)
     q = rt.model.learner.scores(state.vec, dataclasses.replace(cands, keys=content))
-    mu = np.exp((q - q.max()) / rt.model.learner.alpha)
-    mu /= mu.sum()
-    by_sid = {rt.sid_of[int(i)]: float(p) for i, p in zip(cands.case_ids, mu, strict=True)}
-    assert len(r.cases) == 2
-    for c in r.cases:
-        assert abs(c.weight - by_sid[c.case_id]) < 1e-3, (c, by_sid)
+    _assert_weights_follow_q(r, core, cands.case_ids, q)
 
 
 def test_feedback_case_write_is_idempotent_and_survives_restart(tmp_path: Path) -> None:

@@ -11,29 +11,37 @@ from training.config import TrainConfig
 from training.train import train
 
 
+def _cfg(tmp: Path, experiment: str, **kw: object) -> TrainConfig:
+    """A fast config: hashing encoder, the tiny LLM, one seed, MLflow under `tmp`."""
+    return TrainConfig(
+        seeds=(0,),
+        text_encoder="hashing",
+        text_dim=64,
+        llm_model="smollm2-135m",
+        tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
+        experiment=experiment,
+        output_dir=tmp / "out",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, str]:
     """One tiny end-to-end run with the real tiny LLM ranker in evaluation."""
     tmp = tmp_path_factory.mktemp("train")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    cfg = TrainConfig(
+    cfg = _cfg(
+        tmp,
+        "test-replay",
         synth_users=60,
         synth_items=90,
         synth_events=1000,
         modes=("soft-q", "popularity"),
         iterations=2,
-        seeds=(0,),
-        text_encoder="hashing",
-        text_dim=64,
-        llm_model="smollm2-135m",
         max_train_decisions=120,
         max_eval_decisions=4,
         updates_per_transition=0.5,
-        tracking_uri=uri,
-        experiment="test-replay",
-        output_dir=Path(tmp / "out"),
     )
-    return train(cfg), uri
+    return train(cfg), str(cfg.tracking_uri)
 
 
 def test_train_logs_run_and_registers_champion(tiny_run: tuple[object, str]) -> None:
@@ -97,18 +105,13 @@ def test_soft_q_reward_improves_over_iterations(tmp_path: Path) -> None:
     import torch
 
     torch.set_num_threads(1)
-    cfg = TrainConfig(
+    cfg = _cfg(
+        tmp_path,
+        "test-replay-curve",
         modes=("soft-q",),
         iterations=3,
-        seeds=(0,),
-        text_encoder="hashing",
-        text_dim=64,
-        llm_model="smollm2-135m",
         max_train_decisions=2000,
         max_eval_decisions=2,
-        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-        experiment="test-replay-curve",
-        output_dir=tmp_path / "out",
         register=False,
     )
     curve = train(cfg).curves["soft-q"][0]
