@@ -42,8 +42,8 @@ ALL_MODES: tuple[str, ...] = (
 @dataclass(frozen=True)
 class BlendConfig:
     """Final ranking = w_case * case score + w_nb * neighbour score + w_pop * popularity
-    + w_llm * z-scored LLM log-likelihood (the LLM re-scores the top `llm_depth` of the
-    blend; items below keep their blend order)."""
+    + w_knn * item-kNN + w_llm * z-scored LLM log-likelihood (the LLM re-scores the top
+    `llm_depth` of the blend; items below keep their blend order)."""
 
     w_case: float = 1.0
     """Weight of the case score: sum over the chosen cases holding the item of
@@ -52,6 +52,14 @@ class BlendConfig:
     """Weight of the neighbour score: cosine of the item vector with the state vector."""
     w_pop: float = 0.5
     """Weight of the item's causal popularity rank score (1 / log2(2 + rank), past only)."""
+    w_knn: float = 0.0
+    """Weight of the item-kNN score's rank score (co-occurrence cosine summed over the user's
+    recent items, `ReplayWorld.item_sim`); its top `n_knn` items join the candidates. 0 = off
+    (and the co-occurrence matrix is not built)."""
+    n_knn: int = 40
+    """Item-kNN items added to the candidates when `w_knn` > 0."""
+    knn_recent: int = 10
+    """Latest history items that score the item-kNN term (decay 0.9 per step back)."""
     w_llm: float = 0.15
     """Weight of the z-scored LLM log-likelihood."""
     llm_depth: int = 10

@@ -209,6 +209,19 @@ class ReplayAgent:
         cands = [w.title(i) for i in cand_items]
         return self.prompts.build(hist, cases, cands).text
 
+    def _knn_rank(self, j: int, exclude: set[int]) -> dict[int, int]:
+        """item -> rank by co-occurrence with the user's recent past items (empty when off)."""
+        w, b = self.world, self.cfg.blend
+        if b.w_knn <= 0 or w.item_sim is None or not w.history[j]:
+            return {}
+        weights = np.zeros(len(w.item_ids))
+        for t, e in enumerate(reversed(w.history[j][-b.knn_recent :])):  # latest first
+            weights[w.item_index[int(w.item[e])]] += 0.9**t
+        s = np.asarray(w.item_sim.T @ weights).ravel()
+        top = np.argsort(-s, kind="stable")[: b.n_knn + len(exclude)]
+        ranked = [int(w.item_ids[k]) for k in top if s[k] > 0]
+        return {it: r for r, it in enumerate(i for i in ranked if i not in exclude)}
+
     def rank(
         self, j: int, bank: TimedBank, use_llm: bool, greedy: bool
     ) -> tuple[list[int], dict[str, Any] | None]:
@@ -243,12 +256,17 @@ class ReplayAgent:
         pop_rank = {it: r for r, it in enumerate(pop_order)}
         if b.w_pop > 0:
             items += [i for i in pop_order[: cfg.n_popular] if i not in set(items)]
+        knn_rank = self._knn_rank(j, exclude)
+        if knn_rank:
+            have = set(items)
+            items += [i for i in knn_rank if knn_rank[i] < b.n_knn and i not in have]
         rs = _rank_score(len(w.item_ids) + 1)
         score = np.array(
             [
                 b.w_case * min(case_score.get(i, 0.0), 1.5)
                 + b.w_nb * (rs[nb_rank[i]] if i in nb_rank else 0.0)
                 + b.w_pop * (rs[pop_rank[i]] if i in pop_rank else 0.0)
+                + b.w_knn * (rs[knn_rank[i]] if i in knn_rank else 0.0)
                 for i in items
             ]
         )

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from recsys.case_encoder import RecCaseEncoder
 from recsys.config import RewardConfig, StateConfig
@@ -73,6 +74,9 @@ class ReplayWorld:
     """item id -> row in item_ids."""
     lang: str
     """Prompt language of the titles (zh / en)."""
+    item_sim: sp.csr_matrix | None = None
+    """(I, I) item-item co-occurrence cosine over the non-held-out rows (`item_index` order),
+    the item-kNN term of the blend; None when not built."""
 
     @property
     def n(self) -> int:
@@ -118,6 +122,7 @@ def build_world(
     collab_dim: int = 0,
     collab_weight: float = 0.5,
     case_state_weight: float = 0.5,
+    item_knn: bool = False,
 ) -> ReplayWorld:
     """Arrays of a split dataset: `interactions` = all rows, `held_out` = the test rows
     (matched by (user, item, ts, action) multiplicity).
@@ -125,7 +130,9 @@ def build_world(
     collab_dim > 0: item vectors = title vectors blended (`collab_weight`) with
     `training.item_vectors.collaborative_vectors` fitted on the non-held-out rows only.
     case_state_weight: share of the state in a case key (`RecCaseEncoder`); 1.0 keys a case
-    by the situation alone, so retrieval finds what users did next from similar states."""
+    by the situation alone, so retrieval finds what users did next from similar states.
+    item_knn: also build `item_sim`, fitted on the non-held-out rows like the item-kNN
+    baseline (held-out rows never count)."""
     df = interactions.with_row_index("_pos").sort(["ts", "_pos"])
     user = df["user_id"].to_numpy().astype(np.int64)
     item = df["item_id"].to_numpy().astype(np.int64)
@@ -141,13 +148,13 @@ def build_world(
         held_out["action"].cast(pl.String).to_list(),
         strict=True,
     ):
-        k = (int(u), int(i), float(t), str(a))
-        want[k] = want.get(k, 0) + 1
+        key = (int(u), int(i), float(t), str(a))
+        want[key] = want.get(key, 0) + 1
     for j in range(n - 1, -1, -1):  # held-out rows are the latest of their user: match from the end
-        k = (int(user[j]), int(item[j]), float(ts[j]), action[j])
-        if want.get(k, 0) > 0:
+        key = (int(user[j]), int(item[j]), float(ts[j]), action[j])
+        if want.get(key, 0) > 0:
             held[j] = True
-            want[k] -= 1
+            want[key] -= 1
     assert sum(want.values()) == 0, "some held-out rows are not in the interactions"
 
     cat = items.select("item_id", "title").unique("item_id")
@@ -163,6 +170,7 @@ def build_world(
         rows = np.array([item_index[int(i)] for i in item[~held]], np.int64)
         cf = collaborative_vectors(user[~held], rows, len(all_items), collab_dim)
         vecs = blend_vectors(vecs, cf, collab_weight)
+    item_sim = _cooccurrence(user[~held], item[~held], item_index) if item_knn else None
     lang = "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in "".join(texts[:200])) else "en"
 
     def item_vectors(ids: Sequence[str]) -> np.ndarray:
@@ -224,7 +232,28 @@ def build_world(
         titles=titles,
         item_index=item_index,
         lang=lang,
+        item_sim=item_sim,
     )
+
+
+def _cooccurrence(user: np.ndarray, item: np.ndarray, item_index: dict[int, int]) -> sp.csr_matrix:
+    """Cosine of items' user sets: |U_i & U_j| / sqrt(|U_i| |U_j|), zero diagonal."""
+    n_items = len(item_index)
+    if len(user) == 0:
+        return sp.csr_matrix((n_items, n_items))
+    _, u = np.unique(user, return_inverse=True)
+    it = np.array([item_index[int(i)] for i in item], np.int64)
+    x = sp.csr_matrix((np.ones(len(it)), (u, it)), shape=(int(u.max()) + 1, n_items))
+    x.data[:] = 1.0  # duplicates summed by the constructor count once
+    x.sum_duplicates()
+    x.data[:] = 1.0
+    co = (x.T @ x).tocsr()
+    co.setdiag(0.0)
+    co.eliminate_zeros()
+    support = np.asarray(x.sum(axis=0)).ravel()
+    coo = co.tocoo()
+    data = coo.data / np.sqrt(support[coo.row] * support[coo.col])
+    return sp.csr_matrix((data, (coo.row, coo.col)), shape=(n_items, n_items))
 
 
 class _PrecomputedTitles:

@@ -173,6 +173,7 @@ def run_methods(
         cfg.window_hours,
         collab_dim=cfg.collab_dim,
         collab_weight=cfg.collab_weight,
+        item_knn=cfg.blend.w_knn > 0,
         case_state_weight=cfg.case_state_weight,
     )
     llm = None

@@ -14,7 +14,7 @@ from recsys.config import LearnerConfig, PolicyConfig
 from recsys.learner import Learner
 from recsys.text_encoder import HashingTextEncoder
 from training.config import TrainConfig
-from training.replay_env import ReplayAgent, run_pass
+from training.replay_env import ReplayAgent, TimedBank, run_pass
 from training.replay_world import build_world
 
 T0 = datetime(2024, 1, 1)
@@ -147,3 +147,41 @@ def test_causal_popularity_is_the_cold_list_and_sees_only_the_past() -> None:
             [w.item_index[int(w.item[e])] for e in past], minlength=len(w.item_ids)
         )
         assert counts[w.item_index[d.items[0]]] == counts.max()
+
+
+def test_item_knn_term_counts_training_rows_only() -> None:
+    """The blend's co-occurrence matrix equals the item-kNN baseline fitted on the
+    non-held-out rows (held-out rows never count), and its top items join the candidates."""
+    from training.baselines import ItemKNN
+    from training.config import BlendConfig
+
+    inter, items = _log(True)
+    held = inter.filter(pl.col("ts") > T0 + timedelta(hours=190))
+    cfg = TrainConfig(
+        top_k=8, num_chosen=4, n_neighbours=0, n_popular=0, top_n=15,
+        blend=BlendConfig(w_knn=1.0, w_nb=0.0, w_pop=0.0, n_knn=15),
+    )  # fmt: skip
+    w = build_world(
+        inter, held, items, HashingTextEncoder(64), cfg.state, cfg.reward, 24.0, item_knn=True
+    )
+    assert w.item_sim is not None
+    train_rows = inter.filter(pl.col("ts") <= T0 + timedelta(hours=190))
+    knn = ItemKNN().fit(train_rows)
+    assert knn.items is not None and knn._sim is not None
+    ref = knn._sim.toarray()
+    order = [w.item_index[int(i)] for i in knn.items]
+    got = w.item_sim.toarray()[np.ix_(order, order)]
+    np.testing.assert_allclose(got, ref, atol=1e-12)
+    # the planted item occurs only in a held-out row: no co-occurrence at all
+    assert w.item_sim[w.item_index[PLANT_ITEM]].nnz == 0
+    # with only the kNN term on, a no-memory decision ranks exactly the baseline's list
+    agent = ReplayAgent(w, cfg, None, None, 0)
+    j = int(np.flatnonzero(w.has_history & ~w.held_out)[-1])
+    tb = TimedBank(w, ~w.held_out, cfg.top_k, agent.visits)
+    tb.advance(float(w.ts[j]))
+    got_list, _ = agent.rank(j, tb, use_llm=False, greedy=True)
+    hist = [int(w.item[e]) for e in w.history[j]]
+    want = knn.rank(int(w.user[j]), hist, cfg.top_n, set())
+    scores = knn.scores(hist)
+    positive = [i for i in want if scores[knn._index[i]] > 0]
+    assert got_list[: len(positive)] == positive
