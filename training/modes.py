@@ -215,6 +215,7 @@ def run_peers(
     out: dict[str, dict[str, Any]] = {}
     for m in models:
         own = cfg.sasrec_seeds if m == "SASRec" and cfg.sasrec_seeds is not None else seeds
+        batch = cfg.sasrec_batch_size if m == "SASRec" and cfg.sasrec_batch_size else 256
         out.update(
             run_recbole_peers(
                 split.train,
@@ -223,6 +224,7 @@ def run_peers(
                 models=(m,),
                 seeds=own,
                 epochs=cfg.peers_epochs,
+                train_batch_size=batch,
                 workdir=cache_dir() / "memento" / "recbole-replay" / tag,
             )
         )
