@@ -215,7 +215,7 @@ def run_peers(
     out: dict[str, dict[str, Any]] = {}
     for m in models:
         own = cfg.sasrec_seeds if m == "SASRec" and cfg.sasrec_seeds is not None else seeds
-        batch = cfg.sasrec_batch_size if m == "SASRec" and cfg.sasrec_batch_size else 256
+        epochs = cfg.sasrec_epochs if m == "SASRec" and cfg.sasrec_epochs else cfg.peers_epochs
         out.update(
             run_recbole_peers(
                 split.train,
@@ -223,8 +223,7 @@ def run_peers(
                 split.test,
                 models=(m,),
                 seeds=own,
-                epochs=cfg.peers_epochs,
-                train_batch_size=batch,
+                epochs=epochs,
                 workdir=cache_dir() / "memento" / "recbole-replay" / tag,
             )
         )

@@ -22,6 +22,7 @@ Protocol (identical split, honest comparison):
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -319,10 +320,19 @@ def run_recbole_peers(
             log.info("RecBole %s: every seed reused from %s", model, results_dir)
             continue
         for seed in missing:  # one job per seed: a kill keeps the seeds already finished
-            done = _run_job(workdir, data_path, settings, model, [seed], env, timeout_s)
-            for seed_key, r in done.items():
-                (results_dir / f"{key}-{model}-{seed_key}.json").write_text(json.dumps(r, indent=2))
-                raw[model][seed_key] = r
+            hit = results_dir / f"{key}-{model}-{seed}.json"
+            # a concurrent run training the same (model, seed) holds the lock: wait for its
+            # result instead of training a duplicate
+            with (results_dir / f"{key}-{model}-{seed}.lock").open("w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if reuse and hit.is_file():
+                    raw[model][str(seed)] = json.loads(hit.read_text())
+                    continue
+                done = _run_job(workdir, data_path, settings, model, [seed], env, timeout_s)
+                for seed_key, r in done.items():
+                    out = results_dir / f"{key}-{model}-{seed_key}.json"
+                    out.write_text(json.dumps(r, indent=2))
+                    raw[model][seed_key] = r
     for model in models:
         raw[model] = {str(int(s)): raw[model][str(int(s))] for s in seeds}
     results: dict[str, dict[str, Any]] = {}
