@@ -137,3 +137,40 @@ def test_finished_seeds_are_reused_without_running_recbole(tmp_path: Path) -> No
             workdir=tmp_path,
             env=broken,
         )
+
+
+def test_concurrent_runs_train_a_seed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two runs asking for the same (split, model, seed) at once: one trains, the other waits
+    for its stored result."""
+    import threading
+    import time
+
+    from training.peers import recbole_runner
+
+    calls: list[int] = []
+
+    def fake_job(*args: object, **kwargs: object) -> dict[str, dict[str, object]]:
+        calls.append(1)
+        time.sleep(0.5)
+        return {"0": {"ndcg@10": 0.25, "hit@10": 0.5, "mrr@10": 0.1, "sequential": False}}
+
+    monkeypatch.setattr(recbole_runner, "_run_job", fake_job)
+    rows = [(u, u % 5 + k, 10 * k + u) for u in range(6) for k in range(4)]
+    df = _frame(rows).sort("user_id", "ts")
+    df = df.with_columns(pl.col("ts").rank("ordinal").over("user_id").alias("r"))
+    train, valid, test = (
+        df.filter(p).drop("r") for p in (pl.col("r") <= 2, pl.col("r") == 3, pl.col("r") == 4)
+    )
+    out: list[float] = []
+
+    def one() -> None:
+        res = run_recbole_peers(train, valid, test, models=("BPR",), seeds=(0,), workdir=tmp_path)
+        out.append(res["BPR"]["ndcg@10"])
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert out == [pytest.approx(0.25)] * 2
