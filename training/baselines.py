@@ -19,6 +19,8 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from training.cooccurrence import Cooccurrence
+
 __all__ = ["ItemKNN", "ItemKNNConfig", "NotFittedError", "Popularity", "Ranker"]
 
 
@@ -122,23 +124,10 @@ class ItemKNN:
         assert self._pop.items is not None
         self.items = self._pop.items  # popularity order = tie-break order
         self._index = {int(item): k for k, item in enumerate(self.items)}
-        pairs = train_interactions.select("user_id", "item_id").unique()
-        users = pairs["user_id"].to_numpy()
-        _, user_idx = np.unique(users, return_inverse=True)
-        item_idx = np.array([self._index[int(i)] for i in pairs["item_id"].to_list()])
-        n_users = int(user_idx.max()) + 1 if len(user_idx) else 0
-        x = sp.csr_matrix(
-            (np.ones(len(item_idx)), (user_idx, item_idx)), shape=(n_users, len(self.items))
-        )
-        co = (x.T @ x).tocsr()
-        support = np.asarray(x.sum(axis=0)).ravel()
-        co.setdiag(0.0)
-        co.eliminate_zeros()
-        coo = co.tocoo()
-        denom = np.sqrt(support[coo.row] * support[coo.col]) + self.config.shrink
-        self._sim = sp.csr_matrix(
-            (coo.data / denom, (coo.row, coo.col)), shape=(len(self.items),) * 2
-        )
+        pairs = train_interactions.select("user_id", "item_id")
+        item_idx = np.array([self._index[int(i)] for i in pairs["item_id"].to_list()], np.int64)
+        counts = Cooccurrence.fit(pairs["user_id"].to_numpy(), item_idx, len(self.items))
+        self._sim = counts.cosine(self.config.shrink)
         return self
 
     def scores(self, history: Sequence[int]) -> np.ndarray:

@@ -160,7 +160,7 @@ full ranking does (a film is rated once); the Tianchi sample keeps them (repeat 
 MovieLens adds the item-kNN term to the blend with case weight 0.5 (validation events, seed 0:
 soft-q NDCG@10 0.080 without, 0.112 with w_case 1, 0.118 with 0.5; on the Tianchi sample the
 term lowered it, 0.081 -> 0.067-0.069, so it stays off there) and trains SASRec 10 epochs
-(about 4 CPU-minutes each at one thread; BPR keeps 30)."""
+(about 5 CPU-minutes each at one thread; BPR keeps 30)."""
 
 
 def _clean(x: Any) -> Any:

@@ -54,8 +54,8 @@ class BlendConfig:
     """Weight of the item's causal popularity rank score (1 / log2(2 + rank), past only)."""
     w_knn: float = 0.0
     """Weight of the item-kNN score's rank score (co-occurrence cosine summed over the user's
-    recent items, `ReplayWorld.item_sim`); its top `n_knn` items join the candidates. 0 = off
-    (and the co-occurrence matrix is not built)."""
+    recent items, counted over the other users: `training.cooccurrence`); its top `n_knn` items
+    join the candidates. 0 = off (and the co-occurrence counts are not built)."""
     n_knn: int = 40
     """Item-kNN items added to the candidates when `w_knn` > 0."""
     knn_recent: int = 10
@@ -177,7 +177,7 @@ class TrainConfig:
     """RecBole peers: training epochs."""
     sasrec_epochs: int | None = None
     """RecBole SASRec: training epochs (None = `peers_epochs`). On MovieLens-100K one SASRec
-    epoch costs ~4 CPU-minutes at one thread (99k training sequences of up to 50 items), so
+    epoch costs ~5 CPU-minutes at one thread (99k training sequences of up to 50 items), so
     the benchmark caps it there; the batch size (256) does not change the cost per epoch."""
     sasrec_seeds: tuple[int, ...] | None = None
     """Seeds of the SASRec peer (None: the run's seeds). SASRec is the slow one: about 45

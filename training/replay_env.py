@@ -210,27 +210,13 @@ class ReplayAgent:
         return self.prompts.build(hist, cases, cands).text
 
     def _knn_rank(self, j: int, exclude: set[int]) -> dict[int, int]:
-        """item -> rank by co-occurrence with the user's recent past items (empty when off).
-
-        Cosine |U_c & U_h| / sqrt(|U_c| |U_h|) over the OTHER users' non-held-out rows: the
-        decision's own user is taken out of the counts, so a training decision is never scored
-        with its own future events."""
+        """item -> rank by co-occurrence with the user's recent past items, counted over the
+        other users (`Cooccurrence.scores_without`); empty when off."""
         w, b = self.world, self.cfg.blend
-        if b.w_knn <= 0 or w.item_co is None or w.item_support is None or not w.history[j]:
+        if b.w_knn <= 0 or w.knn is None or not w.history[j]:
             return {}
-        assert w.user_items is not None
-        own = np.zeros(len(w.item_ids))
-        own[w.user_items.get(int(w.user[j]), np.zeros(0, np.int64))] = 1.0
-        sup_c = w.item_support - own
-        s = np.zeros(len(w.item_ids))
-        for t, e in enumerate(reversed(w.history[j][-b.knn_recent :])):  # latest first
-            h = w.item_index[int(w.item[e])]
-            sup_h = w.item_support[h] - own[h]
-            if sup_h <= 0:
-                continue
-            num = np.maximum(w.item_co[h].toarray().ravel() - own * own[h], 0.0)
-            den = np.sqrt(np.maximum(sup_c, 0.0) * sup_h)
-            s += 0.9**t * np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+        recent = [w.item_index[int(w.item[e])] for e in reversed(w.history[j][-b.knn_recent :])]
+        s = w.knn.scores_without(int(w.user[j]), recent, decay=0.9)
         top = np.argsort(-s, kind="stable")[: b.n_knn + len(exclude)]
         ranked = [int(w.item_ids[k]) for k in top if s[k] > 0]
         return {it: r for r, it in enumerate(i for i in ranked if i not in exclude)}

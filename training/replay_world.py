@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 
 from recsys.case_encoder import RecCaseEncoder
 from recsys.config import RewardConfig, StateConfig
@@ -27,6 +26,7 @@ from recsys.records import Action, Interaction
 from recsys.reward import action_reward
 from recsys.state_encoder import StateEncoder
 from recsys.text_encoder import TextEncoder
+from training.cooccurrence import Cooccurrence
 
 __all__ = ["ReplayWorld", "build_world"]
 
@@ -74,15 +74,9 @@ class ReplayWorld:
     """item id -> row in item_ids."""
     lang: str
     """Prompt language of the titles (zh / en)."""
-    item_co: sp.csr_matrix | None = None
-    """(I, I) item-item co-occurrence counts (users holding both items) over the non-held-out
-    rows, `item_index` order, zero diagonal: the item-kNN term of the blend; None when not
-    built."""
-    item_support: np.ndarray | None = None
-    """(I,) users holding each item in the non-held-out rows."""
-    user_items: dict[int, np.ndarray] | None = None
-    """user id -> item rows of that user's non-held-out events (removed from the counts when
-    that user is scored, so a training decision never sees its own user's future)."""
+    knn: Cooccurrence | None = None
+    """Item co-occurrence over the non-held-out rows (`item_index` rows): the blend's item-kNN
+    term; None when not built."""
 
     @property
     def n(self) -> int:
@@ -137,8 +131,7 @@ def build_world(
     `training.item_vectors.collaborative_vectors` fitted on the non-held-out rows only.
     case_state_weight: share of the state in a case key (`RecCaseEncoder`); 1.0 keys a case
     by the situation alone, so retrieval finds what users did next from similar states.
-    item_knn: also build `item_co` / `item_support` / `user_items` from the non-held-out rows
-    (held-out rows never count)."""
+    item_knn: also build `knn` from the non-held-out rows (held-out rows never count)."""
     df = interactions.with_row_index("_pos").sort(["ts", "_pos"])
     user = df["user_id"].to_numpy().astype(np.int64)
     item = df["item_id"].to_numpy().astype(np.int64)
@@ -176,7 +169,10 @@ def build_world(
         rows = np.array([item_index[int(i)] for i in item[~held]], np.int64)
         cf = collaborative_vectors(user[~held], rows, len(all_items), collab_dim)
         vecs = blend_vectors(vecs, cf, collab_weight)
-    co = _cooccurrence(user[~held], item[~held], item_index) if item_knn else None
+    knn = None
+    if item_knn:
+        rows = np.array([item_index[int(i)] for i in item[~held]], np.int64)
+        knn = Cooccurrence.fit(user[~held], rows, len(all_items))
     lang = "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in "".join(texts[:200])) else "en"
 
     def item_vectors(ids: Sequence[str]) -> np.ndarray:
@@ -238,29 +234,8 @@ def build_world(
         titles=titles,
         item_index=item_index,
         lang=lang,
-        item_co=co[0] if co else None,
-        item_support=co[1] if co else None,
-        user_items=co[2] if co else None,
+        knn=knn,
     )
-
-
-def _cooccurrence(
-    user: np.ndarray, item: np.ndarray, item_index: dict[int, int]
-) -> tuple[sp.csr_matrix, np.ndarray, dict[int, np.ndarray]]:
-    """(co-occurrence counts with zero diagonal, item supports, user -> item rows)."""
-    n_items = len(item_index)
-    it = np.array([item_index[int(i)] for i in item], np.int64)
-    users, u = np.unique(user, return_inverse=True)
-    x = sp.csr_matrix((np.ones(len(it)), (u, it)), shape=(len(users), n_items))
-    x.sum_duplicates()
-    x.data[:] = 1.0  # a user counts once per item
-    co = (x.T @ x).tocsr()
-    co.setdiag(0.0)
-    co.eliminate_zeros()
-    support = np.asarray(x.sum(axis=0)).ravel()
-    ptr, idx = x.indptr, x.indices
-    rows = {int(uid): idx[ptr[k] : ptr[k + 1]].copy() for k, uid in enumerate(users)}
-    return co, support, rows
 
 
 class _PrecomputedTitles:

@@ -165,9 +165,9 @@ def test_item_knn_term_counts_other_users_past_training_rows_only() -> None:
     w = build_world(
         inter, held, items, HashingTextEncoder(64), cfg.state, cfg.reward, 24.0, item_knn=True
     )
-    assert w.item_co is not None
+    assert w.knn is not None
     # the planted item occurs only in a held-out row: it co-occurs with nothing
-    assert w.item_co[w.item_index[PLANT_ITEM]].nnz == 0
+    assert w.knn.co[w.item_index[PLANT_ITEM]].nnz == 0
     train_rows = inter.filter(pl.col("ts") <= T0 + timedelta(hours=190))
     agent = ReplayAgent(w, cfg, None, None, 0)
     tb = TimedBank(w, ~w.held_out, cfg.top_k, agent.visits)

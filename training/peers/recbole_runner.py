@@ -330,8 +330,7 @@ def run_recbole_peers(
                     continue
                 done = _run_job(workdir, data_path, settings, model, [seed], env, timeout_s)
                 for seed_key, r in done.items():
-                    out = results_dir / f"{key}-{model}-{seed_key}.json"
-                    out.write_text(json.dumps(r, indent=2))
+                    (results_dir / f"{key}-{model}-{seed_key}.json").write_text(json.dumps(r))
                     raw[model][seed_key] = r
     for model in models:
         raw[model] = {str(int(s)): raw[model][str(int(s))] for s in seeds}
