@@ -64,6 +64,6 @@ from serving.cli import serve as _serve  # noqa: E402  (section-local import by 
 app.command("serve")(_serve)
 bench_app.command("serving")(_bench_serving)
 # --- research agent (issue 7) ------------------------------------------------------------
-from recsys.agent.cli import agent_app  # noqa: E402  (section-local import)
+from agent.cli import agent_app  # noqa: E402  (section-local import)
 
 app.add_typer(agent_app, name="agent")

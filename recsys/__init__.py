@@ -1,7 +1,7 @@
 """memento-recsys core: encoders, case bank, soft-Q policy over cases, learner, frozen LLM.
 
 This package never imports fastapi, mlflow or mcp (those live in `serving`, `training` and
-`recsys.agent` respectively).
+`agent` respectively).
 """
 
 __all__: list[str] = []

@@ -90,7 +90,7 @@ class CaseBankConfig:
     top_k: int = 32
     """Default number of candidates retrieved per request."""
     key_state_weight: float = 0.5
-    """Share of the state in the keys of this bank's cases (`recsys.case_encoder`): 0.5 mixes
+    """Share of the state in the keys of this bank's cases (`recsys.memory.case_encoder`): 0.5 mixes
     state and item content; 1.0 keys a case by its situation alone (offline replay's choice)."""
     q_input: QInput = "key"
     """The vector the Q network sees for a retrieved case: its retrieval `key`, or `content`

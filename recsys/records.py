@@ -221,7 +221,7 @@ class Transition:
     state / next_state: (d,) float32. cands / next_cands: snapshots of the candidate sets
     (the bank changes as cases are added). chosen: (m,) int64 rows into `cands`.
     logp: (m,) behaviour log-probabilities. rewards: (m,) per-chosen-case reward after credit
-    assignment (see `recsys.credit`). done: no bootstrap from s'.
+    assignment (see `recsys.rl.credit`). done: no bootstrap from s'.
     """
 
     state: np.ndarray

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys.text_encoder import TextEncoder
+from recsys.memory.text_encoder import TextEncoder
 
 
 def read_items_parquet(path: Path) -> dict[str, str]:

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from recsys.case_encoder import RecCaseEncoder
+from recsys.memory.case_encoder import RecCaseEncoder
+from recsys.memory.text_encoder import TextEncoder, build_text_encoder
+from recsys.rec.state_encoder import StateEncoder
 from recsys.records import Candidates, Case, UserState
-from recsys.state_encoder import StateEncoder
-from recsys.text_encoder import TextEncoder, build_text_encoder
 from serving.catalog import ItemCatalog, read_items_parquet
 from serving.model_loader import (
     CORE_FILE,

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from recsys.text_encoder import HashingTextEncoder
+from recsys.memory.text_encoder import HashingTextEncoder
 from serving.app import limit_blas_threads
 from serving.process import ServerProcess
 from serving.service import CoreEvent

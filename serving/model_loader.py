@@ -8,7 +8,7 @@ A model directory (what replay training registers in MLflow, and what `checkpoin
     bank/           `CaseBank.save` output (any folder holding `bank.json` is accepted)
     items.parquet   optional catalog (item_id, title)
 
-Case payloads are the recommender's (`recsys.case_encoder.rec_payload`: item_id, title,
+Case payloads are the recommender's (`recsys.memory.case_encoder.rec_payload`: item_id, title,
 action, user_summary); serving adds `sid` (its string case id) and `items`.
 """
 
@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from recsys.case_bank import CaseBank
-from recsys.checkpoint import load_checkpoint
 from recsys.config import (
     CaseBankConfig,
     CoreConfig,
@@ -36,7 +34,9 @@ from recsys.config import (
     config_from_dict,
     config_to_dict,
 )
-from recsys.learner import Learner
+from recsys.memory.case_bank import CaseBank
+from recsys.rl.checkpoint import load_checkpoint
+from recsys.rl.learner import Learner
 from serving.errors import ServingError
 from serving.settings import ServingSettings
 

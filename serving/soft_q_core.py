@@ -2,7 +2,7 @@
 
 recommend: stored + request events -> `StateEncoder` (item-title vectors; context text as the
 profile) -> case bank Top-K (faiss) -> `Learner.act` (softmax(min twin Q / alpha), m cases
-sampled without replacement) -> candidate items (`recsys.candidates`: chosen cases' items,
+sampled without replacement) -> candidate items (`recsys.rec.candidates`: chosen cases' items,
 then catalog neighbours of the state) -> scores = summed policy probability of the cases that
 contributed the item (+ 0.1 x neighbour cosine), or the frozen LLM's likelihood when
 `MEMENTO_LLM` is set. A zero state (cold start) or an empty bank answers popular items.
@@ -21,10 +21,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from recsys.candidates import candidate_items
-from recsys.case_bank import FaissIndex
+from recsys.memory.case_bank import FaissIndex
+from recsys.rec.candidates import candidate_items
+from recsys.rec.reward import action_reward
 from recsys.records import Action, Candidates, Interaction, UserState
-from recsys.reward import action_reward
 from serving.case_memory import CaseMemory
 from serving.core_state import (
     SNAPSHOT_DIR,

@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from recsys.credit import assign_credit
 from recsys.records import Action, Candidates, Transition, UserState
+from recsys.rl.credit import assign_credit
 from serving.core_state import DecisionBlob, Runtime
 from serving.service import CoreEvent, DecisionSnapshot
 from serving.settings import ServingSettings

@@ -23,7 +23,7 @@ __all__ = ["ALL_MODES", "LEARNED_MODES", "LLM_MODES", "SplitProtocol", "TrainCon
 SplitProtocol = Literal["leave-last-out", "time-cutoff"]
 
 LEARNED_MODES: tuple[str, ...] = ("soft-q", "parametric-ce", "non-parametric", "tabular")
-"""Modes that choose cases with a `recsys.learner.Learner` of that mode."""
+"""Modes that choose cases with a `recsys.rl.learner.Learner` of that mode."""
 LLM_MODES: tuple[str, ...] = (*LEARNED_MODES, "no-memory")
 """Modes whose final ranking includes the frozen LLM."""
 ALL_MODES: tuple[str, ...] = (

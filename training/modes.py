@@ -1,6 +1,6 @@
 """Every method through one harness and one split.
 
-- `soft-q`, `parametric-ce`, `non-parametric`, `tabular`: a `recsys.learner.Learner` of that
+- `soft-q`, `parametric-ce`, `non-parametric`, `tabular`: a `recsys.rl.learner.Learner` of that
   mode chooses cases; `iterations` training passes, then a frozen (and optionally
   prequential) evaluation pass with the LLM in the ranking blend.
 - `no-memory`: the LLM blend without cases (candidates = state neighbours + popularity).
@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from recsys.learner import Learner
 from recsys.llm.protocol import FrozenLLM
+from recsys.rl.learner import Learner
 from training.config import LEARNED_MODES, TrainConfig
 from training.evaluate import eval_decisions, list_metrics, train_decisions
 from training.replay_env import Decision, PassResult, ReplayAgent, run_pass

@@ -6,13 +6,13 @@ At a decision event j (user u, time t):
    held-out rows);
 2. the state is `world.state_vec[j]` (u's events strictly before t);
 3. the policy chooses m of the Top-K retrieved cases; candidate items = the chosen cases'
-   items + the state's catalogue neighbours (`recsys.candidates`), never the ground truth;
+   items + the state's catalogue neighbours (`recsys.rec.candidates`), never the ground truth;
 4. the items are ranked by the blend of `training.config.BlendConfig` (case score, neighbour
    score, causal popularity, and the frozen LLM's z-scored log-likelihood when the LLM is used)
    into a top-N list;
 5. reward = `ReplayWorld.list_reward` (the user's events within W hours); the transition
    (s, K snapshot, chosen, logp, credited rewards, s', K' snapshot, done) reaches the learner
-   at the first decision after the window has closed (`recsys.credit` rule); s' is the
+   at the first decision after the window has closed (`recsys.rl.credit` rule); s' is the
    user's next state if that event has already happened by then, else the transition is
    terminal (done) - so nothing about the future decides when or what is learned.
 
@@ -31,14 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from recsys.candidates import candidate_items, nearest_items
-from recsys.case_bank import CaseBank
 from recsys.config import CaseBankConfig
-from recsys.credit import assign_credit
-from recsys.learner import Learner
 from recsys.llm.prompts import CaseExample, HistoryItem, PromptBuilder, PromptConfig
 from recsys.llm.protocol import FrozenLLM
+from recsys.memory.case_bank import CaseBank
+from recsys.rec.candidates import candidate_items, nearest_items
 from recsys.records import Candidates, Case, Transition
+from recsys.rl.credit import assign_credit
+from recsys.rl.learner import Learner
 from training.config import TrainConfig
 from training.replay_world import ReplayWorld
 

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from recsys.case_encoder import RecCaseEncoder
 from recsys.config import RewardConfig, StateConfig
+from recsys.memory.case_encoder import RecCaseEncoder
+from recsys.memory.text_encoder import TextEncoder
+from recsys.rec.reward import action_reward
+from recsys.rec.state_encoder import StateEncoder
 from recsys.records import Action, Interaction
-from recsys.reward import action_reward
-from recsys.state_encoder import StateEncoder
-from recsys.text_encoder import TextEncoder
 from training.cooccurrence import Cooccurrence
 
 __all__ = ["ReplayWorld", "build_world"]

@@ -1,8 +1,8 @@
 """`train(cfg) -> TrainResult`: data, split, replay iterations, evaluation, MLflow, registry.
 
 The registered model (name `cfg.register_name`, alias `champion`) is a folder:
-`learner.pt` (`recsys.learner.Learner.save` of the trained soft-q policy), `case_bank/`
-(`recsys.case_bank.CaseBank.save` of the bank at the end of evaluation: past cases only),
+`learner.pt` (`recsys.rl.learner.Learner.save` of the trained soft-q policy), `case_bank/`
+(`recsys.memory.case_bank.CaseBank.save` of the bank at the end of evaluation: past cases only),
 `items.npz` (item_ids, item_vecs of the catalogue) and `model.json` (config, dimensions,
 text encoder, dataset).
 """
@@ -102,7 +102,7 @@ def split_data(cfg: TrainConfig, interactions: pl.DataFrame) -> Any:
 def _encoder(cfg: TrainConfig) -> Any:
     from data.paths import cache_dir
     from recsys.config import TextEncoderConfig
-    from recsys.text_encoder import build_text_encoder
+    from recsys.memory.text_encoder import build_text_encoder
 
     return build_text_encoder(
         TextEncoderConfig(

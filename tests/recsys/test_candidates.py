@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recsys.candidates import candidate_items, nearest_items
+from recsys.rec.candidates import candidate_items, nearest_items
 
 
 def test_nearest_items_brute_force_oracle() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsys.case_bank import CaseBank, CaseBankError, CaseNotFoundError
 from recsys.config import CaseBankConfig
+from recsys.memory.case_bank import CaseBank, CaseBankError, CaseNotFoundError
 from recsys.records import Case
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from recsys.config import CoreConfig, CreditConfig, RewardConfig, config_from_dict, config_to_dict
-from recsys.credit import assign_credit
+from recsys.rec.reward import action_reward, list_reward
 from recsys.records import Action, Candidates, Feedback, Transition
-from recsys.replay import ReplayBuffer, collate_transitions
-from recsys.reward import action_reward, list_reward
+from recsys.rl.credit import assign_credit
+from recsys.rl.replay import ReplayBuffer, collate_transitions
 
 
 def test_attributed_and_equal_credit() -> None:

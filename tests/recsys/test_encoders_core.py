@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recsys.case_encoder import PayloadCaseEncoder, RecCaseEncoder
 from recsys.config import StateConfig
+from recsys.memory.case_encoder import PayloadCaseEncoder, RecCaseEncoder
+from recsys.memory.text_encoder import CachedTextEncoder, HashingTextEncoder
+from recsys.rec.state_encoder import AttentionPooling, StateEncoder
 from recsys.records import Action, Interaction, UserState
-from recsys.state_encoder import AttentionPooling, StateEncoder
-from recsys.text_encoder import CachedTextEncoder, HashingTextEncoder
 
 
 def test_hashing_encoder_deterministic_and_similar_texts_closer() -> None:
@@ -109,8 +109,9 @@ def test_state_only_case_keys_and_their_cold_fallback() -> None:
 def test_core_imports_no_web_or_tracking() -> None:
     """Importing the core modules pulls in neither fastapi, mlflow, mcp nor transformers."""
     mods = (
-        "records config text_encoder state_encoder case_encoder case_bank q_network policy "
-        "losses replay learner tabular credit reward checkpoint"
+        "records config memory.text_encoder rec.state_encoder memory.case_encoder "
+        "memory.case_bank rl.q_network rl.policy rl.losses rl.replay rl.learner rl.tabular "
+        "rl.credit rec.reward rl.checkpoint"
     )
     code = (
         "import sys\n"
@@ -125,7 +126,7 @@ def test_core_imports_no_web_or_tracking() -> None:
 
 def test_use_encoder_real_path() -> None:
     """The default multilingual encoder gives 512-d unit vectors; a reworded title is closest."""
-    from recsys.text_encoder import UseTextEncoder
+    from recsys.memory.text_encoder import UseTextEncoder
 
     v = UseTextEncoder(threads=1).encode(
         ["红色 连衣裙 夏季 新款", "夏季 新款 红色 连衣裙 女", "联想 笔记本 电脑 16G"]

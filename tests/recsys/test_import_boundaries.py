@@ -9,14 +9,14 @@ CORE_MODULES = [
     "recsys",
     "recsys.records",
     "recsys.config",
-    "recsys.case_bank",
-    "recsys.learner",
-    "recsys.policy",
-    "recsys.losses",
-    "recsys.replay",
-    "recsys.state_encoder",
-    "recsys.case_encoder",
-    "recsys.candidates",
+    "recsys.memory.case_bank",
+    "recsys.rl.learner",
+    "recsys.rl.policy",
+    "recsys.rl.losses",
+    "recsys.rl.replay",
+    "recsys.rec.state_encoder",
+    "recsys.memory.case_encoder",
+    "recsys.rec.candidates",
     "recsys.llm.ranker",
     "recsys.llm.prompts",
 ]
@@ -38,7 +38,7 @@ def test_core_imports_no_web_tracking_or_upper_layers() -> None:
 
 
 def test_faiss_and_transformers_have_one_importer_each() -> None:
-    """Only recsys/case_bank.py imports faiss; only recsys/llm/ imports transformers."""
+    """Only recsys/memory/case_bank.py imports faiss; only recsys/llm/ imports transformers."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
@@ -51,5 +51,5 @@ def test_faiss_and_transformers_have_one_importer_each() -> None:
                 faiss_users.append(rel)
             if "import transformers" in text or "from transformers" in text:
                 hf_users.append(rel)
-    assert faiss_users == ["recsys/case_bank.py"], faiss_users
+    assert faiss_users == ["recsys/memory/case_bank.py"], faiss_users
     assert hf_users and all(p.startswith("recsys/llm/") for p in hf_users), hf_users

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from recsys.config import LearnerConfig, PolicyConfig, QNetworkConfig
-from recsys.learner import Learner, NoCandidatesError, polyak_update
-from recsys.q_network import TwinQNetwork
 from recsys.records import CASE_FEATURES, Candidates, Transition
+from recsys.rl.learner import Learner, NoCandidatesError, polyak_update
+from recsys.rl.q_network import TwinQNetwork
 
 D = 8
 

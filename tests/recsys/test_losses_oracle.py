@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from recsys.losses import ce_loss, soft_td_loss, soft_td_target, soft_value
+from recsys.rl.losses import ce_loss, soft_td_loss, soft_td_target, soft_value
 
 
 def test_soft_value_matches_hand_computed() -> None:

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recsys.policy import (
+from recsys.rl.policy import (
     entropy,
     masked_log_softmax,
     sample_without_replacement,

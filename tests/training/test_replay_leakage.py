@@ -11,8 +11,8 @@ import pytest
 
 from data.schema import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, conform
 from recsys.config import LearnerConfig, PolicyConfig
-from recsys.learner import Learner
-from recsys.text_encoder import HashingTextEncoder
+from recsys.memory.text_encoder import HashingTextEncoder
+from recsys.rl.learner import Learner
 from training.config import TrainConfig
 from training.replay_env import ReplayAgent, TimedBank, run_pass
 from training.replay_world import build_world

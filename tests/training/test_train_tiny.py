@@ -81,7 +81,7 @@ def test_trained_learner_is_finite(tiny_run: tuple[object, str]) -> None:
     """The registered soft-q learner has finite weights (inf case ages once made Q NaN)."""
     import torch
 
-    from recsys.learner import Learner
+    from recsys.rl.learner import Learner
 
     result, _ = tiny_run
     learner = Learner.from_checkpoint(result.paths["model"] / "learner.pt")  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ case ranked `opt_rank_lo..opt_rank_hi` by similarity to the centre (so similarit
 it in the Top-K but almost never first) and its recorded outcome is drawn from U(0.8, 1.0).
 A state is a noisy point around a cluster centre. Showing case c yields an action with
 probability 0.9 for the optimum and 0.5 * recorded_outcome(c) otherwise; the slate reward is 1
-if any shown case's item was acted on. Per-case credit follows `recsys.credit`.
+if any shown case's item was acted on. Per-case credit follows `recsys.rl.credit`.
 
 Why the modes differ: non-parametric ranks by similarity and so picks a distractor; tabular
 (MemRL) must discover each cluster's optimum separately by exploration (Q per case, no
@@ -75,8 +75,8 @@ class BanditWorld:
     def __init__(self, cfg: BanditConfig, seed: int) -> None:
         import numpy as np
 
-        from recsys.case_bank import CaseBank
         from recsys.config import CaseBankConfig
+        from recsys.memory.case_bank import CaseBank
         from recsys.records import Case
 
         self.cfg = cfg
@@ -129,9 +129,9 @@ def run_mode(
     import numpy as np
 
     from recsys.config import CreditConfig, LearnerConfig, PolicyConfig, QNetworkConfig
-    from recsys.credit import assign_credit
-    from recsys.learner import Learner
     from recsys.records import Candidates, Transition
+    from recsys.rl.credit import assign_credit
+    from recsys.rl.learner import Learner
 
     lcfg = LearnerConfig(
         mode=mode,  # type: ignore[arg-type]

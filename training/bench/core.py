@@ -4,7 +4,8 @@
    loss + backward + clip + Adam + Polyak) at batch 256, K = 32, d = 512, next to the floor
    measured in the same run: forward + backward of the same twin network on a pre-built batch.
 2. faiss search latency (single query, p50/p99 in ms) and bytes per case at each bank size for
-   flat and HNSW (through `recsys.case_bank.FaissIndex`, the only faiss importer). Baseline in
+   flat and HNSW (through `recsys.memory.case_bank.FaissIndex`, the only faiss importer).
+   Baseline in
    the same run: the flat (exact) index. Metadata bytes per case: a real `CaseBank` of 10k cases
    saved to disk (sqlite with key blobs), divided by its size.
 """
@@ -60,7 +61,7 @@ def bench_td(batch: int = 256, k: int = 32, dim: int = 512, iters: int = 30) -> 
     import torch
 
     from recsys.config import LearnerConfig
-    from recsys.learner import Learner
+    from recsys.rl.learner import Learner
 
     cfg = LearnerConfig(batch_size=batch, min_replay=batch)
     learner = Learner(cfg, dim, dim)
@@ -105,8 +106,8 @@ def bench_index(kind: str, n: int, dim: int, queries: int, k: int, seed: int) ->
     """Build an index of n random unit vectors, time `queries` single-query searches."""
     import numpy as np
 
-    from recsys.case_bank import FaissIndex
     from recsys.config import CaseBankConfig
+    from recsys.memory.case_bank import FaissIndex
 
     rng = np.random.default_rng(seed)
     cfg = CaseBankConfig(index=kind, hnsw_m=16, hnsw_ef_construction=40, hnsw_ef_search=64)  # type: ignore[arg-type]
@@ -141,8 +142,8 @@ def bench_metadata(n: int = 10_000, dim: int = 512) -> float:
     """Bytes per case of a saved CaseBank (index + sqlite metadata with key blobs)."""
     import numpy as np
 
-    from recsys.case_bank import CaseBank
     from recsys.config import CaseBankConfig
+    from recsys.memory.case_bank import CaseBank
     from recsys.records import Case
 
     rng = np.random.default_rng(0)
@@ -169,7 +170,7 @@ def core_command(
     """TD updates/s next to the bare forward+backward floor; faiss latency and bytes per case."""
     import torch
 
-    from recsys.case_bank import FaissIndex
+    from recsys.memory.case_bank import FaissIndex
 
     torch.set_num_threads(threads)
     FaissIndex.set_threads(threads)

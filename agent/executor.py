@@ -1,0 +1,205 @@
+"""The executor: for one plan step, a tool-calling loop with a turn cap, a token budget and
+per-call tool timeouts.
+
+Every model reply is a turn: tool calls are run and their results appended; a reply with text
+is the step's result; a reply with neither (silent) also costs a turn, followed by a nudge, so
+a model that never answers stops at `max_turns`. Every event is appended to the trajectory as a
+JSON-able dict.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from agent.errors import ToolCallError
+from agent.llm_client import ChatClient, Message
+from agent.plan import PlanStep
+
+__all__ = [
+    "EXECUTOR_SYSTEM",
+    "Executor",
+    "ExecutorConfig",
+    "StepResult",
+    "ToolRunner",
+    "extract_answer",
+    "summarize",
+]
+
+EXECUTOR_SYSTEM = (
+    "You are the executor of a research agent. Carry out the given step using the tools. "
+    "When you have the result, reply with plain text starting with 'ANSWER:' followed by a "
+    "short answer."
+)
+"""System prompt of the executor."""
+
+StopReason = Literal["answered", "max_turns", "token_budget"]
+
+
+class ToolRunner(Protocol):
+    """What the executor needs from a tool client (`agent.tools.client.ToolClient`)."""
+
+    def openai_tools(self) -> list[dict[str, Any]]: ...
+
+    def call_tool(
+        self, name: str, args: dict[str, Any] | None = None, timeout_s: float | None = None
+    ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Executor limits."""
+
+    max_turns: int = 4
+    """Model replies per step (tool calls and silent replies count)."""
+    token_budget: int = 8000
+    """Prompt + completion tokens per step; the step stops once exceeded."""
+    tool_timeout_s: float = 30.0
+    """Per tool call."""
+    max_tokens: int = 256
+    """Completion budget of one executor call."""
+    tool_result_chars: int = 1500
+    """Tool results are cut to this many characters before the model sees them."""
+    allowed_tools: tuple[str, ...] | None = None
+    """Offer only these tools to the model (None = every tool the server lists)."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """Outcome of one plan step."""
+
+    step_id: str
+    goal: str
+    result: str
+    """The executor's final text ('' when it never answered)."""
+    answer: str
+    """The short answer extracted from `result` (text after 'ANSWER:', else the text)."""
+    turns: int
+    tool_calls: int
+    tokens: int
+    stop: StopReason
+    trajectory: list[dict[str, Any]] = field(default_factory=list)
+
+
+_ANSWER = re.compile(r"(?:final\s+)?answer\s*[:：]\s*(.+)", re.IGNORECASE | re.DOTALL)
+
+
+def extract_answer(text: str) -> str:
+    """The text after 'ANSWER:' (first line), else the whole text stripped."""
+    m = _ANSWER.search(text)
+    out = m.group(1) if m else text
+    return out.strip().splitlines()[0].strip().strip(".") if out.strip() else ""
+
+
+class Executor:
+    """Runs plan steps with tools."""
+
+    def __init__(
+        self, llm: ChatClient, tools: ToolRunner, cfg: ExecutorConfig = ExecutorConfig()
+    ) -> None:
+        self.llm = llm
+        self.tools = tools
+        self.cfg = cfg
+        self._specs: list[dict[str, Any]] | None = None
+
+    def specs(self) -> list[dict[str, Any]]:
+        """Tool specs in OpenAI format (listed once)."""
+        if self._specs is None:
+            allowed = self.cfg.allowed_tools
+            self._specs = [
+                t
+                for t in self.tools.openai_tools()
+                if allowed is None or t["function"]["name"] in allowed
+            ]
+        return self._specs
+
+    def _call(self, name: str, args: Mapping[str, Any]) -> tuple[str, bool, float]:
+        t0 = time.perf_counter()
+        try:
+            res = self.tools.call_tool(name, dict(args), timeout_s=self.cfg.tool_timeout_s)
+            text, err = str(res.text), bool(res.is_error)
+        except ToolCallError as exc:  # timeouts included: the model sees the error
+            text, err = f"error: {exc}", True
+        return text[: self.cfg.tool_result_chars], err, time.perf_counter() - t0
+
+    def run_step(self, task: str, step: PlanStep, context: Sequence[str] = ()) -> StepResult:
+        """Execute one step; never loops past `max_turns` model replies."""
+        ctx = "\n".join(f"- {c}" for c in context)
+        hint = f" (suggested tool: {step.tool_hint})" if step.tool_hint else ""
+        user = f"Task: {task}\nStep goal: {step.goal}{hint}"
+        if ctx:
+            user += f"\nEarlier results:\n{ctx}"
+        messages: list[Message] = [
+            {"role": "system", "content": EXECUTOR_SYSTEM},
+            {"role": "user", "content": user},
+        ]
+        traj: list[dict[str, Any]] = []
+        tokens = turns = n_calls = 0
+        stop: StopReason = "max_turns"
+        result = ""
+        while turns < self.cfg.max_turns:
+            if tokens >= self.cfg.token_budget:
+                stop = "token_budget"
+                break
+            reply = self.llm.chat(messages, tools=self.specs(), max_tokens=self.cfg.max_tokens)
+            turns += 1
+            tokens += reply.prompt_tokens + reply.completion_tokens
+            traj.append(
+                {
+                    "event": "llm",
+                    "turn": turns,
+                    "content": reply.content,
+                    "tool_calls": [
+                        {"name": c.name, "arguments": c.arguments} for c in reply.tool_calls
+                    ],
+                    "tokens": reply.prompt_tokens + reply.completion_tokens,
+                }
+            )
+            if reply.tool_calls:
+                messages.append(reply.as_message())
+                for call in reply.tool_calls:
+                    text, err, dt = self._call(call.name, call.arguments)
+                    n_calls += 1
+                    traj.append(
+                        {
+                            "event": "tool",
+                            "name": call.name,
+                            "arguments": call.arguments,
+                            "is_error": err,
+                            "duration_s": round(dt, 4),
+                            "result": text[:500],
+                        }
+                    )
+                    messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
+                continue
+            if reply.content.strip():
+                result, stop = reply.content.strip(), "answered"
+                break
+            messages += [
+                {"role": "assistant", "content": ""},
+                {"role": "user", "content": "Reply with a tool call or 'ANSWER: ...'."},
+            ]
+        else:
+            stop = "max_turns"
+        if stop != "answered" and tokens >= self.cfg.token_budget:
+            stop = "token_budget"
+        return StepResult(
+            step.id, step.goal, result, extract_answer(result), turns, n_calls, tokens, stop, traj
+        )
+
+
+def summarize(results: Sequence[StepResult], chars: int = 600) -> str:
+    """A short trajectory summary for the case payload."""
+    parts = []
+    for r in results:
+        tools = [
+            e["name"] + json.dumps(e["arguments"])[:80]
+            for e in r.trajectory
+            if e["event"] == "tool"
+        ]
+        parts.append(f"{r.goal} -> tools {tools} -> {r.answer or '(no answer)'} [{r.stop}]")
+    return " | ".join(parts)[:chars]

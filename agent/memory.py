@@ -1,0 +1,157 @@
+"""The agent's case memory on the shared core: the same `CaseBank` and `Learner` classes as
+the recommender, with an agent payload and its encoder.
+
+Case payload: `{task, plan, outcome, answer, reward, trajectory_summary}`; key = text embedding
+of the task (`PayloadCaseEncoder` with `state_weight=1`, the state being the task embedding).
+Learning is bandit-like: each task is a one-step episode, so a transition has `done=True`
+and an empty next candidate set (the soft TD target reduces to the judged reward). The next
+task in the iteration order is unrelated to the cases chosen for this one, so bootstrapping
+from it would only add noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from recsys.config import CaseBankConfig, LearnerConfig, LearnerMode, PolicyConfig
+from recsys.memory.case_bank import CaseBank
+from recsys.memory.case_encoder import PayloadCaseEncoder
+from recsys.memory.text_encoder import TextEncoder
+from recsys.records import Candidates, Case, Choice, Transition
+from recsys.rl.learner import Learner
+
+__all__ = ["AgentMemory", "MemoryConfig", "MemoryMode", "agent_payload"]
+
+MemoryMode = Literal["soft-q", "non-parametric", "no-memory"]
+
+
+def agent_payload(
+    task: str,
+    plan: list[str],
+    answer: str,
+    reward: float,
+    trajectory_summary: str,
+    success_threshold: float = 0.5,
+) -> dict[str, Any]:
+    """The agent case payload (outcome = success when reward >= success_threshold)."""
+    return {
+        "task": task,
+        "plan": plan,
+        "outcome": "success" if reward >= success_threshold else "failure",
+        "answer": answer,
+        "reward": float(reward),
+        "trajectory_summary": trajectory_summary,
+    }
+
+
+def _payload_key(p: dict[str, Any]) -> str:
+    """Identical (task, answer) attempts merge; different answers stay separate cases."""
+    return hashlib.sha1(f"{p.get('task')}\x00{p.get('answer')}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """Case memory of the research agent."""
+
+    mode: MemoryMode = "soft-q"
+    """soft-q (learned Q over retrieved cases), non-parametric (cosine only) or no-memory."""
+    top_k: int = 8
+    """Cases retrieved per task (candidates of the policy)."""
+    num_chosen: int = 3
+    """Cases chosen by the policy and shown to the planner."""
+    updates_per_task: int = 8
+    """Learner gradient steps after each observed transition (soft-q)."""
+    success_threshold: float = 0.5
+    """A reward at or above this makes a case a positive exemplar."""
+    case_bank: CaseBankConfig = field(default_factory=lambda: CaseBankConfig(top_k=8))
+    """The shared case bank settings."""
+    learner: LearnerConfig = field(
+        default_factory=lambda: LearnerConfig(
+            batch_size=16, min_replay=1, lr=3e-3, policy=PolicyConfig(alpha=0.1, num_chosen=3)
+        )
+    )
+    """The shared learner settings (mode is overridden by `mode`)."""
+
+
+class AgentMemory:
+    """Retrieve, choose and write agent cases; feed judged rewards to the learner."""
+
+    def __init__(self, encoder: TextEncoder, cfg: MemoryConfig = MemoryConfig()) -> None:
+        self.cfg = cfg
+        self.encoder = encoder
+        self.case_encoder = PayloadCaseEncoder(
+            encoder,
+            payload_text=lambda p: str(p["task"]),
+            payload_key=_payload_key,
+            state_weight=1.0,
+        )
+        self.bank = CaseBank(cfg.case_bank, encoder.dim)
+        learner_mode: LearnerMode = "non-parametric" if cfg.mode != "soft-q" else "soft-q"
+        lcfg = dataclasses.replace(cfg.learner, mode=learner_mode)
+        self.learner = Learner(lcfg, encoder.dim, encoder.dim)
+
+    @property
+    def enabled(self) -> bool:
+        """False in no-memory mode (nothing is retrieved; cases are still written)."""
+        return self.cfg.mode != "no-memory"
+
+    def embed(self, task: str) -> np.ndarray:
+        """(d,) task embedding: the state s."""
+        return self.encoder.encode([task])[0]
+
+    def retrieve(self, state: np.ndarray) -> Candidates:
+        """Top-K cases by cosine to the task (empty in no-memory mode or for an empty bank)."""
+        if not self.enabled or len(self.bank) == 0:
+            return Candidates.empty(self.encoder.dim)
+        return self.bank.search(state, self.cfg.top_k)
+
+    def choose(self, state: np.ndarray, cands: Candidates) -> Choice | None:
+        """The learner's policy over the retrieved cases (None when there is none)."""
+        if cands.num_valid == 0:
+            return None
+        return self.learner.act(state, cands, m=self.cfg.num_chosen)
+
+    def case(self, case_id: int) -> Case:
+        """A stored case."""
+        return self.bank.get(case_id)
+
+    def write(self, state: np.ndarray, payload: dict[str, Any], ts: float | None = None) -> int:
+        """Store one finished task as a case; returns its id."""
+        case = self.case_encoder.make_cases(
+            state[None, :],
+            [payload],
+            [float(payload["reward"])],
+            [time.time() if ts is None else ts],
+            source="agent",
+        )[0]
+        return self.bank.write(case)
+
+    def observe(
+        self, state: np.ndarray, cands: Candidates, choice: Choice, reward: float
+    ) -> dict[str, float]:
+        """One bandit transition (every chosen case credited with the judged reward), then
+        `updates_per_task` learner steps; returns the last step's metrics."""
+        m = len(choice.indices)
+        t = Transition(
+            state=state.astype(np.float32),
+            cands=cands,
+            chosen=choice.indices.astype(np.int64),
+            logp=choice.logp.astype(np.float32),
+            rewards=np.full(m, reward, np.float32),
+            next_state=state.astype(np.float32),
+            next_cands=Candidates.empty(self.encoder.dim),
+            done=True,
+        )
+        self.learner.observe(t)
+        for cid in choice.case_ids:
+            self.bank.update_stats(int(cid), visits=1)
+        metrics: dict[str, float] = {}
+        for _ in range(self.cfg.updates_per_task):
+            metrics = self.learner.update() or metrics
+        return metrics

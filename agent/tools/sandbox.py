@@ -1,0 +1,247 @@
+"""Sandboxed Python execution: no network, CPU/memory/process/time caps, throwaway work folder.
+
+Backends, best first:
+- `bwrap` (Debian bubblewrap): new user/net/pid/ipc/uts namespaces, only /usr (read-only),
+  /proc, /dev, a private /tmp and the work folder (at /sandbox) are visible, so files outside
+  the work folder cannot be read; the process runs as `nobody` outside the namespace.
+- `unshare`: `unshare -n` (no network) as `nobody` with the same rlimits; the file system is
+  NOT hidden (only Unix permissions protect it), so `bwrap` is preferred.
+Resource caps are rlimits set before exec (RLIMIT_AS memory, RLIMIT_CPU, RLIMIT_NPROC against
+fork bombs, RLIMIT_FSIZE), plus a wall-clock timeout that kills the whole process group.
+Running as `nobody` matters: root ignores RLIMIT_NPROC.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from agent.errors import SandboxUnavailable
+
+__all__ = ["SandboxConfig", "SandboxResult", "detect_backend", "run_python"]
+
+logger = logging.getLogger(__name__)
+Backend = Literal["bwrap", "unshare"]
+_NOBODY = 65534
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Limits and backend of the Python sandbox."""
+
+    timeout_s: float = 10.0
+    """Wall-clock limit; the process group is killed after it."""
+    cpu_s: int = 10
+    """RLIMIT_CPU seconds."""
+    memory_mb: int = 512
+    """RLIMIT_AS (address space) in MiB."""
+    max_processes: int = 64
+    """RLIMIT_NPROC for the sandbox user (contains fork bombs)."""
+    max_file_mb: int = 64
+    """RLIMIT_FSIZE: largest file the code may write, MiB."""
+    max_output_chars: int = 20_000
+    """stdout/stderr returned to the caller are cut to this many characters each."""
+    python: str = "/usr/bin/python3"
+    """Interpreter inside the sandbox; must live under /usr for the bwrap backend."""
+    python_paths: tuple[str, ...] = ()
+    """Extra folders mounted read-only and put first on `sys.path` (e.g. a site-packages with
+    numpy/pandas built for the same Python minor version as `python`)."""
+    backend: Backend | None = None
+    """Force a backend; None picks the best that works here."""
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """Outcome of one sandboxed run."""
+
+    stdout: str
+    stderr: str
+    returncode: int
+    """Exit status; negative = killed by that signal."""
+    timed_out: bool
+    """True when the wall-clock limit killed the run."""
+    duration_s: float
+    backend: str
+
+
+def _bwrap_argv(work: Path, cfg: SandboxConfig, script: str) -> list[str]:
+    argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session"]
+    argv += ["--ro-bind", "/usr", "/usr"]
+    for name in ("lib", "lib64", "bin", "sbin"):
+        src = Path("/") / name
+        if src.is_symlink():
+            argv += ["--symlink", os.readlink(src), f"/{name}"]
+        elif src.is_dir():
+            argv += ["--ro-bind", str(src), f"/{name}"]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    argv += ["--bind", str(work), "/sandbox", "--chdir", "/sandbox"]
+    argv += ["--setenv", "HOME", "/sandbox", "--setenv", "PYTHONDONTWRITEBYTECODE", "1"]
+    for extra in cfg.python_paths:
+        argv += ["--ro-bind", extra, extra]
+    return argv + _python_cmd(cfg, script)
+
+
+def _python_cmd(cfg: SandboxConfig, script: str) -> list[str]:
+    """Interpreter command for `script` (isolated mode; extra sys.path entries if configured)."""
+    if not cfg.python_paths:
+        return [cfg.python, "-I", script]
+    boot = (
+        f"import sys, runpy; sys.path[:0] = {list(cfg.python_paths)!r}; "
+        f"runpy.run_path({script!r}, run_name='__main__')"
+    )
+    return [cfg.python, "-I", "-c", boot]
+
+
+def _unshare_argv(work: Path, cfg: SandboxConfig, script: str) -> list[str]:
+    return [
+        "unshare",
+        "--user",
+        "--map-root-user",
+        "--net",
+        "--",
+        *_python_cmd(cfg, str(work / script)),
+    ]
+
+
+def _probe(argv: list[str], cfg: SandboxConfig, cwd: Path) -> bool:
+    """Whether `argv` runs to exit 0 under the same limits and user as a real run."""
+    prefix, spawn = _spawn_options(cfg)
+    try:
+        r = subprocess.run(
+            prefix + argv, cwd=cwd, capture_output=True, timeout=20, check=False, **spawn
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    if r.returncode != 0:
+        logger.info(
+            "sandbox probe %s failed: %s", argv[0], r.stderr.decode(errors="replace")[-300:]
+        )
+    return r.returncode == 0
+
+
+_BACKEND_CACHE: dict[str, Backend | None] = {}
+
+
+def detect_backend(python: str = "/usr/bin/python3") -> Backend | None:
+    """The best sandbox backend that actually runs here (cached), or None."""
+    if python in _BACKEND_CACHE:
+        return _BACKEND_CACHE[python]
+    found: Backend | None = None
+    if os.path.exists(python):
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            (work / "probe.py").write_text("pass\n")
+            os.chmod(work, 0o777)
+            cfg = SandboxConfig(python=python)
+            if shutil.which("bwrap") and _probe(_bwrap_argv(work, cfg, "probe.py"), cfg, work):
+                found = "bwrap"
+            elif shutil.which("unshare") and _probe(
+                _unshare_argv(work, cfg, "probe.py"), cfg, work
+            ):
+                found = "unshare"
+    _BACKEND_CACHE[python] = found
+    return found
+
+
+def _spawn_options(cfg: SandboxConfig) -> tuple[list[str], dict[str, Any]]:
+    """Command prefix and Popen options that apply the rlimits and drop root to `nobody`.
+
+    With util-linux `prlimit` no Python runs between fork and exec (preexec_fn is unsafe in
+    the threaded MCP server); Popen's `user=`/`group=` drop privileges first, then prlimit
+    lowers its own limits and execs the sandbox.
+    """
+    drop = os.geteuid() == 0
+    if shutil.which("prlimit"):
+        mib = 1 << 20
+        prefix = [
+            "prlimit",
+            f"--as={cfg.memory_mb * mib}",
+            f"--cpu={cfg.cpu_s}:{cfg.cpu_s + 1}",
+            f"--nproc={cfg.max_processes}",
+            f"--fsize={cfg.max_file_mb * mib}",
+            "--core=0",
+            "--",
+        ]
+        opts: dict[str, Any] = (
+            {"user": _NOBODY, "group": _NOBODY, "extra_groups": []} if drop else {}
+        )
+        return prefix, opts
+    return [], {"preexec_fn": lambda: _limits(cfg, drop)}
+
+
+def _limits(cfg: SandboxConfig, drop_privileges: bool) -> None:
+    """Runs in the child before exec: rlimits, then drop to `nobody` (rlimits apply to it)."""
+    mib = 1 << 20
+    resource.setrlimit(resource.RLIMIT_AS, (cfg.memory_mb * mib, cfg.memory_mb * mib))
+    resource.setrlimit(resource.RLIMIT_CPU, (cfg.cpu_s, cfg.cpu_s + 1))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (cfg.max_file_mb * mib, cfg.max_file_mb * mib))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NPROC, (cfg.max_processes, cfg.max_processes))
+    if drop_privileges:
+        os.setgroups([])
+        os.setgid(_NOBODY)
+        os.setuid(_NOBODY)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f"\n[... {len(text) - limit} more]"
+
+
+def run_python(code: str, cfg: SandboxConfig | None = None) -> SandboxResult:
+    """Run `code` in a fresh sandbox with a throwaway work folder (deleted afterwards)."""
+    cfg = cfg or SandboxConfig()
+    backend = cfg.backend or detect_backend(cfg.python)
+    if backend is None:
+        raise SandboxUnavailable(
+            "no sandbox backend works here: install bubblewrap (apt-get install bubblewrap; "
+            "scripts/setup.sh does this as root) or allow user namespaces for `unshare -n`"
+        )
+    prefix, spawn = _spawn_options(cfg)
+    with tempfile.TemporaryDirectory(prefix="memento-sandbox-") as tmp:
+        work = Path(tmp)
+        os.chmod(work, 0o777)
+        (work / "main.py").write_text(code, encoding="utf-8")
+        argv = (
+            _bwrap_argv(work, cfg, "main.py")
+            if backend == "bwrap"
+            else _unshare_argv(work, cfg, "main.py")
+        )
+        cwd = str(work)
+        start = time.monotonic()
+        proc = subprocess.Popen(
+            prefix + argv,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            start_new_session=True,
+            **spawn,
+        )
+        timed_out = False
+        try:
+            out, err = proc.communicate(timeout=cfg.timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+        duration = time.monotonic() - start
+    return SandboxResult(
+        stdout=_cut(out.decode("utf-8", "replace"), cfg.max_output_chars),
+        stderr=_cut(err.decode("utf-8", "replace"), cfg.max_output_chars),
+        returncode=proc.returncode,
+        timed_out=timed_out,
+        duration_s=duration,
+        backend=backend,
+    )

@@ -1,0 +1,114 @@
+"""`MemoryLoop`: the one decide / learn step over a case memory, shared by every adapter.
+
+decide: state s + the cases retrieved for it (`Candidates`, K) -> the policy's choice of m
+cases (`Choice`: indices, log-probabilities, probabilities).
+
+learn: (s, K snapshot, chosen, behaviour log-probabilities) + per-case rewards + s' + the
+candidate snapshot of s' + done -> `Transition` -> `Learner.observe` -> gradient steps
+(`updates_per_learn` per transition, fractional values accumulate across calls).
+
+What s', its candidate snapshot and `done` mean in each context:
+
+- **offline replay** (`training.replay_env`): s' is the user's state at their next event if that
+  event happened before the reward window closed (the clock at which the transition is
+  learned), its candidates are retrieved AS OF s''s own time (only cases whose outcome is
+  strictly earlier than s''s event), and done=False; a user with no next event by then gives
+  done=True and an empty snapshot. Log replay is a contextual bandit (the chosen cases do not
+  change s'), so its configured gamma is normally 0;
+- **online serving** (`serving.core`): s' is the user's state once the feedback's action is
+  appended to their stored history, retrieved at the feedback's time; done=False (the user
+  stays), so gamma > 0 is meaningful there: what was shown changes what the user does next;
+- **research agent** (`agent.memory`): each task is a one-step episode, s' = s, empty snapshot,
+  done=True (the soft TD target reduces to the judged reward).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from recsys.records import Candidates, Choice, Transition
+from recsys.rl.learner import Learner
+
+__all__ = ["Decided", "LearnStep", "MemoryLoop"]
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A decision as the learner needs it later: s, its K snapshot, the choice."""
+
+    state: np.ndarray
+    """(d,) state vector s."""
+    cands: Candidates
+    """(K) candidate snapshot of s as the policy saw it (Q view of the keys)."""
+    chosen: np.ndarray
+    """(m,) int64 rows of `cands` chosen by the policy."""
+    logp: np.ndarray
+    """(m,) float32 behaviour log-probabilities of the chosen rows."""
+
+    def __post_init__(self) -> None:
+        assert self.chosen.shape == self.logp.shape, f"{self.chosen.shape=} {self.logp.shape=}"
+
+
+@dataclass
+class LearnStep:
+    """What one `MemoryLoop.learn` call did."""
+
+    transition: Transition
+    """The transition handed to the learner."""
+    metrics: list[dict[str, float]] = field(default_factory=list)
+    """Metrics of each gradient step that ran (empty: none ran or nothing to learn yet)."""
+
+
+class MemoryLoop:
+    """Decide with a `Learner`'s policy; learn from credited rewards (module docstring)."""
+
+    def __init__(self, learner: Learner, updates_per_learn: float = 1.0) -> None:
+        assert updates_per_learn >= 0, f"{updates_per_learn=}"
+        self.learner = learner
+        self.updates_per_learn = updates_per_learn
+        self._owed = 0.0
+
+    def decide(
+        self, state: np.ndarray, cands: Candidates, m: int, greedy: bool = False
+    ) -> Choice:
+        """The policy's choice of up to m valid cases (raises `NoCandidatesError` if none)."""
+        return self.learner.act(state, cands, m, greedy=greedy)
+
+    def learn(
+        self,
+        decided: Decided,
+        rewards: np.ndarray,
+        next_state: np.ndarray | None,
+        next_cands: Candidates | None,
+    ) -> LearnStep:
+        """Observe one transition and run the gradient steps owed.
+
+        rewards: (m,) credited reward of each chosen case (`recsys.rl.credit.assign_credit`).
+        next_state / next_cands: s' and its own snapshot; None for a terminal transition
+        (done=True, s' = s, empty snapshot).
+        """
+        rewards = np.asarray(rewards, np.float32)
+        assert rewards.shape == decided.chosen.shape, f"{rewards.shape=} {decided.chosen.shape=}"
+        done = next_state is None
+        dim = int(decided.state.shape[0])
+        t = Transition(
+            state=decided.state,
+            cands=decided.cands,
+            chosen=decided.chosen.astype(np.int64),
+            logp=decided.logp.astype(np.float32),
+            rewards=rewards,
+            next_state=decided.state if next_state is None else next_state,
+            next_cands=Candidates.empty(dim) if done or next_cands is None else next_cands,
+            done=done,
+        )
+        self.learner.observe(t)
+        step = LearnStep(t)
+        self._owed += self.updates_per_learn
+        while self._owed >= 1.0:
+            self._owed -= 1.0
+            m = self.learner.update()
+            if m:
+                step.metrics.append(m)
+        return step

@@ -1,0 +1,1 @@
+"""Case memory: text encoders, the faiss index and case bank, case keys."""

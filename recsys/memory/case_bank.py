@@ -1,0 +1,392 @@
+"""The case bank (memory M): faiss index with ids + durable sqlite metadata.
+
+The only module that imports faiss. `FaissIndex` adapts faiss (ids via `IndexIDMap2`, -1
+padding filtered, tombstones for indexes that cannot remove ids such as HNSW); `CaseBank`
+adds metadata (write-through sqlite), near-duplicate merging and capacity eviction.
+The bank never inspects `Case.payload`; merging compares only `Case.payload_key`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from recsys.config import CaseBankConfig, config_from_dict, config_to_dict
+from recsys.errors import CaseBankError, CaseNotFoundError
+from recsys.records import CASE_FEATURES, Candidates, Case
+
+__all__ = ["CaseBank", "CaseBankError", "CaseNotFoundError", "FaissIndex", "case_features"]
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """CREATE TABLE IF NOT EXISTS cases (
+  case_id INTEGER PRIMARY KEY, key BLOB NOT NULL, payload TEXT NOT NULL, reward REAL,
+  ts REAL, source TEXT, payload_key TEXT, utility REAL, visits INTEGER, merged INTEGER)"""
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+class FaissIndex:
+    """Inner-product faiss index with int64 ids (flat, HNSW or IVF-flat)."""
+
+    def __init__(self, cfg: CaseBankConfig, dim: int, index: Any = None) -> None:
+        self.cfg = cfg
+        self.dim = dim
+        self._tomb: set[int] = set()
+        if index is not None:
+            self.index = index
+        elif cfg.index == "flat":
+            self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        elif cfg.index == "hnsw":
+            base = faiss.IndexHNSWFlat(dim, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            base.hnsw.efConstruction = cfg.hnsw_ef_construction
+            self.index = faiss.IndexIDMap2(base)
+        elif cfg.index == "ivf":
+            quant = faiss.IndexFlatIP(dim)
+            ivf = faiss.IndexIVFFlat(quant, dim, cfg.ivf_nlist, faiss.METRIC_INNER_PRODUCT)
+            self.index = faiss.IndexIDMap2(ivf)
+            self._quant = quant  # keep the quantizer alive
+        else:
+            raise CaseBankError(f"unknown index kind {cfg.index!r}")
+        self._tune()
+
+    def _tune(self) -> None:
+        base = faiss.downcast_index(self.index.index)
+        if isinstance(base, faiss.IndexHNSW):
+            base.hnsw.efSearch = self.cfg.hnsw_ef_search
+        if isinstance(base, faiss.IndexIVF):
+            base.nprobe = self.cfg.ivf_nprobe
+
+    @property
+    def ntotal(self) -> int:
+        """Live vectors (tombstoned ones excluded)."""
+        return int(self.index.ntotal) - len(self._tomb)
+
+    def add(self, ids: np.ndarray, vecs: np.ndarray) -> None:
+        """Add (n,) int64 ids with (n, d) vectors; trains an untrained IVF on this batch."""
+        assert vecs.ndim == 2 and vecs.shape[1] == self.dim, f"{vecs.shape=} {self.dim=}"
+        vecs = np.ascontiguousarray(vecs, np.float32)
+        if not self.index.is_trained:
+            if len(vecs) < self.cfg.ivf_nlist:
+                raise CaseBankError(
+                    f"IVF needs >= {self.cfg.ivf_nlist} vectors in its first batch, got {len(vecs)}"
+                )
+            self.index.train(vecs)
+        self.index.add_with_ids(vecs, np.ascontiguousarray(ids, np.int64))
+
+    def remove(self, ids: Sequence[int]) -> None:
+        """Remove ids (tombstones when the index cannot remove, e.g. HNSW)."""
+        arr = np.asarray(list(ids), np.int64)
+        if arr.size == 0:
+            return
+        try:
+            self.index.remove_ids(arr)
+        except RuntimeError:
+            self._tomb.update(int(i) for i in arr)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(B, d) queries -> (sims (B, k) float32, ids (B, k) int64) with -1 padding."""
+        assert queries.ndim == 2 and queries.shape[1] == self.dim, f"{queries.shape=}"
+        q = np.ascontiguousarray(queries, np.float32)
+        if self.index.ntotal == 0 or k <= 0:
+            b = len(q)
+            return np.zeros((b, max(k, 0)), np.float32), np.full((b, max(k, 0)), -1, np.int64)
+        kk = min(k + len(self._tomb), int(self.index.ntotal))
+        sims, ids = self.index.search(q, kk)
+        if self._tomb:
+            dead = np.isin(ids, np.fromiter(self._tomb, np.int64))
+            ids = np.where(dead, -1, ids)
+            order = np.argsort(ids == -1, axis=1, kind="stable")
+            ids = np.take_along_axis(ids, order, 1)
+            sims = np.take_along_axis(sims, order, 1)
+        out_s = np.zeros((len(q), k), np.float32)
+        out_i = np.full((len(q), k), -1, np.int64)
+        w = min(k, ids.shape[1])
+        out_s[:, :w], out_i[:, :w] = sims[:, :w], ids[:, :w]
+        out_s[out_i < 0] = 0.0
+        return out_s, out_i
+
+    def nbytes(self) -> int:
+        """Serialized size of the index in bytes."""
+        return int(faiss.serialize_index(self.index).size)
+
+    def save(self, path: Path) -> None:
+        """Write the index (tombstones in a side file)."""
+        faiss.write_index(self.index, str(path))
+        path.with_suffix(".tomb.json").write_text(json.dumps(sorted(self._tomb)))
+
+    @classmethod
+    def load(cls, cfg: CaseBankConfig, dim: int, path: Path) -> FaissIndex:
+        """Read an index written by `save`."""
+        idx = cls(cfg, dim, index=faiss.read_index(str(path)))
+        tomb = path.with_suffix(".tomb.json")
+        if tomb.exists():
+            idx._tomb = set(json.loads(tomb.read_text()))
+        return idx
+
+    @staticmethod
+    def set_threads(n: int) -> None:
+        """faiss OpenMP threads."""
+        faiss.omp_set_num_threads(n)
+
+
+def case_features(sims: np.ndarray, cases: Sequence[Case], now: float) -> np.ndarray:
+    """(K, F) features in `CASE_FEATURES` order: sim, reward, log1p(age days), log1p(visits)."""
+    feats = np.zeros((len(cases), len(CASE_FEATURES)), np.float32)
+    for i, c in enumerate(cases):
+        age_days = max(0.0, now - c.ts) / 86400.0
+        feats[i] = (sims[i], c.reward, math.log1p(age_days), math.log1p(c.visits))
+    return feats
+
+
+class CaseBank:
+    """Cases with ids, retrievable by key similarity.
+
+    Metadata is kept in memory and written through to sqlite (`path/meta.sqlite` when `path`
+    is given, else an in-memory database); `save(dir)` writes the index and the metadata.
+    """
+
+    def __init__(self, cfg: CaseBankConfig, dim: int, path: str | Path | None = None) -> None:
+        self.cfg = cfg
+        self.dim = dim
+        self.index = FaissIndex(cfg, dim)
+        self._cases: dict[int, Case] = {}
+        self._next_id = 0
+        self.path = Path(path) if path is not None else None
+        if self.path is not None:
+            self.path.mkdir(parents=True, exist_ok=True)
+        db = str(self.path / "meta.sqlite") if self.path is not None else ":memory:"
+        self._db = sqlite3.connect(db, check_same_thread=False)
+        self._db.execute(_SCHEMA)
+        self.stats = {"merged": 0, "evicted": 0}
+
+    def __len__(self) -> int:
+        return len(self._cases)
+
+    def __contains__(self, case_id: int) -> bool:
+        return case_id in self._cases
+
+    def ids(self) -> list[int]:
+        """All live case ids."""
+        return list(self._cases)
+
+    def _prep(self, key: np.ndarray) -> np.ndarray:
+        if key.shape[-1] != self.dim:
+            raise CaseBankError(f"key dimension {key.shape[-1]} != bank dimension {self.dim}")
+        return _normalize(key) if self.cfg.normalize else np.ascontiguousarray(key, np.float32)
+
+    def _persist(self, cases: Sequence[Case]) -> None:
+        rows = [
+            (
+                c.case_id,
+                c.key.astype(np.float32).tobytes(),
+                json.dumps(c.payload, ensure_ascii=False),
+                c.reward,
+                c.ts,
+                c.source,
+                c.payload_key,
+                c.utility,
+                c.visits,
+                c.merged,
+            )
+            for c in cases
+        ]
+        self._db.executemany("INSERT OR REPLACE INTO cases VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+        self._db.commit()
+
+    def write(self, case: Case) -> int:
+        """Store one case (or merge it into a near-duplicate); returns its id."""
+        return self.write_batch([case])[0]
+
+    def write_batch(self, cases: Sequence[Case]) -> list[int]:
+        """Store cases; each is merged into an existing case when cosine > merge_threshold
+        and payload_key matches (non-empty). Duplicates within one batch are not merged with
+        each other. Returns the id each case ended up under."""
+        if not cases:
+            return []
+        keys = self._prep(np.stack([c.key for c in cases]))
+        out: list[int] = [-1] * len(cases)
+        merged: dict[int, Case] = {}
+        if self.cfg.merge_threshold <= 1.0 and len(self) > 0:
+            sims, ids = self.index.search(keys, 4)
+            for i, c in enumerate(cases):
+                for s, j in zip(sims[i], ids[i], strict=True):
+                    if j < 0 or s <= self.cfg.merge_threshold or not c.payload_key:
+                        continue
+                    old = merged.get(int(j), self._cases.get(int(j)))
+                    if old is not None and old.payload_key == c.payload_key:
+                        n = old.merged + c.merged
+                        old.reward = (old.reward * old.merged + c.reward * c.merged) / n
+                        old.merged = n
+                        old.ts = max(old.ts, c.ts)
+                        merged[old.case_id] = old
+                        out[i] = old.case_id
+                        break
+        new: list[Case] = []
+        for i, c in enumerate(cases):
+            if out[i] >= 0:
+                continue
+            stored = Case(
+                key=keys[i].copy(),
+                payload=c.payload,
+                reward=c.reward,
+                ts=c.ts,
+                source=c.source,
+                payload_key=c.payload_key,
+                case_id=self._next_id,
+                utility=c.utility,
+                visits=c.visits,
+                merged=c.merged,
+            )
+            self._next_id += 1
+            new.append(stored)
+            out[i] = stored.case_id
+        if new:
+            self.index.add(
+                np.array([c.case_id for c in new], np.int64), np.stack([c.key for c in new])
+            )
+            for c in new:
+                self._cases[c.case_id] = c
+        self.stats["merged"] += len(cases) - len(new)
+        self._persist(new + list(merged.values()))
+        self._evict()
+        return out
+
+    def _evict(self) -> None:
+        cap = self.cfg.capacity
+        if cap <= 0 or len(self) <= cap:
+            return
+        now = max(c.ts for c in self._cases.values())
+        ids = np.array(list(self._cases), np.int64)
+        score = np.array(
+            [
+                c.utility - self.cfg.age_weight_per_day * max(0.0, now - c.ts) / 86400.0
+                for c in self._cases.values()
+            ]
+        )
+        order = np.lexsort((ids, score))  # lowest score first, ties: oldest id first
+        victims = [int(i) for i in ids[order[: len(self) - cap]]]
+        self.delete(victims)
+        self.stats["evicted"] += len(victims)
+
+    def get(self, case_id: int) -> Case:
+        """The case with this id (raises CaseNotFoundError)."""
+        try:
+            return self._cases[int(case_id)]
+        except KeyError:
+            raise CaseNotFoundError(case_id) from None
+
+    def delete(self, case_ids: Sequence[int]) -> None:
+        """Remove cases (unknown ids are ignored)."""
+        live = [int(i) for i in case_ids if int(i) in self._cases]
+        self.index.remove(live)
+        for i in live:
+            del self._cases[i]
+        self._db.executemany("DELETE FROM cases WHERE case_id = ?", [(i,) for i in live])
+        self._db.commit()
+
+    def update_stats(
+        self,
+        case_id: int,
+        utility: float | None = None,
+        visits: int = 1,
+        reward: float | None = None,
+    ) -> None:
+        """Record that a case was used: visits += visits, optionally set utility / reward."""
+        c = self.get(case_id)
+        c.visits += visits
+        if utility is not None:
+            c.utility = float(utility)
+        if reward is not None:
+            c.reward = float(reward)
+        self._persist([c])
+
+    def search(
+        self, query: np.ndarray, k: int | None = None, now: float | None = None
+    ) -> Candidates:
+        """Top-k candidates for one (d,) query (fewer when the bank is small; no padding)."""
+        return self.search_batch(query[None, :], k, now)[0]
+
+    def search_batch(
+        self, queries: np.ndarray, k: int | None = None, now: float | None = None
+    ) -> list[Candidates]:
+        """Top-k candidates for each row of (B, d) queries."""
+        k = self.cfg.top_k if k is None else k
+        now = time.time() if now is None else now
+        sims, ids = self.index.search(self._prep(queries), k)
+        out = []
+        for s_row, i_row in zip(sims, ids, strict=True):
+            keep = i_row >= 0
+            cids, sv = i_row[keep], s_row[keep].astype(np.float32)
+            cases = [self._cases[int(i)] for i in cids]
+            keys = (
+                np.stack([c.key for c in cases]) if cases else np.zeros((0, self.dim), np.float32)
+            )
+            out.append(
+                Candidates(
+                    case_ids=cids.astype(np.int64),
+                    keys=keys.astype(np.float32),
+                    sims=sv,
+                    features=case_features(sv, cases, now),
+                    mask=np.ones(len(cids), bool),
+                )
+            )
+        return out
+
+    def save(self, path: str | Path) -> None:
+        """Write `index.faiss`, `meta.sqlite` and `bank.json` (config, dim, next id) to `path`."""
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        self.index.save(out / "index.faiss")
+        if self.path is None or self.path.resolve() != out.resolve():
+            dest = sqlite3.connect(out / "meta.sqlite")
+            self._db.backup(dest)
+            dest.close()
+        info = {"config": config_to_dict(self.cfg), "dim": self.dim, "next_id": self._next_id}
+        (out / "bank.json").write_text(json.dumps(info))
+
+    @classmethod
+    def load(cls, path: str | Path) -> CaseBank:
+        """Reopen a bank saved with `save` (further writes go through to `path`)."""
+        src = Path(path)
+        try:
+            info = json.loads((src / "bank.json").read_text())
+        except FileNotFoundError as e:
+            raise CaseBankError(f"no case bank at {src}") from e
+        cfg = config_from_dict(CaseBankConfig, info["config"])
+        bank = cls(cfg, int(info["dim"]), path=src)
+        bank.index = FaissIndex.load(cfg, bank.dim, src / "index.faiss")
+        bank._next_id = int(info["next_id"])
+        for row in bank._db.execute("SELECT * FROM cases"):
+            cid, key, payload, reward, ts, source, pkey, util, visits, merged = row
+            bank._cases[int(cid)] = Case(
+                key=np.frombuffer(key, np.float32).copy(),
+                payload=json.loads(payload),
+                reward=reward,
+                ts=ts,
+                source=source,
+                payload_key=pkey,
+                case_id=int(cid),
+                utility=util,
+                visits=visits,
+                merged=merged,
+            )
+        if len(bank._cases) != bank.index.ntotal:
+            raise CaseBankError(f"{len(bank._cases)} metadata rows != {bank.index.ntotal} vectors")
+        return bank
+
+    def close(self) -> None:
+        """Close the metadata database."""
+        self._db.close()

@@ -1,0 +1,1 @@
+"""The recommendation domain: state encoder, rewards, candidate sources, the pipeline."""

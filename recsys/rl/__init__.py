@@ -1,0 +1,1 @@
+"""Reinforcement learning over cases: Q network, policy, losses, replay, learner, credit."""

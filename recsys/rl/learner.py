@@ -1,0 +1,256 @@
+"""The learner shared by offline training and online serving.
+
+Modes (`LearnerConfig.mode`):
+- "soft-q": twin Q over (state, case) pairs trained with the soft TD target over the next
+  state's own candidate snapshot (`recsys.rl.losses.soft_td_target`), Polyak target, policy
+  softmax(min(Q1, Q2) / alpha), optional automatic alpha.
+- "parametric-ce": the same network trained as a classifier of (reward > threshold)
+  (Memento's parametric memory); policy softmax(logit / alpha).
+- "non-parametric": cosine similarity only, greedy, no learning.
+- "tabular": MemRL-style per-case Q (see `recsys.rl.tabular`), updated on `observe`.
+
+`update()` takes an internal lock, so it may run on a background thread while `act()` serves.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from recsys.config import LearnerConfig, config_from_dict, config_to_dict
+from recsys.errors import NoCandidatesError
+from recsys.records import CandidateBatch, Candidates, Choice, Transition
+from recsys.rl.checkpoint import load_checkpoint, save_checkpoint
+from recsys.rl.losses import alpha_loss, ce_loss, soft_td_loss, soft_td_target
+from recsys.rl.policy import (
+    entropy,
+    greedy_top_m,
+    masked_log_softmax,
+    sample_without_replacement,
+    slate_log_prob,
+)
+from recsys.rl.q_network import TwinQNetwork
+from recsys.rl.replay import ReplayBuffer
+from recsys.rl.tabular import TabularQ
+
+__all__ = ["Learner", "NoCandidatesError", "polyak_update"]
+
+
+@torch.no_grad()
+def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """target <- (1 - tau) * target + tau * online, parameter by parameter."""
+    for pt, p in zip(target.parameters(), online.parameters(), strict=True):
+        pt.mul_(1.0 - tau).add_(p, alpha=tau)
+
+
+class Learner:
+    """Scores candidates, chooses cases, stores transitions and learns from them."""
+
+    def __init__(
+        self, cfg: LearnerConfig, state_dim: int, key_dim: int, device: str = "cpu"
+    ) -> None:
+        self.cfg = cfg
+        self.state_dim = state_dim
+        self.key_dim = key_dim
+        self.device = torch.device(device)
+        torch.manual_seed(cfg.seed)
+        self.q = TwinQNetwork(cfg.q, state_dim, key_dim).to(self.device)
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        self.opt = torch.optim.Adam(self.q.parameters(), lr=cfg.lr)
+        self.log_alpha = torch.tensor(
+            math.log(cfg.policy.alpha), device=self.device, requires_grad=cfg.policy.auto_alpha
+        )
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.policy.alpha_lr)
+        self.replay = ReplayBuffer(cfg.replay_capacity, seed=cfg.seed)
+        self.tabular = TabularQ(cfg.tabular_lr, cfg.tabular_sim_weight)
+        self.step = 0
+        self._gen = torch.Generator().manual_seed(cfg.seed)
+        self._rng = np.random.default_rng(cfg.seed)
+        self._lock = threading.Lock()
+
+    @property
+    def mode(self) -> str:
+        """The learner mode."""
+        return self.cfg.mode
+
+    @property
+    def alpha(self) -> float:
+        """Current temperature."""
+        return float(self.log_alpha.detach().exp())
+
+    def _batch(self, state: np.ndarray, cands: Candidates) -> tuple[torch.Tensor, CandidateBatch]:
+        assert state.shape == (self.state_dim,), f"{state.shape=} {self.state_dim=}"
+        s = torch.from_numpy(np.asarray(state, np.float32))[None].to(self.device)
+        return s, CandidateBatch.from_candidates([cands]).to(self.device)
+
+    def scores(self, state: np.ndarray, cands: Candidates) -> np.ndarray:
+        """(K,) ranking scores: min twin Q (soft-q), logit (ce), sim, or 0.5 sim + 0.5 Q."""
+        if self.mode == "non-parametric":
+            return cands.sims.astype(np.float32)
+        if self.mode == "tabular":
+            return self.tabular.scores(cands.case_ids, cands.sims)
+        s, b = self._batch(state, cands)
+        with self._lock, torch.no_grad():
+            q1, q2 = self.q(s, b.keys, b.features)
+        return torch.minimum(q1, q2)[0].cpu().numpy()
+
+    def q_values(self, state: np.ndarray, cands: Candidates) -> tuple[np.ndarray, np.ndarray]:
+        """(K,), (K,) twin Q of the online network (any mode)."""
+        s, b = self._batch(state, cands)
+        with self._lock, torch.no_grad():
+            q1, q2 = self.q(s, b.keys, b.features)
+        return q1[0].cpu().numpy(), q2[0].cpu().numpy()
+
+    def act(
+        self, state: np.ndarray, cands: Candidates, m: int | None = None, greedy: bool = False
+    ) -> Choice:
+        """Choose up to m (default policy.num_chosen) distinct valid cases.
+
+        soft-q / parametric-ce sample from softmax(score / alpha) without replacement unless
+        greedy; non-parametric is always greedy; tabular is epsilon-greedy per slot.
+        """
+        n_valid = cands.num_valid
+        if n_valid == 0:
+            raise NoCandidatesError("no valid candidate to choose from")
+        m = min(m or self.cfg.policy.num_chosen, n_valid)
+        score = torch.from_numpy(self.scores(state, cands))[None]
+        mask = torch.from_numpy(cands.mask)[None]
+        if self.mode == "tabular":
+            return self._act_tabular(score[0].numpy(), cands, m, greedy)
+        logp = masked_log_softmax(score, mask, self.alpha)
+        if greedy or self.mode == "non-parametric":
+            idx = greedy_top_m(logp, m)
+        else:
+            idx = sample_without_replacement(logp, m, self._gen)
+        return Choice(
+            indices=idx[0].numpy().astype(np.int64),
+            case_ids=cands.case_ids[idx[0].numpy()],
+            logp=logp[0, idx[0]].numpy().astype(np.float32),
+            probs=logp[0].exp().numpy().astype(np.float32),
+            slate_logp=float(slate_log_prob(logp, idx)[0]),
+        )
+
+    def _act_tabular(self, score: np.ndarray, cands: Candidates, m: int, greedy: bool) -> Choice:
+        valid = np.flatnonzero(cands.mask)
+        order = valid[np.argsort(-score[valid], kind="stable")]
+        chosen: list[int] = []
+        for slot in range(m):
+            rest = [i for i in order if i not in chosen]
+            if not greedy and self._rng.random() < self.cfg.tabular_epsilon:
+                chosen.append(int(self._rng.choice(rest)))
+            else:
+                chosen.append(int(rest[0]))
+            del slot
+        eps = 0.0 if greedy else self.cfg.tabular_epsilon
+        probs = np.zeros(len(cands), np.float32)
+        probs[valid] = eps / len(valid)
+        probs[order[0]] += 1.0 - eps
+        idx = np.array(chosen, np.int64)
+        logp = np.log(np.maximum(probs[idx], 1e-12)).astype(np.float32)
+        return Choice(idx, cands.case_ids[idx], logp, probs, float(logp.sum()))
+
+    def observe(self, t: Transition) -> None:
+        """Store a transition (tabular: also update the chosen cases' Q now)."""
+        if self.mode == "tabular":
+            self.tabular.update(t.cands.case_ids[t.chosen], t.rewards)
+        elif self.mode != "non-parametric":
+            self.replay.add(t)
+
+    def update(self) -> dict[str, float]:
+        """One gradient step on a replay batch; {} when nothing to learn yet (or no learning)."""
+        cfg = self.cfg
+        if self.mode in ("tabular", "non-parametric"):
+            return {}
+        if len(self.replay) < max(cfg.min_replay, 1):
+            return {}
+        batch = self.replay.sample(cfg.batch_size).to(self.device)
+        with self._lock:
+            alpha = self.log_alpha.detach().exp()
+            q1, q2 = self.q(batch.state, batch.cands.keys, batch.cands.features)
+            if self.mode == "soft-q":
+                with torch.no_grad():
+                    if batch.next_cands.mask.any():
+                        n1, n2 = self.q_target(
+                            batch.next_state, batch.next_cands.keys, batch.next_cands.features
+                        )
+                    else:  # every next set is empty (all terminal): V(s') = 0, skip the pass
+                        n1 = n2 = torch.zeros(batch.next_cands.mask.shape, device=self.device)
+                    y = soft_td_target(
+                        batch.rewards, batch.done, n1, n2, batch.next_cands.mask, cfg.gamma, alpha
+                    )
+                loss, metrics = soft_td_loss(q1, q2, batch.chosen, batch.chosen_mask, y)
+            else:
+                loss, metrics = ce_loss(
+                    q1, q2, batch.chosen, batch.chosen_mask, batch.rewards, cfg.ce_threshold
+                )
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = nn.utils.clip_grad_norm_(self.q.parameters(), cfg.grad_clip)
+            self.opt.step()
+            polyak_update(self.q_target, self.q, cfg.tau)
+            mask = batch.cands.mask
+            logp = masked_log_softmax(torch.minimum(q1, q2).detach(), mask, alpha)
+            if cfg.policy.auto_alpha:
+                n_valid = mask.sum(-1).clamp(min=1).float()
+                target = cfg.policy.target_entropy_ratio * torch.log(n_valid)
+                a_loss, a_metrics = alpha_loss(self.log_alpha, logp, mask, target)
+                self.alpha_opt.zero_grad(set_to_none=True)
+                a_loss.backward()
+                self.alpha_opt.step()
+                metrics.update(a_metrics)
+            else:
+                metrics["policy/entropy"] = float(entropy(logp, mask).mean())
+            self.step += 1
+        metrics.update(
+            {
+                "learner/step": float(self.step),
+                "policy/alpha": self.alpha,
+                "grad/norm": float(gnorm),
+            }
+        )
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume (networks, optimisers, alpha, tabular Q)."""
+        return {
+            "q": self.q.state_dict(),
+            "q_target": self.q_target.state_dict(),
+            "opt": self.opt.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+            "tabular": dict(self.tabular.q),
+            "dims": {"state_dim": self.state_dim, "key_dim": self.key_dim},
+        }
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        """Inverse of `state_dict`."""
+        with self._lock:
+            self.q.load_state_dict(sd["q"])
+            self.q_target.load_state_dict(sd["q_target"])
+            self.opt.load_state_dict(sd["opt"])
+            self.alpha_opt.load_state_dict(sd["alpha_opt"])
+            with torch.no_grad():
+                self.log_alpha.copy_(sd["log_alpha"])
+            self.tabular.q = {int(k): float(v) for k, v in sd["tabular"].items()}
+
+    def save(self, path: str | Path) -> None:
+        """Checkpoint {state_dict, config, step} (the replay buffer is not saved)."""
+        save_checkpoint(path, self.state_dict(), config_to_dict(self.cfg), self.step)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> Learner:
+        """Rebuild a learner from `save` output."""
+        ckpt = load_checkpoint(path)
+        cfg = config_from_dict(LearnerConfig, ckpt["config"])
+        dims = ckpt["state_dict"]["dims"]
+        learner = cls(cfg, int(dims["state_dim"]), int(dims["key_dim"]), device)
+        learner.load_state_dict(ckpt["state_dict"])
+        learner.step = int(ckpt["step"])
+        return learner
