@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 __all__ = [
+    "BlendConfig",
     "CaseBankConfig",
     "CoreConfig",
     "CreditConfig",
     "LearnerConfig",
     "PolicyConfig",
     "QNetworkConfig",
+    "RecommendConfig",
     "RewardConfig",
     "StateConfig",
     "TextEncoderConfig",
@@ -187,6 +189,59 @@ class CreditConfig:
 
 
 @dataclass(frozen=True)
+class BlendConfig:
+    """Final ranking = w_case * case score + w_nb * neighbour score + w_pop * popularity
+    + w_knn * item-kNN + w_llm * z-scored LLM log-likelihood (the LLM re-scores the top
+    `llm_depth` of the blend; items below keep their blend order). Every term but the case and
+    LLM terms is a rank score 1 / log2(2 + rank)."""
+
+    w_case: float = 1.0
+    """Weight of the case score: sum over the chosen cases holding the item of
+    1 / log2(2 + rank of the case in the policy's order), capped at 1.5."""
+    w_nb: float = 1.0
+    """Weight of the neighbour score: rank of the item by cosine with the state vector."""
+    w_pop: float = 0.5
+    """Weight of the item's popularity rank score (time-decayed counts of past events)."""
+    w_knn: float = 0.0
+    """Weight of the item-kNN score's rank score (co-occurrence cosine summed over the user's
+    recent items, `recsys.rec.cooccurrence`); its top `n_knn` items join the candidates.
+    0 = off (and the co-occurrence counts are not built)."""
+    n_knn: int = 40
+    """Item-kNN items added to the candidates when `w_knn` > 0."""
+    knn_recent: int = 10
+    """Latest history items that score the item-kNN term (decay 0.9 per step back)."""
+    w_llm: float = 0.15
+    """Weight of the z-scored LLM log-likelihood."""
+    llm_depth: int = 10
+    """Candidates re-scored by the LLM per decision (its cost is linear in this)."""
+
+
+@dataclass(frozen=True)
+class RecommendConfig:
+    """The one recommend pipeline (`recsys.rec.recommender.Recommender`): what offline replay
+    measures and what serving serves, saved in the model bundle."""
+
+    top_k: int = 32
+    """K: cases retrieved from the case bank per decision."""
+    num_chosen: int = 8
+    """m: cases the policy chooses per decision."""
+    top_n: int = 50
+    """Length of the produced list."""
+    n_neighbours: int = 60
+    """Catalogue neighbours of the state vector added to the candidates."""
+    n_popular: int = 20
+    """Popular items added to the candidates (when `blend.w_pop` > 0)."""
+    exclude_seen: bool = False
+    """Remove the user's past items from the candidates (off: repeat purchases are real)."""
+    pop_half_life_hours: float = 168.0
+    """Half-life of the popularity counts (0: plain counts of every past event)."""
+    prompt_lang: str = "auto"
+    """LLM prompt language: zh | en | auto (zh when titles contain CJK)."""
+    blend: BlendConfig = field(default_factory=BlendConfig)
+    """Final ranking blend."""
+
+
+@dataclass(frozen=True)
 class CoreConfig:
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     """Text encoder."""
@@ -200,6 +255,8 @@ class CoreConfig:
     """Reward weights."""
     credit: CreditConfig = field(default_factory=CreditConfig)
     """Credit assignment across chosen cases."""
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
+    """The recommend pipeline (candidate sources, blend, list length)."""
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -70,9 +70,7 @@ class MemoryLoop:
         self.updates_per_learn = updates_per_learn
         self._owed = 0.0
 
-    def decide(
-        self, state: np.ndarray, cands: Candidates, m: int, greedy: bool = False
-    ) -> Choice:
+    def decide(self, state: np.ndarray, cands: Candidates, m: int, greedy: bool = False) -> Choice:
         """The policy's choice of up to m valid cases (raises `NoCandidatesError` if none)."""
         return self.learner.act(state, cands, m, greedy=greedy)
 

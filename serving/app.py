@@ -15,12 +15,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from serving.errors import install_error_handlers
+from serving.errors import KEYED, error_responses, install_error_handlers
 from serving.learner_worker import LearnerWorker
 from serving.metrics import ServingMetrics
 from serving.middleware import BodyLimitMiddleware, LatencyMiddleware
 from serving.recommend_service import RecommendService
 from serving.routes import cases, events, feedback, health, recommend, users
+from serving.security import read_access
 from serving.service import RecommenderCore
 from serving.settings import ServingSettings
 from serving.store import Store
@@ -104,7 +105,11 @@ def create_app(
     app.state.metrics = metrics
     app.state.service = None
     install_error_handlers(app)
-    for module in (recommend, feedback, events, cases, users, health):
+    read = read_access(settings)  # no key dependency (nor 401/403) in public mode
+    app.include_router(
+        recommend.router, dependencies=read, responses=error_responses(*KEYED) if read else None
+    )
+    for module in (feedback, events, cases, users, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(LatencyMiddleware, metrics=metrics)

@@ -1,12 +1,12 @@
-"""`CaseMemory`: writing, inspecting and editing the soft-Q core's cases (bank + case log).
+"""`CaseMemory`: writing, inspecting and editing the serving core's cases (bank + case log).
 
-add_feedback_case writes a feedback's case (`SoftQCore.apply_feedback`), keyed on the
+add_feedback_case writes a feedback's case (`ServingCore.apply_feedback`), keyed on the
 decision state, id `fb-<sha1(decision/item)>` (idempotent); write_case keys a manual case
 (id `m-<sha1>`) on the state its events/context define. A case view's value is the min twin Q
 of the case in its own key state. Deleting or erasing removes cases from the bank, soft-deletes
 them in the case log and tombstones their ids (a store blob), so copies in a bank snapshot or
 registry model stay dead across feedback and `reload()`. Calls work on the runtime serving now
-(`SoftQCore` swaps it on reload); add_feedback_case on the runtime its request started with.
+(`ServingCore` swaps it on reload); add_feedback_case on the runtime its request started with.
 """
 
 from __future__ import annotations
@@ -15,15 +15,18 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from recsys.rec.recommender import case_item_ids as case_items
 from recsys.records import Action, Candidates, Case, UserState
-from serving.core_state import TOMBSTONES, Runtime, case_items, load_tombstones
-from serving.service import CaseView, DecisionSnapshot, NewCase
-from serving.soft_q_learning import EncodeState
+from serving.runtime import TOMBSTONES, Runtime, load_tombstones
+from serving.service import CaseView, CoreEvent, DecisionSnapshot, NewCase
 from serving.store import CaseRecord, Store
+
+EncodeState = Callable[[str, Sequence[CoreEvent], Mapping[str, str], float, Runtime], UserState]
+"""(user id, events, context, now, runtime) -> the user's state (`ServingCore.encode_state`)."""
 
 
 class CaseMemory:
@@ -50,7 +53,7 @@ class CaseMemory:
         state = self._encode_state(case.user_id, case.recent_events, case.context, now, rt)
         digest = hashlib.sha1(f"{case.user_id}/{time.time_ns()}/{case.items}".encode())
         sid = "m-" + digest.hexdigest()[:20]
-        title = " ".join(rt.catalog.titles(list(case.items)))
+        title = " ".join(rt.items.titles_of(list(case.items)))
         payload = {
             "items": list(case.items),
             "title": title,
@@ -62,7 +65,6 @@ class CaseMemory:
         key = rt.case_encoder.keys(state.vec[None, :], [payload])[0]
         rec = Case(key=key, payload=payload, reward=case.reward, ts=now, source="manual")
         with rt.lock:
-            rt.catalog.ensure(case.items)
             self._store.put_case(
                 CaseRecord(sid, case.user_id, payload, key.tobytes(), case.reward, now, False)
             )
@@ -86,7 +88,13 @@ class CaseMemory:
         with rt.lock:
             if sid not in rt.int_of and sid not in self._tomb:
                 case = rt.case_encoder.make_case(
-                    state, item_id, rt.catalog.title(item_id), act, reward, time.time(), "feedback"
+                    state,
+                    item_id,
+                    rt.items.titles_of([item_id])[0],
+                    act,
+                    reward,
+                    time.time(),
+                    "feedback",
                 )
                 case.payload.update(
                     sid=sid,
@@ -113,7 +121,7 @@ class CaseMemory:
             cid = rt.int_of.get(sid)
             if cid is None:
                 return None
-            c = rt.model.bank.get(cid)
+            c = rt.bank.get(cid)
         one = Candidates(
             case_ids=np.array([cid], np.int64),
             keys=c.key[None, :].astype(np.float32),
@@ -121,8 +129,8 @@ class CaseMemory:
             features=np.array([[1.0, c.reward, 0.0, np.log1p(c.visits)]], np.float32),
             mask=np.ones(1, bool),
         )
-        one = rt.q_view(one, [c.payload])
-        value = float(rt.model.learner.scores(c.key.astype(np.float32), one)[0])
+        one = rt.rec.q_view(one, [c.payload])
+        value = float(rt.learner.scores(c.key.astype(np.float32), one)[0])
         return CaseView(
             sid,
             str(c.payload.get("user_id", "")),
@@ -169,7 +177,8 @@ class CaseMemory:
             rt.force_snapshot = True
         if sids:
             self._tombstone(sids)
-        rt.catalog.reset_popularity(ev.item_id for _, ev in self._store.iter_events())
+        with rt.lock:
+            rt.rebuild_popularity(self._store)
         return n
 
 

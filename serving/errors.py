@@ -1,7 +1,9 @@
 """Named domain exceptions of the service and the ONE table mapping them to HTTP codes.
 
 The core and the store raise these (never `HTTPException`); `install_error_handlers` turns
-them into JSON `{"error": <code>, "message": <text>}` answers.
+them into JSON `{"error": <code>, "message": <text>}` answers (validation errors add
+`details`). `error_responses` declares those answers in the OpenAPI document, so every status
+a route can send is documented with the `ErrorOut` schema.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
+
+from serving.schemas import ErrorOut
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +61,12 @@ class LearnerBusyError(ServingError):
         self.retry_after_s = retry_after_s
 
 
+class ModelLoadError(ServingError):
+    """The model directory or registry entry cannot be used (startup fails with this)."""
+
+    code = "model_load_error"
+
+
 class NotReadyError(ServingError):
     """The core is not loaded (starting, reloading failed, or shutting down)."""
 
@@ -71,7 +82,7 @@ class InsecureSettingsError(ServingError):
 ERROR_STATUS: dict[type[ServingError], int] = {
     UnknownDecisionError: 404,
     UnknownCaseError: 404,
-    ItemNotInDecisionError: 422,
+    ItemNotInDecisionError: 409,
     LearnerBusyError: 503,
     NotReadyError: 503,
     InsecureSettingsError: 500,
@@ -85,6 +96,38 @@ def status_for(exc: ServingError) -> int:
         if cls in ERROR_STATUS:
             return ERROR_STATUS[cls]
     return 500
+
+
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "The body could not be read (not decodable)",
+    401: "Missing bearer API key",
+    403: "Wrong API key",
+    404: "Unknown id (decision, case), or a path that names no route",
+    409: "Feedback on an item the decision did not recommend",
+    413: "Request body larger than MEMENTO_MAX_BODY_BYTES",
+    422: "Invalid request: `details` lists each failed constraint",
+    503: "Not ready (the message names what to run), or the learner queue is full (`Retry-After`)",
+}
+"""Every error status the service sends, described once for the OpenAPI document."""
+
+KEYED = (401, 403)
+"""Statuses of a route behind a bearer key."""
+SERVICE = (503,)
+"""Statuses of a route that needs the loaded core."""
+WITH_BODY = (400, 413, 422)
+"""Statuses of a route that reads a JSON body."""
+WITH_PARAMS = (422,)
+"""Statuses of a route with query parameters."""
+WITH_PATH_ID = (404, 422)
+"""Statuses of a route with an id in its path (an id with `/` names no route: 404)."""
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` declaring these error statuses with the `ErrorOut` schema."""
+    return {
+        status: {"model": ErrorOut, "description": ERROR_DESCRIPTIONS[status]}
+        for status in sorted(set(statuses))
+    }
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -132,13 +175,27 @@ _HTTP_CODES = {
 """Error codes of framework-level HTTP errors (auth, routing, body limit)."""
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every documented method at the request's path (Starlette's 405 names only the methods
+    of the first route whose path matches, e.g. `GET` for `GET, POST /v1/cases`)."""
+    path = request.scope.get("path", "")
+    methods = {
+        method.upper()
+        for template, operations in request.app.openapi()["paths"].items()
+        if compile_path(template)[0].match(path)
+        for method in operations
+    }
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException), f"{type(exc)=}"
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
     return JSONResponse(
-        error_body(code, str(exc.detail)),
-        status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
+        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers
     )
 
 

@@ -1,6 +1,6 @@
 """HTTP load test of the running service on loopback, next to the bare in-process core call.
 
-`python -m serving.loadtest --cases 100000 --requests 2000 --concurrency 8 --llm smollm2-135m`
+`memento bench serving --cases 100000 --requests 2000 --concurrency 8 --llm smollm2-135m`
 seeds a fresh SQLite store with synthetic event histories and a case log of `--cases` cases
 keyed exactly as the soft-Q core keys them (state = pooled item vectors, key = normalised
 0.5 state + 0.5 item vector), then, for each variant (no LLM, then `--llm` unless `none`):
@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
-import json
 import logging
 import os
 import random
@@ -37,7 +36,7 @@ from serving.service import CoreEvent
 from serving.settings import ServingSettings
 from serving.soft_q_core import build_soft_q_core
 from serving.store import CaseRecord, Store
-from serving.testing import AUTH, server_env
+from serving.testing import AUTH, READ_AUTH, server_env
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +185,7 @@ def bare_core(
 
 async def _drive(
     url: str,
-    bodies: list[tuple[str, dict[str, Any], bool]],
+    bodies: list[tuple[str, dict[str, Any], dict[str, str]]],
     cfg: LoadConfig,
     concurrency: int,
 ) -> tuple[PhaseStats, list[dict[str, Any]]]:
@@ -198,14 +197,14 @@ async def _drive(
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
 
-        async def one(path: str, body: dict[str, Any], keyed: bool) -> None:
+        async def one(path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
             nonlocal errors
             async with sem:
                 if time.perf_counter() > deadline:
                     return
                 t0 = time.perf_counter()
                 try:
-                    r = await client.post(path, json=body, headers=AUTH if keyed else None)
+                    r = await client.post(path, json=body, headers=headers)
                 except httpx.HTTPError:
                     errors += 1
                     return
@@ -216,7 +215,7 @@ async def _drive(
                     errors += 1
 
         start = time.perf_counter()
-        await asyncio.gather(*(one(p, b, k) for p, b, k in bodies))
+        await asyncio.gather(*(one(p, b, h) for p, b, h in bodies))
         wall = time.perf_counter() - start
     return _stats(lat, errors, wall), answers
 
@@ -229,7 +228,7 @@ def _variant(
     rng = random.Random(cfg.seed + 2)
     users = list(histories)
     rec_bodies = [
-        ("/v1/recommend", {"user_id": rng.choice(users), "n": cfg.n}, False)
+        ("/v1/recommend", {"user_id": rng.choice(users), "n": cfg.n}, READ_AUTH)
         for _ in range(requests)
     ]
     env = server_env(
@@ -244,7 +243,9 @@ def _variant(
     with ServerProcess(env, log=log).start(timeout_s=600) as server:
         assert server.proc is not None
         for u in users[:20]:  # warm-up
-            httpx.post(server.url + "/v1/recommend", json={"user_id": u}, timeout=120)
+            httpx.post(
+                server.url + "/v1/recommend", json={"user_id": u}, headers=READ_AUTH, timeout=120
+            )
         load_before = os.getloadavg()
         rec1, _ = asyncio.run(_drive(server.url, rec_bodies, cfg, 1))
         rec, decisions = asyncio.run(_drive(server.url, rec_bodies, cfg, cfg.concurrency))
@@ -257,7 +258,7 @@ def _variant(
                     "action": rng.choice(["click", "cart", "alipay"]),
                     "idempotency_key": f"lt-{llm}-{k}",
                 },
-                True,
+                AUTH,
             )
             for k, d in enumerate(decisions)
             if d["items"]
@@ -299,35 +300,3 @@ def main(cfg: LoadConfig) -> dict[str, Any]:
     """Run in a temporary folder (deleted afterwards) and return the figures."""
     with tempfile.TemporaryDirectory(prefix="memento-load-") as tmp:
         return run_loadtest(cfg, Path(tmp))
-
-
-if __name__ == "__main__":
-    import typer
-
-    def _cli(
-        cases: int = 100_000,
-        users: int = 2_000,
-        requests: int = 2_000,
-        concurrency: int = 8,
-        max_seconds: float = 60.0,
-        n: int = 10,
-        index: str = "hnsw",
-        llm: str = "smollm2-135m",
-        llm_requests: int = 100,
-    ) -> None:
-        figures = main(
-            LoadConfig(
-                cases=cases,
-                users=users,
-                requests=requests,
-                concurrency=concurrency,
-                max_seconds=max_seconds,
-                n=n,
-                index=index,
-                llm=llm,
-                llm_requests=llm_requests,
-            )
-        )
-        typer.echo(json.dumps(figures, indent=2))
-
-    typer.run(_cli)

@@ -10,7 +10,12 @@ import time
 import uuid
 
 from serving import schemas
-from serving.errors import ItemNotInDecisionError, UnknownCaseError, UnknownDecisionError
+from serving.errors import (
+    ItemNotInDecisionError,
+    NotReadyError,
+    UnknownCaseError,
+    UnknownDecisionError,
+)
 from serving.learner_worker import FeedbackJob, LearnerWorker
 from serving.metrics import ServingMetrics
 from serving.service import CaseView, CoreEvent, DecisionSnapshot, NewCase, RecommenderCore
@@ -48,8 +53,17 @@ class RecommendService:
         self.settings, self.core, self.store = settings, core, store
         self.worker, self.metrics = worker, metrics
 
+    def not_ready_reason(self) -> str | None:
+        """Why the service cannot answer recommendations yet (None: ready)."""
+        if not self.worker.alive():
+            return "the online-learner thread is not running"
+        return self.core.not_ready_reason()
+
     def recommend(self, req: schemas.RecommendRequest) -> schemas.RecommendResponse:
         """Stored history + request events -> core decision -> persisted decision."""
+        reason = self.core.not_ready_reason()
+        if reason is not None:
+            raise NotReadyError(reason)
         now = time.time()
         history = self.store.recent_events(req.user_id, self.settings.recent_events_limit)
         result = self.core.recommend(

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 Action = Literal["click", "collect", "cart", "alipay"]
 """Tmall behaviour types; also the feedback actions."""
+
+ID_MAX_LENGTH = 128
+"""Longest user, item, case or decision id (characters)."""
+ID_PATTERN = r"^[^\x00-\x1F\x7F-\x9F\u2028\u2029]*$"
+"""Printable ids: no C0/C1 control characters, DEL or line/paragraph separators. Both the
+validator and the OpenAPI schema use it, so clients and fuzzers see the real rule. (Lone
+surrogates are not text: pydantic refuses them before this rule, and JSON Schema regex
+engines cannot express them.)"""
+_ID_RE = re.compile(ID_PATTERN)
 
 
 def _utf8(value: str) -> str:
@@ -19,18 +37,66 @@ def _utf8(value: str) -> str:
     return value
 
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_utf8)]
-"""User, item, case and decision identifiers."""
+def _printable(value: str) -> str:
+    """Reject ids with control characters or line separators."""
+    if not _ID_RE.fullmatch(value):
+        raise ValueError("must be printable text: no control characters or line separators")
+    return _utf8(value)
+
+
+_ID_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": ID_MAX_LENGTH,
+    "pattern": ID_PATTERN,
+}
+Id = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=ID_MAX_LENGTH),
+    AfterValidator(_printable),
+    WithJsonSchema(_ID_SCHEMA),
+]
+"""User, item, case and decision identifiers: 1..128 printable characters."""
 ShortText = Annotated[str, StringConstraints(max_length=256), AfterValidator(_utf8)]
 Timestamp = Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
 """Unix seconds."""
+
+
+def _integral(value: object) -> object:
+    """JSON has one number type: `61.0` is the integer 61 (JSON Schema agrees); `61.5` is not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Count = Annotated[int, Field(ge=1, le=100), BeforeValidator(_integral)]
+"""How many items to recommend."""
+Context = Annotated[
+    dict[Id, ShortText],
+    Field(max_length=32),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": 32,
+            "propertyNames": _ID_SCHEMA,
+            "additionalProperties": {"type": "string", "maxLength": 256},
+        }
+    ),
+]
+"""Request context: up to 32 id-like keys with short text values."""
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class EventIn(_Model):
+class _Request(_Model):
+    """Request bodies are strict: JSON types as documented, no coercion (`"3"`, `true` as 1)."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class EventIn(_Request):
     """One interaction of a user with an item."""
 
     item_id: Id
@@ -38,12 +104,12 @@ class EventIn(_Model):
     ts: Timestamp | None = None
 
 
-class RecommendRequest(_Model):
+class RecommendRequest(_Request):
     """Ask for `n` items for a user; unknown users get a cold-start answer."""
 
     user_id: Id
-    n: Annotated[int, Field(ge=1, le=100)] = 10
-    context: Annotated[dict[Id, ShortText], Field(max_length=32)] | None = None
+    n: Count = 10
+    context: Context | None = None
     recent_events: Annotated[list[EventIn], Field(max_length=200)] | None = None
     exclude_items: Annotated[list[Id], Field(max_length=1000)] | None = None
     explain: bool = False
@@ -74,7 +140,7 @@ class RecommendResponse(_Model):
     explanation: str | None = None
 
 
-class FeedbackRequest(_Model):
+class FeedbackRequest(_Request):
     """A user's response to one item of a decision; `idempotency_key` makes retries safe."""
 
     decision_id: Id
@@ -91,7 +157,7 @@ class FeedbackAccepted(_Model):
     duplicate: bool
 
 
-class EventsRequest(_Model):
+class EventsRequest(_Request):
     """Append interactions to a user's history (updates their state)."""
 
     user_id: Id
@@ -104,14 +170,14 @@ class EventsAccepted(_Model):
     stored: int
 
 
-class CaseIn(_Model):
+class CaseIn(_Request):
     """Write a case by hand (memory editing): the state it was taken in and its outcome."""
 
     user_id: Id
     items: Annotated[list[Id], Field(min_length=1, max_length=100)]
     reward: Annotated[float, Field(ge=-10, le=10, allow_inf_nan=False)] = 1.0
     recent_events: Annotated[list[EventIn], Field(max_length=200)] | None = None
-    context: Annotated[dict[Id, ShortText], Field(max_length=32)] | None = None
+    context: Context | None = None
 
 
 class CaseOut(_Model):
@@ -145,13 +211,30 @@ class Health(_Model):
     """Liveness/readiness answer."""
 
     status: str
+    message: str | None = None
+    """Why the service is not ready (and what to run), when it is not."""
     model_version: str | None = None
     bank_size: int | None = None
     queue_depth: int | None = None
+
+
+class ErrorDetail(_Model):
+    """One failed constraint of a request (validation errors only)."""
+
+    loc: list[str | int]
+    """Where: `body`/`query`/`path`, then field names and list indexes."""
+    msg: str
+    """What is wrong, in words."""
+    type: str
+    """Machine-readable error type (pydantic's)."""
 
 
 class ErrorOut(_Model):
     """Shape of every error answer."""
 
     error: str
+    """Machine-readable code, e.g. `validation_error`, `unauthorized`, `not_ready`."""
     message: str
+    """Human-readable explanation."""
+    details: list[ErrorDetail] | None = None
+    """Each failed constraint (validation errors only)."""

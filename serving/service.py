@@ -40,6 +40,8 @@ class RankedItem:
     """Human-readable title (the item id when the catalog has none)."""
     score: float
     """Ranking score, higher is better (scale is core-specific)."""
+    cases: tuple[str, ...] = ()
+    """Ids of the chosen cases that proposed this item (empty: another candidate source)."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,12 @@ class RecommenderCore(Protocol):
 
     def bank_size(self) -> int:
         """Number of live cases in the case bank."""
+        ...
+
+    def not_ready_reason(self) -> str | None:
+        """None when ready to recommend; else why not and the command that fixes it, e.g.
+        "no model and no catalogue: run `memento train` (registers memento-recsys@champion)
+        or set MEMENTO_ITEMS_PATH". `/readyz` and `/v1/recommend` answer 503 with it."""
         ...
 
     def recommend(

@@ -1,8 +1,8 @@
 """Service settings read from `MEMENTO_*` environment variables (pydantic-settings).
 
 Every field maps to `MEMENTO_<FIELD>` (case-insensitive), e.g. `MEMENTO_API_KEY`,
-`MEMENTO_PRODUCTION`, `MEMENTO_DB_PATH`. `check_startup()` is the one gate that refuses an
-insecure production configuration.
+`MEMENTO_READ_API_KEY`, `MEMENTO_PRODUCTION`, `MEMENTO_DB_PATH`. `check_startup()` is the one
+gate that refuses an insecure production configuration.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from serving.errors import InsecureSettingsError
 
 DEFAULT_API_KEY = "memento-dev-key"
-"""Well-known development key; accepted only outside production mode."""
+"""Well-known development write key; accepted only outside production mode."""
+DEFAULT_READ_API_KEY = "memento-dev-read-key"
+"""Well-known development read key; accepted only outside production mode."""
 
-SOFT_Q_CORE = "serving.soft_q_core:build_soft_q_core"
-"""Factory path of the soft-Q core (the default)."""
-DEMO_CORE = "serving.demo_core:build_demo_core"
-"""Factory path of the lightweight demo core (popularity + tabular case values)."""
+DEFAULT_CORE = "serving.core:build_core"
+"""Factory path of the serving core (the default)."""
+CHAMPION_URI = "models:/memento-recsys@champion"
+"""The model `memento train` registers; served by default when the registry has it."""
 
 
 class ServingSettings(BaseSettings):
@@ -30,11 +32,14 @@ class ServingSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEMENTO_", extra="ignore", frozen=True)
 
     api_key: SecretStr = SecretStr(DEFAULT_API_KEY)
-    """Bearer key required on feedback, events and all memory/admin routes."""
+    """Write key: bearer key of feedback, events and all memory/admin routes (also accepted on
+    the read route)."""
+    read_api_key: SecretStr = SecretStr(DEFAULT_READ_API_KEY)
+    """Read key: bearer key of `POST /v1/recommend` (which logs a decision per call)."""
+    public_recommend: bool = False
+    """Public mode: `POST /v1/recommend` takes no key at all (and the read key is unused)."""
     production: bool = False
-    """Production mode: refuse to start with the default or an empty API key."""
-    recommend_requires_key: bool = False
-    """Whether `POST /v1/recommend` also needs the bearer key (open by default)."""
+    """Production mode: refuse to start with a default or empty write or read key."""
     host: str = "127.0.0.1"
     """Interface `memento serve` binds to."""
     port: int = Field(default=8000, ge=0, le=65535)
@@ -54,11 +59,16 @@ class ServingSettings(BaseSettings):
     """Checkpoint the core (and mark feedback applied) after this many learner updates."""
     checkpoint_dir: Path | None = None
     """Where the core writes checkpoints; None puts them beside the database."""
-    model_uri: str | None = None
-    """MLflow registry URI of the model to load (e.g. `models:/memento-recsys@champion`)."""
+    model_uri: str | None = CHAMPION_URI
+    """MLflow registry URI of the model to serve. The default serves what `memento train`
+    registered when the registry has it (else a local snapshot, else a fresh model over
+    `items_path`); set explicitly, a missing model fails the start; `none` disables it."""
+    policy: Literal["sample", "greedy"] = "sample"
+    """How the case policy chooses: sample from softmax(Q/alpha) (exploration, logged
+    propensities) or greedy (what offline evaluation measures; the parity check uses it)."""
     mlflow_uri: str | None = None
     """MLflow tracking/registry URI (None: env `MEMENTO_MLFLOW_URI`, else the repo sqlite)."""
-    core: str = SOFT_Q_CORE
+    core: str = DEFAULT_CORE
     """`module:factory` building the core; factory(settings, store) -> RecommenderCore."""
     recent_events_limit: int = Field(default=50, ge=0)
     """How many stored events per user are merged into the state at recommend time."""
@@ -103,10 +113,17 @@ class ServingSettings(BaseSettings):
         return self.checkpoint_dir or self.db_path.parent / "checkpoints"
 
     def check_startup(self) -> None:
-        """Raise `InsecureSettingsError` for a production config with a default/empty key."""
-        key = self.api_key.get_secret_value()
-        if self.production and (not key.strip() or key == DEFAULT_API_KEY):
-            raise InsecureSettingsError(
-                "refusing to start: MEMENTO_PRODUCTION is set but MEMENTO_API_KEY is empty "
-                "or the default development key"
-            )
+        """Raise `InsecureSettingsError` for production with a default or empty write/read key."""
+        if not self.production:
+            return
+        keys = [("MEMENTO_API_KEY", self.api_key, "")]
+        if not self.public_recommend:
+            hint = " (or set MEMENTO_PUBLIC_RECOMMEND=true for an open recommend route)"
+            keys.append(("MEMENTO_READ_API_KEY", self.read_api_key, hint))
+        for name, secret, hint in keys:
+            key = secret.get_secret_value()
+            if not key.strip() or key in (DEFAULT_API_KEY, DEFAULT_READ_API_KEY):
+                raise InsecureSettingsError(
+                    f"refusing to start: MEMENTO_PRODUCTION is set but {name} is empty or a "
+                    f"default development key{hint}"
+                )

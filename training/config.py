@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from recsys.config import CreditConfig, LearnerConfig, PolicyConfig, RewardConfig, StateConfig
+from recsys.config import (
+    BlendConfig,
+    CreditConfig,
+    LearnerConfig,
+    PolicyConfig,
+    RecommendConfig,
+    RewardConfig,
+    StateConfig,
+)
 
 __all__ = ["ALL_MODES", "LEARNED_MODES", "LLM_MODES", "SplitProtocol", "TrainConfig"]
 
@@ -37,33 +45,6 @@ ALL_MODES: tuple[str, ...] = (
     "recbole-sasrec",
 )
 """Every method the harness knows (peers run in their own environment)."""
-
-
-@dataclass(frozen=True)
-class BlendConfig:
-    """Final ranking = w_case * case score + w_nb * neighbour score + w_pop * popularity
-    + w_knn * item-kNN + w_llm * z-scored LLM log-likelihood (the LLM re-scores the top
-    `llm_depth` of the blend; items below keep their blend order)."""
-
-    w_case: float = 1.0
-    """Weight of the case score: sum over the chosen cases holding the item of
-    1 / log2(2 + rank of the case in the policy's order)."""
-    w_nb: float = 1.0
-    """Weight of the neighbour score: cosine of the item vector with the state vector."""
-    w_pop: float = 0.5
-    """Weight of the item's causal popularity rank score (1 / log2(2 + rank), past only)."""
-    w_knn: float = 0.0
-    """Weight of the item-kNN score's rank score (co-occurrence cosine summed over the user's
-    recent items, counted over the other users: `training.cooccurrence`); its top `n_knn` items
-    join the candidates. 0 = off (and the co-occurrence counts are not built)."""
-    n_knn: int = 40
-    """Item-kNN items added to the candidates when `w_knn` > 0."""
-    knn_recent: int = 10
-    """Latest history items that score the item-kNN term (decay 0.9 per step back)."""
-    w_llm: float = 0.15
-    """Weight of the z-scored LLM log-likelihood."""
-    llm_depth: int = 10
-    """Candidates re-scored by the LLM per decision (its cost is linear in this)."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +133,8 @@ class TrainConfig:
     on, it rose in all 3 seeds and ended above non-parametric."""
     blend: BlendConfig = field(default_factory=BlendConfig)
     """Final ranking blend."""
+    pop_half_life_hours: float = 168.0
+    """Half-life of the popularity term's counts (0: plain counts of every past event)."""
     learner: LearnerConfig = field(
         default_factory=lambda: LearnerConfig(
             batch_size=32,
@@ -194,3 +177,17 @@ class TrainConfig:
     """Where plots, tables, checkpoints and the config JSON are written."""
     progress: bool = False
     """Show rich progress bars (the CLI turns them on)."""
+
+    def recommend_config(self) -> RecommendConfig:
+        """The pipeline settings the replay evaluates and the bundle ships to serving."""
+        return RecommendConfig(
+            top_k=self.top_k,
+            num_chosen=self.num_chosen,
+            top_n=self.top_n,
+            n_neighbours=self.n_neighbours,
+            n_popular=self.n_popular,
+            exclude_seen=self.exclude_seen,
+            pop_half_life_hours=self.pop_half_life_hours,
+            prompt_lang=self.prompt_lang,
+            blend=self.blend,
+        )

@@ -23,8 +23,9 @@ from collections.abc import Collection, Iterable, Sequence
 
 import numpy as np
 
+from training.errors import EmptyEvaluationError
+
 __all__ = [
-    "EmptyEvaluationError",
     "hit_rate_at_k",
     "hit_rate_at_k_multi",
     "item_coverage",
@@ -36,10 +37,6 @@ __all__ = [
     "reward_per_decision",
     "summarize",
 ]
-
-
-class EmptyEvaluationError(ValueError):
-    """Raised when a metric is asked for over zero decisions."""
 
 
 def _check_nonempty(n: int) -> None:

@@ -7,8 +7,8 @@
 - `no-llm`: the trained soft-q policy ranking without the LLM (same passes as soft-q: with
   `llm_fraction` = 0 soft-q's training never uses the LLM, so its learner is reused).
 - `popularity`, `item-knn`: `training.baselines` fitted on the training rows.
-- `causal-popularity`: counts of every event before the decision, the list the memory modes
-  give cold users (their share of a leave-last-out test is large: compare against this too).
+- `causal-popularity`: counts of the training events before the decision, the list the memory
+  modes give cold users (their share of a leave-last-out test is large: compare against this too).
 - `recbole-bpr`, `recbole-sasrec`: `training.peers.recbole_runner` on the identical split
   (full ranking over all items, their own metric code; no reward, no curve).
 """
@@ -25,13 +25,15 @@ import numpy as np
 import polars as pl
 
 from recsys.llm.protocol import FrozenLLM
+from recsys.loop import MemoryLoop
+from recsys.rec.recommender import Recommender
 from recsys.rl.learner import Learner
 from training.config import LEARNED_MODES, TrainConfig
 from training.evaluate import eval_decisions, list_metrics, train_decisions
-from training.replay_env import Decision, PassResult, ReplayAgent, run_pass
+from training.replay_env import Decision, PassResult, ReplayParts, run_pass
 from training.replay_world import ReplayWorld
 
-__all__ = ["MethodResult", "run_baseline", "run_memory_mode", "run_peers"]
+__all__ = ["MethodResult", "recommender_for", "run_baseline", "run_memory_mode", "run_peers"]
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,8 @@ class MethodResult:
     """Learner metrics of every gradient step (all iterations)."""
     learner: Learner | None = None
     """The trained learner (learned modes)."""
-    agent: ReplayAgent | None = None
-    """The agent after evaluation (its `last_bank` is the evaluation case bank)."""
+    decisions: list[Decision] = field(default_factory=list)
+    """The evaluated decisions (frozen evaluation)."""
 
 
 def _learner(cfg: TrainConfig, mode: str, seed: int, dim: int) -> Learner:
@@ -69,6 +71,23 @@ def _learner(cfg: TrainConfig, mode: str, seed: int, dim: int) -> Learner:
     return Learner(lc, dim, dim)
 
 
+def recommender_for(
+    parts: ReplayParts, cfg: TrainConfig, learner: Learner | None, llm: FrozenLLM | None
+) -> Recommender:
+    """The one pipeline over the training parts (no learner: the no-memory method)."""
+    loop = MemoryLoop(learner, cfg.updates_per_transition) if learner is not None else None
+    return Recommender(
+        cfg.recommend_config(),
+        cfg.state,
+        parts.items,
+        parts.bank,
+        parts.popularity,
+        loop,
+        parts.cooc,
+        llm,
+    )
+
+
 def _tick(progress: Progress | None, label: str, total: int) -> Callable[[int], None] | None:
     if progress is None:
         return None
@@ -77,6 +96,7 @@ def _tick(progress: Progress | None, label: str, total: int) -> Callable[[int], 
 
 def run_memory_mode(
     world: ReplayWorld,
+    parts: ReplayParts,
     cfg: TrainConfig,
     mode: str,
     seed: int,
@@ -86,10 +106,10 @@ def run_memory_mode(
     """Train (iterations) and evaluate a case-memory mode or `no-memory`; soft-q also
     yields `no-llm` (its policy evaluated without the LLM)."""
     learner = _learner(cfg, mode, seed, world.dim) if mode in LEARNED_MODES else None
-    agent = ReplayAgent(world, cfg, learner, llm, seed)
+    rec = recommender_for(parts, cfg, learner, llm)
+    rng = np.random.default_rng(seed)
     train_idx = train_decisions(world, cfg.max_train_decisions, seed)
     test_idx = eval_decisions(world, cfg.max_eval_decisions, 0)
-    train_rows = ~world.held_out
     curve: list[float] = []
     learn: list[dict[str, float]] = []
     # no learner and no LLM draw: every pass is identical, so one pass stands for all
@@ -101,40 +121,41 @@ def run_memory_mode(
             continue
         res: PassResult = run_pass(
             world,
-            agent,
+            rec,
+            cfg,
             train_idx,
-            train_rows,
             learn=learner is not None,
             greedy=False,
             llm_fraction=cfg.llm_fraction,
+            rng=rng,
             on_decision=_tick(progress, label, len(train_idx)),
         )
         curve.append(res.reward_per_decision)
         learn.extend(res.learn)
         log.info("%s: reward/decision %.4f, %d updates", label, curve[-1], len(res.learn))
-    all_rows = np.ones(world.n, bool)
     results: list[MethodResult] = []
     variants = [(mode, llm)]
     if mode == "soft-q" and cfg.llm_fraction == 0.0:
         variants.append(("no-llm", None))
     for name, model in variants:
-        agent.llm = model
+        rec.set_llm(model)
         ev = run_pass(
             world,
-            agent,
+            rec,
+            cfg,
             test_idx,
-            all_rows,
             learn=False,
             greedy=True,
             llm_fraction=1.0,
+            rng=rng,
             on_decision=_tick(progress, f"{name} s{seed} eval", len(test_idx)),
         )
         metrics = list_metrics(world, ev.decisions)
-        results.append(MethodResult(name, seed, metrics, list(curve), learn, learner, agent))
-    agent.llm = llm
+        results.append(MethodResult(name, seed, metrics, list(curve), learn, learner, ev.decisions))
+    rec.set_llm(llm)
     if cfg.prequential and learner is not None:
         snapshot = learner.state_dict()
-        pq = run_pass(world, agent, test_idx, all_rows, True, True, 1.0)
+        pq = run_pass(world, rec, cfg, test_idx, True, True, 1.0, rng)
         results[0].metrics.update(
             {f"preq_{k}": v for k, v in list_metrics(world, pq.decisions).items()}
         )
@@ -158,25 +179,20 @@ def _baseline_decisions(
     return decisions
 
 
-def _causal_popularity(world: ReplayWorld, cfg: TrainConfig) -> list[Decision]:
-    """The list every memory mode gives a cold user: items by count of ALL events strictly
-    before the decision (other users' held-out events included once they are past)."""
-    from training.baselines import _top_n
-
-    counts = np.zeros(len(world.item_ids), np.float64)
-    done = [0]
+def _causal_popularity(world: ReplayWorld, parts: ReplayParts, cfg: TrainConfig) -> list[Decision]:
+    """The list every memory mode gives a cold user: the parts' popularity (training events
+    strictly before the decision, `recsys.rec.popularity.Popularity`)."""
 
     def rank(j: int, _hist: list[int], exclude: set[int]) -> list[int]:
-        while done[0] < world.n and world.ts[done[0]] < world.ts[j]:  # decisions come in time order
-            counts[world.item_index[int(world.item[done[0]])]] += 1.0
-            done[0] += 1
-        return _top_n(counts, world.item_ids, cfg.top_n, exclude)  # ties: catalogue order
+        rows = {world.item_index[i] for i in exclude}
+        top = parts.popularity.top(cfg.top_n, float(world.ts[j]), rows)
+        return [int(world.item_ids[r]) for r in top]
 
     return _baseline_decisions(world, cfg, rank)
 
 
 def run_baseline(
-    world: ReplayWorld, cfg: TrainConfig, name: str, train_rows: pl.DataFrame
+    world: ReplayWorld, parts: ReplayParts, cfg: TrainConfig, name: str, train_rows: pl.DataFrame
 ) -> MethodResult:
     """popularity / item-knn fitted on the training rows, ranked for the evaluated decisions;
     causal-popularity counts every event before each decision (the memory modes' cold-user
@@ -184,7 +200,7 @@ def run_baseline(
     from training.baselines import ItemKNN, Popularity
 
     if name == "causal-popularity":
-        decisions = _causal_popularity(world, cfg)
+        decisions = _causal_popularity(world, parts, cfg)
     else:
         model: Any = (
             Popularity(world.item_ids) if name == "popularity" else ItemKNN(catalog=world.item_ids)

@@ -23,10 +23,10 @@ import polars as pl
 from recsys.config import RewardConfig, StateConfig
 from recsys.memory.case_encoder import RecCaseEncoder
 from recsys.memory.text_encoder import TextEncoder
+from recsys.rec.cooccurrence import Cooccurrence
 from recsys.rec.reward import action_reward
 from recsys.rec.state_encoder import StateEncoder
 from recsys.records import Action, Interaction
-from training.cooccurrence import Cooccurrence
 
 __all__ = ["ReplayWorld", "build_world"]
 
@@ -93,13 +93,16 @@ class ReplayWorld:
         return self.titles.get(int(item)) or f"item {int(item)}"
 
     def list_reward(
-        self, j: int, items: Sequence[int], cfg: RewardConfig
+        self, j: int, items: Sequence[int], cfg: RewardConfig, skip_held_out: bool = False
     ) -> tuple[float, set[int]]:
         """(reward, acted items) of a list shown at decision j: max action weight of the
-        user's events in the window whose item is in the list (0, {} if none)."""
+        user's events in the window whose item is in the list (0, {} if none).
+        skip_held_out: ignore held-out events (a training decision never sees test labels)."""
         shown = set(int(i) for i in items)
         best, acted = 0.0, set()
         for e in self.window[j]:
+            if skip_held_out and self.held_out[e]:
+                continue
             it = int(self.item[e])
             if it in shown:
                 acted.add(it)

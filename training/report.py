@@ -2,7 +2,9 @@
 
 Input is what a benchmark collects: ``{method: [per-seed metric dict, ...]}``. The std is the
 sample standard deviation over seeds (ddof=1; 0 with a single seed). In markdown the best mean
-of each column is bold (highest, or lowest for metrics listed in ``lower_is_better``).
+of each column is bold (highest, or lowest for metrics listed in ``lower_is_better``). On the
+console (``rich_tables``) long metric names are abbreviated (``SHORT_HEADERS``) and the columns
+are split over several tables so that each fits the given width (100 by default).
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ import statistics
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.table import Table
 
 __all__ = [
     "DEFAULT_METRICS",
+    "SHORT_HEADERS",
     "MetricSummary",
     "aggregate",
     "markdown_table",
     "rich_table",
+    "rich_tables",
     "table_rows",
 ]
 
@@ -34,6 +39,13 @@ DEFAULT_METRICS: tuple[str, ...] = (
     "warm_reward_per_decision",
     "coverage@10",
 )
+
+SHORT_HEADERS: dict[str, str] = {
+    "reward_per_decision": "reward/dec",
+    "warm_reward_per_decision": "warm reward/dec",
+    "coverage@10": "cov@10",
+}
+"""Console column headers of long metric names (markdown and CSV keep the full names)."""
 
 
 @dataclass(frozen=True)
@@ -149,14 +161,59 @@ def rich_table(
     digits: int = 4,
     title: str | None = None,
     lower_is_better: Collection[str] = (),
+    headers: Mapping[str, str] | None = None,
 ) -> Table:
-    """A rich ``Table`` of the same content (best mean per column in bold green)."""
+    """A rich ``Table`` of the same content (best mean per column in bold green).
+
+    ``headers`` renames columns (metric -> header); unnamed ones keep the metric name.
+    """
     cols = _columns(summary, metrics)
     table = Table(title=title)
     table.add_column("method", style="bold")
     for col in cols:
-        table.add_column(col, justify="right")
+        table.add_column((headers or {}).get(col, col), justify="right")
     for method, ms in summary.items():
         cells = [_cell(summary, ms, c, digits, lower_is_better, "[bold green]{}[/]") for c in cols]
         table.add_row(method, *cells)
     return table
+
+
+def _rendered_width(header: str, cells: Sequence[str]) -> int:
+    """Characters a rich column takes: its widest text + padding (2) + its right border (1)."""
+    return max(cell_len(header), *(cell_len(c) for c in cells)) + 3
+
+
+def rich_tables(
+    summary: Summary,
+    metrics: Sequence[str] | None = None,
+    digits: int = 4,
+    title: str | None = None,
+    lower_is_better: Collection[str] = (),
+    width: int = 100,
+) -> list[Table]:
+    """``rich_table`` with ``SHORT_HEADERS``, split by columns into tables of at most ``width``
+    characters each (the method column repeats; a title gets ``(i/n)`` when split)."""
+    cols = _columns(summary, metrics)
+    plain = [[(ms[c].format(digits) if c in ms else "–") for ms in summary.values()] for c in cols]
+    method_w = _rendered_width("method", list(summary)) + 1  # + the left border
+    groups: list[list[str]] = []
+    used = width + 1
+    for col, cells in zip(cols, plain, strict=True):
+        w = _rendered_width(SHORT_HEADERS.get(col, col), cells)
+        if used + w > width:
+            groups.append([])
+            used = method_w
+        groups[-1].append(col)
+        used += w
+    groups = groups or [[]]
+    return [
+        rich_table(
+            summary,
+            group,
+            digits,
+            title if title is None or len(groups) == 1 else f"{title} ({i}/{len(groups)})",
+            lower_is_better,
+            SHORT_HEADERS,
+        )
+        for i, group in enumerate(groups, start=1)
+    ]

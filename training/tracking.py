@@ -37,10 +37,11 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from training.errors import ModelNotFoundError
+
 __all__ = [
     "ENV_URI",
     "REPO_ROOT",
-    "ModelNotFoundError",
     "RegisteredModel",
     "Tracker",
     "TrackingConfig",
@@ -55,10 +56,6 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENV_URI = "MEMENTO_MLFLOW_URI"
 _MAX_PARAM_LEN = 6000  # MLflow 3 param value limit
-
-
-class ModelNotFoundError(LookupError):
-    """Raised when a registered model name/alias does not exist in the registry."""
 
 
 @dataclasses.dataclass(frozen=True)

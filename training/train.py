@@ -1,10 +1,8 @@
 """`train(cfg) -> TrainResult`: data, split, replay iterations, evaluation, MLflow, registry.
 
-The registered model (name `cfg.register_name`, alias `champion`) is a folder:
-`learner.pt` (`recsys.rl.learner.Learner.save` of the trained soft-q policy), `case_bank/`
-(`recsys.memory.case_bank.CaseBank.save` of the bank at the end of evaluation: past cases only),
-`items.npz` (item_ids, item_vecs of the catalogue) and `model.json` (config, dimensions,
-text encoder, dataset).
+The registered model (name `cfg.register_name`, alias `champion`) is the `recsys.bundle`
+`ModelBundle` of the evaluated soft-q method: its policy, the training rows' case bank,
+catalogue, item vectors, popularity log and co-occurrence counts, with the pipeline config.
 """
 
 from __future__ import annotations
@@ -22,9 +20,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from recsys.bundle import ModelBundle
 from training.config import LEARNED_MODES, LLM_MODES, TrainConfig
 from training.evaluate import aggregate_seeds
 from training.modes import MethodResult, run_baseline, run_memory_mode, run_peers
+from training.replay_env import ReplayParts, build_parts
 from training.replay_world import ReplayWorld, build_world
 
 __all__ = ["TrainResult", "load_data", "train"]
@@ -113,32 +113,32 @@ def _encoder(cfg: TrainConfig) -> Any:
     )
 
 
-def _save_model(result: MethodResult, world: ReplayWorld, cfg: TrainConfig, out: Path) -> Path:
-    assert result.learner is not None and result.agent is not None
-    out.mkdir(parents=True, exist_ok=True)
-    result.learner.save(out / "learner.pt")
-    bank = result.agent.last_bank
-    if bank is not None:
-        bank.bank.save(out / "case_bank")
-    np.savez_compressed(out / "items.npz", item_ids=world.item_ids, item_vecs=world.item_vecs)
-    # the serving catalogue (titles re-encoded there with the same text encoder): without it
-    # serving would title items by their ids and Q would see the wrong case-item vectors
-    pl.DataFrame(
-        {
-            "item_id": [int(i) for i in world.item_ids],
-            "title": [world.title(int(i)) for i in world.item_ids],
-        },
-        schema={"item_id": pl.Int64, "title": pl.String},
-    ).write_parquet(out / "items.parquet")
-    info = {
+def build_bundle(
+    result: MethodResult, parts: ReplayParts, cfg: TrainConfig, dataset: str
+) -> ModelBundle:
+    """The evaluated model as one bundle: what the replay measured is what serving loads."""
+    from recsys.config import CoreConfig, TextEncoderConfig
+
+    assert result.learner is not None, f"{result.name} has no learner to ship"
+    dim = 512 if cfg.text_encoder == "use" else cfg.text_dim
+    core = CoreConfig(
+        text=TextEncoderConfig(kind=cfg.text_encoder, dim=dim, threads=1),
+        state=cfg.state,
+        case_bank=parts.bank.cfg,
+        learner=result.learner.cfg,
+        reward=cfg.reward,
+        credit=cfg.credit,
+        recommend=cfg.recommend_config(),
+    )
+    meta = {
         "mode": result.name,
-        "dim": world.dim,
-        "text_encoder": cfg.text_encoder,
+        "dataset": dataset,
         "data": cfg.data,
-        "config": _jsonable(cfg),
+        "trained_until": parts.popularity.last_ts,
     }
-    (out / "model.json").write_text(json.dumps(info, indent=2, ensure_ascii=False))
-    return out
+    return ModelBundle(
+        core, result.learner, parts.bank, parts.items, parts.popularity, parts.cooc, meta=meta
+    )
 
 
 def _jsonable(obj: Any) -> Any:
@@ -153,10 +153,24 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def run_methods(
-    cfg: TrainConfig, progress: Progress | None = None
-) -> tuple[dict[str, list[MethodResult]], ReplayWorld, Any, str]:
-    """Every configured method and seed on one world; ({method: per-seed}, world, split, name)."""
+@dataclass
+class RunOutput:
+    """What `run_methods` produced."""
+
+    results: dict[str, list[MethodResult]]
+    """{method: per-seed results}."""
+    world: ReplayWorld
+    """The replayed log."""
+    parts: ReplayParts
+    """The model parts fitted on the training rows."""
+    split: Any
+    """The `data.splits.Split`."""
+    name: str
+    """Dataset name."""
+
+
+def run_methods(cfg: TrainConfig, progress: Progress | None = None) -> RunOutput:
+    """Every configured method and seed on one world and one set of training parts."""
     import torch
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
@@ -176,6 +190,7 @@ def run_methods(
         item_knn=cfg.blend.w_knn > 0,
         case_state_weight=cfg.case_state_weight,
     )
+    parts = build_parts(world, cfg, ~world.held_out)
     llm = None
     if any(m in LLM_MODES for m in cfg.modes):
         from recsys.llm.ranker import LLMRanker
@@ -188,17 +203,17 @@ def run_methods(
     for seed in cfg.seeds:
         for mode in cfg.modes:
             if mode in (*LEARNED_MODES, "no-memory"):
-                for r in run_memory_mode(world, cfg, mode, seed, llm, progress):
+                for r in run_memory_mode(world, parts, cfg, mode, seed, llm, progress):
                     results.setdefault(r.name, []).append(r)
             elif mode == "no-llm" and "soft-q" in cfg.modes and cfg.llm_fraction == 0.0:
                 continue  # produced by the soft-q run
             elif mode == "no-llm":
-                for r in run_memory_mode(world, cfg, "soft-q", seed, None, progress):
+                for r in run_memory_mode(world, parts, cfg, "soft-q", seed, None, progress):
                     r.name = "no-llm"
                     results.setdefault("no-llm", []).append(r)
             elif mode in ("popularity", "causal-popularity", "item-knn") and seed == cfg.seeds[0]:
-                results[mode] = [run_baseline(world, cfg, mode, train_rows)]
-    return results, world, split, name
+                results[mode] = [run_baseline(world, parts, cfg, mode, train_rows)]
+    return RunOutput(results, world, parts, split, name)
 
 
 def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
@@ -208,7 +223,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     from training.tracking import Tracker, TrackingConfig
 
     t0 = time.perf_counter()
-    results, world, split, name = run_methods(cfg, progress)
+    run = run_methods(cfg, progress)
+    results, split, name = run.results, run.split, run.name
     per_seed = {m: [r.metrics for r in rs] for m, rs in results.items()}
     # learning curves of the methods that train (a baseline has none: its flat line would be an
     # evaluation reward on a training-reward axis)
@@ -255,10 +271,9 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
         rows = [{"method": m, **v} for m, v in metrics.items()]
         tr.log_table(rows, "metrics", markdown=table)
         result.run_id = tr.run_id
-        if cfg.register and cfg.collab_dim > 0:
-            log.warning("not registering: collaborative item vectors are not servable yet")
-        elif cfg.register and "soft-q" in results:
-            mdir = _save_model(results["soft-q"][0], world, cfg, out / "model")
+        if cfg.register and "soft-q" in results:
+            bundle = build_bundle(results["soft-q"][0], run.parts, cfg, name)
+            mdir = bundle.save(out / "model")
             paths["model"] = mdir
             reg = tr.register_model(mdir, cfg.register_name, alias="champion")
             result.model_version = reg.version

@@ -1,7 +1,8 @@
 """Frozen LLM: offline model provider, likelihood ranking with a cached prefix, prompts.
 
 The only package that imports `transformers` (through `recsys.llm.hf`). The OpenAI-compatible
-backend lives in `recsys.llm.openai_backend` (imported on demand).
+ranking backend lives in `recsys.llm.openai_backend` and the chat-with-tools clients in
+`recsys.llm.chat` (both imported on demand).
 """
 
 from recsys.llm.errors import (

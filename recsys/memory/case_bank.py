@@ -314,10 +314,45 @@ class CaseBank:
         self._persist([c])
 
     def search(
-        self, query: np.ndarray, k: int | None = None, now: float | None = None
+        self,
+        query: np.ndarray,
+        k: int | None = None,
+        now: float | None = None,
+        before: float | None = None,
     ) -> Candidates:
-        """Top-k candidates for one (d,) query (fewer when the bank is small; no padding)."""
-        return self.search_batch(query[None, :], k, now)[0]
+        """Top-k candidates for one (d,) query (fewer when the bank is small; no padding).
+
+        before: only cases with ts strictly earlier (an as-of search: a replayed decision sees
+        the cases whose outcome it could have known); the index is searched deeper until k
+        such cases are found or it is exhausted."""
+        if before is None:
+            return self.search_batch(query[None, :], k, now)[0]
+        k = self.cfg.top_k if k is None else k
+        now = time.time() if now is None else now
+        total = self.index.ntotal
+        depth = min(max(4 * k, 64), total)
+        while True:
+            sims, ids = self.index.search(self._prep(query[None, :]), depth)
+            keep = [
+                (int(i), float(s))
+                for s, i in zip(sims[0], ids[0], strict=True)
+                if i >= 0 and self._cases[int(i)].ts < before
+            ]
+            if len(keep) >= k or depth >= total:
+                break
+            depth = min(depth * 4, total)
+        keep = keep[:k]
+        cids = np.array([i for i, _ in keep], np.int64)
+        sv = np.array([s for _, s in keep], np.float32)
+        cases = [self._cases[i] for i, _ in keep]
+        keys = np.stack([c.key for c in cases]) if cases else np.zeros((0, self.dim), np.float32)
+        return Candidates(
+            case_ids=cids,
+            keys=keys.astype(np.float32),
+            sims=sv,
+            features=case_features(sv, cases, now),
+            mask=np.ones(len(cids), bool),
+        )
 
     def search_batch(
         self, queries: np.ndarray, k: int | None = None, now: float | None = None

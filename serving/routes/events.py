@@ -5,14 +5,23 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from serving.deps import Service
-from serving.schemas import ErrorOut, EventsAccepted, EventsRequest
+from serving.errors import KEYED, SERVICE, WITH_BODY, error_responses
+from serving.schemas import EventsAccepted, EventsRequest
 from serving.security import ApiKey
 
-router = APIRouter(prefix="/v1", tags=["events"], dependencies=[ApiKey])
+router = APIRouter(
+    prefix="/v1",
+    tags=["events"],
+    dependencies=[ApiKey],
+    responses=error_responses(*KEYED, *SERVICE),
+)
 
 
 @router.post(
-    "/events", status_code=202, response_model=EventsAccepted, responses={422: {"model": ErrorOut}}
+    "/events",
+    status_code=202,
+    response_model=EventsAccepted,
+    responses=error_responses(*WITH_BODY),
 )
 def post_events(req: EventsRequest, service: Service) -> EventsAccepted:
     """Append a user's interactions (their state changes on the next recommendation)."""

@@ -5,17 +5,23 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from serving.deps import Service
-from serving.schemas import ErrorOut, FeedbackAccepted, FeedbackRequest
+from serving.errors import KEYED, SERVICE, WITH_BODY, error_responses
+from serving.schemas import FeedbackAccepted, FeedbackRequest
 from serving.security import ApiKey
 
-router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[ApiKey])
+router = APIRouter(
+    prefix="/v1",
+    tags=["feedback"],
+    dependencies=[ApiKey],
+    responses=error_responses(*KEYED, *SERVICE),
+)
 
 
 @router.post(
     "/feedback",
     status_code=202,
     response_model=FeedbackAccepted,
-    responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+    responses=error_responses(*WITH_BODY, 404, 409),
 )
 def feedback(req: FeedbackRequest, service: Service) -> FeedbackAccepted:
     """Store the feedback durably (once per idempotency key) and queue it for the learner."""

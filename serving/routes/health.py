@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from serving.recommend_service import RecommendService
 from serving.schemas import Health
 
 router = APIRouter(tags=["health"])
@@ -17,19 +18,25 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+@router.get(
+    "/readyz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "Not ready; `message` says what to run"}},
+)
 def readyz(request: Request) -> Response:
-    """Core loaded and learner thread alive."""
-    service = request.app.state.service
-    if service is None or not service.worker.alive():
-        return JSONResponse(Health(status="not_ready").model_dump(), status_code=503)
+    """Core loaded, learner thread alive and the core ready to recommend; else 503 and why."""
+    service: RecommendService | None = request.app.state.service
+    reason = "the recommender core is not loaded" if service is None else service.not_ready_reason()
+    if service is None or reason is not None:
+        body = Health(status="not_ready", message=reason)
+        return JSONResponse(body.model_dump(exclude_none=True), status_code=503)
     body = Health(
         status="ready",
         model_version=service.core.model_version,
         bank_size=service.core.bank_size(),
         queue_depth=service.worker.depth(),
     )
-    return JSONResponse(body.model_dump())
+    return JSONResponse(body.model_dump(exclude_none=True))
 
 
 @router.get("/metrics", response_class=Response)

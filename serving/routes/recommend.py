@@ -1,12 +1,12 @@
-"""`POST /v1/recommend`."""
+"""`POST /v1/recommend` (read key, unless public mode: `create_app` adds the key)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from serving.deps import Service
-from serving.schemas import ErrorOut, RecommendRequest, RecommendResponse
-from serving.security import recommend_auth
+from serving.errors import SERVICE, WITH_BODY, error_responses
+from serving.schemas import RecommendRequest, RecommendResponse
 
 router = APIRouter(prefix="/v1", tags=["recommend"])
 
@@ -14,9 +14,8 @@ router = APIRouter(prefix="/v1", tags=["recommend"])
 @router.post(
     "/recommend",
     response_model=RecommendResponse,
-    dependencies=[Depends(recommend_auth)],
-    responses={422: {"model": ErrorOut}},
+    responses=error_responses(*WITH_BODY, *SERVICE),
 )
 def recommend(req: RecommendRequest, service: Service) -> RecommendResponse:
-    """Recommend `n` items; unknown users get a cold-start answer. Open unless configured."""
+    """Recommend `n` items; unknown users get a cold-start answer; 503 until ready."""
     return service.recommend(req)

@@ -7,13 +7,21 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from serving.deps import Service
+from serving.errors import KEYED, SERVICE, WITH_PATH_ID, error_responses
 from serving.schemas import ErasureReport, Health, Id
 from serving.security import ApiKey
 
-router = APIRouter(prefix="/v1", tags=["admin"], dependencies=[ApiKey])
+router = APIRouter(
+    prefix="/v1",
+    tags=["admin"],
+    dependencies=[ApiKey],
+    responses=error_responses(*KEYED, *SERVICE),
+)
 
 
-@router.delete("/users/{user_id}", response_model=ErasureReport)
+@router.delete(
+    "/users/{user_id}", response_model=ErasureReport, responses=error_responses(*WITH_PATH_ID)
+)
 def erase_user(user_id: Annotated[Id, Path()], service: Service) -> ErasureReport:
     """Erase a user's events, decisions, feedback and cases."""
     return service.erase_user(user_id)

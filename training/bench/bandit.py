@@ -20,13 +20,10 @@ planted optimum, after `steps` interaction steps.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
-
-import typer
 
 log = logging.getLogger(__name__)
 
@@ -223,40 +220,3 @@ def run_bandit(
         "config": asdict(cfg),
         "seconds": round(time.perf_counter() - t0, 2),
     }
-
-
-def bandit_command(
-    steps: int = typer.Option(600, help="Interaction steps per mode and seed."),
-    seeds: str = typer.Option("0,1,2", help="Comma-separated seeds."),
-    clusters: int = typer.Option(40, help="State clusters."),
-    cases_per_cluster: int = typer.Option(100, help="Cases per cluster."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
-) -> None:
-    """Contextual bandit with planted optimal cases: optimal_rate per learner mode."""
-    cfg = BanditConfig(steps=steps, clusters=clusters, cases_per_cluster=cases_per_cluster)
-    result = run_bandit(cfg, [int(s) for s in seeds.split(",") if s.strip()])
-    if json_out:
-        typer.echo(json.dumps(result))
-    else:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=f"bandit: {result['num_cases']} cases, {steps} steps, seeds {seeds}")
-        table.add_column("mode")
-        table.add_column("optimal_rate (mean)")
-        table.add_column("per seed")
-        for mode, rate in result["optimal_rate"].items():
-            per = ", ".join(f"{r:.3f}" for r in result["optimal_rate_per_seed"][mode])
-            table.add_row(mode, f"{rate:.3f}", per)
-        Console().print(table)
-        Console().print(
-            {
-                k: result[k]
-                for k in (
-                    "soft_q_credit_ablation",
-                    "optimum_in_topk_rate",
-                    "optimum_is_nearest_rate",
-                    "seconds",
-                )
-            }
-        )

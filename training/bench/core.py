@@ -12,13 +12,10 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-import typer
 
 
 def _fake_transitions(n: int, k: int, d: int, m: int, seed: int) -> list[Any]:
@@ -158,16 +155,8 @@ def bench_metadata(n: int = 10_000, dim: int = 512) -> float:
     return round(meta / n, 1)
 
 
-def core_command(
-    sizes: str = typer.Option("100000,1000000", help="Case-bank sizes for the faiss figures."),
-    dim: int = typer.Option(64, help="Key dimension for the faiss figures."),
-    queries: int = typer.Option(200, help="Single-query searches timed per index."),
-    threads: int = typer.Option(
-        1, help="torch and faiss threads (1 avoids oversubscription on shared cores)."
-    ),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
-) -> None:
-    """TD updates/s next to the bare forward+backward floor; faiss latency and bytes per case."""
+def run_core(sizes: list[int], dim: int, queries: int, threads: int) -> dict[str, Any]:
+    """Every figure of the core benchmark as one JSON-ready dict."""
     import torch
 
     from recsys.memory.case_bank import FaissIndex
@@ -177,15 +166,10 @@ def core_command(
     t0 = time.perf_counter()
     result: dict[str, Any] = {"td": bench_td()}
     rows = []
-    for n in [int(s) for s in sizes.split(",") if s.strip()]:
+    for n in sizes:
         for kind in ("flat", "hnsw"):
             rows.append(bench_index(kind, n, dim, queries, 32, seed=n))
     result["faiss"] = {"dim": dim, "k": 32, "rows": rows}
     result["metadata_bytes_per_case_d512"] = bench_metadata()
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    if json_out:
-        typer.echo(json.dumps(result))
-    else:
-        from rich.console import Console
-
-        Console().print(result)
+    return result

@@ -11,15 +11,12 @@ All figures are medians over `repeats`, measured in one run on one model:
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
-import typer
-
-__all__ = ["bench_llm", "llm_command"]
+__all__ = ["bench_llm"]
 
 _CANDIDATES = [
     "手机壳 透明防摔 硅胶",
@@ -149,26 +146,3 @@ def bench_llm(
     out["goal_floor_1.3x_met"] = out["rank20_over_floor"] <= 1.3
     out["goal_naive_0.2x_met"] = out["rank20_over_naive"] <= 0.2
     return out
-
-
-def llm_command(
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    model: str = typer.Option("qwen2.5-0.5b", "--model", help="Packaged name, folder or hub id."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (bf16 on both)."),
-    repeats: int = typer.Option(3, "--repeats", min=1, help="Timed repeats per figure."),
-    batch_requests: int = typer.Option(8, "--batch", min=1, help="Requests per rank_batch."),
-) -> None:
-    """Time prefix-cached candidate ranking against the compute floor and naive scoring."""
-    result = bench_llm(model=model, device=device, repeats=repeats, batch_requests=batch_requests)
-    if json_out:
-        typer.echo(json.dumps(result, indent=2))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"frozen LLM ranking ({model}, {device})")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for key, value in result.items():
-        table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
-    Console().print(table)

@@ -19,7 +19,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import typer
 from rich.console import Console
 
 _WORKER = r"""
@@ -68,26 +67,24 @@ def _run(kind: str, src: Path, out: Path, *extra: str) -> dict[str, object]:
 
 
 def bench_prepare(
-    rows: str = typer.Option("1000000,10000000", "--rows", help="Comma-separated event counts."),
-    as_json: bool = typer.Option(False, "--json", help="Print only the JSON result."),
-    work_dir: Path | None = typer.Option(
-        None, "--work-dir", help="Scratch folder (default: a temporary folder, removed after)."
-    ),
-) -> None:
-    """Rows/second and peak RSS of `data prepare` vs a bare polars scan of the same files."""
-    err = Console(stderr=True)
-    sizes = [int(s.replace("_", "")) for s in rows.split(",") if s.strip()]
+    sizes: list[int], work_dir: Path | None = None, err: Console | None = None
+) -> list[dict[str, object]]:
+    """Rows/second and peak RSS of `data prepare` vs a bare polars scan, one dict per size.
+
+    `err`: console for status spinners and each size's figures (None: quiet).
+    """
+    con = err or Console(stderr=True, quiet=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench_prepare_", dir=work_dir))
     results = []
     try:
         for n in sizes:
             src = tmp / f"synth_{n}"
-            with err.status(f"generating {n:,} events"):
+            with con.status(f"generating {n:,} events"):
                 gen = _run("synth", src, tmp / "unused", str(n))
             log_bytes = sum(p.stat().st_size for p in src.glob("*rec_tmall_log*"))
-            with err.status(f"bare scan of {n:,} events"):
+            with con.status(f"bare scan of {n:,} events"):
                 scan = _run("scan_baseline", src, tmp / f"scan_{n}")
-            with err.status(f"prepare of {n:,} events"):
+            with con.status(f"prepare of {n:,} events"):
                 prep = _run("prepare", src, tmp / f"prep_{n}")
             lines = int(scan["rows"])  # type: ignore[call-overload]
             for m in (scan, prep):
@@ -109,8 +106,7 @@ def bench_prepare(
             shutil.rmtree(src, ignore_errors=True)
             shutil.rmtree(tmp / f"scan_{n}", ignore_errors=True)
             shutil.rmtree(tmp / f"prep_{n}", ignore_errors=True)
-            if not as_json:
-                err.print(results[-1])
+            con.print(results[-1])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    typer.echo(json.dumps({"benchmark": "prepare", "runs": results}))
+    return results

@@ -37,10 +37,11 @@ from typing import Any
 
 import polars as pl
 
+from training.errors import PeerRunError
+
 __all__ = [
     "JOB_SCRIPT",
     "PeerEnvConfig",
-    "PeerRunError",
     "ensure_recbole_env",
     "run_recbole_peers",
     "write_atomic_files",
@@ -53,10 +54,6 @@ JOB_SCRIPT = Path(__file__).with_name("recbole_job.py")
 _GENERAL = "memento"
 _SEQUENTIAL = "memento_seq"
 _SPLITS = ("train", "valid", "test")
-
-
-class PeerRunError(RuntimeError):
-    """Raised when the peer environment cannot be built or a RecBole job fails."""
 
 
 @dataclass(frozen=True)

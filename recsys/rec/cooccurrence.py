@@ -1,16 +1,18 @@
-"""Item co-occurrence over users: the counts behind the item-kNN baseline and the replay blend's
-item-kNN term.
+"""Item co-occurrence over users: the counts behind the item-kNN baseline and the recommend
+pipeline's item-kNN term (shipped in the model bundle).
 
 ``co[i, j]`` = users holding both items i and j (each user counts once per item; zero
-diagonal), ``support[i]`` = users holding item i. The replay term scores a user with that
+diagonal), ``support[i]`` = users holding item i. Replay TRAINING decisions score a user with that
 user's own rows taken out of the counts, so a training decision never sees its own later
-events.
+events; evaluation and serving use the counts as fitted (a test user's fitted rows are their
+past).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,8 +28,8 @@ class Cooccurrence:
     """(I, I) users holding both items, zero diagonal."""
     support: np.ndarray
     """(I,) users holding each item."""
-    user_rows: dict[int, np.ndarray]
-    """user id -> the item rows that user holds."""
+    user_rows: dict[str, np.ndarray] = field(default_factory=dict)
+    """user id -> the item rows that user holds (in memory only: not saved)."""
 
     @classmethod
     def fit(cls, user: np.ndarray, item_rows: np.ndarray, n_items: int) -> Cooccurrence:
@@ -41,7 +43,7 @@ class Cooccurrence:
         co.setdiag(0.0)
         co.eliminate_zeros()
         ptr, idx = x.indptr, x.indices
-        held = {int(uid): idx[ptr[k] : ptr[k + 1]].copy() for k, uid in enumerate(users)}
+        held = {str(uid): idx[ptr[k] : ptr[k + 1]].copy() for k, uid in enumerate(users)}
         return cls(co, np.asarray(x.sum(axis=0)).ravel(), held)
 
     def cosine(self, shrink: float = 0.0) -> sp.csr_matrix:
@@ -50,12 +52,32 @@ class Cooccurrence:
         den = np.sqrt(self.support[coo.row] * self.support[coo.col]) + shrink
         return sp.csr_matrix((coo.data / den, (coo.row, coo.col)), shape=self.co.shape)
 
-    def scores_without(self, user: int, recent: Sequence[int], decay: float) -> np.ndarray:
+    def save(self, path: Path) -> None:
+        """Write the counts (not the per-user rows) to one .npz file."""
+        co = self.co.tocsr()
+        np.savez_compressed(
+            path,
+            data=co.data,
+            indices=co.indices,
+            indptr=co.indptr,
+            shape=co.shape,
+            support=self.support,
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> Cooccurrence:
+        """Inverse of `save` (no per-user rows: `scores_without` then leaves nobody out)."""
+        z = np.load(path)
+        co = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+        return cls(co, z["support"])
+
+    def scores_without(self, user: str | None, recent: Sequence[int], decay: float) -> np.ndarray:
         """Score of every item: ``sum_t decay^t * cosine(item, recent[t])`` (``recent`` = item
-        rows, latest first) over the counts of every user except ``user``."""
+        rows, latest first) over the counts of every user except ``user`` (None: everyone)."""
         n = self.co.shape[0]
         own = np.zeros(n)
-        own[self.user_rows.get(int(user), np.zeros(0, np.int64))] = 1.0
+        if user is not None:
+            own[self.user_rows.get(str(user), np.zeros(0, np.int64))] = 1.0
         sup_c = np.maximum(self.support - own, 0.0)
         s = np.zeros(n)
         for t, h in enumerate(recent):

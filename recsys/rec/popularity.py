@@ -1,0 +1,119 @@
+"""Popularity as of a time: (time-decayed) counts of the events strictly before `now`.
+
+The model bundle ships the event log it was fitted on (item row, time); serving appends the
+events it is told about. The same object answers the replay's "causal popularity" at a
+decision's time and the service's cold-start list, so both rank cold users identically.
+
+    score_i(now) = sum over events e of item i with ts_e < now of 0.5 ** ((t_last - ts_e) / h)
+
+(h = half-life; h = 0 gives plain counts; t_last = the newest event before `now`, which scales
+every score by the same factor as decaying to `now` would, without underflowing when a model
+trained on old logs serves years later).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Popularity"]
+
+
+class Popularity:
+    """Item popularity from an append-only event log sorted by time."""
+
+    def __init__(
+        self,
+        n_items: int,
+        rows: np.ndarray | None = None,
+        ts: np.ndarray | None = None,
+        half_life_hours: float = 0.0,
+    ) -> None:
+        rows = np.zeros(0, np.int64) if rows is None else np.asarray(rows, np.int64)
+        ts = np.zeros(0, np.float64) if ts is None else np.asarray(ts, np.float64)
+        assert rows.shape == ts.shape, f"{rows.shape=} {ts.shape=}"
+        order = np.argsort(ts, kind="stable")
+        self._rows, self._ts = rows[order], ts[order]
+        self.n_items = n_items
+        self.half_life_hours = half_life_hours
+        self._lock = threading.Lock()
+        self._cache: tuple[float, int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return int(self._rows.shape[0])
+
+    def log(self) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the event log: (item rows, times), in time order."""
+        with self._lock:
+            return self._rows.copy(), self._ts.copy()
+
+    @property
+    def last_ts(self) -> float:
+        """Time of the latest event (0 when empty)."""
+        return float(self._ts[-1]) if len(self._ts) else 0.0
+
+    def grow(self, n_items: int) -> None:
+        """The catalogue grew to `n_items` rows."""
+        assert n_items >= self.n_items, f"{n_items=} {self.n_items=}"
+        self.n_items = n_items
+        self._cache = None
+
+    def add(self, rows: np.ndarray, ts: np.ndarray) -> None:
+        """Append events (any order; kept sorted by time)."""
+        rows, ts = np.asarray(rows, np.int64), np.asarray(ts, np.float64)
+        if rows.size == 0:
+            return
+        assert int(rows.max()) < self.n_items, "event item outside the catalogue"
+        with self._lock:
+            all_rows = np.concatenate([self._rows, rows])
+            all_ts = np.concatenate([self._ts, ts])
+            order = np.argsort(all_ts, kind="stable")
+            self._rows, self._ts, self._cache = all_rows[order], all_ts[order], None
+
+    def remove_rows(self, keep: np.ndarray) -> None:
+        """Keep only the events where `keep` (bool, one per event in time order) is True."""
+        with self._lock:
+            self._rows, self._ts, self._cache = self._rows[keep], self._ts[keep], None
+
+    def scores(self, now: float) -> np.ndarray:
+        """(I,) float64 popularity of every item from the events strictly before `now`."""
+        with self._lock:
+            stop = int(np.searchsorted(self._ts, now, side="left"))
+            if self._cache is not None and self._cache[:2] == (now, stop):
+                return self._cache[2]
+            rows, ts = self._rows[:stop], self._ts[:stop]
+            if self.half_life_hours > 0 and stop:
+                # relative to the newest counted event: same order, no underflow years later
+                w = 0.5 ** ((ts[-1] - ts) / (self.half_life_hours * 3600.0))
+            else:
+                w = np.ones(stop)
+            s = np.bincount(rows, weights=w, minlength=self.n_items).astype(np.float64)
+            self._cache = (now, stop, s)
+            return s
+
+    def top(self, n: int, now: float, exclude: set[int]) -> list[int]:
+        """The n most popular item rows at `now` (ties: catalogue order), `exclude` removed."""
+        s = self.scores(now)
+        order = np.argsort(-s, kind="stable")
+        out: list[int] = []
+        for r in order[: n + len(exclude)].tolist():
+            if r not in exclude:
+                out.append(int(r))
+                if len(out) >= n:
+                    break
+        return out
+
+    def save(self, path: Path) -> None:
+        """Write the event log to one .npz file."""
+        with self._lock:
+            np.savez_compressed(
+                path, rows=self._rows, ts=self._ts, n_items=self.n_items, h=self.half_life_hours
+            )
+
+    @classmethod
+    def load(cls, path: Path) -> Popularity:
+        """Inverse of `save`."""
+        z = np.load(path)
+        return cls(int(z["n_items"]), z["rows"], z["ts"], float(z["h"]))

@@ -1,0 +1,316 @@
+"""`Recommender`: THE recommend pipeline. Offline replay, evaluation and serving all call it.
+
+    events -> StateEncoder -> UserState (zero vector: a cold user -> popularity list)
+      -> CaseBank.search(state, K, as of `now`) -> Candidates (Q view of the keys)
+      -> MemoryLoop.decide: softmax(Q / alpha) -> m chosen cases (greedy in evaluation/serving)
+      -> candidate items: chosen cases' items, the state's catalogue neighbours, popular items,
+         item-kNN items (never the ground truth: every source is the past or the catalogue)
+      -> blend score (`recsys.config.BlendConfig`) -> optional frozen-LLM re-score of the head
+      -> `RecResult`: items (rows of the `ItemTable`), scores, the chosen cases behind each item.
+
+Everything that decides the list comes from the model bundle (`recsys.bundle.ModelBundle`):
+item table and vectors, popularity log, co-occurrence counts, case bank, learner, config. The
+request brings only the user's events, the time and what to exclude.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from recsys.config import RecommendConfig, StateConfig
+from recsys.llm.prompts import CaseExample, HistoryItem, PromptBuilder, PromptConfig
+from recsys.llm.protocol import FrozenLLM
+from recsys.loop import MemoryLoop
+from recsys.memory.case_bank import CaseBank
+from recsys.rec.candidates import candidate_items, nearest_items
+from recsys.rec.cooccurrence import Cooccurrence
+from recsys.rec.items import ItemTable
+from recsys.rec.popularity import Popularity
+from recsys.rec.state_encoder import StateEncoder
+from recsys.records import Candidates, Choice, Interaction, UserState
+
+__all__ = ["ChosenCase", "RecRequest", "RecResult", "Recommender", "case_item_ids"]
+
+
+def case_item_ids(payload: dict[str, Any]) -> list[str]:
+    """Items a case is about: `items`, else the recommendation payload's `item_id`."""
+    items = payload.get("items")
+    if isinstance(items, list) and items:
+        return [str(i) for i in items]
+    item = payload.get("item_id")
+    return [str(item)] if item is not None else []
+
+
+def _rank_score(n: int) -> np.ndarray:
+    return 1.0 / np.log2(2.0 + np.arange(n))
+
+
+@dataclass(frozen=True)
+class RecRequest:
+    """What one decision needs from its caller."""
+
+    user_id: str
+    """Who the list is for."""
+    events: Sequence[Interaction]
+    """The user's history before `now`, oldest first (unknown items are ignored)."""
+    now: float
+    """Decision time (unix seconds): state decay, case ages, as-of retrieval, popularity."""
+    exclude: frozenset[str] = frozenset()
+    """Item ids never to return."""
+    n: int | None = None
+    """List length (None: `RecommendConfig.top_n`)."""
+    profile: np.ndarray | None = None
+    """Optional (d,) profile vector mixed into the state (serving's request context)."""
+    knn_without_user: bool = False
+    """Leave the user's own rows out of the co-occurrence counts (replay TRAINING decisions,
+    whose user's fitted rows include their future)."""
+
+
+@dataclass(frozen=True)
+class ChosenCase:
+    """A case the policy chose, in the policy's order."""
+
+    case_id: int
+    """Bank id."""
+    row: int
+    """Row in `RecResult.cands`."""
+    prob: float
+    """mu(c | s, M) under the policy over the K retrieved cases."""
+    logp: float
+    """Behaviour log-probability of choosing it."""
+    items: tuple[int, ...]
+    """Item rows it proposes (catalogue items only)."""
+    payload: dict[str, Any]
+    """The case's payload."""
+
+
+@dataclass
+class RecResult:
+    """One produced list and how it came about."""
+
+    items: list[int]
+    """Item rows, best first."""
+    scores: list[float]
+    """Score of each item (blend, + LLM on the head; popularity for a cold user)."""
+    state: UserState
+    """The state the decision was taken in."""
+    cands: Candidates | None = None
+    """The K retrieved cases as the policy saw them (None: cold user or nothing retrieved)."""
+    choice: Choice | None = None
+    """The policy's choice (None: no case chosen)."""
+    chosen: list[ChosenCase] = field(default_factory=list)
+    """Chosen cases, policy order."""
+    used_llm: bool = False
+    """Whether the LLM re-scored the head."""
+    prompt: str = ""
+    """The LLM prompt (empty without the LLM)."""
+
+    @property
+    def cold(self) -> bool:
+        """No usable history: the popularity list."""
+        return not bool(np.any(self.state.vec))
+
+    def behind(self, row: int) -> list[int]:
+        """Bank ids of the chosen cases proposing item `row`."""
+        return [c.case_id for c in self.chosen if row in c.items]
+
+
+class Recommender:
+    """The pipeline over one model's parts (module docstring). Thread-safe: `lock` guards the
+    bank (callers that write cases take it too)."""
+
+    def __init__(
+        self,
+        cfg: RecommendConfig,
+        state_cfg: StateConfig,
+        items: ItemTable,
+        bank: CaseBank,
+        popularity: Popularity,
+        loop: MemoryLoop | None,
+        cooc: Cooccurrence | None = None,
+        llm: FrozenLLM | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.items = items
+        self.bank = bank
+        self.popularity = popularity
+        self.loop = loop
+        self.cooc = cooc
+        self.lock = threading.RLock()
+        self.state_encoder = StateEncoder(state_cfg, items.vectors, items.titles_of, items.dim)
+        self.set_llm(llm)
+
+    def set_llm(self, llm: FrozenLLM | None) -> None:
+        """Use (or, with None, stop using) a frozen LLM for the head re-score."""
+        self.llm = llm
+        lang = self.items.lang if self.cfg.prompt_lang == "auto" else self.cfg.prompt_lang
+        counter = getattr(llm, "count_tokens", None)
+        self.prompts = PromptBuilder(PromptConfig(lang=lang, max_prompt_tokens=320), counter)
+
+    # -- state ------------------------------------------------------------------------------
+    def encode_state(
+        self,
+        user_id: str,
+        events: Sequence[Interaction],
+        now: float,
+        profile: np.ndarray | None = None,
+    ) -> UserState:
+        """The user's state from their catalogue events before `now` (+ profile)."""
+        known = [e for e in events if e.item_id in self.items]
+        if profile is not None and profile.shape != (self.items.dim,):
+            profile = None
+        return self.state_encoder.encode(user_id, known, now, profile)
+
+    # -- retrieval --------------------------------------------------------------------------
+    def retrieve(self, state: np.ndarray, now: float) -> tuple[Candidates, list[dict[str, Any]]]:
+        """The K cases known before `now` nearest to the state, as Q sees them, + payloads."""
+        with self.lock:
+            if len(self.bank) == 0 or not np.any(state):
+                return Candidates.empty(self.items.dim), []
+            c = self.bank.search(state, self.cfg.top_k, now, before=now)
+            payloads = [self.bank.get(int(i)).payload for i in c.case_ids]
+        return self.q_view(c, payloads), payloads
+
+    def q_view(self, cands: Candidates, payloads: Sequence[dict[str, Any]]) -> Candidates:
+        """Retrieved cases as the Q network sees them: with a bank keyed for content
+        (`CaseBankConfig.q_input == "content"`) each valid case shows the normalised mean vector
+        of its catalogue items instead of its retrieval key."""
+        if self.bank.cfg.q_input != "content" or len(cands) == 0:
+            return cands
+        keys = cands.keys.copy()
+        for r in np.flatnonzero(cands.mask).tolist():
+            rows = self.items.rows(case_item_ids(payloads[r]))
+            if rows:
+                v = self.items.vecs[rows].mean(axis=0)
+                keys[r] = v / max(float(np.linalg.norm(v)), 1e-12)
+        return replace(cands, keys=keys.astype(np.float32))
+
+    # -- the pipeline -----------------------------------------------------------------------
+    def recommend(self, req: RecRequest, greedy: bool = True, use_llm: bool = False) -> RecResult:
+        """One list for one request (module docstring)."""
+        cfg, b = self.cfg, self.cfg.blend
+        n = cfg.top_n if req.n is None else req.n
+        state = self.encode_state(req.user_id, req.events, req.now, req.profile)
+        exclude = set(self.items.rows(sorted(req.exclude)))
+        if not np.any(state.vec):
+            return self._cold(state, n, req.now, exclude)
+        seen = {r for r in self.items.rows([e.item_id for e in req.events if e.ts < req.now])}
+        if cfg.exclude_seen:
+            exclude |= seen
+        res = RecResult([], [], state)
+        case_score: dict[int, float] = {}
+        case_rows: list[int] = []
+        if self.loop is not None:
+            cands, payloads = self.retrieve(state.vec, req.now)
+            if cands.num_valid > 0:
+                choice = self.loop.decide(state.vec, cands, cfg.num_chosen, greedy=greedy)
+                res.cands, res.choice = cands, choice
+                weights = _rank_score(len(choice.indices))
+                for k, (idx, w) in enumerate(zip(choice.indices.tolist(), weights, strict=True)):
+                    rows = tuple(self.items.rows(case_item_ids(payloads[int(idx)])))
+                    res.chosen.append(
+                        ChosenCase(
+                            int(cands.case_ids[idx]),
+                            int(idx),
+                            float(choice.probs[idx]),
+                            float(choice.logp[k]),
+                            rows,
+                            payloads[int(idx)],
+                        )
+                    )
+                    for r in rows:
+                        case_score[r] = case_score.get(r, 0.0) + float(w)
+                        case_rows.append(r)
+        all_rows = np.arange(len(self.items), dtype=np.int64)
+        vecs = self.items.vecs
+        items = candidate_items(case_rows, state.vec, all_rows, vecs, cfg.n_neighbours, exclude)
+        nb = nearest_items(state.vec, all_rows, vecs, cfg.n_neighbours + len(exclude))
+        nb_rank = {it: r for r, it in enumerate(i for i in nb if i not in exclude)}
+        pop_order = self.popularity.top(max(n, 200), req.now, exclude)
+        pop_rank = {it: r for r, it in enumerate(pop_order)}
+        if b.w_pop > 0:
+            have = set(items)
+            items += [i for i in pop_order[: cfg.n_popular] if i not in have]
+        knn_rank = self._knn_rank(req, exclude)
+        if knn_rank:
+            have = set(items)
+            items += [i for i in knn_rank if knn_rank[i] < b.n_knn and i not in have]
+        rs = _rank_score(len(self.items) + 1)
+        score = np.array(
+            [
+                b.w_case * min(case_score.get(i, 0.0), 1.5)
+                + b.w_nb * (rs[nb_rank[i]] if i in nb_rank else 0.0)
+                + b.w_pop * (rs[pop_rank[i]] if i in pop_rank else 0.0)
+                + b.w_knn * (rs[knn_rank[i]] if i in knn_rank else 0.0)
+                for i in items
+            ],
+            np.float64,
+        )
+        order = np.argsort(-score, kind="stable")
+        items = [items[k] for k in order]
+        score = score[order]
+        if use_llm and self.llm is not None and items:
+            items, score = self._llm_rescore(req, res, items, score)
+        res.items = items[:n]
+        res.scores = [float(s) for s in score[:n]]
+        return res
+
+    def _cold(self, state: UserState, n: int, now: float, exclude: set[int]) -> RecResult:
+        """A user with no usable history: the popularity list as of `now`."""
+        rows = self.popularity.top(n, now, exclude)
+        pop = self.popularity.scores(now)
+        top = float(pop[rows[0]]) if rows and pop[rows[0]] > 0 else 1.0
+        return RecResult(rows, [float(pop[r]) / top for r in rows], state)
+
+    def _knn_rank(self, req: RecRequest, exclude: set[int]) -> dict[int, int]:
+        """item row -> rank by co-occurrence with the user's recent items; empty when off."""
+        b = self.cfg.blend
+        if b.w_knn <= 0 or self.cooc is None:
+            return {}
+        hist = self.items.rows([e.item_id for e in req.events if e.ts < req.now])
+        if not hist:
+            return {}
+        recent = list(reversed(hist[-b.knn_recent :]))
+        who = req.user_id if req.knn_without_user else None
+        s = self.cooc.scores_without(who, recent, decay=0.9)
+        top = np.argsort(-s, kind="stable")[: b.n_knn + len(exclude)]
+        ranked = [int(k) for k in top if s[k] > 0]
+        return {it: r for r, it in enumerate(i for i in ranked if i not in exclude)}
+
+    def _llm_rescore(
+        self, req: RecRequest, res: RecResult, items: list[int], score: np.ndarray
+    ) -> tuple[list[int], np.ndarray]:
+        """Add w_llm x the z-scored LLM log-likelihood to the top `llm_depth` items."""
+        assert self.llm is not None, "no LLM"
+        b = self.cfg.blend
+        depth = min(b.llm_depth, len(items))
+        head = items[:depth]
+        res.prompt = self.prompt(req, res, head)
+        titles = [self.items.titles[i] or "?" for i in head]
+        ll = np.asarray(self.llm.rank(res.prompt, titles), np.float64)
+        z = (ll - ll.mean()) / (ll.std() + 1e-6) if depth > 1 else np.zeros(depth)
+        head_score = score[:depth] + b.w_llm * z
+        sub = np.argsort(-head_score, kind="stable")
+        res.used_llm = True
+        new_items = [head[k] for k in sub] + items[depth:]
+        new_score = np.concatenate([head_score[sub], score[depth:]])
+        return new_items, new_score
+
+    def prompt(self, req: RecRequest, res: RecResult, head: Sequence[int]) -> str:
+        """The LLM prompt: the user's latest 6 events, up to 3 chosen cases, the candidates."""
+        known = [e for e in req.events if e.item_id in self.items and e.ts < req.now][-6:]
+        titles = self.items.titles_of([e.item_id for e in known])
+        hist = [HistoryItem(t, e.action.value) for t, e in zip(titles, known, strict=True)]
+        cases = []
+        for c in res.chosen[:3]:
+            title = " ".join(self.items.titles[r] for r in c.items) or "-"
+            context = str(c.payload.get("context") or c.payload.get("user_summary") or "-")
+            reward = c.payload.get("reward", 1.0)
+            positive = float(reward) > 0 if isinstance(reward, int | float) else True
+            cases.append(CaseExample(context[:200], title, positive))
+        return self.prompts.build(hist, cases, [self.items.titles[i] for i in head]).text

@@ -1,0 +1,380 @@
+"""`ServingCore`: the service's core, a thin adapter over `recsys.rec.Recommender` + `ModelBundle`.
+
+recommend: stored + request events -> `RecRequest` -> `Recommender.recommend` (the same
+pipeline, configuration and bundle parts the offline evaluator measured) -> ranked items with
+the cases behind them; the decision blob keeps the K snapshot for learning.
+feedback: `action_reward` -> per-case credit -> `MemoryLoop.learn` (s' = history + the acted
+item, its own Top-K at the feedback's time) -> a case keyed on the decision state, id
+`fb-<sha1(decision/item)>` (idempotent), written to bank and case log. Case inspection and
+editing live in `serving.case_memory.CaseMemory`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from recsys.loop import Decided
+from recsys.memory.case_bank import FaissIndex
+from recsys.rec.recommender import RecRequest, RecResult
+from recsys.rec.reward import action_reward
+from recsys.records import Action, Candidates, Interaction, UserState
+from recsys.rl.credit import assign_credit
+from serving.case_memory import CaseMemory
+from serving.errors import NotReadyError
+from serving.runtime import (
+    SNAPSHOT_DIR,
+    DecisionBlob,
+    Runtime,
+    build_runtime,
+    log_case,
+    save_snapshot,
+)
+from serving.service import (
+    CaseChoice,
+    CaseView,
+    CoreEvent,
+    CoreRecommendation,
+    DecisionSnapshot,
+    LearnerUpdate,
+    NewCase,
+    RankedItem,
+)
+from serving.settings import ServingSettings
+from serving.store import Store
+
+logger = logging.getLogger(__name__)
+
+_ACTIONS = {a.value: a for a in Action}
+
+
+class _SerialLLM:
+    """The packaged frozen LLM, one request at a time (it already uses its CPU threads)."""
+
+    def __init__(self, name: str) -> None:
+        from recsys.llm.ranker import LLMRanker
+
+        self.ranker = LLMRanker.from_name(name)
+        self._lock = threading.Lock()
+
+    def count_tokens(self, text: str) -> int:
+        """Prompt length in tokens."""
+        return int(self.ranker.count_tokens(text))
+
+    def rank(self, prompt: str, candidates: Sequence[str]) -> np.ndarray:
+        """(n,) calibrated log-likelihood of each candidate after the prompt."""
+        with self._lock:
+            return np.asarray(self.ranker.rank(prompt, list(candidates)))
+
+    def explain(self, prompt: str, item: str) -> str:
+        """A one-line generated reason for recommending `item`."""
+        with self._lock:
+            return str(self.ranker.explain(prompt, item))
+
+
+def interactions(user_id: str, events: Sequence[CoreEvent]) -> list[Interaction]:
+    """Core records of the API events (unknown action names are dropped by the schema)."""
+    return [
+        Interaction(user_id, e.item_id, _ACTIONS[e.action], float(e.ts))
+        for e in events
+        if e.action in _ACTIONS
+    ]
+
+
+class ServingCore:
+    """Thread-safe core (module docstring); `reload` swaps a new runtime in."""
+
+    def __init__(self, settings: ServingSettings, store: Store) -> None:
+        self._settings = settings
+        self._store = store
+        self._swap = threading.Lock()
+        self._generation = 0
+        self._llm = _SerialLLM(settings.llm) if settings.llm != "none" else None
+        self._ctx_cache: dict[str, np.ndarray] = {}
+        self._rt: Runtime = self._new_runtime()
+        self._memory = CaseMemory(store, lambda: self._rt, self.encode_state)
+        self._thread = threading.local()
+
+    def _new_runtime(self) -> Runtime:
+        rt = build_runtime(self._settings, self._store)
+        rt.rec.set_llm(self._llm)
+        return rt
+
+    def _limit_threads(self) -> None:
+        """Cap faiss's OpenMP threads once per request thread (the ICV is per thread)."""
+        n = self._settings.blas_threads
+        if n > 0 and not getattr(self._thread, "limited", False):
+            FaissIndex.set_threads(n)
+            self._thread.limited = True
+
+    # --- versions, sizes, readiness -------------------------------------------------------
+    @property
+    def model_version(self) -> str:
+        """`<model version>.r<reload generation>`."""
+        return f"{self._rt.version}.r{self._generation}"
+
+    def bank_size(self) -> int:
+        """Live cases in the bank."""
+        return len(self._rt.bank)
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime now serving (tests, load test)."""
+        return self._rt
+
+    def not_ready_reason(self) -> str | None:
+        """None when there is something to recommend from, else what to do about it."""
+        if len(self._rt.items) == 0:
+            return (
+                "no model and no catalogue: run `memento train` (registers "
+                "memento-recsys@champion) or set MEMENTO_ITEMS_PATH to a catalogue parquet"
+            )
+        return None
+
+    # --- state ------------------------------------------------------------------------------
+    def _profile(self, rt: Runtime, context: Mapping[str, str]) -> np.ndarray | None:
+        if not context or rt.text is None:
+            return None
+        text = "; ".join(f"{k}={v}" for k, v in sorted(context.items()))
+        vec = self._ctx_cache.get(text)
+        if vec is None:
+            vec = np.asarray(rt.text.encode([text])[0], np.float32)
+            if len(self._ctx_cache) < 10_000:
+                self._ctx_cache[text] = vec
+        return vec
+
+    def encode_state(
+        self,
+        user_id: str,
+        events: Sequence[CoreEvent],
+        context: Mapping[str, str],
+        now: float,
+        rt: Runtime | None = None,
+    ) -> UserState:
+        """The user's state from events + context (zero vector for a cold start)."""
+        rt = rt or self._rt
+        return rt.rec.encode_state(
+            user_id, interactions(user_id, events), now, self._profile(rt, context)
+        )
+
+    # --- recommend --------------------------------------------------------------------------
+    def recommend(
+        self,
+        user_id: str,
+        n: int,
+        context: Mapping[str, str],
+        recent_events: Sequence[CoreEvent],
+        exclude_items: Sequence[str],
+        explain: bool,
+        at: float | None = None,
+    ) -> CoreRecommendation:
+        """The one pipeline for one request; `at` replays a past decision time."""
+        reason = self.not_ready_reason()
+        if reason is not None:
+            raise NotReadyError(reason)
+        rt = self._rt
+        self._limit_threads()
+        now = time.time() if at is None else float(at)
+        req = RecRequest(
+            user_id,
+            interactions(user_id, recent_events),
+            now,
+            frozenset(exclude_items),
+            n,
+            self._profile(rt, context),
+        )
+        greedy = self._settings.policy == "greedy"
+        res = rt.rec.recommend(req, greedy=greedy, use_llm=self._llm is not None)
+        with rt.lock:
+            sids = [
+                rt.sid_of.get(int(i), f"r{int(i)}")
+                for i in (res.cands.case_ids if res.cands is not None else [])
+            ]
+        items = tuple(
+            RankedItem(
+                rt.items.ids[r],
+                rt.items.titles[r],
+                round(float(s), 6),
+                tuple(sids_for(res, r, sids)),
+            )
+            for r, s in zip(res.items, res.scores, strict=True)
+        )
+        cases = tuple(CaseChoice(sids[c.row], c.prob) for c in res.chosen)
+        blob = DecisionBlob(
+            sids=sids,
+            sims=[float(x) for x in res.cands.sims] if res.cands is not None else [],
+            feats=res.cands.features.astype(float).tolist() if res.cands is not None else [],
+            chosen=[c.row for c in res.chosen],
+            logp=[c.logp for c in res.chosen],
+            case_items=[[rt.items.ids[i] for i in c.items] for c in res.chosen],
+            text=res.state.text,
+        )
+        why = None
+        if explain:
+            why = self._explain(rt, res, cases)
+        return CoreRecommendation(items, cases, res.state.vec.tobytes(), blob.encode(), why)
+
+    def _explain(self, rt: Runtime, res: RecResult, cases: tuple[CaseChoice, ...]) -> str:
+        if res.cold:
+            return "cold start: the most popular catalogue items, no case chosen"
+        if self._llm is not None and res.prompt and res.items:
+            return self._llm.explain(res.prompt, rt.items.titles[res.items[0]])
+        why = "; ".join(f"case {c.case_id} mu={c.weight:.3f}" for c in cases)
+        return f"{why}; state: {res.state.text}" if why else f"state: {res.state.text}"
+
+    # --- learning ---------------------------------------------------------------------------
+    def observe_events(self, user_id: str, events: Sequence[CoreEvent]) -> None:
+        """Count catalogue events in the popularity log (the state is rebuilt per request)."""
+        self._rt.count_events([e.item_id for e in events], [float(e.ts) for e in events])
+
+    def apply_feedback(
+        self, decision: DecisionSnapshot, item_id: str, action: str, dwell_seconds: float | None
+    ) -> LearnerUpdate:
+        """Reward -> credited transition -> `MemoryLoop.learn` -> case (idempotent id)."""
+        if self._settings.demo_apply_delay_s:
+            time.sleep(self._settings.demo_apply_delay_s)
+        rt = self._rt
+        self._limit_threads()
+        act = _ACTIONS[action]
+        reward = action_reward(act, rt.bundle.config.reward, dwell_seconds)
+        snap = DecisionBlob.decode(decision.candidates)
+        vec = np.frombuffer(decision.state, np.float32).copy()
+        state = UserState(decision.user_id, vec, snap.text, decision.ts)
+        td_loss = None
+        if snap.chosen and vec.shape == (rt.dim,):
+            td_loss = self._learn(rt, decision, snap, state, item_id, act, reward)
+        sid = self._memory.add_feedback_case(rt, decision, state, item_id, act, reward)
+        return LearnerUpdate(reward=reward, td_loss=td_loss, new_case_id=sid)
+
+    def _learn(
+        self,
+        rt: Runtime,
+        decision: DecisionSnapshot,
+        snap: DecisionBlob,
+        state: UserState,
+        item_id: str,
+        act: Action,
+        reward: float,
+    ) -> float | None:
+        """One online transition through `MemoryLoop.learn`; None when no chosen case is live."""
+        assert rt.rec.loop is not None, "the served pipeline has no learner"
+        bank = rt.bank
+        with rt.lock:
+            rows = [rt.int_of.get(s, -1) for s in snap.sids]
+            keys = np.stack(
+                [bank.get(r).key if r >= 0 else np.zeros(rt.dim, np.float32) for r in rows]
+            )
+            payloads: list[dict[str, Any]] = [bank.get(r).payload if r >= 0 else {} for r in rows]
+        mask = np.array([r >= 0 for r in rows], bool)
+        keep = [k for k, j in enumerate(snap.chosen) if mask[j]]
+        if not keep:
+            return None
+        cands = Candidates(
+            case_ids=np.array(rows, np.int64),
+            keys=keys.astype(np.float32),
+            sims=np.array(snap.sims, np.float32),
+            features=np.array(snap.feats, np.float32).reshape(len(rows), -1),
+            mask=mask,
+        )
+        cands = rt.rec.q_view(cands, payloads)
+        history = self._store.recent_events(decision.user_id, self._settings.recent_events_limit)
+        now = time.time()
+        nxt = self.encode_state(
+            decision.user_id, [*history, CoreEvent(item_id, act.value, now)], {}, now, rt
+        )
+        next_cands, _ = rt.rec.retrieve(nxt.vec, now + 1e-3)
+        chosen = np.array([snap.chosen[k] for k in keep], np.int64)
+        credit = assign_credit(
+            reward, [snap.case_items[k] for k in keep], [item_id], rt.bundle.config.credit
+        )
+        step = rt.rec.loop.learn(
+            Decided(state.vec, cands, chosen, np.array([snap.logp[k] for k in keep], np.float32)),
+            credit,
+            nxt.vec,
+            next_cands,
+        )
+        with rt.lock:
+            for r in chosen:
+                bank.update_stats(int(rows[int(r)]), visits=1)
+        loss = None
+        for m in step.metrics:
+            loss = m.get("losses/td", m.get("losses/ce", loss))
+        return loss
+
+    # --- memory inspection and editing (`CaseMemory`) ---------------------------------------
+    def write_case(self, case: NewCase) -> str:
+        """A case keyed on the state its events/context define, about its items."""
+        return self._memory.write_case(case)
+
+    def get_case(self, case_id: str) -> CaseView | None:
+        """A live case; value = min twin Q of the case in its own key state."""
+        return self._memory.get_case(case_id)
+
+    def delete_case(self, case_id: str) -> bool:
+        """Remove from bank, soft-delete in the log, tombstone (snapshot/registry copies)."""
+        return self._memory.delete_case(case_id)
+
+    def list_cases(self, user_id: str) -> list[CaseView]:
+        """Live cases owned by a user, oldest first."""
+        return self._memory.list_cases(user_id)
+
+    def erase_user(self, user_id: str) -> int:
+        """Drop the user's cases (bank + tombstones), recount popularity, force a snapshot."""
+        return self._memory.erase_user(user_id)
+
+    # --- persistence ------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Save the learner; the bank too once enough cases changed (or after an erasure)."""
+        rt = self._rt
+        dst = self._settings.resolved_checkpoint_dir() / SNAPSHOT_DIR
+        with rt.lock:
+            with_bank = rt.force_snapshot or rt.changed >= self._settings.snapshot_every_cases
+            save_snapshot(rt, dst, with_bank=with_bank or not (dst / "bank").exists())
+            if with_bank:
+                rt.changed, rt.force_snapshot = 0, False
+
+    def reload(self) -> str:
+        """Build a new runtime (registry alias / snapshot + log), then swap it in."""
+        with self._swap:
+            new = self._new_runtime()
+            old = self._rt
+            with old.lock:
+                missing = [
+                    r
+                    for r in self._store.live_cases()
+                    if r.case_id not in new.int_of and not self._memory.is_tombstoned(r.case_id)
+                ]
+                with new.lock:
+                    new.add_cases(
+                        [log_case(new, r) for r in missing],
+                        [r.case_id for r in missing],
+                        [r.user_id for r in missing],
+                    )
+                self._rt = new
+            self._generation += 1
+        return self.model_version
+
+    def close(self) -> None:
+        """Nothing to release (the learner thread checkpoints before)."""
+
+
+def sids_for(res: RecResult, row: int, sids: list[str]) -> list[str]:
+    """Case ids of the chosen cases proposing item `row`."""
+    return [sids[c.row] for c in res.chosen if row in c.items]
+
+
+def build_core(settings: ServingSettings, store: Store) -> ServingCore:
+    """Factory for `MEMENTO_CORE=serving.core:build_core` (the default)."""
+    if settings.blas_threads > 0:
+        import torch
+
+        torch.set_num_threads(settings.blas_threads)
+    return ServingCore(settings, store)
+
+
+__all__ = ["ServingCore", "build_core", "interactions", "sids_for"]

@@ -1,0 +1,370 @@
+"""The served model: a `ModelBundle` + its `Recommender`, case-id maps and where it came from.
+
+`build_runtime` picks the bundle (registry alias -> local snapshot -> fresh from a catalogue
+file), restores the case bank from the snapshot plus the store's case log (live logged cases
+missing from the bank are added, tombstoned ones removed) and adds the stored events to the
+popularity log. `reload()` builds a new `Runtime` this way and swaps it in; requests keep the
+runtime they started with.
+
+An item is recommendable only through the catalogue: the bundle's items plus the rows of
+`MEMENTO_ITEMS_PATH`. Events, feedback and cases naming other ids never add to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import re
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys.bundle import ModelBundle
+from recsys.config import (
+    CaseBankConfig,
+    CoreConfig,
+    LearnerConfig,
+    PolicyConfig,
+    RecommendConfig,
+    TextEncoderConfig,
+)
+from recsys.errors import BundleError
+from recsys.memory.case_bank import CaseBank
+from recsys.memory.case_encoder import RecCaseEncoder
+from recsys.memory.text_encoder import TextEncoder, build_text_encoder
+from recsys.rec.items import ItemTable, TableTitleEncoder
+from recsys.rec.popularity import Popularity
+from recsys.rec.recommender import Recommender, case_item_ids
+from recsys.records import Case
+from recsys.rl.learner import Learner
+from serving.errors import ModelLoadError
+from serving.settings import ServingSettings
+from serving.store import CaseRecord, Store
+
+logger = logging.getLogger(__name__)
+
+TOMBSTONES = "soft_q.tombstones"
+"""Store blob: JSON list of deleted/erased case ids (they may live in a bank snapshot)."""
+SNAPSHOT_DIR = "snapshot"
+REGISTRY_DIR = "registry"
+_MODELS_URI = re.compile(r"^models:/(?P<name>[^@/]+)@(?P<alias>[^@/]+)$")
+
+
+def parse_models_uri(uri: str) -> tuple[str, str]:
+    """`models:/name@alias` -> (name, alias)."""
+    m = _MODELS_URI.match(uri.strip())
+    if not m:
+        raise ModelLoadError(f"MEMENTO_MODEL_URI must look like models:/NAME@ALIAS, got {uri!r}")
+    return m["name"], m["alias"]
+
+
+def read_items_parquet(path: Path) -> tuple[list[str], list[str]]:
+    """(item ids, titles) of a canonical `items.parquet` (an empty title -> the id)."""
+    import polars as pl
+
+    df = pl.read_parquet(path, columns=["item_id", "title"])
+    ids = [str(i) for i in df["item_id"].to_list()]
+    titles = [
+        t if isinstance(t, str) and t.strip() else i
+        for i, t in zip(ids, df["title"].to_list(), strict=True)
+    ]
+    return ids, titles
+
+
+@dataclass
+class Runtime:
+    """Everything one model generation serves with; `lock` (the recommender's) guards the bank
+    and the id maps."""
+
+    bundle: ModelBundle
+    """The model."""
+    rec: Recommender
+    """The one recommend pipeline over the bundle."""
+    case_encoder: RecCaseEncoder
+    """(state, item) -> case key, with the bundle's item vectors."""
+    text: TextEncoder | None
+    """Context-profile encoder (None when its width differs from the model's)."""
+    version: str
+    """Model version (without the reload generation)."""
+    base_popularity: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0))
+    """The bundle's own popularity log (rows, ts): rebuilt from it + stored events on erasure."""
+    sid_of: dict[int, str] = field(default_factory=dict)
+    """Bank id -> string case id."""
+    int_of: dict[str, int] = field(default_factory=dict)
+    """String case id -> bank id."""
+    by_user: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    """Owner -> case ids."""
+    changed: int = 0
+    """Cases added/removed since the last bank snapshot."""
+    force_snapshot: bool = False
+    """Write the bank at the next checkpoint whatever `changed` says (after an erasure)."""
+
+    @property
+    def lock(self) -> Any:
+        """The recommender's lock (bank reads and writes)."""
+        return self.rec.lock
+
+    @property
+    def dim(self) -> int:
+        """State / key dimension."""
+        return self.bundle.dim
+
+    @property
+    def items(self) -> ItemTable:
+        """The catalogue."""
+        return self.bundle.items
+
+    @property
+    def bank(self) -> CaseBank:
+        """The case bank."""
+        return self.bundle.bank
+
+    @property
+    def learner(self) -> Learner:
+        """The case policy."""
+        return self.bundle.learner
+
+    def add_cases(self, cases: list[Case], sids: list[str], owners: list[str]) -> None:
+        """Write cases to the bank and index their ids (caller holds `lock`)."""
+        if not cases:
+            return
+        ids = self.bank.write_batch(cases)
+        for cid, sid, owner in zip(ids, sids, owners, strict=True):
+            self.sid_of[cid], self.int_of[sid] = sid, cid
+            if owner:
+                self.by_user[owner].add(sid)
+        self.changed += len(cases)
+
+    def remove(self, sids: list[str]) -> int:
+        """Remove cases by string id (caller holds `lock`); how many were live."""
+        rows = [self.int_of.pop(s) for s in sids if s in self.int_of]
+        for r in rows:
+            sid = self.sid_of.pop(r)
+            owner = str(self.bank.get(r).payload.get("user_id", ""))
+            self.by_user.get(owner, set()).discard(sid)
+        self.bank.delete(rows)
+        self.changed += len(rows)
+        return len(rows)
+
+    def count_events(self, item_ids: list[str], ts: list[float]) -> None:
+        """Add catalogue events to the popularity log (other ids are ignored)."""
+        keep = [
+            (self.items.row_of[i], t) for i, t in zip(item_ids, ts, strict=True) if i in self.items
+        ]
+        if keep:
+            rows, times = zip(*keep, strict=True)
+            self.bundle.popularity.add(np.array(rows), np.array(times))
+
+    def rebuild_popularity(self, store: Store) -> None:
+        """Popularity = the bundle's own log + the events still stored (after an erasure)."""
+        rows, ts = self.base_popularity
+        pop = self.bundle.popularity
+        pop.remove_rows(np.zeros(len(pop), bool))
+        pop.add(rows, ts)
+        events = [ev for _, ev in store.iter_events()]
+        self.count_events([e.item_id for e in events], [e.ts for e in events])
+
+
+def load_tombstones(store: Store) -> set[str]:
+    """Deleted case ids."""
+    blob = store.load_blob(TOMBSTONES)
+    return set(json.loads(blob)) if blob else set()
+
+
+def online_learner(bundle: ModelBundle, settings: ServingSettings) -> None:
+    """Apply the online batch, warm-up and slate size of the settings to a loaded learner."""
+    lc = bundle.learner.cfg
+    bundle.learner.cfg = dataclasses.replace(
+        lc,
+        batch_size=settings.online_batch_size,
+        min_replay=settings.online_min_replay,
+    )
+
+
+def fresh_bundle(settings: ServingSettings) -> ModelBundle:
+    """An untrained learner, an empty bank, and the catalogue of `items_path` (if any)."""
+    dim = 512 if settings.text_encoder == "use" else settings.text_dim
+    text_cfg = TextEncoderConfig(kind=settings.text_encoder, dim=dim, threads=1)
+    cfg = CoreConfig(
+        text=text_cfg,
+        case_bank=CaseBankConfig(index=settings.index, top_k=settings.top_k, merge_threshold=2.0),
+        learner=LearnerConfig(
+            lr=settings.learner_lr,
+            seed=settings.seed,
+            policy=PolicyConfig(num_chosen=settings.num_chosen),
+        ),
+        recommend=RecommendConfig(
+            top_k=settings.top_k,
+            num_chosen=settings.num_chosen,
+            n_neighbours=settings.neighbours,
+        ),
+    )
+    ids: list[str] = []
+    titles: list[str] = []
+    vecs = np.zeros((0, dim), np.float32)
+    if settings.items_path is not None:
+        ids, titles = read_items_parquet(settings.items_path)
+        vecs = np.asarray(build_text_encoder(text_cfg).encode(titles), np.float32).reshape(-1, dim)
+        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+    items = ItemTable(ids, titles, vecs)
+    learner = Learner(cfg.learner, dim, dim)
+    return ModelBundle(
+        cfg, learner, CaseBank(cfg.case_bank, dim), items, Popularity(len(items)), version="fresh"
+    )
+
+
+def registry_model(settings: ServingSettings, dst: Path) -> tuple[Path, str] | None:
+    """Download `settings.model_uri` from the MLflow registry: (folder, 'name@alias:<sha>'),
+    None when the registry has no such model and the URI is the default one."""
+    assert settings.model_uri, "no model URI"
+    name, alias = parse_models_uri(settings.model_uri)
+    from training.tracking import ModelNotFoundError, TrackingConfig, download_model
+
+    shutil.rmtree(dst, ignore_errors=True)
+    try:
+        folder = download_model(name, alias, dst, TrackingConfig(uri=settings.mlflow_uri))
+    except ModelNotFoundError as exc:
+        if "model_uri" in settings.model_fields_set:
+            raise ModelLoadError(str(exc)) from exc
+        logger.info("no registered model %s@%s yet (run `memento train`)", name, alias)
+        return None
+    learner = folder / "learner.pt"
+    digest = hashlib.sha1(learner.read_bytes()).hexdigest()[:10] if learner.exists() else "empty"
+    return folder, f"{name}@{alias}:{digest}"
+
+
+def _load(folder: Path) -> ModelBundle:
+    try:
+        return ModelBundle.load(folder)
+    except BundleError as exc:
+        raise ModelLoadError(str(exc)) from exc
+
+
+def choose_bundle(settings: ServingSettings) -> tuple[ModelBundle, str, str]:
+    """(bundle, version, source): registry alias, else the local snapshot, else fresh."""
+    ckpt = settings.resolved_checkpoint_dir()
+    snap = ckpt / SNAPSHOT_DIR
+    snap_meta: dict[str, Any] = {}
+    if ModelBundle.is_bundle(snap):
+        snap_meta = json.loads((snap / "bundle.json").read_text()).get("meta", {})
+    if settings.model_uri and settings.model_uri.lower() != "none":
+        found = registry_model(settings, ckpt / REGISTRY_DIR)
+        if found is not None:
+            folder, version = found
+            if snap_meta.get("base") == version:
+                return _load(snap), version, f"snapshot of {version} ({snap})"
+            bundle = _load(folder)
+            bundle.meta["base"] = version
+            return bundle, version, f"registered model {version}"
+    if snap_meta:
+        bundle = _load(snap)
+        return bundle, bundle.version or "snapshot", f"local snapshot {snap}"
+    return fresh_bundle(settings), "fresh", "fresh model (no registered model or snapshot)"
+
+
+def log_case(rt: Runtime, rec: CaseRecord) -> Case:
+    """A bank `Case` for a case-log record (re-keyed when its key does not fit the model)."""
+    payload = {**rec.payload, "sid": rec.case_id, "user_id": rec.user_id}
+    payload.setdefault("items", case_item_ids(rec.payload))
+    key = np.frombuffer(rec.key, np.float32)
+    if key.shape != (rt.dim,) or not np.any(key):
+        title = " ".join(rt.items.titles_of(case_item_ids(payload))) or rec.case_id
+        key = rt.case_encoder.keys(np.zeros((1, rt.dim), np.float32), [{"title": title}])[0]
+    return Case(key=key.copy(), payload=payload, reward=rec.reward, ts=rec.ts, source="log")
+
+
+def build_runtime(settings: ServingSettings, store: Store) -> Runtime:
+    """Bundle from registry/snapshot/fresh, + catalogue file, bank = snapshot + case log."""
+    bundle, version, source = choose_bundle(settings)
+    online_learner(bundle, settings)
+    text: TextEncoder | None = None
+    if bundle.config.text.dim == bundle.dim:
+        text = build_text_encoder(bundle.config.text)
+    if settings.items_path is not None and version != "fresh":
+        ids, titles = read_items_parquet(settings.items_path)
+        if text is not None:
+            new = bundle.items.extend(ids, titles, np.asarray(text.encode(titles), np.float32))
+            bundle.popularity.grow(len(bundle.items))
+            logger.info("catalogue file %s added %d items", settings.items_path, new)
+        else:
+            logger.warning("catalogue file ignored: the model's item vectors are not text-only")
+    rec = bundle.recommender(updates_per_learn=float(settings.updates_per_feedback))
+    enc = RecCaseEncoder(TableTitleEncoder(bundle.items), bundle.config.case_bank.key_state_weight)
+    rt = Runtime(bundle, rec, enc, text, version, bundle.popularity.log())
+    events = [ev for _, ev in store.iter_events()]
+    rt.count_events([e.item_id for e in events], [e.ts for e in events])
+    tomb = load_tombstones(store)
+    with rt.lock:
+        for cid in bundle.bank.ids():
+            payload = bundle.bank.get(cid).payload
+            sid = str(payload.get("sid") or f"r{cid}")
+            rt.sid_of[cid], rt.int_of[sid] = sid, cid
+            if payload.get("user_id"):
+                rt.by_user[str(payload["user_id"])].add(sid)
+        gone = [s for s in rt.int_of if s in tomb]
+        rt.remove(gone)
+        missing = [
+            r for r in store.live_cases() if r.case_id not in rt.int_of and r.case_id not in tomb
+        ]
+        for k in range(0, len(missing), 20_000):
+            chunk = missing[k : k + 20_000]
+            rt.add_cases(
+                [log_case(rt, r) for r in chunk],
+                [r.case_id for r in chunk],
+                [r.user_id for r in chunk],
+            )
+        rt.changed = len(missing) + len(gone)
+    logger.info(
+        "serving %s: %d cases (%d from the case log, %d tombstoned), %d catalogue items",
+        source,
+        len(bundle.bank),
+        len(missing),
+        len(gone),
+        len(bundle.items),
+    )
+    return rt
+
+
+def save_snapshot(rt: Runtime, dst: Path, *, with_bank: bool) -> None:
+    """Write the served bundle (learner, + bank when asked) to `dst`; `meta.base` records the
+    registered version it descends from."""
+    rt.bundle.version = rt.version
+    rt.bundle.save(dst, with_bank=with_bank)
+
+
+@dataclass(frozen=True)
+class DecisionBlob:
+    """What a decision remembers for its transition (stored as the `candidates` blob)."""
+
+    sids: list[str]
+    """Candidate case ids (K)."""
+    sims: list[float]
+    """Their cosine similarity to the state (K)."""
+    feats: list[list[float]]
+    """Their features at decision time (K, F)."""
+    chosen: list[int]
+    """Rows of the chosen cases."""
+    logp: list[float]
+    """Behaviour log-probabilities of the chosen cases."""
+    case_items: list[list[str]]
+    """Items of each chosen case (credit assignment)."""
+    text: str
+    """Readable state summary."""
+
+    def encode(self) -> bytes:
+        """Compact JSON."""
+        return json.dumps(self.__dict__, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, blob: bytes) -> DecisionBlob:
+        """Inverse of `encode` (an unreadable blob gives an empty decision)."""
+        try:
+            return cls(**json.loads(blob))
+        except (ValueError, TypeError):
+            return cls([], [], [], [], [], [], "")
