@@ -29,26 +29,29 @@ def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DEBUG level."),
 ) -> None:
     """Memento-style recommender: soft-Q case retrieval feeding a frozen LLM."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from training.console import LOG_FORMAT, QuietLibraries
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT)
+    for handler in logging.getLogger().handlers:  # libraries reach the console from WARNING up
+        handler.addFilter(QuietLibraries())
 
 
 # --- data layer (issue 2) ----------------------------------------------------------------
 from data.cli import app as data_app  # noqa: E402
-from training.bench.prepare import bench_prepare  # noqa: E402
+from training.bench.cli import prepare_command as _bench_prepare  # noqa: E402
 
 app.add_typer(data_app, name="data")
-bench_app.command("prepare")(bench_prepare)
+bench_app.command("prepare")(_bench_prepare)
 # --- core (issue 3) ----------------------------------------------------------------------
-from training.bench.bandit import bandit_command as _bench_bandit  # noqa: E402
-from training.bench.core import core_command as _bench_core  # noqa: E402
+from training.bench.cli import bandit_command as _bench_bandit  # noqa: E402
+from training.bench.cli import core_command as _bench_core  # noqa: E402
+from training.bench.cli import parity_command as _bench_parity  # noqa: E402
 
 bench_app.command("bandit")(_bench_bandit)
 bench_app.command("core")(_bench_core)
+bench_app.command("parity")(_bench_parity)
 # --- frozen LLM (issue 4) ----------------------------------------------------------------
-from training.bench.llm import llm_command as _bench_llm_command  # noqa: E402
+from training.bench.cli import llm_command as _bench_llm_command  # noqa: E402
 
 bench_app.command("llm")(_bench_llm_command)
 # --- training (issue 5) ------------------------------------------------------------------

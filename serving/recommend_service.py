@@ -73,6 +73,7 @@ class RecommendService:
             history + _events(req.recent_events, now),
             list(req.exclude_items or []),
             req.explain,
+            at=req.at,
         )
         decision = DecisionSnapshot(
             decision_id=uuid.uuid4().hex,
@@ -88,7 +89,9 @@ class RecommendService:
         return schemas.RecommendResponse(
             decision_id=decision.decision_id,
             items=[
-                schemas.ItemOut(item_id=i.item_id, title=i.title, score=i.score)
+                schemas.ItemOut(
+                    item_id=i.item_id, title=i.title, score=i.score, cases=list(i.cases)
+                )
                 for i in result.items
             ],
             cases=[schemas.CaseWeightOut(case_id=c.case_id, weight=c.weight) for c in result.cases],

@@ -110,9 +110,13 @@ class RecommendRequest(_Request):
     user_id: Id
     n: Count = 10
     context: Context | None = None
-    recent_events: Annotated[list[EventIn], Field(max_length=200)] | None = None
+    recent_events: Annotated[list[EventIn], Field(max_length=1000)] | None = None
     exclude_items: Annotated[list[Id], Field(max_length=1000)] | None = None
     explain: bool = False
+    at: Timestamp | None = None
+    """Decision time (unix seconds) for replaying a past decision: the state's time decay,
+    case ages, the cases retrievable (only those known before it) and popularity are taken
+    as of this time. None: now."""
 
 
 class ItemOut(_Model):
@@ -121,6 +125,9 @@ class ItemOut(_Model):
     item_id: str
     title: str
     score: float
+    cases: list[str] = []
+    """Ids of the chosen cases that proposed this item (empty: popularity, neighbours,
+    co-occurrence)."""
 
 
 class CaseWeightOut(_Model):

@@ -167,8 +167,10 @@ class RecommenderCore(Protocol):
         recent_events: Sequence[CoreEvent],
         exclude_items: Sequence[str],
         explain: bool,
+        at: float | None = None,
     ) -> CoreRecommendation:
-        """Encode state, retrieve and choose cases, rank items; cold-start, never raise."""
+        """Encode state, retrieve and choose cases, rank items as of `at` (None: now);
+        cold-start, never raise on users."""
         ...
 
     def observe_events(self, user_id: str, events: Sequence[CoreEvent]) -> None:
