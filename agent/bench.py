@@ -19,10 +19,10 @@ from typing import Any
 
 from agent.bench_data import Task, load_tasks, write_hotpot_corpus
 from agent.executor import Executor, ExecutorConfig, ToolRunner
-from agent.llm_client import ChatClient
 from agent.memory import AgentMemory, MemoryConfig, MemoryMode
 from agent.planner import Planner, PlannerConfig
 from agent.runner import AgentRunner, RunnerConfig
+from recsys.llm.chat import ChatClient
 from recsys.memory.text_encoder import TextEncoder
 
 __all__ = ["BenchConfig", "bench_tools_args", "dataset_tools", "run_bench", "summarize_mode"]

@@ -46,7 +46,7 @@ def _llms(
     threads: int = 1,
 ) -> Iterator[tuple[Any, Any]]:
     """(planner, executor) chat clients; a scripted backend runs its server meanwhile."""
-    from agent.llm_client import (
+    from recsys.llm.chat import (
         LocalChatClient,
         LocalChatConfig,
         OpenAIChatClient,

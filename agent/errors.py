@@ -8,6 +8,7 @@ __all__ = [
     "DocumentNotFound",
     "DocumentReadError",
     "MathEvalError",
+    "PlanParseError",
     "SandboxUnavailable",
     "ToolCallError",
     "ToolCallTimeout",
@@ -50,6 +51,10 @@ class ToolCallError(AgentError):
 
 class ToolCallTimeout(ToolCallError):
     """A tool call did not finish within its time limit."""
+
+
+class PlanParseError(AgentError):
+    """Model text could not be turned into a valid plan."""
 
 
 class BenchDataError(AgentError):

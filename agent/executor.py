@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from agent.errors import ToolCallError
-from agent.llm_client import ChatClient, Message
 from agent.plan import PlanStep
+from recsys.llm.chat import ChatClient, Message
 
 __all__ = [
     "EXECUTOR_SYSTEM",

@@ -3,10 +3,11 @@ the recommender, with an agent payload and its encoder.
 
 Case payload: `{task, plan, outcome, answer, reward, trajectory_summary}`; key = text embedding
 of the task (`PayloadCaseEncoder` with `state_weight=1`, the state being the task embedding).
-Learning is bandit-like: each task is a one-step episode, so a transition has `done=True`
-and an empty next candidate set (the soft TD target reduces to the judged reward). The next
-task in the iteration order is unrelated to the cases chosen for this one, so bootstrapping
-from it would only add noise.
+Learning goes through the shared `recsys.loop.MemoryLoop.learn`, like replay and serving. It is
+bandit-like: each task is a one-step episode, so a transition is terminal (`next_state=None`:
+done=True, an empty next candidate set; the soft TD target reduces to the judged reward). The
+next task in the iteration order is unrelated to the cases chosen for this one, so
+bootstrapping from it would only add noise.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from typing import Any, Literal
 import numpy as np
 
 from recsys.config import CaseBankConfig, LearnerConfig, LearnerMode, PolicyConfig
+from recsys.loop import Decided, MemoryLoop
 from recsys.memory.case_bank import CaseBank
 from recsys.memory.case_encoder import PayloadCaseEncoder
 from recsys.memory.text_encoder import TextEncoder
-from recsys.records import Candidates, Case, Choice, Transition
+from recsys.records import Candidates, Case, Choice
 from recsys.rl.learner import Learner
 
 __all__ = ["AgentMemory", "MemoryConfig", "MemoryMode", "agent_payload"]
@@ -95,6 +97,7 @@ class AgentMemory:
         learner_mode: LearnerMode = "non-parametric" if cfg.mode != "soft-q" else "soft-q"
         lcfg = dataclasses.replace(cfg.learner, mode=learner_mode)
         self.learner = Learner(lcfg, encoder.dim, encoder.dim)
+        self.loop = MemoryLoop(self.learner, updates_per_learn=float(cfg.updates_per_task))
 
     @property
     def enabled(self) -> bool:
@@ -135,23 +138,16 @@ class AgentMemory:
     def observe(
         self, state: np.ndarray, cands: Candidates, choice: Choice, reward: float
     ) -> dict[str, float]:
-        """One bandit transition (every chosen case credited with the judged reward), then
-        `updates_per_task` learner steps; returns the last step's metrics."""
+        """One terminal bandit transition through `MemoryLoop.learn` (every chosen case credited
+        with the judged reward; `updates_per_task` learner steps); the last step's metrics."""
         m = len(choice.indices)
-        t = Transition(
-            state=state.astype(np.float32),
-            cands=cands,
-            chosen=choice.indices.astype(np.int64),
-            logp=choice.logp.astype(np.float32),
-            rewards=np.full(m, reward, np.float32),
-            next_state=state.astype(np.float32),
-            next_cands=Candidates.empty(self.encoder.dim),
-            done=True,
+        decided = Decided(
+            state.astype(np.float32),
+            cands,
+            choice.indices.astype(np.int64),
+            choice.logp.astype(np.float32),
         )
-        self.learner.observe(t)
+        step = self.loop.learn(decided, np.full(m, reward, np.float32), None, None)
         for cid in choice.case_ids:
             self.bank.update_stats(int(cid), visits=1)
-        metrics: dict[str, float] = {}
-        for _ in range(self.cfg.updates_per_task):
-            metrics = self.learner.update() or metrics
-        return metrics
+        return step.metrics[-1] if step.metrics else {}

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agent.llm_client import ChatClient, Message
 from agent.memory import AgentMemory
 from agent.plan import PLAN_SCHEMA_TEXT, PlanRequest, request_plan
+from recsys.llm.chat import ChatClient, Message
 from recsys.records import Candidates, Case, Choice
 
 __all__ = ["PLANNER_SYSTEM", "Planner", "PlannerConfig", "Retrieval", "format_exemplars"]

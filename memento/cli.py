@@ -7,7 +7,9 @@ functions so that `memento --help` stays fast.
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import typer
 
@@ -45,11 +47,9 @@ bench_app.command("prepare")(_bench_prepare)
 # --- core (issue 3) ----------------------------------------------------------------------
 from training.bench.cli import bandit_command as _bench_bandit  # noqa: E402
 from training.bench.cli import core_command as _bench_core  # noqa: E402
-from training.bench.cli import parity_command as _bench_parity  # noqa: E402
 
 bench_app.command("bandit")(_bench_bandit)
 bench_app.command("core")(_bench_core)
-bench_app.command("parity")(_bench_parity)
 # --- frozen LLM (issue 4) ----------------------------------------------------------------
 from training.bench.cli import llm_command as _bench_llm_command  # noqa: E402
 
@@ -70,3 +70,53 @@ bench_app.command("serving")(_bench_serving)
 from agent.cli import agent_app  # noqa: E402  (section-local import)
 
 app.add_typer(agent_app, name="agent")
+
+
+# --- one recommender: parity of offline evaluation and serving ---------------------------
+def parity_command(
+    dataset: str = typer.Option(
+        "synthetic", "--dataset", help="synthetic | tmall-sample | movielens-100k | tianchi:PATH."
+    ),
+    decisions: int = typer.Option(0, "--decisions", help="Held-out decisions to compare (0: all)."),
+    bundle: Path | None = typer.Option(
+        None, "--bundle", help="Serve this model bundle instead of training one."
+    ),
+    text_encoder: str = typer.Option("use", "--text-encoder", help="use | hashing."),
+    max_train_decisions: int = typer.Option(400, help="Training decisions per pass."),
+    iterations: int = typer.Option(1, help="Training passes."),
+    as_json: bool = typer.Option(False, "--json", help="Print only the JSON result."),
+) -> None:
+    """Offline evaluator vs the real HTTP service on the same held-out decisions."""
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+    from memento.parity import ParityConfig, run_parity
+    from training.config import TrainConfig
+
+    train = TrainConfig(
+        data=dataset,
+        text_encoder=text_encoder,  # type: ignore[arg-type]
+        text_dim=64 if text_encoder == "hashing" else 512,
+        max_train_decisions=max_train_decisions,
+        iterations=iterations,
+        llm_fraction=0.0,
+    )
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(label: str, advance: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total)
+            bar.advance(tasks[label], advance)
+
+        result = run_parity(ParityConfig(train, decisions, bundle), progress)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(
+        f"{result['identical_lists']} of {result['decisions']} lists identical "
+        f"({result['dataset']}, {result['cold_decisions']} cold) in {result['total_s']} s"
+    )
+
+
+bench_app.command("parity")(parity_command)

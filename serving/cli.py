@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import typer
@@ -18,6 +19,11 @@ def serve(
     from serving.errors import InsecureSettingsError
     from serving.settings import ServingSettings
 
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("mlflow", "alembic", "faiss", "urllib3", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = ServingSettings()
     if settings.blas_threads > 0:
         # Before torch/faiss load: OpenMP threads started by request threads read this default

@@ -28,7 +28,6 @@ def _progress_run(cfg: Any) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from training.console import log_to_file
-    from training.train import train
 
     tasks: dict[str, Any] = {}
     with (
@@ -41,6 +40,7 @@ def _progress_run(cfg: Any) -> Any:
             redirect_stderr=False,  # stderr belongs to the log file meanwhile
         ) as bar,
     ):
+        from training.train import train  # inside: what its imports log goes to the file
 
         def cb(label: str, advance: int, total: int) -> None:
             if label not in tasks:
@@ -235,10 +235,11 @@ def bench_replay(
         **caps,
     )
     from training.console import log_to_file
-    from training.train import train
 
     if as_json:
         with log_to_file(cfg.output_dir / LOG_NAME):
+            from training.train import train
+
             result = train(cfg)
     else:
         result = _progress_run(cfg)

@@ -15,6 +15,7 @@ import contextlib
 import io
 import logging
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,6 +95,7 @@ def log_to_file(path: Path) -> Iterator[Path]:
         for h in consoles:
             h.setLevel(max(h.level, logging.WARNING))
             h.addFilter(quiet)
+        show_warning = warnings.showwarning
         logging.captureWarnings(True)
         switch = _StderrSwitch(stream, real_stderr)  # type: ignore[arg-type]
         try:
@@ -102,6 +104,7 @@ def log_to_file(path: Path) -> Iterator[Path]:
         finally:
             switch.log = None
             logging.captureWarnings(False)
+            warnings.showwarning = show_warning
             for h, level in zip(consoles, saved_levels, strict=True):
                 h.setLevel(level)
                 h.removeFilter(quiet)

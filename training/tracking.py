@@ -37,11 +37,12 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from training.errors import ModelNotFoundError
+from training.errors import ModelNotFoundError  # raised by download_model, re-exported
 
 __all__ = [
     "ENV_URI",
     "REPO_ROOT",
+    "ModelNotFoundError",
     "RegisteredModel",
     "Tracker",
     "TrackingConfig",

@@ -256,6 +256,11 @@ class Recommender:
         score = score[order]
         if use_llm and self.llm is not None and items:
             items, score = self._llm_rescore(req, res, items, score)
+        if len(items) < n:  # a short candidate list is filled in popularity order
+            have = set(items)
+            fill = [i for i in pop_order if i not in have][: n - len(items)]
+            items = items + fill
+            score = np.concatenate([score, [b.w_pop * rs[pop_rank[i]] for i in fill]])
         res.items = items[:n]
         res.scores = [float(s) for s in score[:n]]
         return res

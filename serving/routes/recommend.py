@@ -10,11 +10,23 @@ from serving.schemas import RecommendRequest, RecommendResponse
 
 router = APIRouter(prefix="/v1", tags=["recommend"])
 
+_LINKS = {
+    "FeedbackOnFirstItem": {
+        "operationRef": "#/paths/~1v1~1feedback/post",
+        "requestBody": {
+            "decision_id": "$response.body#/decision_id",
+            "item_id": "$response.body#/items/0/item_id",
+        },
+        "description": "Feedback on the first item of this decision.",
+    }
+}
+"""OpenAPI links: how a client (or a stateful fuzzer) goes from a decision to its feedback."""
+
 
 @router.post(
     "/recommend",
     response_model=RecommendResponse,
-    responses=error_responses(*WITH_BODY, *SERVICE),
+    responses={200: {"links": _LINKS}, **error_responses(*WITH_BODY, *SERVICE)},
 )
 def recommend(req: RecommendRequest, service: Service) -> RecommendResponse:
     """Recommend `n` items; unknown users get a cold-start answer; 503 until ready."""

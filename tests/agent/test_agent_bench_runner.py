@@ -7,9 +7,9 @@ from pathlib import Path
 
 from agent.bench import BenchConfig, bench_tools_args, run_bench
 from agent.bench_scripted import HeuristicLLMServer
-from agent.llm_client import OpenAIChatClient, OpenAIChatConfig, parse_text_tool_call
 from agent.tools.client import ToolClient
 from agent.tools.config import ToolServerConfig
+from recsys.llm.chat import OpenAIChatClient, OpenAIChatConfig, parse_text_tool_call
 from recsys.memory.text_encoder import HashingTextEncoder
 
 HOTPOT = [

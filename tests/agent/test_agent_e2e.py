@@ -9,7 +9,6 @@ import pytest
 
 from agent.bench_data import Task
 from agent.executor import Executor, ExecutorConfig
-from agent.llm_client import OpenAIChatClient, OpenAIChatConfig
 from agent.memory import AgentMemory, MemoryConfig
 from agent.planner import Planner
 from agent.runner import AgentRunner, RunnerConfig
@@ -23,6 +22,7 @@ from agent.scripted_server import (
 from agent.tools.client import ToolClient
 from agent.tools.config import ToolServerConfig
 from agent.tools.search import Document, write_corpus_jsonl
+from recsys.llm.chat import OpenAIChatClient, OpenAIChatConfig
 from recsys.memory.text_encoder import HashingTextEncoder
 
 DOCS = [

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from agent.llm_client import OpenAIChatClient, OpenAIChatConfig
-from agent.plan import Plan, PlanParseError, parse_plan, repair_json, request_plan
+from agent.errors import PlanParseError
+from agent.plan import Plan, parse_plan, request_plan
 from agent.scripted_server import Rule, Script, ScriptedLLMServer, ScriptedReply
+from recsys.llm.chat import OpenAIChatClient, OpenAIChatConfig
+from recsys.llm.json_text import repair_json
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -104,24 +102,6 @@ def test_state_only_case_keys_and_their_cold_fallback() -> None:
     text = enc.encode(["red shoe"])[0]
     np.testing.assert_allclose(cold, text / np.linalg.norm(text), atol=1e-6)
     assert abs(float(np.linalg.norm(cold)) - 1.0) < 1e-5
-
-
-def test_core_imports_no_web_or_tracking() -> None:
-    """Importing the core modules pulls in neither fastapi, mlflow, mcp nor transformers."""
-    mods = (
-        "records config memory.text_encoder rec.state_encoder memory.case_encoder "
-        "memory.case_bank rl.q_network rl.policy rl.losses rl.replay rl.learner rl.tabular "
-        "rl.credit rec.reward rl.checkpoint"
-    )
-    code = (
-        "import sys\n"
-        + "".join(f"import recsys.{m}\n" for m in mods.split())
-        + (
-            "bad = [m for m in ('fastapi', 'mlflow', 'mcp', 'transformers') if m in sys.modules]\n"
-            "assert not bad, bad\n"
-        )
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_use_encoder_real_path() -> None:

@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 
-from serving.testing import AUTH, metric, wait_idle
+from serving.testing import AUTH, READ_AUTH, metric, wait_idle
 
 
 def _events(client: httpx.Client, user: str, items: list[str], action: str = "click") -> None:
@@ -16,7 +16,7 @@ def _events(client: httpx.Client, user: str, items: list[str], action: str = "cl
 
 
 def _decision(client: httpx.Client, user: str, n: int = 5) -> dict:
-    r = client.post("/v1/recommend", json={"user_id": user, "n": n})
+    r = client.post("/v1/recommend", json={"user_id": user, "n": n}, headers=READ_AUTH)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -57,6 +57,7 @@ def test_recommend_uses_cases_and_respects_n_and_exclusions(client: httpx.Client
     body = client.post(
         "/v1/recommend",
         json={"user_id": "alice", "n": 3, "exclude_items": ["other-item"], "explain": True},
+        headers=READ_AUTH,
     ).json()
     ids = [i["item_id"] for i in body["items"]]
     assert "case-item" in ids and "other-item" not in ids and len(ids) <= 3
@@ -66,7 +67,8 @@ def test_recommend_uses_cases_and_respects_n_and_exclusions(client: httpx.Client
 
 
 def test_feedback_accepted_and_unknown_decision_404(client: httpx.Client) -> None:
-    """Feedback on a real decision gets 202; on an unknown decision 404 with a message."""
+    """Feedback on a real decision gets 202; on an unknown decision 404 and on an item the
+    decision did not show 409, each with a message."""
     _events(client, "carol", ["c1", "c2"])
     d = _decision(client, "carol")
     item = d["items"][0]["item_id"]
@@ -103,11 +105,12 @@ def test_feedback_accepted_and_unknown_decision_404(client: httpx.Client) -> Non
             "idempotency_key": uuid.uuid4().hex,
         },
     )
-    assert wrong_item.status_code == 422 and "never-shown" in wrong_item.json()["message"]
+    assert wrong_item.status_code == 409 and "never-shown" in wrong_item.json()["message"]
 
 
-def test_auth_missing_401_wrong_403_recommend_open(client: httpx.Client) -> None:
-    """Keyed routes answer 401 without a key and 403 with a wrong one; recommend is open."""
+def test_auth_missing_401_wrong_403(client: httpx.Client) -> None:
+    """Every /v1 route answers 401 without a key and 403 with a wrong one; recommend takes the
+    read key and the write key, the other routes refuse the read key."""
     wrong = {"Authorization": "Bearer not-the-key"}
     calls = [
         (
@@ -125,7 +128,13 @@ def test_auth_missing_401_wrong_403_recommend_open(client: httpx.Client) -> None
     for method, path, body in calls:
         assert client.request(method, path, json=body).status_code == 401, path
         assert client.request(method, path, json=body, headers=wrong).status_code == 403, path
-    assert client.post("/v1/recommend", json={"user_id": "anon"}).status_code == 200
+        r = client.request(method, path, json=body, headers=READ_AUTH)
+        assert r.status_code == 403, path
+    rec = {"user_id": "anon"}
+    assert client.post("/v1/recommend", json=rec).status_code == 401
+    assert client.post("/v1/recommend", json=rec, headers=wrong).status_code == 403
+    assert client.post("/v1/recommend", json=rec, headers=READ_AUTH).status_code == 200
+    assert client.post("/v1/recommend", json=rec, headers=AUTH).status_code == 200
 
 
 def test_bad_bodies_are_422_with_message(client: httpx.Client) -> None:
@@ -140,11 +149,13 @@ def test_bad_bodies_are_422_with_message(client: httpx.Client) -> None:
         ({"user_id": "u", "recent_events": [{"item_id": "i", "action": "buy"}]}, "action"),
     ]
     for body, field in bad:
-        r = client.post("/v1/recommend", json=body)
+        r = client.post("/v1/recommend", json=body, headers=READ_AUTH)
         assert r.status_code == 422, body
         assert field in r.json()["message"], (body, r.json())
     r = client.post(
-        "/v1/recommend", content=b"{not json", headers={"content-type": "application/json"}
+        "/v1/recommend",
+        content=b"{not json",
+        headers={"content-type": "application/json", **READ_AUTH},
     )
     assert r.status_code == 422 and r.json()["message"]
     r = client.post(
@@ -158,7 +169,7 @@ def test_bad_bodies_are_422_with_message(client: httpx.Client) -> None:
 def test_body_too_large_is_413(client: httpx.Client) -> None:
     """A body over MEMENTO_MAX_BODY_BYTES is refused with 413 before parsing."""
     big = {"user_id": "u", "exclude_items": ["x" * 100] * 900}
-    r = client.post("/v1/recommend", json=big)
+    r = client.post("/v1/recommend", json=big, headers=READ_AUTH)
     assert r.status_code == 413 and r.json()["error"] == "body_too_large"
 
     def chunks():  # streamed without Content-Length
@@ -167,7 +178,8 @@ def test_body_too_large_is_413(client: httpx.Client) -> None:
             yield b'"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",'
         yield b'"x"]}'
 
-    r = client.post("/v1/recommend", content=chunks(), headers={"content-type": "application/json"})
+    headers = {"content-type": "application/json", **READ_AUTH}
+    r = client.post("/v1/recommend", content=chunks(), headers=headers)
     assert r.status_code == 413 and "exceeds" in r.json()["message"]
 
 
@@ -308,4 +320,5 @@ def test_reload_keeps_serving_and_learning(client: httpx.Client) -> None:
     body = r.json()
     assert body["model_version"] != before["model_version"]
     assert body["bank_size"] == before["bank_size"]
-    assert client.post("/v1/recommend", json={"user_id": "alice"}).status_code == 200
+    r = client.post("/v1/recommend", json={"user_id": "alice"}, headers=READ_AUTH)
+    assert r.status_code == 200

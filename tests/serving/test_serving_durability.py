@@ -15,7 +15,7 @@ import pytest
 
 from serving.process import ServerProcess
 from serving.store import Store
-from serving.testing import AUTH, server_env, wait_idle
+from serving.testing import AUTH, READ_AUTH, server_env, wait_idle
 
 
 def _decision(url: str) -> tuple[str, str]:
@@ -25,7 +25,7 @@ def _decision(url: str) -> tuple[str, str]:
             headers=AUTH,
             json={"user_id": "k", "events": [{"item_id": "k1"}, {"item_id": "k2"}]},
         )
-        body = c.post("/v1/recommend", json={"user_id": "k", "n": 2}).json()
+        body = c.post("/v1/recommend", json={"user_id": "k", "n": 2}, headers=READ_AUTH).json()
     return body["decision_id"], body["items"][0]["item_id"]
 
 
@@ -85,17 +85,30 @@ def test_kill9_keeps_every_acknowledged_feedback(tmp_path: Path) -> None:
     store.close()
 
 
-@pytest.mark.parametrize("key", ["", "memento-dev-key"])
-def test_production_mode_refuses_default_or_empty_key(tmp_path: Path, key: str) -> None:
-    """`memento serve` in production mode with a default/empty key exits non-zero, explaining."""
+@pytest.mark.parametrize(
+    ("weak", "key"),
+    [
+        ("MEMENTO_API_KEY", None),
+        ("MEMENTO_API_KEY", "memento-dev-key"),
+        ("MEMENTO_READ_API_KEY", ""),
+        ("MEMENTO_READ_API_KEY", "memento-dev-read-key"),
+    ],
+)
+def test_production_mode_refuses_default_or_empty_key(
+    tmp_path: Path, weak: str, key: str | None
+) -> None:
+    """`memento serve` in production with a default/empty write or read key exits 2, naming it."""
     env = {
         **os.environ,
         "MEMENTO_PRODUCTION": "true",
-        "MEMENTO_API_KEY": key,
+        "MEMENTO_API_KEY": "a-real-write-key",
+        "MEMENTO_READ_API_KEY": "a-real-read-key",
         "MEMENTO_DB_PATH": str(tmp_path / "db.sqlite3"),
     }
-    if not key:
-        env.pop("MEMENTO_API_KEY")
+    if key is None:
+        env.pop(weak)  # unset: the development default
+    else:
+        env[weak] = key
     proc = subprocess.run(
         [sys.executable, "-m", "serving.cli", "--port", "1"],
         env=env,
@@ -103,7 +116,7 @@ def test_production_mode_refuses_default_or_empty_key(tmp_path: Path, key: str) 
         timeout=60,
     )
     assert proc.returncode == 2
-    assert b"refusing to start" in proc.stderr
+    assert b"refusing to start" in proc.stderr and weak.encode() in proc.stderr
 
 
 def test_queue_full_is_503_with_retry_after(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 
 from serving.process import ServerProcess
-from serving.testing import AUTH, server_env
+from serving.testing import AUTH, READ_AUTH, server_env
 
 
 def test_llm_ranking_path_ranks_and_explains(tmp_path: Path) -> None:
@@ -20,7 +20,8 @@ def test_llm_ranking_path_ranks_and_explains(tmp_path: Path) -> None:
         for item in ("warm winter hat", "beach sandals", "wool socks"):
             case = {"user_id": "s", "items": [item], "recent_events": events}
             assert c.post("/v1/cases", headers=AUTH, json=case).status_code == 201
-        r = c.post("/v1/recommend", json={"user_id": "w", "n": 4, "explain": True})
+        body = {"user_id": "w", "n": 4, "explain": True}
+        r = c.post("/v1/recommend", json=body, headers=READ_AUTH)
         assert r.status_code == 200, r.text
         body = r.json()
     scores = [i["score"] for i in body["items"]]

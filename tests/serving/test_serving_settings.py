@@ -7,15 +7,17 @@ from pathlib import Path
 import pytest
 
 from serving.app import create_app, load_core_factory
-from serving.demo_core import build_demo_core
+from serving.core import build_core
 from serving.errors import InsecureSettingsError
-from serving.settings import DEFAULT_API_KEY, ServingSettings
-from serving.soft_q_core import build_soft_q_core
+from serving.settings import DEFAULT_API_KEY, DEFAULT_READ_API_KEY, ServingSettings
+from tests.serving.fake_core import build_fake_core
 
 
 def test_settings_read_memento_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every field comes from its MEMENTO_ variable."""
     monkeypatch.setenv("MEMENTO_API_KEY", "s3cret")
+    monkeypatch.setenv("MEMENTO_READ_API_KEY", "r3ad")
+    monkeypatch.setenv("MEMENTO_PUBLIC_RECOMMEND", "true")
     monkeypatch.setenv("MEMENTO_PORT", "9123")
     monkeypatch.setenv("MEMENTO_QUEUE_SIZE", "7")
     monkeypatch.setenv("MEMENTO_DB_PATH", "/tmp/x.sqlite3")
@@ -25,6 +27,8 @@ def test_settings_read_memento_environment(monkeypatch: pytest.MonkeyPatch) -> N
     s = ServingSettings()
     assert (s.llm, s.text_encoder) == ("smollm2-135m", "hashing")
     assert s.api_key.get_secret_value() == "s3cret" and "s3cret" not in repr(s)
+    assert s.read_api_key.get_secret_value() == "r3ad" and "r3ad" not in repr(s)
+    assert s.public_recommend is True
     assert (s.port, s.queue_size, s.db_path) == (9123, 7, Path("/tmp/x.sqlite3"))
     assert s.model_uri == "models:/memento@champion"
     monkeypatch.setenv("MEMENTO_LLM", "gpt-9")
@@ -32,18 +36,29 @@ def test_settings_read_memento_environment(monkeypatch: pytest.MonkeyPatch) -> N
         ServingSettings()
 
 
-@pytest.mark.parametrize("key", ["", "   ", DEFAULT_API_KEY])
+@pytest.mark.parametrize("key", ["", "   ", DEFAULT_API_KEY, DEFAULT_READ_API_KEY])
 def test_production_refuses_weak_keys_in_create_app(key: str) -> None:
-    """`create_app` raises for production with an empty or default key, not otherwise."""
-    with pytest.raises(InsecureSettingsError, match="refusing to start"):
-        create_app(ServingSettings(production=True, api_key=key))
-    create_app(ServingSettings(production=False, api_key=key))
-    create_app(ServingSettings(production=True, api_key="a-real-key"))
+    """`create_app` raises for production with an empty or default write or read key."""
+    strong = {"api_key": "a-real-key", "read_api_key": "a-real-read-key"}
+    with pytest.raises(InsecureSettingsError, match="refusing to start.*MEMENTO_API_KEY"):
+        create_app(ServingSettings(production=True, **{**strong, "api_key": key}))
+    with pytest.raises(InsecureSettingsError, match="refusing to start.*MEMENTO_READ_API_KEY"):
+        create_app(ServingSettings(production=True, **{**strong, "read_api_key": key}))
+    create_app(ServingSettings(production=False, api_key=key, read_api_key=key))
+    create_app(ServingSettings(production=True, **strong))
+
+
+def test_production_public_mode_needs_no_read_key() -> None:
+    """With MEMENTO_PUBLIC_RECOMMEND the read key is unused, so a default one is accepted."""
+    weak_read = {"api_key": "a-real-key", "read_api_key": DEFAULT_READ_API_KEY}
+    create_app(ServingSettings(production=True, public_recommend=True, **weak_read))
+    with pytest.raises(InsecureSettingsError, match="MEMENTO_API_KEY"):
+        create_app(ServingSettings(production=True, public_recommend=True, api_key=""))
 
 
 def test_core_factory_path_is_resolved() -> None:
     """`MEMENTO_CORE` names `module:function`; malformed paths are rejected."""
-    assert load_core_factory("serving.demo_core:build_demo_core") is build_demo_core
-    assert load_core_factory(ServingSettings().core) is build_soft_q_core  # the default
+    assert load_core_factory("tests.serving.fake_core:build_fake_core") is build_fake_core
+    assert load_core_factory(ServingSettings().core) is build_core  # the default
     with pytest.raises(ValueError, match="module:function"):
-        load_core_factory("serving.demo_core")
+        load_core_factory("tests.serving.fake_core")

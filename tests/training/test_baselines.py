@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 import polars as pl
 import pytest
 
-from training.baselines import ItemKNN, ItemKNNConfig, NotFittedError, Popularity, Ranker
+from training.baselines import ItemKNN, ItemKNNConfig, Popularity, Ranker
+from training.errors import NotFittedError
 
 
 def _frame(rows: list[tuple[int, int]]) -> pl.DataFrame:

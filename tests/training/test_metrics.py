@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from training.errors import EmptyEvaluationError
 from training.metrics import (
-    EmptyEvaluationError,
     hit_rate_at_k,
     hit_rate_at_k_multi,
     item_coverage,

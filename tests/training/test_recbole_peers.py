@@ -99,7 +99,8 @@ def test_finished_seeds_are_reused_without_running_recbole(tmp_path: Path) -> No
     """A result stored for (split, settings, model, seed) is read back; a new split misses."""
     import json
 
-    from training.peers.recbole_runner import PeerEnvConfig, PeerRunError, _cache_key
+    from training.errors import PeerRunError
+    from training.peers.recbole_runner import PeerEnvConfig, _cache_key
 
     rows = [(u, u % 5 + k, 10 * k + u) for u in range(6) for k in range(4)]
     df = _frame(rows).sort("user_id", "ts")

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import pytest
 from rich.console import Console
 
-from training.report import aggregate, markdown_table, rich_table, table_rows
+from training.report import (
+    DEFAULT_METRICS,
+    SHORT_HEADERS,
+    MetricSummary,
+    aggregate,
+    markdown_table,
+    rich_table,
+    rich_tables,
+    table_rows,
+)
 
 RUNS = {
     "popularity": [{"ndcg@10": 0.07, "mrr": 0.05}, {"ndcg@10": 0.07, "mrr": 0.05}],
@@ -55,3 +65,36 @@ def test_rich_table_renders() -> None:
     text = console.export_text()
     assert "soft-q" in text and "popularity" in text and "0.0900 ± 0.0141" in text
     assert text.index("ndcg@10") < text.index("mrr") < text.index("reward_per_decision")
+
+
+def _all_methods_summary() -> dict[str, dict[str, MetricSummary]]:
+    """Every method of the benchmark with every default metric over three seeds."""
+    from training.config import ALL_MODES
+
+    runs = {
+        m: [{k: 0.1234 + 0.01 * s for k in DEFAULT_METRICS} for s in range(3)] for m in ALL_MODES
+    }
+    return aggregate(runs)
+
+
+@pytest.mark.parametrize("width", [100, 80])
+def test_console_tables_fit_the_width(width: int) -> None:
+    """Split tables of all methods x all metrics (mean ± std) stay within `width` columns,
+    on a terminal wider than that too, and lose no header or cell to truncation."""
+    summary = _all_methods_summary()
+    console = Console(width=200, record=True, file=io.StringIO())
+    for table in rich_tables(summary, title="replay: synthetic", width=width):
+        console.print(table)
+    text = console.export_text()
+    widest = max(text.splitlines(), key=len)
+    assert len(widest) <= width, f"{len(widest)} > {width}: {widest!r}"
+    assert "…" not in text
+    for metric in DEFAULT_METRICS:
+        assert SHORT_HEADERS.get(metric, metric) in text, metric
+    assert "recbole-sasrec" in text and "0.1334 ± 0.0100" in text
+
+
+def test_console_tables_one_table_when_it_fits() -> None:
+    """A narrow summary stays one table with the plain title."""
+    tables = rich_tables(aggregate(RUNS), ["ndcg@10", "mrr"], title="t", width=100)
+    assert len(tables) == 1 and tables[0].title == "t"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
-import sys
+import json
+import os
 from pathlib import Path
 
 import pytest
 
+from training.errors import ModelNotFoundError
 from training.tracking import (
-    ModelNotFoundError,
     Tracker,
     TrackingConfig,
     download_model,
@@ -101,13 +103,28 @@ def test_tiny_run_logs_and_registers_model(store: Path, tmp_path: Path) -> None:
 
     run = t.client.get_run(run_id)
     assert run.data.params["inner.ks"] == "(5, 10)"
+    assert set(run.data.metrics) == {
+        "losses/td",
+        "eval/ndcg_at_10",
+        "eval/hr_at_10",
+        "replay/reward",
+    }, "every metric is stored under its namespace"
     assert run.data.metrics["eval/ndcg_at_10"] == pytest.approx(0.2)
     assert run.data.metrics["losses/td"] == pytest.approx(0.25)
     assert {"curve.png", "config.json", "results.csv", "results.md", "model"} <= set(
         t.list_artifacts()
     )
     assert (store / "artifacts").is_dir()
-    assert t.artifact_dir is not None and (t.artifact_dir / "curve.png").is_file()
+    art = t.artifact_dir
+    assert art is not None and (art / "curve.png").read_bytes() == b"\x89PNG fake"
+    assert json.loads((art / "config.json").read_text()) == {
+        "name": "soft-q",
+        "inner": {"alpha": 0.1, "ks": [5, 10]},
+        "path": "/tmp/x",
+    }
+    with (art / "results.csv").open(newline="") as fh:
+        assert list(csv.DictReader(fh)) == [{"method": "pop", "ndcg@10": "0.1"}]
+    assert (art / "results.md").read_text() == "| x |\n"
     assert t.metric_history("eval/ndcg@10") == [(1, 0.2)]
 
     assert reg.version == "1"
@@ -134,9 +151,12 @@ def test_failed_block_marks_run_failed(store: Path) -> None:
     assert t.status == "FAILED"
 
 
-def test_recsys_never_imports_mlflow() -> None:
-    """The core package stays free of mlflow (tracking is at the edge)."""
-    import importlib
+def test_run_leaves_the_global_tracking_uri_alone(store: Path) -> None:
+    """The URI comes from the config per client: a run sets no process-wide MLflow URI."""
+    import mlflow
 
-    importlib.import_module("recsys")
-    assert all(not m.startswith("recsys") or "mlflow" not in m for m in sys.modules)
+    cfg = _cfg(store)
+    with Tracker(cfg, run_name="edge"):
+        pass
+    assert mlflow.get_tracking_uri() != cfg.uri
+    assert os.environ.get("MLFLOW_TRACKING_URI") != cfg.uri

@@ -63,8 +63,13 @@ def test_train_logs_run_and_registers_champion(tiny_run: tuple[object, str]) -> 
     assert mv.run_id == result.run_id  # type: ignore[attr-defined]
     arts = {a.path for a in client.list_artifacts(result.run_id)}  # type: ignore[attr-defined]
     assert {"learning_curve.png", "comparison.png", "metrics.md", "config.json"} <= arts
+    from recsys.bundle import ModelBundle
+
     model = result.paths["model"]  # type: ignore[attr-defined]
-    assert (model / "learner.pt").is_file() and (model / "case_bank" / "bank.json").is_file()
+    assert ModelBundle.is_bundle(model)
+    bundle = ModelBundle.load(model)  # every part present, widths agree
+    assert bundle.meta["mode"] == "soft-q" and bundle.learner.mode == "soft-q"
+    assert len(bundle.bank) > 100 and len(bundle.items) > 0 and len(bundle.popularity) > 0
 
 
 def test_train_uses_llm_in_evaluation(tiny_run: tuple[object, str]) -> None:
@@ -120,28 +125,57 @@ def test_soft_q_reward_improves_over_iterations(tmp_path: Path) -> None:
 
 
 def test_serving_loads_the_trained_model(tiny_run: tuple[object, str], tmp_path: Path) -> None:
-    """The registered champion is served as trained: state-only case keys, Q over case items."""
+    """The registered champion bundle is served as trained (state-only case keys, Q over case
+    items, its catalogue titles): a cold user gets the bundle's popularity list with non-zero
+    scores, a warm user a list with case-backed items; a local snapshot serves the same."""
     import time
 
+    from recsys.bundle import ModelBundle
+    from serving.core import ServingCore, build_core
     from serving.service import CoreEvent
     from serving.settings import ServingSettings
-    from serving.soft_q_core import SoftQCore
     from serving.store import Store
 
-    _, uri = tiny_run
-    settings = ServingSettings(
-        db_path=tmp_path / "db.sqlite3",
-        text_encoder="hashing",
-        text_dim=64,
-        model_uri="models:/memento-recsys@champion",
-        mlflow_uri=uri,
-    )  # type: ignore[call-arg]
-    core = SoftQCore(settings, Store(tmp_path / "db.sqlite3"))
-    bank = core.runtime.model.bank
+    result, uri = tiny_run
+    trained = ModelBundle.load(result.paths["model"])  # type: ignore[attr-defined]
+
+    def serve(folder: Path, model_uri: str) -> ServingCore:
+        settings = ServingSettings(
+            db_path=folder / "db.sqlite3",
+            text_encoder="hashing",
+            text_dim=64,
+            model_uri=model_uri,
+            mlflow_uri=uri,
+            policy="greedy",
+        )  # type: ignore[call-arg]
+        return build_core(settings, Store(folder / "db.sqlite3"))
+
+    core = serve(tmp_path, "models:/memento-recsys@champion")
+    rt = core.runtime
+    assert "memento-recsys@champion" in core.model_version
+    assert core.not_ready_reason() is None
+    bank = rt.bank
     assert bank.cfg.q_input == "content" and bank.cfg.key_state_weight == 1.0
-    assert core.bank_size() > 100
-    item = str(bank.get(bank.ids()[0]).payload["item_id"])
-    assert core.runtime.catalog.titles([item])[0] != item  # the model ships its catalogue
+    assert core.bank_size() == len(trained.bank) > 100
+    assert rt.items.ids == trained.items.ids and rt.items.titles == trained.items.titles
     now = time.time()
-    r = core.recommend("u1", 5, {}, (CoreEvent(item, "click", now - 5),), [], False)
-    assert r.cases and len(r.items) == 5
+    cold = core.recommend("nobody", 5, {}, (), [], False)
+    want = trained.popularity.top(5, now, set())
+    assert [i.item_id for i in cold.items] == [trained.items.ids[r] for r in want]
+    assert all(i.score > 0 for i in cold.items) and cold.cases == ()
+    item = str(bank.get(bank.ids()[0]).payload["item_id"])
+    title = trained.items.titles[trained.items.row_of[item]]
+    assert title and title != item  # the model ships its catalogue titles
+    events = (CoreEvent(item, "click", now - 5),)
+    warm = core.recommend("u1", 5, {}, events, [], False, at=now)
+    assert warm.cases and len(warm.items) == 5
+    assert any(i.cases for i in warm.items)
+    for i in warm.items:
+        assert i.title == trained.items.titles[trained.items.row_of[i.item_id]]
+    core.checkpoint()
+    snap = serve(tmp_path, "none")  # no registry: the local snapshot of the served bundle
+    assert snap.bank_size() == core.bank_size()
+    again = snap.recommend("u1", 5, {}, events, [], False, at=now)
+    assert [(i.item_id, i.score, i.cases) for i in again.items] == [
+        (i.item_id, i.score, i.cases) for i in warm.items
+    ]

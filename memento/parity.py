@@ -118,7 +118,8 @@ def run_parity(
         "MEMENTO_TEXT_DIM": str(cfg.train.text_dim),
     }
     (work / "parity.sqlite3").unlink(missing_ok=True)
-    identical, first_diff, mismatches = 0, [], 0
+    identical, mismatches = 0, 0
+    first_diff: list[dict[str, Any]] = []
     offline_s = time.perf_counter() - t0
     headers = {"Authorization": f"Bearer {READ_KEY}"}
     with (

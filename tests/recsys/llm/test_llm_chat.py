@@ -6,14 +6,14 @@ import socket
 
 import pytest
 
-from agent.llm_client import (
+from recsys.llm.chat import (
     ChatReply,
-    LLMCallError,
     OpenAIChatClient,
     OpenAIChatConfig,
     ToolCall,
     _flatten,
 )
+from recsys.llm.errors import LLMBackendError
 
 SEARCH = {
     "type": "function",
@@ -26,12 +26,12 @@ SEARCH = {
 
 
 def test_unreachable_endpoint_raises_after_retries() -> None:
-    """A closed port is retried max_retries times, then surfaces as LLMCallError."""
+    """A closed port is retried max_retries times, then surfaces as LLMBackendError."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cfg = OpenAIChatConfig(f"http://127.0.0.1:{port}/v1", "m", max_retries=1, backoff_s=0.01)
-    with pytest.raises(LLMCallError, match="after retries"):
+    with pytest.raises(LLMBackendError, match="after retries"):
         OpenAIChatClient(cfg).chat([{"role": "user", "content": "hi"}])
 
 
