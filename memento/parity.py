@@ -54,25 +54,10 @@ def _offline(cfg: ParityConfig, progress: Callable[[str, int, int], None] | None
     from training.evaluate import eval_decisions
     from training.modes import recommender_for, run_memory_mode
     from training.replay_env import build_parts, run_pass
-    from training.replay_world import build_world
-    from training.train import _encoder, build_bundle, load_data, split_data
+    from training.train import build_bundle, prepare_world
 
     tc = dataclasses.replace(cfg.train, max_eval_decisions=cfg.decisions, prequential=False)
-    interactions, items, name = load_data(tc)
-    split = split_data(tc, interactions)
-    world = build_world(
-        interactions,
-        split.test,
-        items,
-        _encoder(tc),
-        tc.state,
-        tc.reward,
-        tc.window_hours,
-        collab_dim=tc.collab_dim,
-        collab_weight=tc.collab_weight,
-        item_knn=tc.blend.w_knn > 0,
-        case_state_weight=tc.case_state_weight,
-    )
+    world, _split, name = prepare_world(tc)
     if cfg.bundle is not None:
         bundle = ModelBundle.load(cfg.bundle)
         parts = build_parts(world, tc, ~world.held_out)

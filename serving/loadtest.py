@@ -1,14 +1,17 @@
 """HTTP load test of the running service on loopback, next to the bare in-process core call.
 
 `memento bench serving --cases 100000 --requests 2000 --concurrency 8 --llm smollm2-135m`
-seeds a fresh SQLite store with synthetic event histories and a case log of `--cases` cases
-keyed exactly as the soft-Q core keys them (state = pooled item vectors, key = normalised
-0.5 state + 0.5 item vector), then, for each variant (no LLM, then `--llm` unless `none`):
-times `SoftQCore.recommend` in-process (the baseline, same settings, same request mix), starts
-`memento serve` on 127.0.0.1 with the same settings and drives it with httpx (async, bounded
-in requests and seconds): recommend with one request in flight (latency, compared with the
-bare call), recommend with `--concurrency` in flight (throughput), then feedback on the
-decisions it returned. Prints one JSON object: p50/p99 and throughput per phase, load average.
+writes a synthetic catalogue (`MEMENTO_ITEMS_PATH`), seeds a fresh SQLite store with event
+histories over it, and writes `--cases` cases through an in-process `serving.core.ServingCore`
+keyed exactly as the core keys them (`Runtime.case_encoder` over the runtime's item vectors:
+state = mean of 5 item vectors, + the case item's vector), into both the case log and the bank
+(`Runtime.add_cases`), then checkpoints a bank snapshot. Then, for each variant (no LLM, then
+`--llm` unless `none`): times `ServingCore.recommend` in-process on that snapshot (the baseline,
+same settings, same request mix), starts `memento serve` on 127.0.0.1 with the same settings
+and drives it with httpx (async, bounded in requests and seconds): recommend with one request
+in flight (latency, compared with the bare call), recommend with `--concurrency` in flight
+(throughput), then feedback on the decisions it returned. Prints one JSON object: p50/p99 and
+throughput per phase, load average. Recommend sends the read key, feedback the write key.
 """
 
 from __future__ import annotations
@@ -28,15 +31,15 @@ from typing import Any
 
 import httpx
 import numpy as np
+import polars as pl
 
-from recsys.memory.text_encoder import HashingTextEncoder
 from serving.app import limit_blas_threads
+from serving.core import build_core
 from serving.process import ServerProcess
 from serving.service import CoreEvent
 from serving.settings import ServingSettings
-from serving.soft_q_core import build_soft_q_core
 from serving.store import CaseRecord, Store
-from serving.testing import AUTH, READ_AUTH, server_env
+from serving.testing import AUTH, READ_AUTH, metric, server_env
 
 logger = logging.getLogger(__name__)
 
@@ -99,21 +102,54 @@ def _stats(lat: list[float], errors: int, wall: float) -> PhaseStats:
     )
 
 
-def _settings(db: Path, cfg: LoadConfig, llm: str) -> ServingSettings:
+_KINDS = ("running shoe", "wool hat", "garden chair", "desk lamp", "phone case", "tea cup")
+_COLOURS = ("red", "blue", "green", "black", "white")
+
+
+def write_catalogue(path: Path, cfg: LoadConfig) -> list[str]:
+    """A canonical `items.parquet` of `cfg.items` items (ids `i<k>`, unique titles); the ids."""
+    ids = [f"i{k}" for k in range(cfg.items)]
+    titles = [
+        f"{_COLOURS[k % len(_COLOURS)]} {_KINDS[(k // len(_COLOURS)) % len(_KINDS)]} {k}"
+        for k in range(cfg.items)
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame({"item_id": ids, "title": titles}).write_parquet(path)
+    return ids
+
+
+def _settings(db: Path, items: Path, cfg: LoadConfig, llm: str) -> ServingSettings:
+    """The settings of the bare core; `_env` gives the server the same ones."""
     return ServingSettings(
         db_path=db,
         text_encoder="hashing",
         text_dim=cfg.dim,
         index=cfg.index,  # type: ignore[arg-type]
         llm=llm,  # type: ignore[arg-type]
+        model_uri="none",
+        items_path=items,
     )
 
 
-def seed_store(db: Path, cfg: LoadConfig) -> dict[str, list[CoreEvent]]:
-    """Write synthetic events and a case log keyed like the soft-Q core; each user's history."""
+def _env(db: Path, items: Path, cfg: LoadConfig, llm: str) -> dict[str, str]:
+    return server_env(
+        db,
+        MEMENTO_CHECKPOINT_EVERY="500",
+        MEMENTO_QUEUE_SIZE="100000",
+        MEMENTO_TEXT_DIM=str(cfg.dim),
+        MEMENTO_INDEX=cfg.index,
+        MEMENTO_LLM=llm,
+        MEMENTO_MODEL_URI="none",
+        MEMENTO_ITEMS_PATH=str(items),
+    )
+
+
+def seed_store(db: Path, items: Path, cfg: LoadConfig) -> dict[str, list[CoreEvent]]:
+    """Catalogue events per user into the store, then `cfg.cases` cases written through an
+    in-process core (case log + bank) and a bank snapshot; each user's history."""
     rng = random.Random(cfg.seed)
     weights = list(itertools.accumulate(1.0 / (k + 1) for k in range(cfg.items)))
-    catalog = [f"i{k}" for k in range(cfg.items)]
+    catalog = write_catalogue(items, cfg)
     store = Store(db)
     now = time.time()
     histories: dict[str, list[CoreEvent]] = {}
@@ -125,41 +161,58 @@ def seed_store(db: Path, cfg: LoadConfig) -> dict[str, list[CoreEvent]]:
         ]
         histories[f"u{u}"] = events
         store.append_events(f"u{u}", events)
-    vecs = HashingTextEncoder(cfg.dim).encode(catalog)  # the core's item vectors (title = id)
-    hist = np.array(
-        [rng.choices(range(cfg.items), cum_weights=weights, k=5) for _ in range(cfg.cases)]
-    )
-    acted = np.array(rng.choices(range(cfg.items), cum_weights=weights, k=cfg.cases))
-    states = vecs[hist].mean(1)
-    states /= np.maximum(np.linalg.norm(states, axis=1, keepdims=True), 1e-12)
-    keys = 0.5 * states + 0.5 * vecs[acted]
-    keys = (keys / np.maximum(np.linalg.norm(keys, axis=1, keepdims=True), 1e-12)).astype(
-        np.float32
-    )
-    records = [
-        CaseRecord(
-            f"s{c}",
-            f"u{c % cfg.users}",
-            {"items": [catalog[acted[c]]], "title": catalog[acted[c]], "source": "replay"},
-            keys[c].tobytes(),
-            1.0,
-            now - 7200,
-            False,
+    core = build_core(_settings(db, items, cfg, "none"), store)
+    rt = core.runtime
+    assert rt.items.ids == catalog, "the core must serve the written catalogue"
+    vecs = rt.items.vecs  # the core's own item vectors
+    for lo in range(0, cfg.cases, 20_000):
+        hi = min(cfg.cases, lo + 20_000)
+        hist = np.array(
+            [rng.choices(range(cfg.items), cum_weights=weights, k=5) for _ in range(lo, hi)]
         )
-        for c in range(cfg.cases)
-    ]
-    store.put_cases(records)
+        acted = rng.choices(range(cfg.items), cum_weights=weights, k=hi - lo)
+        states = vecs[hist].mean(1)
+        states /= np.maximum(np.linalg.norm(states, axis=1, keepdims=True), 1e-12)
+        sids = [f"s{c}" for c in range(lo, hi)]
+        owners = [f"u{c % cfg.users}" for c in range(lo, hi)]
+        payloads = [
+            {
+                "item_id": catalog[a],
+                "items": [catalog[a]],
+                "title": rt.items.titles[a],
+                "source": "replay",
+                "sid": sid,
+                "user_id": owner,
+            }
+            for a, sid, owner in zip(acted, sids, owners, strict=True)
+        ]
+        ts = [now - 7200] * len(sids)
+        cases = rt.case_encoder.make_cases(states, payloads, [1.0] * len(sids), ts, "replay")
+        store.put_cases(
+            CaseRecord(sid, owner, c.payload, c.key.tobytes(), c.reward, c.ts, False)
+            for sid, owner, c in zip(sids, owners, cases, strict=True)
+        )
+        with rt.lock:
+            rt.add_cases(cases, sids, owners)
+    assert core.bank_size() == cfg.cases, (core.bank_size(), cfg.cases)
+    core.checkpoint()  # the bank snapshot: the bare cores and servers restore it, no re-index
+    core.close()
     store.close()
     return histories
 
 
 def bare_core(
-    db: Path, histories: dict[str, list[CoreEvent]], cfg: LoadConfig, llm: str, requests: int
+    db: Path,
+    items: Path,
+    histories: dict[str, list[CoreEvent]],
+    cfg: LoadConfig,
+    llm: str,
+    requests: int,
 ) -> tuple[PhaseStats, int]:
-    """Time `SoftQCore.recommend` in-process on the same store, settings and request mix."""
+    """Time `ServingCore.recommend` in-process on the same store, settings and request mix."""
     limit_blas_threads(1)  # same BLAS setting as the server (MEMENTO_BLAS_THREADS default)
     store = Store(db)
-    core = build_soft_q_core(_settings(db, cfg, llm), store)
+    core = build_core(_settings(db, items, cfg, llm), store)
     size = core.bank_size()
     rng = random.Random(cfg.seed + 1)
     users = list(histories)
@@ -175,7 +228,6 @@ def bare_core(
         if time.perf_counter() - start > cfg.max_seconds:
             break
     wall = time.perf_counter() - start
-    core.checkpoint()  # learner + bank snapshot: the server restores it instead of re-indexing
     core.close()
     store.close()
     del core
@@ -221,31 +273,30 @@ async def _drive(
 
 
 def _variant(
-    db: Path, workdir: Path, histories: dict[str, list[CoreEvent]], cfg: LoadConfig, llm: str
+    db: Path,
+    items: Path,
+    workdir: Path,
+    histories: dict[str, list[CoreEvent]],
+    cfg: LoadConfig,
+    llm: str,
 ) -> dict[str, Any]:
     requests = cfg.requests if llm == "none" else cfg.llm_requests
-    bare, size = bare_core(db, histories, cfg, llm, requests)
+    bare, size = bare_core(db, items, histories, cfg, llm, requests)
     rng = random.Random(cfg.seed + 2)
     users = list(histories)
     rec_bodies = [
         ("/v1/recommend", {"user_id": rng.choice(users), "n": cfg.n}, READ_AUTH)
         for _ in range(requests)
     ]
-    env = server_env(
-        db,
-        MEMENTO_CHECKPOINT_EVERY="500",
-        MEMENTO_QUEUE_SIZE="100000",
-        MEMENTO_TEXT_DIM=str(cfg.dim),
-        MEMENTO_INDEX=cfg.index,
-        MEMENTO_LLM=llm,
-    )
     log = workdir / f"server-{llm}.log"
-    with ServerProcess(env, log=log).start(timeout_s=600) as server:
+    with ServerProcess(_env(db, items, cfg, llm), log=log).start(timeout_s=600) as server:
         assert server.proc is not None
         for u in users[:20]:  # warm-up
             httpx.post(
                 server.url + "/v1/recommend", json={"user_id": u}, headers=READ_AUTH, timeout=120
             )
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            served_cases = int(metric(client, "memento_case_bank_size"))
         load_before = os.getloadavg()
         rec1, _ = asyncio.run(_drive(server.url, rec_bodies, cfg, 1))
         rec, decisions = asyncio.run(_drive(server.url, rec_bodies, cfg, cfg.concurrency))
@@ -268,6 +319,10 @@ def _variant(
     return {
         "llm": llm,
         "bank_cases": size,
+        "server_bank_cases": served_cases,
+        "http_share_with_cases": round(sum(bool(d["cases"]) for d in decisions) / len(decisions), 3)
+        if decisions
+        else 0.0,
         "bare_core_recommend": asdict(bare),
         "http_recommend_sequential": asdict(rec1),
         f"http_recommend_concurrency_{cfg.concurrency}": asdict(rec),
@@ -280,17 +335,17 @@ def _variant(
 
 def run_loadtest(cfg: LoadConfig, workdir: Path) -> dict[str, Any]:
     """Seed, then per LLM variant: bare core, server, both HTTP phases; the figures."""
-    db = workdir / "load.sqlite3"
+    db, items = workdir / "load.sqlite3", workdir / "catalogue" / "items.parquet"
     t0 = time.perf_counter()
-    histories = seed_store(db, cfg)
+    histories = seed_store(db, items, cfg)
     seed_s = time.perf_counter() - t0
     variants = ["none"] + ([cfg.llm] if cfg.llm != "none" else [])
     return {
         "config": asdict(cfg),
         "seed_seconds": round(seed_s, 1),
-        "core": "soft-q (serving.soft_q_core), hashing text encoder",
+        "core": "serving.core (fresh ModelBundle over the catalogue), hashing text encoder",
         "cpu_count": os.cpu_count(),
-        "variants": [_variant(db, workdir, histories, cfg, llm) for llm in variants],
+        "variants": [_variant(db, items, workdir, histories, cfg, llm) for llm in variants],
         "note": "load_average_1_5_15 = [1-min before the recommend phases, 1/5/15-min after]; "
         "ratios compare sequential HTTP (one request in flight) with the sequential bare call",
     }

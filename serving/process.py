@@ -43,17 +43,20 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout_s
+        last = "no answer"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited early with code {self.proc.returncode}")
             try:
-                if httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200:
+                r = httpx.get(self.url + "/readyz", timeout=1.0)
+                if r.status_code == 200:
                     return self
+                last = r.text
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"server not ready after {timeout_s} s")
+        raise RuntimeError(f"server not ready after {timeout_s} s; /readyz: {last}")
 
     def kill9(self) -> None:
         """SIGKILL, no shutdown hooks (crash simulation)."""

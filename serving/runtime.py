@@ -262,7 +262,7 @@ def choose_bundle(settings: ServingSettings) -> tuple[ModelBundle, str, str]:
             bundle = _load(folder)
             bundle.meta["base"] = version
             return bundle, version, f"registered model {version}"
-    if snap_meta:
+    if ModelBundle.is_bundle(snap):  # a fresh model's snapshot has empty meta: still ours
         bundle = _load(snap)
         return bundle, bundle.version or "snapshot", f"local snapshot {snap}"
     return fresh_bundle(settings), "fresh", "fresh model (no registered model or snapshot)"
@@ -333,9 +333,12 @@ def build_runtime(settings: ServingSettings, store: Store) -> Runtime:
 
 def save_snapshot(rt: Runtime, dst: Path, *, with_bank: bool) -> None:
     """Write the served bundle (learner, + bank when asked) to `dst`; `meta.base` records the
-    registered version it descends from."""
+    registered version it descends from. Its popularity log is the bundle's own: the served
+    events live in the store and `build_runtime` counts them again at the next start."""
     rt.bundle.version = rt.version
-    rt.bundle.save(dst, with_bank=with_bank)
+    pop = rt.bundle.popularity
+    own = Popularity(pop.n_items, *rt.base_popularity, half_life_hours=pop.half_life_hours)
+    dataclasses.replace(rt.bundle, popularity=own).save(dst, with_bank=with_bank)
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,11 @@ from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from mlflow.artifacts import download_artifacts
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from mlflow.artifacts import download_artifacts
 from training.errors import ModelNotFoundError  # raised by download_model, re-exported
 
 __all__ = [
@@ -361,6 +361,7 @@ def download_model(
 
     The returned folder holds exactly what was passed to :meth:`Tracker.register_model`.
     """
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bar in logs
     client = _client(config or TrackingConfig())
     try:
         mv = client.get_model_version_by_alias(name, alias)

@@ -169,17 +169,13 @@ class RunOutput:
     """Dataset name."""
 
 
-def run_methods(cfg: TrainConfig, progress: Progress | None = None) -> RunOutput:
-    """Every configured method and seed on one world and one set of training parts."""
-    import torch
-
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+def prepare_world(cfg: TrainConfig) -> tuple[ReplayWorld, Any, str]:
+    """(world, split, dataset name): the configured data, split and replayed as arrays."""
     interactions, items, name = load_data(cfg)
     split = split_data(cfg, interactions)
-    held = split.test
     world = build_world(
         interactions,
-        held,
+        split.test,
         items,
         _encoder(cfg),
         cfg.state,
@@ -190,6 +186,15 @@ def run_methods(cfg: TrainConfig, progress: Progress | None = None) -> RunOutput
         item_knn=cfg.blend.w_knn > 0,
         case_state_weight=cfg.case_state_weight,
     )
+    return world, split, name
+
+
+def run_methods(cfg: TrainConfig, progress: Progress | None = None) -> RunOutput:
+    """Every configured method and seed on one world and one set of training parts."""
+    import torch
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    world, split, name = prepare_world(cfg)
     parts = build_parts(world, cfg, ~world.held_out)
     llm = None
     if any(m in LLM_MODES for m in cfg.modes):

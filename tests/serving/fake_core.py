@@ -89,7 +89,9 @@ class FakeCore:
                 (i for i in self.catalogue if i not in excluded),
                 key=lambda i: (-self._popularity[i], order[i]),
             )[:n]
-            items = tuple(RankedItem(i, self.catalogue[i], float(self._popularity[i])) for i in ranked)
+            items = tuple(
+                RankedItem(i, self.catalogue[i], float(self._popularity[i])) for i in ranked
+            )
             shown = list(self._cases)[:MAX_CASES_SHOWN]
         cases = tuple(CaseChoice(c, 1.0 / len(shown)) for c in shown)
         state = json.dumps({"user": user_id, "events": [e.item_id for e in recent_events]})

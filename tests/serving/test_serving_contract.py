@@ -44,14 +44,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
             "title": pl.Series(list(CATALOGUE.values()), dtype=pl.String),
         }
     ).write_parquet(items)
-    env = server_env(tmp / "db.sqlite3", MEMENTO_ITEMS_PATH=str(items))
+    # MODEL_URI none: a fresh model over this catalogue, whatever the repo's registry holds
+    env = server_env(tmp / "db.sqlite3", MEMENTO_ITEMS_PATH=str(items), MEMENTO_MODEL_URI="none")
     with ServerProcess(env, log=tmp / "server.log") as proc:
         yield proc
 
 
-def _schemathesis(
-    server: ServerProcess, tmp: Path, headers: dict[str, str], *options: str
-) -> str:
+def _schemathesis(server: ServerProcess, tmp: Path, headers: dict[str, str], *options: str) -> str:
     """`st run --checks all` against the server; fails with the report on any finding."""
     cmd = [
         sys.executable,

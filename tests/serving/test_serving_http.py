@@ -105,7 +105,12 @@ def test_feedback_reaches_the_core(client: TestClient, core: FakeCore) -> None:
     client.post("/v1/events", json={"user_id": "u", "events": [{"item_id": "i3"}]}, headers=AUTH)
     d = client.post("/v1/recommend", json={"user_id": "u", "n": 1}, headers=READ_AUTH).json()
     assert [i["item_id"] for i in d["items"]] == ["i3"], "popularity ranks the seen item first"
-    fb = {"decision_id": d["decision_id"], "item_id": "i3", "action": "cart", "idempotency_key": "k"}
+    fb = {
+        "decision_id": d["decision_id"],
+        "item_id": "i3",
+        "action": "cart",
+        "idempotency_key": "k",
+    }
     assert client.post("/v1/feedback", json=fb, headers=AUTH).status_code == 202
     deadline = time.monotonic() + 5
     while not core.feedback and time.monotonic() < deadline:

@@ -40,9 +40,9 @@ def test_settings_read_memento_environment(monkeypatch: pytest.MonkeyPatch) -> N
 def test_production_refuses_weak_keys_in_create_app(key: str) -> None:
     """`create_app` raises for production with an empty or default write or read key."""
     strong = {"api_key": "a-real-key", "read_api_key": "a-real-read-key"}
-    with pytest.raises(InsecureSettingsError, match="refusing to start.*MEMENTO_API_KEY"):
+    with pytest.raises(InsecureSettingsError, match=r"refusing to start.*MEMENTO_API_KEY"):
         create_app(ServingSettings(production=True, **{**strong, "api_key": key}))
-    with pytest.raises(InsecureSettingsError, match="refusing to start.*MEMENTO_READ_API_KEY"):
+    with pytest.raises(InsecureSettingsError, match=r"refusing to start.*MEMENTO_READ_API_KEY"):
         create_app(ServingSettings(production=True, **{**strong, "read_api_key": key}))
     create_app(ServingSettings(production=False, api_key=key, read_api_key=key))
     create_app(ServingSettings(production=True, **strong))

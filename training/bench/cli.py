@@ -109,4 +109,3 @@ def prepare_command(
     err = None if as_json else Console(stderr=True)
     results = bench_prepare(_ints(rows), work_dir, err)
     typer.echo(json.dumps({"benchmark": "prepare", "runs": results}))
-
