@@ -18,14 +18,43 @@ READ_AUTH = {"Authorization": f"Bearer {TEST_READ_API_KEY}"}
 """Authorization header for `TEST_READ_API_KEY` (`POST /v1/recommend` only)."""
 
 
+TEST_ITEMS: dict[str, str] = {
+    **{i: f"test item {i}" for i in ("p1", "p2", "a1", "a2", "l1", "l2", "l3", "k1", "k2")},
+    **{i: f"test item {i}" for i in ("e1", "e2", "e3", "z0", "z1", "z2", "i")},
+    "case-item": "case item",
+    "other-item": "other item",
+    "target-item": "target item",
+    **{f"rival-{k}": f"rival item {k}" for k in range(3)},
+    "red wool scarf": "red wool scarf",
+    "winter gloves": "winter gloves",
+    "warm winter hat": "warm winter hat",
+    "beach sandals": "beach sandals",
+    "wool socks": "wool socks",
+}
+"""The catalogue test servers recommend from (id -> title): only these items can be shown."""
+
+
+def write_catalogue(path: Path, items: dict[str, str]) -> Path:
+    """A canonical `items.parquet` (item_id, title) at `path`."""
+    import polars as pl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame({"item_id": list(items), "title": list(items.values())}).write_parquet(path)
+    return path
+
+
 def server_env(db: Path, **extra: str) -> dict[str, str]:
-    """`MEMENTO_*` environment for a test server on database `db` (fast hashing encoder)."""
+    """`MEMENTO_*` environment for a test server on database `db` (fast hashing encoder), no
+    registry model, the `TEST_ITEMS` catalogue (written beside the database)."""
+    items = write_catalogue(db.parent / "test-items.parquet", TEST_ITEMS)
     return {
         "MEMENTO_API_KEY": TEST_API_KEY,
         "MEMENTO_READ_API_KEY": TEST_READ_API_KEY,
         "MEMENTO_DB_PATH": str(db),
         "MEMENTO_TEXT_ENCODER": "hashing",
         "MEMENTO_UPDATES_PER_FEEDBACK": "4",
+        "MEMENTO_MODEL_URI": "none",
+        "MEMENTO_ITEMS_PATH": str(items),
         **extra,
     }
 

@@ -25,7 +25,7 @@ def test_health_ready_and_metrics(client: httpx.Client) -> None:
     """Liveness, readiness and the four required metric families are exposed."""
     assert client.get("/healthz").json()["status"] == "ok"
     ready = client.get("/readyz").json()
-    assert ready["status"] == "ready" and ready["model_version"].startswith("softq:")
+    assert ready["status"] == "ready" and ready["model_version"] == "fresh.r0"
     text = client.get("/metrics").text
     for name in (
         "memento_request_latency_seconds_bucket",
