@@ -22,13 +22,13 @@ from serving.middleware import BodyLimitMiddleware, LatencyMiddleware
 from serving.recommend_service import RecommendService
 from serving.routes import cases, events, feedback, health, recommend, users
 from serving.security import read_access
-from serving.service import RecommenderCore
+from serving.service import RecommenderBackend
 from serving.settings import ServingSettings
 from serving.store import Store
 
 logger = logging.getLogger(__name__)
 
-CoreFactory = Callable[[ServingSettings, Store], RecommenderCore]
+CoreFactory = Callable[[ServingSettings, Store], RecommenderBackend]
 """`factory(settings, store) -> core`, named by `MEMENTO_CORE=module:function`."""
 
 
@@ -54,7 +54,7 @@ def limit_blas_threads(n: int) -> None:
 
 
 def create_app(
-    settings: ServingSettings | None = None, core: RecommenderCore | None = None
+    settings: ServingSettings | None = None, core: RecommenderBackend | None = None
 ) -> FastAPI:
     """Build the app; raises `InsecureSettingsError` for an insecure production config."""
     settings = settings or ServingSettings()
@@ -66,7 +66,7 @@ def create_app(
         limit_blas_threads(settings.blas_threads)
         store = Store(settings.db_path, settings.decision_flush_ms)
         the_core = core or load_core_factory(settings.core)(settings, store)
-        assert isinstance(the_core, RecommenderCore), f"{type(the_core)=} lacks the Protocol"
+        assert isinstance(the_core, RecommenderBackend), f"{type(the_core)=} lacks the Protocol"
         worker = LearnerWorker(
             the_core,
             store,

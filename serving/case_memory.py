@@ -22,10 +22,10 @@ import numpy as np
 from recsys.rec.recommender import case_item_ids as case_items
 from recsys.records import Action, Candidates, Case, UserState
 from serving.runtime import TOMBSTONES, Runtime, load_tombstones
-from serving.service import CaseView, CoreEvent, DecisionSnapshot, NewCase
+from serving.service import CaseView, DecisionSnapshot, EventRecord, NewCase
 from serving.store import CaseRecord, Store
 
-EncodeState = Callable[[str, Sequence[CoreEvent], Mapping[str, str], float, Runtime], UserState]
+EncodeState = Callable[[str, Sequence[EventRecord], Mapping[str, str], float, Runtime], UserState]
 """(user id, events, context, now, runtime) -> the user's state (`ServingCore.encode_state`)."""
 
 

@@ -38,12 +38,12 @@ from serving.runtime import (
 from serving.service import (
     CaseChoice,
     CaseView,
-    CoreEvent,
-    CoreRecommendation,
     DecisionSnapshot,
+    EventRecord,
     LearnerUpdate,
     NewCase,
     RankedItem,
+    RecommendationRecord,
 )
 from serving.settings import ServingSettings
 from serving.store import Store
@@ -77,7 +77,7 @@ class _SerialLLM:
             return str(self.ranker.explain(prompt, item))
 
 
-def interactions(user_id: str, events: Sequence[CoreEvent]) -> list[Interaction]:
+def interactions(user_id: str, events: Sequence[EventRecord]) -> list[Interaction]:
     """Core records of the API events (unknown action names are dropped by the schema)."""
     return [
         Interaction(user_id, e.item_id, _ACTIONS[e.action], float(e.ts))
@@ -151,7 +151,7 @@ class ServingCore:
     def encode_state(
         self,
         user_id: str,
-        events: Sequence[CoreEvent],
+        events: Sequence[EventRecord],
         context: Mapping[str, str],
         now: float,
         rt: Runtime | None = None,
@@ -168,11 +168,11 @@ class ServingCore:
         user_id: str,
         n: int,
         context: Mapping[str, str],
-        recent_events: Sequence[CoreEvent],
+        recent_events: Sequence[EventRecord],
         exclude_items: Sequence[str],
         explain: bool,
         at: float | None = None,
-    ) -> CoreRecommendation:
+    ) -> RecommendationRecord:
         """The one pipeline for one request; `at` replays a past decision time."""
         reason = self.not_ready_reason()
         if reason is not None:
@@ -217,7 +217,7 @@ class ServingCore:
         why = None
         if explain:
             why = self._explain(rt, res, cases)
-        return CoreRecommendation(items, cases, res.state.vec.tobytes(), blob.encode(), why)
+        return RecommendationRecord(items, cases, res.state.vec.tobytes(), blob.encode(), why)
 
     def _explain(self, rt: Runtime, res: RecResult, cases: tuple[CaseChoice, ...]) -> str:
         if res.cold:
@@ -228,7 +228,7 @@ class ServingCore:
         return f"{why}; state: {res.state.text}" if why else f"state: {res.state.text}"
 
     # --- learning ---------------------------------------------------------------------------
-    def observe_events(self, user_id: str, events: Sequence[CoreEvent]) -> None:
+    def observe_events(self, user_id: str, events: Sequence[EventRecord]) -> None:
         """Count catalogue events in the popularity log (the state is rebuilt per request)."""
         self._rt.count_events([e.item_id for e in events], [float(e.ts) for e in events])
 
@@ -285,7 +285,7 @@ class ServingCore:
         history = self._store.recent_events(decision.user_id, self._settings.recent_events_limit)
         now = time.time()
         nxt = self.encode_state(
-            decision.user_id, [*history, CoreEvent(item_id, act.value, now)], {}, now, rt
+            decision.user_id, [*history, EventRecord(item_id, act.value, now)], {}, now, rt
         )
         next_cands, _ = rt.rec.retrieve(nxt.vec, now + 1e-3)
         chosen = np.array([snap.chosen[k] for k in keep], np.int64)

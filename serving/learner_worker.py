@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from serving.errors import LearnerBusyError
 from serving.metrics import ServingMetrics
-from serving.service import RecommenderCore
+from serving.service import RecommenderBackend
 from serving.store import Store
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class LearnerWorker:
 
     def __init__(
         self,
-        core: RecommenderCore,
+        core: RecommenderBackend,
         store: Store,
         metrics: ServingMetrics,
         *,

@@ -36,7 +36,7 @@ import polars as pl
 from serving.app import limit_blas_threads
 from serving.core import build_core
 from serving.process import ServerProcess
-from serving.service import CoreEvent
+from serving.service import EventRecord
 from serving.settings import ServingSettings
 from serving.store import CaseRecord, Store
 from serving.testing import AUTH, READ_AUTH, metric, server_env
@@ -144,7 +144,7 @@ def _env(db: Path, items: Path, cfg: LoadConfig, llm: str) -> dict[str, str]:
     )
 
 
-def seed_store(db: Path, items: Path, cfg: LoadConfig) -> dict[str, list[CoreEvent]]:
+def seed_store(db: Path, items: Path, cfg: LoadConfig) -> dict[str, list[EventRecord]]:
     """Catalogue events per user into the store, then `cfg.cases` cases written through an
     in-process core (case log + bank) and a bank snapshot; each user's history."""
     rng = random.Random(cfg.seed)
@@ -152,11 +152,11 @@ def seed_store(db: Path, items: Path, cfg: LoadConfig) -> dict[str, list[CoreEve
     catalog = write_catalogue(items, cfg)
     store = Store(db)
     now = time.time()
-    histories: dict[str, list[CoreEvent]] = {}
+    histories: dict[str, list[EventRecord]] = {}
     for u in range(cfg.users):
         picks = rng.choices(catalog, cum_weights=weights, k=rng.randint(3, 15))
         events = [
-            CoreEvent(i, rng.choice(["click"] * 8 + ["cart", "alipay"]), now - 3600 + 60 * t)
+            EventRecord(i, rng.choice(["click"] * 8 + ["cart", "alipay"]), now - 3600 + 60 * t)
             for t, i in enumerate(picks)
         ]
         histories[f"u{u}"] = events
@@ -204,7 +204,7 @@ def seed_store(db: Path, items: Path, cfg: LoadConfig) -> dict[str, list[CoreEve
 def bare_core(
     db: Path,
     items: Path,
-    histories: dict[str, list[CoreEvent]],
+    histories: dict[str, list[EventRecord]],
     cfg: LoadConfig,
     llm: str,
     requests: int,
@@ -276,7 +276,7 @@ def _variant(
     db: Path,
     items: Path,
     workdir: Path,
-    histories: dict[str, list[CoreEvent]],
+    histories: dict[str, list[EventRecord]],
     cfg: LoadConfig,
     llm: str,
 ) -> dict[str, Any]:

@@ -18,13 +18,15 @@ from serving.errors import (
 )
 from serving.learner_worker import FeedbackJob, LearnerWorker
 from serving.metrics import ServingMetrics
-from serving.service import CaseView, CoreEvent, DecisionSnapshot, NewCase, RecommenderCore
+from serving.service import CaseView, DecisionSnapshot, EventRecord, NewCase, RecommenderBackend
 from serving.settings import ServingSettings
 from serving.store import Store
 
 
-def _events(events: list[schemas.EventIn] | None, now: float) -> list[CoreEvent]:
-    return [CoreEvent(e.item_id, e.action, e.ts if e.ts is not None else now) for e in events or []]
+def _events(events: list[schemas.EventIn] | None, now: float) -> list[EventRecord]:
+    return [
+        EventRecord(e.item_id, e.action, e.ts if e.ts is not None else now) for e in events or []
+    ]
 
 
 def _case_out(c: CaseView) -> schemas.CaseOut:
@@ -45,7 +47,7 @@ class RecommendService:
     def __init__(
         self,
         settings: ServingSettings,
-        core: RecommenderCore,
+        core: RecommenderBackend,
         store: Store,
         worker: LearnerWorker,
         metrics: ServingMetrics,

@@ -286,7 +286,7 @@ def build_runtime(settings: ServingSettings, store: Store) -> Runtime:
     text: TextEncoder | None = None
     if bundle.config.text.dim == bundle.dim:
         text = build_text_encoder(bundle.config.text)
-    if settings.items_path is not None and version != "fresh":
+    if settings.items_path is not None and not source.startswith("fresh"):
         ids, titles = read_items_parquet(settings.items_path)
         if text is not None:
             new = bundle.items.extend(ids, titles, np.asarray(text.encode(titles), np.float32))

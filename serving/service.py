@@ -1,11 +1,11 @@
-"""The seam between the web service and a recommender core: records plus `RecommenderCore`.
+"""The seam between the web service and a recommender core: records plus `RecommenderBackend`.
 
 The service never looks inside a core. A core receives plain typed records and returns opaque
 `state` / `candidates` blobs that the service persists with each decision and hands back on
 feedback, so a core can rebuild the exact transition (s, candidate snapshot, chosen cases)
 even after a restart, while its case bank keeps changing.
 
-Plugging a core in: write `factory(settings: ServingSettings, store: Store) -> RecommenderCore`
+Plugging a core in: write `factory(settings: ServingSettings, store: Store) -> RecommenderBackend`
 and point `MEMENTO_CORE=package.module:factory` at it, or pass the instance to
 `create_app(settings, core=...)`. Cores must be thread-safe: `recommend` runs on request
 threads while the learner thread calls `apply_feedback`.
@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
-class CoreEvent:
+class EventRecord:
     """One interaction in a user's history."""
 
     item_id: str
@@ -55,8 +55,8 @@ class CaseChoice:
 
 
 @dataclass(frozen=True)
-class CoreRecommendation:
-    """What `RecommenderCore.recommend` returns."""
+class RecommendationRecord:
+    """What `RecommenderBackend.recommend` returns."""
 
     items: tuple[RankedItem, ...]
     """At most n items, best first."""
@@ -79,11 +79,11 @@ class DecisionSnapshot:
     user_id: str
     """Who the decision was for."""
     state: bytes
-    """`CoreRecommendation.state` as returned at decision time."""
+    """`RecommendationRecord.state` as returned at decision time."""
     candidates: bytes
-    """`CoreRecommendation.candidates` as returned at decision time."""
+    """`RecommendationRecord.candidates` as returned at decision time."""
     chosen_case_ids: tuple[str, ...]
-    """Ids of `CoreRecommendation.cases`."""
+    """Ids of `RecommendationRecord.cases`."""
     items: tuple[str, ...]
     """Recommended item ids in order."""
     model_version: str
@@ -114,7 +114,7 @@ class NewCase:
     """Items acted on."""
     reward: float
     """Outcome reward."""
-    recent_events: tuple[CoreEvent, ...] = ()
+    recent_events: tuple[EventRecord, ...] = ()
     """History defining the state the case is keyed on."""
     context: Mapping[str, str] = field(default_factory=dict)
     """Request context defining the state."""
@@ -141,7 +141,7 @@ class CaseView:
 
 
 @runtime_checkable
-class RecommenderCore(Protocol):
+class RecommenderBackend(Protocol):
     """What the service needs from a recommender core. Implementations must be thread-safe."""
 
     @property
@@ -164,16 +164,16 @@ class RecommenderCore(Protocol):
         user_id: str,
         n: int,
         context: Mapping[str, str],
-        recent_events: Sequence[CoreEvent],
+        recent_events: Sequence[EventRecord],
         exclude_items: Sequence[str],
         explain: bool,
         at: float | None = None,
-    ) -> CoreRecommendation:
+    ) -> RecommendationRecord:
         """Encode state, retrieve and choose cases, rank items as of `at` (None: now);
         cold-start, never raise on users."""
         ...
 
-    def observe_events(self, user_id: str, events: Sequence[CoreEvent]) -> None:
+    def observe_events(self, user_id: str, events: Sequence[EventRecord]) -> None:
         """New interactions were stored for a user (update state caches / statistics)."""
         ...
 

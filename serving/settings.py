@@ -69,7 +69,7 @@ class ServingSettings(BaseSettings):
     mlflow_uri: str | None = None
     """MLflow tracking/registry URI (None: env `MEMENTO_MLFLOW_URI`, else the repo sqlite)."""
     core: str = DEFAULT_CORE
-    """`module:factory` building the core; factory(settings, store) -> RecommenderCore."""
+    """`module:factory` building the core; factory(settings, store) -> RecommenderBackend."""
     recent_events_limit: int = Field(default=50, ge=0)
     """How many stored events per user are merged into the state at recommend time."""
     blas_threads: int = Field(default=1, ge=0)

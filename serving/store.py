@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from serving.decision_writer import DecisionWriter, decision_row
-from serving.service import CoreEvent, DecisionSnapshot
+from serving.service import DecisionSnapshot, EventRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -221,7 +221,7 @@ class Store:
         return [FeedbackRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows]
 
     # --- events ----------------------------------------------------------------------------
-    def append_events(self, user_id: str, events: Sequence[CoreEvent]) -> int:
+    def append_events(self, user_id: str, events: Sequence[EventRecord]) -> int:
         """Append a user's interactions; returns how many."""
         rows = [(user_id, e.item_id, e.action, e.ts) for e in events]
         with self._lock:
@@ -232,20 +232,20 @@ class Store:
             self._db.execute("COMMIT")
         return len(rows)
 
-    def recent_events(self, user_id: str, limit: int) -> list[CoreEvent]:
+    def recent_events(self, user_id: str, limit: int) -> list[EventRecord]:
         """The user's last `limit` events, oldest first."""
         rows = self._read(
             "SELECT item_id, action, ts FROM events WHERE user_id=? "
             "ORDER BY ts DESC, event_id DESC LIMIT ?",
             (user_id, limit),
         )
-        return [CoreEvent(r[0], r[1], r[2]) for r in reversed(rows)]
+        return [EventRecord(r[0], r[1], r[2]) for r in reversed(rows)]
 
-    def iter_events(self) -> Iterator[tuple[str, CoreEvent]]:
+    def iter_events(self) -> Iterator[tuple[str, EventRecord]]:
         """Every stored (user_id, event), in insertion order."""
         rows = self._read("SELECT user_id, item_id, action, ts FROM events ORDER BY event_id")
         for r in rows:
-            yield r[0], CoreEvent(r[1], r[2], r[3])
+            yield r[0], EventRecord(r[1], r[2], r[3])
 
     # --- cases -----------------------------------------------------------------------------
     def put_case(self, c: CaseRecord) -> bool:

@@ -23,7 +23,6 @@ import polars as pl
 from recsys.config import RewardConfig, StateConfig
 from recsys.memory.case_encoder import RecCaseEncoder
 from recsys.memory.text_encoder import TextEncoder
-from recsys.rec.cooccurrence import Cooccurrence
 from recsys.rec.reward import action_reward
 from recsys.rec.state_encoder import StateEncoder
 from recsys.records import Action, Interaction
@@ -74,9 +73,6 @@ class ReplayWorld:
     """item id -> row in item_ids."""
     lang: str
     """Prompt language of the titles (zh / en)."""
-    knn: Cooccurrence | None = None
-    """Item co-occurrence over the non-held-out rows (`item_index` rows): the blend's item-kNN
-    term; None when not built."""
 
     @property
     def n(self) -> int:
@@ -125,7 +121,6 @@ def build_world(
     collab_dim: int = 0,
     collab_weight: float = 0.5,
     case_state_weight: float = 0.5,
-    item_knn: bool = False,
 ) -> ReplayWorld:
     """Arrays of a split dataset: `interactions` = all rows, `held_out` = the test rows
     (matched by (user, item, ts, action) multiplicity).
@@ -133,8 +128,7 @@ def build_world(
     collab_dim > 0: item vectors = title vectors blended (`collab_weight`) with
     `training.item_vectors.collaborative_vectors` fitted on the non-held-out rows only.
     case_state_weight: share of the state in a case key (`RecCaseEncoder`); 1.0 keys a case
-    by the situation alone, so retrieval finds what users did next from similar states.
-    item_knn: also build `knn` from the non-held-out rows (held-out rows never count)."""
+    by the situation alone, so retrieval finds what users did next from similar states."""
     df = interactions.with_row_index("_pos").sort(["ts", "_pos"])
     user = df["user_id"].to_numpy().astype(np.int64)
     item = df["item_id"].to_numpy().astype(np.int64)
@@ -172,10 +166,6 @@ def build_world(
         rows = np.array([item_index[int(i)] for i in item[~held]], np.int64)
         cf = collaborative_vectors(user[~held], rows, len(all_items), collab_dim)
         vecs = blend_vectors(vecs, cf, collab_weight)
-    knn = None
-    if item_knn:
-        rows = np.array([item_index[int(i)] for i in item[~held]], np.int64)
-        knn = Cooccurrence.fit(user[~held], rows, len(all_items))
     lang = "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in "".join(texts[:200])) else "en"
 
     def item_vectors(ids: Sequence[str]) -> np.ndarray:
@@ -237,7 +227,6 @@ def build_world(
         titles=titles,
         item_index=item_index,
         lang=lang,
-        knn=knn,
     )
 
 

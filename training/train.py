@@ -183,7 +183,6 @@ def prepare_world(cfg: TrainConfig) -> tuple[ReplayWorld, Any, str]:
         cfg.window_hours,
         collab_dim=cfg.collab_dim,
         collab_weight=cfg.collab_weight,
-        item_knn=cfg.blend.w_knn > 0,
         case_state_weight=cfg.case_state_weight,
     )
     return world, split, name

@@ -1,4 +1,4 @@
-"""`FakeCore`: an in-memory, deterministic `RecommenderCore` for HTTP-layer unit tests.
+"""`FakeCore`: an in-memory, deterministic `RecommenderBackend` for HTTP-layer unit tests.
 
 It ranks catalogue items by observed popularity (ties in catalogue order), shows the first
 live cases with uniform weights, maps feedback actions to fixed rewards and never learns.
@@ -16,12 +16,12 @@ from collections.abc import Mapping, Sequence
 from serving.service import (
     CaseChoice,
     CaseView,
-    CoreEvent,
-    CoreRecommendation,
     DecisionSnapshot,
+    EventRecord,
     LearnerUpdate,
     NewCase,
     RankedItem,
+    RecommendationRecord,
 )
 from serving.settings import ServingSettings
 from serving.store import Store
@@ -76,11 +76,11 @@ class FakeCore:
         user_id: str,
         n: int,
         context: Mapping[str, str],
-        recent_events: Sequence[CoreEvent],
+        recent_events: Sequence[EventRecord],
         exclude_items: Sequence[str],
         explain: bool,
         at: float | None = None,
-    ) -> CoreRecommendation:
+    ) -> RecommendationRecord:
         """Most popular catalogue items not excluded; the first live cases, uniform weights."""
         with self._lock:
             order = {item: k for k, item in enumerate(self.catalogue)}
@@ -95,7 +95,7 @@ class FakeCore:
             shown = list(self._cases)[:MAX_CASES_SHOWN]
         cases = tuple(CaseChoice(c, 1.0 / len(shown)) for c in shown)
         state = json.dumps({"user": user_id, "events": [e.item_id for e in recent_events]})
-        return CoreRecommendation(
+        return RecommendationRecord(
             items=items,
             cases=cases,
             state=state.encode(),
@@ -103,7 +103,7 @@ class FakeCore:
             explanation="the most popular catalogue items" if explain else None,
         )
 
-    def observe_events(self, user_id: str, events: Sequence[CoreEvent]) -> None:
+    def observe_events(self, user_id: str, events: Sequence[EventRecord]) -> None:
         """Count the events' items (only catalogue items are ever recommended)."""
         with self._lock:
             self._popularity.update(e.item_id for e in events)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from serving.core import ServingCore, build_core
 from serving.errors import NotReadyError
-from serving.service import CoreEvent, DecisionSnapshot, NewCase, RecommenderCore
+from serving.service import DecisionSnapshot, EventRecord, NewCase, RecommenderBackend
 from serving.settings import ServingSettings
 from serving.store import Store
 
@@ -58,12 +58,14 @@ def _core(tmp: Path, **kw: object) -> ServingCore:
     return build_core(_settings(tmp, **kw), Store(tmp / "db.sqlite3"))
 
 
-def _events(*items: str, ago: float = 100.0) -> tuple[CoreEvent, ...]:
+def _events(*items: str, ago: float = 100.0) -> tuple[EventRecord, ...]:
     now = time.time()
-    return tuple(CoreEvent(i, "click", now - ago + k) for k, i in enumerate(items))
+    return tuple(EventRecord(i, "click", now - ago + k) for k, i in enumerate(items))
 
 
-def _decide(core: ServingCore, events: tuple[CoreEvent, ...], did: str = "d1") -> DecisionSnapshot:
+def _decide(
+    core: ServingCore, events: tuple[EventRecord, ...], did: str = "d1"
+) -> DecisionSnapshot:
     """A decision for u1, as the service stores it."""
     r = core.recommend("u1", 10, {}, events, [], False)
     return DecisionSnapshot(
@@ -78,7 +80,7 @@ def _decide(core: ServingCore, events: tuple[CoreEvent, ...], did: str = "d1") -
     )
 
 
-def _q(core: ServingCore, events: tuple[CoreEvent, ...], sid: str) -> float:
+def _q(core: ServingCore, events: tuple[EventRecord, ...], sid: str) -> float:
     """Min twin Q of case `sid` among the cases retrieved for u1's state, as the policy sees it."""
     rt = core.runtime
     now = time.time() + 1.0
@@ -99,7 +101,7 @@ def _write_cases(core: ServingCore, n: int = 6) -> list[str]:
 def test_core_is_a_recommender_core_and_ready_with_a_catalogue(tmp_path: Path) -> None:
     """The core satisfies the service Protocol, is ready over a catalogue file and answers."""
     core = _core(tmp_path)
-    assert isinstance(core, RecommenderCore)
+    assert isinstance(core, RecommenderBackend)
     assert core.not_ready_reason() is None
     assert core.model_version == "fresh.r0"
     r = core.recommend("nobody", 5, {}, (), (), explain=True)
@@ -204,8 +206,10 @@ def test_positive_feedback_raises_the_chosen_cases_q(tmp_path: Path) -> None:
             assert view is not None and view.items == (item,) and view.source == "feedback"
         assert core.bank_size() == 6 + 5
         gains[action] = _q(core, ev, chosen) - before
-    assert gains["alipay"] > 0.3, gains
-    assert gains["alipay"] > gains["click"] + 0.3, gains
+    # measured: +1.22 after purchases, +0.35 after clicks, +0.26 with the reward zeroed (the
+    # soft value of s' alone lifts Q a little)
+    assert gains["alipay"] > 0.8, gains
+    assert gains["alipay"] > gains["click"] + 0.5, gains
 
 
 def test_feedback_case_is_idempotent_and_cases_survive_restart(tmp_path: Path) -> None:
@@ -297,7 +301,7 @@ def test_unknown_item_ids_never_become_recommendable(
     core = fuzz_core
     rt = core.runtime
     size = len(rt.items)
-    ev = tuple(CoreEvent(i, "alipay", time.time() - 50 + k) for k, i in enumerate(ids))
+    ev = tuple(EventRecord(i, "alipay", time.time() - 50 + k) for k, i in enumerate(ids))
     core.observe_events("fuzzer", ev)
     core.write_case(NewCase("fuzzer", tuple(ids), 1.0, (*_events("i0", "i1"), *ev)))
     d = _decide(core, _events("i0", "i1"), did="fuzz")

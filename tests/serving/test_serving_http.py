@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from serving.app import create_app
 from serving.schemas import ErrorOut
-from serving.service import RecommenderCore
+from serving.service import RecommenderBackend
 from serving.settings import ServingSettings
 from serving.testing import AUTH, READ_AUTH, TEST_API_KEY, TEST_READ_API_KEY
 from tests.serving.fake_core import DEFAULT_CATALOGUE, FakeCore
@@ -46,8 +46,8 @@ def client(tmp_path: Path, core: FakeCore) -> Iterator[TestClient]:
 
 
 def test_fake_core_satisfies_the_protocol() -> None:
-    """The fake is a structural `RecommenderCore`, readiness included."""
-    assert isinstance(FakeCore(), RecommenderCore)
+    """The fake is a structural `RecommenderBackend`, readiness included."""
+    assert isinstance(FakeCore(), RecommenderBackend)
     assert FakeCore(ready_reason="x").not_ready_reason() == "x"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.service import CoreEvent, DecisionSnapshot
+from serving.service import DecisionSnapshot, EventRecord
 from serving.store import CaseRecord, Store
 
 
@@ -57,7 +57,7 @@ def test_erase_user_removes_only_that_users_rows(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite3")
     key = np.zeros(4, np.float32).tobytes()
     for user in ("gone", "kept"):
-        store.append_events(user, [CoreEvent("i1", "click", 1.0), CoreEvent("i2", "cart", 2.0)])
+        store.append_events(user, [EventRecord("i1", "click", 1.0), EventRecord("i2", "cart", 2.0)])
         _decision(store, f"d-{user}", user)
         store.insert_feedback(f"k-{user}", f"d-{user}", "i1", "click", None)
         store.put_case(CaseRecord(f"c-{user}", user, {"items": ["i1"]}, key, 1.0, 1.0, False))
@@ -71,7 +71,7 @@ def test_erase_user_removes_only_that_users_rows(tmp_path: Path) -> None:
 def test_recent_events_are_the_latest_oldest_first(tmp_path: Path) -> None:
     """`recent_events` returns the last `limit` events in chronological order."""
     store = Store(tmp_path / "db.sqlite3")
-    store.append_events("u", [CoreEvent(f"i{t}", "click", float(t)) for t in (5, 1, 3, 4, 2)])
+    store.append_events("u", [EventRecord(f"i{t}", "click", float(t)) for t in (5, 1, 3, 4, 2)])
     assert [e.item_id for e in store.recent_events("u", 3)] == ["i3", "i4", "i5"]
 
 

@@ -132,7 +132,7 @@ def test_serving_loads_the_trained_model(tiny_run: tuple[object, str], tmp_path:
 
     from recsys.bundle import ModelBundle
     from serving.core import ServingCore, build_core
-    from serving.service import CoreEvent
+    from serving.service import EventRecord
     from serving.settings import ServingSettings
     from serving.store import Store
 
@@ -166,7 +166,7 @@ def test_serving_loads_the_trained_model(tiny_run: tuple[object, str], tmp_path:
     item = str(bank.get(bank.ids()[0]).payload["item_id"])
     title = trained.items.titles[trained.items.row_of[item]]
     assert title and title != item  # the model ships its catalogue titles
-    events = (CoreEvent(item, "click", now - 5),)
+    events = (EventRecord(item, "click", now - 5),)
     warm = core.recommend("u1", 5, {}, events, [], False, at=now)
     assert warm.cases and len(warm.items) == 5
     assert any(i.cases for i in warm.items)
