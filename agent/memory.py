@@ -118,7 +118,7 @@ class AgentMemory:
         """The learner's policy over the retrieved cases (None when there is none)."""
         if cands.num_valid == 0:
             return None
-        return self.learner.act(state, cands, m=self.cfg.num_chosen)
+        return self.loop.decide(state, cands, self.cfg.num_chosen)
 
     def case(self, case_id: int) -> Case:
         """A stored case."""

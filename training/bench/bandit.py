@@ -126,7 +126,7 @@ def run_mode(
     import numpy as np
 
     from recsys.config import CreditConfig, LearnerConfig, PolicyConfig, QNetworkConfig
-    from recsys.records import Candidates, Transition
+    from recsys.loop import Decided, MemoryLoop
     from recsys.rl.credit import assign_credit
     from recsys.rl.learner import Learner
 
@@ -142,26 +142,23 @@ def run_mode(
         q=QNetworkConfig(proj_dim=32, hidden=64),
     )
     learner = Learner(lcfg, cfg.dim, cfg.dim)
+    loop = MemoryLoop(learner, updates_per_learn=1.0)
     credit = CreditConfig(rule=cfg.credit_rule)  # type: ignore[arg-type]
     rng = np.random.default_rng(seed + 1000)
-    empty = Candidates.empty(cfg.dim)
     for _ in range(cfg.steps):
         s, _j = world.sample_state()
         cands = world.bank.search(s, cfg.top_k, now=world.now)
-        choice = learner.act(s, cands)
+        choice = loop.decide(s, cands, cfg.num_chosen)
         acted = rng.random(len(choice.case_ids)) < world.act_prob(choice.case_ids)
         reward = float(acted.any())
         items = [{str(c)} for c in choice.case_ids]
         acted_items = {str(c) for c, a in zip(choice.case_ids, acted, strict=True) if a}
         rewards = assign_credit(reward, items, acted_items, credit)
-        learner.observe(
-            Transition(s, cands, choice.indices, choice.logp, rewards, s, empty, done=True)
-        )
-        learner.update()
+        loop.learn(Decided(s, cands, choice.indices, choice.logp), rewards, None, None)
     hits = 0
     for s, j in eval_set:
         cands = world.bank.search(s, cfg.top_k, now=world.now)
-        choice = learner.act(s, cands, m=1, greedy=True)
+        choice = loop.decide(s, cands, 1, greedy=True)
         hits += int(choice.case_ids[0] == world.optimum[j])
     return hits / len(eval_set)
 
