@@ -158,7 +158,8 @@ class ModelBundle:
         if len(set(dims.values())) != 1:
             raise BundleError(f"{src}: vector widths disagree: {dims}")
         pop = Popularity.load(src / "popularity.npz")
-        pop.grow(len(items)) if pop.n_items < len(items) else None
+        if pop.n_items < len(items):
+            pop.grow(len(items))
         cooc_path = src / "cooccurrence.npz"
         cooc = Cooccurrence.load(cooc_path) if cooc_path.exists() else None
         return cls(
