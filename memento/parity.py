@@ -53,27 +53,21 @@ def _offline(cfg: ParityConfig, progress: Callable[[str, int, int], None] | None
     from recsys.bundle import ModelBundle
     from training.evaluate import eval_decisions
     from training.modes import recommender_for, run_memory_mode
-    from training.replay_env import build_parts, run_pass
+    from training.replay_env import ReplayParts, build_split_parts, run_pass
     from training.train import build_bundle, prepare_world
 
     tc = dataclasses.replace(cfg.train, max_eval_decisions=cfg.decisions, prequential=False)
     world, _split, name = prepare_world(tc)
     if cfg.bundle is not None:
         bundle = ModelBundle.load(cfg.bundle)
-        parts = build_parts(world, tc, ~world.held_out)
-        parts.bank, parts.items, parts.popularity, parts.cooc = (
-            bundle.bank,
-            bundle.items,
-            bundle.popularity,
-            bundle.cooc,
-        )
-        rec = recommender_for(parts, tc, bundle.learner, None)
+        served = ReplayParts(bundle.items, bundle.bank, bundle.popularity, bundle.cooc)
+        rec = recommender_for(served, tc, bundle.learner, None)
         idx = eval_decisions(world, tc.max_eval_decisions, 0)
         ev = run_pass(world, rec, tc, idx, False, True, 0.0, np.random.default_rng(0))
         return world, ev.decisions, bundle
-    parts = build_parts(world, tc, ~world.held_out)
+    parts = build_split_parts(world, tc)
     res = run_memory_mode(world, parts, tc, "soft-q", tc.seeds[0], None, progress)[0]
-    return world, res.decisions, build_bundle(res, parts, tc, name)
+    return world, res.decisions, build_bundle(res, parts.served, tc, name)
 
 
 def run_parity(

@@ -7,8 +7,9 @@
 - `no-llm`: the trained soft-q policy ranking without the LLM (same passes as soft-q: with
   `llm_fraction` = 0 soft-q's training never uses the LLM, so its learner is reused).
 - `popularity`, `item-knn`: `training.baselines` fitted on the training rows.
-- `causal-popularity`: counts of the training events before the decision, the list the memory
-  modes give cold users (their share of a leave-last-out test is large: compare against this too).
+- `causal-popularity`: (time-decayed) counts of the events before the decision, the list the
+  memory modes give cold users (their share of a leave-last-out test is large: compare
+  against this too).
 - `recbole-bpr`, `recbole-sasrec`: `training.peers.recbole_runner` on the identical split
   (full ranking over all items, their own metric code; no reward, no curve).
 """
@@ -30,7 +31,7 @@ from recsys.rec.recommender import Recommender
 from recsys.rl.learner import Learner
 from training.config import LEARNED_MODES, TrainConfig
 from training.evaluate import eval_decisions, list_metrics, train_decisions
-from training.replay_env import Decision, PassResult, ReplayParts, run_pass
+from training.replay_env import Decision, PassResult, ReplayParts, SplitParts, run_pass
 from training.replay_world import ReplayWorld
 
 __all__ = ["MethodResult", "recommender_for", "run_baseline", "run_memory_mode", "run_peers"]
@@ -74,7 +75,7 @@ def _learner(cfg: TrainConfig, mode: str, seed: int, dim: int) -> Learner:
 def recommender_for(
     parts: ReplayParts, cfg: TrainConfig, learner: Learner | None, llm: FrozenLLM | None
 ) -> Recommender:
-    """The one pipeline over the training parts (no learner: the no-memory method)."""
+    """The one pipeline over a set of parts (no learner: the no-memory method)."""
     loop = MemoryLoop(learner, cfg.updates_per_transition) if learner is not None else None
     return Recommender(
         cfg.recommend_config(),
@@ -96,7 +97,7 @@ def _tick(progress: Progress | None, label: str, total: int) -> Callable[[int], 
 
 def run_memory_mode(
     world: ReplayWorld,
-    parts: ReplayParts,
+    parts: SplitParts,
     cfg: TrainConfig,
     mode: str,
     seed: int,
@@ -106,7 +107,7 @@ def run_memory_mode(
     """Train (iterations) and evaluate a case-memory mode or `no-memory`; soft-q also
     yields `no-llm` (its policy evaluated without the LLM)."""
     learner = _learner(cfg, mode, seed, world.dim) if mode in LEARNED_MODES else None
-    rec = recommender_for(parts, cfg, learner, llm)
+    rec = recommender_for(parts.train, cfg, learner, llm)
     rng = np.random.default_rng(seed)
     train_idx = train_decisions(world, cfg.max_train_decisions, seed)
     test_idx = eval_decisions(world, cfg.max_eval_decisions, 0)
@@ -133,6 +134,7 @@ def run_memory_mode(
         curve.append(res.reward_per_decision)
         learn.extend(res.learn)
         log.info("%s: reward/decision %.4f, %d updates", label, curve[-1], len(res.learn))
+    rec = recommender_for(parts.served, cfg, learner, llm)  # evaluation: what is served
     results: list[MethodResult] = []
     variants = [(mode, llm)]
     if mode == "soft-q" and cfg.llm_fraction == 0.0:
@@ -180,7 +182,7 @@ def _baseline_decisions(
 
 
 def _causal_popularity(world: ReplayWorld, parts: ReplayParts, cfg: TrainConfig) -> list[Decision]:
-    """The list every memory mode gives a cold user: the parts' popularity (training events
+    """The list every memory mode gives a cold user: the served parts' popularity (events
     strictly before the decision, `recsys.rec.popularity.Popularity`)."""
 
     def rank(j: int, _hist: list[int], exclude: set[int]) -> list[int]:
@@ -192,7 +194,7 @@ def _causal_popularity(world: ReplayWorld, parts: ReplayParts, cfg: TrainConfig)
 
 
 def run_baseline(
-    world: ReplayWorld, parts: ReplayParts, cfg: TrainConfig, name: str, train_rows: pl.DataFrame
+    world: ReplayWorld, parts: SplitParts, cfg: TrainConfig, name: str, train_rows: pl.DataFrame
 ) -> MethodResult:
     """popularity / item-knn fitted on the training rows, ranked for the evaluated decisions;
     causal-popularity counts every event before each decision (the memory modes' cold-user
@@ -200,7 +202,7 @@ def run_baseline(
     from training.baselines import ItemKNN, Popularity
 
     if name == "causal-popularity":
-        decisions = _causal_popularity(world, parts, cfg)
+        decisions = _causal_popularity(world, parts.served, cfg)
     else:
         model: Any = (
             Popularity(world.item_ids) if name == "popularity" else ItemKNN(catalog=world.item_ids)

@@ -1,9 +1,11 @@
 """Time-ordered replay: the offline adapter around `recsys.rec.Recommender` and `MemoryLoop`.
 
-The replay builds the model's parts from the TRAINING rows once (`build_parts`): the catalogue
-table, the case bank (one case per training event, "state before the event -> its item"),
-the popularity log and the co-occurrence counts. These are exactly what the bundle ships to
-serving. At a decision event j (user u, time t):
+The replay builds the model's parts once (`build_split_parts`): the catalogue table, the case
+bank (one case per event, "state before the event -> its item"), the popularity log and the
+co-occurrence counts. Training passes use parts of the TRAINING rows; evaluation uses parts of
+every row read as of the decision time (what a service that logged every event would know),
+and these evaluated parts are exactly what the bundle ships to serving. At a decision event j
+(user u, time t):
 
 1. the request is u's events strictly before t, at time t;
 2. the recommender searches the bank AS OF t (only cases whose outcome time is strictly before
@@ -37,7 +39,16 @@ from recsys.rl.credit import assign_credit
 from training.config import TrainConfig
 from training.replay_world import ReplayWorld
 
-__all__ = ["Decision", "PassResult", "ReplayParts", "build_parts", "request_at", "run_pass"]
+__all__ = [
+    "Decision",
+    "PassResult",
+    "ReplayParts",
+    "SplitParts",
+    "build_parts",
+    "build_split_parts",
+    "request_at",
+    "run_pass",
+]
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +67,31 @@ class ReplayParts:
     """Co-occurrence counts of the training rows (None when the blend does not use them)."""
 
 
-def build_parts(world: ReplayWorld, cfg: TrainConfig, rows: np.ndarray) -> ReplayParts:
-    """Parts from the events where `rows` (bool, (n,)) is True (the training rows)."""
+@dataclass
+class SplitParts:
+    """The parts training passes use and the parts evaluation uses (and the bundle ships)."""
+
+    train: ReplayParts
+    """From the training rows only: a training pass never sees a held-out event."""
+    served: ReplayParts
+    """From every row, read as of each decision's time (what a service that logged every
+    event would know then); co-occurrence from the training rows (its counts have no time)."""
+
+
+def build_split_parts(world: ReplayWorld, cfg: TrainConfig) -> SplitParts:
+    """Training parts and evaluation/served parts of one world."""
+    train = ~world.held_out
+    return SplitParts(
+        build_parts(world, cfg, train),
+        build_parts(world, cfg, np.ones(world.n, bool), cooc_rows=train),
+    )
+
+
+def build_parts(
+    world: ReplayWorld, cfg: TrainConfig, rows: np.ndarray, cooc_rows: np.ndarray | None = None
+) -> ReplayParts:
+    """Parts from the events where `rows` (bool, (n,)) is True; co-occurrence from
+    `cooc_rows` (default `rows`)."""
     items = ItemTable(
         [str(int(i)) for i in world.item_ids],
         [world.title(int(i)) for i in world.item_ids],
@@ -98,7 +132,9 @@ def build_parts(world: ReplayWorld, cfg: TrainConfig, rows: np.ndarray) -> Repla
     pop = Popularity(len(items), item_rows, world.ts[events], cfg.pop_half_life_hours)
     cooc = None
     if cfg.blend.w_knn > 0:
-        cooc = Cooccurrence.fit(world.user[events], item_rows, len(items))
+        fit = np.flatnonzero(rows if cooc_rows is None else cooc_rows)
+        fit_rows = np.array([world.item_index[int(i)] for i in world.item[fit]], np.int64)
+        cooc = Cooccurrence.fit(world.user[fit], fit_rows, len(items))
     return ReplayParts(items, bank, pop, cooc)
 
 

@@ -24,7 +24,7 @@ from recsys.bundle import ModelBundle
 from training.config import LEARNED_MODES, LLM_MODES, TrainConfig
 from training.evaluate import aggregate_seeds
 from training.modes import MethodResult, run_baseline, run_memory_mode, run_peers
-from training.replay_env import ReplayParts, build_parts
+from training.replay_env import ReplayParts, SplitParts, build_split_parts
 from training.replay_world import ReplayWorld, build_world
 
 __all__ = ["TrainResult", "load_data", "train"]
@@ -161,8 +161,8 @@ class RunOutput:
     """{method: per-seed results}."""
     world: ReplayWorld
     """The replayed log."""
-    parts: ReplayParts
-    """The model parts fitted on the training rows."""
+    parts: SplitParts
+    """The training parts and the evaluated (served) parts."""
     split: Any
     """The `data.splits.Split`."""
     name: str
@@ -194,7 +194,7 @@ def run_methods(cfg: TrainConfig, progress: Progress | None = None) -> RunOutput
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     world, split, name = prepare_world(cfg)
-    parts = build_parts(world, cfg, ~world.held_out)
+    parts = build_split_parts(world, cfg)
     llm = None
     if any(m in LLM_MODES for m in cfg.modes):
         from recsys.llm.ranker import LLMRanker
@@ -276,7 +276,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
         tr.log_table(rows, "metrics", markdown=table)
         result.run_id = tr.run_id
         if cfg.register and "soft-q" in results:
-            bundle = build_bundle(results["soft-q"][0], run.parts, cfg, name)
+            bundle = build_bundle(results["soft-q"][0], run.parts.served, cfg, name)
             mdir = bundle.save(out / "model")
             paths["model"] = mdir
             reg = tr.register_model(mdir, cfg.register_name, alias="champion")

@@ -236,9 +236,11 @@ def test_held_out_events_never_reach_training_rewards() -> None:
 
 
 def test_training_parts_hold_only_training_rows(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`run_methods` builds the bank, popularity log and co-occurrence counts from the
-    non-held-out rows only: a brute-force recount of the training rows gives the same parts,
-    and the planted held-out item has no case, no popularity and no co-occurrence."""
+    """`run_methods` builds the training passes' bank, popularity log and co-occurrence counts
+    from the non-held-out rows only: a brute-force recount of the training rows gives the same
+    parts, and the planted held-out item has no case, no popularity and no co-occurrence. The
+    served (evaluated) parts hold every event for as-of reads, but their co-occurrence counts
+    (which have no time) are the training rows' too."""
     import training.train as train_mod
     from training.train import run_methods
 
@@ -251,7 +253,7 @@ def test_training_parts_hold_only_training_rows(monkeypatch: pytest.MonkeyPatch)
         blend=BlendConfig(w_knn=0.5),
     )
     run = run_methods(cfg)
-    w, parts = run.world, run.parts
+    w, parts = run.world, run.parts.train
     train = np.flatnonzero(~w.held_out)
     assert w.held_out.sum() == run.split.test.height == 20  # leave-last-out: one per user
     assert w.held_out[int(np.flatnonzero(w.item == PLANT_ITEM)[0])]
@@ -281,6 +283,14 @@ def test_training_parts_hold_only_training_rows(monkeypatch: pytest.MonkeyPatch)
         for b in range(len(users)):
             assert co[a, b] == (len(users[a] & users[b]) if a != b else 0), (a, b)
     assert parts.cooc.support[plant] == 0
+    served = run.parts.served
+    assert sorted(int(served.bank.get(c).payload["event"]) for c in served.bank.ids()) == list(
+        range(w.n)
+    )
+    assert len(served.popularity) == w.n
+    assert served.cooc is not None
+    np.testing.assert_array_equal(served.cooc.support, parts.cooc.support)
+    assert (served.cooc.co != parts.cooc.co).nnz == 0
 
 
 @pytest.mark.parametrize("training", [True, False])
