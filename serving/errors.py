@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
+from recsys.errors import BundleError, CaseNotFoundError, NoCandidatesError, RecsysError
 from serving.schemas import ErrorOut
 
 logger = logging.getLogger(__name__)
@@ -79,18 +80,25 @@ class InsecureSettingsError(ServingError):
     code = "insecure_settings"
 
 
-ERROR_STATUS: dict[type[ServingError], int] = {
+ERROR_STATUS: dict[type[Exception], int] = {
     UnknownDecisionError: 404,
     UnknownCaseError: 404,
     ItemNotInDecisionError: 409,
     LearnerBusyError: 503,
     NotReadyError: 503,
+    ModelLoadError: 503,
     InsecureSettingsError: 500,
+    # the core's errors (recsys.errors), should one reach a route
+    CaseNotFoundError: 404,
+    BundleError: 503,
+    NoCandidatesError: 503,
+    RecsysError: 500,
 }
-"""The one mapping from domain exception to HTTP status (first matching base class wins)."""
+"""The one mapping from domain and core exceptions to HTTP status (first matching base class
+wins)."""
 
 
-def status_for(exc: ServingError) -> int:
+def status_for(exc: Exception) -> int:
     """HTTP status of a domain error, walking its MRO through `ERROR_STATUS`."""
     for cls in type(exc).__mro__:
         if cls in ERROR_STATUS:
@@ -136,13 +144,15 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 async def _serving_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ServingError), f"{type(exc)=}"
+    assert isinstance(exc, ServingError | RecsysError), f"{type(exc)=}"
     headers = {}
     if isinstance(exc, LearnerBusyError):
         headers["Retry-After"] = str(exc.retry_after_s)
-    return JSONResponse(
-        error_body(exc.code, exc.message), status_code=status_for(exc), headers=headers
-    )
+    if isinstance(exc, ServingError):
+        code, message = exc.code, exc.message
+    else:  # a core error: its class names the code
+        code, message = type(exc).__name__.removesuffix("Error").lower() or "core", str(exc)
+    return JSONResponse(error_body(code, message), status_code=status_for(exc), headers=headers)
 
 
 def _describe(err: dict[str, Any]) -> str:
@@ -207,6 +217,7 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the domain, validation and last-resort handlers on `app`."""
     app.add_exception_handler(ServingError, _serving_error)
+    app.add_exception_handler(RecsysError, _serving_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -197,3 +197,26 @@ def test_openapi_declares_every_error_status(client: TestClient) -> None:
     assert set(error_out["properties"]) == {"error", "message", "details"}
     user_id = spec["components"]["schemas"]["RecommendRequest"]["properties"]["user_id"]
     assert user_id["maxLength"] == 128 and user_id["pattern"].startswith("^[^\\x00-\\x1F")
+
+
+def test_core_errors_map_through_the_one_table(
+    client: TestClient, core: FakeCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A core (recsys) error reaching a route answers its `ERROR_STATUS` code with a message,
+    not a 500: a broken bundle is 503, an unknown case 404."""
+    from recsys.errors import BundleError, CaseNotFoundError
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise BundleError("bundle format 9, this version reads 1")
+
+    monkeypatch.setattr(core, "recommend", broken)
+    r = client.post("/v1/recommend", json={"user_id": "u"}, headers=READ_AUTH)
+    assert r.status_code == 503, r.text
+    assert r.json() == {"error": "bundle", "message": "bundle format 9, this version reads 1"}
+
+    def missing(*_a: object, **_k: object) -> None:
+        raise CaseNotFoundError("no case 7")
+
+    monkeypatch.setattr(core, "get_case", missing)
+    r = client.get("/v1/cases/c7", headers=AUTH)
+    assert r.status_code == 404 and r.json()["error"] == "casenotfound", r.text
