@@ -52,16 +52,15 @@ def _offline(cfg: ParityConfig, progress: Callable[[str, int, int], None] | None
     """(world, evaluated decisions, bundle) of a replay-trained soft-q model, LLM off."""
     from recsys.bundle import ModelBundle
     from training.evaluate import eval_decisions
-    from training.modes import recommender_for, run_memory_mode
-    from training.replay_env import ReplayParts, build_split_parts, run_pass
+    from training.modes import run_memory_mode
+    from training.replay_env import build_split_parts, run_pass
     from training.train import build_bundle, prepare_world
 
     tc = dataclasses.replace(cfg.train, max_eval_decisions=cfg.decisions, prequential=False)
     world, _split, name = prepare_world(tc)
     if cfg.bundle is not None:
         bundle = ModelBundle.load(cfg.bundle)
-        served = ReplayParts(bundle.items, bundle.bank, bundle.popularity, bundle.cooc)
-        rec = recommender_for(served, tc, bundle.learner, None)
+        rec = bundle.recommender()  # the bundle's own configuration, as the service uses
         idx = eval_decisions(world, tc.max_eval_decisions, 0)
         ev = run_pass(world, rec, tc, idx, False, True, 0.0, np.random.default_rng(0))
         return world, ev.decisions, bundle

@@ -298,9 +298,8 @@ class ServingCore:
             nxt.vec,
             next_cands,
         )
-        with rt.lock:
-            for r in chosen:
-                bank.update_stats(int(rows[int(r)]), visits=1)
+        # visit counts stay 0, as in the replay that trained and evaluated the model (a Q
+        # feature: counting online visits would move the served Q away from the evaluated one)
         loss = None
         for m in step.metrics:
             loss = m.get("losses/td", m.get("losses/ce", loss))

@@ -162,13 +162,16 @@ class Runtime:
             self.bundle.popularity.add(np.array(rows), np.array(times))
 
     def rebuild_popularity(self, store: Store) -> None:
-        """Popularity = the bundle's own log + the events still stored (after an erasure)."""
+        """Popularity = the bundle's own log + the events still stored (after an erasure),
+        swapped in at once."""
         rows, ts = self.base_popularity
-        pop = self.bundle.popularity
-        pop.remove_rows(np.zeros(len(pop), bool))
-        pop.add(rows, ts)
-        events = [ev for _, ev in store.iter_events()]
-        self.count_events([e.item_id for e in events], [e.ts for e in events])
+        row_of = self.items.row_of
+        stored = [(row_of[e.item_id], e.ts) for _, e in store.iter_events() if e.item_id in row_of]
+        extra_rows = np.array([r for r, _ in stored], np.int64)
+        extra_ts = np.array([t for _, t in stored], np.float64)
+        self.bundle.popularity.replace(
+            np.concatenate([rows, extra_rows]), np.concatenate([ts, extra_ts])
+        )
 
 
 def load_tombstones(store: Store) -> set[str]:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -156,12 +157,12 @@ def run_memory_mode(
         results.append(MethodResult(name, seed, metrics, list(curve), learn, learner, ev.decisions))
     rec.set_llm(llm)
     if cfg.prequential and learner is not None:
-        snapshot = learner.state_dict()
-        pq = run_pass(world, rec, cfg, test_idx, True, True, 1.0, rng)
+        # learning continues on the test decisions, on a copy: the evaluated learner ships
+        pq_rec = recommender_for(parts.served, cfg, copy.deepcopy(learner), llm)
+        pq = run_pass(world, pq_rec, cfg, test_idx, True, True, 1.0, rng, training=False)
         results[0].metrics.update(
             {f"preq_{k}": v for k, v in list_metrics(world, pq.decisions).items()}
         )
-        learner.load_state_dict(snapshot)
     return results
 
 

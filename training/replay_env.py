@@ -117,6 +117,7 @@ def build_parts(
                     "title": world.title(int(world.item[e])),
                     "action": world.action[e],
                     "event": int(e),
+                    "sid": f"e{int(e)}",  # stable across bundles (serving's case id)
                     "context": context,
                     "reward": float(world.case_reward[e]),
                 },
@@ -194,13 +195,17 @@ def run_pass(
     llm_fraction: float,
     rng: np.random.Generator,
     on_decision: Hook | None = None,
+    training: bool | None = None,
 ) -> PassResult:
     """Replay `decisions` (event indices) in time order through `rec`.
 
-    learn: finished transitions go to `rec.loop.learn` (a training pass: reward windows skip
-    held-out events and the co-occurrence term leaves the decision's own user out).
+    learn: finished transitions go to `rec.loop.learn`.
+    training: a training pass (default: `learn`): reward windows skip held-out events and the
+    co-occurrence term leaves the decision's own user out. A prequential evaluation learns
+    without being a training pass.
     llm_fraction: share of warm decisions ranked with the LLM (1.0 in evaluation).
     """
+    training = learn if training is None else training
     from recsys.loop import Decided
 
     out = PassResult()
@@ -230,9 +235,9 @@ def run_pass(
             flush(now)
         warm = bool(world.has_history[j])
         use_llm = warm and rec.llm is not None and bool(rng.random() < llm_fraction)
-        res = rec.recommend(request_at(world, j, knn_without_user=learn), greedy, use_llm)
+        res = rec.recommend(request_at(world, j, knn_without_user=training), greedy, use_llm)
         items = [int(world.item_ids[r]) for r in res.items]
-        r, acted = world.list_reward(j, items[: cfg.reward_top], cfg.reward, skip_held_out=learn)
+        r, acted = world.list_reward(j, items[: cfg.reward_top], cfg.reward, skip_held_out=training)
         out.decisions.append(Decision(j, items, int(world.item[j]), r, res.used_llm, not warm))
         if loop is not None and res.choice is not None and res.cands is not None:
             case_items = [[rec.items.ids[i] for i in c.items] for c in res.chosen]

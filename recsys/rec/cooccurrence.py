@@ -81,6 +81,8 @@ class Cooccurrence:
         sup_c = np.maximum(self.support - own, 0.0)
         s = np.zeros(n)
         for t, h in enumerate(recent):
+            if h >= n:  # an item added to the catalogue after the counts were fitted
+                continue
             sup_h = self.support[h] - own[h]
             if sup_h <= 0:
                 continue

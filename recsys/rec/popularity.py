@@ -72,10 +72,12 @@ class Popularity:
             order = np.argsort(all_ts, kind="stable")
             self._rows, self._ts, self._cache = all_rows[order], all_ts[order], None
 
-    def remove_rows(self, keep: np.ndarray) -> None:
-        """Keep only the events where `keep` (bool, one per event in time order) is True."""
+    def replace(self, rows: np.ndarray, ts: np.ndarray) -> None:
+        """Swap the whole event log for (rows, ts) (any order) in one step."""
+        rows, ts = np.asarray(rows, np.int64), np.asarray(ts, np.float64)
+        order = np.argsort(ts, kind="stable")
         with self._lock:
-            self._rows, self._ts, self._cache = self._rows[keep], self._ts[keep], None
+            self._rows, self._ts, self._cache = rows[order], ts[order], None
 
     def scores(self, now: float) -> np.ndarray:
         """(I,) float64 popularity of every item from the events strictly before `now`."""
