@@ -67,7 +67,9 @@ class RecommendService:
         if reason is not None:
             raise NotReadyError(reason)
         now = time.time()
-        history = self.store.recent_events(req.user_id, self.settings.recent_events_limit)
+        history = self.store.recent_events(
+            req.user_id, self.settings.recent_events_limit, before=req.at
+        )
         result = self.core.recommend(
             req.user_id,
             req.n,

@@ -232,12 +232,14 @@ class Store:
             self._db.execute("COMMIT")
         return len(rows)
 
-    def recent_events(self, user_id: str, limit: int) -> list[EventRecord]:
-        """The user's last `limit` events, oldest first."""
+    def recent_events(
+        self, user_id: str, limit: int, before: float | None = None
+    ) -> list[EventRecord]:
+        """The user's last `limit` events (strictly before `before`, if given), oldest first."""
         rows = self._read(
-            "SELECT item_id, action, ts FROM events WHERE user_id=? "
+            "SELECT item_id, action, ts FROM events WHERE user_id=? AND ts < ? "
             "ORDER BY ts DESC, event_id DESC LIMIT ?",
-            (user_id, limit),
+            (user_id, float("inf") if before is None else before, limit),
         )
         return [EventRecord(r[0], r[1], r[2]) for r in reversed(rows)]
 

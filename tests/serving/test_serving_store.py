@@ -75,6 +75,16 @@ def test_recent_events_are_the_latest_oldest_first(tmp_path: Path) -> None:
     assert [e.item_id for e in store.recent_events("u", 3)] == ["i3", "i4", "i5"]
 
 
+def test_recent_events_as_of_a_past_time(tmp_path: Path) -> None:
+    """With `before`, the latest events strictly earlier than that time (a replayed decision
+    never sees the user's later history), oldest first."""
+    store = Store(tmp_path / "db.sqlite3")
+    store.append_events("u", [EventRecord(f"i{t}", "click", float(t)) for t in (5, 1, 3, 4, 2)])
+    assert [e.item_id for e in store.recent_events("u", 2, before=4.0)] == ["i2", "i3"]
+    assert [e.item_id for e in store.recent_events("u", 10, before=1.0)] == []
+    assert len(store.recent_events("u", 10)) == 5
+
+
 def test_case_log_soft_delete_and_idempotent_put(tmp_path: Path) -> None:
     """A replayed case insert is a no-op; a deleted case disappears from live views."""
     store = Store(tmp_path / "db.sqlite3")
