@@ -235,8 +235,9 @@ def test_cases_crud_and_user_erasure(client: httpx.Client) -> None:
         "action": "click",
         "idempotency_key": uuid.uuid4().hex,
     }
+    applied = wait_idle(client, 0)
     assert client.post("/v1/feedback", json=fb, headers=AUTH).status_code == 202
-    wait_idle(client, 0)
+    wait_idle(client, applied + 1)  # applied, its case written: erasure must catch it
     report = client.delete("/v1/users/erin", headers=AUTH).json()
     assert report["events"] == 2 and report["decisions"] == 1 and report["feedback"] == 1
     assert report["cases"] >= 1
