@@ -9,10 +9,12 @@ acknowledged feedback is reflected exactly once in the persisted model even acro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from serving.errors import LearnerBusyError
@@ -109,6 +111,14 @@ class LearnerWorker:
             self._pending.append(job.feedback_id)
             if len(self._pending) >= self._checkpoint_every:
                 self.checkpoint()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """No feedback is applied and no checkpoint is written while inside (a reload
+        checkpoints, then swaps the model, with nothing learned in between and no snapshot
+        rewritten while the new runtime reads it)."""
+        with self._ckpt_lock:
+            yield
 
     def checkpoint(self) -> None:
         """Checkpoint the core, then mark the feedback it now reflects as applied."""

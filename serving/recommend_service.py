@@ -177,6 +177,8 @@ class RecommendService:
         )
 
     def reload(self) -> str:
-        """Checkpoint pending learning, then reload the core; returns the new version."""
-        self.worker.checkpoint()
-        return self.core.reload()
+        """Checkpoint pending learning, then reload the core, with the learner held in
+        between (nothing learned on the old model is lost); returns the new version."""
+        with self.worker.held():
+            self.worker.checkpoint()
+            return self.core.reload()
