@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["candidate_items", "nearest_items"]
+__all__ = ["candidate_items", "nearest_items", "top_n_stable"]
 
 
 def nearest_items(
@@ -29,8 +29,19 @@ def nearest_items(
     if n <= 0 or len(item_ids) == 0:
         return []
     scores = item_vecs @ state_vec
-    order = np.argsort(-scores, kind="stable")[:n]
-    return [int(i) for i in item_ids[order]]
+    return [int(i) for i in item_ids[top_n_stable(scores, n)]]
+
+
+def top_n_stable(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the n largest scores, best first, ties by position: the first n of
+    `np.argsort(-scores, kind="stable")`, in O(len) + O(k log k) instead of a full sort."""
+    m = len(scores)
+    if n >= m:
+        return np.argsort(-scores, kind="stable")
+    kth = np.partition(scores, m - n)[m - n]  # the n-th largest value
+    cand = np.flatnonzero(scores >= kth)  # every index that can be in the top n (ties too)
+    order = cand[np.lexsort((cand, -scores[cand]))]
+    return order[:n]
 
 
 def candidate_items(

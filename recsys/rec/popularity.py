@@ -97,10 +97,11 @@ class Popularity:
 
     def top(self, n: int, now: float, exclude: set[int]) -> list[int]:
         """The n most popular item rows at `now` (ties: catalogue order), `exclude` removed."""
+        from recsys.rec.candidates import top_n_stable
+
         s = self.scores(now)
-        order = np.argsort(-s, kind="stable")
         out: list[int] = []
-        for r in order[: n + len(exclude)].tolist():
+        for r in top_n_stable(s, n + len(exclude)).tolist():
             if r not in exclude:
                 out.append(int(r))
                 if len(out) >= n:

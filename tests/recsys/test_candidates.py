@@ -48,3 +48,15 @@ def test_candidate_properties(case_items: list[int], exclude: set[int], n: int, 
     assert got[: len(allowed_cases)] == allowed_cases
     available = 30 - len(exclude | set(allowed_cases))
     assert len(got) - len(allowed_cases) == min(n, available)
+
+
+@given(
+    st.lists(st.integers(0, 4), min_size=1, max_size=60),
+    st.integers(1, 70),
+)
+def test_top_n_stable_equals_a_stable_full_sort(values: list[int], n: int) -> None:
+    """The partial top-n equals the first n of a stable argsort, ties included."""
+    from recsys.rec.candidates import top_n_stable
+
+    s = np.array(values, float)
+    np.testing.assert_array_equal(top_n_stable(s, n), np.argsort(-s, kind="stable")[:n])
