@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from recsys.loop import Decided
-from recsys.memory.case_bank import FaissIndex
+from recsys.memory.faiss_index import FaissIndex
 from recsys.rec.recommender import RecRequest, RecResult
 from recsys.rec.reward import action_reward
 from recsys.records import Action, Candidates, Interaction, UserState

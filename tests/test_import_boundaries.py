@@ -51,7 +51,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {"serving": ("training.tracking",)}
 (which re-exports the error the download raises), nothing else of training."""
 
 ONE_IMPORTER: dict[str, tuple[str, ...]] = {
-    "faiss": ("recsys/memory/case_bank.py",),
+    "faiss": ("recsys/memory/faiss_index.py",),
     "transformers": ("recsys/llm/*",),
     "mcp": ("agent/tools/*",),
     "mlflow": ("training/tracking.py",),

@@ -23,6 +23,7 @@ import polars as pl
 from recsys.config import RewardConfig, StateConfig
 from recsys.memory.case_encoder import RecCaseEncoder
 from recsys.memory.text_encoder import TextEncoder
+from recsys.rec.items import ItemTable, TableTitleEncoder
 from recsys.rec.reward import action_reward
 from recsys.rec.state_encoder import StateEncoder
 from recsys.records import Action, Interaction
@@ -71,8 +72,6 @@ class ReplayWorld:
     """item id -> title."""
     item_index: dict[int, int]
     """item id -> row in item_ids."""
-    lang: str
-    """Prompt language of the titles (zh / en)."""
 
     @property
     def n(self) -> int:
@@ -166,7 +165,6 @@ def build_world(
         rows = np.array([item_index[int(i)] for i in item[~held]], np.int64)
         cf = collaborative_vectors(user[~held], rows, len(all_items), collab_dim)
         vecs = blend_vectors(vecs, cf, collab_weight)
-    lang = "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in "".join(texts[:200])) else "en"
 
     def item_vectors(ids: Sequence[str]) -> np.ndarray:
         return vecs[[item_index[int(i)] for i in ids]]
@@ -197,7 +195,8 @@ def build_world(
             next_event[e] = evs[nxt] if nxt < len(evs) else -1
             hi = bisect.bisect_right(times, times[pos] + w_sec)
             window[e] = tuple(evs[pos:hi])
-    case_enc = RecCaseEncoder(_PrecomputedTitles(vecs, texts), state_weight=case_state_weight)
+    table = ItemTable([str(int(i)) for i in all_items], texts, vecs)
+    case_enc = RecCaseEncoder(TableTitleEncoder(table), state_weight=case_state_weight)
     payloads = [{"title": texts[item_index[int(i)]]} for i in item]
     case_key = case_enc.keys(state_vec, payloads) if n else np.zeros((0, vecs.shape[1]))
     case_reward = np.array([action_reward(Action(a), reward_cfg) for a in action], np.float32)
@@ -226,27 +225,4 @@ def build_world(
         item_vecs=vecs,
         titles=titles,
         item_index=item_index,
-        lang=lang,
     )
-
-
-class _PrecomputedTitles:
-    """A `TextEncoder` over the already-encoded catalogue titles (no re-encoding)."""
-
-    def __init__(self, vecs: np.ndarray, texts: list[str]) -> None:
-        self._vecs = vecs
-        self._row = {t: k for k, t in enumerate(texts)}
-
-    @property
-    def name(self) -> str:
-        """Encoder name."""
-        return "precomputed-titles"
-
-    @property
-    def dim(self) -> int:
-        """Vector width."""
-        return int(self._vecs.shape[1])
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Rows of the known titles."""
-        return self._vecs[[self._row[t] for t in texts]]

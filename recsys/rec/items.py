@@ -12,12 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from recsys.llm.prompts import detect_lang
+
 __all__ = ["ItemTable", "TableTitleEncoder"]
-
-
-def detect_lang(titles: Sequence[str]) -> str:
-    """'zh' when the titles contain CJK characters, else 'en'."""
-    return "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in "".join(titles[:200])) else "en"
 
 
 class ItemTable:
@@ -31,7 +28,7 @@ class ItemTable:
         self.row_of = {i: r for r, i in enumerate(self.ids)}
         assert len(self.row_of) == len(self.ids), "duplicate item ids"
         self._lock = threading.Lock()
-        self.lang = detect_lang(self.titles)
+        self.lang = detect_lang("".join(self.titles[:200]))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -94,10 +91,13 @@ class ItemTable:
 
 class TableTitleEncoder:
     """A `TextEncoder` over the table's item vectors keyed by title, so case keys use the same
-    item vectors as the state (collaborative vectors included); an unknown title -> zeros."""
+    item vectors as the state (collaborative vectors included); an unknown title -> zeros.
+    Several items with one title: the last one's vector."""
 
     def __init__(self, table: ItemTable) -> None:
         self._table = table
+        self._row: dict[str, int] = {}
+        self._size = -1
 
     @property
     def name(self) -> str:
@@ -110,14 +110,14 @@ class TableTitleEncoder:
         return self._table.dim
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Rows of the titles' items (first item with that title)."""
+        """Rows of the titles' items (the title map is rebuilt only when the table grew)."""
         t = self._table
-        first: dict[str, int] = {}
-        for r, title in enumerate(t.titles):
-            first.setdefault(title, r)
+        if self._size != len(t):
+            self._row = {title: r for r, title in enumerate(t.titles)}
+            self._size = len(t)
         out = np.zeros((len(texts), t.dim), np.float32)
         for k, text in enumerate(texts):
-            row = first.get(text)
+            row = self._row.get(text)
             if row is not None:
                 out[k] = t.vecs[row]
         return out

@@ -4,7 +4,7 @@
    loss + backward + clip + Adam + Polyak) at batch 256, K = 32, d = 512, next to the floor
    measured in the same run: forward + backward of the same twin network on a pre-built batch.
 2. faiss search latency (single query, p50/p99 in ms) and bytes per case at each bank size for
-   flat and HNSW (through `recsys.memory.case_bank.FaissIndex`, the only faiss importer).
+   flat and HNSW (through `recsys.memory.faiss_index.FaissIndex`, the one faiss importer).
    Baseline in
    the same run: the flat (exact) index. Metadata bytes per case: a real `CaseBank` of 10k cases
    saved to disk (sqlite with key blobs), divided by its size.
@@ -104,7 +104,7 @@ def bench_index(kind: str, n: int, dim: int, queries: int, k: int, seed: int) ->
     import numpy as np
 
     from recsys.config import CaseBankConfig
-    from recsys.memory.case_bank import FaissIndex
+    from recsys.memory.faiss_index import FaissIndex
 
     rng = np.random.default_rng(seed)
     cfg = CaseBankConfig(index=kind, hnsw_m=16, hnsw_ef_construction=40, hnsw_ef_search=64)  # type: ignore[arg-type]
@@ -159,7 +159,7 @@ def run_core(sizes: list[int], dim: int, queries: int, threads: int) -> dict[str
     """Every figure of the core benchmark as one JSON-ready dict."""
     import torch
 
-    from recsys.memory.case_bank import FaissIndex
+    from recsys.memory.faiss_index import FaissIndex
 
     torch.set_num_threads(threads)
     FaissIndex.set_threads(threads)
