@@ -15,6 +15,7 @@ request brings only the user's events, the time and what to exclude.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -46,8 +47,12 @@ def case_item_ids(payload: dict[str, Any]) -> list[str]:
     return [str(item)] if item is not None else []
 
 
+@functools.lru_cache(maxsize=8)
 def _rank_score(n: int) -> np.ndarray:
-    return 1.0 / np.log2(2.0 + np.arange(n))
+    """(n,) 1 / log2(2 + rank), cached: the catalogue-length array is read on every request."""
+    out = 1.0 / np.log2(2.0 + np.arange(n))
+    out.flags.writeable = False
+    return out
 
 
 @dataclass(frozen=True)
