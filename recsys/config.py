@@ -147,6 +147,10 @@ class LearnerConfig:
     """Max global gradient norm."""
     ce_threshold: float = 0.0
     """parametric-ce: a reward above this is a positive label."""
+    listwise_weight: float = 0.0
+    """soft-q: weight of `recsys.rl.losses.listwise_loss` added to the soft TD loss (fits
+    softmax(Q / alpha) to where the reward is; used by the items scorer, whose replay labels
+    every candidate)."""
     tabular_lr: float = 0.1
     """tabular: Q(c) += tabular_lr * (r - Q(c))."""
     tabular_sim_weight: float = 0.5
@@ -238,7 +242,15 @@ class RecommendConfig:
     prompt_lang: str = "auto"
     """LLM prompt language: zh | en | auto (zh when titles contain CJK)."""
     blend: BlendConfig = field(default_factory=BlendConfig)
-    """Final ranking blend."""
+    """Final ranking blend (the `blend` scorer; item-pool sizes of the `items` scorer)."""
+    scorer: Literal["blend", "items"] = "blend"
+    """What the policy decides. blend: the policy chooses m cases, whose items join the
+    neighbour / popularity / item-kNN candidates in a hand-weighted blend. items: the policy
+    scores candidate ITEMS, Q(s, item) over the item's vector and its evidence
+    (`recsys.rec.item_features`: the retrieved cases proposing it, neighbours, popularity,
+    item-kNN, the user's own history), and softmax(Q / alpha) is the list."""
+    n_seen: int = 20
+    """items scorer: the user's latest distinct items added to the pool (unless excluded)."""
 
 
 @dataclass(frozen=True)

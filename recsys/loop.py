@@ -98,7 +98,11 @@ class MemoryLoop:
             logp=decided.logp.astype(np.float32),
             rewards=rewards,
             next_state=decided.state if next_state is None else next_state,
-            next_cands=Candidates.empty(dim) if done or next_cands is None else next_cands,
+            next_cands=(
+                Candidates.empty(dim, decided.cands.features.shape[1])
+                if done or next_cands is None
+                else next_cands
+            ),
             done=done,
         )
         self.learner.observe(t)

@@ -190,21 +190,29 @@ class ServingCore:
         )
         greedy = self._settings.policy == "greedy"
         res = rt.rec.recommend(req, greedy=greedy, use_llm=self._llm is not None)
+        by_item = rt.rec.cfg.scorer == "items"
         with rt.lock:
+            case_ids: list[int] = res.cands.case_ids.tolist() if res.cands is not None else []
+            # items scorer: the candidates are item rows, their cases the retrieved support
             sids = [
-                rt.sid_of.get(int(i), f"r{int(i)}")
-                for i in (res.cands.case_ids if res.cands is not None else [])
+                rt.items.ids[int(i)] if by_item else rt.sid_of.get(int(i), f"r{int(i)}")
+                for i in case_ids
             ]
+            support = {
+                r: [rt.sid_of.get(int(c), f"r{int(c)}") for c in res.behind(r)] for r in res.items
+            }
         items = tuple(
-            RankedItem(
-                rt.items.ids[r],
-                rt.items.titles[r],
-                round(float(s), 6),
-                tuple(sids_for(res, r, sids)),
-            )
+            RankedItem(rt.items.ids[r], rt.items.titles[r], round(float(s), 6), tuple(support[r]))
             for r, s in zip(res.items, res.scores, strict=True)
         )
-        cases = tuple(CaseChoice(sids[c.row], c.prob) for c in res.chosen)
+        if by_item:  # each supporting case once, weighted by its best item's probability
+            best: dict[str, float] = {}
+            for c in res.chosen:
+                for sid in support.get(c.items[0], []):
+                    best.setdefault(sid, c.prob)
+            cases = tuple(CaseChoice(sid, p) for sid, p in best.items())
+        else:
+            cases = tuple(CaseChoice(sids[c.row], c.prob) for c in res.chosen)
         blob = DecisionBlob(
             sids=sids,
             sims=[float(x) for x in res.cands.sims] if res.cands is not None else [],
@@ -213,6 +221,7 @@ class ServingCore:
             logp=[c.logp for c in res.chosen],
             case_items=[[rt.items.ids[i] for i in c.items] for c in res.chosen],
             text=res.state.text,
+            kind="items" if by_item else "cases",
         )
         why = None
         if explain:
@@ -263,6 +272,8 @@ class ServingCore:
     ) -> float | None:
         """One online transition through `MemoryLoop.learn`; None when no chosen case is live."""
         assert rt.rec.loop is not None, "the served pipeline has no learner"
+        if snap.kind == "items":
+            return self._learn_items(rt, decision, snap, state, item_id, act, reward)
         bank = rt.bank
         with rt.lock:
             rows = [rt.int_of.get(s, -1) for s in snap.sids]
@@ -303,6 +314,52 @@ class ServingCore:
         loss = None
         for m in step.metrics:
             loss = m.get("losses/td", m.get("losses/ce", loss))
+        return loss
+
+    def _learn_items(
+        self,
+        rt: Runtime,
+        decision: DecisionSnapshot,
+        snap: DecisionBlob,
+        state: UserState,
+        item_id: str,
+        act: Action,
+        reward: float,
+    ) -> float | None:
+        """items scorer: the shown items are the chosen actions; the acted item gets the
+        reward, the other shown items 0; s' = the state with the event appended, its own item
+        pool as the next snapshot (gamma > 0 online: what was shown changes s')."""
+        assert rt.rec.loop is not None, "the served pipeline has no learner"
+        rows = [rt.items.row_of.get(s, -1) for s in snap.sids]
+        mask = np.array([r >= 0 for r in rows], bool)
+        keep = [k for k, j in enumerate(snap.chosen) if mask[j]]
+        if not keep:
+            return None
+        safe = np.array([max(r, 0) for r in rows], np.int64)
+        cands = Candidates(
+            case_ids=safe,
+            keys=rt.items.vecs[safe].astype(np.float32),
+            sims=np.array(snap.sims, np.float32),
+            features=np.array(snap.feats, np.float32).reshape(len(rows), -1),
+            mask=mask,
+        )
+        history = self._store.recent_events(decision.user_id, self._settings.recent_events_limit)
+        now = time.time()
+        events = [*history, EventRecord(item_id, act.value, now)]
+        nxt = RecRequest(decision.user_id, interactions(decision.user_id, events), now + 1e-3)
+        next_cands = rt.rec.candidates_for(nxt)
+        chosen = np.array([snap.chosen[k] for k in keep], np.int64)
+        credit = np.array([reward if snap.sids[j] == item_id else 0.0 for j in chosen], np.float32)
+        next_vec = rt.rec.encode_state(nxt.user_id, nxt.events, nxt.now).vec
+        step = rt.rec.loop.learn(
+            Decided(state.vec, cands, chosen, np.array([snap.logp[k] for k in keep], np.float32)),
+            credit,
+            next_vec,
+            next_cands,
+        )
+        loss = None
+        for m in step.metrics:
+            loss = m.get("losses/td", loss)
         return loss
 
     # --- memory inspection and editing (`CaseMemory`) ---------------------------------------
@@ -362,11 +419,6 @@ class ServingCore:
         """Nothing to release (the learner thread checkpoints before)."""
 
 
-def sids_for(res: RecResult, row: int, sids: list[str]) -> list[str]:
-    """Case ids of the chosen cases proposing item `row`."""
-    return [sids[c.row] for c in res.chosen if row in c.items]
-
-
 def build_core(settings: ServingSettings, store: Store) -> ServingCore:
     """Factory for `MEMENTO_CORE=serving.core:build_core` (the default)."""
     if settings.blas_threads > 0:
@@ -376,4 +428,4 @@ def build_core(settings: ServingSettings, store: Store) -> ServingCore:
     return ServingCore(settings, store)
 
 
-__all__ = ["ServingCore", "build_core", "interactions", "sids_for"]
+__all__ = ["ServingCore", "build_core", "interactions"]

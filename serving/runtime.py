@@ -362,6 +362,9 @@ class DecisionBlob:
     """Items of each chosen case (credit assignment)."""
     text: str
     """Readable state summary."""
+    kind: str = "cases"
+    """What the policy chose from: "cases" (`sids` are case ids) or "items" (the items
+    scorer: `sids` are item ids, `feats` their evidence features)."""
 
     def encode(self) -> bytes:
         """Compact JSON."""

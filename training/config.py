@@ -26,23 +26,39 @@ from recsys.config import (
     StateConfig,
 )
 
-__all__ = ["ALL_MODES", "LEARNED_MODES", "LLM_MODES", "SplitProtocol", "TrainConfig"]
+__all__ = [
+    "ALL_MODES",
+    "BASELINES",
+    "LEARNED_MODES",
+    "LLM_MODES",
+    "RECBOLE_PEERS",
+    "SplitProtocol",
+    "TrainConfig",
+]
 
 SplitProtocol = Literal["leave-last-out", "time-cutoff"]
 
-LEARNED_MODES: tuple[str, ...] = ("soft-q", "parametric-ce", "non-parametric", "tabular")
+LEARNED_MODES: tuple[str, ...] = (
+    "soft-q",
+    "soft-q-blend",
+    "soft-q-cases",
+    "parametric-ce",
+    "non-parametric",
+    "tabular",
+)
 """Modes that choose cases with a `recsys.rl.learner.Learner` of that mode."""
 LLM_MODES: tuple[str, ...] = (*LEARNED_MODES, "no-memory")
 """Modes whose final ranking includes the frozen LLM."""
+BASELINES: tuple[str, ...] = ("popularity", "causal-popularity", "item-knn", "ease")
+"""Peers fitted in process (`training.baselines`)."""
+RECBOLE_PEERS: tuple[str, ...] = ("recbole-bpr", "recbole-sasrec", "recbole-gru4rec")
+"""Peers trained by RecBole in their own environment (`training.peers`)."""
 ALL_MODES: tuple[str, ...] = (
     *LEARNED_MODES,
     "no-memory",
     "no-llm",
-    "popularity",
-    "causal-popularity",
-    "item-knn",
-    "recbole-bpr",
-    "recbole-sasrec",
+    *BASELINES,
+    *RECBOLE_PEERS,
 )
 """Every method the harness knows (peers run in their own environment)."""
 
@@ -95,6 +111,10 @@ class TrainConfig:
     """Remove the user's past items from the candidates (off: repeat purchases are real)."""
     llm_model: str = "qwen2.5-0.5b"
     """Frozen LLM name for `recsys.llm.provider` ("smollm2-135m" = tiny, for tests)."""
+    use_llm: bool = False
+    """Evaluate the LLM modes with the frozen LLM re-scoring the head of every warm list. Off
+    by default: on the measured runs it did not improve NDCG (see docs/results.md), and every
+    LLM call costs CPU seconds; `memento bench llm-rerank` measures it."""
     llm_fraction: float = 0.0
     """Share of TRAINING decisions ranked with the LLM (evaluation always uses it). The
     default 0 keeps `memento train` within ~10 CPU minutes: the LLM is frozen, so training
@@ -103,6 +123,9 @@ class TrainConfig:
     """Prompt template language: zh | en | auto (zh when titles contain CJK)."""
     max_train_decisions: int = 400
     """Cap on training decisions per pass (a seeded, fixed subset; 0 = all)."""
+    max_valid_decisions: int = 400
+    """Validation decisions (each user's latest training event) on which the learning curve
+    is measured after every pass; training passes leave them out (0 = every user)."""
     max_eval_decisions: int = 30
     """Cap on evaluated test decisions (a seeded subset shared by every method; 0 = all)."""
     window_hours: float = 24.0
@@ -132,7 +155,23 @@ class TrainConfig:
     states. Off, soft-q's synthetic learning curve was flat (0.188/0.194/0.183 over 3 passes);
     on, it rose in all 3 seeds and ended above non-parametric."""
     blend: BlendConfig = field(default_factory=BlendConfig)
-    """Final ranking blend."""
+    """Final ranking blend (the case-choosing modes) and the item-pool sizes."""
+    soft_q_scorer: Literal["blend", "items"] = "items"
+    """What soft-q's policy decides (`recsys.config.RecommendConfig.scorer`): the list itself,
+    softmax(Q(s, item) / alpha) over the evidence of the retrieved cases and the other
+    sources (items), or m cases feeding the hand-weighted blend (blend, the ablation
+    `soft-q-blend`). The other case modes always choose cases."""
+    top_k_items: int = 64
+    """K of the items scorer: cases retrieved per decision (over-fetched: each proposes one
+    item, and the pool de-duplicates them)."""
+    label_events: int = 3
+    """items scorer: a training decision's labels are the user's next `label_events` events
+    (the decision's own event first, what the test scores)."""
+    items_listwise_weight: float = 1.0
+    """items scorer: weight of the listwise term next to the soft TD loss
+    (`recsys.config.LearnerConfig.listwise_weight`)."""
+    label_decay: float = 0.5
+    """items scorer: label of the p-th next event = label_decay ** p."""
     pop_half_life_hours: float = 168.0
     """Half-life of the popularity term's counts (0: plain counts of every past event)."""
     learner: LearnerConfig = field(
@@ -140,12 +179,13 @@ class TrainConfig:
             batch_size=32,
             min_replay=64,
             lr=2e-3,
-            gamma=0.3,
+            gamma=0.0,
             policy=PolicyConfig(alpha=0.02, num_chosen=8),
         )
     )
-    """Learner settings (mode and seed are set per run). gamma 0.3: a recommendation's effect
-    is mostly immediate; a long horizon makes Q dominated by the soft entropy bonus. alpha 0.02:
+    """Learner settings (mode and seed are set per run). gamma 0: log replay is a contextual
+    bandit (what the policy shows does not change the logged user's next state), so the soft
+    TD target is the reward; serving and the simulators use gamma > 0. alpha 0.02:
     window rewards are ~0.1, so Q differs across cases by a few hundredths; at alpha 0.2 the
     training policy stayed near uniform over the K retrieved cases and the learning curve
     barely rose (Tianchi validation, 1,200 decisions x 3 passes: reward 0.110 -> 0.118 at 0.2,
@@ -156,6 +196,13 @@ class TrainConfig:
     """Action weights."""
     credit: CreditConfig = field(default_factory=CreditConfig)
     """Credit rule across chosen cases (attributed: cases whose item was acted on)."""
+    peer_seeds: tuple[int, ...] = (0, 1)
+    """Seeds of the RecBole peers (each (model, seed, split) result is cached)."""
+    peer_max_epochs: int = 60
+    """RecBole peers: epoch cap; training stops earlier once validation NDCG@10 has not
+    improved for `peer_patience` epochs (the best epoch's model is tested)."""
+    peer_patience: int = 3
+    """RecBole peers: early-stopping patience in epochs."""
     peers_epochs: int = 30
     """RecBole peers: training epochs."""
     sasrec_epochs: int | None = None
@@ -178,10 +225,11 @@ class TrainConfig:
     progress: bool = False
     """Show rich progress bars (the CLI turns them on)."""
 
-    def recommend_config(self) -> RecommendConfig:
+    def recommend_config(self, scorer: Literal["blend", "items"] = "blend") -> RecommendConfig:
         """The pipeline settings the replay evaluates and the bundle ships to serving."""
         return RecommendConfig(
-            top_k=self.top_k,
+            scorer=scorer,
+            top_k=self.top_k_items if scorer == "items" else self.top_k,
             num_chosen=self.num_chosen,
             top_n=self.top_n,
             n_neighbours=self.n_neighbours,

@@ -19,7 +19,13 @@ from training.metrics import summarize
 from training.replay_env import Decision
 from training.replay_world import ReplayWorld
 
-__all__ = ["aggregate_seeds", "eval_decisions", "list_metrics", "train_decisions"]
+__all__ = [
+    "aggregate_seeds",
+    "eval_decisions",
+    "list_metrics",
+    "train_decisions",
+    "validation_decisions",
+]
 
 
 def eval_decisions(world: ReplayWorld, cap: int, seed: int = 0) -> np.ndarray:
@@ -31,10 +37,28 @@ def eval_decisions(world: ReplayWorld, cap: int, seed: int = 0) -> np.ndarray:
     return idx
 
 
-def train_decisions(world: ReplayWorld, cap: int, seed: int = 0) -> np.ndarray:
-    """Training decision points (non-held-out events with user history), capped by a fixed
-    seeded subset."""
-    idx = np.flatnonzero(~world.held_out & world.has_history)
+def validation_decisions(world: ReplayWorld, cap: int = 0) -> np.ndarray:
+    """Each user's latest non-held-out event that has history (under leave-last-out: the
+    validation row), a fixed subset of `cap` when capped. The learning curve is measured on
+    them and training passes leave them out."""
+    last: dict[int, int] = {}
+    for e in np.flatnonzero(~world.held_out & world.has_history).tolist():
+        last[int(world.user[e])] = e
+    idx = np.array(sorted(last.values()), np.int64)
+    if cap and len(idx) > cap:
+        idx = np.sort(np.random.default_rng(23).choice(idx, cap, replace=False))
+    return idx
+
+
+def train_decisions(
+    world: ReplayWorld, cap: int, seed: int = 0, without: np.ndarray | None = None
+) -> np.ndarray:
+    """Training decision points (non-held-out events with user history, minus `without`),
+    capped by a fixed seeded subset."""
+    keep = ~world.held_out & world.has_history
+    if without is not None:
+        keep[without] = False
+    idx = np.flatnonzero(keep)
     if cap and len(idx) > cap:
         idx = np.sort(np.random.default_rng([seed, 29]).choice(idx, cap, replace=False))
     return idx

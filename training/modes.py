@@ -21,23 +21,33 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 
+from recsys.config import RecommendConfig
 from recsys.llm.protocol import FrozenLLM
 from recsys.loop import MemoryLoop
+from recsys.rec.item_features import ITEM_FEATURES
 from recsys.rec.recommender import Recommender
+from recsys.records import CASE_FEATURES
 from recsys.rl.learner import Learner
 from training.config import LEARNED_MODES, TrainConfig
-from training.evaluate import eval_decisions, list_metrics, train_decisions
+from training.evaluate import (
+    eval_decisions,
+    list_metrics,
+    train_decisions,
+    validation_decisions,
+)
 from training.replay_env import Decision, PassResult, ReplayParts, SplitParts, run_pass
 from training.replay_world import ReplayWorld
 
 __all__ = ["MethodResult", "recommender_for", "run_baseline", "run_memory_mode", "run_peers"]
 
 log = logging.getLogger(__name__)
+
+Scorer = Literal["blend", "items"]
 
 Progress = Callable[[str, int, int], None]
 """(task label, advance, total) callback for progress bars."""
@@ -54,32 +64,60 @@ class MethodResult:
     metrics: dict[str, float]
     """Frozen evaluation metrics (prequential ones prefixed `preq_`)."""
     curve: list[float] = field(default_factory=list)
-    """Training reward per decision, one value per iteration."""
+    """Validation NDCG@10 after each training pass (the learning curve)."""
     learn: list[dict[str, float]] = field(default_factory=list)
     """Learner metrics of every gradient step (all iterations)."""
     learner: Learner | None = None
     """The trained learner (learned modes)."""
     decisions: list[Decision] = field(default_factory=list)
     """The evaluated decisions (frozen evaluation)."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """Method-specific facts (a peer's epochs and validation curve, EASE's lambda)."""
+
+
+def scorer_of(cfg: TrainConfig, mode: str) -> Scorer:
+    """What a mode's policy decides: soft-q the configured scorer, `soft-q-cases` items from
+    the retrieved cases alone, `soft-q-blend` and the other case modes m cases for the blend."""
+    if mode == "soft-q":
+        return cfg.soft_q_scorer
+    return "items" if mode == "soft-q-cases" else "blend"
 
 
 def _learner(cfg: TrainConfig, mode: str, seed: int, dim: int) -> Learner:
+    items = scorer_of(cfg, mode) == "items"
     lc = dataclasses.replace(
         cfg.learner,
-        mode=mode,  # type: ignore[arg-type]
+        mode="soft-q" if mode.startswith("soft-q") else mode,  # type: ignore[arg-type]
         seed=seed,
         policy=dataclasses.replace(cfg.learner.policy, num_chosen=cfg.num_chosen),
+        q=dataclasses.replace(
+            cfg.learner.q, feature_dim=len(ITEM_FEATURES if items else CASE_FEATURES)
+        ),
+        listwise_weight=cfg.items_listwise_weight if items else 0.0,
     )
     return Learner(lc, dim, dim)
 
 
+def recommend_config_of(cfg: TrainConfig, mode: str) -> RecommendConfig:
+    """The pipeline settings of a mode (`soft-q-cases`: the item pool holds case items only)."""
+    rc = cfg.recommend_config(scorer_of(cfg, mode))
+    if mode == "soft-q-cases":
+        blend = dataclasses.replace(rc.blend, n_knn=0)
+        rc = dataclasses.replace(rc, n_neighbours=0, n_popular=0, n_seen=0, blend=blend)
+    return rc
+
+
 def recommender_for(
-    parts: ReplayParts, cfg: TrainConfig, learner: Learner | None, llm: FrozenLLM | None
+    parts: ReplayParts,
+    cfg: TrainConfig,
+    learner: Learner | None,
+    llm: FrozenLLM | None,
+    mode: str = "soft-q",
 ) -> Recommender:
-    """The one pipeline over a set of parts (no learner: the no-memory method)."""
+    """The one pipeline over a set of parts for a mode (no learner: the no-memory method)."""
     loop = MemoryLoop(learner, cfg.updates_per_transition) if learner is not None else None
     return Recommender(
-        cfg.recommend_config(),
+        recommend_config_of(cfg, mode),
         cfg.state,
         parts.items,
         parts.bank,
@@ -108,18 +146,22 @@ def run_memory_mode(
     """Train (iterations) and evaluate a case-memory mode or `no-memory`; soft-q also
     yields `no-llm` (its policy evaluated without the LLM)."""
     learner = _learner(cfg, mode, seed, world.dim) if mode in LEARNED_MODES else None
-    rec = recommender_for(parts.train, cfg, learner, llm)
+    rec = recommender_for(parts.train, cfg, learner, llm, mode)
     rng = np.random.default_rng(seed)
-    train_idx = train_decisions(world, cfg.max_train_decisions, seed)
+    valid_idx = validation_decisions(world, cfg.max_valid_decisions)
+    train_idx = train_decisions(world, cfg.max_train_decisions, seed, without=valid_idx)
     test_idx = eval_decisions(world, cfg.max_eval_decisions, 0)
     curve: list[float] = []
+    train_reward: list[float] = []
     learn: list[dict[str, float]] = []
     # no learner and no LLM draw: every pass is identical, so one pass stands for all
-    static = learner is None and (llm is None or cfg.llm_fraction == 0.0)
+    static = learner is None or mode == "non-parametric"
+    static = static and (llm is None or cfg.llm_fraction == 0.0)
     for it in range(cfg.iterations):
-        label = f"{mode} s{seed} iter {it + 1}"
+        label = f"{mode} s{seed} pass {it + 1}"
         if static and curve:
             curve.append(curve[-1])
+            train_reward.append(train_reward[-1])
             continue
         res: PassResult = run_pass(
             world,
@@ -132,13 +174,22 @@ def run_memory_mode(
             rng=rng,
             on_decision=_tick(progress, label, len(train_idx)),
         )
-        curve.append(res.reward_per_decision)
+        train_reward.append(res.reward_per_decision)
         learn.extend(res.learn)
-        log.info("%s: reward/decision %.4f, %d updates", label, curve[-1], len(res.learn))
-    rec = recommender_for(parts.served, cfg, learner, llm)  # evaluation: what is served
+        if len(valid_idx):
+            val = run_pass(world, rec, cfg, valid_idx, False, True, 0.0, rng, training=True)
+            curve.append(list_metrics(world, val.decisions)["ndcg@10"])
+        log.info(
+            "%s: training reward/decision %.4f, validation NDCG@10 %s, %d updates",
+            label,
+            train_reward[-1],
+            f"{curve[-1]:.4f}" if curve else "-",
+            len(res.learn),
+        )
+    rec = recommender_for(parts.served, cfg, learner, llm, mode)  # evaluation: what is served
     results: list[MethodResult] = []
     variants = [(mode, llm)]
-    if mode == "soft-q" and cfg.llm_fraction == 0.0:
+    if mode == "soft-q" and llm is not None and cfg.llm_fraction == 0.0:
         variants.append(("no-llm", None))
     for name, model in variants:
         rec.set_llm(model)
@@ -154,11 +205,13 @@ def run_memory_mode(
             on_decision=_tick(progress, f"{name} s{seed} eval", len(test_idx)),
         )
         metrics = list_metrics(world, ev.decisions)
-        results.append(MethodResult(name, seed, metrics, list(curve), learn, learner, ev.decisions))
+        res_m = MethodResult(name, seed, metrics, list(curve), learn, learner, ev.decisions)
+        res_m.info = {"train_reward": list(train_reward), "valid_rows": len(valid_idx)}
+        results.append(res_m)
     rec.set_llm(llm)
     if cfg.prequential and learner is not None:
         # learning continues on the test decisions, on a copy: the evaluated learner ships
-        pq_rec = recommender_for(parts.served, cfg, copy.deepcopy(learner), llm)
+        pq_rec = recommender_for(parts.served, cfg, copy.deepcopy(learner), llm, mode)
         pq = run_pass(world, pq_rec, cfg, test_idx, True, True, 1.0, rng, training=False)
         results[0].metrics.update(
             {f"preq_{k}": v for k, v in list_metrics(world, pq.decisions).items()}
@@ -166,84 +219,121 @@ def run_memory_mode(
     return results
 
 
-def _baseline_decisions(
-    world: ReplayWorld, cfg: TrainConfig, rank: Callable[[int, list[int], set[int]], list[int]]
+def _causal_top(
+    world: ReplayWorld, parts: ReplayParts, cfg: TrainConfig, j: int, ex: set[int]
+) -> list[int]:
+    """The served parts' popularity list at decision j (events strictly before it), `ex`
+    (item ids) removed: every method's cold-user list and every short list's fill."""
+    rows = {world.item_index[i] for i in ex if i in world.item_index}
+    top = parts.popularity.top(cfg.top_n, float(world.ts[j]), rows)
+    return [int(world.item_ids[r]) for r in top]
+
+
+def baseline_decisions(
+    world: ReplayWorld,
+    parts: ReplayParts,
+    cfg: TrainConfig,
+    rank: Callable[[int, list[int], set[int]], list[int] | None],
 ) -> list[Decision]:
-    """Score `rank(event, history items, exclude)` lists on the evaluated decisions (history =
-    the user's events strictly before the decision)."""
+    """Score `rank(event, history items, exclude)` lists on the evaluated decisions under the
+    rules every method shares: history = the user's events strictly before the decision; seen
+    items excluded when `cfg.exclude_seen`; a cold user (no earlier event) or a row the ranker
+    cannot score (None) gets the causal popularity list; a short list is filled from it."""
     decisions = []
     for j in eval_decisions(world, cfg.max_eval_decisions, 0):
+        j = int(j)
         hist = [int(world.item[e]) for e in world.history[j]]
-        items = rank(int(j), hist, set(hist) if cfg.exclude_seen else set())
-        r, _ = world.list_reward(int(j), items[: cfg.reward_top], cfg.reward)
-        decisions.append(
-            Decision(int(j), items, int(world.item[j]), r, False, not world.has_history[j])
-        )
+        ex = set(hist) if cfg.exclude_seen else set()
+        ranked = rank(j, hist, ex) if world.has_history[j] else None
+        items = [i for i in (ranked or []) if i not in ex][: cfg.top_n]
+        if len(items) < cfg.top_n:
+            have = set(items)
+            items += [i for i in _causal_top(world, parts, cfg, j, ex | have)][
+                : cfg.top_n - len(items)
+            ]
+        r, _ = world.list_reward(j, items[: cfg.reward_top], cfg.reward)
+        decisions.append(Decision(j, items, int(world.item[j]), r, False, not world.has_history[j]))
     return decisions
 
 
-def _causal_popularity(world: ReplayWorld, parts: ReplayParts, cfg: TrainConfig) -> list[Decision]:
-    """The list every memory mode gives a cold user: the served parts' popularity (events
-    strictly before the decision, `recsys.rec.popularity.Popularity`)."""
-
-    def rank(j: int, _hist: list[int], exclude: set[int]) -> list[int]:
-        rows = {world.item_index[i] for i in exclude}
-        top = parts.popularity.top(cfg.top_n, float(world.ts[j]), rows)
-        return [int(world.item_ids[r]) for r in top]
-
-    return _baseline_decisions(world, cfg, rank)
-
-
 def run_baseline(
-    world: ReplayWorld, parts: SplitParts, cfg: TrainConfig, name: str, train_rows: pl.DataFrame
+    world: ReplayWorld, parts: SplitParts, cfg: TrainConfig, name: str, split: Any
 ) -> MethodResult:
-    """popularity / item-knn fitted on the training rows, ranked for the evaluated decisions;
-    causal-popularity counts every event before each decision (the memory modes' cold-user
-    list)."""
-    from training.baselines import ItemKNN, Popularity
+    """popularity / item-knn / ease fitted on the training rows (ease: lambda chosen on the
+    validation rows, then refitted on train + valid), ranked for the evaluated decisions;
+    causal-popularity counts every event before each decision (every method's cold-user list)."""
+    from training.baselines import EASE, ItemKNN, Popularity, select_ease_lambda
 
+    train_rows = training_rows(cfg, split)
+    info: dict[str, Any] = {}
     if name == "causal-popularity":
-        decisions = _causal_popularity(world, parts.served, cfg)
+        decisions = baseline_decisions(world, parts.served, cfg, lambda j, h, ex: None)
     else:
-        model: Any = (
-            Popularity(world.item_ids) if name == "popularity" else ItemKNN(catalog=world.item_ids)
-        )
+        model: Any
+        if name == "popularity":
+            model = Popularity(world.item_ids)
+        elif name == "item-knn":
+            model = ItemKNN(catalog=world.item_ids)
+        elif name == "ease":
+            lam, curve = select_ease_lambda(split.train, split.valid, catalog=world.item_ids)
+            info = {"lambda": lam, "valid_ndcg@10": {str(k): v for k, v in curve.items()}}
+            model = EASE(lam, catalog=world.item_ids)
+        else:
+            raise ValueError(f"unknown baseline {name!r}")
         model.fit(train_rows)
-        decisions = _baseline_decisions(
-            world, cfg, lambda j, hist, ex: model.rank(int(world.user[j]), hist, cfg.top_n, ex)
+        decisions = baseline_decisions(
+            world,
+            parts.served,
+            cfg,
+            lambda j, hist, ex: model.rank(int(world.user[j]), hist, cfg.top_n + len(ex), ex),
         )
     metrics = list_metrics(world, decisions)
-    return MethodResult(name, 0, metrics, [metrics["reward_per_decision"]] * cfg.iterations)
+    res = MethodResult(name, 0, metrics, decisions=decisions)
+    res.info = info
+    return res
+
+
+def training_rows(cfg: TrainConfig, split: Any) -> pl.DataFrame:
+    """The rows a fitted baseline or peer learns from: train (+ valid under leave-last-out)."""
+    return pl.concat([split.train, split.valid]) if cfg.split == "leave-last-out" else split.train
+
+
+def _lookup(
+    by_event: dict[int, list[int] | None],
+) -> Callable[[int, list[int], set[int]], list[int] | None]:
+    return lambda j, _hist, _ex: by_event.get(j)
 
 
 def run_peers(
-    split: Any, cfg: TrainConfig, names: list[str], seeds: tuple[int, ...]
-) -> dict[str, dict[str, Any]]:
-    """RecBole BPR / SASRec on the identical split; {name: {"ndcg@10", "hr@10", "mrr", ...}}."""
-    import hashlib
-    import re
+    world: ReplayWorld, parts: SplitParts, cfg: TrainConfig, split: Any, names: list[str]
+) -> dict[str, list[MethodResult]]:
+    """RecBole peers (`training.peers.harness.peer_runs`, cached per model, seed and split) on
+    the identical split; their raw rankings of every test row are scored here under the shared
+    rules (`baseline_decisions`), one `MethodResult` per seed, with epochs and validation
+    curves in `info`."""
+    from training.peers.harness import peer_runs
 
-    from data.paths import cache_dir
-    from training.peers.recbole_runner import run_recbole_peers
-
-    # one folder per dataset: concurrent benchmarks must not share RecBole's data files
-    tag = re.sub(r"[^A-Za-z0-9_.-]", "_", cfg.data)[:40]
-    tag += "-" + hashlib.sha1(cfg.data.encode()).hexdigest()[:8]
-
-    models = [{"recbole-bpr": "BPR", "recbole-sasrec": "SASRec"}[n] for n in names]
-    out: dict[str, dict[str, Any]] = {}
-    for m in models:
-        own = cfg.sasrec_seeds if m == "SASRec" and cfg.sasrec_seeds is not None else seeds
-        epochs = cfg.sasrec_epochs if m == "SASRec" and cfg.sasrec_epochs else cfg.peers_epochs
-        out.update(
-            run_recbole_peers(
-                split.train,
-                split.valid,
-                split.test,
-                models=(m,),
-                seeds=own,
-                epochs=epochs,
-                workdir=cache_dir() / "memento" / "recbole-replay" / tag,
-            )
-        )
-    return {f"recbole-{m.lower()}": out[m] for m in models}
+    runs = peer_runs(
+        split,
+        cfg.data,
+        [n.removeprefix("recbole-") for n in names],
+        cfg.peer_seeds,
+        cfg.peer_max_epochs,
+        cfg.peer_patience,
+    )
+    rows_of = world.held_out_events(split.test)
+    out: dict[str, list[MethodResult]] = {}
+    for name in names:
+        run = runs[name]
+        for seed, lists in run["lists"].items():
+            by_event: dict[int, list[int] | None] = {
+                int(e): lst for e, lst in zip(rows_of, lists, strict=True)
+            }
+            decisions = baseline_decisions(world, parts.served, cfg, _lookup(by_event))
+            res = MethodResult(name, int(seed), list_metrics(world, decisions), decisions=decisions)
+            res.info = {
+                "epochs": run.get("epochs", {}).get(seed),
+                "valid_curve": run.get("curves", {}).get(seed),
+            }
+            out.setdefault(name, []).append(res)
+    return out

@@ -80,8 +80,10 @@ def plot_comparison(
     path: str | Path,
     metric: str = "ndcg@10",
     title: str | None = None,
+    ci: Mapping[str, Sequence[float]] | None = None,
 ) -> Path:
-    """Bar chart of ``{method: [per-seed value]}``: mean as bar, std over seeds as error bar."""
+    """Bar chart of ``{method: [per-seed value]}``: mean as bar; error bar = the 95% CI over
+    test rows from ``ci`` ({method: [lo, hi]}) where given, else the std over seeds."""
     if not values:
         raise ValueError("no methods to plot")
     for name, v in values.items():
@@ -92,10 +94,15 @@ def plot_comparison(
     names = list(values)
     means = np.array([np.mean(values[n]) for n in names])
     stds = np.array([np.std(values[n]) for n in names])
+    err: np.ndarray = stds
+    if ci is not None:
+        lo = np.array([means[k] - ci[n][0] if n in ci else stds[k] for k, n in enumerate(names)])
+        hi = np.array([ci[n][1] - means[k] if n in ci else stds[k] for k, n in enumerate(names)])
+        err = np.maximum(np.stack([lo, hi]), 0.0)
     fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(names) + 2), 4.5), dpi=120)
     try:
         x = np.arange(len(names))
-        bars = ax.bar(x, means, yerr=stds, capsize=4, color=plt.cm.tab10(x % 10))
+        bars = ax.bar(x, means, yerr=err, capsize=4, color=plt.cm.tab10(x % 10))
         ax.bar_label(bars, labels=[f"{m:.3f}" for m in means], fontsize=7, padding=2)
         ax.set_xticks(x, names, rotation=30, ha="right")
         ax.set_ylabel(metric)

@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 
 from recsys.config import CaseBankConfig
+from recsys.loop import Decided
 from recsys.memory.case_bank import CaseBank
 from recsys.rec.cooccurrence import Cooccurrence
 from recsys.rec.items import ItemTable
 from recsys.rec.popularity import Popularity
-from recsys.rec.recommender import Recommender, RecRequest
+from recsys.rec.recommender import Recommender, RecRequest, RecResult
 from recsys.records import Action, Case, Interaction
 from recsys.rl.credit import assign_credit
 from training.config import TrainConfig
@@ -132,7 +133,7 @@ def build_parts(
     item_rows = np.array([world.item_index[int(i)] for i in world.item[events]], np.int64)
     pop = Popularity(len(items), item_rows, world.ts[events], cfg.pop_half_life_hours)
     cooc = None
-    if cfg.blend.w_knn > 0:
+    if cfg.blend.w_knn > 0 or cfg.soft_q_scorer == "items":
         fit = np.flatnonzero(rows if cooc_rows is None else cooc_rows)
         fit_rows = np.array([world.item_index[int(i)] for i in world.item[fit]], np.int64)
         cooc = Cooccurrence.fit(world.user[fit], fit_rows, len(items))
@@ -185,6 +186,21 @@ class PassResult:
 Hook = Callable[[int], None]
 
 
+def _item_transition(
+    world: ReplayWorld, j: int, res: RecResult, cfg: TrainConfig, training: bool
+) -> tuple[Decided, np.ndarray]:
+    """items scorer: every pooled item is labelled from the user's next events
+    (`ReplayWorld.next_labels`), so the replay learns Q(s, item) for the whole pool (log replay
+    knows what any list would have earned); behaviour log-probabilities = the policy's."""
+    assert res.cands is not None and res.choice is not None
+    labels = world.next_labels(j, cfg.label_events, cfg.label_decay, skip_held_out=training)
+    rows = np.flatnonzero(res.cands.mask)
+    ids = world.item_ids[res.cands.case_ids[rows]]
+    rewards = np.array([labels.get(int(i), 0.0) for i in ids], np.float32)
+    logp = np.log(np.maximum(res.choice.probs[rows], 1e-12)).astype(np.float32)
+    return Decided(res.state.vec, res.cands, rows.astype(np.int64), logp), rewards
+
+
 def run_pass(
     world: ReplayWorld,
     rec: Recommender,
@@ -206,8 +222,6 @@ def run_pass(
     llm_fraction: share of warm decisions ranked with the LLM (1.0 in evaluation).
     """
     training = learn if training is None else training
-    from recsys.loop import Decided
-
     out = PassResult()
     pending: list[tuple[float, int, dict[str, Any]]] = []
     loop = rec.loop if learn else None
@@ -219,7 +233,7 @@ def run_pass(
         s2 = c2 = None
         if nxt >= 0 and world.ts[nxt] < now:  # s' only once it has happened, as of its time
             s2 = world.state_vec[nxt]
-            c2, _ = rec.retrieve(s2, float(world.ts[nxt]))
+            c2 = rec.candidates_for(request_at(world, nxt, knn_without_user=training))
         step = loop.learn(item["decided"], item["rewards"], s2, c2)
         out.learn.extend(step.metrics)
 
@@ -240,17 +254,20 @@ def run_pass(
         r, acted = world.list_reward(j, items[: cfg.reward_top], cfg.reward, skip_held_out=training)
         out.decisions.append(Decision(j, items, int(world.item[j]), r, res.used_llm, not warm))
         if loop is not None and res.choice is not None and res.cands is not None:
-            case_items = [[rec.items.ids[i] for i in c.items] for c in res.chosen]
-            rewards = assign_credit(r, case_items, {str(a) for a in acted}, cfg.credit)
             nxt = int(world.next_event[j])
-            if nxt >= 0 and world.held_out[nxt]:
-                nxt = -1
-            decided = Decided(
-                res.state.vec,
-                res.cands,
-                np.array([c.row for c in res.chosen], np.int64),
-                np.array([c.logp for c in res.chosen], np.float32),
-            )
+            if (nxt >= 0 and world.held_out[nxt]) or loop.learner.cfg.gamma == 0.0:
+                nxt = -1  # gamma 0 (log replay is a bandit): s' is never used
+            if rec.cfg.scorer == "items":
+                decided, rewards = _item_transition(world, j, res, cfg, training)
+            else:
+                case_items = [[rec.items.ids[i] for i in c.items] for c in res.chosen]
+                rewards = assign_credit(r, case_items, {str(a) for a in acted}, cfg.credit)
+                decided = Decided(
+                    res.state.vec,
+                    res.cands,
+                    np.array([c.row for c in res.chosen], np.int64),
+                    np.array([c.logp for c in res.chosen], np.float32),
+                )
             ready = now + cfg.window_hours * 3600.0  # the reward is known once W has passed
             heapq.heappush(
                 pending, (ready, seq, {"decided": decided, "rewards": rewards, "next": nxt})

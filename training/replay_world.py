@@ -104,6 +104,43 @@ class ReplayWorld:
                 best = max(best, action_reward(Action(self.action[e]), cfg))
         return best, acted
 
+    def held_out_events(self, test: pl.DataFrame) -> np.ndarray:
+        """(R,) event index of each row of a test frame (its row order), matched on
+        (user, item, ts, action) like `build_world` marks them."""
+        free: dict[tuple[int, int, float, str], list[int]] = {}
+        for e in np.flatnonzero(self.held_out).tolist():
+            key = (int(self.user[e]), int(self.item[e]), float(self.ts[e]), self.action[e])
+            free.setdefault(key, []).append(e)
+        out = []
+        for u, i, t, a in zip(
+            test["user_id"].to_list(),
+            test["item_id"].to_list(),
+            _seconds(test["ts"]).tolist(),
+            test["action"].cast(pl.String).to_list(),
+            strict=True,
+        ):
+            events = free.get((int(u), int(i), float(t), str(a)))
+            assert events, f"test row {(u, i, t, a)} is not a held-out event of this world"
+            out.append(events.pop(0))
+        return np.array(out, np.int64)
+
+    def next_labels(
+        self, j: int, k: int, decay: float, skip_held_out: bool = False
+    ) -> dict[int, float]:
+        """Item id -> label of decision j's next k events (event j itself first): decay^p for
+        the p-th of them (the largest where an item repeats). What the test scores is the
+        first (the held-out event); the later ones add signal. skip_held_out: a training
+        decision never sees a test label."""
+        out: dict[int, float] = {}
+        e, p = j, 0
+        while e >= 0 and p < k:
+            if not (skip_held_out and self.held_out[e]):
+                it = int(self.item[e])
+                out[it] = max(out.get(it, 0.0), decay**p)
+                p += 1
+            e = int(self.next_event[e])
+        return out
+
 
 def _seconds(ts: pl.Series) -> np.ndarray:
     return ts.cast(pl.Datetime("us")).dt.epoch("us").to_numpy().astype(np.float64) / 1e6

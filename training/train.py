@@ -7,6 +7,7 @@ catalogue, item vectors, popularity log and co-occurrence counts, with the pipel
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -21,9 +22,15 @@ import numpy as np
 import polars as pl
 
 from recsys.bundle import ModelBundle
-from training.config import LEARNED_MODES, LLM_MODES, TrainConfig
+from training.config import BASELINES, LEARNED_MODES, LLM_MODES, RECBOLE_PEERS, TrainConfig
 from training.evaluate import aggregate_seeds
-from training.modes import MethodResult, run_baseline, run_memory_mode, run_peers
+from training.modes import (
+    MethodResult,
+    recommend_config_of,
+    run_baseline,
+    run_memory_mode,
+    run_peers,
+)
 from training.replay_env import ReplayParts, SplitParts, build_split_parts
 from training.replay_world import ReplayWorld, build_world
 
@@ -52,6 +59,12 @@ class TrainResult:
     """Registered model version (alias `champion`)."""
     dataset: str = ""
     """Dataset name."""
+    summary: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """{method: NDCG@10 / HR@10 / warm NDCG@10 over the test rows with bootstrap CIs}."""
+    paired: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """{method: soft-q minus method on the same rows, NDCG@10, with paired bootstrap CIs}."""
+    info: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """{method: per-seed facts (a peer's epochs and validation curve, EASE's lambda)}."""
     elapsed_s: float = 0.0
     """Wall time."""
 
@@ -128,7 +141,7 @@ def build_bundle(
         learner=result.learner.cfg,
         reward=cfg.reward,
         credit=cfg.credit,
-        recommend=cfg.recommend_config(),
+        recommend=recommend_config_of(cfg, result.name),
     )
     meta = {
         "mode": result.name,
@@ -196,17 +209,19 @@ def run_methods(cfg: TrainConfig, progress: Progress | None = None) -> RunOutput
     world, split, name = prepare_world(cfg)
     parts = build_split_parts(world, cfg)
     llm = None
-    if any(m in LLM_MODES for m in cfg.modes):
+    if cfg.use_llm and any(m in LLM_MODES for m in cfg.modes):
         from recsys.llm.ranker import LLMRanker
 
         llm = LLMRanker.from_name(cfg.llm_model)
     results: dict[str, list[MethodResult]] = {}
-    train_rows = (
-        pl.concat([split.train, split.valid]) if cfg.split == "leave-last-out" else (split.train)
-    )
     for seed in cfg.seeds:
         for mode in cfg.modes:
-            if mode in (*LEARNED_MODES, "no-memory"):
+            if mode in ("non-parametric", "no-memory") and seed != cfg.seeds[0] and llm is None:
+                # nothing learned or sampled: every seed gives the same lists
+                for r in [copy.copy(results[mode][0])]:
+                    r.seed = seed
+                    results[mode].append(r)
+            elif mode in (*LEARNED_MODES, "no-memory"):
                 for r in run_memory_mode(world, parts, cfg, mode, seed, llm, progress):
                     results.setdefault(r.name, []).append(r)
             elif mode == "no-llm" and "soft-q" in cfg.modes and cfg.llm_fraction == 0.0:
@@ -215,9 +230,27 @@ def run_methods(cfg: TrainConfig, progress: Progress | None = None) -> RunOutput
                 for r in run_memory_mode(world, parts, cfg, "soft-q", seed, None, progress):
                     r.name = "no-llm"
                     results.setdefault("no-llm", []).append(r)
-            elif mode in ("popularity", "causal-popularity", "item-knn") and seed == cfg.seeds[0]:
-                results[mode] = [run_baseline(world, parts, cfg, mode, train_rows)]
+            elif mode in BASELINES and seed == cfg.seeds[0]:
+                results[mode] = [run_baseline(world, parts, cfg, mode, split)]
+    peers = [m for m in cfg.modes if m in RECBOLE_PEERS]
+    if peers:
+        results.update(run_peers(world, parts, cfg, split, peers))
     return RunOutput(results, world, parts, split, name)
+
+
+def compare_methods(
+    results: dict[str, list[MethodResult]], reference: str = "soft-q"
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Means with bootstrap CIs over the test rows and paired CIs against `reference`
+    (`training.stats.compare`); a method with several seeds enters with its per-row mean."""
+    from training.stats import compare, row_metrics, seed_mean
+
+    rows = {
+        m: seed_mean([row_metrics(r.decisions) for r in rs])
+        for m, rs in results.items()
+        if rs and rs[0].decisions
+    }
+    return compare(rows, reference)
 
 
 def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
@@ -228,7 +261,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
 
     t0 = time.perf_counter()
     run = run_methods(cfg, progress)
-    results, split, name = run.results, run.split, run.name
+    results, name = run.results, run.name
     per_seed = {m: [r.metrics for r in rs] for m, rs in results.items()}
     # learning curves of the methods that train (a baseline has none: its flat line would be an
     # evaluation reward on a training-reward axis)
@@ -237,19 +270,24 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
         for m, rs in results.items()
         if rs[0].curve and m in (*LLM_MODES, "no-llm")
     }
-    peer_names = [m for m in cfg.modes if m.startswith("recbole-")]
-    if peer_names:
-        for peer, res in run_peers(split, cfg, peer_names, cfg.seeds).items():
-            per_seed[peer] = [dict(v) for v in res["per_seed"].values()]
     metrics = {m: aggregate_seeds(v) for m, v in per_seed.items()}
+    summary_ci, paired = compare_methods(results)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     if curves:
         shown = {m: c for m, c in curves.items() if m != "no-llm" or "soft-q" not in curves}
-        paths["learning_curve"] = plot_learning_curves(shown, out / "learning_curve.png")
+        paths["learning_curve"] = plot_learning_curves(
+            shown,
+            out / "learning_curve.png",
+            title="Validation NDCG@10 after each training pass",
+            ylabel="validation NDCG@10",
+        )
     paths["comparison"] = plot_comparison(
-        {m: [s["ndcg@10"] for s in v] for m, v in per_seed.items()}, out / "comparison.png"
+        {m: [s["ndcg@10"] for s in v] for m, v in per_seed.items()},
+        out / "comparison.png",
+        title="NDCG@10 on every test row (95% bootstrap CI)",
+        ci={m: v["ndcg@10_ci"] for m, v in summary_ci.items()},
     )
     summary = aggregate(per_seed)
     cols = ["hr@5", "hr@10", "hr@20", "ndcg@10", "mrr", "reward_per_decision", "coverage@10"]
@@ -258,7 +296,16 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     paths["table"].write_text(table)
     paths["config"] = out / "config.json"
     paths["config"].write_text(json.dumps(_jsonable(cfg), indent=2, ensure_ascii=False))
-    result = TrainResult(metrics, curves, per_seed, paths, dataset=name)
+    result = TrainResult(
+        metrics,
+        curves,
+        per_seed,
+        paths,
+        dataset=name,
+        summary=summary_ci,
+        paired=paired,
+        info={m: [r.info for r in rs] for m, rs in results.items()},
+    )
     tcfg = TrackingConfig(uri=cfg.tracking_uri, experiment=cfg.experiment)
     with Tracker(tcfg, run_name=f"replay-{name}", tags={"dataset": name}) as tr:
         tr.log_params(_jsonable(cfg))
@@ -270,6 +317,14 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
                 tr.log_metrics({"reward_per_decision": v}, step=it, namespace=f"iter/{m}")
         for m, ms in metrics.items():
             tr.log_metrics(ms, namespace=f"eval/{m}")
+        for m, v in summary_ci.items():
+            lo, hi = v["ndcg@10_ci"]
+            tr.log_metrics({"ndcg@10_ci_lo": lo, "ndcg@10_ci_hi": hi}, namespace=f"ci/{m}")
+        for m, v in paired.items():
+            lo, hi = v["ci"]
+            tr.log_metrics(
+                {"diff": v["diff"], "ci_lo": lo, "ci_hi": hi}, namespace=f"paired/soft-q-vs-{m}"
+            )
         for p in paths.values():
             tr.log_artifact(p)
         rows = [{"method": m, **v} for m, v in metrics.items()]

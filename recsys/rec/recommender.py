@@ -28,12 +28,13 @@ from recsys.llm.prompts import CaseExample, HistoryItem, PromptBuilder, PromptCo
 from recsys.llm.protocol import FrozenLLM
 from recsys.loop import MemoryLoop
 from recsys.memory.case_bank import CaseBank
-from recsys.rec.candidates import candidate_items, nearest_items
+from recsys.rec.candidates import candidate_items, nearest_items, top_n_stable
 from recsys.rec.cooccurrence import Cooccurrence
+from recsys.rec.item_features import ITEM_FEATURES, ItemEvidence, item_feature_matrix
 from recsys.rec.items import ItemTable
 from recsys.rec.popularity import Popularity
 from recsys.rec.state_encoder import StateEncoder
-from recsys.records import Candidates, Choice, Interaction, UserState
+from recsys.records import CASE_FEATURES, Candidates, Choice, Interaction, UserState
 
 __all__ = ["ChosenCase", "RecRequest", "RecResult", "Recommender", "case_item_ids"]
 
@@ -114,6 +115,8 @@ class RecResult:
     """Whether the LLM re-scored the head."""
     prompt: str = ""
     """The LLM prompt (empty without the LLM)."""
+    support: dict[int, list[int]] = field(default_factory=dict)
+    """items scorer: item row -> bank ids of the retrieved cases proposing it."""
 
     @property
     def cold(self) -> bool:
@@ -121,7 +124,10 @@ class RecResult:
         return not bool(np.any(self.state.vec))
 
     def behind(self, row: int) -> list[int]:
-        """Bank ids of the chosen cases proposing item `row`."""
+        """Bank ids of the cases behind item `row`: the chosen cases proposing it (blend
+        scorer) or the retrieved cases proposing it (items scorer)."""
+        if self.support:
+            return list(self.support.get(row, []))
         return [c.case_id for c in self.chosen if row in c.items]
 
 
@@ -207,6 +213,8 @@ class Recommender:
         seen = {r for r in self.items.rows([e.item_id for e in req.events if e.ts < req.now])}
         if cfg.exclude_seen:
             exclude |= seen
+        if cfg.scorer == "items" and self.loop is not None:
+            return self._recommend_items(req, state, exclude, n, greedy, use_llm)
         res = RecResult([], [], state)
         case_score: dict[int, float] = {}
         case_rows: list[int] = []
@@ -266,6 +274,137 @@ class Recommender:
             fill = [i for i in pop_order if i not in have][: n - len(items)]
             items = items + fill
             score = np.concatenate([score, [b.w_pop * rs[pop_rank[i]] for i in fill]])
+        res.items = items[:n]
+        res.scores = [float(s) for s in score[:n]]
+        return res
+
+    def candidates_for(self, req: RecRequest) -> Candidates:
+        """What the policy chooses from for a request: the retrieved cases (blend scorer) or
+        the item pool (items scorer); empty for a cold user. The s' snapshot of a transition."""
+        state = self.encode_state(req.user_id, req.events, req.now, req.profile)
+        width = len(ITEM_FEATURES) if self.cfg.scorer == "items" else len(CASE_FEATURES)
+        if not np.any(state.vec):
+            return Candidates.empty(self.items.dim, width)
+        if self.cfg.scorer != "items":
+            return self.retrieve(state.vec, req.now)[0]
+        exclude = set(self.items.rows(sorted(req.exclude)))
+        if self.cfg.exclude_seen:
+            exclude |= set(self.items.rows([e.item_id for e in req.events if e.ts < req.now]))
+        return self.item_candidates(req, state, exclude)[0]
+
+    # -- the items scorer -------------------------------------------------------------------
+    def item_candidates(
+        self, req: RecRequest, state: UserState, exclude: set[int]
+    ) -> tuple[Candidates, dict[int, list[int]]]:
+        """The item pool of a request with its evidence features (`recsys.rec.item_features`)
+        and, per item row, the retrieved cases proposing it."""
+        cfg, b = self.cfg, self.cfg.blend
+        cands, payloads = (
+            self.retrieve(state.vec, req.now)
+            if self.loop is not None
+            else (Candidates.empty(self.items.dim), [])
+        )
+        valid = np.flatnonzero(cands.mask).tolist()
+        case_rows = [
+            tuple(r for r in self.items.rows(case_item_ids(payloads[c])) if r not in exclude)
+            for c in valid
+        ]
+        hist = [
+            (r, e.ts) for e in req.events if e.ts < req.now for r in self.items.rows([e.item_id])
+        ]
+        seen_count: dict[int, int] = {}
+        seen_last: dict[int, float] = {}
+        for r, ts in hist:
+            seen_count[r] = seen_count.get(r, 0) + 1
+            seen_last[r] = max(seen_last.get(r, -np.inf), ts)
+        n_items = len(self.items)
+        knn = knn_last = np.zeros(n_items)
+        if self.cooc is not None and hist:
+            recent = [r for r, _ in hist][-b.knn_recent :][::-1]
+            who = req.user_id if req.knn_without_user else None
+            knn = self.cooc.scores_without(who, recent, decay=0.9)
+            knn_last = self.cooc.scores_without(who, recent[:1], decay=1.0)
+        nb_sim = self.items.vecs @ state.vec
+        pop = self.popularity.scores(req.now)
+        pool: dict[int, None] = {}
+
+        def add(rows: Sequence[int], limit: int, scores: np.ndarray | None = None) -> None:
+            taken = 0
+            for r in rows:
+                if taken >= limit:
+                    break
+                if r in exclude or (scores is not None and scores[r] <= 0):
+                    continue
+                pool.setdefault(int(r), None)
+                taken += 1
+
+        for rows in case_rows:
+            add(rows, len(rows))
+        add(top_n_stable(nb_sim, cfg.n_neighbours + len(exclude)).tolist(), cfg.n_neighbours)
+        add(top_n_stable(pop, cfg.n_popular + len(exclude)).tolist(), cfg.n_popular, pop)
+        if self.cooc is not None and hist:
+            add(top_n_stable(knn, b.n_knn + len(exclude)).tolist(), b.n_knn, knn)
+            half = b.n_knn // 2
+            add(top_n_stable(knn_last, half + len(exclude)).tolist(), half, knn_last)
+        latest = list(dict.fromkeys(r for r, _ in reversed(hist)))
+        add(latest, cfg.n_seen)
+        ev = ItemEvidence(
+            nb_sim=nb_sim,
+            pop=pop,
+            knn=knn,
+            knn_last=knn_last,
+            seen_count=seen_count,
+            seen_last_ts=seen_last,
+            last_vec=self.items.vecs[hist[-1][0]] if hist else None,
+            case_rows=case_rows,
+            case_sims=cands.sims[valid],
+            case_rewards=cands.features[valid, 1] if valid else np.zeros(0),
+            case_ids=cands.case_ids[valid],
+        )
+        return item_feature_matrix(list(pool), ev, self.items.vecs, req.now)
+
+    def _recommend_items(
+        self,
+        req: RecRequest,
+        state: UserState,
+        exclude: set[int],
+        n: int,
+        greedy: bool,
+        use_llm: bool,
+    ) -> RecResult:
+        """The items scorer: softmax(Q(s, item) / alpha) over the item pool is the list."""
+        assert self.loop is not None, "the items scorer needs a learner"
+        icands, support = self.item_candidates(req, state, exclude)
+        res = RecResult([], [], state, support=support)
+        items: list[int] = []
+        score = np.zeros(0)
+        if icands.num_valid > 0:
+            choice = self.loop.decide(state.vec, icands, min(n, icands.num_valid), greedy)
+            q = self.loop.learner.scores(state.vec, icands)
+            res.cands, res.choice = icands, choice
+            for k, idx in enumerate(choice.indices.tolist()):
+                row = int(icands.case_ids[idx])
+                sup = support.get(row, [])
+                res.chosen.append(
+                    ChosenCase(
+                        sup[0] if sup else -1,
+                        int(idx),
+                        float(choice.probs[idx]),
+                        float(choice.logp[k]),
+                        (row,),
+                        {"item_id": self.items.ids[row], "support": list(sup)},
+                    )
+                )
+                items.append(row)
+            score = q[choice.indices].astype(np.float64)
+        if use_llm and self.llm is not None and items:
+            items, score = self._llm_rescore(req, res, items, score)
+        if len(items) < n:  # a short pool is filled in popularity order
+            have = set(items) | exclude
+            fill = [r for r in self.popularity.top(n + len(have), req.now, have)][: n - len(items)]
+            low = float(score.min()) if len(score) else 0.0
+            items = items + fill
+            score = np.concatenate([score, np.full(len(fill), low - 1.0)])
         res.items = items[:n]
         res.scores = [float(s) for s in score[:n]]
         return res

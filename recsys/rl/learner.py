@@ -28,7 +28,13 @@ from recsys.config import LearnerConfig, config_from_dict, config_to_dict
 from recsys.errors import NoCandidatesError
 from recsys.records import CandidateBatch, Candidates, Choice, Transition
 from recsys.rl.checkpoint import load_checkpoint, save_checkpoint
-from recsys.rl.losses import alpha_loss, ce_loss, soft_td_loss, soft_td_target
+from recsys.rl.losses import (
+    alpha_loss,
+    ce_loss,
+    listwise_loss,
+    soft_td_loss,
+    soft_td_target,
+)
 from recsys.rl.policy import (
     entropy,
     greedy_top_m,
@@ -186,6 +192,18 @@ class Learner:
                         batch.rewards, batch.done, n1, n2, batch.next_cands.mask, cfg.gamma, alpha
                     )
                 loss, metrics = soft_td_loss(q1, q2, batch.chosen, batch.chosen_mask, y)
+                if cfg.listwise_weight > 0:
+                    lw, lw_metrics = listwise_loss(
+                        q1,
+                        q2,
+                        batch.chosen,
+                        batch.chosen_mask,
+                        batch.rewards,
+                        batch.cands.mask,
+                        alpha,
+                    )
+                    loss = loss + cfg.listwise_weight * lw
+                    metrics.update(lw_metrics)
             else:
                 loss, metrics = ce_loss(
                     q1, q2, batch.chosen, batch.chosen_mask, batch.rewards, cfg.ce_threshold

@@ -15,7 +15,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["alpha_loss", "ce_loss", "soft_td_loss", "soft_td_target", "soft_value"]
+__all__ = [
+    "alpha_loss",
+    "ce_loss",
+    "listwise_loss",
+    "soft_td_loss",
+    "soft_td_target",
+    "soft_value",
+]
 
 
 def soft_value(q: torch.Tensor, mask: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
@@ -111,3 +118,35 @@ def alpha_loss(
     ent = -(safe.exp() * safe * mask).sum(-1)
     loss = (log_alpha * (ent - target_entropy).detach()).mean()
     return loss, {"losses/alpha": float(loss.detach()), "policy/entropy": float(ent.mean())}
+
+
+def listwise_loss(
+    q1: torch.Tensor,
+    q2: torch.Tensor,
+    chosen: torch.Tensor,
+    chosen_mask: torch.Tensor,
+    rewards: torch.Tensor,
+    mask: torch.Tensor,
+    alpha: float | torch.Tensor,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy between the rewards normalised over the chosen entries and the policy
+    softmax(Q_i / alpha) over the valid candidates, for each head; rows without a positive
+    reward are skipped. With full-information replay labels (every candidate labelled) this
+    fits the policy's distribution to where the reward is, which is what a ranked list needs.
+
+    q1, q2, mask: (B, K). chosen, chosen_mask, rewards: (B, M).
+    """
+    r = torch.where(chosen_mask, rewards.clamp(min=0.0), torch.zeros_like(rewards))
+    total = r.sum(-1)
+    keep = total > 0
+    if not bool(keep.any()):
+        zero = q1.sum() * 0.0
+        return zero, {"losses/listwise": 0.0}
+    target = torch.zeros_like(q1).scatter_add(-1, chosen, r) / total.clamp(min=1e-12)[:, None]
+    losses = []
+    for q in (q1, q2):
+        logits = (q / alpha).masked_fill(~mask, float("-inf"))
+        logp = torch.log_softmax(logits, dim=-1).masked_fill(~mask, 0.0)
+        losses.append(-(target * logp).sum(-1)[keep].mean())
+    loss = losses[0] + losses[1]
+    return loss, {"losses/listwise": float(loss.detach()) / 2}

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 
 from data.schema import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, conform
-from recsys.config import LearnerConfig, PolicyConfig
+from recsys.config import LearnerConfig, PolicyConfig, QNetworkConfig
 from recsys.loop import Decided
 from recsys.memory.text_encoder import HashingTextEncoder
 from recsys.rec.recommender import Recommender, RecRequest, RecResult
@@ -83,18 +83,33 @@ def tiny_world(cfg: TrainConfig, plant: bool, swap: tuple[int, int] | None = Non
         cfg.reward,
         cfg.window_hours,
         case_state_weight=cfg.case_state_weight,
+        collab_dim=cfg.collab_dim,
     )
 
 
 def tiny_learner(mode: str) -> Learner:
-    lc = LearnerConfig(mode=mode, batch_size=8, min_replay=8, policy=PolicyConfig(num_chosen=4))  # type: ignore[arg-type]
+    """A small learner of a harness mode (`soft-q` scores items, `soft-q-blend` cases)."""
+    from recsys.rec.item_features import ITEM_FEATURES
+    from recsys.records import CASE_FEATURES
+
+    items = mode in ("soft-q", "soft-q-cases")
+    lc = LearnerConfig(
+        mode="soft-q" if mode.startswith("soft-q") else mode,  # type: ignore[arg-type]
+        batch_size=8,
+        min_replay=8,
+        policy=PolicyConfig(num_chosen=4),
+        q=QNetworkConfig(feature_dim=len(ITEM_FEATURES if items else CASE_FEATURES)),
+        listwise_weight=1.0 if items else 0.0,
+    )
     return Learner(lc, 64, 64)
 
 
-def tiny_recommender(parts: ReplayParts, cfg: TrainConfig, learner: Learner | None) -> Recommender:
+def tiny_recommender(
+    parts: ReplayParts, cfg: TrainConfig, learner: Learner | None, mode: str = "soft-q-blend"
+) -> Recommender:
     from training.modes import recommender_for
 
-    return recommender_for(parts, cfg, learner, None)
+    return recommender_for(parts, cfg, learner, None, mode)
 
 
 def valid_ids(c: Candidates) -> list[int]:
@@ -144,7 +159,7 @@ def train_pass(mode: str, plant: bool) -> tuple[ReplayWorld, Spy, Any]:
     cfg = dataclasses.replace(tiny_cfg(), updates_per_transition=0.25)
     w = tiny_world(cfg, plant)
     parts = build_parts(w, cfg, ~w.held_out)
-    spy = Spy(w, tiny_recommender(parts, cfg, tiny_learner(mode)))
+    spy = Spy(w, tiny_recommender(parts, cfg, tiny_learner(mode), mode))
     decisions = np.flatnonzero(w.has_history & (w.ts < (T0 + timedelta(hours=999)).timestamp()))
     res = run_pass(w, spy.rec, cfg, decisions, True, False, 0.0, np.random.default_rng(0))
     # every decision's state is built from strictly earlier events of the same user

@@ -28,10 +28,11 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-@pytest.mark.parametrize("mode", ["soft-q", "non-parametric"])
+@pytest.mark.parametrize("mode", ["soft-q", "soft-q-blend", "non-parametric"])
 def test_planted_future_event_is_invisible(mode: str) -> None:
     """Lists and rewards of earlier decisions ignore a planted future event, and its item is
-    in no list and no case; the learned transitions carry the same rewards."""
+    in no list and no case; the learned transitions carry the same rewards (soft-q: the labels
+    of every pooled item, taken from the user's next events)."""
     _, spy_a, res_a = train_pass(mode, False)
     w, spy_b, res_b = train_pass(mode, True)
     assert [d.items for d in res_a.decisions] == [d.items for d in res_b.decisions]
@@ -46,7 +47,26 @@ def test_planted_future_event_is_invisible(mode: str) -> None:
         np.testing.assert_array_equal(a[2], b[2])  # same credited rewards
 
 
-@pytest.mark.parametrize("mode", ["soft-q", "non-parametric"])
+def test_item_scorer_evidence_is_as_of_the_decision() -> None:
+    """soft-q (items scorer): every retrieved case behind a pooled item has an outcome strictly
+    before the decision, and its labels never include a held-out event."""
+    w, spy, _ = train_pass("soft-q", True)
+    bank = spy.rec.bank
+    behind = 0
+    for j, _, res in spy.lists:
+        for cases in res.support.values():
+            ts = [bank.get(c).ts for c in cases]
+            assert all(t < w.ts[j] for t in ts), (j, max(ts) - w.ts[j])
+            behind += len(ts)
+    assert behind > 500
+    for j, d, rewards, _, _ in spy.learned:
+        labels = w.next_labels(j, 3, 0.5, skip_held_out=True)
+        ids = w.item_ids[d.cands.case_ids[d.chosen]]
+        np.testing.assert_allclose(rewards, [labels.get(int(i), 0.0) for i in ids])
+        assert PLANT_ITEM not in labels
+
+
+@pytest.mark.parametrize("mode", ["soft-q-blend", "non-parametric"])
 def test_retrieval_is_as_of_the_decision_and_of_s_prime(mode: str) -> None:
     """Every case retrieved for a decision has an outcome strictly before the decision; s' of a
     learned transition is the user's next (non-held-out) event state and its snapshot holds
@@ -84,7 +104,7 @@ def test_held_out_events_never_reach_training_rewards() -> None:
     """A training pass scores each list without held-out events and credits no chosen case
     more than that reward, although the fixture has lists a held-out event would reward."""
     cfg = tiny_cfg()
-    w, spy, res = train_pass("soft-q", False)
+    w, spy, res = train_pass("soft-q-blend", False)
     reward_of = {d.event: d.reward for d in res.decisions}
     only_held = 0
     for j, _, res_j in spy.lists:
@@ -160,8 +180,9 @@ def test_training_parts_hold_only_training_rows(monkeypatch: pytest.MonkeyPatch)
     assert (served.cooc.co != parts.cooc.co).nnz == 0
 
 
+@pytest.mark.parametrize("mode", ["soft-q-blend", "soft-q"])
 @pytest.mark.parametrize("training", [True, False])
-def test_ground_truth_is_never_a_candidate_source(training: bool) -> None:
+def test_ground_truth_is_never_a_candidate_source(training: bool, mode: str) -> None:
     """Changing the item acted on at decision j to a brand-new item leaves the list produced at
     j unchanged (case, neighbour, popularity and item-kNN terms all on), and the new item is
     not in it: for a training decision (own user left out of item-kNN) and a held-out one."""
@@ -174,7 +195,8 @@ def test_ground_truth_is_never_a_candidate_source(training: bool) -> None:
         for swap in (None, (int(j), PLANT_ITEM)):
             w = tiny_world(cfg, False, swap)
             assert (int(w.item[j]) == PLANT_ITEM) == (swap is not None)
-            rec = tiny_recommender(build_parts(w, cfg, ~w.held_out), cfg, tiny_learner("soft-q"))
+            parts = build_parts(w, cfg, ~w.held_out)
+            rec = tiny_recommender(parts, cfg, tiny_learner(mode), mode)
             res = rec.recommend(request_at(w, int(j), knn_without_user=training), greedy=True)
             lists.append(([int(w.item_ids[r]) for r in res.items], res.scores))
             assert res.chosen, "the case term must take part"
@@ -191,3 +213,13 @@ def test_planted_event_states_unchanged() -> None:
     assert b.n == a.n + 1
     np.testing.assert_array_equal(a.state_vec, b.state_vec[: a.n])
     np.testing.assert_array_equal(a.case_key, b.case_key[: a.n])
+
+
+def test_collaborative_vectors_ignore_held_out_rows() -> None:
+    """The fitted item vectors (title + collaborative part) are identical with and without a
+    planted held-out event: they are fitted on the training rows only."""
+    cfg = tiny_cfg(collab_dim=8)
+    a, b = (tiny_world(cfg, plant) for plant in (False, True))
+    assert b.held_out[-1] and b.item[-1] == PLANT_ITEM
+    np.testing.assert_array_equal(a.item_ids, b.item_ids)
+    np.testing.assert_allclose(a.item_vecs, b.item_vecs, atol=1e-6)

@@ -37,7 +37,7 @@ def test_causal_popularity_is_the_cold_list_and_sees_only_the_past() -> None:
     """The causal-popularity baseline gives exactly the list a memory mode gives a cold user,
     and every list is the brute-force count order of the training events strictly before the
     decision (so the planted future item is never ranked above a counted one)."""
-    from training.modes import _causal_popularity
+    from training.modes import baseline_decisions
 
     inter, items = tiny_log(True)
     cold_user = pl.DataFrame(  # a user whose only event is held out: a cold test decision
@@ -48,8 +48,8 @@ def test_causal_popularity_is_the_cold_list_and_sees_only_the_past() -> None:
     cfg = tiny_cfg()
     w = build_world(inter, held, items, HashingTextEncoder(64), cfg.state, cfg.reward, 24.0)
     parts = build_parts(w, cfg, ~w.held_out)
-    base = _causal_popularity(w, parts, cfg)
-    rec = tiny_recommender(parts, cfg, tiny_learner("soft-q"))
+    base = baseline_decisions(w, parts, cfg, lambda j, hist, ex: None)
+    rec = tiny_recommender(parts, cfg, tiny_learner("soft-q-blend"))
     idx = np.array([d.event for d in base])
     replay = run_pass(w, rec, cfg, idx, False, True, 0.0, np.random.default_rng(0))
     cold = [k for k, d in enumerate(base) if d.cold]

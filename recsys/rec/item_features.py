@@ -1,0 +1,171 @@
+"""Item candidates with evidence features: what the item-scoring policy Q(s, item) sees.
+
+The item scorer (`RecommendConfig.scorer = "items"`) makes the policy's distribution the list:
+softmax(Q(s, i) / alpha) over a pool of candidate items, each item described by its catalogue
+vector (the Q network's "key") and the evidence below. Every signal is from the past of the
+decision: cases retrieved as of `now`, popularity as of `now`, co-occurrence counts of the
+training period (with the decision's own user left out in training passes), and the user's
+own earlier events.
+
+Pool: items of the K retrieved cases, the state's catalogue neighbours, popular items, the
+item-kNN items of the user's recent history and of their last item, and (unless seen items are
+excluded) the user's latest items. Features (`ITEM_FEATURES`, in column order):
+
+- case evidence: similarity-weighted vote share, best similarity, similarity-weighted mean
+  outcome reward, log count of the retrieved cases proposing the item, and the rank score of the
+  best of them in retrieval order;
+- neighbours: cosine(state, item) and its rank score within the pool;
+- popularity: time-decayed count over the pool's maximum and its rank score;
+- item-kNN: co-occurrence score with the recent history (over the pool's maximum), its rank
+  score, and the co-occurrence with the last item alone;
+- the user's own history: log count of earlier events on the item, recency of the latest
+  (exp(-hours / 72)), and cosine with the last item's vector.
+
+Rank scores are 1 / log2(2 + rank); ranks and maxima are taken within the pool, so a request
+costs O(pool) beyond the catalogue-wide scoring of each source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from recsys.records import Candidates
+
+__all__ = ["ITEM_FEATURES", "ItemEvidence", "item_feature_matrix"]
+
+ITEM_FEATURES: tuple[str, ...] = (
+    "case_votes",
+    "case_max_sim",
+    "case_outcome",
+    "case_log_count",
+    "case_best_rank",
+    "nb_sim",
+    "nb_rank",
+    "pop",
+    "pop_rank",
+    "knn",
+    "knn_rank",
+    "knn_last",
+    "seen_log_count",
+    "seen_recency",
+    "sim_last",
+)
+"""Column names of the item features (F = 15)."""
+
+_RECENCY_HOURS = 72.0
+
+
+@dataclass
+class ItemEvidence:
+    """Catalogue-wide signals of one request (I items) and the retrieved cases' evidence."""
+
+    nb_sim: np.ndarray
+    """(I,) cosine of the state with each item vector."""
+    pop: np.ndarray
+    """(I,) time-decayed popularity as of the decision."""
+    knn: np.ndarray
+    """(I,) co-occurrence score with the recent history (zeros when off or no history)."""
+    knn_last: np.ndarray
+    """(I,) co-occurrence score with the last item alone."""
+    seen_count: dict[int, int]
+    """item row -> the user's earlier events on it."""
+    seen_last_ts: dict[int, float]
+    """item row -> time of the user's latest earlier event on it."""
+    last_vec: np.ndarray | None
+    """(d,) vector of the user's last item (None: none)."""
+    case_rows: list[tuple[int, ...]]
+    """Per retrieved case (retrieval order): the item rows it proposes."""
+    case_sims: np.ndarray
+    """(K,) similarity of each retrieved case."""
+    case_rewards: np.ndarray
+    """(K,) outcome reward of each retrieved case."""
+    case_ids: np.ndarray
+    """(K,) bank ids of the retrieved cases."""
+
+
+def _rank_scores(values: np.ndarray) -> np.ndarray:
+    """1 / log2(2 + rank) of each entry by descending value (stable), 0 where value <= 0."""
+    order = np.argsort(-values, kind="stable")
+    ranks = np.empty(len(values), np.int64)
+    ranks[order] = np.arange(len(values))
+    out = 1.0 / np.log2(2.0 + ranks)
+    return np.where(values > 0, out, 0.0)
+
+
+def _share(values: np.ndarray) -> np.ndarray:
+    top = float(values.max()) if len(values) else 0.0
+    return values / top if top > 0 else np.zeros_like(values)
+
+
+def item_feature_matrix(
+    pool: Sequence[int], ev: ItemEvidence, vecs: np.ndarray, now: float
+) -> tuple[Candidates, dict[int, list[int]]]:
+    """(item candidates over `pool`, item row -> bank ids of the retrieved cases proposing it).
+
+    The candidates' `case_ids` are ITEM ROWS, `keys` the item vectors, `sims` cosine(state, item),
+    `features` the `ITEM_FEATURES` columns."""
+    rows = np.asarray(list(pool), np.int64)
+    p = len(rows)
+    at = {int(r): k for k, r in enumerate(rows.tolist())}
+    votes = np.zeros(p)
+    max_sim = np.zeros(p)
+    outcome = np.zeros(p)
+    count = np.zeros(p)
+    best = np.full(p, -1, np.int64)
+    support: dict[int, list[int]] = {}
+    sims = np.maximum(ev.case_sims.astype(np.float64), 0.0)
+    total = float(sims.sum()) or 1.0
+    for c, items in enumerate(ev.case_rows):
+        for r in items:
+            k = at.get(int(r))
+            if k is None:
+                continue
+            votes[k] += sims[c] / total
+            max_sim[k] = max(max_sim[k], sims[c])
+            outcome[k] += sims[c] * float(ev.case_rewards[c])
+            count[k] += 1
+            if best[k] < 0:
+                best[k] = c
+            support.setdefault(int(r), []).append(int(ev.case_ids[c]))
+    weight = np.where(count > 0, votes * total, 0.0)
+    outcome = np.divide(outcome, weight, out=np.zeros(p), where=weight > 0)
+    best_rank = np.where(best >= 0, 1.0 / np.log2(2.0 + np.maximum(best, 0)), 0.0)
+    nb = ev.nb_sim[rows]
+    pop = ev.pop[rows]
+    knn = ev.knn[rows]
+    seen = np.array([ev.seen_count.get(int(r), 0) for r in rows], np.float64)
+    age_h = np.array([(now - ev.seen_last_ts.get(int(r), -np.inf)) / 3600.0 for r in rows])
+    recency = np.exp(-np.maximum(age_h, 0.0) / _RECENCY_HOURS)
+    sim_last = vecs[rows] @ ev.last_vec if ev.last_vec is not None else np.zeros(p)
+    feats = np.stack(
+        [
+            votes,
+            max_sim,
+            outcome,
+            np.log1p(count),
+            best_rank,
+            nb,
+            _rank_scores(nb + 2.0),  # cosine may be negative: rank every item
+            _share(pop),
+            _rank_scores(pop),
+            _share(knn),
+            _rank_scores(knn),
+            _share(ev.knn_last[rows]),
+            np.log1p(seen),
+            recency,
+            sim_last,
+        ],
+        axis=1,
+    )
+    assert feats.shape == (p, len(ITEM_FEATURES)), f"{feats.shape=}"
+    cands = Candidates(
+        case_ids=rows,
+        keys=np.asarray(vecs[rows], np.float32),
+        sims=nb.astype(np.float32),
+        features=feats.astype(np.float32),
+        mask=np.ones(p, bool),
+    )
+    return cands, support
