@@ -60,6 +60,10 @@ from training.cli import train_command as _train_command  # noqa: E402
 
 app.command("train")(_train_command)
 bench_app.command("replay")(_bench_replay)
+# --- RecBole peers alone (their cache is the one bench replay reads) ----------------------
+from training.peers.cli import peers_command as _bench_peers  # noqa: E402
+
+bench_app.command("peers")(_bench_peers)
 # --- serving (issue 6) -------------------------------------------------------------------
 from serving.cli import bench_serving as _bench_serving  # noqa: E402  (section-local import)
 from serving.cli import serve as _serve  # noqa: E402  (section-local import by design)

@@ -31,6 +31,7 @@ from recsys.config import (
     CoreConfig,
     LearnerConfig,
     PolicyConfig,
+    QNetworkConfig,
     RecommendConfig,
     TextEncoderConfig,
 )
@@ -38,10 +39,11 @@ from recsys.errors import BundleError
 from recsys.memory.case_bank import CaseBank
 from recsys.memory.case_encoder import RecCaseEncoder
 from recsys.memory.text_encoder import TextEncoder, build_text_encoder
+from recsys.rec.item_features import ITEM_FEATURES
 from recsys.rec.items import ItemTable, TableTitleEncoder
 from recsys.rec.popularity import Popularity
 from recsys.rec.recommender import Recommender, case_item_ids
-from recsys.records import Case
+from recsys.records import CASE_FEATURES, Case
 from recsys.rl.learner import Learner
 from serving.errors import ModelLoadError
 from serving.settings import ServingSettings
@@ -194,6 +196,7 @@ def fresh_bundle(settings: ServingSettings) -> ModelBundle:
     """An untrained learner, an empty bank, and the catalogue of `items_path` (if any)."""
     dim = 512 if settings.text_encoder == "use" else settings.text_dim
     text_cfg = TextEncoderConfig(kind=settings.text_encoder, dim=dim, threads=1)
+    items = settings.scorer == "items"
     cfg = CoreConfig(
         text=text_cfg,
         case_bank=CaseBankConfig(index=settings.index, top_k=settings.top_k, merge_threshold=2.0),
@@ -201,8 +204,11 @@ def fresh_bundle(settings: ServingSettings) -> ModelBundle:
             lr=settings.learner_lr,
             seed=settings.seed,
             policy=PolicyConfig(num_chosen=settings.num_chosen),
+            q=QNetworkConfig(feature_dim=len(ITEM_FEATURES if items else CASE_FEATURES)),
+            listwise_weight=1.0 if items else 0.0,
         ),
         recommend=RecommendConfig(
+            scorer=settings.scorer,
             top_k=settings.top_k,
             num_chosen=settings.num_chosen,
             n_neighbours=settings.neighbours,

@@ -63,6 +63,9 @@ class ServingSettings(BaseSettings):
     """MLflow registry URI of the model to serve. The default serves what `memento train`
     registered when the registry has it (else a local snapshot, else a fresh model over
     `items_path`); set explicitly, a missing model fails the start; `none` disables it."""
+    scorer: Literal["blend", "items"] = "blend"
+    """What a FRESH (untrained) model's policy decides: cases for the blend, or the items
+    themselves (`recsys.config.RecommendConfig.scorer`). A trained bundle brings its own."""
     policy: Literal["sample", "greedy"] = "sample"
     """How the case policy chooses: sample from softmax(Q/alpha) (exploration, logged
     propensities) or greedy (what offline evaluation measures; the parity check uses it)."""

@@ -164,12 +164,17 @@ class TrainConfig:
     top_k_items: int = 64
     """K of the items scorer: cases retrieved per decision (over-fetched: each proposes one
     item, and the pool de-duplicates them)."""
+    items_n_popular: int = 60
+    """items scorer: popular items in the pool (the blend's `n_popular` is for its head)."""
     label_events: int = 3
     """items scorer: a training decision's labels are the user's next `label_events` events
     (the decision's own event first, what the test scores)."""
     items_listwise_weight: float = 1.0
     """items scorer: weight of the listwise term next to the soft TD loss
     (`recsys.config.LearnerConfig.listwise_weight`)."""
+    label_negatives: int = 48
+    """items scorer: unlabelled pool items kept per training transition (a seeded sample;
+    0 = all). Every labelled item is kept."""
     label_decay: float = 0.5
     """items scorer: label of the p-th next event = label_decay ** p."""
     pop_half_life_hours: float = 168.0
@@ -233,7 +238,7 @@ class TrainConfig:
             num_chosen=self.num_chosen,
             top_n=self.top_n,
             n_neighbours=self.n_neighbours,
-            n_popular=self.n_popular,
+            n_popular=self.items_n_popular if scorer == "items" else self.n_popular,
             exclude_seen=self.exclude_seen,
             pop_half_life_hours=self.pop_half_life_hours,
             prompt_lang=self.prompt_lang,

@@ -275,7 +275,9 @@ def run_baseline(
         elif name == "item-knn":
             model = ItemKNN(catalog=world.item_ids)
         elif name == "ease":
-            lam, curve = select_ease_lambda(split.train, split.valid, catalog=world.item_ids)
+            lam, curve = select_ease_lambda(
+                split.train, split.valid, catalog=world.item_ids, exclude_seen=cfg.exclude_seen
+            )
             info = {"lambda": lam, "valid_ndcg@10": {str(k): v for k, v in curve.items()}}
             model = EASE(lam, catalog=world.item_ids)
         else:

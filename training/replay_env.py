@@ -35,7 +35,7 @@ from recsys.rec.cooccurrence import Cooccurrence
 from recsys.rec.items import ItemTable
 from recsys.rec.popularity import Popularity
 from recsys.rec.recommender import Recommender, RecRequest, RecResult
-from recsys.records import Action, Case, Interaction
+from recsys.records import Action, Candidates, Case, Interaction
 from recsys.rl.credit import assign_credit
 from training.config import TrainConfig
 from training.replay_world import ReplayWorld
@@ -197,8 +197,22 @@ def _item_transition(
     rows = np.flatnonzero(res.cands.mask)
     ids = world.item_ids[res.cands.case_ids[rows]]
     rewards = np.array([labels.get(int(i), 0.0) for i in ids], np.float32)
+    if cfg.label_negatives and (rewards == 0).sum() > cfg.label_negatives:
+        # every labelled item, a fixed-size sample of the others (the update's cost is
+        # linear in the pool; the sample is seeded by the decision, so passes repeat it)
+        neg = np.flatnonzero(rewards == 0)
+        pick = np.random.default_rng([j, 31]).choice(neg, cfg.label_negatives, replace=False)
+        keep = np.sort(np.concatenate([np.flatnonzero(rewards > 0), pick]))
+        rows, rewards = rows[keep], rewards[keep]
     logp = np.log(np.maximum(res.choice.probs[rows], 1e-12)).astype(np.float32)
-    return Decided(res.state.vec, res.cands, rows.astype(np.int64), logp), rewards
+    sub = Candidates(
+        case_ids=res.cands.case_ids[rows],
+        keys=res.cands.keys[rows],
+        sims=res.cands.sims[rows],
+        features=res.cands.features[rows],
+        mask=np.ones(len(rows), bool),
+    )
+    return Decided(res.state.vec, sub, np.arange(len(rows), dtype=np.int64), logp), rewards
 
 
 def run_pass(

@@ -30,10 +30,16 @@ class Cooccurrence:
     """(I,) users holding each item."""
     user_rows: dict[str, np.ndarray] = field(default_factory=dict)
     """user id -> the item rows that user holds (in memory only: not saved)."""
+    succ: sp.csr_matrix | None = None
+    """(I, I) successions: how often item j immediately followed item i in a user's sequence
+    (rows given in time order; None: not fitted)."""
+    user_steps: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    """user id -> (from rows, to rows) of that user's successions (in memory only)."""
 
     @classmethod
     def fit(cls, user: np.ndarray, item_rows: np.ndarray, n_items: int) -> Cooccurrence:
-        """Counts from parallel arrays of user ids and item rows (duplicates count once)."""
+        """Counts from parallel arrays of user ids and item rows (co-occurrence: duplicates
+        count once; successions: consecutive rows of a user, so pass them in time order)."""
         users, u = np.unique(np.asarray(user), return_inverse=True)
         rows = np.asarray(item_rows, np.int64)
         x = sp.csr_matrix((np.ones(len(rows)), (u, rows)), shape=(len(users), n_items))
@@ -44,7 +50,41 @@ class Cooccurrence:
         co.eliminate_zeros()
         ptr, idx = x.indptr, x.indices
         held = {str(uid): idx[ptr[k] : ptr[k + 1]].copy() for k, uid in enumerate(users)}
-        return cls(co, np.asarray(x.sum(axis=0)).ravel(), held)
+        order = np.argsort(u, kind="stable")  # per user, in the given (time) order
+        us, rs = u[order], rows[order]
+        same = (us[1:] == us[:-1]) & (rs[1:] != rs[:-1])
+        src, dst = rs[:-1][same], rs[1:][same]
+        succ = sp.csr_matrix(
+            (np.ones(len(src)), (src, dst)), shape=(n_items, n_items), dtype=np.float64
+        )
+        succ.sum_duplicates()
+        owner = us[:-1][same]
+        steps = {
+            str(users[k]): (src[owner == k], dst[owner == k]) for k in np.unique(owner).tolist()
+        }
+        return cls(co, np.asarray(x.sum(axis=0)).ravel(), held, succ, steps)
+
+    def next_scores_without(
+        self, user: str | None, recent: Sequence[int], decay: float
+    ) -> np.ndarray:
+        """Score of every item: ``sum_t decay^t * P(next = item | recent[t])`` from the
+        succession counts (``recent`` = item rows, latest first) of every user except
+        ``user``; zeros when successions were not fitted."""
+        n = self.co.shape[0]
+        s = np.zeros(n)
+        if self.succ is None:
+            return s
+        own_src, own_dst = self.user_steps.get(str(user), (None, None)) if user else (None, None)
+        for t, h in enumerate(recent):
+            if h >= n:
+                continue
+            row = self.succ[h].toarray().ravel()
+            if own_src is not None and own_dst is not None:
+                np.subtract.at(row, own_dst[own_src == h], 1.0)
+            total = float(row.sum())
+            if total > 0:
+                s += decay**t * row / total
+        return s
 
     def cosine(self, shrink: float = 0.0) -> sp.csr_matrix:
         """Item-item cosine |U_i & U_j| / (sqrt(|U_i| |U_j|) + shrink)."""
@@ -62,14 +102,27 @@ class Cooccurrence:
             indptr=co.indptr,
             shape=co.shape,
             support=self.support,
+            **(
+                {}
+                if self.succ is None
+                else {
+                    "succ_data": self.succ.data,
+                    "succ_indices": self.succ.indices,
+                    "succ_indptr": self.succ.indptr,
+                }
+            ),
         )
 
     @classmethod
     def load(cls, path: Path) -> Cooccurrence:
         """Inverse of `save` (no per-user rows: `scores_without` then leaves nobody out)."""
         z = np.load(path)
-        co = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-        return cls(co, z["support"])
+        shape = tuple(z["shape"])
+        co = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
+        succ = None
+        if "succ_data" in z.files:
+            succ = sp.csr_matrix((z["succ_data"], z["succ_indices"], z["succ_indptr"]), shape=shape)
+        return cls(co, z["support"], succ=succ)
 
     def scores_without(self, user: str | None, recent: Sequence[int], decay: float) -> np.ndarray:
         """Score of every item: ``sum_t decay^t * cosine(item, recent[t])`` (``recent`` = item

@@ -8,8 +8,10 @@ training period (with the decision's own user left out in training passes), and 
 own earlier events.
 
 Pool: items of the K retrieved cases, the state's catalogue neighbours, popular items, the
-item-kNN items of the user's recent history and of their last item, and (unless seen items are
-excluded) the user's latest items. Features (`ITEM_FEATURES`, in column order):
+item-kNN items of the user's recent history and of their last item, the items that followed
+their latest items, and (unless seen items are excluded) the user's latest items.
+
+Features (`ITEM_FEATURES`, in column order):
 
 - case evidence: similarity-weighted vote share, best similarity, similarity-weighted mean
   outcome reward, log count of the retrieved cases proposing the item, and the rank score of the
@@ -18,6 +20,8 @@ excluded) the user's latest items. Features (`ITEM_FEATURES`, in column order):
 - popularity: time-decayed count over the pool's maximum and its rank score;
 - item-kNN: co-occurrence score with the recent history (over the pool's maximum), its rank
   score, and the co-occurrence with the last item alone;
+- successions: P(next item | each of the user's 3 latest items) from how often items followed
+  each other in the training sequences (decay 0.5 per step back), share and rank score;
 - the user's own history: log count of earlier events on the item, recency of the latest
   (exp(-hours / 72)), and cosine with the last item's vector.
 
@@ -49,11 +53,13 @@ ITEM_FEATURES: tuple[str, ...] = (
     "knn",
     "knn_rank",
     "knn_last",
+    "next",
+    "next_rank",
     "seen_log_count",
     "seen_recency",
     "sim_last",
 )
-"""Column names of the item features (F = 15)."""
+"""Column names of the item features (F = 17)."""
 
 _RECENCY_HOURS = 72.0
 
@@ -70,6 +76,8 @@ class ItemEvidence:
     """(I,) co-occurrence score with the recent history (zeros when off or no history)."""
     knn_last: np.ndarray
     """(I,) co-occurrence score with the last item alone."""
+    nxt: np.ndarray
+    """(I,) succession score: P(next item | the user's latest items), decayed over them."""
     seen_count: dict[int, int]
     """item row -> the user's earlier events on it."""
     seen_last_ts: dict[int, float]
@@ -154,6 +162,8 @@ def item_feature_matrix(
             _share(knn),
             _rank_scores(knn),
             _share(ev.knn_last[rows]),
+            _share(ev.nxt[rows]),
+            _rank_scores(ev.nxt[rows]),
             np.log1p(seen),
             recency,
             sim_last,

@@ -318,12 +318,13 @@ class Recommender:
             seen_count[r] = seen_count.get(r, 0) + 1
             seen_last[r] = max(seen_last.get(r, -np.inf), ts)
         n_items = len(self.items)
-        knn = knn_last = np.zeros(n_items)
+        knn = knn_last = nxt = np.zeros(n_items)
         if self.cooc is not None and hist:
             recent = [r for r, _ in hist][-b.knn_recent :][::-1]
             who = req.user_id if req.knn_without_user else None
             knn = self.cooc.scores_without(who, recent, decay=0.9)
             knn_last = self.cooc.scores_without(who, recent[:1], decay=1.0)
+            nxt = self.cooc.next_scores_without(who, recent[:3], decay=0.5)
         nb_sim = self.items.vecs @ state.vec
         pop = self.popularity.scores(req.now)
         pool: dict[int, None] = {}
@@ -346,6 +347,7 @@ class Recommender:
             add(top_n_stable(knn, b.n_knn + len(exclude)).tolist(), b.n_knn, knn)
             half = b.n_knn // 2
             add(top_n_stable(knn_last, half + len(exclude)).tolist(), half, knn_last)
+            add(top_n_stable(nxt, half + len(exclude)).tolist(), half, nxt)
         latest = list(dict.fromkeys(r for r, _ in reversed(hist)))
         add(latest, cfg.n_seen)
         ev = ItemEvidence(
@@ -353,6 +355,7 @@ class Recommender:
             pop=pop,
             knn=knn,
             knn_last=knn_last,
+            nxt=nxt,
             seen_count=seen_count,
             seen_last_ts=seen_last,
             last_vec=self.items.vecs[hist[-1][0]] if hist else None,

@@ -100,7 +100,7 @@ def test_finished_seeds_are_reused_without_running_recbole(tmp_path: Path) -> No
     import json
 
     from training.errors import PeerRunError
-    from training.peers.recbole_runner import PeerEnvConfig, _cache_key
+    from training.peers.recbole_runner import PeerEnvConfig, _cache_key, _settings
 
     rows = [(u, u % 5 + k, 10 * k + u) for u in range(6) for k in range(4)]
     df = _frame(rows).sort("user_id", "ts")
@@ -108,18 +108,14 @@ def test_finished_seeds_are_reused_without_running_recbole(tmp_path: Path) -> No
     train, valid, test = (
         df.filter(p).drop("r") for p in (pl.col("r") <= 2, pl.col("r") == 3, pl.col("r") == 4)
     )
-    settings = {
-        "epochs": 3,
-        "select_best": True,
-        "max_seq_len": 50,
-        "train_batch_size": 256,
-        "overrides": {},
-    }
+    settings = _settings(3, 3, True, 50, 256, None)
     write_atomic_files(train, valid, test, tmp_path / "data")
     key = _cache_key(tmp_path / "data", settings)
     (tmp_path / "results").mkdir()
     for seed, ndcg in ((0, 0.2), (1, 0.4)):
         stored = {"ndcg@10": ndcg, "hit@10": 0.5, "mrr@10": 0.1, "sequential": False}
+        stored |= {"lists": [[1]] * 6, "curve": [0.1], "epochs_run": 1, "best_epoch": 1}
+        stored |= {"epoch_seconds": [1.0]}
         (tmp_path / "results" / f"{key}-BPR-{seed}.json").write_text(json.dumps(stored))
     broken = PeerEnvConfig(path=tmp_path / "no-venv", python="/nonexistent/python")
     res = run_recbole_peers(
@@ -153,7 +149,9 @@ def test_concurrent_runs_train_a_seed_once(tmp_path: Path, monkeypatch: pytest.M
     def fake_job(*args: object, **kwargs: object) -> dict[str, dict[str, object]]:
         calls.append(1)
         time.sleep(0.5)
-        return {"0": {"ndcg@10": 0.25, "hit@10": 0.5, "mrr@10": 0.1, "sequential": False}}
+        r = {"ndcg@10": 0.25, "hit@10": 0.5, "mrr@10": 0.1, "sequential": False}
+        r |= {"lists": [[1]] * 6, "curve": [0.1], "epochs_run": 1, "best_epoch": 1}
+        return {"0": r | {"epoch_seconds": [1.0]}}
 
     monkeypatch.setattr(recbole_runner, "_run_job", fake_job)
     rows = [(u, u % 5 + k, 10 * k + u) for u in range(6) for k in range(4)]

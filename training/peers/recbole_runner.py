@@ -1,4 +1,4 @@
-"""RecBole peers (BPR, SASRec) on OUR split, from their own pinned environment.
+"""RecBole peers (BPR, SASRec, GRU4Rec) on OUR split, from their own pinned environment.
 
 RecBole 1.2.1 needs ``numpy<2`` and an older pandas, which clash with the project's .venv, so
 the benchmark builds a separate venv on demand (``<repo>/.cache/memento/recbole-venv``): torch
@@ -9,15 +9,19 @@ Protocol (identical split, honest comparison):
 
 - our train/valid/test frames become RecBole atomic files in ``benchmark_filename`` mode, so
   RecBole uses exactly our split (no re-splitting, no filtering, duplicates kept);
-- full ranking over all items, metrics NDCG@10, Hit@10, MRR@10 on the test file, the model
-  chosen on valid NDCG@10 (RecBole's early stopping) unless ``select_best=False``;
-- general models (BPR): RecBole groups test rows by user (several test rows of one user are one
-  multi-target decision) and masks the user's earlier (train/valid) items from the ranking;
-- sequential models (SASRec): one decision per test row with the user's earlier items (train,
-  valid, then earlier test rows, in time order) as the input sequence; rows with no earlier
-  item cannot be fed to RecBole and are dropped. The headline numbers count those dropped rows
-  as misses (``*`` over all test rows); ``recbole`` keeps RecBole's own numbers on the rows it
-  evaluated.
+- training stops early on valid NDCG@10 (evaluated every epoch; ``patience`` epochs without a
+  new best, at most ``epochs``) and the best epoch's model is kept (unless
+  ``select_best=False``); the valid curve, the epochs run and the best epoch are returned;
+- RecBole's own test metrics (NDCG@10, Hit@10, MRR@10, full ranking) are kept as before:
+  general models (BPR) group test rows by user and mask the user's earlier items; sequential
+  models (SASRec, GRU4Rec) make one decision per test row with the user's earlier items
+  (train, valid, then earlier test rows, in time order) as the input sequence, and rows with
+  no earlier item are dropped (the headline numbers count them as misses, ``recbole`` keeps
+  RecBole's own numbers on the rows it evaluated);
+- besides, the best model ranks EVERY test row (``lists``, in the test frame's row order) with
+  no masking: its top ``LIST_MARGIN + n_seen`` items (``n_seen`` = the user's distinct earlier
+  items), by user for general models, by the earlier items for sequential ones (``None`` for
+  a row without any), so the caller scores every method with one metric code.
 """
 
 from __future__ import annotations
@@ -38,9 +42,20 @@ from typing import Any
 import polars as pl
 
 from training.errors import PeerRunError
+from training.peers.rows import (
+    SPLITS,
+    QueryRow,
+    check_lists,
+    prepare_frame,
+    read_query_rows,
+    sequence_rows,
+    write_query_rows,
+)
 
 __all__ = [
     "JOB_SCRIPT",
+    "QUERY_ROWS",
+    "RESULT_VERSION",
     "PeerEnvConfig",
     "ensure_recbole_env",
     "run_recbole_peers",
@@ -53,7 +68,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 JOB_SCRIPT = Path(__file__).with_name("recbole_job.py")
 _GENERAL = "memento"
 _SEQUENTIAL = "memento_seq"
-_SPLITS = ("train", "valid", "test")
+QUERY_ROWS = "query_rows.json"
+"""File (under the data folder) listing the test rows the job ranks, in test-frame order."""
+RESULT_VERSION = 2
+"""Part of the cache key: bumped when a stored result's content changes (2: lists, curves)."""
 
 
 @dataclass(frozen=True)
@@ -107,30 +125,6 @@ def ensure_recbole_env(cfg: PeerEnvConfig | None = None) -> Path:
     return py
 
 
-def _ts_seconds(df: pl.DataFrame) -> pl.Expr:
-    dtype = df.schema["ts"]
-    if isinstance(dtype, pl.Datetime):
-        return pl.col("ts").dt.epoch("ms").cast(pl.Float64) / 1000.0
-    if dtype == pl.Date:
-        return pl.col("ts").cast(pl.Datetime("ms")).dt.epoch("ms").cast(pl.Float64) / 1000.0
-    if dtype.is_numeric():
-        return pl.col("ts").cast(pl.Float64)
-    raise ValueError(f"unsupported ts dtype {dtype}: expected datetime or seconds")
-
-
-def _prepare(df: pl.DataFrame, split: str, order: int) -> pl.DataFrame:
-    missing = {"user_id", "item_id", "ts"} - set(df.columns)
-    if missing:
-        raise ValueError(f"{split} frame lacks columns {sorted(missing)}")
-    return df.with_row_index("_row").select(
-        pl.col("user_id").cast(pl.Int64),
-        pl.col("item_id").cast(pl.Int64),
-        _ts_seconds(df).alias("timestamp"),
-        pl.lit(order).alias("_split"),
-        pl.col("_row"),
-    )
-
-
 def write_atomic_files(
     train: pl.DataFrame,
     valid: pl.DataFrame,
@@ -138,22 +132,22 @@ def write_atomic_files(
     data_path: Path,
     max_seq_len: int = 50,
 ) -> dict[str, int]:
-    """Write both RecBole datasets (general and sequential) under ``data_path``.
+    """Write both RecBole datasets (general and sequential) under ``data_path``, and the test
+    rows the job ranks (``QUERY_ROWS``).
 
     Returns counts: ``{"train", "valid", "test"}`` rows and ``seq_<split>`` rows kept in the
     sequential files (rows without an earlier item are dropped there).
     """
     frames = [
-        _prepare(df, s, k)
-        for k, (df, s) in enumerate(zip((train, valid, test), _SPLITS, strict=True))
+        prepare_frame(df, s, k)
+        for k, (df, s) in enumerate(zip((train, valid, test), SPLITS, strict=True))
     ]
-    allrows = pl.concat(frames).sort(["user_id", "timestamp", "_split", "_row"])
     gen_dir = data_path / _GENERAL
     seq_dir = data_path / _SEQUENTIAL
     gen_dir.mkdir(parents=True, exist_ok=True)
     seq_dir.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
-    for k, split in enumerate(_SPLITS):
+    for k, split in enumerate(SPLITS):
         part = frames[k].sort(["timestamp", "_row"])
         counts[split] = part.height
         lines = ["user_id:token\titem_id:token\ttimestamp:float"]
@@ -162,24 +156,25 @@ def write_atomic_files(
             for u, i, t in zip(part["user_id"], part["item_id"], part["timestamp"], strict=True)
         ]
         (gen_dir / f"{_GENERAL}.{split}.inter").write_text("\n".join(lines) + "\n")
-    seq_lines: dict[int, list[str]] = {k: [] for k in range(len(_SPLITS))}
-    last_user: int | None = None
-    history: list[int] = []
-    for u, i, t, s in zip(
-        allrows["user_id"], allrows["item_id"], allrows["timestamp"], allrows["_split"], strict=True
-    ):
-        if u != last_user:
-            last_user, history = u, []
-        if history:
-            seq = " ".join(str(x) for x in history[-max_seq_len:])
-            seq_lines[s].append(f"{u}\t{seq}\t{i}\t{t:.3f}")
-        history.append(i)
+    seq_lines: dict[int, list[str]] = {k: [] for k in range(len(SPLITS))}
+    queries: list[QueryRow | None] = [None] * test.height
+    for r in sequence_rows((train, valid, test), max_seq_len):
+        if r.history:
+            seq = " ".join(str(x) for x in r.history)
+            seq_lines[r.split].append(f"{r.user}\t{seq}\t{r.item}\t{r.ts:.3f}")
+        if r.split == 2:
+            queries[r.row] = QueryRow(r.user, r.history, r.n_seen)
     header = "user_id:token\titem_id_list:token_seq\titem_id:token\ttimestamp:float"
-    for k, split in enumerate(_SPLITS):
+    for k, split in enumerate(SPLITS):
         counts[f"seq_{split}"] = len(seq_lines[k])
         text = "\n".join([header, *seq_lines[k]]) + "\n"
         (seq_dir / f"{_SEQUENTIAL}.{split}.inter").write_text(text)
+    write_query_rows([q for q in queries if q is not None], data_path / QUERY_ROWS)
     return counts
+
+
+_PER_ROW = ("lists", "curve", "epoch_seconds")
+"""Keys of a stored seed result that are not RecBole metrics (left out of ``recbole``)."""
 
 
 def _aggregate(per_seed: dict[str, dict[str, Any]], scale: float) -> dict[str, Any]:
@@ -199,18 +194,60 @@ def _aggregate(per_seed: dict[str, dict[str, Any]], scale: float) -> dict[str, A
         }
         for seed, r in per_seed.items()
     }
-    out["recbole"] = per_seed
+    out["recbole"] = {
+        seed: {k: v for k, v in r.items() if k not in _PER_ROW} for seed, r in per_seed.items()
+    }
+    out["lists"] = {seed: r["lists"] for seed, r in per_seed.items()}
+    out["curves"] = {seed: [float(v) for v in r["curve"]] for seed, r in per_seed.items()}
+    out["epochs"] = {
+        seed: {
+            "run": int(r["epochs_run"]),
+            "best": int(r["best_epoch"]),
+            "epoch_s": statistics.fmean(r["epoch_seconds"]) if r["epoch_seconds"] else 0.0,
+        }
+        for seed, r in per_seed.items()
+    }
     return out
 
 
+def _settings(
+    epochs: int,
+    patience: int,
+    select_best: bool,
+    max_seq_len: int,
+    train_batch_size: int,
+    overrides: dict[str, dict[str, Any]] | None,
+) -> dict[str, Any]:
+    """The job settings that enter the cache key (and the spec)."""
+    return {
+        "epochs": int(epochs),
+        "stopping_step": int(patience),
+        "select_best": select_best,
+        "max_seq_len": max_seq_len,
+        "train_batch_size": train_batch_size,
+        "overrides": overrides or {},
+    }
+
+
 def _cache_key(data_path: Path, settings: dict[str, Any]) -> str:
+    """Hash of the written split files, the test rows, the settings, the job script and
+    ``RESULT_VERSION``."""
     h = hashlib.sha256()
-    for f in sorted(data_path.rglob("*.inter")):
+    h.update(f"result-v{RESULT_VERSION}".encode())
+    for f in [*sorted(data_path.rglob("*.inter")), data_path / QUERY_ROWS]:
         h.update(f.relative_to(data_path).as_posix().encode())
         h.update(f.read_bytes())
     h.update(json.dumps(settings, sort_keys=True).encode())
     h.update(JOB_SCRIPT.read_bytes())
     return h.hexdigest()[:20]
+
+
+def _load_stored(path: Path) -> dict[str, Any] | None:
+    """A stored seed result, or None when absent or from before lists were stored."""
+    if not path.is_file():
+        return None
+    stored: dict[str, Any] = json.loads(path.read_text())
+    return stored if "lists" in stored and "curve" in stored else None
 
 
 def _run_job(
@@ -227,6 +264,7 @@ def _run_job(
     spec = {
         "data_path": str(data_path),
         "checkpoint_dir": str(workdir / "checkpoints"),
+        "query_rows": str(data_path / QUERY_ROWS),
         "models": [model],
         "seeds": seeds,
         **settings,
@@ -273,19 +311,31 @@ def run_recbole_peers(
     timeout_s: float | None = None,
     train_batch_size: int = 256,
     reuse: bool = True,
+    patience: int = 3,
 ) -> dict[str, dict[str, Any]]:
-    """Train and test RecBole ``models`` on our split; ``{model: {"ndcg@10", "hr@10", "mrr",
-    "<metric>_std", "per_seed", "recbole", "n_test", "n_test_evaluated"}}``.
+    """Train and test RecBole ``models`` (BPR, SASRec, GRU4Rec...) on our split.
 
-    Metrics are means over ``seeds`` (std across seeds beside them); ``mrr`` is RecBole's
-    MRR@10. Frames need ``user_id``, ``item_id`` and ``ts`` (datetime or seconds).
+    Returns ``{model: {"ndcg@10", "hr@10", "mrr", "<metric>_std", "per_seed", "recbole",
+    "n_test", "n_test_evaluated", "lists", "curves", "epochs"}}``:
+
+    - metrics are RecBole's, means over ``seeds`` (std across seeds beside them); ``mrr`` is
+      RecBole's MRR@10;
+    - ``lists[seed]``: one entry per row of ``test`` (same order), the best model's raw top
+      ``LIST_MARGIN + n_seen`` item ids (no masking), ``None`` where a sequential model has no
+      earlier item to read;
+    - ``curves[seed]``: valid NDCG@10 per epoch; ``epochs[seed]``: ``{"run", "best",
+      "epoch_s"}`` (epochs trained, 1-based best epoch so ``curve[best - 1]`` is the best
+      score, mean seconds per epoch).
+
+    Training runs at most ``epochs`` epochs and stops after ``patience`` epochs without a new
+    best valid NDCG@10. Frames need ``user_id``, ``item_id`` and ``ts`` (datetime or seconds).
     RecBole's ``Pop`` model is not a fair peer: its count update ignores repeated items within
     a batch, so use ``training.baselines.Popularity`` instead.
 
     Each (model, seed) result is kept under ``workdir/results``, keyed by a hash of the written
-    split files, the settings and the job script; with ``reuse`` a later call on the same split
-    reads it instead of training again (a SASRec seed on MovieLens takes ~20 CPU minutes), and
-    a run killed midway keeps the seeds that finished.
+    split files, the test rows, the settings, the job script and ``RESULT_VERSION``; with
+    ``reuse`` a later call on the same split reads it instead of training again (a SASRec seed
+    on MovieLens takes ~20 CPU minutes), and a run killed midway keeps the seeds that finished.
     """
     if test.height == 0:
         raise ValueError("empty test split")
@@ -295,22 +345,17 @@ def run_recbole_peers(
     counts = write_atomic_files(train, valid, test, data_path, max_seq_len=max_seq_len)
     if counts["seq_valid"] == 0 or counts["seq_test"] == 0:
         log.warning("sequential files have no valid/test rows with history: %s", counts)
-    settings = {
-        "epochs": int(epochs),
-        "select_best": select_best,
-        "max_seq_len": max_seq_len,
-        "train_batch_size": train_batch_size,
-        "overrides": overrides or {},
-    }
+    rows = read_query_rows(data_path / QUERY_ROWS)
+    settings = _settings(epochs, patience, select_best, max_seq_len, train_batch_size, overrides)
     key = _cache_key(data_path, settings)
     results_dir = workdir / "results"
     results_dir.mkdir(exist_ok=True)
     raw: dict[str, dict[str, Any]] = {m: {} for m in models}
     for model in models:
         for seed in seeds:
-            hit = results_dir / f"{key}-{model}-{int(seed)}.json"
-            if reuse and hit.is_file():
-                raw[model][str(int(seed))] = json.loads(hit.read_text())
+            stored = _load_stored(results_dir / f"{key}-{model}-{int(seed)}.json")
+            if reuse and stored is not None:
+                raw[model][str(int(seed))] = stored
     for model in models:
         missing = [int(s) for s in seeds if str(int(s)) not in raw[model]]
         if not missing:
@@ -322,11 +367,17 @@ def run_recbole_peers(
             # result instead of training a duplicate
             with (results_dir / f"{key}-{model}-{seed}.lock").open("w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
-                if reuse and hit.is_file():
-                    raw[model][str(seed)] = json.loads(hit.read_text())
+                stored = _load_stored(hit)
+                if reuse and stored is not None:
+                    raw[model][str(seed)] = stored
                     continue
+                log.info("RecBole %s seed %d: training (log %s)", model, seed, workdir / "job.log")
                 done = _run_job(workdir, data_path, settings, model, [seed], env, timeout_s)
                 for seed_key, r in done.items():
+                    try:
+                        check_lists(r.get("lists", ()), rows, bool(r.get("sequential")))
+                    except ValueError as exc:
+                        raise PeerRunError(f"RecBole {model} seed {seed_key}: {exc}") from exc
                     (results_dir / f"{key}-{model}-{seed_key}.json").write_text(json.dumps(r))
                     raw[model][seed_key] = r
     for model in models:

@@ -1,0 +1,54 @@
+"""Serving with the items scorer: the policy's softmax over the item pool is the list, items
+carry the retrieved cases behind them, and feedback learns Q(s, item) online."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recsys.rec.recommender import RecRequest
+from serving.core import ServingCore, interactions
+from tests.serving.test_serving_core import _core, _decide, _events, _write_cases
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _q_item(core: ServingCore, events: tuple, item: str) -> float:
+    """Min twin Q of `item` in u1's item pool, as the policy sees it."""
+    rt = core.runtime
+    now = time.time() + 1.0
+    cands = rt.rec.candidates_for(RecRequest("u1", interactions("u1", events), now))
+    row = [rt.items.ids[int(i)] for i in cands.case_ids].index(item)
+    state = core.encode_state("u1", events, {}, now)
+    return float(rt.learner.scores(state.vec, cands)[row])
+
+
+def test_item_policy_lists_items_with_their_cases_and_learns_from_feedback(
+    tmp_path: Path,
+) -> None:
+    core = _core(tmp_path, scorer="items", updates_per_feedback=8, learner_lr=1e-2)
+    sids = _write_cases(core)
+    ev = _events("i0", "i2")
+    r = core.recommend("u1", 10, {}, ev, [], False)
+    assert len(r.items) == 10 and len({i.item_id for i in r.items}) == 10
+    behind = {i.item_id: i.cases for i in r.items if i.cases}
+    assert behind, "items proposed by the written cases carry their case ids"
+    assert set().union(*behind.values()) <= set(sids)
+    assert {c.case_id for c in r.cases} == set().union(*behind.values())
+    d = _decide(core, ev)
+    item = d.items[3]
+    before = _q_item(core, ev, item)
+    for k in range(5):
+        u = core.apply_feedback(dataclasses.replace(d, decision_id=f"d{k}"), item, "alipay", None)
+        assert u.td_loss is not None and np.isfinite(u.td_loss)
+    after = _q_item(core, ev, item)
+    assert after > before + 0.3, (before, after)
