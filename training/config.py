@@ -27,6 +27,7 @@ from recsys.config import (
 )
 
 __all__ = [
+    "ABLATIONS",
     "ALL_MODES",
     "BASELINES",
     "LEARNED_MODES",
@@ -49,6 +50,8 @@ LEARNED_MODES: tuple[str, ...] = (
 """Modes that choose cases with a `recsys.rl.learner.Learner` of that mode."""
 LLM_MODES: tuple[str, ...] = (*LEARNED_MODES, "no-memory")
 """Modes whose final ranking includes the frozen LLM."""
+ABLATIONS: tuple[str, ...] = ("soft-q-blend", "soft-q-cases", "parametric-ce", "tabular")
+"""Learned modes that are ablations or older designs of soft-q (`ablation_seeds`)."""
 BASELINES: tuple[str, ...] = ("popularity", "causal-popularity", "item-knn", "ease")
 """Peers fitted in process (`training.baselines`)."""
 RECBOLE_PEERS: tuple[str, ...] = ("recbole-bpr", "recbole-sasrec", "recbole-gru4rec")
@@ -94,6 +97,8 @@ class TrainConfig:
     """Passes over the training period (memory statistics and Q carried over)."""
     seeds: tuple[int, ...] = (0,)
     """Seeds (learner init, sampling, decision subsampling)."""
+    ablation_seeds: tuple[int, ...] | None = None
+    """Seeds of the ablations (`ABLATIONS`); None: `seeds` (they cost as much as soft-q)."""
     top_n: int = 50
     """Length of the produced list (metrics are computed on it)."""
     reward_top: int = 10

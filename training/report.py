@@ -13,6 +13,7 @@ import math
 import statistics
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rich.cells import cell_len
 from rich.table import Table
@@ -22,6 +23,7 @@ __all__ = [
     "SHORT_HEADERS",
     "MetricSummary",
     "aggregate",
+    "ci_markdown",
     "markdown_table",
     "rich_table",
     "rich_tables",
@@ -217,3 +219,33 @@ def rich_tables(
         )
         for i, group in enumerate(groups, start=1)
     ]
+
+
+def _fmt_ci(ci: Sequence[float | None] | None) -> str:
+    if not ci or ci[0] is None or ci[1] is None:
+        return "-"
+    return f"[{ci[0]:.4f}, {ci[1]:.4f}]"
+
+
+def ci_markdown(payload: Mapping[str, Any]) -> str:
+    """The benchmark JSON (`training.cli.bench_payload`) as a markdown table: every method's
+    NDCG@10 with its 95% CI over test rows, HR@10, warm NDCG@10, and soft-q minus the method
+    with its paired CI (all rows and warm rows), best NDCG@10 first."""
+    res = payload["results"]
+    paired = payload.get("paired", {})
+    lines = [
+        "| method | NDCG@10 [95% CI] | HR@10 | warm NDCG@10 | soft-q − method [paired CI] "
+        "| warm: soft-q − method [paired CI] | seeds |",
+        "|---|---|---:|---:|---|---|---:|",
+    ]
+    order = sorted(res, key=lambda m: -(res[m].get("ndcg@10") or 0.0))
+    for m in order:
+        r = res[m]
+        p = paired.get(m)
+        diff = f"{p['diff']:+.4f} {_fmt_ci(p['ci'])}" if p else "(reference)"
+        wdiff = f"{p['warm_diff']:+.4f} {_fmt_ci(p['warm_ci'])}" if p else "(reference)"
+        lines.append(
+            f"| {m} | {r['ndcg@10']:.4f} {_fmt_ci(r.get('ndcg@10_ci'))} | {r['hr@10']:.4f} "
+            f"| {r['warm_ndcg@10']:.4f} | {diff} | {wdiff} | {r.get('seeds', 1)} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -22,7 +22,14 @@ import numpy as np
 import polars as pl
 
 from recsys.bundle import ModelBundle
-from training.config import BASELINES, LEARNED_MODES, LLM_MODES, RECBOLE_PEERS, TrainConfig
+from training.config import (
+    ABLATIONS,
+    BASELINES,
+    LEARNED_MODES,
+    LLM_MODES,
+    RECBOLE_PEERS,
+    TrainConfig,
+)
 from training.evaluate import aggregate_seeds
 from training.modes import (
     MethodResult,
@@ -216,6 +223,8 @@ def run_methods(cfg: TrainConfig, progress: Progress | None = None) -> RunOutput
     results: dict[str, list[MethodResult]] = {}
     for seed in cfg.seeds:
         for mode in cfg.modes:
+            if mode in ABLATIONS and seed not in (cfg.ablation_seeds or cfg.seeds):
+                continue
             if mode in ("non-parametric", "no-memory") and seed != cfg.seeds[0] and llm is None:
                 # nothing learned or sampled: every seed gives the same lists
                 for r in [copy.copy(results[mode][0])]:
