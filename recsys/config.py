@@ -111,6 +111,10 @@ class QNetworkConfig:
     """Hidden layers of the scoring MLP."""
     feature_dim: int = 4
     """Per-candidate features F (see records.CASE_FEATURES)."""
+    use_vectors: bool = True
+    """Feed the state and key vectors (their projections and product) to the MLP; False
+    scores from the features alone (the items scorer: its evidence features generalise,
+    while per-item vectors let Q memorise the replayed decisions)."""
 
 
 @dataclass(frozen=True)

@@ -76,13 +76,17 @@ def train_command(
     seeds: str = typer.Option("0", help="Comma-separated seeds (mean and spread reported)."),
     modes: str = typer.Option(
         "soft-q,non-parametric,no-memory,popularity,causal-popularity",
-        help="Comma-separated methods: soft-q, parametric-ce, non-parametric, tabular, "
-        "no-memory, no-llm, popularity, causal-popularity, item-knn, recbole-bpr, recbole-sasrec.",
+        help="Comma-separated methods: soft-q, soft-q-blend, soft-q-cases, parametric-ce, "
+        "non-parametric, tabular, no-memory, no-llm, popularity, causal-popularity, item-knn, "
+        "ease, recbole-bpr, recbole-sasrec, recbole-gru4rec.",
+    ),
+    llm: bool = typer.Option(
+        False, "--llm/--no-llm", help="Evaluate with the frozen LLM re-scoring the head."
     ),
     llm_fraction: float = typer.Option(
         0.0,
         "--llm-fraction",
-        help="Share of TRAINING decisions ranked with the LLM (evaluation always uses it).",
+        help="With --llm: share of TRAINING decisions ranked with the LLM.",
     ),
     llm_model: str = typer.Option(
         "qwen2.5-0.5b", "--llm-model", help="Frozen LLM (qwen2.5-0.5b, smollm2-135m, a folder)."
@@ -132,6 +136,7 @@ def train_command(
         iterations=iterations,
         seeds=tuple(int(s) for s in seeds.split(",") if s),
         modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
+        use_llm=llm,
         llm_fraction=llm_fraction,
         llm_model=llm_model,
         max_train_decisions=max_decisions,
@@ -191,6 +196,9 @@ def bench_replay(
         False, "--llm/--no-llm", help="Re-score the head with the frozen LLM (off by default)."
     ),
     llm_model: str = typer.Option("qwen2.5-0.5b", "--llm-model", help="Frozen LLM."),
+    llm_depth: int = typer.Option(
+        40, "--llm-depth", min=2, help="With --llm: head of the list the LLM re-scores."
+    ),
     max_eval_decisions: int | None = typer.Option(
         None, "--max-eval-decisions", help="Cap the evaluated test rows (default: all of them)."
     ),
@@ -211,6 +219,8 @@ def bench_replay(
     """Every mode, baseline and peer on one split and every test row: means with bootstrap CIs
     and paired CIs against soft-q; prints the table (or JSON) and plot paths."""
 
+    import dataclasses
+
     from training.config import ALL_MODES, RECBOLE_PEERS, TrainConfig
 
     if split not in ("leave-last-out", "time-cutoff"):
@@ -228,6 +238,9 @@ def bench_replay(
         caps["max_eval_decisions"] = max_eval_decisions
     if max_decisions is not None:
         caps["max_train_decisions"] = max_decisions
+    if llm:
+        blend = caps.get("blend", TrainConfig().blend)
+        caps["blend"] = dataclasses.replace(blend, llm_depth=llm_depth)
     cfg = TrainConfig(
         data=dataset,
         split=split,  # type: ignore[arg-type]

@@ -177,6 +177,10 @@ class TrainConfig:
     items_listwise_weight: float = 1.0
     """items scorer: weight of the listwise term next to the soft TD loss
     (`recsys.config.LearnerConfig.listwise_weight`)."""
+    items_use_vectors: bool = False
+    """items scorer: Q also sees the state and item vectors (`QNetworkConfig.use_vectors`).
+    Off: on the synthetic default its validation NDCG@10 fell pass after pass with them
+    (0.475, 0.429, 0.436) while the training reward rose: Q memorised replayed items."""
     label_negatives: int = 48
     """items scorer: unlabelled pool items kept per training transition (a seeded sample;
     0 = all). Every labelled item is kept."""

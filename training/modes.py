@@ -91,7 +91,9 @@ def _learner(cfg: TrainConfig, mode: str, seed: int, dim: int) -> Learner:
         seed=seed,
         policy=dataclasses.replace(cfg.learner.policy, num_chosen=cfg.num_chosen),
         q=dataclasses.replace(
-            cfg.learner.q, feature_dim=len(ITEM_FEATURES if items else CASE_FEATURES)
+            cfg.learner.q,
+            feature_dim=len(ITEM_FEATURES if items else CASE_FEATURES),
+            use_vectors=cfg.items_use_vectors if items else True,
         ),
         listwise_weight=cfg.items_listwise_weight if items else 0.0,
     )

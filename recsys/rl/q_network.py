@@ -21,10 +21,11 @@ class PairQ(nn.Module):
 
     def __init__(self, cfg: QNetworkConfig, state_dim: int, key_dim: int) -> None:
         super().__init__()
+        self.use_vectors = cfg.use_vectors
         self.proj_s = nn.Linear(state_dim, cfg.proj_dim)
         self.proj_c = nn.Linear(key_dim, cfg.proj_dim)
         layers: list[nn.Module] = []
-        width = 3 * cfg.proj_dim + cfg.feature_dim
+        width = (3 * cfg.proj_dim if cfg.use_vectors else 0) + cfg.feature_dim
         for _ in range(cfg.layers):
             layers += [nn.Linear(width, cfg.hidden), nn.ReLU()]
             width = cfg.hidden
@@ -37,6 +38,8 @@ class PairQ(nn.Module):
         b, k, _ = keys.shape
         assert state.shape[0] == b and state.ndim == 2, f"{state.shape=} {keys.shape=}"
         assert features.shape[:2] == (b, k), f"{features.shape=} {keys.shape=}"
+        if not self.use_vectors:
+            return self.mlp(features).squeeze(-1)
         ps = self.proj_s(state)[:, None, :].expand(b, k, -1)
         pc = self.proj_c(keys)
         x = torch.cat([ps, pc, ps * pc, features], dim=-1)

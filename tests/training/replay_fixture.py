@@ -139,7 +139,7 @@ class Spy:
             j = event_at[req.now]
             self.lists.append((j, req.knn_without_user, res))
             if res.cands is not None:
-                by_cands[id(res.cands)] = j
+                by_cands[id(res.state.vec)] = j
             return res
 
         self.rec.recommend = spy_recommend  # type: ignore[method-assign]
@@ -147,7 +147,7 @@ class Spy:
             learn = loop.learn
 
             def spy_learn(d: Decided, r: np.ndarray, s2: Any, c2: Any) -> Any:
-                self.learned.append((by_cands[id(d.cands)], d, np.asarray(r), s2, c2))
+                self.learned.append((by_cands[id(d.state)], d, np.asarray(r), s2, c2))
                 return learn(d, r, s2, c2)
 
             loop.learn = spy_learn  # type: ignore[method-assign]

@@ -36,6 +36,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, str]:
         synth_items=90,
         synth_events=1000,
         modes=("soft-q", "popularity"),
+        use_llm=True,
         iterations=2,
         max_train_decisions=120,
         max_eval_decisions=4,
