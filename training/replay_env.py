@@ -20,6 +20,7 @@ A cold decision (no earlier event of the user) gets the popularity list and no t
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import logging
 from collections.abc import Callable
@@ -275,7 +276,10 @@ def run_pass(
                 decided, rewards = _item_transition(world, j, res, cfg, training)
             else:
                 case_items = [[rec.items.ids[i] for i in c.items] for c in res.chosen]
-                rewards = assign_credit(r, case_items, {str(a) for a in acted}, cfg.credit)
+                credit = cfg.credit
+                if loop.learner.mode == "parametric-ce":  # its label is reward > 0: only
+                    credit = dataclasses.replace(credit, beta=0.0)  # attributed cases count
+                rewards = assign_credit(r, case_items, {str(a) for a in acted}, credit)
                 decided = Decided(
                     res.state.vec,
                     res.cands,

@@ -107,3 +107,17 @@ def test_item_knn_term_counts_other_users_past_training_rows_only() -> None:
         assert all(s <= 1e-12 for s in got_scores[len(want) :]), (j, got_scores)
         checked += len(want) > 0
     assert checked >= 5
+
+
+def test_parametric_ce_labels_only_attributed_cases() -> None:
+    """parametric-ce learns (reward > 0) labels: a chosen case is positive only when the user
+    acted on its item (no share of the list's reward for the others)."""
+    from tests.training.replay_fixture import train_pass
+
+    w, spy, res = train_pass("parametric-ce", False)
+    reward_of = {d.event: d.reward for d in res.decisions}
+    positives = 0
+    for j, d, rewards, _, _ in spy.learned:
+        assert set(np.unique(rewards).tolist()) <= {0.0, np.float32(reward_of[j])}, (j, rewards)
+        positives += int((rewards > 0).sum())
+    assert positives > 0
