@@ -114,10 +114,10 @@ def test_parametric_ce_labels_only_attributed_cases() -> None:
     acted on its item (no share of the list's reward for the others)."""
     from tests.training.replay_fixture import train_pass
 
-    w, spy, res = train_pass("parametric-ce", False)
+    _, spy, res = train_pass("parametric-ce", False)
     reward_of = {d.event: d.reward for d in res.decisions}
     positives = 0
-    for j, d, rewards, _, _ in spy.learned:
+    for j, _d, rewards, _, _ in spy.learned:
         assert set(np.unique(rewards).tolist()) <= {0.0, np.float32(reward_of[j])}, (j, rewards)
         positives += int((rewards > 0).sum())
     assert positives > 0
