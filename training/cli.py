@@ -62,6 +62,11 @@ def _print_result(result: Any, log: Path | None = None, console: Any = None) -> 
     summary = aggregate(result.per_seed)
     for table in rich_tables(summary, cols, title=title, width=min(console.width, 100)):
         console.print(table)
+    if getattr(result, "paired", None):
+        console.print("soft-q minus each method, NDCG@10 on the same test rows (95% paired CI):")
+        for m, p in result.paired.items():
+            lo, hi = p["ci"]
+            console.print(f"  {m:<18} {p['diff']:+.4f} [{lo:+.4f}, {hi:+.4f}]")
     for name, path in result.paths.items():
         console.print(f"{name}: {path}", soft_wrap=True)
     console.print(f"mlflow run: {result.run_id}  model version: {result.model_version}")

@@ -88,3 +88,43 @@ def test_printed_summary_fits_100_columns(tmp_path: Path) -> None:
     assert all(len(line) <= 100 for line in table_lines), max(table_lines, key=len)
     assert "…" not in "\n".join(lines)
     assert f"log: {tmp_path / 'memento.log'}" in lines
+
+
+def test_bench_payload_follows_the_output_contract() -> None:
+    """`memento bench replay --json` prints n_decisions, results[method] with ndcg@10 and its CI,
+    hr@10, warm_ndcg@10, and paired[method] = soft-q minus method with its CI; the markdown
+    table of the docs renders it."""
+    from training.cli import bench_payload
+    from training.replay_env import Decision
+    from training.report import ci_markdown
+    from training.stats import compare, row_metrics
+
+    rows = {
+        "soft-q": row_metrics([Decision(e, [e], e, 0.0, False, e < 3) for e in range(10)]),
+        "item-knn": row_metrics([Decision(e, [-1], e, 0.0, False, e < 3) for e in range(10)]),
+    }
+    summary, paired = compare(rows)
+    result = SimpleNamespace(
+        summary=summary,
+        paired=paired,
+        metrics={"soft-q": {"mrr": 1.0}, "item-knn": {"mrr": 0.0}},
+        curves={"soft-q": [[0.1, 0.2], [0.1, 0.3]]},
+        per_seed={"soft-q": [{}, {}], "item-knn": [{}]},
+        info={"item-knn": [{}]},
+        dataset="fixture",
+        paths={},
+        run_id=None,
+        elapsed_s=1.0,
+    )
+    cfg = SimpleNamespace(split="leave-last-out", seeds=(0, 1), peer_seeds=(0,))
+    out = bench_payload(result, cfg, {})
+    assert out["n_decisions"] == 10 and out["n_warm"] == 7
+    r = out["results"]["soft-q"]
+    assert r["ndcg@10"] == 1.0 and r["ndcg@10_ci"] == [1.0, 1.0] and r["hr@10"] == 1.0
+    assert r["warm_ndcg@10"] == 1.0 and r["curve"] == [0.1, 0.25] and r["seeds"] == 2
+    assert out["paired"]["item-knn"]["diff"] == 1.0 and out["paired"]["item-knn"]["ci"] == [
+        1.0,
+        1.0,
+    ]
+    table = ci_markdown(out)
+    assert "| soft-q | 1.0000 [1.0000, 1.0000]" in table and "+1.0000 [1.0000, 1.0000]" in table
