@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -256,24 +257,17 @@ class ServingCore:
         state = UserState(decision.user_id, vec, snap.text, decision.ts)
         td_loss = None
         if snap.chosen and vec.shape == (rt.dim,):
-            td_loss = self._learn(rt, decision, snap, state, item_id, act, reward)
+            fb = _Feedback(decision, snap, state, item_id, act, reward)
+            learn = self._learn_items if snap.kind == "items" else self._learn
+            td_loss = learn(rt, fb)
         sid = self._memory.add_feedback_case(rt, decision, state, item_id, act, reward)
         return LearnerUpdate(reward=reward, td_loss=td_loss, new_case_id=sid)
 
-    def _learn(
-        self,
-        rt: Runtime,
-        decision: DecisionSnapshot,
-        snap: DecisionBlob,
-        state: UserState,
-        item_id: str,
-        act: Action,
-        reward: float,
-    ) -> float | None:
+    def _learn(self, rt: Runtime, fb: _Feedback) -> float | None:
         """One online transition through `MemoryLoop.learn`; None when no chosen case is live."""
         assert rt.rec.loop is not None, "the served pipeline has no learner"
-        if snap.kind == "items":
-            return self._learn_items(rt, decision, snap, state, item_id, act, reward)
+        decision, snap, state, item_id = fb.decision, fb.snap, fb.state, fb.item_id
+        act, reward = fb.act, fb.reward
         bank = rt.bank
         with rt.lock:
             rows = [rt.int_of.get(s, -1) for s in snap.sids]
@@ -316,20 +310,13 @@ class ServingCore:
             loss = m.get("losses/td", m.get("losses/ce", loss))
         return loss
 
-    def _learn_items(
-        self,
-        rt: Runtime,
-        decision: DecisionSnapshot,
-        snap: DecisionBlob,
-        state: UserState,
-        item_id: str,
-        act: Action,
-        reward: float,
-    ) -> float | None:
+    def _learn_items(self, rt: Runtime, fb: _Feedback) -> float | None:
         """items scorer: the shown items are the chosen actions; the acted item gets the
         reward, the other shown items 0; s' = the state with the event appended, its own item
         pool as the next snapshot (gamma > 0 online: what was shown changes s')."""
         assert rt.rec.loop is not None, "the served pipeline has no learner"
+        decision, snap, state, item_id = fb.decision, fb.snap, fb.state, fb.item_id
+        act, reward = fb.act, fb.reward
         rows = [rt.items.row_of.get(s, -1) for s in snap.sids]
         mask = np.array([r >= 0 for r in rows], bool)
         keep = [k for k, j in enumerate(snap.chosen) if mask[j]]
@@ -417,6 +404,18 @@ class ServingCore:
 
     def close(self) -> None:
         """Nothing to release (the learner thread checkpoints before)."""
+
+
+@dataclass(frozen=True)
+class _Feedback:
+    """One feedback event with the decision it answers."""
+
+    decision: DecisionSnapshot
+    snap: DecisionBlob
+    state: UserState
+    item_id: str
+    act: Action
+    reward: float
 
 
 def build_core(settings: ServingSettings, store: Store) -> ServingCore:
