@@ -36,6 +36,8 @@ def top_n_stable(scores: np.ndarray, n: int) -> np.ndarray:
     """Indices of the n largest scores, best first, ties by position: the first n of
     `np.argsort(-scores, kind="stable")`, in O(len) + O(k log k) instead of a full sort."""
     m = len(scores)
+    if n <= 0:
+        return np.zeros(0, np.int64)
     if n >= m:
         return np.argsort(-scores, kind="stable")
     kth = np.partition(scores, m - n)[m - n]  # the n-th largest value
