@@ -128,6 +128,9 @@ class TrainConfig:
     """Prompt template language: zh | en | auto (zh when titles contain CJK)."""
     max_train_decisions: int = 400
     """Cap on training decisions per pass (a seeded, fixed subset; 0 = all)."""
+    keep_best_pass: bool = True
+    """Evaluate (and ship) the learner as it was after the pass with the best validation
+    NDCG@10: early stopping on validation, as the RecBole peers get."""
     max_valid_decisions: int = 400
     """Validation decisions (each user's latest training event) on which the learning curve
     is measured after every pass; training passes leave them out (0 = every user)."""

@@ -157,6 +157,7 @@ def run_memory_mode(
     train_reward: list[float] = []
     learn: list[dict[str, float]] = []
     # no learner and no LLM draw: every pass is identical, so one pass stands for all
+    best: tuple[float, int, dict[str, Any] | None] = (-1.0, 0, None)
     static = learner is None or mode == "non-parametric"
     static = static and (llm is None or cfg.llm_fraction == 0.0)
     for it in range(cfg.iterations):
@@ -181,6 +182,8 @@ def run_memory_mode(
         if len(valid_idx):
             val = run_pass(world, rec, cfg, valid_idx, False, True, 0.0, rng, training=True)
             curve.append(list_metrics(world, val.decisions)["ndcg@10"])
+            if learner is not None and cfg.keep_best_pass and curve[-1] > best[0]:
+                best = (curve[-1], it + 1, copy.deepcopy(learner.state_dict()))
         log.info(
             "%s: training reward/decision %.4f, validation NDCG@10 %s, %d updates",
             label,
@@ -188,6 +191,8 @@ def run_memory_mode(
             f"{curve[-1]:.4f}" if curve else "-",
             len(res.learn),
         )
+    if learner is not None and best[2] is not None:  # early stopping on validation NDCG@10
+        learner.load_state_dict(best[2])
     rec = recommender_for(parts.served, cfg, learner, llm, mode)  # evaluation: what is served
     results: list[MethodResult] = []
     variants = [(mode, llm)]
@@ -208,7 +213,11 @@ def run_memory_mode(
         )
         metrics = list_metrics(world, ev.decisions)
         res_m = MethodResult(name, seed, metrics, list(curve), learn, learner, ev.decisions)
-        res_m.info = {"train_reward": list(train_reward), "valid_rows": len(valid_idx)}
+        res_m.info = {
+            "train_reward": list(train_reward),
+            "valid_rows": len(valid_idx),
+            "kept_pass": best[1] or len(curve),
+        }
         results.append(res_m)
     rec.set_llm(llm)
     if cfg.prequential and learner is not None:
