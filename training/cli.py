@@ -100,7 +100,7 @@ def train_command(
         400, "--max-decisions", help="Cap on training decisions per pass (0 = all)."
     ),
     max_eval_decisions: int = typer.Option(
-        30, "--max-eval-decisions", help="Cap on evaluated test decisions (0 = all)."
+        0, "--max-eval-decisions", help="Cap on evaluated test decisions (0 = every test row)."
     ),
     top_n: int = typer.Option(50, "--top-n", help="Length of the produced list."),
     top_k: int = typer.Option(32, "--top-k", help="K: cases retrieved per decision."),

@@ -134,7 +134,7 @@ class TrainConfig:
     max_valid_decisions: int = 400
     """Validation decisions (each user's latest training event) on which the learning curve
     is measured after every pass; training passes leave them out (0 = every user)."""
-    max_eval_decisions: int = 30
+    max_eval_decisions: int = 0
     """Cap on evaluated test decisions (a seeded subset shared by every method; 0 = all)."""
     window_hours: float = 24.0
     """W: reward window after a decision (see the module docstring)."""
