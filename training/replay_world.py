@@ -112,15 +112,9 @@ class ReplayWorld:
             key = (int(self.user[e]), int(self.item[e]), float(self.ts[e]), self.action[e])
             free.setdefault(key, []).append(e)
         out = []
-        for u, i, t, a in zip(
-            test["user_id"].to_list(),
-            test["item_id"].to_list(),
-            _seconds(test["ts"]).tolist(),
-            test["action"].cast(pl.String).to_list(),
-            strict=True,
-        ):
-            events = free.get((int(u), int(i), float(t), str(a)))
-            assert events, f"test row {(u, i, t, a)} is not a held-out event of this world"
+        for key in _row_keys(test):
+            events = free.get(key)
+            assert events, f"test row {key} is not a held-out event of this world"
             out.append(events.pop(0))
         return np.array(out, np.int64)
 
@@ -140,6 +134,20 @@ class ReplayWorld:
                 p += 1
             e = int(self.next_event[e])
         return out
+
+
+def _row_keys(frame: pl.DataFrame) -> list[tuple[int, int, float, str]]:
+    """(user, item, unix seconds, action) of each row: how a frame row names its event."""
+    return [
+        (int(u), int(i), float(t), str(a))
+        for u, i, t, a in zip(
+            frame["user_id"].to_list(),
+            frame["item_id"].to_list(),
+            _seconds(frame["ts"]).tolist(),
+            frame["action"].cast(pl.String).to_list(),
+            strict=True,
+        )
+    ]
 
 
 def _seconds(ts: pl.Series) -> np.ndarray:
@@ -173,14 +181,7 @@ def build_world(
     n = len(user)
     held = np.zeros(n, bool)
     want: dict[tuple[int, int, float, str], int] = {}
-    for u, i, t, a in zip(
-        held_out["user_id"].to_list(),
-        held_out["item_id"].to_list(),
-        _seconds(held_out["ts"]).tolist(),
-        held_out["action"].cast(pl.String).to_list(),
-        strict=True,
-    ):
-        key = (int(u), int(i), float(t), str(a))
+    for key in _row_keys(held_out):
         want[key] = want.get(key, 0) + 1
     for j in range(n - 1, -1, -1):  # held-out rows are the latest of their user: match from the end
         key = (int(user[j]), int(item[j]), float(ts[j]), action[j])

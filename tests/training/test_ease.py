@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 import numpy as np
 import polars as pl
 import pytest
 
+from tests.training.frames import minute_frame
 from training.baselines import EASE, Ranker, select_ease_lambda
 from training.errors import NotFittedError
 from training.metrics import ndcg_at_k
@@ -15,15 +14,7 @@ from training.metrics import ndcg_at_k
 
 def _frame(rows: list[tuple[int, int, int]]) -> pl.DataFrame:
     """(user, item, minute) rows as an interaction frame."""
-    t0 = datetime(2020, 1, 1)
-    return pl.DataFrame(
-        {
-            "user_id": [r[0] for r in rows],
-            "item_id": [r[1] for r in rows],
-            "ts": [t0 + timedelta(minutes=r[2]) for r in rows],
-        },
-        schema={"user_id": pl.Int64, "item_id": pl.Int64, "ts": pl.Datetime("us")},
-    )
+    return minute_frame(rows)
 
 
 def _users(groups: list[tuple[list[int], int]]) -> list[tuple[int, int, int]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from tests.training.frames import minute_frame
 from training.errors import PeerRunError
 from training.peers import harness, recbole_runner
 from training.peers.recbole_runner import (
@@ -26,15 +27,7 @@ from training.peers.rows import LIST_MARGIN, QueryRow, check_lists, read_query_r
 
 def _frame(rows: list[tuple[int, int, int]]) -> pl.DataFrame:
     """(user, item, minute) rows as an interaction frame."""
-    t0 = datetime(2014, 9, 1)
-    return pl.DataFrame(
-        {
-            "user_id": [r[0] for r in rows],
-            "item_id": [r[1] for r in rows],
-            "ts": [t0 + timedelta(minutes=r[2]) for r in rows],
-        },
-        schema={"user_id": pl.Int64, "item_id": pl.Int64, "ts": pl.Datetime("us")},
-    )
+    return minute_frame(rows, datetime(2014, 9, 1))
 
 
 # user 1: 10, 11, 10 in train, 12 in valid, tests 13 then 14; user 2: 12 then test 10;
