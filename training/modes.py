@@ -286,8 +286,14 @@ def run_baseline(
         elif name == "item-knn":
             model = ItemKNN(catalog=world.item_ids)
         elif name == "ease":
+            fit, valid = split.train, split.valid
+            if valid.height == 0:  # time-cutoff: choose on each user's last training row
+                from data.splits import leave_last_out
+
+                inner = leave_last_out(split.train, with_valid=False)
+                fit, valid = inner.train, inner.test
             lam, curve = select_ease_lambda(
-                split.train, split.valid, catalog=world.item_ids, exclude_seen=cfg.exclude_seen
+                fit, valid, catalog=world.item_ids, exclude_seen=cfg.exclude_seen
             )
             info = {"lambda": lam, "valid_ndcg@10": {str(k): v for k, v in curve.items()}}
             model = EASE(lam, catalog=world.item_ids)
