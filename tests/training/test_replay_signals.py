@@ -121,3 +121,26 @@ def test_parametric_ce_labels_only_attributed_cases() -> None:
         assert set(np.unique(rewards).tolist()) <= {0.0, np.float32(reward_of[j])}, (j, rewards)
         positives += int((rewards > 0).sum())
     assert positives > 0
+
+
+def test_time_cutoff_split_scores_every_peer_on_the_same_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under the time-cutoff split (no validation rows) EASE still chooses its lambda, and
+    every method is scored on the same held-out rows, so the paired CIs are defined."""
+    import training.train as train_mod
+    from training.train import compare_methods, run_methods
+
+    inter, items = tiny_log(True)
+    monkeypatch.setattr(train_mod, "load_data", lambda cfg: (inter, items, "fixture"))
+    cfg = tiny_cfg(
+        split="time-cutoff",
+        modes=("ease", "item-knn", "causal-popularity"),
+        text_encoder="hashing",
+        text_dim=64,
+    )
+    run = run_methods(cfg)
+    assert 0 < run.split.test.height < run.world.n
+    summary, _ = compare_methods(run.results, reference="ease")
+    assert {s["n_rows"] for s in summary.values()} == {run.split.test.height}
+    assert run.results["ease"][0].info["lambda"] > 0
