@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from recsys.rec.recommender import case_item_ids as case_items
+from recsys.rec.request import case_item_ids as case_items
 from recsys.records import Action, Candidates, Case, UserState
 from serving.runtime import TOMBSTONES, Runtime, load_tombstones
 from serving.service import CaseView, DecisionSnapshot, EventRecord, NewCase

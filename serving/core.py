@@ -22,7 +22,7 @@ import numpy as np
 
 from recsys.loop import Decided
 from recsys.memory.faiss_index import FaissIndex
-from recsys.rec.recommender import RecRequest, RecResult
+from recsys.rec.request import RecRequest, RecResult
 from recsys.rec.reward import action_reward
 from recsys.records import Action, Candidates, Interaction, UserState
 from recsys.rl.credit import assign_credit

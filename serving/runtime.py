@@ -42,7 +42,8 @@ from recsys.memory.text_encoder import TextEncoder, build_text_encoder
 from recsys.rec.item_features import ITEM_FEATURES
 from recsys.rec.items import ItemTable, TableTitleEncoder
 from recsys.rec.popularity import Popularity
-from recsys.rec.recommender import Recommender, case_item_ids
+from recsys.rec.recommender import Recommender
+from recsys.rec.request import case_item_ids
 from recsys.records import CASE_FEATURES, Case
 from recsys.rl.learner import Learner
 from serving.errors import ModelLoadError

@@ -35,7 +35,8 @@ from recsys.memory.case_bank import CaseBank
 from recsys.rec.cooccurrence import Cooccurrence
 from recsys.rec.items import ItemTable
 from recsys.rec.popularity import Popularity
-from recsys.rec.recommender import Recommender, RecRequest, RecResult
+from recsys.rec.recommender import Recommender
+from recsys.rec.request import RecRequest, RecResult
 from recsys.records import Action, Candidates, Case, Interaction
 from recsys.rl.credit import assign_credit
 from training.config import TrainConfig

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -33,19 +33,11 @@ from recsys.rec.cooccurrence import Cooccurrence
 from recsys.rec.item_features import ITEM_FEATURES, ItemEvidence, item_feature_matrix
 from recsys.rec.items import ItemTable
 from recsys.rec.popularity import Popularity
+from recsys.rec.request import ChosenCase, RecRequest, RecResult, case_item_ids
 from recsys.rec.state_encoder import StateEncoder
-from recsys.records import CASE_FEATURES, Candidates, Choice, Interaction, UserState
+from recsys.records import CASE_FEATURES, Candidates, Interaction, UserState
 
-__all__ = ["ChosenCase", "RecRequest", "RecResult", "Recommender", "case_item_ids"]
-
-
-def case_item_ids(payload: dict[str, Any]) -> list[str]:
-    """Items a case is about: `items`, else the recommendation payload's `item_id`."""
-    items = payload.get("items")
-    if isinstance(items, list) and items:
-        return [str(i) for i in items]
-    item = payload.get("item_id")
-    return [str(item)] if item is not None else []
+__all__ = ["Recommender"]
 
 
 @functools.lru_cache(maxsize=8)
@@ -54,81 +46,6 @@ def _rank_score(n: int) -> np.ndarray:
     out = 1.0 / np.log2(2.0 + np.arange(n))
     out.flags.writeable = False
     return out
-
-
-@dataclass(frozen=True)
-class RecRequest:
-    """What one decision needs from its caller."""
-
-    user_id: str
-    """Who the list is for."""
-    events: Sequence[Interaction]
-    """The user's history before `now`, oldest first (unknown items are ignored)."""
-    now: float
-    """Decision time (unix seconds): state decay, case ages, as-of retrieval, popularity."""
-    exclude: frozenset[str] = frozenset()
-    """Item ids never to return."""
-    n: int | None = None
-    """List length (None: `RecommendConfig.top_n`)."""
-    profile: np.ndarray | None = None
-    """Optional (d,) profile vector mixed into the state (serving's request context)."""
-    knn_without_user: bool = False
-    """Leave the user's own rows out of the co-occurrence counts (replay TRAINING decisions,
-    whose user's fitted rows include their future)."""
-
-
-@dataclass(frozen=True)
-class ChosenCase:
-    """A case the policy chose, in the policy's order."""
-
-    case_id: int
-    """Bank id."""
-    row: int
-    """Row in `RecResult.cands`."""
-    prob: float
-    """mu(c | s, M) under the policy over the K retrieved cases."""
-    logp: float
-    """Behaviour log-probability of choosing it."""
-    items: tuple[int, ...]
-    """Item rows it proposes (catalogue items only)."""
-    payload: dict[str, Any]
-    """The case's payload."""
-
-
-@dataclass
-class RecResult:
-    """One produced list and how it came about."""
-
-    items: list[int]
-    """Item rows, best first."""
-    scores: list[float]
-    """Score of each item (blend, + LLM on the head; popularity for a cold user)."""
-    state: UserState
-    """The state the decision was taken in."""
-    cands: Candidates | None = None
-    """The K retrieved cases as the policy saw them (None: cold user or nothing retrieved)."""
-    choice: Choice | None = None
-    """The policy's choice (None: no case chosen)."""
-    chosen: list[ChosenCase] = field(default_factory=list)
-    """Chosen cases, policy order."""
-    used_llm: bool = False
-    """Whether the LLM re-scored the head."""
-    prompt: str = ""
-    """The LLM prompt (empty without the LLM)."""
-    support: dict[int, list[int]] = field(default_factory=dict)
-    """items scorer: item row -> bank ids of the retrieved cases proposing it."""
-
-    @property
-    def cold(self) -> bool:
-        """No usable history: the popularity list."""
-        return not bool(np.any(self.state.vec))
-
-    def behind(self, row: int) -> list[int]:
-        """Bank ids of the cases behind item `row`: the chosen cases proposing it (blend
-        scorer) or the retrieved cases proposing it (items scorer)."""
-        if self.support:
-            return list(self.support.get(row, []))
-        return [c.case_id for c in self.chosen if row in c.items]
 
 
 class Recommender:
@@ -383,7 +300,6 @@ class Recommender:
         score = np.zeros(0)
         if icands.num_valid > 0:
             choice = self.loop.decide(state.vec, icands, min(n, icands.num_valid), greedy)
-            q = self.loop.learner.scores(state.vec, icands)
             res.cands, res.choice = icands, choice
             for k, idx in enumerate(choice.indices.tolist()):
                 row = int(icands.case_ids[idx])
@@ -399,7 +315,9 @@ class Recommender:
                     )
                 )
                 items.append(row)
-            score = q[choice.indices].astype(np.float64)
+            # alpha * log softmax(Q / alpha) = Q(s, i) - V(s): Q's order without a second pass
+            probs = np.maximum(choice.probs[choice.indices].astype(np.float64), 1e-30)
+            score = self.loop.learner.alpha * np.log(probs)
         if use_llm and self.llm is not None and items:
             items, score = self._llm_rescore(req, res, items, score)
         if len(items) < n:  # a short pool is filled in popularity order

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsys.rec.recommender import RecRequest
+from recsys.rec.request import RecRequest
 from serving.core import ServingCore, interactions
 from tests.serving.test_serving_core import _core, _decide, _events, _write_cases
 

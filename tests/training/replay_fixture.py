@@ -14,7 +14,8 @@ from data.schema import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, conform
 from recsys.config import LearnerConfig, PolicyConfig, QNetworkConfig
 from recsys.loop import Decided
 from recsys.memory.text_encoder import HashingTextEncoder
-from recsys.rec.recommender import Recommender, RecRequest, RecResult
+from recsys.rec.recommender import Recommender
+from recsys.rec.request import RecRequest, RecResult
 from recsys.records import Candidates
 from recsys.rl.learner import Learner
 from training.config import TrainConfig
