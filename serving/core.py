@@ -36,6 +36,7 @@ from serving.runtime import (
     log_case,
     save_snapshot,
 )
+from serving.serial_llm import SerialLLM
 from serving.service import (
     CaseChoice,
     CaseView,
@@ -52,30 +53,6 @@ from serving.store import Store
 logger = logging.getLogger(__name__)
 
 _ACTIONS = {a.value: a for a in Action}
-
-
-class _SerialLLM:
-    """The packaged frozen LLM, one request at a time (it already uses its CPU threads)."""
-
-    def __init__(self, name: str) -> None:
-        from recsys.llm.ranker import LLMRanker
-
-        self.ranker = LLMRanker.from_name(name)
-        self._lock = threading.Lock()
-
-    def count_tokens(self, text: str) -> int:
-        """Prompt length in tokens."""
-        return int(self.ranker.count_tokens(text))
-
-    def rank(self, prompt: str, candidates: Sequence[str]) -> np.ndarray:
-        """(n,) calibrated log-likelihood of each candidate after the prompt."""
-        with self._lock:
-            return np.asarray(self.ranker.rank(prompt, list(candidates)))
-
-    def explain(self, prompt: str, item: str) -> str:
-        """A one-line generated reason for recommending `item`."""
-        with self._lock:
-            return str(self.ranker.explain(prompt, item))
 
 
 def interactions(user_id: str, events: Sequence[EventRecord]) -> list[Interaction]:
@@ -95,7 +72,7 @@ class ServingCore:
         self._store = store
         self._swap = threading.Lock()
         self._generation = 0
-        self._llm = _SerialLLM(settings.llm) if settings.llm != "none" else None
+        self._llm = SerialLLM(settings.llm) if settings.llm != "none" else None
         self._ctx_cache: dict[str, np.ndarray] = {}
         self._rt: Runtime = self._new_runtime()
         self._memory = CaseMemory(store, lambda: self._rt, self.encode_state)
