@@ -237,7 +237,9 @@ class ServingCore:
             fb = _Feedback(decision, snap, state, item_id, act, reward)
             learn = self._learn_items if snap.kind == "items" else self._learn
             td_loss = learn(rt, fb)
-        sid = self._memory.add_feedback_case(rt, decision, state, item_id, act, reward)
+        sid = None
+        if self._settings.memory:
+            sid = self._memory.add_feedback_case(rt, decision, state, item_id, act, reward)
         return LearnerUpdate(reward=reward, td_loss=td_loss, new_case_id=sid)
 
     def _learn(self, rt: Runtime, fb: _Feedback) -> float | None:

@@ -33,6 +33,7 @@ from recsys.config import (
     PolicyConfig,
     QNetworkConfig,
     RecommendConfig,
+    RewardConfig,
     TextEncoderConfig,
 )
 from recsys.errors import BundleError
@@ -201,7 +202,10 @@ def fresh_bundle(settings: ServingSettings) -> ModelBundle:
     cfg = CoreConfig(
         text=text_cfg,
         case_bank=CaseBankConfig(index=settings.index, top_k=settings.top_k, merge_threshold=2.0),
+        reward=RewardConfig(dwell_weight=settings.dwell_weight),
         learner=LearnerConfig(
+            mode=settings.mode,
+            gamma=settings.gamma,
             lr=settings.learner_lr,
             seed=settings.seed,
             policy=PolicyConfig(num_chosen=settings.num_chosen),

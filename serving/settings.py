@@ -66,6 +66,16 @@ class ServingSettings(BaseSettings):
     scorer: Literal["blend", "items"] = "blend"
     """What a FRESH (untrained) model's policy decides: cases for the blend, or the items
     themselves (`recsys.config.RecommendConfig.scorer`). A trained bundle brings its own."""
+    mode: Literal["soft-q", "non-parametric", "tabular"] = "soft-q"
+    """Learner of a FRESH model: soft-Q over the candidates, similarity only (non-parametric),
+    or a tabular value per candidate (MemRL-style). A trained bundle brings its own."""
+    memory: bool = True
+    """Write a case per feedback into the bank (False: the no-memory ablation; the policy still
+    learns, but retrieval never proposes what other users acted on)."""
+    gamma: float = Field(default=0.9, ge=0.0, lt=1.0)
+    """Discount of a FRESH model's soft TD target (online, what is shown changes s')."""
+    dwell_weight: float = Field(default=0.0, ge=0.0)
+    """Reward per capped dwell minute of a FRESH model (0: dwell ignored)."""
     policy: Literal["sample", "greedy"] = "sample"
     """How the case policy chooses: sample from softmax(Q/alpha) (exploration, logged
     propensities) or greedy (what offline evaluation measures; the parity check uses it)."""
