@@ -124,3 +124,46 @@ def parity_command(
 
 
 bench_app.command("parity")(parity_command)
+
+
+# --- logs: the service's logged lists for off-policy evaluation --------------------------
+logs_app = typer.Typer(
+    help="The service's logs (decisions, propensities, feedback), exported for evaluation.",
+    no_args_is_help=True,
+)
+app.add_typer(logs_app, name="logs")
+
+
+@logs_app.command("export")
+def logs_export_command(
+    fmt: str = typer.Option(
+        "obp", "--format", help="obp: Open Bandit Pipeline's bandit_feedback as one .npz."
+    ),
+    db: Path = typer.Option(..., "--db", help="The service's SQLite store (MEMENTO_DB_PATH)."),
+    out: Path = typer.Option(..., "--out", help="File to write, e.g. feedback.npz."),
+    bundle: Path | None = typer.Option(
+        None,
+        "--bundle",
+        help="Served model bundle (catalogue, item vectors, reward config); default: "
+        "<db folder>/checkpoints/snapshot.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print only the JSON summary."),
+) -> None:
+    """One record per (decision, shown position) with a logged propensity; the positions
+    left out are counted by reason (see serving/logs_export.py for the layout)."""
+    from serving.logs_export import export_logs
+
+    try:
+        summary = export_logs(db, out, fmt, bundle)
+    except ValueError as exc:  # bad input, with what to do (`export_logs`)
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict()))
+        return
+    left = ", ".join(f"{k}={v}" for k, v in summary.left_out.items()) or "none"
+    typer.echo(
+        f"wrote {summary.records} records ({summary.decisions} of {summary.decisions_read} "
+        f"decisions, {summary.rewarded} rewarded, {summary.n_actions} actions, len_list "
+        f"{summary.len_list}) to {summary.out}; position records left out: {left}"
+    )

@@ -22,7 +22,7 @@ import numpy as np
 
 from recsys.loop import Decided
 from recsys.memory.faiss_index import FaissIndex
-from recsys.rec.request import RecRequest, RecResult
+from recsys.rec.request import PSCORE_CASES, PSCORE_COLD, RecRequest, RecResult
 from recsys.rec.reward import action_reward
 from recsys.records import Action, Candidates, Interaction, UserState
 from recsys.rl.credit import assign_credit
@@ -167,7 +167,7 @@ class ServingCore:
             self._profile(rt, context),
         )
         greedy = self._settings.policy == "greedy"
-        res = rt.rec.recommend(req, greedy=greedy, use_llm=self._llm is not None)
+        res = rt.rec.recommend(req, greedy=greedy, use_llm=self._llm is not None, propensities=True)
         by_item = rt.rec.cfg.scorer == "items"
         with rt.lock:
             case_ids: list[int] = res.cands.case_ids.tolist() if res.cands is not None else []
@@ -200,6 +200,10 @@ class ServingCore:
             case_items=[[rt.items.ids[i] for i in c.items] for c in res.chosen],
             text=res.state.text,
             kind="items" if by_item else "cases",
+            # logged propensities: the items scorer's; none for a cold list or the case scorer
+            pscores=res.propensities or [None] * len(res.items),
+            pscore_gaps=res.propensity_gaps
+            or [PSCORE_COLD if res.cold else PSCORE_CASES] * len(res.items),
         )
         why = None
         if explain:

@@ -18,6 +18,7 @@ from serving.errors import (
 )
 from serving.learner_worker import FeedbackJob, LearnerWorker
 from serving.metrics import ServingMetrics
+from serving.runtime import DecisionBlob
 from serving.service import CaseView, DecisionSnapshot, EventRecord, NewCase, RecommenderBackend
 from serving.settings import ServingSettings
 from serving.store import Store
@@ -27,6 +28,13 @@ def _events(events: list[schemas.EventIn] | None, now: float) -> list[EventRecor
     return [
         EventRecord(e.item_id, e.action, e.ts if e.ts is not None else now) for e in events or []
     ]
+
+
+def _propensities(candidates: bytes, n: int) -> list[float | None]:
+    """The logged propensity of each of the n items, as stored in the decision (`ServingCore`'s
+    `DecisionBlob.pscores`); None for another core's snapshot or a decision without them."""
+    pscores = DecisionBlob.decode(candidates).pscores or []
+    return [pscores[k] if k < len(pscores) else None for k in range(n)]
 
 
 def _case_out(c: CaseView) -> schemas.CaseOut:
@@ -90,13 +98,18 @@ class RecommendService:
             ts=now,
         )
         self.store.put_decision(decision)
+        pscores = _propensities(result.candidates, len(result.items))
         return schemas.RecommendResponse(
             decision_id=decision.decision_id,
             items=[
                 schemas.ItemOut(
-                    item_id=i.item_id, title=i.title, score=i.score, cases=list(i.cases)
+                    item_id=i.item_id,
+                    title=i.title,
+                    score=i.score,
+                    cases=list(i.cases),
+                    propensity=p,
                 )
-                for i in result.items
+                for i, p in zip(result.items, pscores, strict=True)
             ],
             cases=[schemas.CaseWeightOut(case_id=c.case_id, weight=c.weight) for c in result.cases],
             model_version=decision.model_version,

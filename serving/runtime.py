@@ -376,6 +376,12 @@ class DecisionBlob:
     kind: str = "cases"
     """What the policy chose from: "cases" (`sids` are case ids) or "items" (the items
     scorer: `sids` are item ids, `feats` their evidence features)."""
+    pscores: list[float | None] | None = None
+    """Per shown item, in order: P(it at that position | state) under the policy that drew the
+    list (`RecResult.propensities`); None at a position without one (why: `pscore_gaps`), and
+    None overall in decisions stored before propensities were logged."""
+    pscore_gaps: list[str] | None = None
+    """Per shown item: why its pscore is None (`recsys.rec.request.PSCORE_*`), "" if it has one."""
 
     def encode(self) -> bytes:
         """Compact JSON."""

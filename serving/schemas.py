@@ -128,6 +128,11 @@ class ItemOut(_Model):
     cases: list[str] = []
     """Ids of the chosen cases that proposed this item (empty: popularity, neighbours,
     co-occurrence)."""
+    propensity: float | None = None
+    """Logged propensity in (0, 1]: P(this item at this position | state) under the policy
+    that drew the list (1.0 for a greedy policy); null where none is defined (cold start,
+    popularity fill-in, LLM re-ranked head, the case scorer). `memento logs export` reads the
+    stored copy."""
 
 
 class CaseWeightOut(_Model):

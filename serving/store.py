@@ -102,6 +102,50 @@ class ErasureCounts:
     """Case-log rows removed."""
 
 
+def _decision(r: Sequence[Any]) -> DecisionSnapshot:
+    """A `decisions` row as a snapshot."""
+    chosen, items = tuple(json.loads(r[4])), tuple(json.loads(r[5]))
+    return DecisionSnapshot(r[0], r[1], bytes(r[2]), bytes(r[3]), chosen, items, r[6], r[7])
+
+
+def _feedback(r: Sequence[Any]) -> FeedbackRecord:
+    """A `feedback` row as a record."""
+    return FeedbackRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]))
+
+
+@dataclass(frozen=True)
+class StoredLogs:
+    """What the service logged: every decision and every piece of feedback."""
+
+    decisions: list[DecisionSnapshot]
+    """Decisions in time order (ties by id); each blob keeps its logged propensities
+    (`serving.runtime.DecisionBlob.pscores`)."""
+    feedback: list[FeedbackRecord]
+    """Feedback rows in arrival order."""
+
+
+def read_logs(path: Path) -> StoredLogs:
+    """The decisions and feedback of a store database, opened read-only (a running service
+    keeps writing: WAL readers do not block it; decisions still in its write-behind buffer
+    are not seen). Raises `FileNotFoundError` when there is no file and `ValueError` when it is
+    not a store database."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no store database at {path}")
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+    try:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not {"decisions", "feedback"} <= tables:
+            raise ValueError(f"{path} is not a memento store (no decisions/feedback tables)")
+        dec = db.execute("SELECT * FROM decisions ORDER BY ts, decision_id").fetchall()
+        fb = db.execute("SELECT * FROM feedback ORDER BY feedback_id").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise ValueError(f"{path} is not a readable SQLite store: {exc}") from exc
+    finally:
+        db.close()
+    return StoredLogs([_decision(r) for r in dec], [_feedback(r) for r in fb])
+
+
 class Store:
     """Thread-safe SQLite store; open once per process."""
 
@@ -153,19 +197,7 @@ class Store:
         if pending is not None:
             return pending
         rows = self._read("SELECT * FROM decisions WHERE decision_id=?", (decision_id,))
-        if not rows:
-            return None
-        r = rows[0]
-        return DecisionSnapshot(
-            r[0],
-            r[1],
-            bytes(r[2]),
-            bytes(r[3]),
-            tuple(json.loads(r[4])),
-            tuple(json.loads(r[5])),
-            r[6],
-            r[7],
-        )
+        return _decision(rows[0]) if rows else None
 
     # --- feedback --------------------------------------------------------------------------
     def insert_feedback(
@@ -218,7 +250,7 @@ class Store:
         """Feedback rows in arrival order (optionally only those not yet applied)."""
         where = "WHERE applied=0" if unapplied_only else ""
         rows = self._read(f"SELECT * FROM feedback {where} ORDER BY feedback_id")
-        return [FeedbackRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows]
+        return [_feedback(r) for r in rows]
 
     # --- events ----------------------------------------------------------------------------
     def append_events(self, user_id: str, events: Sequence[EventRecord]) -> int:

@@ -10,6 +10,7 @@ __all__ = [
     "EmptyEvaluationError",
     "ModelNotFoundError",
     "NotFittedError",
+    "OpeRunError",
     "PeerRunError",
     "TrainingError",
 ]
@@ -31,5 +32,18 @@ class PeerRunError(TrainingError, RuntimeError):
     """The peer (RecBole) environment cannot be built or a RecBole job failed."""
 
 
+class OpeRunError(TrainingError, RuntimeError):
+    """The off-policy evaluation (OBP) environment cannot be built or an OBP job failed; the
+    message carries the tail of the job's output."""
+
+
 class ModelNotFoundError(TrainingError, LookupError):
     """A registered model name/alias does not exist in the registry."""
+
+
+class ServiceUnavailableError(TrainingError, RuntimeError):
+    """The online benchmark's service did not start, or stopped answering."""
+
+
+class UnknownSimulatorError(TrainingError, ValueError):
+    """An online benchmark was asked for a simulator or method it does not know."""

@@ -36,6 +36,7 @@ from recsys.rec.popularity import Popularity
 from recsys.rec.request import ChosenCase, RecRequest, RecResult, case_item_ids
 from recsys.rec.state_encoder import StateEncoder
 from recsys.records import CASE_FEATURES, Candidates, Interaction, UserState
+from recsys.rl.policy import logged_propensities
 
 __all__ = ["Recommender"]
 
@@ -119,8 +120,14 @@ class Recommender:
         return replace(cands, keys=keys.astype(np.float32))
 
     # -- the pipeline -----------------------------------------------------------------------
-    def recommend(self, req: RecRequest, greedy: bool = True, use_llm: bool = False) -> RecResult:
-        """One list for one request (module docstring)."""
+    def recommend(
+        self,
+        req: RecRequest,
+        greedy: bool = True,
+        use_llm: bool = False,
+        propensities: bool = False,
+    ) -> RecResult:
+        """One list for one request (module docstring), + `RecResult.propensities` if asked."""
         cfg, b = self.cfg, self.cfg.blend
         n = cfg.top_n if req.n is None else req.n
         state = self.encode_state(req.user_id, req.events, req.now, req.profile)
@@ -131,7 +138,7 @@ class Recommender:
         if cfg.exclude_seen:
             exclude |= seen
         if cfg.scorer == "items" and self.loop is not None:
-            return self._recommend_items(req, state, exclude, n, greedy, use_llm)
+            return self._recommend_items(req, state, exclude, n, greedy, use_llm, propensities)
         res = RecResult([], [], state)
         case_score: dict[int, float] = {}
         case_rows: list[int] = []
@@ -291,13 +298,14 @@ class Recommender:
         n: int,
         greedy: bool,
         use_llm: bool,
+        propensities: bool = False,
     ) -> RecResult:
         """The items scorer: softmax(Q(s, item) / alpha) over the item pool is the list."""
         assert self.loop is not None, "the items scorer needs a learner"
         icands, support = self.item_candidates(req, state, exclude)
         res = RecResult([], [], state, support=support)
         items: list[int] = []
-        score = np.zeros(0)
+        score = drawn = np.zeros(0)
         if icands.num_valid > 0:
             choice = self.loop.decide(state.vec, icands, min(n, icands.num_valid), greedy)
             res.cands, res.choice = icands, choice
@@ -318,6 +326,9 @@ class Recommender:
             # alpha * log softmax(Q / alpha) = Q(s, i) - V(s): Q's order without a second pass
             probs = np.maximum(choice.probs[choice.indices].astype(np.float64), 1e-30)
             score = self.loop.learner.alpha * np.log(probs)
+            if propensities:  # seeded by the request: the same request logs the same pscores
+                lr, key = self.loop.learner, f"{req.user_id}|{req.now!r}"
+                drawn = logged_propensities(lr, state.vec, icands, choice, greedy, key)
         if use_llm and self.llm is not None and items:
             items, score = self._llm_rescore(req, res, items, score)
         if len(items) < n:  # a short pool is filled in popularity order
@@ -328,6 +339,8 @@ class Recommender:
             score = np.concatenate([score, np.full(len(fill), low - 1.0)])
         res.items = items[:n]
         res.scores = [float(s) for s in score[:n]]
+        if propensities:
+            res.set_propensities(drawn.tolist(), self.cfg.blend.llm_depth)
         return res
 
     def _cold(self, state: UserState, n: int, now: float, exclude: set[int]) -> RecResult:

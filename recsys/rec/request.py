@@ -12,7 +12,26 @@ import numpy as np
 
 from recsys.records import Candidates, Choice, Interaction, UserState
 
-__all__ = ["ChosenCase", "RecRequest", "RecResult", "case_item_ids"]
+__all__ = [
+    "PSCORE_CASES",
+    "PSCORE_COLD",
+    "PSCORE_FILL",
+    "PSCORE_LLM",
+    "ChosenCase",
+    "RecRequest",
+    "RecResult",
+    "case_item_ids",
+]
+
+PSCORE_COLD = "cold_start"
+"""No propensity: a cold user's popularity list (no state, no policy)."""
+PSCORE_FILL = "popularity_fill"
+"""No propensity: appended in popularity order because the candidate pool was short."""
+PSCORE_LLM = "llm_rerank"
+"""No propensity: in the head the frozen LLM re-ordered (not part of the logged policy)."""
+PSCORE_CASES = "case_scorer"
+"""No propensity: the blend (case) scorer's lists (an item's position marginal under a
+sampled case choice would need the whole blend per sampled case slate)."""
 
 
 def case_item_ids(payload: dict[str, Any]) -> list[str]:
@@ -85,6 +104,26 @@ class RecResult:
     """The LLM prompt (empty without the LLM)."""
     support: dict[int, list[int]] = field(default_factory=dict)
     """items scorer: item row -> bank ids of the retrieved cases proposing it."""
+    propensities: list[float | None] | None = None
+    """Per shown position k (asked with `Recommender.recommend(..., propensities=True)`):
+    pscore_k = P(this item at position k | state) under the policy that drew the list, in
+    (0, 1]; 1.0 for a deterministic (greedy) policy; None where undefined (reason in
+    `propensity_gaps`). None overall when not asked."""
+    propensity_gaps: list[str] = field(default_factory=list)
+    """Per shown position: why its propensity is None (a `PSCORE_*` reason), "" where it is
+    defined; empty when propensities were not asked."""
+
+    def set_propensities(self, drawn: Sequence[float], llm_depth: int) -> None:
+        """Fill `propensities` from the policy's `drawn` positions (`items[:len(drawn)]`,
+        `recsys.rl.policy.choice_propensities`): the head an LLM re-ordered (`llm_depth`, when
+        `used_llm`) gets None (`PSCORE_LLM`), positions past `drawn` are popularity fill-in
+        (None, `PSCORE_FILL`)."""
+        head = min(llm_depth, len(drawn)) if self.used_llm else 0
+        self.propensities, self.propensity_gaps = [], []
+        for k in range(len(self.items)):
+            gap = PSCORE_LLM if k < head else "" if k < len(drawn) else PSCORE_FILL
+            self.propensities.append(None if gap else float(drawn[k]))
+            self.propensity_gaps.append(gap)
 
     @property
     def cold(self) -> bool:

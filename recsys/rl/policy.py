@@ -3,22 +3,40 @@
 Pure tensor functions (shapes (B, K)); masked candidates get log-probability -inf and
 probability exactly 0. Sampling m cases without replacement uses the Gumbel top-k trick
 (equivalent to sequential sampling, Kool et al. 2019); its slate log-probability is the
-Plackett-Luce product.
+Plackett-Luce product. `position_marginals` / `epsilon_greedy_marginals` give, per candidate
+and list position, the probability that the policy puts it there (the logged propensities of
+a served list, numpy).
 """
 
 from __future__ import annotations
 
+import zlib
+from typing import TYPE_CHECKING
+
+import numpy as np
 import torch
 
+if TYPE_CHECKING:  # the learner imports this module
+    from recsys.records import Candidates, Choice
+    from recsys.rl.learner import Learner
+
 __all__ = [
+    "PROPENSITY_DRAWS",
+    "choice_propensities",
     "entropy",
+    "epsilon_greedy_marginals",
     "greedy_top_m",
+    "logged_propensities",
     "masked_log_softmax",
+    "position_marginals",
     "sample_without_replacement",
     "slate_log_prob",
 ]
 
 NEG_INF = float("-inf")
+PROPENSITY_DRAWS = 2000
+"""Monte-Carlo draws per list for the propensities of positions > 1 (standard error
+<= 0.5 / sqrt(draws) ~ 0.011)."""
 
 
 def masked_log_softmax(
@@ -67,3 +85,126 @@ def slate_log_prob(logp: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     p = chosen.exp()
     used = torch.cumsum(p, -1) - p
     return (chosen - torch.log1p(-used.clamp(max=1.0 - 1e-7))).sum(-1)
+
+
+def position_marginals(
+    logp: np.ndarray, m: int, draws: int, rng: np.random.Generator
+) -> np.ndarray:
+    """(K,) log-probs -> (K, m) P(candidate k is at position j) under Plackett-Luce sampling of
+    m candidates without replacement (what `sample_without_replacement` draws).
+
+    Column 0 is exact: softmax(logp) itself. Columns 1.. are Monte-Carlo estimates from `draws`
+    vectorised Gumbel-top-m draws (standard error <= 0.5 / sqrt(draws)). Masked (-inf)
+    entries get 0 everywhere; with m <= valid entries every column sums to 1.
+    """
+    logp = np.asarray(logp, np.float64)
+    assert logp.ndim == 1, f"{logp.shape=}"
+    k = logp.shape[0]
+    valid = np.isfinite(logp)
+    assert 1 <= m <= int(valid.sum()), f"{m=} valid={int(valid.sum())}"
+    assert draws >= 1, f"{draws=}"
+    out = np.zeros((k, m), np.float64)
+    p = np.where(valid, np.exp(logp - logp[valid].max()), 0.0)
+    out[:, 0] = p / p.sum()
+    if m > 1:
+        keys = logp[None, :] + rng.gumbel(size=(draws, k))  # -inf stays -inf: never drawn
+        top = np.argpartition(-keys, m - 1, axis=1)[:, :m]
+        order = np.argsort(-np.take_along_axis(keys, top, axis=1), axis=1, kind="stable")
+        slate = np.take_along_axis(top, order, axis=1)  # (draws, m), best key first
+        counts = np.bincount((slate * m + np.arange(m)).ravel(), minlength=k * m)
+        out[:, 1:] = counts.reshape(k, m)[:, 1:] / draws
+    return out
+
+
+def epsilon_greedy_marginals(
+    order: np.ndarray, n: int, m: int, eps: float, draws: int, rng: np.random.Generator
+) -> np.ndarray:
+    """(n, m) P(candidate at position j) of the tabular policy (`Learner._act_tabular`): each
+    slot takes the best remaining candidate with probability 1 - eps, else one of the
+    remaining uniformly at random.
+
+    order: the valid candidates' rows (into a length-n candidate set), best first. Column 0 is
+    exact (eps / V + (1 - eps) for the best); columns 1.. are Monte-Carlo estimates from
+    `draws` vectorised simulations; rows outside `order` are 0.
+    """
+    order = np.asarray(order, np.int64)
+    v = len(order)
+    assert 1 <= m <= v, f"{m=} {v=}"
+    assert 0.0 <= eps <= 1.0, f"{eps=}"
+    ranks = np.zeros((v, m), np.float64)
+    ranks[:, 0] = eps / v
+    ranks[0, 0] += 1.0 - eps
+    taken = np.zeros((draws, v), bool)
+    rows = np.arange(draws)
+    for j in range(m):
+        explore = rng.random(draws) < eps
+        best = np.argmin(taken, axis=1)  # first untaken rank (ranks are sorted best first)
+        noise = np.where(taken, -1.0, rng.random((draws, v)))
+        pick = np.where(explore, np.argmax(noise, axis=1), best)
+        taken[rows, pick] = True
+        if j > 0:
+            ranks[:, j] = np.bincount(pick, minlength=v) / draws
+    out = np.zeros((n, m), np.float64)
+    out[order] = ranks
+    return out
+
+
+def choice_propensities(
+    probs: np.ndarray,
+    indices: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    sampled: bool,
+    order: np.ndarray | None = None,
+    eps: float = 0.0,
+    draws: int = PROPENSITY_DRAWS,
+) -> np.ndarray:
+    """(m,) pscore_j = P(indices[j] at position j | state) of one `Learner.act` choice: the
+    logged propensities of a served list.
+
+    probs: (K,) the policy (`Choice.probs`); indices: (m,) the chosen rows, in order.
+    - not `sampled` (greedy: the list is a function of the state): 1.0 everywhere;
+    - `order` None: a Gumbel-top-m (Plackett-Luce) draw from `probs` (`position_marginals`);
+    - `order` given: the tabular epsilon-greedy draw over `order` (`epsilon_greedy_marginals`).
+    Position 1 is exact; positions > 1 are Monte-Carlo estimates that count the realised list
+    as one more draw, (count + 1) / (draws + 1), so a shown item never gets 0.
+    """
+    m = len(indices)
+    if not sampled or m == 0:
+        return np.ones(m)
+    if order is None:
+        p64 = np.asarray(probs, np.float64)
+        with np.errstate(divide="ignore"):
+            logp = np.where(p64 > 0, np.log(p64), -np.inf)
+        marg = position_marginals(logp, m, draws, rng)
+    else:
+        marg = epsilon_greedy_marginals(order, len(probs), m, eps, draws, rng)
+    p = marg[np.asarray(indices, np.int64), np.arange(m)]
+    p[1:] = (p[1:] * draws + 1.0) / (draws + 1.0)
+    return np.clip(p, 1e-12, 1.0)
+
+
+def logged_propensities(
+    learner: Learner,
+    state: np.ndarray,
+    cands: Candidates,
+    choice: Choice,
+    greedy: bool,
+    seed: str,
+) -> np.ndarray:
+    """(m,) propensities of `choice = learner.act(state, cands, m, greedy)`
+    (`choice_propensities`; Monte-Carlo seeded by `seed`, e.g. the request): greedy, the
+    non-parametric mode and tabular with epsilon 0 are deterministic (1.0); soft-q /
+    parametric-ce sample Plackett-Luce; tabular is epsilon-greedy over its score order (re-read
+    here: an update between `act` and this call can move it)."""
+    eps = learner.cfg.tabular_epsilon
+    tab = learner.mode == "tabular"
+    sampled = not greedy and learner.mode != "non-parametric" and (not tab or eps > 0)
+    order = None
+    if sampled and tab:  # `Learner._act_tabular`'s order of the valid candidates
+        valid = np.flatnonzero(cands.mask)
+        order = valid[np.argsort(-learner.scores(state, cands)[valid], kind="stable")]
+    rng = np.random.default_rng(zlib.crc32(seed.encode()))
+    return choice_propensities(
+        choice.probs, choice.indices, rng, sampled=sampled, order=order, eps=eps
+    )

@@ -21,8 +21,8 @@ from typing import Protocol
 import numpy as np
 
 from recsys.config import RewardConfig
-from recsys.records import Action
 from recsys.rec.reward import action_reward
+from recsys.records import Action
 
 FUNNEL: tuple[str, ...] = ("click", "collect", "cart", "alipay")
 """Actions from shallow to deep; a clicked item ends at one of them."""
@@ -110,12 +110,25 @@ class Simulator(Protocol):
         """The user who arrives now (arrivals, departures and newcomers follow the seed)."""
         ...
 
+    def now(self) -> float:
+        """Simulator seconds now (every history event is stamped at or before it)."""
+        ...
+
     def history(self, user_id: str) -> list[HistoryEvent]:
         """The user's past events, oldest first (what a client knows about them)."""
         ...
 
     def expected_reward(self, user_id: str, items: Sequence[str]) -> float:
         """Exact expected `decision_reward` of showing `items` to the user now."""
+        ...
+
+    def item_values(self, user_id: str) -> np.ndarray:
+        """(items,) expected reward of each catalogue item once examined, for the user now:
+        `expected_reward(items) == sum(theta[k] * item_values[row(items[k])])`."""
+        ...
+
+    def examination(self) -> np.ndarray:
+        """(list_size,) examination probability of each position."""
         ...
 
     def oracle(self, user_id: str, n: int) -> list[str]:

@@ -183,14 +183,16 @@ class PlantedSimulator:
     def item_features(self) -> list[list[str]]:
         w = self.world
         return [
-            [f"cat={w.item_category[i]}", f"brand={w.item_brand[i]}"]
-            for i in range(self.cfg.items)
+            [f"cat={w.item_category[i]}", f"brand={w.item_brand[i]}"] for i in range(self.cfg.items)
         ]
 
     def next_user(self) -> str:
         self._clock += self.cfg.step_seconds
         k = int(self._arrive.integers(len(self._active)))
         return self._active[k]
+
+    def now(self) -> float:
+        return self._clock
 
     def history(self, user_id: str) -> list[HistoryEvent]:
         return list(self._users[user_id].history)
@@ -206,6 +208,12 @@ class PlantedSimulator:
         v = self._value_per_item(self._users[user_id])
         return float((self._theta[: len(rows)] * v[rows]).sum())
 
+    def item_values(self, user_id: str) -> np.ndarray:
+        return self._value_per_item(self._users[user_id])
+
+    def examination(self) -> np.ndarray:
+        return self._theta.copy()
+
     def oracle(self, user_id: str, n: int) -> list[str]:
         v = self._value_per_item(self._users[user_id])
         rows = best_list(v, self._theta[:n], np.ones(len(v), bool))
@@ -220,9 +228,7 @@ class PlantedSimulator:
         for k, r in enumerate(rows.tolist()):
             if rng.random() < self._theta[k] * a[r]:
                 action = draw_funnel(rng, float(buy[r]))
-                events.append(
-                    SimEvent(self.ids[r], action, float(rng.exponential(dwell[r])), k)
-                )
+                events.append(SimEvent(self.ids[r], action, float(rng.exponential(dwell[r])), k))
         for e in events:
             self._act(user, self.row_of[e.item_id], e.action)
         leave = self.cfg.leave if events else self.cfg.leave_idle

@@ -1,0 +1,1 @@
+"""Online learning measured: simulators drive the real service and in-process peers."""
