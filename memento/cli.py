@@ -64,6 +64,10 @@ bench_app.command("replay")(_bench_replay)
 from training.peers.cli import peers_command as _bench_peers  # noqa: E402
 
 bench_app.command("peers")(_bench_peers)
+# --- online learning, measured (simulators, the real service, OBP) -------------------------
+from training.online.cli import online_command as _bench_online  # noqa: E402
+
+bench_app.command("online")(_bench_online)
 # --- serving (issue 6) -------------------------------------------------------------------
 from serving.cli import bench_serving as _bench_serving  # noqa: E402  (section-local import)
 from serving.cli import serve as _serve  # noqa: E402  (section-local import by design)

@@ -169,7 +169,8 @@ class CaseMemory:
         return sorted(views, key=lambda v: (v.ts, v.case_id))
 
     def erase_user(self, user_id: str) -> int:
-        """Drop the user's cases (bank + tombstones), recount popularity, force a snapshot."""
+        """Drop the user's cases (bank + tombstones), recount popularity, forget their events in
+        the live co-occurrence, force a snapshot."""
         rt = self._runtime()
         with rt.lock:
             sids = sorted(rt.by_user.pop(user_id, set()))
@@ -179,6 +180,7 @@ class CaseMemory:
             self._tombstone(sids)
         with rt.lock:
             rt.rebuild_popularity(self._store)
+            rt.forget_user_events(user_id)
         return n
 
 

@@ -221,7 +221,7 @@ class ServingCore:
     # --- learning ---------------------------------------------------------------------------
     def observe_events(self, user_id: str, events: Sequence[EventRecord]) -> None:
         """Count catalogue events in the popularity log (the state is rebuilt per request)."""
-        self._rt.count_events([e.item_id for e in events], [float(e.ts) for e in events])
+        self._rt.observe(user_id, [e.item_id for e in events], [float(e.ts) for e in events])
 
     def apply_feedback(
         self, decision: DecisionSnapshot, item_id: str, action: str, dwell_seconds: float | None

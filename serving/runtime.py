@@ -40,6 +40,7 @@ from recsys.errors import BundleError
 from recsys.memory.case_bank import CaseBank
 from recsys.memory.case_encoder import RecCaseEncoder
 from recsys.memory.text_encoder import TextEncoder, build_text_encoder
+from recsys.rec.cooccurrence import LiveCooccurrence
 from recsys.rec.item_features import ITEM_FEATURES
 from recsys.rec.items import ItemTable, TableTitleEncoder
 from recsys.rec.popularity import Popularity
@@ -108,6 +109,8 @@ class Runtime:
     """Cases added/removed since the last bank snapshot."""
     force_snapshot: bool = False
     """Write the bank at the next checkpoint whatever `changed` says (after an erasure)."""
+    live_cooc: LiveCooccurrence | None = None
+    """Co-occurrence growing with the served events (None: the bundle's own counts only)."""
 
     @property
     def lock(self) -> Any:
@@ -165,6 +168,27 @@ class Runtime:
             rows, times = zip(*keep, strict=True)
             self.bundle.popularity.add(np.array(rows), np.array(times))
 
+    def observe(self, user_id: str, item_ids: list[str], ts: list[float]) -> None:
+        """A user's events: popularity counts, and the live co-occurrence (swapped into the
+        recommender when it refits)."""
+        self.count_events(item_ids, ts)
+        if self.live_cooc is None:
+            return
+        keep = [
+            (self.items.row_of[i], t) for i, t in zip(item_ids, ts, strict=True) if i in self.items
+        ]
+        new = self.live_cooc.add(user_id, [r for r, _ in keep], [t for _, t in keep])
+        if new is not None:
+            with self.lock:
+                self.rec.cooc = new
+
+    def forget_user_events(self, user_id: str) -> None:
+        """Erasure: the user's events leave the live co-occurrence at once."""
+        if self.live_cooc is not None:
+            new = self.live_cooc.forget(user_id)
+            with self.lock:
+                self.rec.cooc = new
+
     def rebuild_popularity(self, store: Store) -> None:
         """Popularity = the bundle's own log + the events still stored (after an erasure),
         swapped in at once."""
@@ -208,7 +232,7 @@ def fresh_bundle(settings: ServingSettings) -> ModelBundle:
             gamma=settings.gamma,
             lr=settings.learner_lr,
             seed=settings.seed,
-            policy=PolicyConfig(num_chosen=settings.num_chosen),
+            policy=PolicyConfig(alpha=settings.alpha, num_chosen=settings.num_chosen),
             q=QNetworkConfig(feature_dim=len(ITEM_FEATURES if items else CASE_FEATURES)),
             listwise_weight=1.0 if items else 0.0,
         ),
@@ -311,8 +335,18 @@ def build_runtime(settings: ServingSettings, store: Store) -> Runtime:
     rec = bundle.recommender(updates_per_learn=float(settings.updates_per_feedback))
     enc = RecCaseEncoder(TableTitleEncoder(bundle.items), bundle.config.case_bank.key_state_weight)
     rt = Runtime(bundle, rec, enc, text, version, bundle.popularity.log())
-    events = [ev for _, ev in store.iter_events()]
-    rt.count_events([e.item_id for e in events], [e.ts for e in events])
+    if settings.live_cooccurrence:
+        rt.live_cooc = LiveCooccurrence(
+            bundle.cooc, len(bundle.items), refit_every=settings.cooccurrence_refit_every
+        )
+    stored = list(store.iter_events())
+    rt.count_events([e.item_id for _, e in stored], [e.ts for _, e in stored])
+    if rt.live_cooc is not None:
+        row_of = bundle.items.row_of
+        for uid, e in stored:
+            if e.item_id in row_of:
+                rt.live_cooc.add(uid, [row_of[e.item_id]], [e.ts])
+        rec.cooc = rt.live_cooc.refit() if stored else rec.cooc
     tomb = load_tombstones(store)
     with rt.lock:
         for cid in bundle.bank.ids():

@@ -74,8 +74,15 @@ class ServingSettings(BaseSettings):
     learns, but retrieval never proposes what other users acted on)."""
     gamma: float = Field(default=0.9, ge=0.0, lt=1.0)
     """Discount of a FRESH model's soft TD target (online, what is shown changes s')."""
+    alpha: float = Field(default=0.1, gt=0.0)
+    """Soft-Q temperature of a FRESH model: the policy samples from softmax(Q / alpha)."""
     dwell_weight: float = Field(default=0.0, ge=0.0)
     """Reward per capped dwell minute of a FRESH model (0: dwell ignored)."""
+    live_cooccurrence: bool = True
+    """Item co-occurrence and succession counts grow with the served events (the item-kNN
+    evidence of the items scorer), refitted every `cooccurrence_refit_every` events."""
+    cooccurrence_refit_every: int = Field(default=200, ge=1)
+    """Served events between two refits of the live co-occurrence."""
     policy: Literal["sample", "greedy"] = "sample"
     """How the case policy chooses: sample from softmax(Q/alpha) (exploration, logged
     propensities) or greedy (what offline evaluation measures; the parity check uses it)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["Cooccurrence"]
+__all__ = ["Cooccurrence", "LiveCooccurrence"]
 
 
 @dataclass(frozen=True)
@@ -143,3 +143,81 @@ class Cooccurrence:
             den = np.sqrt(sup_c * sup_h)
             s += decay**t * np.divide(num, den, out=np.zeros_like(num), where=den > 0)
         return s
+
+
+def _add(a: sp.csr_matrix | None, b: sp.csr_matrix | None) -> sp.csr_matrix | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return (a + b).tocsr()
+
+
+class LiveCooccurrence:
+    """Co-occurrence that grows with served events: the bundle's own counts (fitted offline,
+    no per-user rows) plus a refit over the events seen online, every `refit_every` new
+    events. Online users are taken as distinct from the offline ones (counts add). Only the
+    latest `max_events` online events are kept (a sliding window bounds memory and refit
+    time); `forget(user)` drops a user's events at once (erasure)."""
+
+    def __init__(
+        self,
+        base: Cooccurrence | None,
+        n_items: int,
+        refit_every: int = 200,
+        max_events: int = 500_000,
+    ) -> None:
+        assert refit_every >= 1, f"{refit_every=}"
+        self.base = base
+        self.n_items = n_items
+        self.refit_every = refit_every
+        self.max_events = max_events
+        self._users: list[str] = []
+        self._rows: list[int] = []
+        self._ts: list[float] = []
+        self._pending = 0
+        self.current: Cooccurrence | None = base
+
+    def add(self, user: str, rows: Sequence[int], ts: Sequence[float]) -> Cooccurrence | None:
+        """Record a user's events; the refitted counts when a refit ran, else None."""
+        for r, t in zip(rows, ts, strict=True):
+            if 0 <= r < self.n_items:
+                self._users.append(user)
+                self._rows.append(int(r))
+                self._ts.append(float(t))
+                self._pending += 1
+        if self._pending < self.refit_every:
+            return None
+        return self.refit()
+
+    def forget(self, user: str) -> Cooccurrence:
+        """Drop every event of the user and refit."""
+        keep = [k for k, u in enumerate(self._users) if u != user]
+        self._users = [self._users[k] for k in keep]
+        self._rows = [self._rows[k] for k in keep]
+        self._ts = [self._ts[k] for k in keep]
+        return self.refit()
+
+    def refit(self) -> Cooccurrence:
+        """Counts of the base + the online window (per user in time order)."""
+        if len(self._rows) > self.max_events:
+            cut = len(self._rows) - self.max_events
+            del self._users[:cut], self._rows[:cut], self._ts[:cut]
+        self._pending = 0
+        if not self._rows:
+            online = Cooccurrence.fit(np.zeros(0, str), np.zeros(0, np.int64), self.n_items)
+        else:
+            order = np.argsort(np.asarray(self._ts), kind="stable")
+            users = np.asarray(self._users)[order]
+            online = Cooccurrence.fit(users, np.asarray(self._rows)[order], self.n_items)
+        b = self.base
+        if b is not None and b.co.shape == online.co.shape:
+            online = Cooccurrence(
+                _add(b.co, online.co),
+                b.support + online.support,
+                online.user_rows,
+                _add(b.succ, online.succ),
+                online.user_steps,
+            )
+        self.current = online
+        return online

@@ -184,9 +184,11 @@ def _run_service(
     work = cfg.workdir / "services" / cfg.key(method, seed)
     shutil.rmtree(work, ignore_errors=True)
     env = {"MEMENTO_UPDATES_PER_FEEDBACK": str(cfg.updates_per_feedback)}
-    proc = start_service(method, sim.catalogue(), work, seed=seed, extra_env=env)
+    proc = start_service(
+        method, sim.catalogue(), work, seed=seed, features=sim.item_features(), extra_env=env
+    )
     policy = ServicePolicy(method, url=proc.url, clock=SimClock.start())
-    ope = OpeTrace() if (cfg.ope and method == "soft-q") else None
+    ope = OpeTrace() if method == "soft-q" else None  # always: the cache key ignores --ope
     try:
         trace = run_policy(
             sim,

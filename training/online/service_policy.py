@@ -152,6 +152,7 @@ def start_service(
     workdir: Path,
     *,
     seed: int,
+    features: list[list[str]] | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> ServerProcess:
     """A fresh service for `method` over the catalogue (its own database under `workdir`)."""
@@ -159,6 +160,8 @@ def start_service(
         raise ValueError(f"unknown service method {method!r}; known: {sorted(SERVICE_METHODS)}")
     workdir.mkdir(parents=True, exist_ok=True)
     ids, titles = catalogue
+    if features is not None:  # the public item attributes every peer sees, as title words
+        titles = [f"{t} {' '.join(f)}" for t, f in zip(titles, features, strict=True)]
     items = workdir / "items.parquet"
     pl.DataFrame({"item_id": ids, "title": titles}).write_parquet(items)
     env = {
