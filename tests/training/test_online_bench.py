@@ -37,6 +37,7 @@ def _invoke(tmp: Path, *args: str) -> Any:
         (["--interactions", "0"], "--interactions must be > 0"),
         (["--methods", "random,bogus"], "unknown methods ['bogus']"),
         (["--seeds", "0,x"], "comma-separated integers"),
+        (["--url", "http://127.0.0.1:9"], "--url drives one service method"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(tmp_path: Path, args: list[str], message: str) -> None:
@@ -286,3 +287,15 @@ def test_ope_check_on_a_real_soft_q_service_run(tmp_path: Path) -> None:
     assert counts["left_out_positions"] == {}
     assert math.isfinite(out["logging_first_position_reward"])
     assert out["export_command"].startswith("memento logs export --format obp --db ")
+
+
+def test_a_service_that_is_not_running_exits_2(tmp_path: Path) -> None:
+    """--url at a port nobody listens on: exit 2 with how to start one, nothing run."""
+    res = _invoke(
+        tmp_path,
+        *("--url", "http://127.0.0.1:9", "--methods", "soft-q", "--interactions", "5"),
+        *("--seeds", "0", "--no-track", "--json"),
+    )
+    assert res.exit_code == 2, res.output
+    assert "no service answers at http://127.0.0.1:9" in res.stderr
+    assert "memento serve" in res.stderr and "Traceback" not in res.output

@@ -62,6 +62,13 @@ class OnlineConfig:
     """Last logged decisions of each soft-q run used by the off-policy check."""
     workdir: Path = REPO_ROOT / ".cache" / "memento" / "online"
     """Cache of finished runs and service databases."""
+    service_url: str | None = None
+    """Drive an already-running service at this URL (one service method, never cached)
+    instead of starting a fresh one per method."""
+    write_key: str = "memento-dev-key"
+    """Write key of the service at `service_url`."""
+    read_key: str = "memento-dev-read-key"
+    """Read key of the service at `service_url`."""
 
     def validate(self) -> None:
         """Raise a clear error for settings no run can honour."""
@@ -76,6 +83,10 @@ class OnlineConfig:
             raise ValueError(f"--interactions must be > 0, got {self.interactions}")
         if not self.seeds:
             raise ValueError("at least one seed is needed")
+        if self.service_url is not None and (
+            len(self.methods) != 1 or self.methods[0] not in SERVICE
+        ):
+            raise ValueError(f"--url drives one service method: pass --methods one of {SERVICE}")
 
     def key(self, method: str, seed: int) -> str:
         """Cache key of one run (everything that changes its result)."""
@@ -147,6 +158,8 @@ def run_one(
 ) -> Run:
     """One (method, seed) run, from the cache when it is there."""
     cache = cfg.workdir / "runs" / f"{cfg.key(method, seed)}.npz"
+    if cfg.service_url is not None:  # a live service: its state is not ours to cache
+        return _run_service(cfg, method, seed, make_simulator(cfg.simulator, seed), progress)
     if cache.exists():
         return _load(cache)
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -179,8 +192,28 @@ def _run_service(
 ) -> Run:
     import shutil
 
-    from training.online.service_policy import ServicePolicy, SimClock, start_service
+    from training.online.service_policy import (
+        ServicePolicy,
+        SimClock,
+        check_service,
+        start_service,
+    )
 
+    if cfg.service_url is not None:
+        check_service(cfg.service_url)
+        policy = ServicePolicy(
+            method,
+            url=cfg.service_url,
+            clock=SimClock.start(),
+            write_key=cfg.write_key,
+            read_key=cfg.read_key,
+        )
+        try:
+            trace = run_policy(sim, policy, cfg.interactions, shift_at=cfg.shift_at,
+                               progress=progress)  # fmt: skip
+        finally:
+            policy.close()
+        return Run(trace, info={"url": cfg.service_url, "retries_503": policy.retries})
     work = cfg.workdir / "services" / cfg.key(method, seed)
     shutil.rmtree(work, ignore_errors=True)
     env = {"MEMENTO_UPDATES_PER_FEEDBACK": str(cfg.updates_per_feedback)}

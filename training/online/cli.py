@@ -267,6 +267,16 @@ def online_command(
     as_json: bool = typer.Option(False, "--json", help="Print only the JSON payload on stdout."),
     track: bool = typer.Option(True, "--track/--no-track", help="Track the run in MLflow."),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow URI."),
+    url: str | None = typer.Option(
+        None,
+        "--url",
+        help="Drive an already-running service (`memento serve`, MEMENTO_SCORER=items) with "
+        "one service method instead of starting fresh ones; never cached.",
+    ),
+    api_key: str = typer.Option("memento-dev-key", "--api-key", help="Write key (with --url)."),
+    read_key: str = typer.Option(
+        "memento-dev-read-key", "--read-key", help="Read key (with --url)."
+    ),
 ) -> None:
     """Soft-q and its peers learning online on a simulator with a taste shift: reward, regret,
     recovery and paired CIs over seeds, plus an off-policy check of OBP on the soft-q logs."""
@@ -290,6 +300,9 @@ def online_command(
             updates_per_feedback=updates_per_feedback,
             ope=ope,
             ope_rounds=ope_rounds,
+            service_url=url,
+            write_key=api_key,
+            read_key=read_key,
         )
         if workdir is not None:
             cfg = dataclasses.replace(cfg, workdir=workdir)

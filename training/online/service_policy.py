@@ -70,8 +70,12 @@ class ServicePolicy:
         url: str,
         clock: SimClock,
         timeout_s: float = 30.0,
+        write_key: str = _WRITE_KEY,
+        read_key: str = _READ_KEY,
     ) -> None:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request
         self.name = name
+        self._write_key, self._read_key = write_key, read_key
         self.clock = clock
         self._http = httpx.Client(base_url=url, timeout=timeout_s)
         self._known: set[str] = set()
@@ -107,7 +111,7 @@ class ServicePolicy:
                 {"item_id": e.item_id, "action": e.action, "ts": self.clock.at(e.ts)}
                 for e in events
             ]
-            self._post("/v1/events", {"user_id": user_id, "events": body}, _WRITE_KEY)
+            self._post("/v1/events", {"user_id": user_id, "events": body}, self._write_key)
 
     def recommend(
         self, user_id: str, history: list[HistoryEvent], n: int, now: float
@@ -118,7 +122,7 @@ class ServicePolicy:
             self._events(user_id, history)
         seen = sorted({e.item_id for e in history})
         body = {"user_id": user_id, "n": n, "exclude_items": seen, "at": self.clock.at(now)}
-        out = self._post("/v1/recommend", body, _READ_KEY)
+        out = self._post("/v1/recommend", body, self._read_key)
         self._decision[user_id] = str(out["decision_id"])
         items = [str(i["item_id"]) for i in out["items"]]
         pscores = [i.get("propensity") for i in out["items"]]
@@ -141,9 +145,22 @@ class ServicePolicy:
                     "dwell_seconds": round(e.dwell_seconds, 3),
                     "idempotency_key": f"{decision}/{e.item_id}",
                 },
-                _WRITE_KEY,
+                self._write_key,
             )
         self._events(user_id, [HistoryEvent(e.item_id, e.action, now) for e in events])
+
+
+def check_service(url: str, timeout_s: float = 5.0) -> None:
+    """Raise `ServiceUnavailableError` unless a service answers `/readyz` at `url`."""
+    try:
+        r = httpx.get(url.rstrip("/") + "/readyz", timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise ServiceUnavailableError(
+            f"no service answers at {url} ({type(exc).__name__}); start one with `memento serve`"
+            " (MEMENTO_SCORER=items) or leave out --url to let the benchmark start its own"
+        ) from exc
+    if r.status_code != 200:
+        raise ServiceUnavailableError(f"the service at {url} is not ready: {r.text[:300]}")
 
 
 def start_service(
@@ -191,5 +208,6 @@ __all__ = [
     "ServicePolicy",
     "ServiceUnavailableError",
     "SimClock",
+    "check_service",
     "start_service",
 ]
