@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from training.online.peers import OraclePolicy, RandomPolicy
@@ -61,3 +62,15 @@ def test_oracle_returns_the_simulators_best_list() -> None:
         sim.respond(u, items)
     with pytest.raises(ValueError, match="n must be positive"):
         oracle.recommend("u", [], 0)
+
+
+def test_the_oracle_method_has_zero_regret_under_the_seen_item_rule() -> None:
+    """Through the loop's seen-item rule the oracle still shows a full best list: its
+    expected reward equals the reference best list's at every decision."""
+    from training.online.adapters import PeerAdapter
+    from training.online.loop import run_policy
+    from training.sim.planted import PlantedSimulator
+
+    sim = PlantedSimulator(3)
+    trace = run_policy(sim, PeerAdapter(OraclePolicy(sim)), 300, shift_at=0.5)
+    np.testing.assert_allclose(trace.expected, trace.oracle, rtol=1e-9)

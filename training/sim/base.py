@@ -144,11 +144,12 @@ class Simulator(Protocol):
         ...
 
 
-def best_list(value: np.ndarray, theta: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Rows of the n = len(theta) best items: with additive position-based values the best
-    list sorts items by value, best at the most examined position (theta is decreasing)."""
+def best_list(value: np.ndarray, n: int, allowed: np.ndarray) -> np.ndarray:
+    """Rows of the n best allowed items, best first: with additive position-based values the
+    best list sorts items by value, the best at the most examined position (theta decreases).
+    n may exceed the list size (callers then drop items by their own rule)."""
     v = np.where(allowed, value, -np.inf)
-    n = min(len(theta), int(allowed.sum()))
+    n = min(n, int(allowed.sum()))
     top = np.argpartition(-v, n - 1)[:n] if n < len(v) else np.arange(len(v))
     return top[np.argsort(-v[top], kind="stable")][:n]
 

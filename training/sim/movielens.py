@@ -355,7 +355,7 @@ class MovieLensSimulator:
 
     def oracle(self, user_id: str, n: int) -> list[str]:
         v = self._values(self._users[user_id])[3]
-        rows = best_list(v, self._theta[:n], np.ones(len(v), bool))
+        rows = best_list(v, n, np.ones(len(v), bool))
         return [self.ids[r] for r in rows]
 
     def respond(self, user_id: str, items: Sequence[str]) -> list[SimEvent]:

@@ -216,7 +216,7 @@ class PlantedSimulator:
 
     def oracle(self, user_id: str, n: int) -> list[str]:
         v = self._value_per_item(self._users[user_id])
-        rows = best_list(v, self._theta[:n], np.ones(len(v), bool))
+        rows = best_list(v, n, np.ones(len(v), bool))
         return [self.ids[r] for r in rows]
 
     def respond(self, user_id: str, items: Sequence[str]) -> list[SimEvent]:
