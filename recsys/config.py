@@ -253,6 +253,9 @@ class RecommendConfig:
     scores candidate ITEMS, Q(s, item) over the item's vector and its evidence
     (`recsys.rec.item_features`: the retrieved cases proposing it, neighbours, popularity,
     item-kNN, the user's own history), and softmax(Q / alpha) is the list."""
+    n_explore: int = 0
+    """items scorer: uniformly random unseen catalogue items added to each pool, so the policy
+    can discover what no other source proposes (e.g. after a taste shift); 0 = off."""
     n_seen: int = 20
     """items scorer: the user's latest distinct items added to the pool (unless excluded)."""
 

@@ -241,6 +241,8 @@ def fresh_bundle(settings: ServingSettings) -> ModelBundle:
             top_k=settings.top_k,
             num_chosen=settings.num_chosen,
             n_neighbours=settings.neighbours,
+            n_explore=settings.explore_items,
+            pop_half_life_hours=settings.popularity_half_life_hours,
         ),
     )
     ids: list[str] = []
@@ -253,7 +255,12 @@ def fresh_bundle(settings: ServingSettings) -> ModelBundle:
     items = ItemTable(ids, titles, vecs)
     learner = Learner(cfg.learner, dim, dim)
     return ModelBundle(
-        cfg, learner, CaseBank(cfg.case_bank, dim), items, Popularity(len(items)), version="fresh"
+        cfg,
+        learner,
+        CaseBank(cfg.case_bank, dim),
+        items,
+        Popularity(len(items), half_life_hours=settings.popularity_half_life_hours),
+        version="fresh",
     )
 
 

@@ -78,6 +78,11 @@ class ServingSettings(BaseSettings):
     """Soft-Q temperature of a FRESH model: the policy samples from softmax(Q / alpha)."""
     dwell_weight: float = Field(default=0.0, ge=0.0)
     """Reward per capped dwell minute of a FRESH model (0: dwell ignored)."""
+    explore_items: int = Field(default=0, ge=0, le=1000)
+    """Random unseen catalogue items added to a FRESH items-scorer model's pool per request
+    (exploration in candidate generation; 0 = off)."""
+    popularity_half_life_hours: float = Field(default=0.0, ge=0.0)
+    """Half-life of a FRESH model's popularity counts (0: plain counts of every event)."""
     live_cooccurrence: bool = True
     """Item co-occurrence and succession counts grow with the served events (the item-kNN
     evidence of the items scorer), refitted every `cooccurrence_refit_every` events."""

@@ -71,6 +71,7 @@ class Recommender:
         self.loop = loop
         self.cooc = cooc
         self.lock = threading.RLock()
+        self._explore = np.random.default_rng(0)
         self.state_encoder = StateEncoder(state_cfg, items.vectors, items.titles_of, items.dim)
         self.set_llm(llm)
 
@@ -272,6 +273,9 @@ class Recommender:
             half = b.n_knn // 2
             add(top_n_stable(knn_last, half + len(exclude)).tolist(), half, knn_last)
             add(top_n_stable(nxt, half + len(exclude)).tolist(), half, nxt)
+        if cfg.n_explore > 0 and n_items > 0:
+            draw = self._explore.choice(n_items, size=min(n_items, cfg.n_explore + len(exclude)))
+            add(draw.tolist(), cfg.n_explore)
         latest = list(dict.fromkeys(r for r, _ in reversed(hist)))
         add(latest, cfg.n_seen)
         ev = ItemEvidence(

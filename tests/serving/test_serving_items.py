@@ -52,3 +52,22 @@ def test_item_policy_lists_items_with_their_cases_and_learns_from_feedback(
         assert u.td_loss is not None and np.isfinite(u.td_loss)
     after = _q_item(core, ev, item)
     assert after > before + 0.3, (before, after)
+
+
+def test_explore_items_widen_the_pool_and_no_memory_writes_no_case(tmp_path: Path) -> None:
+    """MEMENTO_EXPLORE_ITEMS adds random unseen items the other sources do not propose;
+    MEMENTO_MEMORY=false learns from feedback but writes no case."""
+    ev = _events("i0", "i2")
+
+    def pool(core: ServingCore) -> set[str]:
+        rt = core.runtime
+        req = RecRequest("u1", interactions("u1", ev), time.time() + 1.0)
+        return {rt.items.ids[int(i)] for i in rt.rec.candidates_for(req).case_ids}
+
+    plain = _core(tmp_path / "a", scorer="items", neighbours=1)
+    wide = _core(tmp_path / "b", scorer="items", neighbours=1, explore_items=20)
+    assert len(pool(wide) - pool(plain)) >= 5
+    off = _core(tmp_path / "c", scorer="items", memory=False, updates_per_feedback=2)
+    d = _decide(off, ev)
+    update = off.apply_feedback(d, d.items[0], "alipay", 30.0)
+    assert update.new_case_id is None and off.bank_size() == 0
