@@ -5,6 +5,9 @@ Layout under `out_dir`: `corpus.jsonl` (HotpotQA closed corpus: every paragraph 
 question pooled), and per mode `<mode>/iter<i>.jsonl` (one full `TaskRecord` per line) plus
 `<mode>/learner.pt`. A rerun skips tasks already logged: their cases are rewritten into a fresh
 bank in the original order and the learner checkpoint is reloaded (the replay buffer is not).
+`run.json` holds the run's fingerprint (dataset, models, encoder and every setting but the modes
+and the number of iterations): a rerun with another fingerprint is refused
+(`RunMismatchError`), so results of one model are never reported under another's name.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.bench_data import Task, load_tasks, write_hotpot_corpus
+from agent.errors import RunMismatchError
 from agent.executor import Executor, ExecutorConfig, ToolRunner
 from agent.memory import AgentMemory, MemoryConfig, MemoryMode
 from agent.planner import Planner, PlannerConfig
@@ -25,7 +29,15 @@ from agent.runner import AgentRunner, RunnerConfig
 from recsys.llm.chat import ChatClient
 from recsys.memory.text_encoder import TextEncoder
 
-__all__ = ["BenchConfig", "bench_tools_args", "dataset_tools", "run_bench", "summarize_mode"]
+__all__ = [
+    "BenchConfig",
+    "bench_tools_args",
+    "check_fingerprint",
+    "dataset_tools",
+    "run_bench",
+    "run_fingerprint",
+    "summarize_mode",
+]
 
 log = logging.getLogger(__name__)
 MODES: tuple[MemoryMode, ...] = ("soft-q", "non-parametric", "no-memory")
@@ -159,6 +171,46 @@ def _run_mode(
     return out
 
 
+def run_fingerprint(
+    cfg: BenchConfig, planner_model: str, executor_model: str, encoder: str
+) -> dict[str, Any]:
+    """What makes two runs comparable: everything but the output folder, the modes (each has
+    its own subfolder) and the number of iterations (more passes extend a run)."""
+    import dataclasses
+
+    settings = {
+        f.name: getattr(cfg, f.name)
+        for f in dataclasses.fields(cfg)
+        if f.name not in ("out_dir", "modes", "iterations")
+    }
+    plain = json.loads(json.dumps(settings, default=lambda o: dataclasses.asdict(o)
+                                  if dataclasses.is_dataclass(o) else str(o)))  # fmt: skip
+    return {
+        **plain,
+        "planner_model": planner_model,
+        "executor_model": executor_model,
+        "encoder": encoder,
+    }
+
+
+def check_fingerprint(out_dir: Path, fingerprint: dict[str, Any]) -> None:
+    """Write `run.json` on a fresh folder; raise `RunMismatchError` naming what differs when
+    the folder holds another configuration."""
+    path = out_dir / "run.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        diff = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+        if diff:
+            shown = ", ".join(f"{k}: {old.get(k)!r} -> {fingerprint.get(k)!r}" for k in diff[:4])
+            raise RunMismatchError(
+                f"{out_dir} holds a run with another configuration ({shown}); "
+                "pass another --out to start a new run, or delete the folder"
+            )
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(fingerprint, indent=2, sort_keys=True))
+
+
 def run_bench(
     cfg: BenchConfig,
     planner_llm: ChatClient,
@@ -169,6 +221,10 @@ def run_bench(
 ) -> dict[str, Any]:
     """Run every mode over `iterations` passes; one JSON-able result with EM/F1 per iteration."""
     t0 = time.perf_counter()
+    check_fingerprint(
+        cfg.out_dir,
+        run_fingerprint(cfg, planner_llm.model_id, executor_llm.model_id, encoder.name),
+    )
     tasks = load_tasks(cfg.dataset, cfg.path, cfg.limit)
     result: dict[str, Any] = {
         "dataset": cfg.dataset,

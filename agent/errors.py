@@ -9,6 +9,7 @@ __all__ = [
     "DocumentReadError",
     "MathEvalError",
     "PlanParseError",
+    "RunMismatchError",
     "SandboxUnavailable",
     "ToolCallError",
     "ToolCallTimeout",
@@ -59,3 +60,7 @@ class PlanParseError(AgentError):
 
 class BenchDataError(AgentError):
     """A benchmark file is missing or malformed."""
+
+
+class RunMismatchError(AgentError):
+    """A resumed benchmark folder was written with another configuration or other models."""

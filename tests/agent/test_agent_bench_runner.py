@@ -84,3 +84,33 @@ def test_text_tool_call_parsing_for_local_models() -> None:
     assert call is not None and call.arguments == {"query": "Ed Wood"}
     assert parse_text_tool_call('{"tool": "crawl", "arguments": {}}', params) is None
     assert parse_text_tool_call("Paris", params) is None
+
+
+def test_resume_refuses_a_folder_written_by_other_models_or_settings(tmp_path: Path) -> None:
+    """A rerun into the same folder with another planner model (or other settings) raises
+    RunMismatchError naming what differs and runs nothing; the same run resumes."""
+    import dataclasses
+
+    import pytest
+
+    from agent.errors import RunMismatchError
+
+    src = tmp_path / "hotpot.json"
+    src.write_text(json.dumps(HOTPOT))
+    cfg = BenchConfig("hotpotqa-closed", src, tmp_path / "out", modes=("no-memory",), iterations=1)
+    with HeuristicLLMServer() as srv:
+        llm = OpenAIChatClient(OpenAIChatConfig(srv.base_url, "scripted", max_retries=0))
+        other = OpenAIChatClient(OpenAIChatConfig(srv.base_url, "other-model", max_retries=0))
+        corpus = bench_tools_args(cfg)["corpus"]
+        with ToolClient.in_process(ToolServerConfig(corpus=corpus)) as tools:
+            first = run_bench(cfg, llm, llm, tools, HashingTextEncoder(64))
+            with pytest.raises(
+                RunMismatchError, match="planner_model: 'scripted' -> 'other-model'"
+            ):
+                run_bench(cfg, other, llm, tools, HashingTextEncoder(64))
+            with pytest.raises(RunMismatchError, match="limit"):
+                run_bench(
+                    dataclasses.replace(cfg, limit=1), llm, llm, tools, HashingTextEncoder(64)
+                )
+            again = run_bench(cfg, llm, llm, tools, HashingTextEncoder(64))
+    assert again["modes"] == first["modes"]
