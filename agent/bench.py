@@ -183,8 +183,13 @@ def run_fingerprint(
         for f in dataclasses.fields(cfg)
         if f.name not in ("out_dir", "modes", "iterations")
     }
-    plain = json.loads(json.dumps(settings, default=lambda o: dataclasses.asdict(o)
-                                  if dataclasses.is_dataclass(o) else str(o)))  # fmt: skip
+
+    def jsonable(o: Any) -> Any:
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
+            return dataclasses.asdict(o)
+        return str(o)
+
+    plain = json.loads(json.dumps(settings, default=jsonable))
     return {
         **plain,
         "planner_model": planner_model,

@@ -1,4 +1,4 @@
-"""`memento agent ...`: benchmark runner, one-off task, tool-call latency.
+"""`memento agent ...`: benchmark runner, one-off task, answer scoring, tool-call latency.
 
 Heavy imports (torch, faiss, transformers, mcp) stay inside the command functions.
 """
@@ -230,6 +230,67 @@ def run(
         ],
     }
     sys.stdout.write(json.dumps(out, indent=2, default=str) + "\n")
+
+
+@agent_app.command("score")
+def score(
+    dataset: str = typer.Option(..., help="gaia | hotpotqa | simpleqa"),
+    prediction: str = typer.Option(..., help="The predicted answer."),
+    gold: str = typer.Option(..., help="The gold answer."),
+    question: str = typer.Option("", help="The question (the SimpleQA judge reads it)."),
+    judge_url: str | None = typer.Option(
+        None, "--judge-url", help="OpenAI-compatible endpoint of the SimpleQA judge."
+    ),
+    judge_model: str = typer.Option("gpt-4o-mini", "--judge-model", help="Judge model name."),
+    api_key: str = _API_KEY,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Score one prediction as the benchmark defines it (SimpleQA through an LLM judge)."""
+    out: dict[str, Any]
+    if dataset == "gaia":
+        from agent.scorers import gaia_score
+
+        g = gaia_score(prediction, gold)
+        out = {
+            "correct": g.correct,
+            "kind": g.kind,
+            "prediction_normalized": g.prediction_normalized,
+            "gold_normalized": g.gold_normalized,
+        }
+    elif dataset == "hotpotqa":
+        from agent.judge import exact_match, f1_score, normalize_answer
+
+        em = exact_match(prediction, gold)
+        out = {
+            "correct": em == 1.0,
+            "em": em,
+            "f1": f1_score(prediction, gold),
+            "prediction_normalized": normalize_answer(prediction),
+            "gold_normalized": normalize_answer(gold),
+        }
+    elif dataset == "simpleqa":
+        if not judge_url:
+            typer.echo("simpleqa is graded by an LLM judge: pass --judge-url URL", err=True)
+            raise typer.Exit(2)
+        from agent.scorers import OpenAIJudge
+        from recsys.llm.errors import LLMBackendError
+
+        try:
+            s = OpenAIJudge.from_url(judge_url, judge_model, api_key).grade_simpleqa(
+                question, prediction, gold
+            )
+        except LLMBackendError as exc:
+            typer.echo(f"judge call failed: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        out = {"correct": s.correct, "label": s.label, "judge_reply": s.raw}
+    else:
+        typer.echo(f"unknown dataset {dataset!r}: gaia, hotpotqa, simpleqa", err=True)
+        raise typer.Exit(2)
+    out["dataset"] = dataset
+    if as_json:
+        sys.stdout.write(json.dumps(out) + "\n")
+    else:
+        typer.echo(" ".join(f"{k}={v}" for k, v in out.items()))
 
 
 @agent_app.command("tool-latency")

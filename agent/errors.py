@@ -7,6 +7,7 @@ __all__ = [
     "BenchDataError",
     "DocumentNotFound",
     "DocumentReadError",
+    "JudgeParseError",
     "MathEvalError",
     "PlanParseError",
     "RunMismatchError",
@@ -64,3 +65,7 @@ class BenchDataError(AgentError):
 
 class RunMismatchError(AgentError):
     """A resumed benchmark folder was written with another configuration or other models."""
+
+
+class JudgeParseError(AgentError):
+    """An LLM judge's reply carried no readable grade."""

@@ -1,10 +1,11 @@
 """The executor: for one plan step, a tool-calling loop with a turn cap, a token budget and
 per-call tool timeouts.
 
-Every model reply is a turn: tool calls are run and their results appended; a reply with text
-is the step's result; a reply with neither (silent) also costs a turn, followed by a nudge, so
-a model that never answers stops at `max_turns`. Every event is appended to the trajectory as a
-JSON-able dict.
+Every model reply is a turn: tool calls are run and their results appended; only a reply with
+an explicit answer line (`ANSWER: ...` or `FINAL ANSWER: ...`) ends the step. Any other text
+("I will use the tools...") or a silent reply also costs a turn and is followed by a nudge, so a
+model that never answers stops at `max_turns` with an empty result and answer (no answer), never
+with its last chatter. Every event is appended to the trajectory as a JSON-able dict.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ __all__ = [
     "StepResult",
     "ToolRunner",
     "extract_answer",
+    "has_answer",
     "summarize",
 ]
 
 EXECUTOR_SYSTEM = (
     "You are the executor of a research agent. Carry out the given step using the tools. "
-    "When you have the result, reply with plain text starting with 'ANSWER:' followed by a "
-    "short answer."
+    "When you have the result, reply with a line starting with 'ANSWER:' followed by a "
+    "short answer; only such a line ends the step."
 )
 """System prompt of the executor."""
 
@@ -75,24 +77,41 @@ class StepResult:
     step_id: str
     goal: str
     result: str
-    """The executor's final text ('' when it never answered)."""
+    """The executor's final text, the reply with the answer line ('' when it never answered)."""
     answer: str
-    """The short answer extracted from `result` (text after 'ANSWER:', else the text)."""
+    """The short answer: text after 'ANSWER:' in `result` ('' when it never answered)."""
     turns: int
     tool_calls: int
     tokens: int
     stop: StopReason
     trajectory: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def answered(self) -> bool:
+        """Whether the step ended on an explicit answer line."""
+        return self.stop == "answered"
 
-_ANSWER = re.compile(r"(?:final\s+)?answer\s*[:：]\s*(.+)", re.IGNORECASE | re.DOTALL)
+
+# An answer line: optional markdown emphasis/heading, then 'ANSWER:' or 'FINAL ANSWER:'.
+_ANSWER = re.compile(
+    r"^[\s>#*_]*(?:final[\s_]+)?answer[*_]*\s*[:：][*_]*[ \t]*(\S.*)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_NUDGE = (
+    "Continue the step: reply with a tool call, or with a line 'ANSWER: <short answer>' once "
+    "you have the result."
+)
+
+
+def has_answer(text: str) -> bool:
+    """Whether `text` has an explicit answer line ('ANSWER: ...' / 'FINAL ANSWER: ...')."""
+    return _ANSWER.search(text) is not None
 
 
 def extract_answer(text: str) -> str:
-    """The text after 'ANSWER:' (first line), else the whole text stripped."""
+    """The text of the first 'ANSWER:' line (trailing period and emphasis removed), else ''."""
     m = _ANSWER.search(text)
-    out = m.group(1) if m else text
-    return out.strip().splitlines()[0].strip().strip(".") if out.strip() else ""
+    return m.group(1).strip().strip("*_").strip().rstrip(".").strip() if m else ""
 
 
 class Executor:
@@ -176,15 +195,17 @@ class Executor:
                     )
                     messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
                 continue
-            if reply.content.strip():
+            if has_answer(reply.content):
                 result, stop = reply.content.strip(), "answered"
                 break
             messages += [
-                {"role": "assistant", "content": ""},
-                {"role": "user", "content": "Reply with a tool call or 'ANSWER: ...'."},
+                {"role": "assistant", "content": reply.content},
+                {"role": "user", "content": _NUDGE},
             ]
         else:
             stop = "max_turns"
+        if stop != "answered":
+            traj.append({"event": "no_answer", "turns": turns})
         if stop != "answered" and tokens >= self.cfg.token_budget:
             stop = "token_budget"
         return StepResult(

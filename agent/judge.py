@@ -4,6 +4,10 @@ plus a `LLMJudge` hook for when an LLM judge is configured.
 Normalisation (SQuAD v1.1 / HotpotQA `normalize_answer`): lowercase, drop punctuation, drop the
 articles a/an/the, collapse whitespace. HotpotQA's F1 also scores 0 when exactly one side is a
 yes/no/noanswer and the two differ.
+
+One deliberate deviation from the official script: a decimal point between two digits is kept
+and a decimal's trailing zeros are dropped, so '35' no longer equals '3.5' and '42.0' equals
+'42' (the official script deletes every '.'). Other datasets' scorers live in `agent.scorers`.
 """
 
 from __future__ import annotations
@@ -27,14 +31,27 @@ __all__ = [
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = frozenset(string.punctuation)
 _SPECIAL = ("yes", "no", "noanswer")
+_DECIMAL_POINT = re.compile(r"(?<=\d)\.(?=\d)")
+_DECIMAL_TOKEN = re.compile(r"^(\d+)\.(\d+)$")
+_KEEP = "\0"
+"""Stands in for a decimal point while punctuation is removed (never in user text we keep)."""
+
+
+def _canonical_decimal(token: str) -> str:
+    """'42.0' -> '42', '3.50' -> '3.5'; other tokens unchanged."""
+    m = _DECIMAL_TOKEN.match(token)
+    if m is None:
+        return token
+    frac = m.group(2).rstrip("0")
+    return f"{m.group(1)}.{frac}" if frac else m.group(1)
 
 
 def normalize_answer(s: str) -> str:
-    """Lowercase, remove punctuation, articles and extra whitespace (official order)."""
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in _PUNCT)
+    """Lowercase, remove punctuation (not a decimal point), articles and extra whitespace."""
+    s = _DECIMAL_POINT.sub(_KEEP, s.replace(_KEEP, "").lower())
+    s = "".join(ch for ch in s if ch not in _PUNCT).replace(_KEEP, ".")
     s = _ARTICLES.sub(" ", s)
-    return " ".join(s.split())
+    return " ".join(_canonical_decimal(t) for t in s.split())
 
 
 def exact_match(prediction: str, gold: str) -> float:

@@ -4,10 +4,13 @@ Backends, best first:
 - `bwrap` (Debian bubblewrap): new user/net/pid/ipc/uts namespaces, only /usr (read-only),
   /proc, /dev, a private /tmp and the work folder (at /sandbox) are visible, so files outside
   the work folder cannot be read; the process runs as `nobody` outside the namespace.
-- `unshare`: `unshare -n` (no network) as `nobody` with the same rlimits; the file system is
-  NOT hidden (only Unix permissions protect it), so `bwrap` is preferred.
+- `unshare`: new user/net/pid namespaces (`--kill-child`: the code runs as pid 1 of its own
+  namespace, so killing `unshare` takes every descendant with it) as `nobody` with the same
+  rlimits; the file system is NOT hidden (only Unix permissions protect it), so `bwrap` is
+  preferred.
 Resource caps are rlimits set before exec (RLIMIT_AS memory, RLIMIT_CPU, RLIMIT_NPROC against
-fork bombs, RLIMIT_FSIZE), plus a wall-clock timeout that kills the whole process group.
+fork bombs, RLIMIT_FSIZE), plus a wall-clock timeout that kills the whole process group, then
+any descendant that left it (`setsid`), and stops waiting for output a few seconds later.
 Running as `nobody` matters: root ignores RLIMIT_NPROC.
 """
 
@@ -26,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import psutil
+
 from agent.errors import SandboxUnavailable
 
 __all__ = ["SandboxConfig", "SandboxResult", "detect_backend", "run_python"]
@@ -33,6 +38,8 @@ __all__ = ["SandboxConfig", "SandboxResult", "detect_backend", "run_python"]
 logger = logging.getLogger(__name__)
 Backend = Literal["bwrap", "unshare"]
 _NOBODY = 65534
+_DRAIN_S = 3.0
+"""Seconds to wait for output after killing a timed-out run."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,8 @@ def _unshare_argv(work: Path, cfg: SandboxConfig, script: str) -> list[str]:
         "--user",
         "--map-root-user",
         "--net",
+        "--pid",
+        "--kill-child",
         "--",
         *_python_cmd(cfg, str(work / script)),
     ]
@@ -197,6 +206,34 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"\n[... {len(text) - limit} more]"
 
 
+def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the run's process group and every descendant (also those that called setsid)."""
+    try:
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        descendants = []
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    for child in descendants:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+
+
+def _kill_and_drain(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+    """Kill a timed-out run and collect its output without waiting on escaped pipe holders."""
+    _kill_tree(proc)
+    try:
+        return proc.communicate(timeout=_DRAIN_S)
+    except subprocess.TimeoutExpired:
+        # Something outside the tree still holds the pipes: give up on the rest of the output.
+        _kill_tree(proc)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        proc.wait(timeout=_DRAIN_S)
+        return b"", b"[sandbox: output lost after the time limit]"
+
+
 def run_python(code: str, cfg: SandboxConfig | None = None) -> SandboxResult:
     """Run `code` in a fresh sandbox with a throwaway work folder (deleted afterwards)."""
     cfg = cfg or SandboxConfig()
@@ -233,9 +270,7 @@ def run_python(code: str, cfg: SandboxConfig | None = None) -> SandboxResult:
             out, err = proc.communicate(timeout=cfg.timeout_s)
         except subprocess.TimeoutExpired:
             timed_out = True
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
+            out, err = _kill_and_drain(proc)
         duration = time.monotonic() - start
     return SandboxResult(
         stdout=_cut(out.decode("utf-8", "replace"), cfg.max_output_chars),

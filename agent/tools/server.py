@@ -29,6 +29,8 @@ __all__ = ["TOOL_NAMES", "build_server", "main"]
 logger = logging.getLogger(__name__)
 TOOL_NAMES = ("search", "read_document", "read_file", "math", "run_python")
 F = TypeVar("F", bound=Callable[..., Any])
+MATH_TIMEOUT_S = 5.0
+"""Deadline of one `math` call; the evaluating child process is killed after it."""
 
 
 def _domain_errors(fn: F) -> F:
@@ -53,6 +55,8 @@ def build_server(
         index = DocumentIndex(docs, snippet_chars=cfg.snippet_chars)
     idx = index
     server: MCPServer = MCPServer(name, log_level="WARNING")
+    # Evaluation runs in a killable child: a runaway expression costs at most its deadline.
+    math_worker = math_eval.MathWorker(timeout_s=MATH_TIMEOUT_S)
 
     @_domain_errors
     def search(query: str, k: int = 5) -> dict[str, Any]:
@@ -86,7 +90,7 @@ def build_server(
     @_domain_errors
     def math(expression: str) -> dict[str, Any]:
         """Evaluate an arithmetic expression (+ - * / // % **, sqrt, log, sin, factorial, pi...)."""
-        value = math_eval.evaluate(expression)
+        value = math_worker.evaluate(expression)
         return {"expression": expression, "value": repr(value)}
 
     @_domain_errors
