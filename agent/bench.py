@@ -143,7 +143,7 @@ def _run_mode(
         Planner(planner_llm, memory, cfg.planner),
         Executor(executor_llm, tools, cfg.executor),
         memory,
-        cfg.runner,
+        dataclasses.replace(cfg.runner, scorer="gaia") if cfg.dataset == "gaia" else cfg.runner,
     )
     ckpt = folder / "learner.pt"
     logs = [_read_log(folder / f"iter{i}.jsonl") for i in range(1, cfg.iterations + 1)]

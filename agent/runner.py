@@ -14,14 +14,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from agent.bench_data import Task
 from agent.executor import Executor, StepResult, summarize
-from agent.judge import LLMJudge, judge_answer
+from agent.judge import LLMJudge
 from agent.memory import AgentMemory, agent_payload
 from agent.plan import Plan
 from agent.planner import Planner
+from agent.scorers import score_answer
 
 __all__ = ["AgentRunner", "RunnerConfig", "TaskRecord"]
 
@@ -36,6 +37,9 @@ class RunnerConfig:
     """Plan steps executed per cycle (extra steps are dropped)."""
     learn: bool = True
     """Send transitions to the learner and write cases."""
+    scorer: Literal["hotpotqa", "gaia"] = "hotpotqa"
+    """How `em` (and, without an LLM judge, the reward) is scored: HotpotQA EM/F1 (reward =
+    F1), or GAIA's quasi-exact match (reward = 1 / 0)."""
 
 
 @dataclass
@@ -141,7 +145,7 @@ class AgentRunner:
         retrieval = self.planner.retrieve(task.question)
         answer, plans, attempts, fallbacks, results = self._loop(task.question, retrieval)
         golds: Sequence[str] = task.metadata.get("answers") or [task.answer]
-        judged = judge_answer(answer, list(golds), task.question, self.llm_judge)
+        judged = score_answer(answer, golds, task.question, self.llm_judge, self.cfg.scorer)
         metrics: dict[str, float] = {}
         case_id = None
         summary = summarize(results)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from agent.errors import JudgeParseError
-from agent.judge import f1_score
+from agent.judge import JudgeResult, LLMJudge, f1_score, judge_answer
 from recsys.llm.chat import ChatClient, Message, OpenAIChatClient, OpenAIChatConfig
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "gaia_score",
     "parse_simpleqa_letter",
     "parse_yes_no",
+    "score_answer",
 ]
 
 
@@ -310,3 +311,21 @@ class OpenAIJudge:
         if grade.label == "UNPARSED":
             raise JudgeParseError(f"judge {self.client.model_id!r} gave no grade: {grade.raw!r}")
         return float(grade.correct)
+
+
+def score_answer(
+    prediction: str,
+    golds: Sequence[str],
+    question: str,
+    llm_judge: LLMJudge | None,
+    scorer: Literal["hotpotqa", "gaia"],
+) -> JudgeResult:
+    """The task's scores as its benchmark defines them: HotpotQA EM/F1 (reward = F1), or
+    GAIA's quasi-exact match as `em` (reward = 1 / 0); an LLM judge's verdict, when given,
+    is the reward either way."""
+    judged = judge_answer(prediction, list(golds), question, llm_judge)
+    if scorer == "hotpotqa":
+        return judged
+    em = max(float(gaia_score(prediction, g).correct) for g in golds)
+    reward = judged.llm_verdict if judged.llm_verdict is not None else em
+    return JudgeResult(em, judged.f1, reward, judged.llm_verdict)

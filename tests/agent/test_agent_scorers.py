@@ -215,3 +215,14 @@ def test_cli_score_unknown_dataset_exits_2() -> None:
     """An unknown dataset name is refused with exit code 2."""
     code, _, err = _score("--dataset", "mmlu", "--prediction", "x", "--gold", "y")
     assert code == 2 and "unknown dataset" in err
+
+
+def test_score_answer_uses_the_benchmarks_own_rule() -> None:
+    """GAIA tasks score quasi-exact match (reward 1/0); HotpotQA keeps EM/F1 (reward = F1)."""
+    from agent.scorers import score_answer
+
+    gaia = score_answer("42.0", ["42"], "q", None, "gaia")
+    assert (gaia.em, gaia.reward) == (1.0, 1.0)
+    assert score_answer("35", ["3.5"], "q", None, "gaia").reward == 0.0
+    hot = score_answer("the 35 km", ["3.5"], "q", None, "hotpotqa")
+    assert hot.em == 0.0 and hot.reward == hot.f1
