@@ -107,7 +107,9 @@ def bench(
     iterations: int = typer.Option(3, help="Passes over the task set."),
     modes: str = typer.Option("soft-q,non-parametric,no-memory", help="Comma-separated."),
     out: Path | None = typer.Option(
-        None, help="Output folder (default runs/agent/DATASET-BACKEND)."
+        None,
+        help="Output folder (default runs/agent/DATASET-BACKEND-PLANNER-EXECUTOR; a resume with "
+        "other settings is refused).",
     ),
     encoder: str = typer.Option("use", help="Task encoder: use | hashing."),
     max_turns: int = typer.Option(4, help="Executor replies per step."),
@@ -129,7 +131,9 @@ def bench(
         import torch
 
         torch.set_num_threads(threads)
-    out_dir = out or Path("runs") / "agent" / f"{dataset}-{backend}"
+    models = f"{planner_model}-{executor_model or planner_model}"
+    slug = "".join(c if c.isalnum() or c in "._-" else "_" for c in models)
+    out_dir = out or Path("runs") / "agent" / f"{dataset}-{backend}-{slug}"
     mode_list = tuple(m.strip() for m in modes.split(",") if m.strip())
     bad = set(mode_list) - {"soft-q", "non-parametric", "no-memory"}
     if bad:

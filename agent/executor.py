@@ -143,7 +143,7 @@ class Executor:
             text, err = str(res.text), bool(res.is_error)
         except ToolCallError as exc:  # timeouts included: the model sees the error
             text, err = f"error: {exc}", True
-        return text[: self.cfg.tool_result_chars], err, time.perf_counter() - t0
+        return text, err, time.perf_counter() - t0
 
     def run_step(self, task: str, step: PlanStep, context: Sequence[str] = ()) -> StepResult:
         """Execute one step; never loops past `max_turns` model replies."""
@@ -190,10 +190,12 @@ class Executor:
                             "arguments": call.arguments,
                             "is_error": err,
                             "duration_s": round(dt, 4),
-                            "result": text[:500],
+                            "result": text,  # the whole result: traces are for audits
+                            "chars": len(text),
                         }
                     )
-                    messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
+                    shown = text[: self.cfg.tool_result_chars]  # what the model reads
+                    messages.append({"role": "tool", "tool_call_id": call.id, "content": shown})
                 continue
             if has_answer(reply.content):
                 result, stop = reply.content.strip(), "answered"
