@@ -28,8 +28,8 @@ from recsys.records import Action, Candidates, Interaction, UserState
 from recsys.rl.credit import assign_credit
 from serving.case_memory import CaseMemory
 from serving.errors import NotReadyError
+from serving.model_source import SNAPSHOT_DIR
 from serving.runtime import (
-    SNAPSHOT_DIR,
     DecisionBlob,
     Runtime,
     build_runtime,

@@ -1,10 +1,10 @@
 """The served model: a `ModelBundle` + its `Recommender`, case-id maps and where it came from.
 
-`build_runtime` picks the bundle (registry alias -> local snapshot -> fresh from a catalogue
-file), restores the case bank from the snapshot plus the store's case log (live logged cases
-missing from the bank are added, tombstoned ones removed) and adds the stored events to the
-popularity log. `reload()` builds a new `Runtime` this way and swaps it in; requests keep the
-runtime they started with.
+`build_runtime` picks the bundle (`serving.model_source.choose_bundle`: registry alias ->
+local snapshot -> fresh from a catalogue file), restores the case bank from the snapshot plus the
+store's case log (live logged cases missing from the bank are added, tombstoned ones removed)
+and adds the stored events to the popularity log. `reload()` builds a new `Runtime` this way
+and swaps it in; requests keep the runtime they started with.
 
 An item is recommendable only through the catalogue: the bundle's items plus the rows of
 `MEMENTO_ITEMS_PATH`. Events, feedback and cases naming other ids never add to it.
@@ -13,11 +13,8 @@ An item is recommendable only through the catalogue: the bundle's items plus the
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
-import re
-import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,29 +23,21 @@ from typing import Any
 import numpy as np
 
 from recsys.bundle import ModelBundle
-from recsys.config import (
-    CaseBankConfig,
-    CoreConfig,
-    LearnerConfig,
-    PolicyConfig,
-    QNetworkConfig,
-    RecommendConfig,
-    RewardConfig,
-    TextEncoderConfig,
-)
-from recsys.errors import BundleError
 from recsys.memory.case_bank import CaseBank
 from recsys.memory.case_encoder import RecCaseEncoder
 from recsys.memory.text_encoder import TextEncoder, build_text_encoder
 from recsys.rec.cooccurrence import LiveCooccurrence
-from recsys.rec.item_features import ITEM_FEATURES
 from recsys.rec.items import ItemTable, TableTitleEncoder
 from recsys.rec.popularity import Popularity
 from recsys.rec.recommender import Recommender
 from recsys.rec.request import case_item_ids
-from recsys.records import CASE_FEATURES, Case
+from recsys.records import Case
 from recsys.rl.learner import Learner
-from serving.errors import ModelLoadError
+from serving.model_source import (
+    choose_bundle,
+    online_learner,
+    read_items_parquet,
+)
 from serving.settings import ServingSettings
 from serving.store import CaseRecord, Store
 
@@ -56,30 +45,6 @@ logger = logging.getLogger(__name__)
 
 TOMBSTONES = "soft_q.tombstones"
 """Store blob: JSON list of deleted/erased case ids (they may live in a bank snapshot)."""
-SNAPSHOT_DIR = "snapshot"
-REGISTRY_DIR = "registry"
-_MODELS_URI = re.compile(r"^models:/(?P<name>[^@/]+)@(?P<alias>[^@/]+)$")
-
-
-def parse_models_uri(uri: str) -> tuple[str, str]:
-    """`models:/name@alias` -> (name, alias)."""
-    m = _MODELS_URI.match(uri.strip())
-    if not m:
-        raise ModelLoadError(f"MEMENTO_MODEL_URI must look like models:/NAME@ALIAS, got {uri!r}")
-    return m["name"], m["alias"]
-
-
-def read_items_parquet(path: Path) -> tuple[list[str], list[str]]:
-    """(item ids, titles) of a canonical `items.parquet` (an empty title -> the id)."""
-    import polars as pl
-
-    df = pl.read_parquet(path, columns=["item_id", "title"])
-    ids = [str(i) for i in df["item_id"].to_list()]
-    titles = [
-        t if isinstance(t, str) and t.strip() else i
-        for i, t in zip(ids, df["title"].to_list(), strict=True)
-    ]
-    return ids, titles
 
 
 @dataclass
@@ -206,111 +171,6 @@ def load_tombstones(store: Store) -> set[str]:
     """Deleted case ids."""
     blob = store.load_blob(TOMBSTONES)
     return set(json.loads(blob)) if blob else set()
-
-
-def online_learner(bundle: ModelBundle, settings: ServingSettings) -> None:
-    """Apply the online batch, warm-up and slate size of the settings to a loaded learner."""
-    lc = bundle.learner.cfg
-    bundle.learner.cfg = dataclasses.replace(
-        lc,
-        batch_size=settings.online_batch_size,
-        min_replay=settings.online_min_replay,
-    )
-
-
-def fresh_bundle(settings: ServingSettings) -> ModelBundle:
-    """An untrained learner, an empty bank, and the catalogue of `items_path` (if any)."""
-    dim = 512 if settings.text_encoder == "use" else settings.text_dim
-    text_cfg = TextEncoderConfig(kind=settings.text_encoder, dim=dim, threads=1)
-    items = settings.scorer == "items"
-    cfg = CoreConfig(
-        text=text_cfg,
-        case_bank=CaseBankConfig(index=settings.index, top_k=settings.top_k, merge_threshold=2.0),
-        reward=RewardConfig(dwell_weight=settings.dwell_weight),
-        learner=LearnerConfig(
-            mode=settings.mode,
-            gamma=settings.gamma,
-            lr=settings.learner_lr,
-            seed=settings.seed,
-            policy=PolicyConfig(alpha=settings.alpha, num_chosen=settings.num_chosen),
-            q=QNetworkConfig(feature_dim=len(ITEM_FEATURES if items else CASE_FEATURES)),
-            listwise_weight=1.0 if items else 0.0,
-        ),
-        recommend=RecommendConfig(
-            scorer=settings.scorer,
-            top_k=settings.top_k,
-            num_chosen=settings.num_chosen,
-            n_neighbours=settings.neighbours,
-            n_explore=settings.explore_items,
-            pop_half_life_hours=settings.popularity_half_life_hours,
-        ),
-    )
-    ids: list[str] = []
-    titles: list[str] = []
-    vecs = np.zeros((0, dim), np.float32)
-    if settings.items_path is not None:
-        ids, titles = read_items_parquet(settings.items_path)
-        vecs = np.asarray(build_text_encoder(text_cfg).encode(titles), np.float32).reshape(-1, dim)
-        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-    items = ItemTable(ids, titles, vecs)
-    learner = Learner(cfg.learner, dim, dim)
-    return ModelBundle(
-        cfg,
-        learner,
-        CaseBank(cfg.case_bank, dim),
-        items,
-        Popularity(len(items), half_life_hours=settings.popularity_half_life_hours),
-        version="fresh",
-    )
-
-
-def registry_model(settings: ServingSettings, dst: Path) -> tuple[Path, str] | None:
-    """Download `settings.model_uri` from the MLflow registry: (folder, 'name@alias:<sha>'),
-    None when the registry has no such model and the URI is the default one."""
-    assert settings.model_uri, "no model URI"
-    name, alias = parse_models_uri(settings.model_uri)
-    from training.tracking import ModelNotFoundError, TrackingConfig, download_model
-
-    shutil.rmtree(dst, ignore_errors=True)
-    try:
-        folder = download_model(name, alias, dst, TrackingConfig(uri=settings.mlflow_uri))
-    except ModelNotFoundError as exc:
-        if "model_uri" in settings.model_fields_set:
-            raise ModelLoadError(str(exc)) from exc
-        logger.info("no registered model %s@%s yet (run `memento train`)", name, alias)
-        return None
-    learner = folder / "learner.pt"
-    digest = hashlib.sha1(learner.read_bytes()).hexdigest()[:10] if learner.exists() else "empty"
-    return folder, f"{name}@{alias}:{digest}"
-
-
-def _load(folder: Path) -> ModelBundle:
-    try:
-        return ModelBundle.load(folder)
-    except BundleError as exc:
-        raise ModelLoadError(str(exc)) from exc
-
-
-def choose_bundle(settings: ServingSettings) -> tuple[ModelBundle, str, str]:
-    """(bundle, version, source): registry alias, else the local snapshot, else fresh."""
-    ckpt = settings.resolved_checkpoint_dir()
-    snap = ckpt / SNAPSHOT_DIR
-    snap_meta: dict[str, Any] = {}
-    if ModelBundle.is_bundle(snap):
-        snap_meta = json.loads((snap / "bundle.json").read_text()).get("meta", {})
-    if settings.model_uri and settings.model_uri.lower() != "none":
-        found = registry_model(settings, ckpt / REGISTRY_DIR)
-        if found is not None:
-            folder, version = found
-            if snap_meta.get("base") == version:
-                return _load(snap), version, f"snapshot of {version} ({snap})"
-            bundle = _load(folder)
-            bundle.meta["base"] = version
-            return bundle, version, f"registered model {version}"
-    if ModelBundle.is_bundle(snap):  # a fresh model's snapshot has empty meta: still ours
-        bundle = _load(snap)
-        return bundle, bundle.version or "snapshot", f"local snapshot {snap}"
-    return fresh_bundle(settings), "fresh", "fresh model (no registered model or snapshot)"
 
 
 def log_case(rt: Runtime, rec: CaseRecord) -> Case:

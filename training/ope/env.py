@@ -17,13 +17,13 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from training.errors import OpeRunError
+from training.side_venv import run_checked
 
 __all__ = ["ObpEnvConfig", "ensure_obp_env"]
 
@@ -52,14 +52,7 @@ def _marker(cfg: ObpEnvConfig) -> str:
 
 
 def _run(cmd: Sequence[str], what: str) -> None:
-    log.info("%s: %s", what, " ".join(cmd))
-    try:
-        proc = subprocess.run(list(cmd), capture_output=True, text=True, check=False)
-    except OSError as exc:  # e.g. the interpreter does not exist
-        raise OpeRunError(f"{what} failed: {exc}") from exc
-    if proc.returncode != 0:
-        tail = (proc.stdout + proc.stderr)[-4000:]
-        raise OpeRunError(f"{what} failed (exit {proc.returncode}):\n{tail}")
+    run_checked(cmd, what, OpeRunError)
 
 
 def ensure_obp_env(cfg: ObpEnvConfig | None = None) -> Path:

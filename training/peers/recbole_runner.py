@@ -51,6 +51,7 @@ from training.peers.rows import (
     sequence_rows,
     write_query_rows,
 )
+from training.side_venv import run_checked
 
 __all__ = [
     "JOB_SCRIPT",
@@ -97,14 +98,7 @@ def _venv_python(cfg: PeerEnvConfig) -> Path:
 
 
 def _run(cmd: Sequence[str], what: str) -> None:
-    log.info("%s: %s", what, " ".join(cmd))
-    try:
-        proc = subprocess.run(list(cmd), capture_output=True, text=True, check=False)
-    except OSError as exc:  # e.g. the interpreter does not exist
-        raise PeerRunError(f"{what} failed: {exc}") from exc
-    if proc.returncode != 0:
-        tail = (proc.stdout + proc.stderr)[-4000:]
-        raise PeerRunError(f"{what} failed (exit {proc.returncode}):\n{tail}")
+    run_checked(cmd, what, PeerRunError)
 
 
 def ensure_recbole_env(cfg: PeerEnvConfig | None = None) -> Path:
