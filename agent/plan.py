@@ -1,6 +1,7 @@
 """The planner's JSON plan: schema, a forgiving parser, and retry-then-fallback.
 
-Schema: `{"steps": [{"id": str, "goal": str, "tool_hint"?: str}], "final_answer"?: str}`.
+Schema: `{"steps": [{"id": str, "goal": str, "tool_hint"?: str}], "final_answer"?: str,
+"follows"?: [int]}` (`follows`: ids of the past cases the plan imitates, for per-case credit).
 A plan with a `final_answer` ends the task; a plan with neither steps nor answer means
 "nothing more to do" (the runner then uses the executors' last answer).
 
@@ -12,6 +13,7 @@ raises on malformed model output.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +33,8 @@ __all__ = [
 
 PLAN_SCHEMA_TEXT = (
     'Reply with JSON only: {"steps": [{"id": "1", "goal": "...", "tool_hint": "search"}]} '
-    'or, when you know the answer, {"steps": [], "final_answer": "..."}.'
+    'or, when you know the answer, {"steps": [], "final_answer": "..."}. If the plan imitates '
+    'past cases, add "follows": [their case numbers].'
 )
 """The schema as the planner prompt states it."""
 
@@ -51,6 +54,8 @@ class Plan:
 
     steps: tuple[PlanStep, ...] = ()
     final_answer: str | None = None
+    follows: tuple[int, ...] | None = None
+    """Case ids the planner says this plan imitates (None: it did not say; () = none)."""
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON form (the schema above)."""
@@ -62,6 +67,8 @@ class Plan:
         }
         if self.final_answer is not None:
             out["final_answer"] = self.final_answer
+        if self.follows is not None:
+            out["follows"] = list(self.follows)
         return out
 
 
@@ -91,7 +98,23 @@ def _validate(obj: dict[str, Any]) -> Plan:
         raise PlanParseError('"final_answer" must be a string')
     if "steps" not in obj and answer is None:
         raise PlanParseError('the object has neither "steps" nor "final_answer"')
-    return Plan(tuple(steps), None if answer is None else str(answer).strip())
+    return Plan(
+        tuple(steps), None if answer is None else str(answer).strip(), _follows(obj.get("follows"))
+    )
+
+
+def _follows(raw: Any) -> tuple[int, ...] | None:
+    """Case ids from `"follows"`: ints or texts such as "case 12" (anything else is ignored:
+    the field is a hint for credit, never a reason to reject a plan); None when absent."""
+    if raw is None:
+        return None
+    items = raw if isinstance(raw, list) else [raw]
+    out: list[int] = []
+    for it in items:
+        found = re.search(r"\d+", str(it))
+        if found and not isinstance(it, bool):
+            out.append(int(found.group()))
+    return tuple(dict.fromkeys(out))
 
 
 def parse_plan(text: str) -> Plan:

@@ -108,12 +108,16 @@ class Planner:
         )
         return Retrieval(state, cands, choice, cases)
 
-    def messages(self, task: str, retrieval: Retrieval, results: Sequence[str]) -> list[Message]:
-        """The planning prompt (exemplars, task, results so far)."""
+    def messages(
+        self, task: str, retrieval: Retrieval, results: Sequence[str], attachments: str = ""
+    ) -> list[Message]:
+        """The planning prompt (exemplars, task, attachments, results so far)."""
         ex = format_exemplars(
             retrieval.cases, self.memory.cfg.success_threshold, self.cfg.exemplar_chars
         )
         user = (ex + "\n\n" if ex else "") + f"Task: {task}"
+        if attachments:
+            user += f"\n\n{attachments}"
         if results:
             shown = "\n".join(f"- {r[: self.cfg.result_chars]}" for r in results)
             user += (
@@ -122,12 +126,18 @@ class Planner:
             )
         return [{"role": "system", "content": PLANNER_SYSTEM}, {"role": "user", "content": user}]
 
-    def plan(self, task: str, retrieval: Retrieval, results: Sequence[str] = ()) -> PlanRequest:
+    def plan(
+        self,
+        task: str,
+        retrieval: Retrieval,
+        results: Sequence[str] = (),
+        attachments: str = "",
+    ) -> PlanRequest:
         """A validated plan (repaired, retried, or the one-step fallback: never raises on
         malformed output)."""
         return request_plan(
             self.llm,
-            self.messages(task, retrieval, results),
+            self.messages(task, retrieval, results, attachments),
             fallback_goal=f"Find the answer to: {task}",
             max_retries=self.cfg.max_retries,
             max_tokens=self.cfg.max_tokens,

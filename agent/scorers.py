@@ -318,11 +318,19 @@ def score_answer(
     golds: Sequence[str],
     question: str,
     llm_judge: LLMJudge | None,
-    scorer: Literal["hotpotqa", "gaia"],
+    scorer: Literal["hotpotqa", "gaia", "simpleqa"],
 ) -> JudgeResult:
-    """The task's scores as its benchmark defines them: HotpotQA EM/F1 (reward = F1), or
-    GAIA's quasi-exact match as `em` (reward = 1 / 0); an LLM judge's verdict, when given,
-    is the reward either way."""
+    """The task's scores as its benchmark defines them: HotpotQA EM/F1 (reward = F1), GAIA's
+    quasi-exact match as `em` (reward = 1 / 0), or SimpleQA's judged label (reward = 1 iff
+    CORRECT; needs an `OpenAIJudge`; an unparsed reply is labelled UNPARSED, reward 0). Any
+    other LLM judge's verdict, when given, is the reward."""
+    if scorer == "simpleqa":
+        if not isinstance(llm_judge, OpenAIJudge):
+            raise ValueError("SimpleQA is graded by an LLM judge: pass an OpenAIJudge")
+        base = judge_answer(prediction, list(golds), question, None)
+        grade = llm_judge.grade_simpleqa(question, prediction, " OR ".join(golds))
+        ok = float(grade.correct)
+        return JudgeResult(base.em, base.f1, ok, ok, grade.label)
     judged = judge_answer(prediction, list(golds), question, llm_judge)
     if scorer == "hotpotqa":
         return judged

@@ -17,6 +17,7 @@ import argparse
 import itertools
 import json
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -27,7 +28,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-__all__ = ["Rule", "Script", "ScriptedLLMServer", "ScriptedReply", "ScriptedToolCall"]
+__all__ = [
+    "Rule",
+    "Script",
+    "ScriptedLLMServer",
+    "ScriptedReply",
+    "ScriptedToolCall",
+    "message_text",
+    "user_field",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -95,12 +104,23 @@ class Script:
         return cls(rules, replies, default)
 
 
-def _message_text(msg: Mapping[str, Any]) -> str:
+def message_text(msg: Mapping[str, Any]) -> str:
+    """The text of a chat message (plain content or the text of its content parts)."""
     content = msg.get("content")
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # content parts
         return " ".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+    return ""
+
+
+def user_field(messages: Sequence[Mapping[str, Any]], name: str) -> str:
+    """The value of the first `NAME: value` line in the user messages ('' when none)."""
+    for m in messages:
+        if m.get("role") == "user":
+            found = re.search(rf"^{re.escape(name)}: (.*)$", message_text(m), re.MULTILINE)
+            if found:
+                return found.group(1).strip()
     return ""
 
 
@@ -162,7 +182,7 @@ class ScriptedLLMServer:
                     selected = [m for m in messages if m.get("role") == "system"]
                 else:
                     selected = list(messages)
-                if any(rule.contains in _message_text(m) for m in selected):
+                if any(rule.contains in message_text(m) for m in selected):
                     self._uses[i] += 1
                     return rule.reply
             if self._queue:
@@ -184,7 +204,7 @@ class ScriptedLLMServer:
                 }
                 for j, c in enumerate(reply.tool_calls)
             ]
-        prompt_tokens = sum(len(_message_text(m).split()) for m in messages)
+        prompt_tokens = sum(len(message_text(m).split()) for m in messages)
         completion_tokens = len((reply.content or "").split()) + 8 * len(reply.tool_calls)
         return {
             "id": f"chatcmpl-scripted-{n}",

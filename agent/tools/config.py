@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.tools.sandbox import SandboxConfig
+from agent.tools.web import WebConfig
 
 __all__ = ["ToolServerConfig"]
 
@@ -26,5 +27,18 @@ class ToolServerConfig:
     """`read_document` / `read_file` return at most this many characters."""
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     """Limits of `run_python`."""
+    web: WebConfig = field(default_factory=WebConfig)
+    """Web search service and page fetch (both off by default; see `agent.tools.web`)."""
     enable_web: bool = False
-    """Register the web tools (stubs that raise `ToolDisabled` in this build)."""
+    """Register both web tools even when unconfigured (they then answer `ToolDisabled` saying
+    how to enable them). A configured `web.search_url` / `web.fetch` registers its tool anyway."""
+
+    @property
+    def web_tools(self) -> tuple[str, ...]:
+        """Names of the web tools the server registers (empty by default)."""
+        names = []
+        if self.enable_web or self.web.search_url is not None:
+            names.append("web_search")
+        if self.enable_web or self.web.fetch:
+            names.append("web_fetch")
+        return tuple(names)

@@ -1,4 +1,9 @@
-"""Document readers: file -> plain text for PDF, DOCX, XLSX, PPTX, CSV/JSON/text and images (OCR).
+"""Document readers: file -> plain text for the attachment types a research task brings.
+
+Covered offline: PDF, DOCX, XLSX, PPTX, CSV/TSV, JSON/JSON-LD/JSONL, XML, HTML, plain text and
+source code, images (OCR) and ZIP archives (a listing, or one member read with the same readers
+after extracting it, size-capped and zip-slip-safe, to a throwaway folder). Audio and video need a
+transcription endpoint and raise a clear `DocumentReadError`, as does any other binary type.
 
 Each heavy reader library is imported inside its function so importing this module is cheap.
 OCR needs the `tesseract` binary (Debian `tesseract-ocr`); without it a clear error is raised.
@@ -10,14 +15,28 @@ import csv
 import io
 import json
 import shutil
+import tempfile
+import zipfile
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from agent.errors import DocumentReadError
 
-__all__ = ["SUPPORTED_SUFFIXES", "ocr_available", "read_file", "resolve_inside"]
+__all__ = [
+    "AUDIO_VIDEO_SUFFIXES",
+    "MAX_ZIP_MEMBER_BYTES",
+    "SUPPORTED_SUFFIXES",
+    "file_kind",
+    "ocr_available",
+    "read_file",
+    "resolve_inside",
+]
 
 _MAX_CHARS = 200_000
+MAX_ZIP_MEMBER_BYTES = 64 * 1024 * 1024
+"""Largest ZIP member (uncompressed) that `read_file(..., member=...)` extracts."""
+_MAX_ZIP_LISTING = 500
+"""Members shown in a ZIP listing."""
 
 
 def ocr_available() -> bool:
@@ -81,8 +100,9 @@ def _read_pptx(path: Path) -> str:
 
 
 def _read_csv(path: Path) -> str:
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     with path.open(encoding="utf-8", errors="replace", newline="") as f:
-        return "\n".join("\t".join(row) for row in csv.reader(f))
+        return "\n".join("\t".join(row) for row in csv.reader(f, delimiter=delimiter))
 
 
 def _read_json(path: Path) -> str:
@@ -113,37 +133,157 @@ def _read_image(path: Path) -> str:
         return str(pytesseract.image_to_string(img)).strip()
 
 
+def _safe_member_name(name: str) -> PurePosixPath:
+    """`name` as a relative path without `..`; raises for zip-slip style names."""
+    pure = PurePosixPath(name.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts or not pure.parts or ":" in pure.parts[0]:
+        raise DocumentReadError(f"unsafe archive member name {name!r}")
+    return pure
+
+
+def _zip_listing(path: Path) -> str:
+    with zipfile.ZipFile(path) as zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+    lines = [f"# zip archive {path.name}: {len(infos)} files"]
+    lines += [f"{i.filename}\t{i.file_size} bytes" for i in infos[:_MAX_ZIP_LISTING]]
+    if len(infos) > _MAX_ZIP_LISTING:
+        lines.append(f"[... {len(infos) - _MAX_ZIP_LISTING} more files]")
+    lines.append("Read one file with read_file(path=..., member=<name above>).")
+    return "\n".join(lines)
+
+
+def _read_zip_member(path: Path, member: str, max_chars: int) -> str:
+    """Extract `member` of the archive `path` to a temp folder and read it like a file."""
+    with zipfile.ZipFile(path) as zf:
+        try:
+            info = zf.getinfo(member)
+        except KeyError:
+            raise DocumentReadError(
+                f"no member {member!r} in {path.name}; call read_file without member to list them"
+            ) from None
+        if info.is_dir():
+            raise DocumentReadError(f"{member!r} is a folder in {path.name}, not a file")
+        safe = _safe_member_name(member)
+        if info.file_size > MAX_ZIP_MEMBER_BYTES:
+            raise DocumentReadError(
+                f"member {member!r} is too large ({info.file_size} bytes uncompressed; "
+                f"limit {MAX_ZIP_MEMBER_BYTES})"
+            )
+        with tempfile.TemporaryDirectory(prefix="memento-zip-") as tmp:
+            target = Path(tmp) / safe.name
+            written = 0
+            with zf.open(info) as src, target.open("wb") as dst:
+                while chunk := src.read(1 << 20):
+                    written += len(chunk)
+                    if written > MAX_ZIP_MEMBER_BYTES:  # the header may lie about the size
+                        raise DocumentReadError(f"member {member!r} is too large")
+                    dst.write(chunk)
+            if target.suffix.lower() == ".zip":
+                return _zip_listing(target)
+            return read_file(target, max_chars=max_chars)
+
+
+_TEXT_SUFFIXES = frozenset(
+    {".txt", ".md", ".markdown", ".rst", ".log", ".py", ".pyw", ".ipynb", ".js", ".mjs", ".ts"}
+    | {".jsx", ".tsx", ".java", ".kt", ".scala", ".c", ".h", ".cc", ".cpp", ".cxx", ".hpp", ".cs"}
+    | {".go", ".rs", ".rb", ".php", ".pl", ".lua", ".r", ".jl", ".m", ".swift", ".sql", ".sh"}
+    | {".bash", ".zsh", ".ps1", ".bat", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".conf", ".env"}
+    | {".properties", ".html", ".htm", ".css", ".scss", ".tex", ".bib", ".srt", ".vtt", ".xml"}
+    | {".xsd", ".svg", ".rdf", ".gpx", ".kml", ".pdb", ".fasta", ".fa", ".gff", ".vcf", ".dot"}
+    | {".graphql", ".proto"}
+)
+_AUDIO_SUFFIXES = frozenset(
+    {".mp3", ".wav", ".m4a", ".flac", ".ogg", ".oga", ".opus", ".aac", ".wma", ".aiff", ".aif"}
+    | {".mid", ".midi"}
+)
+_VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".flv", ".m4v", ".mpeg", ".mpg", ".3gp"}
+)
+AUDIO_VIDEO_SUFFIXES = _AUDIO_SUFFIXES | _VIDEO_SUFFIXES
+"""Suffixes refused with a 'needs a transcription endpoint' message."""
+_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp"})
 _READERS: dict[str, Callable[[Path], str]] = {
     ".pdf": _read_pdf,
     ".docx": _read_docx,
     ".xlsx": _read_xlsx,
+    ".xlsm": _read_xlsx,
     ".pptx": _read_pptx,
     ".csv": _read_csv,
+    ".tsv": _read_csv,
     ".json": _read_json,
+    ".jsonld": _read_json,
     ".jsonl": _read_json,
-    ".txt": _read_text,
-    ".md": _read_text,
-    ".png": _read_image,
-    ".jpg": _read_image,
-    ".jpeg": _read_image,
-    ".tif": _read_image,
-    ".tiff": _read_image,
-    ".bmp": _read_image,
+    ".zip": _zip_listing,
+    **dict.fromkeys(_TEXT_SUFFIXES, _read_text),
+    **dict.fromkeys(_IMAGE_SUFFIXES, _read_image),
 }
 SUPPORTED_SUFFIXES = frozenset(_READERS)
+_KINDS = {
+    ".pdf": "pdf document",
+    ".docx": "word document",
+    ".xlsx": "spreadsheet",
+    ".xlsm": "spreadsheet",
+    ".xls": "spreadsheet (legacy .xls)",
+    ".pptx": "slides",
+    ".csv": "csv table",
+    ".tsv": "tsv table",
+    ".json": "json",
+    ".jsonld": "json-ld",
+    ".jsonl": "json lines",
+    ".zip": "zip archive",
+    ".xml": "xml",
+    ".html": "html",
+    ".htm": "html",
+}
+_PROSE = {".txt", ".md", ".markdown", ".rst", ".log"}
 
 
-def read_file(path: Path, max_chars: int = _MAX_CHARS) -> str:
-    """Plain text of `path`, truncated to `max_chars`; raises `DocumentReadError`."""
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None:
-        raise DocumentReadError(
-            f"unsupported file type {path.suffix!r}; supported: {sorted(SUPPORTED_SUFFIXES)}"
+def file_kind(path: Path) -> str:
+    """A short human label of `path`'s type from its suffix ('spreadsheet', 'audio', 'code'...)."""
+    suffix = path.suffix.lower()
+    if suffix in _KINDS:
+        return _KINDS[suffix]
+    if suffix in _AUDIO_SUFFIXES:
+        return "audio"
+    if suffix in _VIDEO_SUFFIXES:
+        return "video"
+    if suffix in _IMAGE_SUFFIXES:
+        return "image"
+    if suffix in _PROSE:
+        return "text"
+    if suffix in _TEXT_SUFFIXES:
+        return "code/structured text"
+    return "unknown"
+
+
+def _unsupported(path: Path) -> DocumentReadError:
+    suffix = path.suffix.lower()
+    if suffix in AUDIO_VIDEO_SUFFIXES:
+        return DocumentReadError(
+            f"{file_kind(path)} file {path.name!r} is not supported offline "
+            "(audio/video needs a transcription endpoint)"
         )
+    return DocumentReadError(
+        f"unsupported file type {path.suffix!r} ({path.name!r} is binary or of an unknown type); "
+        f"supported: {sorted(SUPPORTED_SUFFIXES)}"
+    )
+
+
+def read_file(path: Path, max_chars: int = _MAX_CHARS, member: str | None = None) -> str:
+    """Plain text of `path`, truncated to `max_chars`; raises `DocumentReadError`.
+
+    For a `.zip`, returns the member listing, or with `member` the text of that member (read
+    with the reader of its own type).
+    """
     if not path.is_file():
         raise DocumentReadError(f"file not found: {path}")
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise _unsupported(path)
+    if member is not None and path.suffix.lower() != ".zip":
+        raise DocumentReadError(f"member= only applies to .zip archives, not {path.name!r}")
     try:
-        text = reader(path)
+        text = reader(path) if member is None else _read_zip_member(path, member, max_chars)
     except DocumentReadError:
         raise
     except Exception as exc:  # boundary: third-party parsers raise many exception types

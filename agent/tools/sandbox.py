@@ -12,20 +12,32 @@ Resource caps are rlimits set before exec (RLIMIT_AS memory, RLIMIT_CPU, RLIMIT_
 fork bombs, RLIMIT_FSIZE), plus a wall-clock timeout that kills the whole process group, then
 any descendant that left it (`setsid`), and stops waiting for output a few seconds later.
 Running as `nobody` matters: root ignores RLIMIT_NPROC.
+
+Task attachments (`SandboxConfig.attachments_dir`) are visible read-only: bwrap binds them at
+`/attachments`; under `unshare` (no mount namespace) the real folder is used and only Unix
+permissions keep it read-only. Both backends export its path as `ATTACHMENTS_DIR`; a folder
+`nobody` cannot reach is left out with a note at the top of stderr. numpy and
+pandas come from the host's site-packages (`default_python_paths`), mounted read-only, when the
+sandbox interpreter has the same Python minor version.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
 import logging
 import os
+import re
 import resource
 import shutil
 import signal
+import stat
 import subprocess
+import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,13 +45,64 @@ import psutil
 
 from agent.errors import SandboxUnavailable
 
-__all__ = ["SandboxConfig", "SandboxResult", "detect_backend", "run_python"]
+__all__ = [
+    "ATTACHMENTS_MOUNT",
+    "SandboxConfig",
+    "SandboxResult",
+    "default_python_paths",
+    "detect_backend",
+    "run_python",
+]
 
 logger = logging.getLogger(__name__)
 Backend = Literal["bwrap", "unshare"]
 _NOBODY = 65534
 _DRAIN_S = 3.0
 """Seconds to wait for output after killing a timed-out run."""
+ATTACHMENTS_MOUNT = "/attachments"
+"""Where the bwrap backend shows `SandboxConfig.attachments_dir` (read-only)."""
+_DEFAULT_PYTHON = "/usr/bin/python3"
+_SANDBOX_PACKAGES = ("numpy", "pandas")
+"""Packages the default sandbox can import from the host's site-packages."""
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+"""Pinned to 1: BLAS thread pools would otherwise eat RLIMIT_AS and RLIMIT_NPROC."""
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Whether an unprivileged user (`nobody`) can list `path` and reach it from `/`."""
+    try:
+        resolved = path.resolve()
+        if not resolved.stat().st_mode & stat.S_IROTH:
+            return False
+        return all(p.stat().st_mode & stat.S_IXOTH for p in [resolved, *resolved.parents])
+    except OSError:
+        return False
+
+
+def _python_minor(python: str) -> tuple[int, int] | None:
+    """(major, minor) of an interpreter from its resolved file name (`python3.11`), or None."""
+    m = re.fullmatch(r"python(\d+)\.(\d+)", Path(os.path.realpath(python)).name)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+@functools.cache
+def default_python_paths(python: str = _DEFAULT_PYTHON) -> tuple[str, ...]:
+    """Host site-packages folders holding numpy/pandas, for a sandbox running `python`.
+
+    Empty when `python`'s minor version differs from this interpreter's (compiled wheels would
+    not load) or the folders are not readable by the unprivileged sandbox user.
+    """
+    if _python_minor(python) != sys.version_info[:2]:
+        return ()
+    found: list[str] = []
+    for name in _SANDBOX_PACKAGES:
+        spec = importlib.util.find_spec(name)  # locates without importing
+        if spec is None or spec.origin is None:
+            continue
+        site = Path(spec.origin).resolve().parents[1]
+        if str(site) not in found and _reachable_by_others(site):
+            found.append(str(site))
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -58,13 +121,20 @@ class SandboxConfig:
     """RLIMIT_FSIZE: largest file the code may write, MiB."""
     max_output_chars: int = 20_000
     """stdout/stderr returned to the caller are cut to this many characters each."""
-    python: str = "/usr/bin/python3"
+    python: str = _DEFAULT_PYTHON
     """Interpreter inside the sandbox; must live under /usr for the bwrap backend."""
-    python_paths: tuple[str, ...] = ()
-    """Extra folders mounted read-only and put first on `sys.path` (e.g. a site-packages with
-    numpy/pandas built for the same Python minor version as `python`)."""
+    python_paths: tuple[str, ...] = field(default_factory=default_python_paths)
+    """Extra folders mounted read-only and put first on `sys.path`; by default the host
+    site-packages holding numpy and pandas (see `default_python_paths`), () for none."""
+    attachments_dir: Path | None = None
+    """Task attachments, readable (never writable) by the code: at `/attachments` under bwrap,
+    at their real path under unshare; `ATTACHMENTS_DIR` holds the path in both."""
     backend: Backend | None = None
     """Force a backend; None picks the best that works here."""
+
+    def with_attachments(self, folder: Path | None) -> SandboxConfig:
+        """This config with `attachments_dir = folder` (unchanged when `folder` is None)."""
+        return self if folder is None else replace(self, attachments_dir=folder)
 
 
 @dataclass(frozen=True)
@@ -95,6 +165,9 @@ def _bwrap_argv(work: Path, cfg: SandboxConfig, script: str) -> list[str]:
     argv += ["--setenv", "HOME", "/sandbox", "--setenv", "PYTHONDONTWRITEBYTECODE", "1"]
     for extra in cfg.python_paths:
         argv += ["--ro-bind", extra, extra]
+    if cfg.attachments_dir is not None:
+        argv += ["--ro-bind", str(cfg.attachments_dir.resolve()), ATTACHMENTS_MOUNT]
+        argv += ["--setenv", "ATTACHMENTS_DIR", ATTACHMENTS_MOUNT]
     return argv + _python_cmd(cfg, script)
 
 
@@ -110,7 +183,11 @@ def _python_cmd(cfg: SandboxConfig, script: str) -> list[str]:
 
 
 def _unshare_argv(work: Path, cfg: SandboxConfig, script: str) -> list[str]:
+    env = []
+    if cfg.attachments_dir is not None:  # no mount namespace: expose the real path
+        env = ["env", f"ATTACHMENTS_DIR={cfg.attachments_dir.resolve()}"]
     return [
+        *env,
         "unshare",
         "--user",
         "--map-root-user",
@@ -151,7 +228,7 @@ def detect_backend(python: str = "/usr/bin/python3") -> Backend | None:
             work = Path(tmp)
             (work / "probe.py").write_text("pass\n")
             os.chmod(work, 0o777)
-            cfg = SandboxConfig(python=python)
+            cfg = SandboxConfig(python=python, python_paths=())
             if shutil.which("bwrap") and _probe(_bwrap_argv(work, cfg, "probe.py"), cfg, work):
                 found = "bwrap"
             elif shutil.which("unshare") and _probe(
@@ -234,6 +311,28 @@ def _kill_and_drain(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
         return b"", b"[sandbox: output lost after the time limit]"
 
 
+def _usable_attachments(cfg: SandboxConfig) -> tuple[SandboxConfig, str]:
+    """`cfg` and '' when its attachments folder can be shown; else `cfg` without it and a note.
+
+    A folder the sandbox user `nobody` cannot reach (it needs o+rx, and o+x on every parent)
+    must not make every `run_python` call fail, so the run goes ahead without it and its
+    stderr starts with the reason.
+    """
+    folder = cfg.attachments_dir
+    if folder is None:
+        return cfg, ""
+    problem = ""
+    if not folder.is_dir():
+        problem = "does not exist"
+    elif os.geteuid() == 0 and not _reachable_by_others(folder):
+        problem = "is not readable by the sandbox user (needs o+rx, and o+x on its parents)"
+    if not problem:
+        return cfg, ""
+    logger.warning("sandbox attachments folder %s %s; running without it", folder, problem)
+    note = f"[sandbox: the attachments folder {problem}; {ATTACHMENTS_MOUNT} is unavailable]\n"
+    return replace(cfg, attachments_dir=None), note
+
+
 def run_python(code: str, cfg: SandboxConfig | None = None) -> SandboxResult:
     """Run `code` in a fresh sandbox with a throwaway work folder (deleted afterwards)."""
     cfg = cfg or SandboxConfig()
@@ -243,6 +342,7 @@ def run_python(code: str, cfg: SandboxConfig | None = None) -> SandboxResult:
             "no sandbox backend works here: install bubblewrap (apt-get install bubblewrap; "
             "scripts/setup.sh does this as root) or allow user namespaces for `unshare -n`"
         )
+    cfg, note = _usable_attachments(cfg)
     prefix, spawn = _spawn_options(cfg)
     with tempfile.TemporaryDirectory(prefix="memento-sandbox-") as tmp:
         work = Path(tmp)
@@ -261,7 +361,7 @@ def run_python(code: str, cfg: SandboxConfig | None = None) -> SandboxResult:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", **dict.fromkeys(_THREAD_ENV, "1")},
             start_new_session=True,
             **spawn,
         )
@@ -274,7 +374,7 @@ def run_python(code: str, cfg: SandboxConfig | None = None) -> SandboxResult:
         duration = time.monotonic() - start
     return SandboxResult(
         stdout=_cut(out.decode("utf-8", "replace"), cfg.max_output_chars),
-        stderr=_cut(err.decode("utf-8", "replace"), cfg.max_output_chars),
+        stderr=_cut(note + err.decode("utf-8", "replace"), cfg.max_output_chars),
         returncode=proc.returncode,
         timed_out=timed_out,
         duration_s=duration,

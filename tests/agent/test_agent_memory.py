@@ -28,14 +28,14 @@ def _memory() -> AgentMemory:
 
 def test_observe_hands_a_terminal_transition_to_the_shared_loop() -> None:
     """The learner behind `observe` is the loop's; its stored transition is done=True, s' = s,
-    an empty next set, and every chosen case carries the judged reward."""
+    an empty next set, and each chosen case carries its own credited reward."""
     mem = _memory()
     assert isinstance(mem.loop, MemoryLoop) and mem.loop.learner is mem.learner
     s = mem.embed("sum of 2 and 4")
     cands = mem.retrieve(s)
     choice = mem.choose(s, cands)
     assert choice is not None
-    mem.observe(s, cands, choice, 0.7)
+    mem.observe(s, cands, choice, np.full(len(choice.indices), 0.7, np.float32))
     (t,) = mem.learner.replay._items
     assert t.done and len(t.next_cands) == 0
     np.testing.assert_array_equal(t.next_state, s.astype(np.float32))
@@ -55,7 +55,7 @@ def _train(reward: float) -> tuple[float, float, int]:
     row = int(choice.indices[0])
     before = float(mem.learner.scores(s, cands)[row])
     for _ in range(5):
-        metrics = mem.observe(s, cands, choice, reward)
+        metrics = mem.observe(s, cands, choice, np.full(len(choice.indices), reward, np.float32))
     assert metrics, "no gradient step ran"
     return before, float(mem.learner.scores(s, cands)[row]), mem.learner.step
 

@@ -1,15 +1,17 @@
-"""Tests of the document readers (PDF, DOCX, XLSX, PPTX, CSV/JSON, image OCR)."""
+"""Tests of the document readers (PDF, DOCX, XLSX, PPTX, CSV/JSON/XML, code, ZIP, image OCR)."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from agent.errors import DocumentReadError
-from agent.tools.readers import read_file, resolve_inside
+from agent.tools import readers
+from agent.tools.readers import file_kind, read_file, resolve_inside
 
 
 def _write_pdf(path: Path, text: str) -> None:
@@ -152,3 +154,93 @@ def test_image_without_tesseract_gives_clear_error(
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(DocumentReadError, match="OCR unavailable"):
         read_file(tmp_path / "blank.png")
+
+
+def test_code_and_markup_are_read_as_text(tmp_path: Path) -> None:
+    """Source code, SQL, YAML, HTML and XML come back verbatim."""
+    files = {
+        "a.py": "def f():\n    return 42\n",
+        "q.sql": "SELECT name FROM t WHERE x > 3;",
+        "c.yaml": "key: value\n",
+        "p.html": "<html><body><p>Hi</p></body></html>",
+        "d.xml": '<?xml version="1.0"?><root><item id="7">seven</item></root>',
+        "m.java": "class A { int x = 1; }",
+    }
+    for name, body in files.items():
+        (tmp_path / name).write_text(body)
+        assert read_file(tmp_path / name) == body, name
+
+
+def test_tsv_and_jsonld(tmp_path: Path) -> None:
+    """TSV is split on tabs; JSON-LD is pretty-printed like JSON."""
+    (tmp_path / "t.tsv").write_text("a\tb,c\n1\t2\n")
+    assert read_file(tmp_path / "t.tsv") == "a\tb,c\n1\t2"
+    (tmp_path / "p.jsonld").write_text(json.dumps({"@type": "Person", "name": "Ada"}))
+    text = read_file(tmp_path / "p.jsonld")
+    assert '"@type": "Person"' in text and '"name": "Ada"' in text
+
+
+def _make_zip(path: Path, members: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+def test_zip_lists_members_and_reads_one_with_its_own_reader(tmp_path: Path) -> None:
+    """A ZIP gives its listing; member= reads a CSV and an XLSX inside it with their readers."""
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.append(["city", "pop"])
+    wb.active.append(["Oslo", 709000])
+    wb.save(tmp_path / "inner.xlsx")
+    _make_zip(
+        tmp_path / "data.zip",
+        {
+            "inner/table.csv": b"x,y\n3,4\n",
+            "book.xlsx": (tmp_path / "inner.xlsx").read_bytes(),
+        },
+    )
+    listing = read_file(tmp_path / "data.zip")
+    assert "inner/table.csv\t8 bytes" in listing and "book.xlsx" in listing
+    assert "member=" in listing
+    assert read_file(tmp_path / "data.zip", member="inner/table.csv") == "x\ty\n3\t4"
+    assert "Oslo\t709000" in read_file(tmp_path / "data.zip", member="book.xlsx")
+    with pytest.raises(DocumentReadError, match=r"no member 'nope\.csv'"):
+        read_file(tmp_path / "data.zip", member="nope.csv")
+    (tmp_path / "t.txt").write_text("x")
+    with pytest.raises(DocumentReadError, match=r"only applies to \.zip"):
+        read_file(tmp_path / "t.txt", member="a")
+
+
+def test_zip_slip_and_huge_members_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Members named with .. or an absolute path, and members over the size cap, are refused."""
+    _make_zip(
+        tmp_path / "evil.zip", {"../escape.txt": b"x", "/abs.txt": b"y", "big.txt": b"z" * 100}
+    )
+    with pytest.raises(DocumentReadError, match="unsafe archive member"):
+        read_file(tmp_path / "evil.zip", member="../escape.txt")
+    assert not (tmp_path / "escape.txt").exists()
+    monkeypatch.setattr(readers, "MAX_ZIP_MEMBER_BYTES", 50)
+    with pytest.raises(DocumentReadError, match="too large"):
+        read_file(tmp_path / "evil.zip", member="big.txt")
+
+
+def test_audio_video_and_unknown_binaries_give_clear_errors(tmp_path: Path) -> None:
+    """Audio/video need a transcription endpoint; other binary types are unsupported."""
+    for name in ["voice.mp3", "clip.mov", "memo.m4a"]:
+        (tmp_path / name).write_bytes(b"ID3\x00\x00fake")
+        with pytest.raises(DocumentReadError, match=r"not supported offline.*transcription"):
+            read_file(tmp_path / name)
+    (tmp_path / "blob.bin").write_bytes(b"\x00\x01")
+    with pytest.raises(DocumentReadError, match=r"unsupported file type '\.bin'"):
+        read_file(tmp_path / "blob.bin")
+    assert [file_kind(Path(n)) for n in ["a.mp3", "b.MP4", "c.xlsx", "d.py", "e.zz"]] == [
+        "audio",
+        "video",
+        "spreadsheet",
+        "code/structured text",
+        "unknown",
+    ]

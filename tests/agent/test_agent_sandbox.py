@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from agent.tools.sandbox import SandboxConfig, detect_backend, run_python
+from agent.tools.sandbox import SandboxConfig, default_python_paths, detect_backend, run_python
 
 BACKEND = detect_backend()
 pytestmark = pytest.mark.skipif(
@@ -167,3 +169,80 @@ def test_python_paths_expose_site_packages_read_only() -> None:
     )
     r = run_python(code, SandboxConfig(python_paths=(str(site),)))
     assert r.stdout.split() == ["10", "read-only"], r.stderr
+
+
+@pytest.fixture
+def attachments() -> Iterator[Path]:
+    """A folder under /tmp that the unprivileged sandbox user can read, with a small CSV."""
+    with tempfile.TemporaryDirectory(dir="/tmp", prefix="memento-att-") as tmp:
+        folder = Path(tmp)
+        os.chmod(folder, 0o755)
+        (folder / "x.csv").write_text("item,units\napple,12\npear,30\n")
+        os.chmod(folder / "x.csv", 0o644)
+        yield folder
+
+
+def test_default_sandbox_imports_numpy_and_pandas() -> None:
+    """The default config mounts the host site-packages, so numpy and pandas import."""
+    if not default_python_paths():
+        pytest.skip("no site-packages with numpy/pandas usable by the sandbox interpreter")
+    r = run_python(
+        "import numpy as np, pandas as pd\n"
+        "print(int(np.arange(4).sum()), len(pd.DataFrame({'a': [1, 2]})))"
+    )
+    assert r.stdout.split() == ["6", "2"], r.stderr
+
+
+def test_default_python_paths_empty_for_other_python_version() -> None:
+    """Compiled wheels are not offered to an interpreter of another minor version."""
+    assert default_python_paths("/nonexistent/python2.7") == ()
+
+
+@needs_bwrap
+def test_pandas_reads_attachment_and_attachments_are_read_only(attachments: Path) -> None:
+    """Code reads /attachments/x.csv with pandas; creating or changing files there fails."""
+    if not default_python_paths():
+        pytest.skip("pandas not available to the sandbox interpreter")
+    code = (
+        "import os, pandas as pd\n"
+        "print(os.environ['ATTACHMENTS_DIR'])\n"
+        "print(int(pd.read_csv('/attachments/x.csv')['units'].sum()))\n"
+        "for p, mode in [('/attachments/new.txt', 'w'), ('/attachments/x.csv', 'a')]:\n"
+        "    try:\n"
+        "        open(p, mode).write('x')\n"
+        "        print('WROTE')\n"
+        "    except OSError as e:\n"
+        "        print('denied', type(e).__name__)\n"
+    )
+    r = run_python(code, SandboxConfig(attachments_dir=attachments))
+    assert r.stdout.split() == [
+        "/attachments",
+        "42",
+        "denied",
+        "OSError",
+        "denied",
+        "PermissionError",
+    ], r.stderr
+    assert sorted(p.name for p in attachments.iterdir()) == ["x.csv"]
+    assert (attachments / "x.csv").read_text().endswith("pear,30\n")
+
+
+def test_unshare_backend_sees_attachments_via_env(attachments: Path) -> None:
+    """Under the unshare backend ATTACHMENTS_DIR points at the real, readable folder."""
+    cfg = SandboxConfig(backend="unshare", attachments_dir=attachments)
+    if run_python("pass", cfg).returncode != 0:
+        pytest.skip("unshare backend does not work here")
+    code = (
+        "import os\n"
+        "d = os.environ['ATTACHMENTS_DIR']\n"
+        "print(open(os.path.join(d, 'x.csv')).readline().strip())"
+    )
+    r = run_python(code, cfg)
+    assert r.stdout.strip() == "item,units", r.stderr
+
+
+def test_unreadable_attachments_folder_is_left_out_with_a_note(tmp_path: Path) -> None:
+    """A missing attachments folder does not break the run; stderr explains why it is absent."""
+    r = run_python("print(1)", SandboxConfig(attachments_dir=tmp_path / "missing"))
+    assert r.stdout == "1\n"
+    assert r.stderr.startswith("[sandbox: the attachments folder does not exist")
