@@ -167,8 +167,12 @@ def _read_log(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
     return done
 
 
-def _correct(rec: dict[str, Any], threshold: float = 0.5) -> bool:
-    return float(rec["reward"]) >= threshold
+def _correct(rec: dict[str, Any]) -> bool:
+    """Solved as the benchmark counts it: the SimpleQA judge's CORRECT label where it graded
+    the answer, else an exact match (GAIA's quasi-exact match for GAIA)."""
+    if rec.get("judge_label") in ("CORRECT", "INCORRECT", "NOT_ATTEMPTED", "UNPARSED"):
+        return bool(rec["judge_label"] == "CORRECT")
+    return float(rec["em"]) >= 1.0
 
 
 def summarize_mode(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -312,8 +316,8 @@ class _Pass:
 
 def _scorer(dataset: str, judged: bool) -> Any:
     name = dataset.lower()
-    if name == "simpleqa" and judged:
-        return "simpleqa"
+    if name in ("simpleqa", "deepresearcher") and judged:
+        return name
     if name == "gaia":
         return "gaia"
     return "hotpotqa"

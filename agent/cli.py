@@ -331,6 +331,13 @@ def run(
     task: str = typer.Option(..., "--task", help="The question."),
     corpus: Path | None = typer.Option(None, help="JSONL corpus for the search tool."),
     files_root: Path | None = typer.Option(None, help="Folder read_file may read."),
+    attach: list[Path] = typer.Option(
+        [], "--attach", help="Attached file (repeatable; inside --files-root, or its folder)."
+    ),
+    memory_dir: Path | None = typer.Option(
+        None, "--memory", help="Saved memory folder to retrieve cases from (RUN/MODE/memory)."
+    ),
+    encoder: str = typer.Option("use", help="Task encoder of --memory: use | hashing."),
     backend: str = _BACKEND,
     base_url: str | None = _BASE_URL,
     api_key: str = _API_KEY,
@@ -339,15 +346,35 @@ def run(
     max_new_tokens: int = _MAX_NEW,
     max_turns: int = typer.Option(4, help="Executor replies per step."),
 ) -> None:
-    """Solve one task (no memory, no judging) and print the answer with its trajectory."""
+    """Solve one task (no judging, no learning) and print the answer with its trajectory;
+    with --memory the planner sees the cases the saved policy chooses."""
+    from agent.bench_data import Task
+    from agent.errors import MemoryMismatchError
     from agent.executor import Executor, ExecutorConfig
-    from agent.memory import AgentMemory, MemoryConfig
+    from agent.memory import AgentMemory, MemoryConfig, read_memory_meta
     from agent.planner import Planner
-    from agent.runner import AgentRunner
+    from agent.runner import AgentRunner, attachments_text
     from agent.tools.client import ToolClient
     from recsys.memory.text_encoder import HashingTextEncoder
 
-    memory = AgentMemory(HashingTextEncoder(64), MemoryConfig(mode="no-memory"))
+    missing = [str(a) for a in attach if not a.is_file()]
+    if missing:
+        raise typer.BadParameter(f"attachment not found: {', '.join(missing)}")
+    if attach and files_root is None:
+        files_root = attach[0].resolve().parent
+    if memory_dir is None:
+        memory = AgentMemory(HashingTextEncoder(64), MemoryConfig(mode="no-memory"))
+    else:
+        try:
+            mode = read_memory_meta(memory_dir)["mode"]
+            memory = AgentMemory(_encoder(encoder, None), MemoryConfig(mode=mode))
+            memory.load(memory_dir)
+        except MemoryMismatchError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from exc
+    shown = attachments_text(
+        Task("run", task, "", tuple(a.resolve() for a in attach)), 1500, files_root
+    )
     with (
         _llms(backend, base_url, api_key, planner_model, executor_model, max_new_tokens) as (
             planner,
@@ -360,11 +387,13 @@ def run(
             Executor(executor, tools, ExecutorConfig(max_turns=max_turns)),
             memory,
         )
-        answer, details = runner.solve(task)
+        answer, details = runner.solve(task, shown)
     out = {
         "task": task,
         "answer": answer,
+        "chosen_cases": details["retrieval"].chosen_ids,
         "plans": [p.to_json() for p in details["plans"]],
+        "planner_calls": details["planner_calls"],
         "steps": [
             {"goal": r.goal, "answer": r.answer, "stop": r.stop, "trajectory": r.trajectory}
             for r in details["results"]

@@ -174,8 +174,8 @@ def plot_family(result: dict[str, Any], path: Path) -> None:
         ax.set_ylim(0, 1)
         ax.set_title(title)
     fig.suptitle(
-        f"ledger family, {len(result['seeds'])} seeds, {result['modes'][modes[0]]['n_rows']} "
-        "held-out rows per mode"
+        f"ledger family, encoder {result['encoder']}, {len(result['seeds'])} seeds, "
+        f"{result['modes'][modes[0]]['n_rows']} held-out rows per mode (95% CI)"
     )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -43,9 +43,10 @@ class RunnerConfig:
     """Plan steps executed per cycle (extra steps are dropped)."""
     learn: bool = True
     """Send transitions to the learner and write cases."""
-    scorer: Literal["hotpotqa", "gaia", "simpleqa"] = "hotpotqa"
+    scorer: Literal["hotpotqa", "gaia", "simpleqa", "deepresearcher"] = "hotpotqa"
     """How `em` and the reward are scored: HotpotQA EM/F1 (reward = F1), GAIA's quasi-exact
-    match (reward = 1 / 0), or SimpleQA's LLM-judged label (reward = 1 iff CORRECT)."""
+    match (reward = 1 / 0), SimpleQA's LLM-judged label (reward = 1 iff CORRECT), or
+    DeepResearcher's F1 with the judged partial match (PM) as the label."""
     attachment_chars: int = 1500
     """Characters of each attachment's extract shown to the planner and the executor."""
     files_root: Path | None = None

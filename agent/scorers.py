@@ -318,12 +318,14 @@ def score_answer(
     golds: Sequence[str],
     question: str,
     llm_judge: LLMJudge | None,
-    scorer: Literal["hotpotqa", "gaia", "simpleqa"],
+    scorer: Literal["hotpotqa", "gaia", "simpleqa", "deepresearcher"],
 ) -> JudgeResult:
     """The task's scores as its benchmark defines them: HotpotQA EM/F1 (reward = F1), GAIA's
     quasi-exact match as `em` (reward = 1 / 0), or SimpleQA's judged label (reward = 1 iff
-    CORRECT; needs an `OpenAIJudge`; an unparsed reply is labelled UNPARSED, reward 0). Any
-    other LLM judge's verdict, when given, is the reward."""
+    CORRECT; needs an `OpenAIJudge`; an unparsed reply is labelled UNPARSED, reward 0), or
+    DeepResearcher's token F1 (the reward) with the judged partial match as the label
+    (PARTIAL_MATCH / NO_MATCH / UNPARSED; needs an `OpenAIJudge`). Any other LLM judge's
+    verdict, when given, is the reward."""
     if scorer == "simpleqa":
         if not isinstance(llm_judge, OpenAIJudge):
             raise ValueError("SimpleQA is graded by an LLM judge: pass an OpenAIJudge")
@@ -331,6 +333,13 @@ def score_answer(
         grade = llm_judge.grade_simpleqa(question, prediction, " OR ".join(golds))
         ok = float(grade.correct)
         return JudgeResult(base.em, base.f1, ok, ok, grade.label)
+    if scorer == "deepresearcher":
+        if not isinstance(llm_judge, OpenAIJudge):
+            raise ValueError("DeepResearcher's PM is judged by an LLM: pass an OpenAIJudge")
+        base = judge_answer(prediction, list(golds), question, None)
+        pm = llm_judge.grade_partial_match(question, prediction, " OR ".join(golds))
+        label = {True: "PARTIAL_MATCH", False: "NO_MATCH", None: "UNPARSED"}[pm.partial_match]
+        return JudgeResult(base.em, base.f1, base.f1, None, label)
     judged = judge_answer(prediction, list(golds), question, llm_judge)
     if scorer == "hotpotqa":
         return judged

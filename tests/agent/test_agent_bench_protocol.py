@@ -145,3 +145,45 @@ def test_pass_at_k_estimator_and_split() -> None:
     own = [Task("a", "q", "x", (), {"split": "test"}), Task("b", "q", "x", (), {"split": "train"})]
     assert split_tasks(own, 0.9) == ([own[1]], [own[0]])
     assert split_tasks(tasks, None) == (tasks, [])
+
+
+def test_agent_run_reads_an_attachment_and_refuses_a_missing_one(tmp_path: Path) -> None:
+    """`memento agent run --attach FILE` (scripted backend, real stdio tool server) answers from
+    the spreadsheet; a missing attachment is a usage error, not a crash."""
+    from typer.testing import CliRunner
+
+    from memento.cli import app
+
+    folder = _gaia(tmp_path / "g")
+    q = "How many units of 'Widget' were sold?"
+    res = CliRunner().invoke(
+        app, ["agent", "run", "--task", q, "--attach", str(folder / "sales.xlsx")]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output[res.output.index("{") :])["answer"] == "1234"
+    res = CliRunner().invoke(
+        app, ["agent", "run", "--task", q, "--attach", str(tmp_path / "no.csv")]
+    )
+    assert res.exit_code == 2 and "attachment not found" in res.output
+
+
+def test_deepresearcher_reward_is_f1_with_judged_partial_match(tmp_path: Path) -> None:
+    """DeepResearcher: reward = token F1; the judge's YES / NO partial match is counted."""
+    src = tmp_path / "dr.jsonl"
+    rows = [{"question": "Is water wet?", "answer": "yes"}, {"question": "Name it", "answer": "b"}]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    judge_script = Script(
+        rules=(Rule("Question: Is water wet?", ScriptedReply(content="YES"), where="any"),),
+        default=ScriptedReply(content="NO"),
+    )
+    cfg = BenchConfig("deepresearcher", src, tmp_path / "out", modes=("no-memory",), iterations=1)
+    with (
+        HeuristicLLMServer() as srv,
+        ScriptedLLMServer(judge_script) as judge_srv,
+        ToolClient.in_process(ToolServerConfig()) as tools,
+    ):
+        judge = OpenAIJudge(_client(judge_srv, "judge"))
+        res = run_bench(cfg, _client(srv), _client(srv), tools, HashingTextEncoder(64), None, judge)
+    it = res["modes"]["no-memory"]["iterations"][0]
+    assert it["judge_labels"] == {"NO_MATCH": 1, "PARTIAL_MATCH": 1}
+    assert it["reward"] == it["f1"] == pytest.approx(0.5, abs=1e-3)
