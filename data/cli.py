@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -14,6 +15,13 @@ fetch_app = typer.Typer(help="Download public datasets at run time (never commit
                         no_args_is_help=True)  # fmt: skip
 app.add_typer(fetch_app, name="fetch")
 err = Console(stderr=True)
+
+
+class Engine(StrEnum):
+    """Where pass 1 (parse + validate the log blocks) of `prepare` runs."""
+
+    local = "local"
+    ray = "ray"
 
 
 @app.command("prepare")
@@ -35,13 +43,26 @@ def prepare(
     keep_duplicates: bool = typer.Option(
         False, "--keep-duplicates", help="Keep exact duplicate log rows (still counted)."
     ),
+    engine: Engine = typer.Option(
+        Engine.local,
+        "--engine",
+        help="local: one process; ray: log blocks parsed as parallel Ray tasks (same output).",
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="Ray engine: blocks at once (default: all CPUs)."
+    ),
 ) -> None:
     """Validate raw files into the canonical schema; every unusable row is counted by reason."""
     from data.tianchi import PrepareConfig, prepare_tianchi
 
     if source != "tianchi":
         raise typer.BadParameter(f"unknown source {source!r}; supported: tianchi")
-    cfg = PrepareConfig(keep_duplicates=keep_duplicates, max_reject_fraction=max_reject_fraction)
+    cfg = PrepareConfig(
+        keep_duplicates=keep_duplicates,
+        max_reject_fraction=max_reject_fraction,
+        engine="ray" if engine is Engine.ray else "local",
+        workers=workers,
+    )
     with err.status(f"preparing {input_dir} -> {out_dir}"):
         report = prepare_tianchi(input_dir, out_dir, cfg)
     if as_json:
@@ -82,6 +103,33 @@ def synth(
     with err.status(f"generating {events:,} events into {out_dir}"):
         generate_synthetic(cfg, out_dir)
     err.print(f"wrote {out_dir} (ground truth in {out_dir / 'ground_truth.json'})")
+
+
+@app.command("bench-prepare")
+def bench_prepare_command(
+    rows: list[int] = typer.Option(
+        [2_000_000], "--rows", help="Log rows to generate (repeat for several sizes)."
+    ),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Ray tasks at once."),
+    as_json: bool = typer.Option(False, "--json", help="Print only the JSON result."),
+) -> None:
+    """Rows/s and peak RSS of the local and the Ray prepare engines on the same files."""
+    from data.bench_prepare import bench_prepare
+
+    with err.status(f"benchmarking prepare on {rows} rows (local vs ray)"):
+        results = bench_prepare(rows, workers)
+    if not as_json:
+        for r in results:
+            loc, ray_ = r["local"], r["ray"]
+            assert isinstance(loc, dict) and isinstance(ray_, dict), "engine results are dicts"
+            err.print(
+                f"{r['rows']:,} rows ({r['log_mb']} MB): local {loc['rows_per_s']:,} rows/s "
+                f"(peak {loc['driver_peak_rss_mb']} MB) | ray {ray_['rows_per_s']:,} rows/s "
+                f"(driver {ray_['driver_peak_rss_mb']} MB, workers {ray_['worker_peak_rss_mb']} "
+                f"MB) | ray/local {r['ray_over_local_rows_per_s']} | same report "
+                f"{r['same_report']}"
+            )
+    typer.echo(json.dumps({"benchmark": "data-prepare-engines", "runs": results}))
 
 
 @fetch_app.command("movielens-100k")

@@ -53,6 +53,8 @@ class PrepareReport:
     """Rejected rows / all rows read (log + products + reviews)."""
     log_files: list[str] = field(default_factory=list)
     """Log part files read, in order."""
+    engine: str = "local"
+    """Pass-1 engine that produced it: `local` or `ray` (same output either way)."""
     elapsed_s: float = 0.0
     """Wall-clock seconds of the whole prepare."""
 

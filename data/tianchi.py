@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -39,7 +40,7 @@ from data.schema import (
 )
 from data.tianchi_catalog import read_products, read_reviews, rejects_frame
 from data.tianchi_files import discover_files, sniff_layout
-from data.tianchi_log import ordered_counts, split_log, write_buckets
+from data.tianchi_log import LogSplitter, ordered_counts, split_log, write_buckets
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +59,28 @@ class PrepareConfig:
     """Value of the `source` column."""
     block_bytes: int = 16 << 20
     """Bytes of log text parsed at a time in pass 1 (bounds peak memory with the bucket)."""
+    engine: Literal["local", "ray"] = "local"
+    """Pass 1 in this process (`local`) or as parallel Ray tasks over byte blocks (`ray`,
+    see `data.tianchi_ray`); the output is identical."""
+    workers: int | None = None
+    """Ray engine: blocks parsed at once (default: the cluster's CPUs)."""
 
 
-def prepare_tianchi(input_dir: Path, out_dir: Path, cfg: PrepareConfig) -> PrepareReport:
+def prepare_tianchi(
+    input_dir: Path, out_dir: Path, cfg: PrepareConfig, splitter: LogSplitter | None = None
+) -> PrepareReport:
     """Read a Tianchi Rec-Tmall folder (official or sample layout) into canonical parquet.
 
     Writes interactions/items/reviews/rejects parquet and report.json into `out_dir`; returns
     the report. Never raises on bad rows: they are counted by reason and written to rejects.
+    `splitter`: pass 1 (default: `split_log`, or a `RaySplitter` for `cfg.engine == "ray"`).
     """
+    if splitter is None:
+        splitter = split_log
+        if cfg.engine == "ray":
+            from data.tianchi_ray import RaySplitter
+
+            splitter = RaySplitter(workers=cfg.workers)
     start = time.perf_counter()
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -74,7 +89,9 @@ def prepare_tianchi(input_dir: Path, out_dir: Path, cfg: PrepareConfig) -> Prepa
     stage.mkdir()
     try:
         files = discover_files(input_dir, stage / "unzipped")
-        report = PrepareReport(source=cfg.source, log_files=[p.name for p in files.logs])
+        report = PrepareReport(
+            source=cfg.source, log_files=[p.name for p in files.logs], engine=cfg.engine
+        )
         side_rejects: list[dict[str, object]] = []
 
         product_ids: pl.Series | None = None
@@ -99,7 +116,7 @@ def prepare_tianchi(input_dir: Path, out_dir: Path, cfg: PrepareConfig) -> Prepa
         rej_schema = empty_frame(REJECTS_SCHEMA).to_arrow().schema
         rejects = pq.ParquetWriter(out_dir / REJECTS_FILE, rej_schema, compression="zstd")
         try:
-            split = split_log(
+            split = splitter(
                 layouts, product_ids, stage / "blocks", rejects, cfg.bucket_hours, cfg.block_bytes
             )
             if side_rejects:

@@ -23,10 +23,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from data.schema import ACTION_DTYPE, ACTIONS, INTERACTIONS_SCHEMA, REJECTS_SCHEMA, TS_DTYPE
@@ -67,6 +69,7 @@ def read_block(block: bytes, layout: TextLayout) -> pl.DataFrame:
         truncate_ragged_lines=True,
         empty_string_is_null=True,
         raise_if_empty=False,
+        missing_columns="insert",  # a short first line must not narrow the block's columns
     )
 
 
@@ -135,6 +138,28 @@ class IdSet:
 
 
 @dataclass
+class BlockResult:
+    """What `split_block` did with one block; small and picklable (a Ray task returns it)."""
+
+    rows_read: int = 0
+    """Log data rows in the block (valid + rejected)."""
+    n_valid: int = 0
+    """Valid rows (before de-duplication)."""
+    actions: Counter[str] = field(default_factory=Counter)
+    """Action -> valid rows."""
+    rejected: Counter[str] = field(default_factory=Counter)
+    """Reason -> rejected rows."""
+    time_min: datetime | None = None
+    """Earliest valid timestamp."""
+    time_max: datetime | None = None
+    """Latest valid timestamp."""
+    path: Path | None = None
+    """Block parquet file of the valid rows (None when the block has none)."""
+    buckets: list[int] = field(default_factory=list)
+    """Bucket key of each row group of `path`, in row-group order."""
+
+
+@dataclass
 class LogSplit:
     """What pass 1 leaves behind: where each bucket's rows are, and running counts."""
 
@@ -152,6 +177,97 @@ class LogSplit:
     """Earliest valid timestamp."""
     time_max: datetime | None = None
     """Latest valid timestamp."""
+    row_offsets: dict[Path, int] = field(default_factory=dict)
+    """Block file -> amount to add to its `row` column (blocks numbered from 0 in isolation,
+    as Ray tasks do); absent means the rows are already global."""
+
+    def add(self, res: BlockResult, row_offset: int | None = None) -> None:
+        """Merge the next block in input order; `row_offset`: see `row_offsets`."""
+        self.rows_read += res.rows_read
+        self.n_valid += res.n_valid
+        self.actions.update(res.actions)
+        self.rejected.update(res.rejected)
+        if res.time_min is not None and res.time_max is not None:
+            lo, hi = self.time_min, self.time_max
+            self.time_min = res.time_min if lo is None else min(lo, res.time_min)
+            self.time_max = res.time_max if hi is None else max(hi, res.time_max)
+        if res.path is not None:
+            for i, key in enumerate(res.buckets):
+                self.buckets.setdefault(key, []).append((res.path, i))
+            if row_offset:
+                self.row_offsets[res.path] = row_offset
+
+
+class LogSplitter(Protocol):
+    """Pass 1 as `prepare_tianchi` calls it (`split_log` here, `RaySplitter` on Ray)."""
+
+    def __call__(
+        self,
+        logs: list[tuple[Path, TextLayout]],
+        product_ids: pl.Series | None,
+        stage: Path,
+        rejects: pq.ParquetWriter,
+        bucket_hours: int,
+        block_bytes: int,
+    ) -> LogSplit:
+        """Validate every log row; rejects -> `rejects`, valid rows -> block files in `stage`."""
+        ...
+
+
+def shift_rows(table: pa.Table, offset: int) -> pa.Table:
+    """`table` with `offset` added to its int64 `row` column."""
+    if not offset:
+        return table
+    i = table.schema.get_field_index("row")
+    shifted = pc.add(table.column(i), pa.scalar(offset, pa.int64()))
+    return table.set_column(i, "row", shifted)
+
+
+def split_block(
+    block: bytes,
+    layout: TextLayout,
+    product_ids: pl.Series | None,
+    row_offset: int,
+    bucket_hours: int,
+    path: Path,
+) -> tuple[BlockResult, pa.Table | None]:
+    """Parse and validate one block of whole log lines; rows are numbered from `row_offset`.
+
+    Valid rows go to `path` (one row group per time bucket); returns the counts and the
+    rejected rows (rejects schema, input order) or None when there are none.
+    """
+    res = BlockResult()
+    raw = read_block(block, layout)
+    parsed = parse_log(raw.with_row_index("row", offset=row_offset), product_ids)
+    res.rows_read = raw.height
+    del raw
+    bad = parsed.filter(pl.col("reason").is_not_null())
+    rej: pa.Table | None = None
+    if bad.height:
+        res.rejected.update(dict(bad.group_by("reason").len().iter_rows()))
+        rej_schema = pl.DataFrame(schema=REJECTS_SCHEMA).to_arrow().schema
+        rej = (
+            bad.select(
+                pl.lit("log").alias("table"),
+                pl.col("row").cast(pl.Int64),
+                pl.col("reason"),
+                pl.concat_str([pl.col(c).fill_null("") for c in _RAW], separator=",").alias("raw"),
+            )
+            .to_arrow()
+            .cast(rej_schema)
+        )
+    good = parsed.filter(pl.col("reason").is_null()).select(
+        pl.col("user_id"),
+        pl.col("item_id"),
+        pl.col("action_str").cast(ACTION_DTYPE).alias("action"),
+        pl.col("ts"),
+        pl.col("row").cast(pl.Int64),
+        (pl.col("ts").dt.epoch("s") // (3600 * bucket_hours)).alias("_bucket"),
+    )
+    del parsed, bad
+    if good.height:
+        _write_block(good, path, res)
+    return res, rej
 
 
 def split_log(
@@ -166,64 +282,46 @@ def split_log(
     """Pass 1: validate every log row; rejects -> `rejects`, valid rows -> bucketed block files."""
     out = LogSplit()
     stage.mkdir(parents=True, exist_ok=True)
-    rej_schema = pl.DataFrame(schema=REJECTS_SCHEMA).to_arrow().schema
-    bucket_s = 3600 * bucket_hours
     n_block = 0
     for path, layout in logs:
         for block in iter_blocks(path, block_bytes, layout.has_header):
-            raw = read_block(block, layout)
-            del block
-            parsed = parse_log(raw.with_row_index("row", offset=out.rows_read), product_ids)
-            out.rows_read += raw.height
-            del raw
-            bad = parsed.filter(pl.col("reason").is_not_null())
-            if bad.height:
-                out.rejected.update(dict(bad.group_by("reason").len().iter_rows()))
-                rej = bad.select(
-                    pl.lit("log").alias("table"),
-                    pl.col("row").cast(pl.Int64),
-                    pl.col("reason"),
-                    pl.concat_str([pl.col(c).fill_null("") for c in _RAW], separator=",").alias(
-                        "raw"
-                    ),
-                )
-                rejects.write_table(rej.to_arrow().cast(rej_schema))
-            good = parsed.filter(pl.col("reason").is_null()).select(
-                pl.col("user_id"),
-                pl.col("item_id"),
-                pl.col("action_str").cast(ACTION_DTYPE).alias("action"),
-                pl.col("ts"),
-                pl.col("row").cast(pl.Int64),
-                (pl.col("ts").dt.epoch("s") // bucket_s).alias("_bucket"),
+            res, rej = split_block(
+                block, layout, product_ids, out.rows_read, bucket_hours, block_path(stage, n_block)
             )
-            del parsed, bad
-            if good.height:
-                _write_block(good, stage / f"block_{n_block:06d}.parquet", out)
+            del block
+            if rej is not None:
+                rejects.write_table(rej)
+            out.add(res)
             n_block += 1
             if on_block is not None:
                 on_block(n_block)
     return out
 
 
-def _write_block(good: pl.DataFrame, path: Path, out: LogSplit) -> None:
+def block_path(stage: Path, n: int) -> Path:
+    """Parquet file of the valid rows of block `n`."""
+    return stage / f"block_{n:06d}.parquet"
+
+
+def _write_block(good: pl.DataFrame, path: Path, out: BlockResult) -> None:
     out.n_valid += good.height
     tmin, tmax = good["ts"].min(), good["ts"].max()
     assert isinstance(tmin, datetime) and isinstance(tmax, datetime), "valid rows have a ts"
-    out.time_min = tmin if out.time_min is None else min(out.time_min, tmin)
-    out.time_max = tmax if out.time_max is None else max(out.time_max, tmax)
+    out.time_min, out.time_max = tmin, tmax
     out.actions.update({str(a): int(n) for a, n in good.group_by("action").len().iter_rows()})
     parts = good.partition_by("_bucket", as_dict=True, include_key=False, maintain_order=True)
     writer: pq.ParquetWriter | None = None
     try:
-        for i, key in enumerate(sorted(parts, key=lambda k: int(k[0]))):
+        for key in sorted(parts, key=lambda k: int(k[0])):
             table = parts[key].select(_VALID_COLS).to_arrow()
             if writer is None:
                 writer = pq.ParquetWriter(path, table.schema, compression="lz4")
             writer.write_table(table, row_group_size=max(1, table.num_rows))
-            out.buckets.setdefault(int(key[0]), []).append((path, i))
+            out.buckets.append(int(key[0]))
     finally:
         if writer is not None:
             writer.close()
+    out.path = path
 
 
 @dataclass
@@ -254,7 +352,10 @@ def write_buckets(
     writer = pq.ParquetWriter(out_path, out_schema, compression="zstd")
     try:
         for k, key in enumerate(sorted(split.buckets)):
-            tables = [pq.ParquetFile(p).read_row_group(i) for p, i in split.buckets[key]]
+            tables = [
+                shift_rows(pq.ParquetFile(p).read_row_group(i), split.row_offsets.get(p, 0))
+                for p, i in split.buckets[key]
+            ]
             df = pl.from_arrow(pa.concat_tables(tables))
             assert isinstance(df, pl.DataFrame), "a table converts to a DataFrame"
             del tables

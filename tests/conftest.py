@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,21 @@ def shared_data() -> Path:
 def tmall_sample_dir(shared_data: Path) -> Path:
     """The real Tianchi Rec-Tmall sample files."""
     return shared_data / "tmall-sample"
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[None]:
+    """One real one-node Ray cluster for the whole session (2 CPUs, small object store, no
+    dashboard), shut down at the end. Tests that need Ray take this fixture."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            object_store_memory=256 * 1024 * 1024,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    yield
+    ray.shutdown()
