@@ -23,8 +23,9 @@ _DATA_HELP = (
 )
 
 
-def _progress_run(cfg: Any) -> Any:
-    """`train(cfg)` under progress bars; logs, warnings and library output go to the log file."""
+def _progress_run(cfg: Any, distributed: Any = None) -> Any:
+    """`train(cfg)` under progress bars; logs, warnings and library output go to the log file.
+    distributed: a `training.distributed.DistributedConfig` to train with the Ray engine."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from training.console import log_to_file
@@ -47,6 +48,10 @@ def _progress_run(cfg: Any) -> Any:
                 tasks[label] = bar.add_task(label, total=total)
             bar.advance(tasks[label], advance)
 
+        if distributed is not None:
+            from training.distributed import train_distributed
+
+            return train_distributed(cfg, distributed, progress=cb)
         return train(cfg, progress=cb)
 
 
@@ -132,9 +137,25 @@ def train_command(
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow URI."),
     output_dir: Path = typer.Option(Path("runs/train"), "--output-dir", help="Output folder."),
     no_register: bool = typer.Option(False, "--no-register", help="Skip model registration."),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="local: one process; ray: Ape-X style replay actors and one learner actor "
+        "(training/distributed).",
+    ),
+    workers: int = typer.Option(2, "--workers", min=1, help="With --engine ray: replay actors."),
+    address: str | None = typer.Option(
+        None, "--address", help="With --engine ray: an existing Ray cluster (default: start one)."
+    ),
 ) -> None:
     """Train the case-retrieval policy by offline replay, evaluate, track in MLflow."""
     from training.config import TrainConfig
+    from training.distributed.config import ENGINES
+
+    if engine not in ENGINES:
+        raise typer.BadParameter(
+            f"unknown engine {engine!r}: {' | '.join(ENGINES)}", param_hint="--engine"
+        )
 
     cfg = TrainConfig(
         data=data,
@@ -161,7 +182,12 @@ def train_command(
         register=not no_register,
         progress=True,
     )
-    _print_result(_progress_run(cfg), cfg.output_dir / LOG_NAME)
+    distributed = None
+    if engine == "ray":
+        from training.distributed.config import DistributedConfig
+
+        distributed = DistributedConfig(workers=workers, address=address)
+    _print_result(_progress_run(cfg, distributed), cfg.output_dir / LOG_NAME)
 
 
 _BENCH_CAPS: dict[str, dict[str, Any]] = {

@@ -136,6 +136,11 @@ def _tick(progress: Progress | None, label: str, total: int) -> Callable[[int], 
     return lambda _j: progress(label, 1, total)
 
 
+TrainPass = Callable[[np.ndarray, Learner, str], tuple[float, list[dict[str, float]]]]
+"""One training pass over the given decisions that updates the learner in place; returns
+(reward per decision, learner metrics). `training.distributed` runs it on Ray actors."""
+
+
 def run_memory_mode(
     world: ReplayWorld,
     parts: SplitParts,
@@ -144,9 +149,13 @@ def run_memory_mode(
     seed: int,
     llm: FrozenLLM | None,
     progress: Progress | None = None,
+    train_pass: TrainPass | None = None,
+    info: dict[str, Any] | None = None,
 ) -> list[MethodResult]:
     """Train (iterations) and evaluate a case-memory mode or `no-memory`; soft-q also
-    yields `no-llm` (its policy evaluated without the LLM)."""
+    yields `no-llm` (its policy evaluated without the LLM). `train_pass` replaces the
+    in-process training pass of a learned mode (validation, the kept pass and the test rows
+    stay here); `info` is added to every result's `info`."""
     learner = _learner(cfg, mode, seed, world.dim) if mode in LEARNED_MODES else None
     rec = recommender_for(parts.train, cfg, learner, llm, mode)
     rng = np.random.default_rng(seed)
@@ -166,19 +175,23 @@ def run_memory_mode(
             curve.append(curve[-1])
             train_reward.append(train_reward[-1])
             continue
-        res: PassResult = run_pass(
-            world,
-            rec,
-            cfg,
-            train_idx,
-            learn=learner is not None,
-            greedy=False,
-            llm_fraction=cfg.llm_fraction,
-            rng=rng,
-            on_decision=_tick(progress, label, len(train_idx)),
-        )
-        train_reward.append(res.reward_per_decision)
-        learn.extend(res.learn)
+        if train_pass is not None and learner is not None:
+            reward, learned = train_pass(train_idx, learner, label)
+        else:
+            res: PassResult = run_pass(
+                world,
+                rec,
+                cfg,
+                train_idx,
+                learn=learner is not None,
+                greedy=False,
+                llm_fraction=cfg.llm_fraction,
+                rng=rng,
+                on_decision=_tick(progress, label, len(train_idx)),
+            )
+            reward, learned = res.reward_per_decision, res.learn
+        train_reward.append(reward)
+        learn.extend(learned)
         if len(valid_idx):
             val = run_pass(world, rec, cfg, valid_idx, False, True, 0.0, rng, training=True)
             curve.append(list_metrics(world, val.decisions)["ndcg@10"])
@@ -189,7 +202,7 @@ def run_memory_mode(
             label,
             train_reward[-1],
             f"{curve[-1]:.4f}" if curve else "-",
-            len(res.learn),
+            len(learned),
         )
     if learner is not None and best[2] is not None:  # early stopping on validation NDCG@10
         learner.load_state_dict(best[2])
@@ -217,6 +230,7 @@ def run_memory_mode(
             "train_reward": list(train_reward),
             "valid_rows": len(valid_idx),
             "kept_pass": best[1] or len(curve),
+            **(info or {}),
         }
         results.append(res_m)
     rec.set_llm(llm)

@@ -46,6 +46,9 @@ __all__ = ["TrainResult", "load_data", "train"]
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
+MemoryRunner = Callable[..., list[MethodResult]]
+"""Runs one case-memory mode and seed: `run_memory_mode`'s signature (the Ray engine swaps in
+`training.distributed.RayMemoryRunner`, which distributes the training passes)."""
 
 
 @dataclass
@@ -208,9 +211,14 @@ def prepare_world(cfg: TrainConfig) -> tuple[ReplayWorld, Any, str]:
     return world, split, name
 
 
-def run_methods(cfg: TrainConfig, progress: Progress | None = None) -> RunOutput:
-    """Every configured method and seed on one world and one set of training parts."""
+def run_methods(
+    cfg: TrainConfig, progress: Progress | None = None, memory_runner: MemoryRunner | None = None
+) -> RunOutput:
+    """Every configured method and seed on one world and one set of training parts;
+    `memory_runner` (default `run_memory_mode`) runs the case-memory modes."""
     import torch
+
+    run_memory = memory_runner or run_memory_mode
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     world, split, name = prepare_world(cfg)
@@ -231,12 +239,12 @@ def run_methods(cfg: TrainConfig, progress: Progress | None = None) -> RunOutput
                     r.seed = seed
                     results[mode].append(r)
             elif mode in (*LEARNED_MODES, "no-memory"):
-                for r in run_memory_mode(world, parts, cfg, mode, seed, llm, progress):
+                for r in run_memory(world, parts, cfg, mode, seed, llm, progress):
                     results.setdefault(r.name, []).append(r)
             elif mode == "no-llm" and "soft-q" in cfg.modes and cfg.llm_fraction == 0.0:
                 continue  # produced by the soft-q run
             elif mode == "no-llm":
-                for r in run_memory_mode(world, parts, cfg, "soft-q", seed, None, progress):
+                for r in run_memory(world, parts, cfg, "soft-q", seed, None, progress):
                     r.name = "no-llm"
                     results.setdefault("no-llm", []).append(r)
             elif mode in BASELINES and seed == cfg.seeds[0]:
@@ -262,14 +270,17 @@ def compare_methods(
     return compare(rows, reference)
 
 
-def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
-    """Run the configured methods, evaluate, log to MLflow, register soft-q as `champion`."""
+def train(
+    cfg: TrainConfig, progress: Progress | None = None, memory_runner: MemoryRunner | None = None
+) -> TrainResult:
+    """Run the configured methods, evaluate, log to MLflow, register soft-q as `champion`
+    (`memory_runner`: see `run_methods`)."""
     from training.plots import plot_comparison, plot_learning_curves
     from training.report import aggregate, markdown_table
     from training.tracking import Tracker, TrackingConfig
 
     t0 = time.perf_counter()
-    run = run_methods(cfg, progress)
+    run = run_methods(cfg, progress, memory_runner)
     results, name = run.results, run.name
     per_seed = {m: [r.metrics for r in rs] for m, rs in results.items()}
     # learning curves of the methods that train (a baseline has none: its flat line would be an
