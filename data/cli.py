@@ -105,33 +105,6 @@ def synth(
     err.print(f"wrote {out_dir} (ground truth in {out_dir / 'ground_truth.json'})")
 
 
-@app.command("bench-prepare")
-def bench_prepare_command(
-    rows: list[int] = typer.Option(
-        [2_000_000], "--rows", help="Log rows to generate (repeat for several sizes)."
-    ),
-    workers: int | None = typer.Option(None, "--workers", min=1, help="Ray tasks at once."),
-    as_json: bool = typer.Option(False, "--json", help="Print only the JSON result."),
-) -> None:
-    """Rows/s and peak RSS of the local and the Ray prepare engines on the same files."""
-    from data.bench_prepare import bench_prepare
-
-    with err.status(f"benchmarking prepare on {rows} rows (local vs ray)"):
-        results = bench_prepare(rows, workers)
-    if not as_json:
-        for r in results:
-            loc, ray_ = r["local"], r["ray"]
-            assert isinstance(loc, dict) and isinstance(ray_, dict), "engine results are dicts"
-            err.print(
-                f"{r['rows']:,} rows ({r['log_mb']} MB): local {loc['rows_per_s']:,} rows/s "
-                f"(peak {loc['driver_peak_rss_mb']} MB) | ray {ray_['rows_per_s']:,} rows/s "
-                f"(driver {ray_['driver_peak_rss_mb']} MB, workers {ray_['worker_peak_rss_mb']} "
-                f"MB) | ray/local {r['ray_over_local_rows_per_s']} | same report "
-                f"{r['same_report']}"
-            )
-    typer.echo(json.dumps({"benchmark": "data-prepare-engines", "runs": results}))
-
-
 @fetch_app.command("movielens-100k")
 def fetch_movielens(
     out_dir: Path | None = typer.Option(

@@ -95,17 +95,62 @@ def llm_command(
 
 
 def prepare_command(
-    rows: str = typer.Option("1000000,10000000", "--rows", help="Comma-separated event counts."),
+    rows: str = typer.Option("1000000,10000000", "--rows", help="Comma-separated log row counts."),
+    engines: str = typer.Option(
+        "local", "--engines", help="Comma-separated prepare engines to time: local, ray."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="Ray engine: tasks at once (default: all CPUs)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print only the JSON result."),
     work_dir: Path | None = typer.Option(
-        None, "--work-dir", help="Scratch folder (default: a temporary folder, removed after)."
+        None, "--work-dir", help="Scratch folder for outputs (default: a temporary folder)."
     ),
 ) -> None:
-    """Rows/second and peak RSS of `data prepare` vs a bare polars scan of the same files."""
+    """Rows/s and peak RSS of `data prepare` per engine vs a bare polars scan of the same files."""
     from rich.console import Console
 
-    from training.bench.prepare import bench_prepare
+    from training.bench.prepare import ENGINES, bench_prepare
 
+    chosen = [e.strip() for e in engines.split(",") if e.strip()]
+    if not chosen or set(chosen) - set(ENGINES) or len(set(chosen)) != len(chosen):
+        raise typer.BadParameter(f"{engines!r}: a comma-separated subset of {', '.join(ENGINES)}")
     err = None if as_json else Console(stderr=True)
-    results = bench_prepare(_ints(rows), work_dir, err)
+    results = bench_prepare(_ints(rows), chosen, workers, work_dir, err)
+    if err is not None:
+        for run in results:
+            err.print(_prepare_table(run, chosen))
     typer.echo(json.dumps({"benchmark": "prepare", "runs": results}))
+
+
+def _prepare_table(run: dict[str, object], engines: list[str]) -> object:
+    """One size's measurements side by side: a column per scan/engine, a row per figure."""
+    from rich.table import Table
+
+    cols = ["scan_baseline", *engines]
+    title = f"prepare: {run['rows']:,} log rows, {run['log_mb']} MB"
+    if "ray_over_local_rows_per_s" in run:
+        title += f"; ray/local rows/s {run['ray_over_local_rows_per_s']}x"
+        title += f", same report: {run['same_report']}"
+    table = Table(title=title)
+    table.add_column("figure")
+    for c in cols:
+        table.add_column(c, justify="right")
+    figures = {
+        "rows/s": "rows_per_s",
+        "seconds": "seconds",
+        "pass 1 s": "pass1_s",
+        "Ray start s": "ray_start_s",
+        "driver peak RSS MB": "driver_peak_rss_mb",
+        "Ray worker peak RSS MB": "worker_peak_rss_mb",
+        "all processes peak RSS MB (sum)": "all_processes_peak_rss_sum_mb",
+    }
+    for label, key in figures.items():
+        cells = []
+        for c in cols:
+            m = run[c]
+            v = m.get(key, "-") if isinstance(m, dict) else "-"
+            cells.append(f"{v:,}" if isinstance(v, int) else str(v))
+        table.add_row(label, *cells)
+    table.add_row("time / scan", "1.0", *(str(run[f"{e}_over_scan_time"]) for e in engines))
+    return table
