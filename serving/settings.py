@@ -46,6 +46,11 @@ class ServingSettings(BaseSettings):
     """TCP port `memento serve` binds to."""
     db_path: Path = Path("serving_state/memento.sqlite3")
     """SQLite file (WAL) holding decisions, feedback, events and the case log."""
+    store_url: str | None = None
+    """PostgreSQL URL (`postgresql://...`) of a shared store; None: the embedded SQLite file
+    `db_path` (one process only). More than one replica needs it (`memento serve --replicas`)."""
+    sync_interval_ms: float = Field(default=150.0, gt=0.0)
+    """Replicas (`--replicas N`) poll the shared store for a new model version this often."""
     decision_flush_ms: float = Field(default=20.0, ge=0.0)
     """Decisions are written behind the response, in batches, within this many ms (0: in
     the request). Feedback writes its decision first, so acknowledged feedback stays durable."""

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -27,3 +31,36 @@ def client(server: ServerProcess) -> Iterator[httpx.Client]:
     """HTTP client bound to the module's server."""
     with httpx.Client(base_url=server.url, timeout=10.0) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a PostgreSQL server: `MEMENTO_TEST_PG_URL` if set, else one started here with
+    `scripts/postgres.sh` (skipped only when no PostgreSQL binaries exist)."""
+    url = os.environ.get("MEMENTO_TEST_PG_URL")
+    if url:
+        yield url
+        return
+    script = Path(__file__).resolve().parents[2] / "scripts" / "postgres.sh"
+    folder = tmp_path_factory.mktemp("pg")
+    started = subprocess.run(
+        ["bash", str(script), "start", str(folder)], capture_output=True, text=True, timeout=120
+    )
+    if started.returncode == 3:
+        pytest.skip(f"no PostgreSQL binaries: {started.stderr.strip()}")
+    assert started.returncode == 0, started.stderr
+    try:
+        yield started.stdout.strip()
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(folder)], timeout=120, check=False)
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as db:
+        db.execute(f"CREATE DATABASE {name}")
+    return pg_server.rsplit("/", 1)[0] + "/" + name
