@@ -69,11 +69,13 @@ from training.online.cli import online_command as _bench_online  # noqa: E402
 
 bench_app.command("online")(_bench_online)
 # --- serving (issue 6) -------------------------------------------------------------------
+from serving.cli import bench_replicas as _bench_replicas  # noqa: E402  (section-local import)
 from serving.cli import bench_serving as _bench_serving  # noqa: E402  (section-local import)
 from serving.cli import serve as _serve  # noqa: E402  (section-local import by design)
 
 app.command("serve")(_serve)
 bench_app.command("serving")(_bench_serving)
+bench_app.command("replicas")(_bench_replicas)
 # --- research agent (issue 7) ------------------------------------------------------------
 from agent.cli import agent_app  # noqa: E402  (section-local import)
 

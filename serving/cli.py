@@ -98,6 +98,48 @@ def bench_serving(
     typer.echo(json.dumps(run(cfg), indent=2))
 
 
+def bench_replicas(
+    cases: int = typer.Option(5_000, help="Synthetic cases seeded into the bank."),
+    users: int = typer.Option(2_000, help="Synthetic users with histories."),
+    requests: int = typer.Option(400, help="Requests per phase (bounded)."),
+    concurrency: int = typer.Option(8, help="In-flight HTTP requests of the throughput phase."),
+    max_seconds: float = typer.Option(60.0, help="Wall-clock bound per phase."),
+    index: str = typer.Option("hnsw", help="faiss index of the bank: hnsw or flat."),
+    store_url: str | None = typer.Option(
+        None, help="PostgreSQL server (default MEMENTO_TEST_PG_URL, else a throwaway one)."
+    ),
+    machine_cores: int = typer.Option(0, help="Cores per machine of the projection (0: ours)."),
+    feedback_per_request: float = typer.Option(1.0, help="Feedback per recommendation assumed."),
+    as_json: bool = typer.Option(False, "--json", help="JSON only on stdout (table on stderr)."),
+) -> None:
+    """Plain `memento serve` vs Ray Serve with 1 and 2 replicas (no LLM), and a projection."""
+    import json
+
+    from serving.bench_replicas import ReplicaBenchConfig, format_table
+    from serving.bench_replicas import main as run
+    from serving.loadtest import LoadConfig
+
+    load = LoadConfig(
+        cases=cases,
+        users=users,
+        requests=requests,
+        concurrency=concurrency,
+        max_seconds=max_seconds,
+        index=index,
+        llm="none",
+    )
+    result = run(
+        ReplicaBenchConfig(
+            load=load,
+            store_url=store_url,
+            machine_cores=machine_cores,
+            feedback_per_request=feedback_per_request,
+        )
+    )
+    typer.echo(format_table(result), err=as_json)
+    typer.echo(json.dumps(result, indent=2))
+
+
 main = typer.Typer(add_completion=False)
 main.command()(serve)
 
