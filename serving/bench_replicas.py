@@ -302,7 +302,8 @@ def _ray_phase(
 
 
 def run_replicas_bench(bc: ReplicaBenchConfig, workdir: Path) -> dict[str, Any]:
-    """Seed, then plain / 1 replica / 2 replicas and the learner rate; the figures."""
+    """Seed, then plain (SQLite, then PostgreSQL) / 1 replica / 2 replicas and the learner
+    rate; the figures."""
     import psycopg
     import ray
 
@@ -330,6 +331,11 @@ def run_replicas_bench(bc: ReplicaBenchConfig, workdir: Path) -> dict[str, Any]:
         with ServerProcess(env, log=workdir / "plain.log").start(timeout_s=600) as proc:
             assert proc.proc is not None
             plain, _ = _phase(proc.url, lambda: _tree(proc.proc.pid), users, cfg)  # type: ignore[union-attr]
+        # the same single process on the PostgreSQL store: what the store costs, without Ray
+        pg_env = {**env, "MEMENTO_STORE_URL": store_url, "MEMENTO_CHECKPOINT_DIR": str(pg_ckpt)}
+        with ServerProcess(pg_env, log=workdir / "plain-pg.log").start(timeout_s=600) as proc:
+            assert proc.proc is not None
+            plain_pg, _ = _phase(proc.url, lambda: _tree(proc.proc.pid), users, cfg)  # type: ignore[union-attr]
         fields = {k.removeprefix("MEMENTO_").lower(): v for k, v in env.items()}
         settings = ServingSettings.model_validate(
             {**fields, "store_url": store_url, "checkpoint_dir": pg_ckpt}
@@ -344,6 +350,8 @@ def run_replicas_bench(bc: ReplicaBenchConfig, workdir: Path) -> dict[str, Any]:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     conc = f"recommend_{cfg.concurrency}_in_flight"
     p50_ratio = one["recommend_1_in_flight"]["p50_ms"] / plain["recommend_1_in_flight"]["p50_ms"]
+    p50_pg = plain_pg["recommend_1_in_flight"]["p50_ms"]
+    ray_ratio = one["recommend_1_in_flight"]["p50_ms"] / p50_pg if p50_pg else 0.0
     tput_ratio = two[conc]["per_s"] / one[conc]["per_s"] if one[conc]["per_s"] else 0.0
     cores = bc.machine_cores or os.cpu_count() or 1
     learner = two["learner"]
@@ -360,12 +368,14 @@ def run_replicas_bench(bc: ReplicaBenchConfig, workdir: Path) -> dict[str, Any]:
         "seeded": {"events": n_events, "cases": n_cases, "users": len(users)},
         "cpu_count": os.cpu_count(),
         "plain_uvicorn_sqlite": plain,
+        "plain_uvicorn_pg": plain_pg,
         "ray_serve_1_replica_pg": one,
         "ray_serve_2_replicas_pg": two,
         "targets": {
             "replica1_p50_over_plain_p50": round(p50_ratio, 2),
             "replica1_p50_target_max": P50_TARGET,
             "replica1_p50_met": p50_ratio <= P50_TARGET,
+            "replica1_p50_over_plain_pg_p50": round(ray_ratio, 2),
             "replicas2_over_replicas1_throughput": round(tput_ratio, 2),
             "replicas2_throughput_target_min": THROUGHPUT_TARGET,
             "replicas2_throughput_met": tput_ratio >= THROUGHPUT_TARGET,
@@ -392,6 +402,7 @@ def format_table(r: dict[str, Any]) -> str:
     ]
     for name, key in (
         ("plain uvicorn sqlite", "plain_uvicorn_sqlite"),
+        ("plain uvicorn postgres", "plain_uvicorn_pg"),
         ("ray serve 1 replica", "ray_serve_1_replica_pg"),
         ("ray serve 2 replicas", "ray_serve_2_replicas_pg"),
     ):
@@ -405,7 +416,8 @@ def format_table(r: dict[str, Any]) -> str:
     t, p = r["targets"], r["projection"]
     lines += [
         f"replica1 p50 / plain p50 = {t['replica1_p50_over_plain_p50']} "
-        f"(target <= {P50_TARGET}: {'met' if t['replica1_p50_met'] else 'NOT met'})",
+        f"(target <= {P50_TARGET}: {'met' if t['replica1_p50_met'] else 'NOT met'}); over the "
+        f"same process on PostgreSQL (Ray's own share) = {t['replica1_p50_over_plain_pg_p50']}",
         f"replicas2 / replicas1 req/s = {t['replicas2_over_replicas1_throughput']} "
         f"(target >= {THROUGHPUT_TARGET}: {'met' if t['replicas2_throughput_met'] else 'NOT met'})",
         f"learner: {json.dumps(r['ray_serve_2_replicas_pg']['learner'])}",
