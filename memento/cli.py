@@ -173,3 +173,15 @@ def logs_export_command(
         f"decisions, {summary.rewarded} rewarded, {summary.n_actions} actions, len_list "
         f"{summary.len_list}) to {summary.out}; position records left out: {left}"
     )
+
+
+# --- scale-out (issue 17) ----------------------------------------------------------------
+@bench_app.command(
+    "replay-scale", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def _bench_replay_scale(ctx: typer.Context) -> None:
+    """Replay decisions/s, local vs Ray with 1 and 2 workers, side by side (options:
+    --passes, --max-decisions, --workers 1,2, --text-encoder, --json)."""
+    from training.bench.replay_scale import main
+
+    main(list(ctx.args))
