@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=${MEMENTO_VENV:-.venv}
 TORCH_VERSION=${MEMENTO_TORCH_VERSION:-2.13.0}
-stamp="$VENV/.memento-setup-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
+stamp="$VENV/.memento-setup-$(cat pyproject.toml scripts/setup.sh serving/ui/assets/package-lock.json 2>/dev/null | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ]; then
   exit 0
 fi
@@ -31,6 +31,11 @@ command -v tesseract >/dev/null 2>&1 || need_pkgs="$need_pkgs tesseract-ocr"
 # and its tests (scripts/postgres.sh finds them under /usr/lib/postgresql/*/bin)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
   || need_pkgs="$need_pkgs postgresql"
+# Chromium (issue 18): the browser the /ui tests drive through Playwright (Playwright's own
+# browser download is not used); npm builds the /ui page's htmx + Chart.js assets
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+  || need_pkgs="$need_pkgs chromium"
+command -v npm >/dev/null 2>&1 || need_pkgs="$need_pkgs npm"
 if [ -n "$need_pkgs" ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "[setup] installing system packages:$need_pkgs" >&2
@@ -42,6 +47,10 @@ if [ -n "$need_pkgs" ]; then
   fi
 fi
 # --- end issue 7 block ---
+# /ui assets (issue 18): `npm ci` from serving/ui/assets/package-lock.json, bundles copied to the
+# gitignored serving/ui/static/vendor/ (the app serves them; no CDN). Never fails the setup.
+bash serving/ui/assets/build.sh \
+  || echo "[setup] warning: /ui assets not built (the page says so; its browser tests skip)" >&2
 rm -f "$VENV"/.memento-setup-*
 touch "$stamp"
 echo "[setup] done" >&2

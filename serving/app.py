@@ -25,6 +25,7 @@ from serving.security import read_access
 from serving.service import RecommenderBackend
 from serving.settings import ServingSettings
 from serving.store import Store
+from serving.ui import mount_ui
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +136,7 @@ def create_app(
     )
     for module in (feedback, events, cases, users, health):
         app.include_router(module.router)
+    mount_ui(app)  # the /ui page (serving/ui): same keys as the API, assets served here
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     return app

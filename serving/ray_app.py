@@ -35,7 +35,7 @@ from serving.pg_store import PgStore
 from serving.runtime import log_case
 from serving.service import RecommenderBackend
 from serving.settings import ServingSettings
-from serving.shared_learner import load_weights, q_digest, start_learner
+from serving.shared_learner import actor_options, load_weights, q_digest, start_learner
 from serving.store import Store
 
 logger = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ def build_app(settings: ServingSettings, replicas: int) -> Any:
     app = create_app(settings, learner=ReplicaSync)
     _tag_replica(app)
 
-    @serve.deployment(num_replicas=replicas, ray_actor_options={"num_cpus": 0})
+    @serve.deployment(num_replicas=replicas, ray_actor_options=actor_options(settings))
     @serve.ingress(app)
     class MementoReplica:
         """One replica of the FastAPI app."""

@@ -122,6 +122,19 @@ class SharedLearner:
         self._thread.join()
 
 
+def actor_options(settings: ServingSettings) -> dict[str, Any]:
+    """Ray options of the replicas and the learner: no CPU reservation (they share the
+    machine's cores with the proxy), and the BLAS/OpenMP thread caps set before torch loads in
+    the actor process (as `memento serve` does for its own process: OpenMP threads left at
+    the core count spin and cost ~10x latency on a small shared machine)."""
+    n = str(max(1, settings.blas_threads))
+    env = {var: n for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    return {"num_cpus": 0, "runtime_env": {"env_vars": env}}
+
+
 def start_learner(settings: ServingSettings) -> Any:
     """The named shared learner actor (one per cluster; an existing one is reused)."""
-    return SharedLearner.options(name=LEARNER_NAME, get_if_exists=True).remote(settings)  # type: ignore[attr-defined]
+    opts = actor_options(settings)
+    return SharedLearner.options(  # type: ignore[attr-defined]
+        name=LEARNER_NAME, get_if_exists=True, runtime_env=opts["runtime_env"]
+    ).remote(settings)
