@@ -16,20 +16,13 @@ from fastapi.security.utils import get_authorization_scheme_param
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
+from serving.errors import UiError
 from serving.recommend_service import RecommendService
 from serving.security import check_key
 from serving.settings import ServingSettings
 
 Need = Literal["read", "write"]
 """Which key a UI action needs: `read` (recommend) or `write` (memory)."""
-
-
-class UiError(Exception):
-    """A message for the page, with the HTTP status of the fragment that shows it."""
-
-    def __init__(self, status: int, title: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.title, self.message = status, title, message
 
 
 def require(request: Request, need: Need) -> None:
