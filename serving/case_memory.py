@@ -122,15 +122,10 @@ class CaseMemory:
             if cid is None:
                 return None
             c = rt.bank.get(cid)
-        one = Candidates(
-            case_ids=np.array([cid], np.int64),
-            keys=c.key[None, :].astype(np.float32),
-            sims=np.ones(1, np.float32),
-            features=np.array([[1.0, c.reward, 0.0, np.log1p(c.visits)]], np.float32),
-            mask=np.ones(1, bool),
-        )
-        one = rt.rec.q_view(one, [c.payload])
-        value = float(rt.learner.scores(c.key.astype(np.float32), one)[0])
+        # the items scorer's Q is over (state, item) with per-request item evidence: it values
+        # items, never cases; there a case's value is the credit it has received
+        items = rt.rec.cfg.scorer == "items"
+        value = float(c.utility) if items else self._case_q(rt, cid, c)
         return CaseView(
             sid,
             str(c.payload.get("user_id", "")),
@@ -140,6 +135,19 @@ class CaseMemory:
             float(c.ts),
             str(c.payload.get("source") or c.source or "replay"),
         )
+
+    @staticmethod
+    def _case_q(rt: Runtime, cid: int, c: Case) -> float:
+        """Min twin Q of a case in its own key state (the blend scorer's case policy)."""
+        one = Candidates(
+            case_ids=np.array([cid], np.int64),
+            keys=c.key[None, :].astype(np.float32),
+            sims=np.ones(1, np.float32),
+            features=np.array([[1.0, c.reward, 0.0, np.log1p(c.visits)]], np.float32),
+            mask=np.ones(1, bool),
+        )
+        one = rt.rec.q_view(one, [c.payload])
+        return float(rt.learner.scores(c.key.astype(np.float32), one)[0])
 
     def get_case(self, case_id: str) -> CaseView | None:
         """A live case; value = min twin Q of the case in its own key state."""

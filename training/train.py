@@ -352,6 +352,9 @@ def train(
         result.run_id = tr.run_id
         if cfg.register and "soft-q" in results:
             bundle = build_bundle(results["soft-q"][0], run.parts.served, cfg, name)
+            # the served model names the run that trained it (the /ui dashboard shows it)
+            bundle.meta["mlflow_run_id"] = tr.run_id
+            bundle.meta["mlflow_experiment_id"] = tr.experiment_id
             mdir = bundle.save(out / "model")
             paths["model"] = mdir
             reg = tr.register_model(mdir, cfg.register_name, alias="champion")

@@ -22,12 +22,18 @@ from serving import schemas
 from serving.errors import ServingError
 from serving.settings import ServingSettings
 from serving.ui.access import UiError, error_fragment, form, require, service_of
-from serving.ui.views import SortKey, case_history, case_row, explain, search_cases
+from serving.ui.views import SortKey, case_history, case_row, explain, find_case, search_cases
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters["age"] = lambda s: (
-    f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
+    f"{s:.0f} s"
+    if s < 120
+    else f"{s / 60:.0f} min"
+    if s < 7200
+    else f"{s / 3600:.1f} h"
+    if s < 172800
+    else f"{s / 86400:.0f} d"
 )
 templates.env.filters["utc"] = lambda ts: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 router = APIRouter(prefix="/ui", include_in_schema=False, default_response_class=HTMLResponse)
@@ -149,7 +155,7 @@ def case_detail(request: Request, case_id: str) -> Response:
     try:
         require(request, "write")
         service = service_of(request)
-        rec = service.store.get_case(_id(case_id, "case id"))
+        rec = find_case(service, _id(case_id, "case id"))
         if rec is None:
             raise UiError(404, "Unknown case", f"No live case {case_id!r} (deleted or erased?).")
         row = case_row(service, rec, now=time.time())

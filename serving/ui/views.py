@@ -5,10 +5,13 @@ summary, item, outcome, reward, Q, policy probability, age, similarity to the de
 `search_cases` filters the live case log; `case_history` lists what a case went through.
 Values come from the same service calls the API makes (`RecommendService.get_case` for Q);
 the case log payload and the stored decision give the summary, outcome and similarity.
+A served bundle's own cases (a registered champion's bank) are not in the case log: with the
+serving core they are read from its bank, so they show, explain and search like logged ones.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,14 +19,19 @@ from typing import Any, Literal
 import numpy as np
 
 from serving.recommend_service import RecommendService
-from serving.runtime import DecisionBlob
+from serving.runtime import DecisionBlob, Runtime
 from serving.schemas import RecommendResponse
+from serving.service import CaseView
 from serving.store import CaseRecord
+
+logger = logging.getLogger(__name__)
 
 SortKey = Literal["q", "visits", "age", "reward"]
 """Memory browser orderings (highest Q / most visits / newest / highest reward first)."""
 MAX_ROWS = 200
 """Most cases the memory browser shows."""
+_UNVALUED: set[str] = set()
+"""Cases the core failed to value (the traceback is logged for the first one only)."""
 
 
 @dataclass(frozen=True)
@@ -79,15 +87,70 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(a @ b / (na * nb)) if na > 0 and nb > 0 else None
 
 
+def _runtime(service: RecommendService) -> Runtime | None:
+    """The serving core's runtime (None for other cores)."""
+    runtime = getattr(service.core, "runtime", None)
+    rt = runtime() if callable(runtime) else runtime
+    return rt if isinstance(rt, Runtime) else None
+
+
 def _visits(service: RecommendService, case_id: str) -> int | None:
     """Times the case was chosen, from the serving core's bank (None for other cores)."""
-    runtime = getattr(service.core, "runtime", None)
-    if runtime is None:
+    rt = _runtime(service)
+    if rt is None:
         return None
-    rt = runtime() if callable(runtime) else runtime
     with rt.lock:
         cid = rt.int_of.get(case_id)
         return int(rt.bank.get(cid).visits) if cid is not None else None
+
+
+def _bank_records(rt: Runtime, sids: list[str]) -> list[CaseRecord]:
+    """Bank cases as case-log records (a loaded bundle's cases are only in its bank)."""
+    out = []
+    with rt.lock:
+        for sid in sids:
+            cid = rt.int_of.get(sid)
+            if cid is None:
+                continue
+            c = rt.bank.get(cid)
+            payload = {"source": c.source or "replay", **c.payload}
+            owner = str(c.payload.get("user_id", ""))
+            key = np.asarray(c.key, np.float32).tobytes()
+            out.append(CaseRecord(sid, owner, payload, key, float(c.reward), float(c.ts), False))
+    return out
+
+
+def find_case(service: RecommendService, case_id: str) -> CaseRecord | None:
+    """A live case from the case log, else from the serving core's bank."""
+    rec = service.store.get_case(case_id)
+    if rec is not None:
+        return rec
+    rt = _runtime(service)
+    found = _bank_records(rt, [case_id]) if rt is not None else []
+    return found[0] if found else None
+
+
+def _live_records(service: RecommendService, user: str) -> list[CaseRecord]:
+    """Every live case (of `user` when given): the case log, + bank cases not logged."""
+    records = service.store.list_cases(user) if user else service.store.live_cases()
+    rt = _runtime(service)
+    if rt is None:
+        return records
+    logged = {r.case_id for r in records}
+    with rt.lock:
+        sids = sorted(rt.by_user.get(user, ())) if user else list(rt.int_of)
+    return records + _bank_records(rt, [s for s in sids if s not in logged])
+
+
+def _core_view(service: RecommendService, case_id: str) -> CaseView | None:
+    """The core's view of a case (its Q); None when the core cannot value it (logged once)."""
+    try:
+        return service.core.get_case(case_id)
+    except RuntimeError:  # the core's bug: case Q of an items-scorer bundle (see report)
+        if not _UNVALUED:
+            logger.warning("the core cannot value case %s: Q not shown", case_id, exc_info=True)
+        _UNVALUED.add(case_id)
+        return None
 
 
 def case_row(
@@ -99,7 +162,7 @@ def case_row(
     state: np.ndarray | None = None,
 ) -> CaseRow:
     """A case-log record with the core's current Q (None when the bank no longer has it)."""
-    view = service.core.get_case(rec.case_id)
+    view = _core_view(service, rec.case_id)
     p: dict[str, Any] = rec.payload
     items = p.get("items") or ([p["item_id"]] if p.get("item_id") else [])
     sim = None
@@ -133,7 +196,7 @@ def explain(service: RecommendService, resp: RecommendResponse, user_id: str) ->
     for rank, item in enumerate(resp.items, start=1):
         cases = []
         for cid in item.cases:
-            rec = service.store.get_case(cid)
+            rec = find_case(service, cid)
             if rec is not None:
                 cases.append(case_row(service, rec, now=now, prob=weights.get(cid), state=state))
         rows.append(ItemRow(rank, item.item_id, item.title, item.score, item.propensity, cases))
@@ -161,7 +224,7 @@ def search_cases(
     """Live cases matching every non-empty filter (substring, case-insensitive), sorted."""
     now = time.time()
     text, item, user, outcome = (s.strip().lower() for s in (text, item, user, outcome))
-    records = service.store.list_cases(user) if user else service.store.live_cases()
+    records = _live_records(service, user)
     hits: list[CaseRecord] = []
     for rec in records:
         p = rec.payload
@@ -224,5 +287,6 @@ __all__ = [
     "case_history",
     "case_row",
     "explain",
+    "find_case",
     "search_cases",
 ]

@@ -237,3 +237,59 @@ def test_service_not_ready_message(not_ready_url: str, page: Page) -> None:
     page.click("button.tab[data-tab=dashboard]")
     sync_api.expect(page.locator("#dash-status .error")).to_contain_text("not ready")
     _shot(page, "not-ready")
+
+
+@pytest.fixture(scope="module")
+def bundle_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server on a model bundle whose cases live only in its bank, as a registered
+    champion's do (`memento train`), with the items scorer that training ships."""
+    from recsys.records import Case
+    from serving.model_source import SNAPSHOT_DIR, fresh_bundle
+    from serving.settings import ServingSettings
+
+    tmp = tmp_path_factory.mktemp("ui-bundle")
+    env = server_env(tmp / "db.sqlite3", MEMENTO_SCORER="items")
+    settings = ServingSettings(
+        text_encoder="hashing", scorer="items", items_path=Path(env["MEMENTO_ITEMS_PATH"])
+    )
+    bundle = fresh_bundle(settings)
+    rows = bundle.items.rows(["p1", "a1", "l1"])
+    cases = [
+        Case(
+            key=bundle.items.vecs[r],
+            payload={"item_id": i, "action": "click", "sid": f"e{n}", "user_id": "carol"},
+            reward=0.1,
+            ts=time.time() - 86_400 * 400,
+            source="replay",
+        )
+        for n, (r, i) in enumerate(zip(rows, ["p1", "a1", "l1"], strict=True))
+    ]
+    bundle.bank.write_batch(cases)
+    bundle.save(tmp / "checkpoints" / SNAPSHOT_DIR)
+    with ServerProcess(env, log=tmp / "server.log") as proc:
+        yield proc
+
+
+def test_bundle_cases_explain_and_browse(bundle_server: ServerProcess, page: Page) -> None:
+    """A loaded bundle's own cases (not in the case log) explain a list, show in the memory
+    browser and open, without a 500 when the core cannot value them."""
+    _open(page, bundle_server, TEST_API_KEY)
+    page.fill("input[name=events]", "p1, a1")
+    _recommend(page, "carol")
+    page.locator("button.explain-btn").first.click()
+    why = page.locator("li.item.open .why table.cases")
+    sync_api.expect(why.locator("tbody tr").first).to_contain_text("click")
+    page.click("button.tab[data-tab=memory]")
+    page.fill("#search-user", "carol")
+    page.click("#search-btn")
+    sync_api.expect(page.locator("#cases-result tr.case-row")).to_have_count(3)
+    page.locator("#cases-result a.case-link", has_text="e0").click()
+    detail = page.locator("#case-detail")
+    sync_api.expect(detail).to_contain_text("source replay")
+    _shot(page, "bundle-cases")
+    # the case API values an items-scorer bundle's cases too (it answered 500 before)
+    auth = {"Authorization": f"Bearer {TEST_API_KEY}"}
+    one = httpx.get(f"{bundle_server.url}/v1/cases/e0", headers=auth, timeout=30)
+    assert one.status_code == 200, one.text
+    listed = httpx.get(f"{bundle_server.url}/v1/cases", params={"user_id": "carol"}, headers=auth)
+    assert listed.status_code == 200 and len(listed.json()["cases"]) == 3, listed.text
