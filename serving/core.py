@@ -64,6 +64,14 @@ def interactions(user_id: str, events: Sequence[EventRecord]) -> list[Interactio
     ]
 
 
+def _entropy(res: RecResult) -> float | None:
+    """Entropy (nats) of the policy's softmax over its candidates (None without a choice)."""
+    if res.choice is None:
+        return None
+    p = res.choice.probs[res.choice.probs > 0].astype(np.float64)
+    return float(-(p * np.log(p)).sum()) if len(p) else None
+
+
 class ServingCore:
     """Thread-safe core (module docstring); `reload` swaps a new runtime in."""
 
@@ -208,7 +216,9 @@ class ServingCore:
         why = None
         if explain:
             why = self._explain(rt, res, cases)
-        return RecommendationRecord(items, cases, res.state.vec.tobytes(), blob.encode(), why)
+        return RecommendationRecord(
+            items, cases, res.state.vec.tobytes(), blob.encode(), why, _entropy(res)
+        )
 
     def _explain(self, rt: Runtime, res: RecResult, cases: tuple[CaseChoice, ...]) -> str:
         if res.cold:

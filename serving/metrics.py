@@ -26,6 +26,11 @@ class ServingMetrics:
         self.td_loss = Gauge("memento_learner_td_loss", "TD loss of the last update.", registry=r)
         self.reward = Gauge("memento_learner_last_reward", "Reward of the last update.", registry=r)
         self.bank_size = Gauge("memento_case_bank_size", "Live cases in the bank.", registry=r)
+        self.policy_entropy = Gauge(
+            "memento_policy_entropy",
+            "Entropy (nats) of the policy over its candidates, last recommend with a choice.",
+            registry=r,
+        )
         self.updates = Counter("memento_learner_updates", "Online updates applied.", registry=r)
         self.update_errors = Counter(
             "memento_learner_update_errors", "Updates the core failed on.", registry=r

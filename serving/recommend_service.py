@@ -98,6 +98,8 @@ class RecommendService:
             ts=now,
         )
         self.store.put_decision(decision)
+        if result.policy_entropy is not None:
+            self.metrics.policy_entropy.set(result.policy_entropy)
         pscores = _propensities(result.candidates, len(result.items))
         return schemas.RecommendResponse(
             decision_id=decision.decision_id,

@@ -68,6 +68,8 @@ class RecommendationRecord:
     """Opaque snapshot of the retrieved candidate cases (and whatever Q needs) for s."""
     explanation: str | None = None
     """Free-text rationale when `explain` was requested."""
+    policy_entropy: float | None = None
+    """Entropy (nats) of the policy's distribution over its candidates (None: cold list)."""
 
 
 @dataclass(frozen=True)

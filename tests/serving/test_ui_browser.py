@@ -178,6 +178,8 @@ def test_chart_updates_after_feedback(ui_server: ServerProcess, page: Page) -> N
     _open(page, ui_server, TEST_API_KEY)
     _recommend(page, "alice")
     sync_api.expect(page.locator("#decision li.item").first).to_be_visible()
+    stats = httpx.get(f"{ui_server.url}/ui/api/stats", timeout=30).json()
+    assert stats["policy_entropy"] is not None and stats["policy_entropy"] > 0, stats
     page.click("button.tab[data-tab=dashboard]")
     sync_api.expect(page.locator("#model-version")).not_to_have_text("…")
     page.wait_for_function("document.body.dataset.updates !== undefined")
