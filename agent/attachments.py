@@ -3,7 +3,8 @@
 The planner and executor show `describe_attachments(...)` to the model so it knows what files
 the task brings and how to open them (`read_file(path=NAME)`, or `/attachments/NAME` inside
 `run_python`). Reading goes through `agent.tools.readers.read_file`, so a file it cannot read
-(audio, video, unknown binary) is listed with the reason instead of an extract.
+(video, unknown binary, audio without a transcriber) is listed with the reason instead of an
+extract.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import DocumentReadError
-from agent.tools.readers import file_kind, read_file
+from agent.tools.readers import Transcriber, file_kind, read_file
 from agent.tools.sandbox import ATTACHMENTS_MOUNT
 
 __all__ = ["AttachmentInfo", "describe_attachments", "inspect_attachment"]
@@ -48,9 +49,14 @@ def _human_size(n: int) -> str:
 
 
 def inspect_attachment(
-    path: Path, chars: int = DEFAULT_EXTRACT_CHARS, root: Path | None = None
+    path: Path,
+    chars: int = DEFAULT_EXTRACT_CHARS,
+    root: Path | None = None,
+    transcriber: Transcriber | None = None,
 ) -> AttachmentInfo:
-    """Name (relative to `root`, else the file name), kind, size and text extract of `path`."""
+    """Name (relative to `root`, else the file name), kind, size and text extract of `path`.
+
+    Audio gets an extract only with a `transcriber` (see `agent.tools.readers.read_file`)."""
     name = path.name
     if root is not None:
         try:
@@ -64,7 +70,9 @@ def inspect_attachment(
     except OSError:
         size = -1
     try:
-        return AttachmentInfo(name, kind, size, read_file(path, max_chars=chars), None)
+        return AttachmentInfo(
+            name, kind, size, read_file(path, max_chars=chars, transcriber=transcriber), None
+        )
     except DocumentReadError as exc:
         return AttachmentInfo(name, kind, size, "", str(exc))
 
@@ -81,16 +89,20 @@ def _render(info: AttachmentInfo, chars: int) -> str:
 
 
 def describe_attachments(
-    paths: Sequence[Path], extract_chars: int = DEFAULT_EXTRACT_CHARS, root: Path | None = None
+    paths: Sequence[Path],
+    extract_chars: int = DEFAULT_EXTRACT_CHARS,
+    root: Path | None = None,
+    transcriber: Transcriber | None = None,
 ) -> str:
     """Prompt block describing each attachment; '' when there are none.
 
     `root` is the folder the tools see (the tool server's `files_root`); names are given
-    relative to it, else as bare file names.
+    relative to it, else as bare file names. `transcriber` (optional) gives audio files an
+    extract; without one they are listed as not readable.
     """
     if not paths:
         return ""
-    infos = [inspect_attachment(p, extract_chars, root) for p in paths]
+    infos = [inspect_attachment(p, extract_chars, root, transcriber) for p in paths]
     example = infos[0].name
     head = (
         f"Attached files ({len(infos)}). Read one with the read_file tool, e.g. "

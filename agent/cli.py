@@ -147,6 +147,11 @@ def bench(
         help="Search API URL (SearxNG-compatible); web tools are off by default.",
     ),
     web_fetch: bool = typer.Option(False, "--web-fetch", help="Let the executor fetch pages."),
+    transcribe_url: str | None = typer.Option(
+        None,
+        "--transcribe-url",
+        help="OpenAI-compatible endpoint that transcribes audio attachments (off by default).",
+    ),
 ) -> None:
     """Run iterations over a task set per memory mode (resumable); accuracy per iteration,
     held-out accuracy with paired CIs, pass@k."""
@@ -214,6 +219,7 @@ def bench(
     web_args = (["--web-search", web_search] if web_search else []) + (
         ["--web-fetch"] if web_fetch else []
     )
+    web_args += ["--transcribe-url", transcribe_url] if transcribe_url else []
     with (
         _llms(
             backend,

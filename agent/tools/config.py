@@ -8,7 +8,25 @@ from pathlib import Path
 from agent.tools.sandbox import SandboxConfig
 from agent.tools.web import WebConfig
 
-__all__ = ["ToolServerConfig"]
+__all__ = ["ToolServerConfig", "TranscribeConfig"]
+
+
+@dataclass(frozen=True)
+class TranscribeConfig:
+    """Speech-to-text endpoint for audio attachments; off (url None) by default."""
+
+    url: str | None = None
+    """Base URL of an OpenAI-compatible API (`POST {url}/audio/transcriptions` is called), e.g.
+    `https://api.openai.com/v1` or a local whisper server; None leaves audio unreadable."""
+    model: str = "whisper-1"
+    """`model` field of the multipart request."""
+    api_key: str | None = field(default=None, repr=False)
+    """Bearer token; None reads `OPENAI_API_KEY` from the environment at call time (no header
+    when that is unset either)."""
+    timeout_s: float = 120.0
+    """Connect/read timeout of the upload and transcription request."""
+    max_bytes: int = 25 * 1024 * 1024
+    """Files larger than this are refused before upload (25 MB is the OpenAI limit)."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +47,8 @@ class ToolServerConfig:
     """Limits of `run_python`."""
     web: WebConfig = field(default_factory=WebConfig)
     """Web search service and page fetch (both off by default; see `agent.tools.web`)."""
+    transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
+    """Transcription endpoint `read_file` sends audio files to (off by default)."""
     enable_web: bool = False
     """Register both web tools even when unconfigured (they then answer `ToolDisabled` saying
     how to enable them). A configured `web.search_url` / `web.fetch` registers its tool anyway."""

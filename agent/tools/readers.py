@@ -2,8 +2,10 @@
 
 Covered offline: PDF, DOCX, XLSX, PPTX, CSV/TSV, JSON/JSON-LD/JSONL, XML, HTML, plain text and
 source code, images (OCR) and ZIP archives (a listing, or one member read with the same readers
-after extracting it, size-capped and zip-slip-safe, to a throwaway folder). Audio and video need a
-transcription endpoint and raise a clear `DocumentReadError`, as does any other binary type.
+after extracting it, size-capped and zip-slip-safe, to a throwaway folder). Audio is read only
+when `read_file` is given a transcriber (`transcribe_audio` bound to a `TranscribeConfig`: an
+OpenAI-compatible `POST {url}/audio/transcriptions`); otherwise audio, video (extract its audio
+track first) and any other binary type raise a clear `DocumentReadError`.
 
 Each heavy reader library is imported inside its function so importing this module is cheap.
 OCR needs the `tesseract` binary (Debian `tesseract-ocr`); without it a clear error is raised.
@@ -14,22 +16,29 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from agent.errors import DocumentReadError
+
+if TYPE_CHECKING:
+    from agent.tools.config import TranscribeConfig
 
 __all__ = [
     "AUDIO_VIDEO_SUFFIXES",
     "MAX_ZIP_MEMBER_BYTES",
     "SUPPORTED_SUFFIXES",
+    "Transcriber",
     "file_kind",
     "ocr_available",
     "read_file",
     "resolve_inside",
+    "transcribe_audio",
 ]
 
 _MAX_CHARS = 200_000
@@ -200,7 +209,10 @@ _VIDEO_SUFFIXES = frozenset(
     {".mp4", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".flv", ".m4v", ".mpeg", ".mpg", ".3gp"}
 )
 AUDIO_VIDEO_SUFFIXES = _AUDIO_SUFFIXES | _VIDEO_SUFFIXES
-"""Suffixes refused with a 'needs a transcription endpoint' message."""
+"""Suffixes refused with a 'needs a transcription endpoint' message when no transcriber is given."""
+_TRANSCRIBABLE_SUFFIXES = _AUDIO_SUFFIXES - {".mid", ".midi"}  # MIDI holds notes, not sound
+Transcriber = Callable[[Path], str]
+"""Audio file -> transcript; raises `DocumentReadError` (see `transcribe_audio`)."""
 _IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp"})
 _READERS: dict[str, Callable[[Path], str]] = {
     ".pdf": _read_pdf,
@@ -256,8 +268,18 @@ def file_kind(path: Path) -> str:
     return "unknown"
 
 
-def _unsupported(path: Path) -> DocumentReadError:
+def _unsupported(path: Path, transcribing: bool = False) -> DocumentReadError:
     suffix = path.suffix.lower()
+    if suffix in _VIDEO_SUFFIXES:
+        extract = f"extract the audio track first, e.g. ffmpeg -i {path.name} -vn {path.stem}.mp3"
+        if transcribing:
+            return DocumentReadError(
+                f"video file {path.name!r} is not supported (only audio is transcribed; {extract})"
+            )
+        return DocumentReadError(
+            f"video file {path.name!r} is not supported offline "
+            f"(audio/video needs a transcription endpoint; {extract})"
+        )
     if suffix in AUDIO_VIDEO_SUFFIXES:
         return DocumentReadError(
             f"{file_kind(path)} file {path.name!r} is not supported offline "
@@ -269,17 +291,76 @@ def _unsupported(path: Path) -> DocumentReadError:
     )
 
 
-def read_file(path: Path, max_chars: int = _MAX_CHARS, member: str | None = None) -> str:
+def transcribe_audio(path: Path, cfg: TranscribeConfig) -> str:
+    """Transcript of the audio file `path` from the endpoint of `cfg`; raises `DocumentReadError`.
+
+    Sends `POST {cfg.url}/audio/transcriptions` (multipart `file` and `model`, the OpenAI API)
+    and returns the `text` of the JSON answer. Files over `cfg.max_bytes` are refused unsent.
+    """
+    import httpx  # imported here so importing this module stays cheap
+
+    if cfg.url is None:
+        raise DocumentReadError(f"cannot transcribe {path.name!r}: no transcription endpoint set")
+    endpoint = cfg.url.rstrip("/") + "/audio/transcriptions"
+    size = path.stat().st_size
+    if size > cfg.max_bytes:
+        raise DocumentReadError(
+            f"audio file {path.name!r} is {size} bytes, over the {cfg.max_bytes}-byte upload "
+            "limit of the transcription endpoint (cut or re-encode it first)"
+        )
+    api_key = cfg.api_key or os.environ.get("OPENAI_API_KEY")
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        with path.open("rb") as fh:
+            response = httpx.post(
+                endpoint,
+                files={"file": (path.name, fh, "application/octet-stream")},
+                data={"model": cfg.model},
+                headers=headers,
+                timeout=cfg.timeout_s,
+            )
+    except httpx.HTTPError as exc:
+        raise DocumentReadError(
+            f"transcription of {path.name!r} failed: {endpoint} unreachable "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+    if response.status_code != 200:
+        raise DocumentReadError(
+            f"transcription of {path.name!r} failed: {endpoint} answered HTTP "
+            f"{response.status_code}: {response.text[:300]}"
+        )
+    try:
+        text = response.json()["text"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DocumentReadError(
+            f"transcription of {path.name!r} failed: {endpoint} did not answer JSON with a "
+            f"'text' field: {response.text[:300]!r}"
+        ) from exc
+    if not isinstance(text, str):
+        raise DocumentReadError(f"transcription of {path.name!r} failed: 'text' is not a string")
+    return text
+
+
+def read_file(
+    path: Path,
+    max_chars: int = _MAX_CHARS,
+    member: str | None = None,
+    transcriber: Transcriber | None = None,
+) -> str:
     """Plain text of `path`, truncated to `max_chars`; raises `DocumentReadError`.
 
     For a `.zip`, returns the member listing, or with `member` the text of that member (read
-    with the reader of its own type).
+    with the reader of its own type). Audio is read through `transcriber` when one is given
+    (e.g. `functools.partial(transcribe_audio, cfg=TranscribeConfig(url=...))`).
     """
     if not path.is_file():
         raise DocumentReadError(f"file not found: {path}")
-    reader = _READERS.get(path.suffix.lower())
+    suffix = path.suffix.lower()
+    reader = _READERS.get(suffix)
+    if reader is None and transcriber is not None and suffix in _TRANSCRIBABLE_SUFFIXES:
+        reader = transcriber
     if reader is None:
-        raise _unsupported(path)
+        raise _unsupported(path, transcribing=transcriber is not None)
     if member is not None and path.suffix.lower() != ".zip":
         raise DocumentReadError(f"member= only applies to .zip archives, not {path.name!r}")
     try:

@@ -21,7 +21,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from agent.errors import DocumentReadError, ToolFailure
 from agent.tools import math_eval, readers, sandbox, web
-from agent.tools.config import ToolServerConfig
+from agent.tools.config import ToolServerConfig, TranscribeConfig
 from agent.tools.search import DocumentIndex, load_corpus
 
 __all__ = ["TOOL_NAMES", "build_server", "main"]
@@ -83,11 +83,19 @@ def build_server(
     def read_file(path: str, member: str | None = None) -> dict[str, Any]:
         """Text of an attached file: PDF, DOCX, XLSX, PPTX, CSV/TSV, JSON/JSON-LD, XML, HTML,
         text and code, images (OCR). A .zip gives its file list; pass `member` (a name from that
-        list) to read one file inside it. Audio and video cannot be read offline."""
+        list) to read one file inside it. Audio is transcribed when the server has a
+        transcription endpoint (else refused); video is not read (extract its audio first)."""
         if cfg.files_root is None:
             raise DocumentReadError("read_file is disabled: no attachments folder configured")
         target = readers.resolve_inside(cfg.files_root, path)
-        text = readers.read_file(target, max_chars=cfg.read_max_chars, member=member)
+        transcriber = (
+            functools.partial(readers.transcribe_audio, cfg=cfg.transcribe)
+            if cfg.transcribe.url is not None
+            else None
+        )
+        text = readers.read_file(
+            target, max_chars=cfg.read_max_chars, member=member, transcriber=transcriber
+        )
         return {"path": path, "member": member, "text": text}
 
     @_domain_errors
@@ -157,6 +165,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="list both web tools even when unconfigured (they answer ToolDisabled)",
     )
+    p.add_argument(
+        "--transcribe-url",
+        metavar="URL",
+        default=None,
+        help="OpenAI-compatible API base URL (POST {URL}/audio/transcriptions) read_file sends "
+        "audio attachments to; key from OPENAI_API_KEY; audio is refused without it",
+    )
+    p.add_argument(
+        "--transcribe-model", metavar="M", default="whisper-1", help="transcription model name"
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("bm25s").setLevel(logging.WARNING)
@@ -173,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             fetch=args.web_fetch,
             allow_private=args.web_allow_private,
         ),
+        transcribe=TranscribeConfig(url=args.transcribe_url, model=args.transcribe_model),
         enable_web=args.enable_web,
     )
     server = build_server(cfg)
