@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from agent.bench import MODES, BenchConfig, dataset_tools, paired_modes, run_bench
+from agent.bench import BenchConfig, dataset_tools, run_bench
+from agent.bench_summary import MODES, paired_modes
 from agent.executor import ExecutorConfig
 from agent.ledger_family import FamilyConfig, useful_choice, write_family
 from agent.memory import MemoryMode
