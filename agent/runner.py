@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from agent.bench_data import Task
 from agent.credit import case_rewards, followed_cases
 from agent.executor import Executor, StepResult, summarize
 from agent.judge import JudgeResult, LLMJudge
@@ -29,6 +28,7 @@ from agent.memory import AgentMemory, agent_payload
 from agent.plan import Plan, PlanRequest
 from agent.planner import Planner, Retrieval
 from agent.scorers import score_answer
+from agent.tasks import Task
 
 __all__ = ["AgentRunner", "Attempt", "RunnerConfig", "TaskRecord"]
 

@@ -38,98 +38,46 @@ def _root(
         handler.addFilter(QuietLibraries())
 
 
-# --- data layer (issue 2) ----------------------------------------------------------------
+# --- product verbs ------------------------------------------------------------------------
+from agent.cli import agent_app  # noqa: E402  (section-local import)
 from data.cli import app as data_app  # noqa: E402
-from training.bench.cli import prepare_command as _bench_prepare  # noqa: E402
+from serving.cli import serve as _serve  # noqa: E402
+from training.cli import fit_command as _fit  # noqa: E402
 
 app.add_typer(data_app, name="data")
-bench_app.command("prepare")(_bench_prepare)
-# --- core (issue 3) ----------------------------------------------------------------------
-from training.bench.cli import bandit_command as _bench_bandit  # noqa: E402
-from training.bench.cli import core_command as _bench_core  # noqa: E402
-
-bench_app.command("bandit")(_bench_bandit)
-bench_app.command("core")(_bench_core)
-# --- frozen LLM (issue 4) ----------------------------------------------------------------
-from training.bench.cli import llm_command as _bench_llm_command  # noqa: E402
-
-bench_app.command("llm")(_bench_llm_command)
-# --- training (issue 5) ------------------------------------------------------------------
-from training.cli import bench_replay as _bench_replay  # noqa: E402
-from training.cli import train_command as _train_command  # noqa: E402
-
-app.command("train")(_train_command)
-bench_app.command("replay")(_bench_replay)
-# --- RecBole peers alone (their cache is the one bench replay reads) ----------------------
-from training.peers.cli import peers_command as _bench_peers  # noqa: E402
-
-bench_app.command("peers")(_bench_peers)
-# --- online learning, measured (simulators, the real service, OBP) -------------------------
-from training.online.cli import online_command as _bench_online  # noqa: E402
-
-bench_app.command("online")(_bench_online)
-# --- serving (issue 6) -------------------------------------------------------------------
-from serving.cli import bench_replicas as _bench_replicas  # noqa: E402  (section-local import)
-from serving.cli import bench_serving as _bench_serving  # noqa: E402  (section-local import)
-from serving.cli import serve as _serve  # noqa: E402  (section-local import by design)
-
-app.command("serve")(_serve)
-bench_app.command("serving")(_bench_serving)
-bench_app.command("replicas")(_bench_replicas)
-# --- research agent (issue 7) ------------------------------------------------------------
-from agent.cli import agent_app  # noqa: E402  (section-local import)
-
 app.add_typer(agent_app, name="agent")
+app.command("serve")(_serve)
+app.command("fit")(_fit)
 
+# --- experiments (the `bench` package; the product packages never import it) -------------
+from bench import cli as _bench  # noqa: E402
+from bench.online.cli import online_command as _bench_online  # noqa: E402
+from bench.peers.cli import peers_command as _bench_peers  # noqa: E402
+from bench.replay import cli as _replay  # noqa: E402
+from bench.research import cli as _research  # noqa: E402
+from bench.service import cli as _service  # noqa: E402
 
-# --- one recommender: parity of offline evaluation and serving ---------------------------
-def parity_command(
-    dataset: str = typer.Option(
-        "synthetic", "--dataset", help="synthetic | tmall-sample | movielens-100k | tianchi:PATH."
-    ),
-    decisions: int = typer.Option(0, "--decisions", help="Held-out decisions to compare (0: all)."),
-    bundle: Path | None = typer.Option(
-        None, "--bundle", help="Serve this model bundle instead of training one."
-    ),
-    text_encoder: str = typer.Option("use", "--text-encoder", help="use | hashing."),
-    max_train_decisions: int = typer.Option(400, help="Training decisions per pass."),
-    iterations: int = typer.Option(1, help="Training passes."),
-    as_json: bool = typer.Option(False, "--json", help="Print only the JSON result."),
-) -> None:
-    """Offline evaluator vs the real HTTP service on the same held-out decisions."""
-    from rich.console import Console
-    from rich.progress import Progress, TaskID
-
-    from memento.parity import ParityConfig, run_parity
-    from training.config import TrainConfig
-
-    train = TrainConfig(
-        data=dataset,
-        text_encoder=text_encoder,  # type: ignore[arg-type]
-        text_dim=64 if text_encoder == "hashing" else 512,
-        max_train_decisions=max_train_decisions,
-        iterations=iterations,
-        llm_fraction=0.0,
-    )
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def progress(label: str, advance: int, total: int) -> None:
-            if label not in tasks:
-                tasks[label] = bar.add_task(label, total=total)
-            bar.advance(tasks[label], advance)
-
-        result = run_parity(ParityConfig(train, decisions, bundle), progress)
-    if as_json:
-        typer.echo(json.dumps(result))
-        return
-    typer.echo(
-        f"{result['identical_lists']} of {result['decisions']} lists identical "
-        f"({result['dataset']}, {result['cold_decisions']} cold) in {result['total_s']} s"
-    )
-
-
-bench_app.command("parity")(parity_command)
+app.command("train")(_replay.train_command)  # the main job: fit, then the comparison table
+for _name, _command in (
+    ("prepare", _bench.prepare_command),
+    ("bandit", _bench.bandit_command),
+    ("core", _bench.core_command),
+    ("llm", _bench.llm_command),
+    ("parity", _bench.parity_command),
+    ("replay", _replay.bench_replay),
+    ("peers", _bench_peers),
+    ("online", _bench_online),
+    ("serving", _service.bench_serving),
+    ("replicas", _service.bench_replicas),
+):
+    bench_app.command(_name)(_command)
+bench_app.command(
+    "replay-scale", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)(_bench.replay_scale_command)
+agent_app.command("bench")(_research.bench_command)
+agent_app.command("family")(_research.family_command)
+agent_app.command("family-bench")(_research.family_bench_command)
+agent_app.command("tool-latency")(_research.tool_latency_command)
 
 
 # --- logs: the service's logged lists for off-policy evaluation --------------------------
@@ -173,15 +121,3 @@ def logs_export_command(
         f"decisions, {summary.rewarded} rewarded, {summary.n_actions} actions, len_list "
         f"{summary.len_list}) to {summary.out}; position records left out: {left}"
     )
-
-
-# --- scale-out (issue 17) ----------------------------------------------------------------
-@bench_app.command(
-    "replay-scale", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-)
-def _bench_replay_scale(ctx: typer.Context) -> None:
-    """Replay decisions/s, local vs Ray with 1 and 2 workers, side by side (options:
-    --passes, --max-decisions, --workers 1,2, --text-encoder, --json)."""
-    from training.bench.replay_scale import main
-
-    main(list(ctx.args))

@@ -2,7 +2,7 @@
 
 Methods are compared PAIRED: the bootstrap resamples rows and recomputes the mean of the
 per-row difference, which cancels the between-row variance both methods share (a hard row is
-hard for everyone). Used by the replay evaluation (`training.stats`) and the agent benchmark.
+hard for everyone). Used by the replay evaluation (`bench.stats`) and the agent benchmark.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ A catalogue items, d state width):
     decision_id (R,) str   user_id (R,) str   ts (R,) float64   model_version (R,) str
     decision_index (R,)    row of the record's decision in `decisions`
     decisions (D,) str     the exported decisions (those with >= 1 record), in order: the
-                           rows of the action_dist arrays `training.ope.runner` takes
+                           rows of the action_dist arrays `bench.ope.runner` takes
 
 Reward of a position: the largest `recsys.rec.reward.action_reward` (served model's
 `RewardConfig`, dwell included) over the feedback rows on that (decision, item): with the

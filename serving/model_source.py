@@ -128,7 +128,7 @@ def registry_model(settings: ServingSettings, dst: Path) -> tuple[Path, str] | N
     None when the registry has no such model and the URI is the default one."""
     assert settings.model_uri, "no model URI"
     name, alias = parse_models_uri(settings.model_uri)
-    from training.tracking import ModelNotFoundError, TrackingConfig, download_model
+    from tracking.registry import ModelNotFoundError, TrackingConfig, download_model
 
     shutil.rmtree(dst, ignore_errors=True)
     try:

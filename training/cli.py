@@ -1,350 +1,70 @@
-"""`memento train` and `memento bench replay` (heavy imports stay inside the functions)."""
+"""`memento fit`: the product's offline trainer (fit one policy, register it as `champion`).
+
+`memento train` (the main job) is this fit followed by a comparison table; it lives with the
+experiments (`bench.replay.cli`). Heavy imports stay inside the command.
+"""
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from training.config import BlendConfig
-
-__all__ = ["bench_replay", "train_command"]
-
-LOG_NAME = "memento.log"
-"""Log file of a run, in its output folder: library output and the INFO log go there."""
+__all__ = ["fit_command"]
 
 _DATA_HELP = (
-    "Dataset: synthetic (generated Tianchi-format data with planted structure, the default), "
-    "tianchi:PATH (a Tianchi Rec-Tmall folder), movielens-100k (read from the recbole wheel) "
-    "or tmall-sample (the shared Tianchi sample)."
+    "Dataset: synthetic (generated Tianchi-format data, the default), tianchi:PATH (a Tianchi "
+    "Rec-Tmall folder), movielens-100k or tmall-sample (the shared Tianchi sample)."
 )
 
 
-def _progress_run(cfg: Any, distributed: Any = None) -> Any:
-    """`train(cfg)` under progress bars; logs, warnings and library output go to the log file.
-    distributed: a `training.distributed.DistributedConfig` to train with the Ray engine."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    from training.console import log_to_file
-
-    tasks: dict[str, Any] = {}
-    with (
-        log_to_file(cfg.output_dir / LOG_NAME),
-        Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            redirect_stderr=False,  # stderr belongs to the log file meanwhile
-        ) as bar,
-    ):
-        from training.train import train  # inside: what its imports log goes to the file
-
-        def cb(label: str, advance: int, total: int) -> None:
-            if label not in tasks:
-                tasks[label] = bar.add_task(label, total=total)
-            bar.advance(tasks[label], advance)
-
-        if distributed is not None:
-            from training.distributed import train_distributed
-
-            return train_distributed(cfg, distributed, progress=cb)
-        return train(cfg, progress=cb)
-
-
-def _print_result(result: Any, log: Path | None = None, console: Any = None) -> None:
-    """The results table(s), at most 100 columns wide, then where everything was written."""
-    from rich.console import Console
-
-    from training.report import aggregate, rich_tables
-
-    console = console or Console()
-    cols = ["hr@5", "hr@10", "hr@20", "ndcg@10", "mrr", "reward_per_decision", "coverage@10"]
-    title = f"replay: {result.dataset}"
-    summary = aggregate(result.per_seed)
-    for table in rich_tables(summary, cols, title=title, width=min(console.width, 100)):
-        console.print(table)
-    if getattr(result, "paired", None):
-        console.print("soft-q minus each method, NDCG@10 on the same test rows (95% paired CI):")
-        for m, p in result.paired.items():
-            lo, hi = p["ci"]
-            console.print(f"  {m:<18} {p['diff']:+.4f} [{lo:+.4f}, {hi:+.4f}]")
-    for name, path in result.paths.items():
-        console.print(f"{name}: {path}", soft_wrap=True)
-    console.print(f"mlflow run: {result.run_id}  model version: {result.model_version}")
-    if log is not None:
-        console.print(f"log: {log}", soft_wrap=True)
-    console.print(f"elapsed: {result.elapsed_s:.1f} s")
-
-
-def train_command(
+def fit_command(
     data: str = typer.Option("synthetic", "--data", help=_DATA_HELP),
     iterations: int = typer.Option(3, help="Training passes over the training period."),
-    seeds: str = typer.Option("0", help="Comma-separated seeds (mean and spread reported)."),
-    modes: str = typer.Option(
-        "soft-q,non-parametric,no-memory,popularity,causal-popularity",
-        help="Comma-separated methods: soft-q, soft-q-blend, soft-q-cases, parametric-ce, "
-        "non-parametric, tabular, no-memory, no-llm, popularity, causal-popularity, item-knn, "
-        "ease, recbole-bpr, recbole-sasrec, recbole-gru4rec.",
-    ),
-    llm: bool = typer.Option(
-        False, "--llm/--no-llm", help="Evaluate with the frozen LLM re-scoring the head."
-    ),
-    llm_fraction: float = typer.Option(
-        0.0,
-        "--llm-fraction",
-        help="With --llm: share of TRAINING decisions ranked with the LLM.",
-    ),
-    llm_model: str = typer.Option(
-        "qwen2.5-0.5b", "--llm-model", help="Frozen LLM (qwen2.5-0.5b, smollm2-135m, a folder)."
-    ),
+    seed: int = typer.Option(0, help="Seed of the learner and of the decision subsample."),
     max_decisions: int = typer.Option(
         400, "--max-decisions", help="Cap on training decisions per pass (0 = all)."
     ),
-    max_eval_decisions: int = typer.Option(
-        0, "--max-eval-decisions", help="Cap on evaluated test decisions (0 = every test row)."
-    ),
-    top_n: int = typer.Option(50, "--top-n", help="Length of the produced list."),
-    top_k: int = typer.Option(32, "--top-k", help="K: cases retrieved per decision."),
-    num_chosen: int = typer.Option(8, "--num-chosen", help="m: cases chosen per decision."),
-    window_hours: float = typer.Option(24.0, "--window-hours", help="Reward window W (hours)."),
     text_encoder: str = typer.Option("use", "--text-encoder", help="use | hashing."),
-    collab_dim: int = typer.Option(
-        0,
-        "--collab-dim",
-        help="Append collaborative item vectors of this rank (0 = title vectors only; a model "
-        "trained with them is not registered, serving encodes titles only).",
-    ),
-    exclude_seen: bool = typer.Option(
-        False, "--exclude-seen", help="Never recommend the user's past items (MovieLens)."
-    ),
-    case_state_weight: float = typer.Option(
-        1.0, "--case-state-weight", help="Share of the state in case keys (1 = state only)."
-    ),
-    item_knn_weight: float = typer.Option(
-        0.0,
-        "--item-knn-weight",
-        help="Weight of the item-kNN co-occurrence term in the ranking blend (0 = off; the "
-        "MovieLens benchmark uses 1.0).",
-    ),
-    case_weight: float = typer.Option(
-        1.0, "--case-weight", help="Weight of the chosen cases' items in the ranking blend."
-    ),
-    prequential: bool = typer.Option(False, help="Also run the prequential evaluation."),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow URI."),
-    output_dir: Path = typer.Option(Path("runs/train"), "--output-dir", help="Output folder."),
+    output_dir: Path = typer.Option(Path("runs/fit"), "--output-dir", help="Output folder."),
     no_register: bool = typer.Option(False, "--no-register", help="Skip model registration."),
-    engine: str = typer.Option(
-        "local",
-        "--engine",
-        help="local: one process; ray: Ape-X style replay actors and one learner actor "
-        "(training/distributed).",
-    ),
+    engine: str = typer.Option("local", "--engine", help="local | ray (replay actors)."),
     workers: int = typer.Option(2, "--workers", min=1, help="With --engine ray: replay actors."),
-    address: str | None = typer.Option(
-        None, "--address", help="With --engine ray: an existing Ray cluster (default: start one)."
-    ),
 ) -> None:
-    """Train the case-retrieval policy by offline replay, evaluate, track in MLflow."""
+    """Fit the soft-q policy by offline replay, evaluate it, register it in MLflow."""
+    from rich.console import Console
+
     from training.config import TrainConfig
-    from training.distributed.config import ENGINES
+    from training.console import log_to_file
+    from training.distributed.config import ENGINES, DistributedConfig
 
     if engine not in ENGINES:
-        raise typer.BadParameter(
-            f"unknown engine {engine!r}: {' | '.join(ENGINES)}", param_hint="--engine"
-        )
-
+        raise typer.BadParameter(f"unknown engine {engine!r}: {' | '.join(ENGINES)}")
     cfg = TrainConfig(
         data=data,
         iterations=iterations,
-        seeds=tuple(int(s) for s in seeds.split(",") if s),
-        modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
-        use_llm=llm,
-        llm_fraction=llm_fraction,
-        llm_model=llm_model,
+        seeds=(seed,),
         max_train_decisions=max_decisions,
-        max_eval_decisions=max_eval_decisions,
-        top_n=top_n,
-        top_k=top_k,
-        num_chosen=num_chosen,
-        window_hours=window_hours,
         text_encoder=text_encoder,  # type: ignore[arg-type]
-        collab_dim=collab_dim,
-        exclude_seen=exclude_seen,
-        case_state_weight=case_state_weight,
-        blend=BlendConfig(w_knn=item_knn_weight, w_case=case_weight),
-        prequential=prequential,
         tracking_uri=tracking_uri,
         output_dir=output_dir,
         register=not no_register,
-        progress=True,
     )
-    distributed = None
-    if engine == "ray":
-        from training.distributed.config import DistributedConfig
+    console = Console()
+    with console.status("fitting soft-q"), log_to_file(output_dir / "memento.log"):
+        from training.fit import fit
 
-        distributed = DistributedConfig(workers=workers, address=address)
-    _print_result(_progress_run(cfg, distributed), cfg.output_dir / LOG_NAME)
+        if engine == "ray":
+            from training.distributed import ray_session
 
-
-_BENCH_CAPS: dict[str, dict[str, Any]] = {
-    "tmall-sample": {"max_train_decisions": 0, "max_eval_decisions": 0},
-    "movielens-100k": {
-        "max_train_decisions": 2000,
-        "max_eval_decisions": 0,
-        "exclude_seen": True,
-        "blend": BlendConfig(w_knn=1.0, w_case=0.5),
-    },
-    "synthetic": {"max_train_decisions": 2000, "max_eval_decisions": 0},
-}
-"""Per-dataset settings of the benchmark. Every test row is evaluated. Training decisions: all
-of the Tianchi sample's; a fixed seeded 2,000 of MovieLens' ~97k per pass (CPU cost; 1,500
-and 3,000 gave the same validation NDCG@10 within its noise).
-No collaborative item vectors (`collab_dim` 0): they are fitted on every training row, a
-training decision's own future included, and the learned Q trusted that leak (Tianchi sample,
-soft-q: validation NDCG@10 0.156 but warm test 0.051 with them; 0.106 and 0.058 without);
-the collaborative signal reaches Q through co-occurrence and successions, which leave the
-decision's own user out. MovieLens excludes seen items for every method, as RecBole's full
-ranking does (a film is rated once); the Tianchi sample keeps them (repeat actions). MovieLens
-adds the item-kNN term to the blend of the case-choosing modes with case weight 0.5 (chosen on
-its validation events); on the Tianchi sample it lowered them, so it stays off there."""
-
-
-def _clean(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
-def bench_replay(
-    dataset: str = typer.Option("tmall-sample", help="tmall-sample | movielens-100k | synthetic."),
-    split: str = typer.Option("leave-last-out", "--split", help="leave-last-out | time-cutoff."),
-    seeds: str = typer.Option("0,1,2", help="Comma-separated seeds of the memento methods."),
-    iterations: int = typer.Option(3, help="Training passes."),
-    llm: bool = typer.Option(
-        False, "--llm/--no-llm", help="Re-score the head with the frozen LLM (off by default)."
-    ),
-    llm_model: str = typer.Option("qwen2.5-0.5b", "--llm-model", help="Frozen LLM."),
-    llm_depth: int = typer.Option(
-        40, "--llm-depth", min=2, help="With --llm: head of the list the LLM re-scores."
-    ),
-    max_eval_decisions: int | None = typer.Option(
-        None, "--max-eval-decisions", help="Cap the evaluated test rows (default: all of them)."
-    ),
-    max_decisions: int | None = typer.Option(
-        None, "--max-decisions", help="Override the per-dataset training-decision cap."
-    ),
-    peers: bool = typer.Option(True, help="Run the RecBole peers (BPR, SASRec, GRU4Rec)."),
-    peer_seeds: str = typer.Option("0,1", "--peer-seeds", help="Seeds of the RecBole peers."),
-    ablation_seeds: str = typer.Option(
-        "0", "--ablation-seeds", help="Seeds of the ablations (soft-q-blend, soft-q-cases, ...)."
-    ),
-    only: str | None = typer.Option(
-        None, "--modes", help="Comma-separated subset of methods (default: all of them)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    output_dir: Path = typer.Option(Path("runs/bench-replay"), "--output-dir"),
-) -> None:
-    """Every mode, baseline and peer on one split and every test row: means with bootstrap CIs
-    and paired CIs against soft-q; prints the table (or JSON) and plot paths."""
-
-    import dataclasses
-
-    from training.config import ALL_MODES, RECBOLE_PEERS, TrainConfig
-
-    if split not in ("leave-last-out", "time-cutoff"):
-        raise typer.BadParameter(f"unknown split {split!r}: leave-last-out | time-cutoff")
-    modes = tuple(m for m in ALL_MODES if peers or m not in RECBOLE_PEERS)
-    modes = tuple(m for m in modes if llm or m != "no-llm")
-    if only:
-        wanted = [m.strip() for m in only.split(",") if m.strip()]
-        unknown = sorted(set(wanted) - set(ALL_MODES))
-        if unknown:
-            raise typer.BadParameter(f"unknown methods {unknown}; choose from {list(ALL_MODES)}")
-        modes = tuple(m for m in modes if m in wanted)
-    caps = dict(_BENCH_CAPS.get(dataset, {}))
-    if max_eval_decisions is not None:
-        caps["max_eval_decisions"] = max_eval_decisions
-    if max_decisions is not None:
-        caps["max_train_decisions"] = max_decisions
-    if llm:
-        blend = caps.get("blend", TrainConfig().blend)
-        caps["blend"] = dataclasses.replace(blend, llm_depth=llm_depth)
-    cfg = TrainConfig(
-        data=dataset,
-        split=split,  # type: ignore[arg-type]
-        modes=modes,
-        iterations=iterations,
-        seeds=tuple(int(s) for s in seeds.split(",") if s),
-        use_llm=llm,
-        llm_model=llm_model,
-        output_dir=output_dir / dataset,
-        experiment="memento-bench-replay",
-        register=False,
-        peer_seeds=tuple(int(s) for s in peer_seeds.split(",") if s),
-        ablation_seeds=tuple(int(s) for s in ablation_seeds.split(",") if s),
-        **caps,
-    )
-    from training.console import log_to_file
-
-    if as_json:
-        with log_to_file(cfg.output_dir / LOG_NAME):
-            from training.train import train
-
-            result = train(cfg)
-    else:
-        result = _progress_run(cfg)
-    payload = bench_payload(result, cfg, {k: v for k, v in caps.items() if k != "blend"})
-    if as_json:
-        typer.echo(json.dumps(payload))
-    else:
-        _print_result(result, cfg.output_dir / LOG_NAME)
-
-
-def bench_payload(result: Any, cfg: Any, caps: dict[str, Any]) -> dict[str, Any]:
-    """The benchmark's JSON contract: `n_decisions`, `results[method]` (`ndcg@10`,
-    `ndcg@10_ci`, `hr@10`, `hr@10_ci`, `warm_ndcg@10`, `warm_ndcg@10_ci`, seed means of the other
-    metrics, the validation learning curve), `paired[method]` (soft-q minus method on NDCG@10
-    over the same rows: `diff`, `ci`, `warm_diff`, `warm_ci`) and `info[method]`."""
-    res: dict[str, Any] = {}
-    for name, ci in result.summary.items():
-        m = result.metrics.get(name, {})
-        curve = result.curves.get(name)
-        row = {
-            k: _clean(v) if not isinstance(v, list) else [_clean(x) for x in v]
-            for k, v in ci.items()
-        }
-        for k in ("mrr", "reward_per_decision", "coverage@10", "ndcg@10_std"):
-            if k in m:
-                row["seed_std" if k == "ndcg@10_std" else k] = _clean(m[k])
-        row["seeds"] = len(result.per_seed.get(name, []))
-        row["curve"] = [sum(c) / len(c) for c in zip(*curve, strict=False)] if curve else []
-        res[name] = row
-    n = {int(v["n_rows"]) for v in result.summary.values()}
-    return {
-        "dataset": result.dataset,
-        "split": cfg.split,
-        "n_decisions": n.pop() if len(n) == 1 else sorted(n),
-        "n_warm": max((int(v["n_warm"]) for v in result.summary.values()), default=0),
-        "seeds": list(cfg.seeds),
-        "peer_seeds": list(cfg.peer_seeds),
-        "results": res,
-        "paired": {
-            k: {
-                kk: _clean(vv) if not isinstance(vv, list) else [_clean(x) for x in vv]
-                for kk, vv in v.items()
-            }
-            for k, v in result.paired.items()
-        },
-        "info": result.info,
-        "table": str(result.paths.get("table")),
-        "plots": [
-            str(result.paths[k]) for k in ("learning_curve", "comparison") if k in result.paths
-        ],
-        "run_id": result.run_id,
-        "elapsed_s": round(result.elapsed_s, 1),
-        "config": caps,
-    }
+            with ray_session(DistributedConfig(workers=workers)) as runner:
+                res = fit(cfg, memory_runner=runner)
+        else:
+            res = fit(cfg)
+    r = res.results[0]
+    curve = ", ".join(f"{v:.4f}" for v in r.curve)
+    console.print(f"{res.prepared.name}: validation NDCG@10 by pass {curve}")
+    console.print(f"test NDCG@10 {r.metrics['ndcg@10']:.4f} on {len(r.decisions)} rows")
+    console.print(f"model: {res.paths['model']}  mlflow run: {res.run_id}", soft_wrap=True)
+    console.print(f"registered version: {res.model_version}  ({res.elapsed_s:.1f} s)")

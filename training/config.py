@@ -53,9 +53,9 @@ LLM_MODES: tuple[str, ...] = (*LEARNED_MODES, "no-memory")
 ABLATIONS: tuple[str, ...] = ("soft-q-blend", "soft-q-cases", "parametric-ce", "tabular")
 """Learned modes that are ablations or older designs of soft-q (`ablation_seeds`)."""
 BASELINES: tuple[str, ...] = ("popularity", "causal-popularity", "item-knn", "ease")
-"""Peers fitted in process (`training.baselines`)."""
+"""Peers fitted in process (`bench.replay.baselines`)."""
 RECBOLE_PEERS: tuple[str, ...] = ("recbole-bpr", "recbole-sasrec", "recbole-gru4rec")
-"""Peers trained by RecBole in their own environment (`training.peers`)."""
+"""Peers trained by RecBole in their own environment (`bench.peers`)."""
 ALL_MODES: tuple[str, ...] = (
     *LEARNED_MODES,
     "no-memory",
@@ -68,7 +68,8 @@ ALL_MODES: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything `training.train.train` needs; defaults = `memento train` with no argument."""
+    """Everything `training.fit.fit` (and a comparison, `bench.replay.compare`) needs;
+    defaults = `memento train` with no argument."""
 
     data: str = "synthetic"
     """synthetic | tianchi:PATH | movielens-100k | tmall-sample."""

@@ -6,11 +6,11 @@
 - `no-memory`: the LLM blend without cases (candidates = state neighbours + popularity).
 - `no-llm`: the trained soft-q policy ranking without the LLM (same passes as soft-q: with
   `llm_fraction` = 0 soft-q's training never uses the LLM, so its learner is reused).
-- `popularity`, `item-knn`: `training.baselines` fitted on the training rows.
+- `popularity`, `item-knn`: `bench.replay.baselines` fitted on the training rows.
 - `causal-popularity`: (time-decayed) counts of the events before the decision, the list the
   memory modes give cold users (their share of a leave-last-out test is large: compare
   against this too).
-- `recbole-bpr`, `recbole-sasrec`: `training.peers.recbole_runner` on the identical split
+- `recbole-bpr`, `recbole-sasrec`: `bench.peers.recbole_runner` on the identical split
   (full ranking over all items, their own metric code; no reward, no curve).
 """
 
@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import polars as pl
 
 from recsys.config import RecommendConfig
 from recsys.llm.protocol import FrozenLLM
@@ -43,7 +42,7 @@ from training.evaluate import (
 from training.replay_env import Decision, PassResult, ReplayParts, SplitParts, run_pass
 from training.replay_world import ReplayWorld
 
-__all__ = ["MethodResult", "recommender_for", "run_baseline", "run_memory_mode", "run_peers"]
+__all__ = ["MethodResult", "recommend_config_of", "recommender_for", "run_memory_mode"]
 
 log = logging.getLogger(__name__)
 
@@ -242,131 +241,3 @@ def run_memory_mode(
             {f"preq_{k}": v for k, v in list_metrics(world, pq.decisions).items()}
         )
     return results
-
-
-def _causal_top(
-    world: ReplayWorld, parts: ReplayParts, cfg: TrainConfig, j: int, ex: set[int]
-) -> list[int]:
-    """The served parts' popularity list at decision j (events strictly before it), `ex`
-    (item ids) removed: every method's cold-user list and every short list's fill."""
-    rows = {world.item_index[i] for i in ex if i in world.item_index}
-    top = parts.popularity.top(cfg.top_n, float(world.ts[j]), rows)
-    return [int(world.item_ids[r]) for r in top]
-
-
-def baseline_decisions(
-    world: ReplayWorld,
-    parts: ReplayParts,
-    cfg: TrainConfig,
-    rank: Callable[[int, list[int], set[int]], list[int] | None],
-) -> list[Decision]:
-    """Score `rank(event, history items, exclude)` lists on the evaluated decisions under the
-    rules every method shares: history = the user's events strictly before the decision; seen
-    items excluded when `cfg.exclude_seen`; a cold user (no earlier event) or a row the ranker
-    cannot score (None) gets the causal popularity list; a short list is filled from it."""
-    decisions = []
-    for j in eval_decisions(world, cfg.max_eval_decisions, 0):
-        j = int(j)
-        hist = [int(world.item[e]) for e in world.history[j]]
-        ex = set(hist) if cfg.exclude_seen else set()
-        ranked = rank(j, hist, ex) if world.has_history[j] else None
-        items = [i for i in (ranked or []) if i not in ex][: cfg.top_n]
-        if len(items) < cfg.top_n:
-            have = set(items)
-            items += [i for i in _causal_top(world, parts, cfg, j, ex | have)][
-                : cfg.top_n - len(items)
-            ]
-        r, _ = world.list_reward(j, items[: cfg.reward_top], cfg.reward)
-        decisions.append(Decision(j, items, int(world.item[j]), r, False, not world.has_history[j]))
-    return decisions
-
-
-def run_baseline(
-    world: ReplayWorld, parts: SplitParts, cfg: TrainConfig, name: str, split: Any
-) -> MethodResult:
-    """popularity / item-knn / ease fitted on the training rows (ease: lambda chosen on the
-    validation rows, then refitted on train + valid), ranked for the evaluated decisions;
-    causal-popularity counts every event before each decision (every method's cold-user list)."""
-    from training.baselines import EASE, ItemKNN, Popularity, select_ease_lambda
-
-    train_rows = training_rows(cfg, split)
-    info: dict[str, Any] = {}
-    if name == "causal-popularity":
-        decisions = baseline_decisions(world, parts.served, cfg, lambda j, h, ex: None)
-    else:
-        model: Any
-        if name == "popularity":
-            model = Popularity(world.item_ids)
-        elif name == "item-knn":
-            model = ItemKNN(catalog=world.item_ids)
-        elif name == "ease":
-            fit, valid = split.train, split.valid
-            if valid.height == 0:  # time-cutoff: choose on each user's last training row
-                from data.splits import leave_last_out
-
-                inner = leave_last_out(split.train, with_valid=False)
-                fit, valid = inner.train, inner.test
-            lam, curve = select_ease_lambda(
-                fit, valid, catalog=world.item_ids, exclude_seen=cfg.exclude_seen
-            )
-            info = {"lambda": lam, "valid_ndcg@10": {str(k): v for k, v in curve.items()}}
-            model = EASE(lam, catalog=world.item_ids)
-        else:
-            raise ValueError(f"unknown baseline {name!r}")
-        model.fit(train_rows)
-        decisions = baseline_decisions(
-            world,
-            parts.served,
-            cfg,
-            lambda j, hist, ex: model.rank(int(world.user[j]), hist, cfg.top_n + len(ex), ex),
-        )
-    metrics = list_metrics(world, decisions)
-    res = MethodResult(name, 0, metrics, decisions=decisions)
-    res.info = info
-    return res
-
-
-def training_rows(cfg: TrainConfig, split: Any) -> pl.DataFrame:
-    """The rows a fitted baseline or peer learns from: train (+ valid under leave-last-out)."""
-    return pl.concat([split.train, split.valid]) if cfg.split == "leave-last-out" else split.train
-
-
-def _lookup(
-    by_event: dict[int, list[int] | None],
-) -> Callable[[int, list[int], set[int]], list[int] | None]:
-    return lambda j, _hist, _ex: by_event.get(j)
-
-
-def run_peers(
-    world: ReplayWorld, parts: SplitParts, cfg: TrainConfig, split: Any, names: list[str]
-) -> dict[str, list[MethodResult]]:
-    """RecBole peers (`training.peers.harness.peer_runs`, cached per model, seed and split) on
-    the identical split; their raw rankings of every test row are scored here under the shared
-    rules (`baseline_decisions`), one `MethodResult` per seed, with epochs and validation
-    curves in `info`."""
-    from training.peers.harness import peer_runs
-
-    runs = peer_runs(
-        split,
-        cfg.data,
-        [n.removeprefix("recbole-") for n in names],
-        cfg.peer_seeds,
-        cfg.peer_max_epochs,
-        cfg.peer_patience,
-    )
-    rows_of = world.held_out_events(split.test)
-    out: dict[str, list[MethodResult]] = {}
-    for name in names:
-        run = runs[name]
-        for seed, lists in run["lists"].items():
-            by_event: dict[int, list[int] | None] = {
-                int(e): lst for e, lst in zip(rows_of, lists, strict=True)
-            }
-            decisions = baseline_decisions(world, parts.served, cfg, _lookup(by_event))
-            res = MethodResult(name, int(seed), list_metrics(world, decisions), decisions=decisions)
-            res.info = {
-                "epochs": run.get("epochs", {}).get(seed),
-                "valid_curve": run.get("curves", {}).get(seed),
-            }
-            out.setdefault(name, []).append(res)
-    return out

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.bench_data import Task
 from agent.executor import Executor, ExecutorConfig
 from agent.memory import AgentMemory, MemoryConfig
 from agent.planner import Planner
@@ -19,6 +18,7 @@ from agent.scripted_server import (
     ScriptedReply,
     ScriptedToolCall,
 )
+from agent.tasks import Task
 from agent.tools.client import ToolClient
 from agent.tools.config import ToolServerConfig
 from agent.tools.search import Document, write_corpus_jsonl

@@ -10,8 +10,8 @@ def test_agent_modules_except_server_client_do_not_import_mcp() -> None:
     """Importing the agent package, tools, loaders, judge and scripted server loads no mcp."""
     code = (
         "import sys\n"
-        "import agent, agent.bench_data, agent.judge\n"
-        "import agent.scripted_server, agent.tool_latency\n"
+        "import agent, agent.tasks, agent.judge\n"
+        "import agent.scripted_server, bench.research.tool_latency\n"
         "import agent.tools.search, agent.tools.readers\n"
         "import agent.tools.math_eval, agent.tools.sandbox, agent.tools.web\n"
         "import agent.tools.config\n"

@@ -317,7 +317,7 @@ def test_unknown_item_ids_never_become_recommendable(
 def test_loads_a_registered_bundle_from_mlflow(tmp_path: Path) -> None:
     """MEMENTO_MODEL_URI=models:/name@champion serves the registered bundle: its learner,
     cases and catalogue, with no catalogue file of its own."""
-    from training.tracking import Tracker, TrackingConfig
+    from tracking.registry import Tracker, TrackingConfig
 
     src = _core(tmp_path / "src")
     case = src.write_case(NewCase("s", ("i15",), 1.0, _events("i0")))

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 
-from training.cli import _print_result
+from bench.replay.cli import _print_result
 from training.console import QuietLibraries, log_to_file
 
 
@@ -38,7 +38,7 @@ def test_library_output_goes_to_the_log_file(console_log: io.StringIO, tmp_path:
         logging.getLogger("training.modes").info("soft-q s0 iter 1")
         warnings.warn("past_key_values is deprecated", FutureWarning, stacklevel=1)
         print("Loading weights: 100%", file=sys.stderr)
-        logging.getLogger("training.train").warning("no test decisions")
+        logging.getLogger("bench.replay.compare").warning("no test decisions")
     assert sys.stderr is real_stderr
     log = path.read_text()
     for line in ("Loading faiss", "soft-q s0 iter 1", "past_key_values", "Loading weights"):
@@ -94,10 +94,10 @@ def test_bench_payload_follows_the_output_contract() -> None:
     """`memento bench replay --json` prints n_decisions, results[method] with ndcg@10 and its CI,
     hr@10, warm_ndcg@10, and paired[method] = soft-q minus method with its CI; the markdown
     table of the docs renders it."""
-    from training.cli import bench_payload
+    from bench.replay.cli import bench_payload
+    from bench.report import ci_markdown
+    from bench.stats import compare, row_metrics
     from training.replay_env import Decision
-    from training.report import ci_markdown
-    from training.stats import compare, row_metrics
 
     rows = {
         "soft-q": row_metrics([Decision(e, [e], e, 0.0, False, e < 3) for e in range(10)]),

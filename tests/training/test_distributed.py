@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from bench.replay.compare import RunOutput, compare_methods, run_methods
 from training.config import TrainConfig
 from training.distributed import DistributedConfig, RayMemoryRunner, shard_users
-from training.train import RunOutput, compare_methods, run_methods
 
 TINY = {
     "text_encoder": "hashing",

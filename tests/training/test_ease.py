@@ -6,9 +6,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from bench.errors import NotFittedError
+from bench.replay.baselines import EASE, Ranker, select_ease_lambda
 from tests.training.frames import minute_frame
-from training.baselines import EASE, Ranker, select_ease_lambda
-from training.errors import NotFittedError
 from training.metrics import ndcg_at_k
 
 

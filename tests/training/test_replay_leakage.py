@@ -128,8 +128,8 @@ def test_training_parts_hold_only_training_rows(monkeypatch: pytest.MonkeyPatch)
     parts, and the planted held-out item has no case, no popularity and no co-occurrence. The
     served (evaluated) parts hold every event for as-of reads, but their co-occurrence counts
     (which have no time) are the training rows' too."""
-    import training.train as train_mod
-    from training.train import run_methods
+    import training.prepare as train_mod
+    from bench.replay.compare import run_methods
 
     inter, items = tiny_log(True)
     monkeypatch.setattr(train_mod, "load_data", lambda tiny_cfg: (inter, items, "fixture"))

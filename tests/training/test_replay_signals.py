@@ -37,7 +37,7 @@ def test_causal_popularity_is_the_cold_list_and_sees_only_the_past() -> None:
     """The causal-popularity baseline gives exactly the list a memory mode gives a cold user,
     and every list is the brute-force count order of the training events strictly before the
     decision (so the planted future item is never ranked above a counted one)."""
-    from training.modes import baseline_decisions
+    from bench.replay.methods import baseline_decisions
 
     inter, items = tiny_log(True)
     cold_user = pl.DataFrame(  # a user whose only event is held out: a cold test decision
@@ -72,7 +72,7 @@ def test_item_knn_term_counts_other_users_past_training_rows_only() -> None:
     exactly like the item-kNN baseline fitted on the non-held-out rows of the OTHER users:
     held-out rows never count, and the decision's own user (whose later events a training
     decision must not see) is left out."""
-    from training.baselines import ItemKNN
+    from bench.replay.baselines import ItemKNN
 
     inter, _ = tiny_log(True)
     cfg = tiny_cfg(
@@ -128,8 +128,8 @@ def test_time_cutoff_split_scores_every_peer_on_the_same_rows(
 ) -> None:
     """Under the time-cutoff split (no validation rows) EASE still chooses its lambda, and
     every method is scored on the same held-out rows, so the paired CIs are defined."""
-    import training.train as train_mod
-    from training.train import compare_methods, run_methods
+    import training.prepare as train_mod
+    from bench.replay.compare import compare_methods, run_methods
 
     inter, items = tiny_log(True)
     monkeypatch.setattr(train_mod, "load_data", lambda cfg: (inter, items, "fixture"))

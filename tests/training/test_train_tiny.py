@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.replay.compare import compare as train
 from training.config import TrainConfig
-from training.train import train
 
 
 def _cfg(tmp: Path, experiment: str, **kw: object) -> TrainConfig:

@@ -40,7 +40,7 @@ passes, prequential evaluation, baselines and peers (all in the driver, as befor
 from __future__ import annotations
 
 from training.distributed.config import ENGINES, DistributedConfig
-from training.distributed.runner import RayMemoryRunner, ensure_ray, train_distributed
+from training.distributed.runner import RayMemoryRunner, ensure_ray, ray_session
 from training.distributed.shards import shard_decisions, shard_users
 
 __all__ = [
@@ -48,7 +48,7 @@ __all__ = [
     "DistributedConfig",
     "RayMemoryRunner",
     "ensure_ray",
+    "ray_session",
     "shard_decisions",
     "shard_users",
-    "train_distributed",
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +22,7 @@ from training.modes import MethodResult, run_memory_mode
 from training.replay_env import SplitParts
 from training.replay_world import ReplayWorld
 
-__all__ = ["RayMemoryRunner", "RunStats", "ensure_ray", "train_distributed"]
+__all__ = ["RayMemoryRunner", "RunStats", "ensure_ray", "ray_session"]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,7 @@ class RunStats:
 
 class RayMemoryRunner:
     """`run_memory_mode` with the training passes on W actors and one learner actor; a drop-in
-    `memory_runner` for `training.train.train`. Modes that learn nothing (`non-parametric`,
+    `memory_runner` for `training.fit.fit`. Modes that learn nothing (`non-parametric`,
     `no-memory`) run in process."""
 
     def __init__(self, dcfg: DistributedConfig) -> None:
@@ -184,16 +186,15 @@ class _ActorPass:
         return (float(np.mean(rewards)) if rewards else 0.0), list(end["learn"])
 
 
-def train_distributed(cfg: TrainConfig, dcfg: DistributedConfig, progress: Any = None) -> Any:
-    """`training.train.train` with the Ray engine (`memento train --engine ray`): joins or
+@contextmanager
+def ray_session(dcfg: DistributedConfig) -> Iterator[RayMemoryRunner]:
+    """A `RayMemoryRunner` for `training.fit.fit` (`memento train --engine ray`): joins or
     starts a cluster, and shuts down only a cluster it started."""
     import ray
 
-    from training.train import train
-
     started = ensure_ray(dcfg)
     try:
-        return train(cfg, progress, memory_runner=RayMemoryRunner(dcfg))
+        yield RayMemoryRunner(dcfg)
     finally:
         if started:
             ray.shutdown()

@@ -1,0 +1,286 @@
+"""`memento bench online`: every method on the same simulator seeds, side by side.
+
+Methods: `soft-q`, `non-parametric`, `tabular`, `no-memory` run in the real HTTP service
+(`bench.online.service_policy`); `vw` (Vowpal Wabbit `--cb_explore_adf`), `random` and
+`oracle` run in process (`bench.online.adapters`). Each (method, seed) run is cached as an
+.npz under the work folder as soon as it ends, so an interrupted benchmark resumes where it
+stopped. The soft-q runs double as the logging policy of the off-policy check
+(`bench.online.ope`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.errors import UnknownSimulatorError
+from bench.online.loop import OpeTrace, Trace, run_policy
+from bench.online.summary import curve, seed_figures, t_interval
+from bench.sim.registry import SIMULATORS, make_simulator
+
+log = logging.getLogger(__name__)
+
+SERVICE = ("soft-q", "non-parametric", "tabular", "no-memory")
+"""Methods served by the HTTP service."""
+IN_PROCESS = ("vw", "random", "oracle")
+"""Methods run in process."""
+METHODS = (*SERVICE, *IN_PROCESS)
+"""Every method, in report order."""
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    """One online benchmark run."""
+
+    simulator: str = "planted"
+    """`planted` or `movielens` (`bench.sim.registry`)."""
+    interactions: int = 20_000
+    """Decisions per (method, seed)."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Simulator (and learner) seeds."""
+    methods: tuple[str, ...] = METHODS
+    """Methods to run."""
+    shift_at: float = 0.5
+    """Fraction of the run after which tastes shift (0: never)."""
+    recovery_window: int = 500
+    """Rolling window (decisions) of the recovery figure."""
+    curve_points: int = 40
+    """Bins of the curves."""
+    updates_per_feedback: int = 2
+    """Gradient steps of the service's online learner per feedback."""
+    ope: bool = True
+    """Run the off-policy check on the soft-q logs."""
+    ope_rounds: int = 5_000
+    """Last logged decisions of each soft-q run used by the off-policy check."""
+    workdir: Path = REPO_ROOT / ".cache" / "memento" / "online"
+    """Cache of finished runs and service databases."""
+    service_url: str | None = None
+    """Drive an already-running service at this URL (one service method, never cached)
+    instead of starting a fresh one per method."""
+    write_key: str = "memento-dev-key"
+    """Write key of the service at `service_url`."""
+    read_key: str = "memento-dev-read-key"
+    """Read key of the service at `service_url`."""
+
+    def validate(self) -> None:
+        """Raise a clear error for settings no run can honour."""
+        if self.simulator not in SIMULATORS:
+            raise UnknownSimulatorError(
+                f"unknown simulator {self.simulator!r}; choose one of {', '.join(SIMULATORS)}"
+            )
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise UnknownSimulatorError(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
+        if self.interactions <= 0:
+            raise ValueError(f"--interactions must be > 0, got {self.interactions}")
+        if not self.seeds:
+            raise ValueError("at least one seed is needed")
+        if self.service_url is not None and (
+            len(self.methods) != 1 or self.methods[0] not in SERVICE
+        ):
+            raise ValueError(f"--url drives one service method: pass --methods one of {SERVICE}")
+
+    def key(self, method: str, seed: int) -> str:
+        """Cache key of one run (everything that changes its result)."""
+        parts = {
+            "sim": self.simulator,
+            "n": self.interactions,
+            "shift": self.shift_at,
+            "upf": self.updates_per_feedback,
+            "method": method,
+            "seed": seed,
+            "v": 1,
+        }
+        digest = hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
+        return f"{self.simulator}-{method}-s{seed}-n{self.interactions}-{digest}"
+
+
+@dataclass
+class Run:
+    """One finished (method, seed) run."""
+
+    trace: Trace
+    ope: OpeTrace | None = None
+    db: Path | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _save(path: Path, run: Run) -> None:
+    arrays: dict[str, Any] = {
+        "reward": run.trace.reward,
+        "expected": run.trace.expected,
+        "oracle": run.trace.oracle,
+        "meta": json.dumps(
+            {
+                "shift_step": run.trace.shift_step,
+                "missing": run.trace.missing_pscores,
+                "db": str(run.db) if run.db else None,
+                "info": run.info,
+            }
+        ),
+    }
+    if run.ope is not None:
+        arrays["ope_ids"] = np.array(run.ope.decision_ids)
+        arrays["ope_allowed"] = np.array(run.ope.allowed)
+        for name, rows in run.ope.actions.items():
+            arrays[f"ope_action_{name}"] = np.array(rows)
+            arrays[f"ope_true_{name}"] = np.array(run.ope.true_value[name])
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+
+
+def _load(path: Path) -> Run:
+    z = np.load(path, allow_pickle=False)
+    meta = json.loads(str(z["meta"]))
+    trace = Trace(z["reward"], z["expected"], z["oracle"], meta["shift_step"], meta["missing"])
+    ope = None
+    if "ope_ids" in z:
+        ope = OpeTrace([str(s) for s in z["ope_ids"]], allowed=list(z["ope_allowed"]))
+        for k in z.files:
+            if k.startswith("ope_action_"):
+                name = k.removeprefix("ope_action_")
+                ope.actions[name] = z[k].tolist()
+                ope.true_value[name] = z[f"ope_true_{name}"].tolist()
+    return Run(trace, ope, Path(meta["db"]) if meta["db"] else None, meta.get("info", {}))
+
+
+def run_one(
+    cfg: OnlineConfig, method: str, seed: int, progress: Callable[[int], None] | None = None
+) -> Run:
+    """One (method, seed) run, from the cache when it is there."""
+    cache = cfg.workdir / "runs" / f"{cfg.key(method, seed)}.npz"
+    if cfg.service_url is not None:  # a live service: its state is not ours to cache
+        return _run_service(cfg, method, seed, make_simulator(cfg.simulator, seed), progress)
+    if cache.exists():
+        return _load(cache)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    sim = make_simulator(cfg.simulator, seed)
+    if method in SERVICE:
+        run = _run_service(cfg, method, seed, sim, progress)
+    else:
+        run = Run(run_policy(sim, _peer(method, sim, seed), cfg.interactions,
+                             shift_at=cfg.shift_at, progress=progress))  # fmt: skip
+    _save(cache, run)
+    return run
+
+
+def _peer(method: str, sim: Any, seed: int) -> Any:
+    from bench.online.adapters import PeerAdapter
+    from bench.online.peers import OraclePolicy, RandomPolicy
+
+    ids, _ = sim.catalogue()
+    if method == "random":
+        return PeerAdapter(RandomPolicy(ids, seed=seed))
+    if method == "oracle":
+        return PeerAdapter(OraclePolicy(sim))
+    from bench.online.vw_policy import VWConfig, VWPolicy
+
+    return PeerAdapter(VWPolicy(ids, sim.item_features(), VWConfig(seed=seed)))
+
+
+def _run_service(
+    cfg: OnlineConfig, method: str, seed: int, sim: Any, progress: Callable[[int], None] | None
+) -> Run:
+    import shutil
+
+    from bench.online.service_policy import (
+        ServicePolicy,
+        SimClock,
+        check_service,
+        start_service,
+    )
+
+    if cfg.service_url is not None:
+        check_service(cfg.service_url)
+        policy = ServicePolicy(
+            method,
+            url=cfg.service_url,
+            clock=SimClock.start(),
+            write_key=cfg.write_key,
+            read_key=cfg.read_key,
+        )
+        try:
+            trace = run_policy(sim, policy, cfg.interactions, shift_at=cfg.shift_at,
+                               progress=progress)  # fmt: skip
+        finally:
+            policy.close()
+        return Run(trace, info={"url": cfg.service_url, "retries_503": policy.retries})
+    work = cfg.workdir / "services" / cfg.key(method, seed)
+    shutil.rmtree(work, ignore_errors=True)
+    env = {"MEMENTO_UPDATES_PER_FEEDBACK": str(cfg.updates_per_feedback)}
+    proc = start_service(
+        method, sim.catalogue(), work, seed=seed, features=sim.item_features(), extra_env=env
+    )
+    policy = ServicePolicy(method, url=proc.url, clock=SimClock.start())
+    ope = OpeTrace() if method == "soft-q" else None  # always: the cache key ignores --ope
+    try:
+        trace = run_policy(
+            sim,
+            policy,
+            cfg.interactions,
+            shift_at=cfg.shift_at,
+            ope=ope,
+            decision_id=policy.last_decision,
+            progress=progress,
+        )
+    finally:
+        policy.close()
+        proc.stop()
+    return Run(trace, ope, work / "memento.sqlite3", {"retries_503": policy.retries})
+
+
+def summarise(cfg: OnlineConfig, runs: dict[str, dict[int, Run]]) -> dict[str, Any]:
+    """The JSON payload: per method figures (seed mean and t CI), curves, paired differences."""
+    results: dict[str, Any] = {}
+    figs = {
+        m: {s: seed_figures(r.trace, cfg.recovery_window) for s, r in by_seed.items()}
+        for m, by_seed in runs.items()
+    }
+    for m, by_seed in runs.items():
+        f = figs[m]
+        row: dict[str, Any] = {}
+        for name in ("reward_last_20pct", "expected_last_20pct", "cumulative_regret"):
+            mean, lo, hi = t_interval([getattr(x, name) for x in f.values()])
+            key = "reward_per_decision_last_20pct" if name == "reward_last_20pct" else name
+            row[key], row[f"{key}_ci"] = mean, [lo, hi]
+        oracle = float(np.mean([x.oracle_last_20pct for x in f.values()]))
+        row["oracle_expected_last_20pct"] = oracle
+        row["ratio_to_oracle"] = row["expected_last_20pct"] / oracle if oracle else None
+        rec = [x.recovery for x in f.values()]
+        row["recovery_after_shift"] = rec
+        row["seeds"] = {str(s): {k: v for k, v in asdict(x).items()} for s, x in f.items()}
+        row["curve"] = curve([r.trace for r in by_seed.values()], cfg.curve_points)
+        results[m] = row
+    paired: dict[str, Any] = {}
+    if "soft-q" in runs:
+        for m in runs:
+            if m == "soft-q":
+                continue
+            common = sorted(set(runs[m]) & set(runs["soft-q"]))
+            d = [
+                figs["soft-q"][s].expected_last_20pct - figs[m][s].expected_last_20pct
+                for s in common
+            ]
+            if d:
+                mean, lo, hi = t_interval(d)
+                paired[m] = {"soft-q_minus_method": mean, "ci": [lo, hi], "seeds": common}
+    return {
+        "simulator": cfg.simulator,
+        "interactions": cfg.interactions,
+        "seeds": list(cfg.seeds),
+        "shift_at_decision": int(cfg.interactions * cfg.shift_at) if cfg.shift_at else None,
+        "results": results,
+        "paired_expected_last_20pct": paired,
+    }
+
+
+__all__ = ["IN_PROCESS", "METHODS", "SERVICE", "OnlineConfig", "Run", "run_one", "summarise"]

@@ -1,0 +1,248 @@
+"""The off-policy check: do OBP's estimators, run on the soft-q service's own logs, recover
+the true value of other policies on the same states?
+
+The soft-q run of the online benchmark is the logging policy. Its service database is exported
+with `serving.logs_export.export_logs` (what `memento logs export --format obp` runs);
+the last `rounds` exported decisions that the run's `OpeTrace` recorded are kept (joined by
+decision id), and only their first position is evaluated. For each evaluation policy of
+`EVAL_POLICIES` the action_dist is (D, A, 1):
+
+- `oracle`, `popularity`: all mass on the catalogue row the trace recorded for the decision;
+- `uniform`: 1 / |allowed| on each item the user had not acted on yet (the seen-item rule).
+
+Simulator rows are mapped to export actions through the catalogue ids (`item_ids` of the
+export), never by position. The truth is exact: the mean over the same decisions of the
+trace's `true_value` (theta[0] times the expected value of the policy's first item, from the
+simulator's own model), which is what OBP's per-record value estimates at position 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.errors import OpeRunError
+from bench.online.bench import Run
+from bench.online.loop import EVAL_POLICIES
+from bench.ope.runner import ESTIMATORS, estimate_policy_values
+
+log = logging.getLogger(__name__)
+
+__all__ = ["export_command", "ope_check", "ope_summary"]
+
+
+def export_command(db: Path, out: Path) -> list[str]:
+    """The `memento logs export` command line that reproduces `_export` (shown in results)."""
+    return [sys.executable, "-m", "memento", "logs", "export", "--format", "obp",
+            "--db", str(db), "--out", str(out), "--json"]  # fmt: skip
+
+
+def _export(db: Path, out: Path) -> dict[str, Any]:
+    """Export `db`'s logs to `out` (OBP .npz) with `serving.logs_export.export_logs`, the
+    library call behind `memento logs export`; its summary. `OpeRunError` on bad input."""
+    from serving.logs_export import export_logs
+
+    try:
+        return export_logs(db, out, "obp", None).as_dict()
+    except ValueError as exc:
+        raise OpeRunError(f"`memento logs export` refused {db}: {exc}") from exc
+
+
+def _catalogue_ids(run: Run, catalogue: Sequence[str] | None) -> list[str]:
+    """Simulator item ids by simulator row: given, else the catalogue the service was started
+    with (`items.parquet` beside its database, written in simulator order)."""
+    if catalogue is not None:
+        return [str(s) for s in catalogue]
+    assert run.db is not None
+    import polars as pl
+
+    path = run.db.parent / "items.parquet"
+    if not path.is_file():
+        raise ValueError(f"no service catalogue at {path}: pass the simulator's catalogue ids")
+    return [str(s) for s in pl.read_parquet(path)["item_id"].to_list()]
+
+
+def _window(
+    fb: dict[str, np.ndarray], trace_ids: Sequence[str], rounds: int
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Export rows (into `decisions`) of the last `rounds` decisions that are in the trace and
+    have a first-position record; counts of the decisions left out, by reason."""
+    in_trace = set(trace_ids)
+    exported = [str(d) for d in fb["decisions"]]
+    first = np.zeros(len(exported), bool)
+    first[fb["decision_index"][fb["position"] == 0]] = True
+    usable = [i for i, d in enumerate(exported) if d in in_trace and first[i]]
+    keep = np.asarray(usable[-rounds:], np.int64)
+    counts = {
+        "not_in_trace": sum(d not in in_trace for d in exported),
+        "not_exported": len(in_trace - set(exported)),
+        "no_first_position": sum(d in in_trace and not first[i] for i, d in enumerate(exported)),
+        "before_window": len(usable) - len(keep),
+    }
+    return keep, counts
+
+
+def _subset(fb: dict[str, np.ndarray], keep: np.ndarray, path: Path) -> dict[str, np.ndarray]:
+    """Write the export restricted to the decisions `keep` (same layout, rows renumbered)."""
+    new_index = np.full(len(fb["decisions"]), -1, np.int64)
+    new_index[keep] = np.arange(len(keep))
+    rec = np.flatnonzero(new_index[fb["decision_index"]] >= 0)
+    per_record = {k for k, v in fb.items() if v.ndim >= 1 and len(v) == len(fb["decision_index"])}
+    per_record -= {"decisions", "item_ids", "action_context"}
+    out: dict[str, np.ndarray] = {k: (v[rec] if k in per_record else v) for k, v in fb.items()}
+    out["decision_index"] = new_index[fb["decision_index"][rec]]
+    out["decisions"] = fb["decisions"][keep]
+    out["n_rounds"] = np.asarray(len(rec), np.int64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        np.savez(fh, **out)  # type: ignore[arg-type]
+    return out
+
+
+def _action_dists(
+    run: Run, trace_rows: np.ndarray, col_of_row: np.ndarray, n_actions: int
+) -> dict[str, np.ndarray]:
+    """(D, A, 1) action_dist per evaluation policy for the trace decisions `trace_rows`."""
+    assert run.ope is not None
+    n = len(trace_rows)
+    dists: dict[str, np.ndarray] = {}
+    for name in EVAL_POLICIES:
+        dist = np.zeros((n, n_actions, 1))
+        actions = run.ope.actions[name]
+        for i, j in enumerate(trace_rows):
+            row = int(actions[j])
+            if row >= 0:
+                dist[i, col_of_row[row], 0] = 1.0
+            else:  # uniform over the items the user had not acted on
+                cols = col_of_row[np.flatnonzero(run.ope.allowed[j])]
+                dist[i, cols, 0] = 1.0 / len(cols)
+        dists[name] = dist
+    return dists
+
+
+def ope_check(
+    run: Run,
+    workdir: Path,
+    *,
+    rounds: int,
+    seed: int,
+    catalogue: Sequence[str] | None = None,
+    n_bootstrap: int = 200,
+) -> dict[str, Any]:
+    """OBP's IPW / SNIPW / DM / DR estimates of each `EVAL_POLICIES` policy on the last
+    `rounds` logged decisions of one soft-q run, next to its true value (module docstring).
+
+    catalogue: simulator item ids by simulator row (None: the service's `items.parquet`).
+    seed: OBP's bootstrap / cross-fitting seed. Returns ``{"policies": {name: {"true_value",
+    "estimates": {estimator: [value, lo, hi]}, "dr_within_ci"}}, "logging_first_position_reward",
+    "counts", "export"}``. Raises `ValueError` for a run that cannot be checked (no OPE trace,
+    no propensities, no database) and `OpeRunError` when the export or OBP fails.
+    """
+    if rounds <= 0:
+        raise ValueError(f"rounds must be > 0, got {rounds}")
+    if run.ope is None or not run.ope.decision_ids:
+        raise ValueError(
+            "the run has no OPE trace (only soft-q runs of a benchmark with --ope record one; "
+            "delete its cached .npz to rerun it)"
+        )
+    if run.db is None or not run.db.is_file():
+        raise ValueError(
+            f"the run's service database is missing ({run.db}): delete its cached "
+            ".npz under <workdir>/runs to rerun it"
+        )
+    if run.trace.missing_pscores:
+        log.warning(
+            "%d shown positions of the run logged no propensity (pscore None): the "
+            "export leaves them out",
+            run.trace.missing_pscores,
+        )
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        summary = _export(run.db, workdir / "export.npz")
+    except OpeRunError as exc:
+        if "no logged position has a propensity" in str(exc):
+            raise ValueError(
+                f"the soft-q run logged no propensities (pscores None): {exc}"
+            ) from exc
+        raise
+    with np.load(workdir / "export.npz") as z:
+        fb = {k: z[k] for k in z.files}
+    keep, left_decisions = _window(fb, run.ope.decision_ids, rounds)
+    if len(keep) < 2:
+        raise ValueError(
+            f"only {len(keep)} logged decisions with a first-position propensity match the "
+            f"run's trace (left out: {left_decisions}, positions left out at export: "
+            f"{summary.get('left_out')}): too few for the off-policy check"
+        )
+    sub = _subset(fb, keep, workdir / "window.npz")
+    col = {str(s): a for a, s in enumerate(fb["item_ids"])}
+    ids = _catalogue_ids(run, catalogue)
+    missing = [s for s in ids if s not in col]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} catalogue items are not in the export, e.g. {missing[:3]}"
+        )
+    col_of_row = np.array([col[s] for s in ids], np.int64)
+    pos = {d: j for j, d in enumerate(run.ope.decision_ids)}
+    trace_rows = np.array([pos[str(d)] for d in sub["decisions"]], np.int64)
+    dists = _action_dists(run, trace_rows, col_of_row, int(fb["n_actions"]))
+    est = estimate_policy_values(
+        workdir / "window.npz",
+        dists,
+        positions=1,
+        seed=seed,
+        n_bootstrap=n_bootstrap,
+        workdir=workdir / "obp",
+    )
+    policies: dict[str, Any] = {}
+    for name in EVAL_POLICIES:
+        truth = float(np.mean(np.asarray(run.ope.true_value[name])[trace_rows]))
+        e = {k: [float(x) for x in est[name][k]] for k in ESTIMATORS}
+        _, lo, hi = e["dr"]
+        policies[name] = {
+            "true_value": truth,
+            "estimates": e,
+            "dr_within_ci": bool(lo <= truth <= hi),
+            "dr_error": e["dr"][0] - truth,
+        }
+    first = sub["position"] == 0
+    return {
+        "policies": policies,
+        "logging_first_position_reward": float(sub["reward"][first].mean()),
+        "counts": {
+            "decisions_used": len(keep),
+            "decisions_logged": len(run.ope.decision_ids),
+            "decisions_exported": int(summary.get("decisions", len(fb["decisions"]))),
+            "left_out_decisions": left_decisions,
+            "left_out_positions": dict(summary.get("left_out", {})),
+        },
+        "export": summary,
+        "export_command": shlex.join(
+            ["memento", *export_command(run.db, workdir / "export.npz")[3:]]
+        ),
+    }
+
+
+def ope_summary(checks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per evaluation policy: on how many seeds DR's CI covers the true value, and the mean
+    absolute DR error. `checks`: {seed: `ope_check` result, or {"error": message}}."""
+    ok = {s: c for s, c in checks.items() if "policies" in c}
+    out: dict[str, Any] = {}
+    for name in EVAL_POLICIES:
+        covered = [s for s, c in ok.items() if c["policies"][name]["dr_within_ci"]]
+        errors = [abs(c["policies"][name]["dr_error"]) for c in ok.values()]
+        out[name] = {
+            "dr_covers": len(covered),
+            "seeds": len(ok),
+            "covered_seeds": covered,
+            "mean_abs_dr_error": float(np.mean(errors)) if errors else math.nan,
+        }
+    return out

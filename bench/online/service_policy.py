@@ -1,0 +1,213 @@
+"""A method of the online benchmark served by the real HTTP service (`memento serve`).
+
+Each method runs its own uvicorn process (`serving.process.ServerProcess`) on a fresh model over
+the simulator's catalogue: the items scorer, the learner mode of the method, case memory on or
+off, gamma > 0 and dwell in the reward. The client speaks only HTTP:
+- a user's warm-up history and every later decision's events go to `POST /v1/events`, stamped
+  with simulator time (`SimClock`), so the service rebuilds the state from its own store;
+- `POST /v1/recommend` with `at` = simulator time and the user's acted items excluded (the
+  seen-item rule every method gets);
+- every acted item goes to `POST /v1/feedback` (deepest action, dwell seconds), which is what
+  updates Q online and writes the new case.
+A full learner queue answers 503 with Retry-After: the client waits and retries, so no feedback
+is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import polars as pl
+
+from bench.errors import ServiceUnavailableError
+from bench.sim.base import SIM_REWARD, HistoryEvent, SimEvent
+from serving.process import ServerProcess
+
+log = logging.getLogger(__name__)
+
+_WRITE_KEY = "memento-bench-write"
+_READ_KEY = "memento-bench-read"
+
+SERVICE_METHODS: dict[str, dict[str, str]] = {
+    "soft-q": {"MEMENTO_MODE": "soft-q", "MEMENTO_MEMORY": "true"},
+    "non-parametric": {"MEMENTO_MODE": "non-parametric", "MEMENTO_MEMORY": "true"},
+    "tabular": {"MEMENTO_MODE": "tabular", "MEMENTO_MEMORY": "true"},
+    "no-memory": {"MEMENTO_MODE": "soft-q", "MEMENTO_MEMORY": "false"},
+}
+"""Methods the benchmark runs through the service, and the settings that make each."""
+
+
+@dataclass(frozen=True)
+class SimClock:
+    """Simulator seconds -> unix seconds: `base` + sim time, with `base` 30 days in the past
+    so that every stamped event is older than the service's wall clock (s' is built at it)."""
+
+    base: float
+
+    @staticmethod
+    def start() -> SimClock:
+        """A clock whose simulator time 0 is 30 days ago."""
+        return SimClock(time.time() - 30 * 86400.0)
+
+    def at(self, sim_seconds: float) -> float:
+        """Unix seconds of a simulator time."""
+        return self.base + sim_seconds
+
+
+class ServicePolicy:
+    """One method behind a live service; `recommend` / `learn` as the in-process peers."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        url: str,
+        clock: SimClock,
+        timeout_s: float = 30.0,
+        write_key: str = _WRITE_KEY,
+        read_key: str = _READ_KEY,
+    ) -> None:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request
+        self.name = name
+        self._write_key, self._read_key = write_key, read_key
+        self.clock = clock
+        self._http = httpx.Client(base_url=url, timeout=timeout_s)
+        self._known: set[str] = set()
+        self._decision: dict[str, str] = {}
+        self.retries = 0
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self._http.close()
+
+    def _post(self, path: str, body: dict[str, Any], key: str) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {key}"}
+        for _ in range(600):
+            try:
+                r = self._http.post(path, json=body, headers=headers)
+            except httpx.HTTPError as exc:
+                raise ServiceUnavailableError(f"{self.name}: {path} failed: {exc}") from exc
+            if r.status_code == 503 and r.headers.get("Retry-After"):
+                self.retries += 1
+                time.sleep(0.05)
+                continue
+            if r.status_code >= 400:
+                raise ServiceUnavailableError(
+                    f"{self.name}: {path} answered {r.status_code}: {r.text[:300]}"
+                )
+            out: dict[str, Any] = r.json()
+            return out
+        raise ServiceUnavailableError(f"{self.name}: {path} stayed busy (503) for 30 s")
+
+    def _events(self, user_id: str, events: Sequence[HistoryEvent]) -> None:
+        if events:
+            body = [
+                {"item_id": e.item_id, "action": e.action, "ts": self.clock.at(e.ts)}
+                for e in events
+            ]
+            self._post("/v1/events", {"user_id": user_id, "events": body}, self._write_key)
+
+    def recommend(
+        self, user_id: str, history: list[HistoryEvent], n: int, now: float
+    ) -> tuple[list[str], list[float | None]]:
+        """The service's list for the user at simulator time `now`, with its propensities."""
+        if user_id not in self._known:  # a newcomer: their warm-up history
+            self._known.add(user_id)
+            self._events(user_id, history)
+        seen = sorted({e.item_id for e in history})
+        body = {"user_id": user_id, "n": n, "exclude_items": seen, "at": self.clock.at(now)}
+        out = self._post("/v1/recommend", body, self._read_key)
+        self._decision[user_id] = str(out["decision_id"])
+        items = [str(i["item_id"]) for i in out["items"]]
+        pscores = [i.get("propensity") for i in out["items"]]
+        return items, pscores
+
+    def last_decision(self, user_id: str) -> str:
+        """Decision id of the list last recommended to the user (not yet answered)."""
+        return self._decision[user_id]
+
+    def learn(self, user_id: str, events: Sequence[SimEvent], now: float) -> None:
+        """Feedback for every acted item of the last decision, then the events themselves."""
+        decision = self._decision.pop(user_id)
+        for e in events:
+            self._post(
+                "/v1/feedback",
+                {
+                    "decision_id": decision,
+                    "item_id": e.item_id,
+                    "action": e.action,
+                    "dwell_seconds": round(e.dwell_seconds, 3),
+                    "idempotency_key": f"{decision}/{e.item_id}",
+                },
+                self._write_key,
+            )
+        self._events(user_id, [HistoryEvent(e.item_id, e.action, now) for e in events])
+
+
+def check_service(url: str, timeout_s: float = 5.0) -> None:
+    """Raise `ServiceUnavailableError` unless a service answers `/readyz` at `url`."""
+    try:
+        r = httpx.get(url.rstrip("/") + "/readyz", timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise ServiceUnavailableError(
+            f"no service answers at {url} ({type(exc).__name__}); start one with `memento serve`"
+            " (MEMENTO_SCORER=items) or leave out --url to let the benchmark start its own"
+        ) from exc
+    if r.status_code != 200:
+        raise ServiceUnavailableError(f"the service at {url} is not ready: {r.text[:300]}")
+
+
+def start_service(
+    method: str,
+    catalogue: tuple[list[str], list[str]],
+    workdir: Path,
+    *,
+    seed: int,
+    features: list[list[str]] | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> ServerProcess:
+    """A fresh service for `method` over the catalogue (its own database under `workdir`)."""
+    if method not in SERVICE_METHODS:
+        raise ValueError(f"unknown service method {method!r}; known: {sorted(SERVICE_METHODS)}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    ids, titles = catalogue
+    if features is not None:  # the public item attributes every peer sees, as title words
+        titles = [f"{t} {' '.join(f)}" for t, f in zip(titles, features, strict=True)]
+    items = workdir / "items.parquet"
+    pl.DataFrame({"item_id": ids, "title": titles}).write_parquet(items)
+    env = {
+        "MEMENTO_API_KEY": _WRITE_KEY,
+        "MEMENTO_READ_API_KEY": _READ_KEY,
+        "MEMENTO_DB_PATH": str(workdir / "memento.sqlite3"),
+        "MEMENTO_MODEL_URI": "none",
+        "MEMENTO_ITEMS_PATH": str(items),
+        "MEMENTO_TEXT_ENCODER": "hashing",
+        "MEMENTO_SCORER": "items",
+        "MEMENTO_POLICY": "sample",
+        "MEMENTO_DWELL_WEIGHT": str(SIM_REWARD.dwell_weight),
+        "MEMENTO_SEED": str(seed),
+        "MEMENTO_CHECKPOINT_EVERY": "100000",
+        **SERVICE_METHODS[method],
+        **(extra_env or {}),
+    }
+    proc = ServerProcess(env, log=workdir / "service.log")
+    try:
+        return proc.start(timeout_s=120.0)
+    except RuntimeError as exc:
+        raise ServiceUnavailableError(f"{method}: the service did not start: {exc}") from exc
+
+
+__all__ = [
+    "SERVICE_METHODS",
+    "ServicePolicy",
+    "ServiceUnavailableError",
+    "SimClock",
+    "check_service",
+    "start_service",
+]

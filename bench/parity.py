@@ -1,0 +1,142 @@
+"""`memento bench parity`: the offline evaluator and the HTTP service give the same lists.
+
+1. Train (or load) a model on a dataset with the replay (`training.modes.run_memory_mode`, LLM
+   off), evaluate its held-out decisions greedily, and save the evaluated model as a bundle.
+2. Start the real service (`python -m serving.cli` under uvicorn) on that bundle (as its local
+   snapshot; greedy policy; LLM off).
+3. Send every evaluated decision as `POST /v1/recommend` with `recent_events` = the decision's
+   history and `at` = its time, under a fresh user id, and compare the item lists.
+
+Prints `{"decisions": N, "identical_lists": M, ...}`; the lists match when serving and
+evaluation share one pipeline, one configuration and one bundle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.config import TrainConfig
+
+__all__ = ["ParityConfig", "run_parity"]
+
+log = logging.getLogger(__name__)
+
+READ_KEY = "parity-read-key"
+WRITE_KEY = "parity-write-key"
+
+
+@dataclasses.dataclass(frozen=True)
+class ParityConfig:
+    """What `run_parity` replays."""
+
+    train: TrainConfig
+    """Dataset, split, pipeline and learner settings (modes are ignored: soft-q is trained)."""
+    decisions: int = 0
+    """Held-out decisions to compare (0: all)."""
+    bundle: Path | None = None
+    """An existing bundle to serve instead of training one (its offline lists are recomputed)."""
+    workdir: Path | None = None
+    """Where the bundle, service database and log go (None: a temporary folder)."""
+
+
+def _offline(cfg: ParityConfig, progress: Callable[[str, int, int], None] | None) -> Any:
+    """(world, evaluated decisions, bundle) of a replay-trained soft-q model, LLM off."""
+    from recsys.bundle import ModelBundle
+    from training.evaluate import eval_decisions
+    from training.fit import build_bundle
+    from training.modes import run_memory_mode
+    from training.prepare import prepare_world
+    from training.replay_env import build_split_parts, run_pass
+
+    tc = dataclasses.replace(cfg.train, max_eval_decisions=cfg.decisions, prequential=False)
+    world, _split, name = prepare_world(tc)
+    if cfg.bundle is not None:
+        bundle = ModelBundle.load(cfg.bundle)
+        rec = bundle.recommender()  # the bundle's own configuration, as the service uses
+        idx = eval_decisions(world, tc.max_eval_decisions, 0)
+        ev = run_pass(world, rec, tc, idx, False, True, 0.0, np.random.default_rng(0))
+        return world, ev.decisions, bundle
+    parts = build_split_parts(world, tc)
+    res = run_memory_mode(world, parts, tc, "soft-q", tc.seeds[0], None, progress)[0]
+    return world, res.decisions, build_bundle(res, parts.served, tc, name)
+
+
+def run_parity(
+    cfg: ParityConfig, progress: Callable[[str, int, int], None] | None = None
+) -> dict[str, Any]:
+    """Replay the evaluated decisions through the real service; the comparison as a dict."""
+    import httpx
+
+    from serving.process import ServerProcess
+    from training.replay_env import request_at
+
+    t0 = time.perf_counter()
+    world, decisions, bundle = _offline(cfg, progress)
+    work = cfg.workdir or Path(tempfile.mkdtemp(prefix="memento-parity-"))
+    snap = work / "checkpoints" / "snapshot"
+    shutil.rmtree(work / "checkpoints", ignore_errors=True)
+    bundle.save(snap)
+    env = {
+        "MEMENTO_MODEL_URI": "none",
+        "MEMENTO_CHECKPOINT_DIR": str(work / "checkpoints"),
+        "MEMENTO_DB_PATH": str(work / "parity.sqlite3"),
+        "MEMENTO_POLICY": "greedy",
+        "MEMENTO_LLM": "none",
+        "MEMENTO_API_KEY": WRITE_KEY,
+        "MEMENTO_READ_API_KEY": READ_KEY,
+        "MEMENTO_TEXT_ENCODER": cfg.train.text_encoder,
+        "MEMENTO_TEXT_DIM": str(cfg.train.text_dim),
+    }
+    (work / "parity.sqlite3").unlink(missing_ok=True)
+    identical, mismatches = 0, 0
+    first_diff: list[dict[str, Any]] = []
+    offline_s = time.perf_counter() - t0
+    headers = {"Authorization": f"Bearer {READ_KEY}"}
+    with (
+        ServerProcess(env, log=work / "serve.log").start(timeout_s=180.0) as server,
+        httpx.Client(base_url=server.url, timeout=60.0, headers=headers) as http,
+    ):
+        for k, d in enumerate(decisions):
+            req = request_at(world, d.event)
+            body = {
+                "user_id": f"parity-{req.user_id}-{d.event}",
+                "n": len(d.items),
+                "at": req.now,
+                "recent_events": [
+                    {"item_id": e.item_id, "action": e.action.value, "ts": e.ts} for e in req.events
+                ],
+            }
+            r = http.post("/v1/recommend", json=body)
+            r.raise_for_status()
+            served = [int(i["item_id"]) for i in r.json()["items"]]
+            if served == d.items:
+                identical += 1
+            else:
+                mismatches += 1
+                if len(first_diff) < 3:
+                    first_diff.append(
+                        {"event": d.event, "offline": d.items[:10], "served": served[:10]}
+                    )
+            if progress is not None:
+                progress("parity: HTTP replay", 1, len(decisions))
+            del k
+    return {
+        "dataset": cfg.train.data,
+        "decisions": len(decisions),
+        "identical_lists": identical,
+        "cold_decisions": int(sum(d.cold for d in decisions)),
+        "list_length": int(max((len(d.items) for d in decisions), default=0)),
+        "mismatches": first_diff,
+        "offline_s": round(offline_s, 1),
+        "total_s": round(time.perf_counter() - t0, 1),
+        "workdir": str(work),
+    }

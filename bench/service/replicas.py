@@ -1,0 +1,440 @@
+"""Plain service vs Ray Serve with 1 and 2 replicas, side by side, no LLM, and a projection.
+
+`memento bench replicas --cases 5000 --requests 400 --concurrency 8` seeds the synthetic
+catalogue, events and cases of `memento bench serving` (`bench.service.load.seed_store`) into a
+SQLite store, copies the same rows into a fresh PostgreSQL database (`scripts/postgres.sh`, or
+`--store-url` / `MEMENTO_TEST_PG_URL`) and gives the replicas a copy of the same bank snapshot.
+Then, with the same request mix (`bench.service.load._drive`): (a) `memento serve` (uvicorn,
+SQLite), (b) Ray Serve with 1 replica, (c) with 2 replicas (`serving.ray_app.run`, shared
+PostgreSQL store, one learner actor): recommend latency with one request in flight and
+throughput with `--concurrency` in flight, and the CPU seconds the serving processes spent per
+request at saturation. Last, feedback on the 2-replica decisions measures the learner actor's
+apply rate. `project_throughput` turns per-request cost and learner rate into req/s for N
+machines (assumptions in `ASSUMPTIONS` and in the printed JSON).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from bench.service.load import LoadConfig, _drive, _env, seed_store
+from serving.process import ServerProcess, free_port
+from serving.service import EventRecord
+from serving.settings import ServingSettings
+from serving.store import Store
+from serving.testing import AUTH, READ_AUTH
+
+logger = logging.getLogger(__name__)
+
+P50_TARGET = 1.5
+"""Ray Serve 1 replica p50 <= this x the plain service's p50 (one request in flight)."""
+THROUGHPUT_TARGET = 1.3
+"""2 replicas >= this x the throughput of 1 replica (`--concurrency` in flight)."""
+ASSUMPTIONS = (
+    "serving is CPU-bound: per-machine capacity = machine_cores / cpu_s_per_request, with "
+    "cpu_s_per_request = CPU seconds of every serving process (Ray: replicas, proxy, controller, "
+    "learner, raylet/GCS) during the 2-replica saturation phase / requests completed",
+    "one replica per core, linear in machines: the Serve proxy runs on every machine, the load "
+    "balancer in front and PostgreSQL (on its own machine) are not the bottleneck",
+    "the learner is ONE actor on one core whatever N: recommend req/s is capped at "
+    "learner_feedback_per_s / feedback_per_request",
+    "learner_feedback_per_s = 1 / (learner actor CPU seconds per applied feedback) when measured, "
+    "else the observed apply rate (a lower bound when the learner kept up with the posts)",
+    "no LLM ranking; same catalogue, bank size and request mix as the measured run",
+)
+
+_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "postgres.sh"
+
+
+@dataclass(frozen=True)
+class ReplicaBenchConfig:
+    """One replica benchmark run."""
+
+    load: LoadConfig = field(
+        default_factory=lambda: LoadConfig(cases=5_000, requests=400, concurrency=8, llm="none")
+    )
+    """Sizes, request mix and bounds (the LLM field is ignored: no LLM here)."""
+    store_url: str | None = None
+    """PostgreSQL server to create the benchmark database on (None: start a throwaway one)."""
+    machine_cores: int = 0
+    """Cores per machine of the projection (0: this machine's `os.cpu_count()`)."""
+    feedback_per_request: float = 1.0
+    """Feedback rows per recommendation assumed by the projection (1.0: every one answered)."""
+    machines: tuple[int, ...] = (1, 2, 4, 8)
+    """Machine counts of the projection."""
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Projected recommend throughput of N machines."""
+
+    machines: int
+    """Number of serving machines."""
+    cpu_capacity_per_s: float
+    """N x per-machine capacity (CPU-bound)."""
+    learner_cap_per_s: float
+    """Recommendations per second whose feedback the one learner can apply."""
+    projected_per_s: float
+    """min(cpu capacity, learner cap)."""
+    bound: str
+    """Which limit binds: cpu or learner."""
+
+
+def project_throughput(
+    cpu_s_per_request: float,
+    machine_cores: int,
+    learner_feedback_per_s: float,
+    feedback_per_request: float,
+    machines: tuple[int, ...] = (1, 2, 4, 8),
+) -> list[Projection]:
+    """req/s for each N: min(N x machine_cores / cpu_s_per_request, learner rate / feedback
+    per request); a learner rate of 0 or a feedback ratio of 0 means no cap."""
+    assert cpu_s_per_request > 0 and machine_cores > 0, f"{cpu_s_per_request=} {machine_cores=}"
+    assert learner_feedback_per_s >= 0 and feedback_per_request >= 0
+    per_machine = machine_cores / cpu_s_per_request
+    cap = (
+        learner_feedback_per_s / feedback_per_request
+        if learner_feedback_per_s > 0 and feedback_per_request > 0
+        else float("inf")
+    )
+    out = []
+    for n in machines:
+        cpu = n * per_machine
+        out.append(
+            Projection(
+                n,
+                round(cpu, 1),
+                round(cap, 1),
+                round(min(cpu, cap), 1),
+                "cpu" if cpu <= cap else "learner",
+            )
+        )
+    return out
+
+
+def _cpu_times(pids: list[int]) -> dict[int, float]:
+    """user+system CPU seconds of each live process."""
+    out = {}
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            out[pid] = t.user + t.system
+        except psutil.Error:
+            continue
+    return out
+
+
+def _tree(root: int) -> list[int]:
+    """The process and all its descendants."""
+    try:
+        p = psutil.Process(root)
+        return [root, *(c.pid for c in p.children(recursive=True))]
+    except psutil.Error:
+        return []
+
+
+def _cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU spent between two samples (processes started meanwhile count in full)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
+def _phase(
+    url: str, pids: Callable[[], list[int]], users: list[str], cfg: LoadConfig
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Warm up, then recommend with 1 and with `cfg.concurrency` in flight; CPU per request."""
+    import random
+
+    rng = random.Random(cfg.seed + 2)  # the request mix of `memento bench serving`
+    bodies = [
+        ("/v1/recommend", {"user_id": rng.choice(users), "n": cfg.n}, READ_AUTH)
+        for _ in range(cfg.requests)
+    ]
+    for u in users[:20]:
+        httpx.post(url + "/v1/recommend", json={"user_id": u}, headers=READ_AUTH, timeout=120)
+    rec1, _ = asyncio.run(_drive(url, bodies, cfg, 1))
+    before, t0 = _cpu_times(pids()), time.perf_counter()
+    rec, decisions = asyncio.run(_drive(url, bodies, cfg, cfg.concurrency))
+    wall, cpu = time.perf_counter() - t0, _cpu_delta(before, _cpu_times(pids()))
+    return {
+        "recommend_1_in_flight": asdict(rec1),
+        f"recommend_{cfg.concurrency}_in_flight": asdict(rec),
+        "cpu_s_per_request": round(cpu / rec.count, 5) if rec.count else None,
+        "cores_used": round(cpu / wall, 2),
+    }, decisions
+
+
+def copy_store(src: Store, dst: Store) -> tuple[int, int]:
+    """Every user's events and every live case of `src` into `dst`; (events, cases)."""
+    by_user: dict[str, list[EventRecord]] = defaultdict(list)
+    for uid, e in src.iter_events():
+        by_user[uid].append(e)
+    for uid, events in by_user.items():
+        dst.append_events(uid, events)
+    cases = src.live_cases()
+    dst.put_cases(cases)
+    return sum(len(v) for v in by_user.values()), len(cases)
+
+
+@contextmanager
+def pg_server(url: str | None, workdir: Path) -> Iterator[str]:
+    """A server URL: the given one, else a throwaway `scripts/postgres.sh` server (stopped)."""
+    if url:
+        yield url
+        return
+    folder = workdir / "pg"
+    started = subprocess.run(
+        ["bash", str(_SCRIPT), "start", str(folder)], capture_output=True, text=True, timeout=120
+    )
+    if started.returncode != 0:
+        raise RuntimeError(f"scripts/postgres.sh start failed: {started.stderr.strip()}")
+    try:
+        yield started.stdout.strip()
+    finally:
+        subprocess.run(["bash", str(_SCRIPT), "stop", str(folder)], timeout=120, check=False)
+
+
+def _learner_pid(root: int) -> int | None:
+    """Pid of the `ray::SharedLearner` worker under the driver."""
+    for pid in _tree(root):
+        try:
+            if any("SharedLearner" in part for part in psutil.Process(pid).cmdline()):
+                return pid
+        except psutil.Error:
+            continue
+    return None
+
+
+def _learner_rate(
+    url: str, running: Any, decisions: list[dict[str, Any]], cfg: LoadConfig
+) -> dict[str, Any]:
+    """Feedback on the decisions (`cfg.concurrency` in flight), then wait until the learner
+    applied it: observed apply rate and learner CPU seconds per applied row."""
+    import ray
+
+    bodies = [
+        (
+            "/v1/feedback",
+            {
+                "decision_id": d["decision_id"],
+                "item_id": d["items"][0]["item_id"],
+                "action": "click",
+                "idempotency_key": f"br-{k}",
+            },
+            AUTH,
+        )
+        for k, d in enumerate(decisions)
+        if d["items"]
+    ]
+    pid = _learner_pid(os.getpid())
+    cpu0 = _cpu_times([pid]) if pid else {}
+    applied0 = ray.get(running.learner.stats.remote())["applied"]
+    t0 = time.perf_counter()
+    fb, _ = asyncio.run(_drive(url, bodies, cfg, cfg.concurrency))
+    posted_s = time.perf_counter() - t0
+    applied = 0
+    while time.perf_counter() - t0 < cfg.max_seconds:
+        applied = ray.get(running.learner.stats.remote())["applied"] - applied0
+        if applied >= fb.count:
+            break
+        time.sleep(0.05)
+    drained_s = time.perf_counter() - t0
+    cpu = _cpu_delta(cpu0, _cpu_times([pid])) if pid else 0.0
+    return {
+        "feedback_posted": asdict(fb),
+        "applied": applied,
+        "applied_per_s_observed": round(applied / drained_s, 1) if drained_s else 0.0,
+        "drain_after_last_post_s": round(drained_s - posted_s, 2),
+        "learner_cpu_s_per_feedback": round(cpu / applied, 5) if applied and cpu else None,
+    }
+
+
+def _replica_pids(running: Any, want: int) -> list[int]:
+    """Pids of the replicas (asks the deployment until `want` distinct ones answered)."""
+    seen: dict[str, int] = {}
+    for _ in range(20 * want):
+        s = running.handle.stats.remote().result(timeout_s=30)
+        seen[s["replica"]] = s["pid"]
+        if len(seen) >= want:
+            break
+    return list(seen.values())
+
+
+def _ray_phase(
+    settings: ServingSettings, replicas: int, users: list[str], cfg: LoadConfig, learn: bool
+) -> dict[str, Any]:
+    from serving.ray_app import run
+
+    running = run(settings, replicas, "127.0.0.1", free_port())
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(running.url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        pids = _replica_pids(running, replicas)
+        out, decisions = _phase(running.url, lambda: _tree(os.getpid()), users, cfg)
+        out["replica_pids"] = len(set(pids))
+        if learn:
+            out["learner"] = _learner_rate(running.url, running, decisions, cfg)
+        return out
+    finally:
+        running.shutdown()
+
+
+def run_replicas_bench(bc: ReplicaBenchConfig, workdir: Path) -> dict[str, Any]:
+    """Seed, then plain (SQLite, then PostgreSQL) / 1 replica / 2 replicas and the learner
+    rate; the figures."""
+    import psycopg
+    import ray
+
+    cfg = bc.load
+    load_start = os.getloadavg()
+    db, items = workdir / "load.sqlite3", workdir / "catalogue" / "items.parquet"
+    t0 = time.perf_counter()
+    histories = seed_store(db, items, cfg)
+    users = list(histories)
+    env = _env(db, items, cfg, "none")
+    pg_ckpt = workdir / "pg-checkpoints"  # the replicas' copy of the seeded bank snapshot
+    shutil.copytree(workdir / "checkpoints", pg_ckpt)
+    with pg_server(bc.store_url or os.environ.get("MEMENTO_TEST_PG_URL"), workdir) as server:
+        name = f"bench_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        store_url = server.rsplit("/", 1)[0] + "/" + name
+        from serving.pg_store import PgStore
+
+        src, dst = Store(db), PgStore(store_url)
+        n_events, n_cases = copy_store(src, dst)
+        src.close()
+        dst.close()
+        seed_s = time.perf_counter() - t0
+        with ServerProcess(env, log=workdir / "plain.log").start(timeout_s=600) as proc:
+            assert proc.proc is not None
+            plain, _ = _phase(proc.url, lambda: _tree(proc.proc.pid), users, cfg)  # type: ignore[union-attr]
+        # the same single process on the PostgreSQL store: what the store costs, without Ray
+        pg_env = {**env, "MEMENTO_STORE_URL": store_url, "MEMENTO_CHECKPOINT_DIR": str(pg_ckpt)}
+        with ServerProcess(pg_env, log=workdir / "plain-pg.log").start(timeout_s=600) as proc:
+            assert proc.proc is not None
+            plain_pg, _ = _phase(proc.url, lambda: _tree(proc.proc.pid), users, cfg)  # type: ignore[union-attr]
+        fields = {k.removeprefix("MEMENTO_").lower(): v for k, v in env.items()}
+        settings = ServingSettings.model_validate(
+            {**fields, "store_url": store_url, "checkpoint_dir": pg_ckpt}
+        )
+        ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
+        try:
+            one = _ray_phase(settings, 1, users, cfg, learn=False)
+            two = _ray_phase(settings, 2, users, cfg, learn=True)
+        finally:
+            ray.shutdown()
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    conc = f"recommend_{cfg.concurrency}_in_flight"
+    p50_ratio = one["recommend_1_in_flight"]["p50_ms"] / plain["recommend_1_in_flight"]["p50_ms"]
+    p50_pg = plain_pg["recommend_1_in_flight"]["p50_ms"]
+    ray_ratio = one["recommend_1_in_flight"]["p50_ms"] / p50_pg if p50_pg else 0.0
+    tput_ratio = two[conc]["per_s"] / one[conc]["per_s"] if one[conc]["per_s"] else 0.0
+    cores = bc.machine_cores or os.cpu_count() or 1
+    learner = two["learner"]
+    lrate = (
+        1.0 / learner["learner_cpu_s_per_feedback"]
+        if learner["learner_cpu_s_per_feedback"]
+        else learner["applied_per_s_observed"]
+    )
+    cpu_req = two["cpu_s_per_request"] or one["cpu_s_per_request"]
+    projection = project_throughput(cpu_req, cores, lrate, bc.feedback_per_request, bc.machines)
+    return {
+        "config": {**asdict(bc), "load": asdict(cfg)},
+        "seed_seconds": round(seed_s, 1),
+        "seeded": {"events": n_events, "cases": n_cases, "users": len(users)},
+        "cpu_count": os.cpu_count(),
+        "plain_uvicorn_sqlite": plain,
+        "plain_uvicorn_pg": plain_pg,
+        "ray_serve_1_replica_pg": one,
+        "ray_serve_2_replicas_pg": two,
+        "targets": {
+            "replica1_p50_over_plain_p50": round(p50_ratio, 2),
+            "replica1_p50_target_max": P50_TARGET,
+            "replica1_p50_met": p50_ratio <= P50_TARGET,
+            "replica1_p50_over_plain_pg_p50": round(ray_ratio, 2),
+            "replicas2_over_replicas1_throughput": round(tput_ratio, 2),
+            "replicas2_throughput_target_min": THROUGHPUT_TARGET,
+            "replicas2_throughput_met": tput_ratio >= THROUGHPUT_TARGET,
+        },
+        "projection": {
+            "cpu_s_per_request": cpu_req,
+            "machine_cores": cores,
+            "learner_feedback_per_s": round(lrate, 1),
+            "feedback_per_request": bc.feedback_per_request,
+            "rows": [asdict(p) for p in projection],
+            "assumptions": list(ASSUMPTIONS),
+        },
+        "load_average_start_1_5_15": [round(x, 2) for x in load_start],
+        "load_average_end_1_5_15": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def format_table(r: dict[str, Any]) -> str:
+    """The figures of `run_replicas_bench` as a readable table."""
+    c = r["config"]["load"]["concurrency"]
+    lines = [
+        f"{'variant':<22}{'p50@1':>9}{'p99@1':>9}{'req/s@' + str(c):>11}{'p50@' + str(c):>9}"
+        f"{'p99@' + str(c):>9}{'errors':>8}{'cpu_s/req':>11}{'cores':>7}"
+    ]
+    for name, key in (
+        ("plain uvicorn sqlite", "plain_uvicorn_sqlite"),
+        ("plain uvicorn postgres", "plain_uvicorn_pg"),
+        ("ray serve 1 replica", "ray_serve_1_replica_pg"),
+        ("ray serve 2 replicas", "ray_serve_2_replicas_pg"),
+    ):
+        v = r[key]
+        a, b = v["recommend_1_in_flight"], v[f"recommend_{c}_in_flight"]
+        lines.append(
+            f"{name:<22}{a['p50_ms']:>9.2f}{a['p99_ms']:>9.2f}{b['per_s']:>11.1f}"
+            f"{b['p50_ms']:>9.2f}{b['p99_ms']:>9.2f}{a['errors'] + b['errors']:>8}"
+            f"{v['cpu_s_per_request'] or float('nan'):>11.4f}{v['cores_used']:>7.2f}"
+        )
+    t, p = r["targets"], r["projection"]
+    lines += [
+        f"replica1 p50 / plain p50 = {t['replica1_p50_over_plain_p50']} "
+        f"(target <= {P50_TARGET}: {'met' if t['replica1_p50_met'] else 'NOT met'}); over the "
+        f"same process on PostgreSQL (Ray's own share) = {t['replica1_p50_over_plain_pg_p50']}",
+        f"replicas2 / replicas1 req/s = {t['replicas2_over_replicas1_throughput']} "
+        f"(target >= {THROUGHPUT_TARGET}: {'met' if t['replicas2_throughput_met'] else 'NOT met'})",
+        f"learner: {json.dumps(r['ray_serve_2_replicas_pg']['learner'])}",
+        f"projection ({p['machine_cores']} cores/machine, {p['cpu_s_per_request']} cpu_s/req, "
+        f"learner {p['learner_feedback_per_s']} feedback/s, {p['feedback_per_request']} "
+        "feedback/request):",
+        *(
+            f"  N={row['machines']}: {row['projected_per_s']} req/s ({row['bound']}-bound; cpu "
+            f"{row['cpu_capacity_per_s']}, learner cap {row['learner_cap_per_s']})"
+            for row in p["rows"]
+        ),
+        f"load average start {r['load_average_start_1_5_15']} end {r['load_average_end_1_5_15']}",
+    ]
+    return "\n".join(lines)
+
+
+def main(bc: ReplicaBenchConfig) -> dict[str, Any]:
+    """Run in a temporary folder (deleted afterwards) and return the figures."""
+    with tempfile.TemporaryDirectory(prefix="memento-replicas-") as tmp:
+        return run_replicas_bench(bc, Path(tmp))
