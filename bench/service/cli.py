@@ -54,7 +54,8 @@ def bench_replicas(
     import json
 
     from bench.service.load import LoadConfig
-    from bench.service.replicas import ReplicaBenchConfig, format_table
+    from bench.service.projection import format_table
+    from bench.service.replicas import ReplicaBenchConfig
     from bench.service.replicas import main as run
 
     load = LoadConfig(

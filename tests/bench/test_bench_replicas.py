@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bench.service.replicas import project_throughput
+from bench.service.projection import project_throughput
 
 
 def test_projection_is_cpu_bound_until_the_learner_caps_it() -> None:

@@ -1,0 +1,123 @@
+"""The replica benchmark's targets, N-machine projection and printed table
+(`bench.service.replicas` measures; this module turns the figures into what is reported)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ASSUMPTIONS",
+    "P50_TARGET",
+    "THROUGHPUT_TARGET",
+    "Projection",
+    "format_table",
+    "project_throughput",
+]
+
+P50_TARGET = 1.5
+"""Ray Serve 1 replica p50 <= this x the plain service's p50 (one request in flight)."""
+THROUGHPUT_TARGET = 1.3
+"""2 replicas >= this x the throughput of 1 replica (`--concurrency` in flight)."""
+ASSUMPTIONS = (
+    "serving is CPU-bound: per-machine capacity = machine_cores / cpu_s_per_request, with "
+    "cpu_s_per_request = CPU seconds of every serving process (Ray: replicas, proxy, controller, "
+    "learner, raylet/GCS) during the 2-replica saturation phase / requests completed",
+    "one replica per core, linear in machines: the Serve proxy runs on every machine, the load "
+    "balancer in front and PostgreSQL (on its own machine) are not the bottleneck",
+    "the learner is ONE actor on one core whatever N: recommend req/s is capped at "
+    "learner_feedback_per_s / feedback_per_request",
+    "learner_feedback_per_s = 1 / (learner actor CPU seconds per applied feedback) when measured, "
+    "else the observed apply rate (a lower bound when the learner kept up with the posts)",
+    "no LLM ranking; same catalogue, bank size and request mix as the measured run",
+)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Projected recommend throughput of N machines."""
+
+    machines: int
+    """Number of serving machines."""
+    cpu_capacity_per_s: float
+    """N x per-machine capacity (CPU-bound)."""
+    learner_cap_per_s: float
+    """Recommendations per second whose feedback the one learner can apply."""
+    projected_per_s: float
+    """min(cpu capacity, learner cap)."""
+    bound: str
+    """Which limit binds: cpu or learner."""
+
+
+def project_throughput(
+    cpu_s_per_request: float,
+    machine_cores: int,
+    learner_feedback_per_s: float,
+    feedback_per_request: float,
+    machines: tuple[int, ...] = (1, 2, 4, 8),
+) -> list[Projection]:
+    """req/s for each N: min(N x machine_cores / cpu_s_per_request, learner rate / feedback
+    per request); a learner rate of 0 or a feedback ratio of 0 means no cap."""
+    assert cpu_s_per_request > 0 and machine_cores > 0, f"{cpu_s_per_request=} {machine_cores=}"
+    assert learner_feedback_per_s >= 0 and feedback_per_request >= 0
+    per_machine = machine_cores / cpu_s_per_request
+    cap = (
+        learner_feedback_per_s / feedback_per_request
+        if learner_feedback_per_s > 0 and feedback_per_request > 0
+        else float("inf")
+    )
+    out = []
+    for n in machines:
+        cpu = n * per_machine
+        out.append(
+            Projection(
+                n,
+                round(cpu, 1),
+                round(cap, 1),
+                round(min(cpu, cap), 1),
+                "cpu" if cpu <= cap else "learner",
+            )
+        )
+    return out
+
+
+def format_table(r: dict[str, Any]) -> str:
+    """The figures of `run_replicas_bench` as a readable table."""
+    c = r["config"]["load"]["concurrency"]
+    lines = [
+        f"{'variant':<22}{'p50@1':>9}{'p99@1':>9}{'req/s@' + str(c):>11}{'p50@' + str(c):>9}"
+        f"{'p99@' + str(c):>9}{'errors':>8}{'cpu_s/req':>11}{'cores':>7}"
+    ]
+    for name, key in (
+        ("plain uvicorn sqlite", "plain_uvicorn_sqlite"),
+        ("plain uvicorn postgres", "plain_uvicorn_pg"),
+        ("ray serve 1 replica", "ray_serve_1_replica_pg"),
+        ("ray serve 2 replicas", "ray_serve_2_replicas_pg"),
+    ):
+        v = r[key]
+        a, b = v["recommend_1_in_flight"], v[f"recommend_{c}_in_flight"]
+        lines.append(
+            f"{name:<22}{a['p50_ms']:>9.2f}{a['p99_ms']:>9.2f}{b['per_s']:>11.1f}"
+            f"{b['p50_ms']:>9.2f}{b['p99_ms']:>9.2f}{a['errors'] + b['errors']:>8}"
+            f"{v['cpu_s_per_request'] or float('nan'):>11.4f}{v['cores_used']:>7.2f}"
+        )
+    t, p = r["targets"], r["projection"]
+    lines += [
+        f"replica1 p50 / plain p50 = {t['replica1_p50_over_plain_p50']} "
+        f"(target <= {P50_TARGET}: {'met' if t['replica1_p50_met'] else 'NOT met'}); over the "
+        f"same process on PostgreSQL (Ray's own share) = {t['replica1_p50_over_plain_pg_p50']}",
+        f"replicas2 / replicas1 req/s = {t['replicas2_over_replicas1_throughput']} "
+        f"(target >= {THROUGHPUT_TARGET}: {'met' if t['replicas2_throughput_met'] else 'NOT met'})",
+        f"learner: {json.dumps(r['ray_serve_2_replicas_pg']['learner'])}",
+        f"projection ({p['machine_cores']} cores/machine, {p['cpu_s_per_request']} cpu_s/req, "
+        f"learner {p['learner_feedback_per_s']} feedback/s, {p['feedback_per_request']} "
+        "feedback/request):",
+        *(
+            f"  N={row['machines']}: {row['projected_per_s']} req/s ({row['bound']}-bound; cpu "
+            f"{row['cpu_capacity_per_s']}, learner cap {row['learner_cap_per_s']})"
+            for row in p["rows"]
+        ),
+        f"load average start {r['load_average_start_1_5_15']} end {r['load_average_end_1_5_15']}",
+    ]
+    return "\n".join(lines)
