@@ -1,17 +1,18 @@
-"""Durable store: SQLite in WAL mode for decisions, feedback, events and the case log.
+"""Durable store: decisions, feedback, events and the case log; SQLite in WAL mode by default.
 
-One connection guarded by one lock (SQLite has a single writer anyway). Feedback inserts run
-with `synchronous=FULL`, so an acknowledged (202) feedback row is on disk before the answer
-leaves, surviving `kill -9` and power loss; other writes use `NORMAL` (safe against a process
-kill in WAL mode). Idempotency is the database's job: `INSERT OR IGNORE` on a UNIQUE key inside
-one transaction, so concurrent duplicates insert exactly once.
+Every statement is written once here and runs on a `serving.store_sql.SqlConnection` (SQLite
+here, PostgreSQL in `serving.pg_store`). One connection guarded by one lock (SQLite has a
+single writer anyway). Feedback commits durably (SQLite `synchronous=FULL`), so an
+acknowledged (202) feedback row is on disk before the answer leaves, surviving `kill -9` and
+power loss; other writes use `NORMAL` (safe against a process kill in WAL mode). Idempotency
+is the database's job: `ON CONFLICT DO NOTHING` on a UNIQUE key inside one transaction, so
+concurrent duplicates insert exactly once.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,30 +21,7 @@ from typing import Any
 
 from serving.decision_writer import DecisionWriter, decision_row
 from serving.service import DecisionSnapshot, EventRecord
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS decisions (
-    decision_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, state BLOB NOT NULL,
-    candidates BLOB NOT NULL, chosen_case_ids TEXT NOT NULL, items TEXT NOT NULL,
-    model_version TEXT NOT NULL, ts REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS decisions_user ON decisions(user_id);
-CREATE TABLE IF NOT EXISTS feedback (
-    feedback_id INTEGER PRIMARY KEY AUTOINCREMENT, idempotency_key TEXT NOT NULL UNIQUE,
-    decision_id TEXT NOT NULL, item_id TEXT NOT NULL, action TEXT NOT NULL, dwell REAL,
-    ts REAL NOT NULL, applied INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS feedback_decision ON feedback(decision_id);
-CREATE INDEX IF NOT EXISTS feedback_applied ON feedback(applied);
-CREATE TABLE IF NOT EXISTS events (
-    event_id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, item_id TEXT NOT NULL,
-    action TEXT NOT NULL, ts REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS events_user ON events(user_id, ts);
-CREATE TABLE IF NOT EXISTS cases (
-    case_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, payload TEXT NOT NULL, key BLOB NOT NULL,
-    reward REAL NOT NULL, ts REAL NOT NULL, deleted INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS cases_user ON cases(user_id);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    name TEXT PRIMARY KEY, blob BLOB NOT NULL, ts REAL NOT NULL);
-"""
+from serving.store_sql import SqlConnection, SqliteConnection
 
 
 @dataclass(frozen=True)
@@ -146,57 +124,70 @@ def read_logs(path: Path) -> StoredLogs:
     return StoredLogs([_decision(r) for r in dec], [_feedback(r) for r in fb])
 
 
+_CASE_COLS = "case_id, user_id, payload, key, reward, ts, deleted"
+_PUT_CASE = (
+    f"INSERT INTO cases ({_CASE_COLS}) VALUES (?,?,?,?,?,?,?) ON CONFLICT (case_id) DO NOTHING"
+)
+
+
+def _case(r: Sequence[Any]) -> CaseRecord:
+    """A `cases` row (`_CASE_COLS` order) as a record."""
+    return CaseRecord(r[0], r[1], json.loads(r[2]), bytes(r[3]), r[4], r[5], bool(r[6]))
+
+
+def _case_row(c: CaseRecord) -> tuple[Any, ...]:
+    """The `cases` row (`_CASE_COLS` order) of a record."""
+    return (c.case_id, c.user_id, json.dumps(c.payload), c.key, c.reward, c.ts, int(c.deleted))
+
+
 class Store:
-    """Thread-safe SQLite store; open once per process."""
+    """Thread-safe store; open once per process. `Store(path)` is the SQLite one; every method's
+    SQL is written here once and runs on any `SqlConnection` (`serving.pg_store.PgStore`)."""
+
+    _db: SqlConnection
+    """The connection (dialect) every statement runs on."""
+    _writer: DecisionWriter | None
+    """Write-behind of decisions (SQLite with write_behind_ms > 0), else None."""
 
     def __init__(self, path: Path, write_behind_ms: float = 0.0) -> None:
         """write_behind_ms > 0: decisions are written by a `DecisionWriter` (see there)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            str(path), check_same_thread=False, isolation_level=None, timeout=30.0
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = SqliteConnection(path)
         self._writer = DecisionWriter(path, write_behind_ms) if write_behind_ms > 0 else None
 
     def close(self) -> None:
         """Write pending decisions and close the connections."""
         if self._writer is not None:
             self._writer.close()
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     def flush_decisions(self) -> None:
         """Put every pending (write-behind) decision on disk now."""
         if self._writer is not None:
             self._writer.flush()
 
-    def _write(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
-        with self._lock:
-            return self._db.execute(sql, params)
-
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
-
     # --- decisions -------------------------------------------------------------------------
     def put_decision(self, d: DecisionSnapshot) -> None:
-        """Persist a decision (state, candidate snapshot, chosen cases, items)."""
+        """Persist a decision (state, candidate snapshot, chosen cases, items); its commit need
+        not wait for the disk (a kill -9 of the serving process cannot lose it)."""
         if self._writer is not None:
             self._writer.put(d)
             return
-        self._write("INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?)", decision_row(d))
+        with self._db.transaction(durable=False):
+            self._db.write(
+                "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (decision_id) DO NOTHING",
+                decision_row(d),
+            )
 
     def get_decision(self, decision_id: str) -> DecisionSnapshot | None:
         """The decision, or None if unknown or erased."""
         pending = self._writer.get(decision_id) if self._writer is not None else None
         if pending is not None:
             return pending
-        rows = self._read("SELECT * FROM decisions WHERE decision_id=?", (decision_id,))
+        rows = self._db.read("SELECT * FROM decisions WHERE decision_id=?", (decision_id,))
         return _decision(rows[0]) if rows else None
 
     # --- feedback --------------------------------------------------------------------------
@@ -211,64 +202,48 @@ class Store:
         """Durably insert feedback once per key: (feedback_id, inserted_now). Pending
         decisions are written first, so the row never refers to a decision not on disk."""
         self.flush_decisions()
-        with self._lock:
-            self._db.execute("PRAGMA synchronous=FULL")
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                cur = self._db.execute(
-                    "INSERT OR IGNORE INTO feedback "
-                    "(idempotency_key, decision_id, item_id, action, dwell, ts) "
-                    "VALUES (?,?,?,?,?,?)",
-                    (idempotency_key, decision_id, item_id, action, dwell, time.time()),
-                )
-                inserted = cur.rowcount == 1
-                row = self._db.execute(
-                    "SELECT feedback_id FROM feedback WHERE idempotency_key=?",
-                    (idempotency_key,),
-                ).fetchone()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            finally:
-                self._db.execute("PRAGMA synchronous=NORMAL")
-        return int(row[0]), inserted
+        with self._db.transaction(durable=True):
+            n = self._db.write(
+                "INSERT INTO feedback (idempotency_key, decision_id, item_id, action, dwell, ts) "
+                "VALUES (?,?,?,?,?,?) ON CONFLICT (idempotency_key) DO NOTHING",
+                (idempotency_key, decision_id, item_id, action, dwell, time.time()),
+            )
+            rows = self._db.read(
+                "SELECT feedback_id FROM feedback WHERE idempotency_key=?", (idempotency_key,)
+            )
+        return int(rows[0][0]), n == 1
 
     def delete_unapplied_feedback(self, feedback_id: int) -> None:
         """Withdraw a feedback row that could not be queued (the client got 503)."""
-        self._write("DELETE FROM feedback WHERE feedback_id=? AND applied=0", (feedback_id,))
+        self._db.write("DELETE FROM feedback WHERE feedback_id=? AND applied=0", (feedback_id,))
 
     def mark_applied(self, feedback_ids: Iterable[int]) -> None:
         """Flag feedback as reflected in a core checkpoint."""
-        ids = [(i,) for i in feedback_ids]
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("UPDATE feedback SET applied=1 WHERE feedback_id=?", ids)
-            self._db.execute("COMMIT")
+        ids = [(int(i),) for i in feedback_ids]
+        with self._db.transaction():
+            self._db.write_many("UPDATE feedback SET applied=1 WHERE feedback_id=?", ids)
 
     def feedback(self, *, unapplied_only: bool = False) -> list[FeedbackRecord]:
         """Feedback rows in arrival order (optionally only those not yet applied)."""
         where = "WHERE applied=0" if unapplied_only else ""
-        rows = self._read(f"SELECT * FROM feedback {where} ORDER BY feedback_id")
+        rows = self._db.read(f"SELECT * FROM feedback {where} ORDER BY feedback_id")
         return [_feedback(r) for r in rows]
 
     # --- events ----------------------------------------------------------------------------
     def append_events(self, user_id: str, events: Sequence[EventRecord]) -> int:
         """Append a user's interactions; returns how many."""
         rows = [(user_id, e.item_id, e.action, e.ts) for e in events]
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany(
+        with self._db.transaction():
+            self._db.write_many(
                 "INSERT INTO events (user_id, item_id, action, ts) VALUES (?,?,?,?)", rows
             )
-            self._db.execute("COMMIT")
         return len(rows)
 
     def recent_events(
         self, user_id: str, limit: int, before: float | None = None
     ) -> list[EventRecord]:
         """The user's last `limit` events (strictly before `before`, if given), oldest first."""
-        rows = self._read(
+        rows = self._db.read(
             "SELECT item_id, action, ts FROM events WHERE user_id=? AND ts < ? "
             "ORDER BY ts DESC, event_id DESC LIMIT ?",
             (user_id, float("inf") if before is None else before, limit),
@@ -277,81 +252,71 @@ class Store:
 
     def iter_events(self) -> Iterator[tuple[str, EventRecord]]:
         """Every stored (user_id, event), in insertion order."""
-        rows = self._read("SELECT user_id, item_id, action, ts FROM events ORDER BY event_id")
+        rows = self._db.read("SELECT user_id, item_id, action, ts FROM events ORDER BY event_id")
         for r in rows:
             yield r[0], EventRecord(r[1], r[2], r[3])
 
     # --- cases -----------------------------------------------------------------------------
     def put_case(self, c: CaseRecord) -> bool:
         """Insert a case once (replays are no-ops); True if inserted now."""
-        cur = self._write(
-            "INSERT OR IGNORE INTO cases VALUES (?,?,?,?,?,?,?)",
-            (c.case_id, c.user_id, json.dumps(c.payload), c.key, c.reward, c.ts, int(c.deleted)),
-        )
-        return cur.rowcount == 1
+        return self._db.write(_PUT_CASE, _case_row(c)) == 1
 
     def put_cases(self, cases: Iterable[CaseRecord]) -> None:
         """Bulk insert (seeding, replay import) in one transaction."""
-        rows = [
-            (c.case_id, c.user_id, json.dumps(c.payload), c.key, c.reward, c.ts, int(c.deleted))
-            for c in cases
-        ]
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR IGNORE INTO cases VALUES (?,?,?,?,?,?,?)", rows)
-            self._db.execute("COMMIT")
-
-    @staticmethod
-    def _case(r: tuple[Any, ...]) -> CaseRecord:
-        return CaseRecord(r[0], r[1], json.loads(r[2]), bytes(r[3]), r[4], r[5], bool(r[6]))
+        rows = [_case_row(c) for c in cases]
+        with self._db.transaction():
+            self._db.write_many(_PUT_CASE, rows)
 
     def get_case(self, case_id: str) -> CaseRecord | None:
         """A live case, or None."""
-        rows = self._read("SELECT * FROM cases WHERE case_id=? AND deleted=0", (case_id,))
-        return self._case(rows[0]) if rows else None
+        rows = self._db.read(
+            f"SELECT {_CASE_COLS} FROM cases WHERE case_id=? AND deleted=0", (case_id,)
+        )
+        return _case(rows[0]) if rows else None
 
     def list_cases(self, user_id: str) -> list[CaseRecord]:
         """Live cases of a user, oldest first."""
-        rows = self._read(
-            "SELECT * FROM cases WHERE user_id=? AND deleted=0 ORDER BY ts, case_id", (user_id,)
+        rows = self._db.read(
+            f"SELECT {_CASE_COLS} FROM cases WHERE user_id=? AND deleted=0 ORDER BY ts, case_id",
+            (user_id,),
         )
-        return [self._case(r) for r in rows]
+        return [_case(r) for r in rows]
 
     def live_cases(self) -> list[CaseRecord]:
         """Every live case (used to rebuild the bank at start)."""
-        return [self._case(r) for r in self._read("SELECT * FROM cases WHERE deleted=0")]
+        return [_case(r) for r in self._db.read(f"SELECT {_CASE_COLS} FROM cases WHERE deleted=0")]
 
     def delete_case(self, case_id: str) -> bool:
         """Soft-delete a case; False if unknown or already deleted."""
-        cur = self._write("UPDATE cases SET deleted=1 WHERE case_id=? AND deleted=0", (case_id,))
-        return cur.rowcount == 1
+        return (
+            self._db.write("UPDATE cases SET deleted=1 WHERE case_id=? AND deleted=0", (case_id,))
+            == 1
+        )
 
     # --- erasure and checkpoints -----------------------------------------------------------
     def erase_user(self, user_id: str) -> ErasureCounts:
         """Hard-delete a user's events, decisions, their feedback and cases in one transaction."""
         self.flush_decisions()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                fb = self._db.execute(
-                    "DELETE FROM feedback WHERE decision_id IN "
-                    "(SELECT decision_id FROM decisions WHERE user_id=?)",
-                    (user_id,),
-                ).rowcount
-                ev = self._db.execute("DELETE FROM events WHERE user_id=?", (user_id,)).rowcount
-                de = self._db.execute("DELETE FROM decisions WHERE user_id=?", (user_id,)).rowcount
-                ca = self._db.execute("DELETE FROM cases WHERE user_id=?", (user_id,)).rowcount
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._db.transaction():
+            fb = self._db.write(
+                "DELETE FROM feedback WHERE decision_id IN "
+                "(SELECT decision_id FROM decisions WHERE user_id=?)",
+                (user_id,),
+            )
+            ev = self._db.write("DELETE FROM events WHERE user_id=?", (user_id,))
+            de = self._db.write("DELETE FROM decisions WHERE user_id=?", (user_id,))
+            ca = self._db.write("DELETE FROM cases WHERE user_id=?", (user_id,))
         return ErasureCounts(events=ev, decisions=de, feedback=fb, cases=ca)
 
     def save_blob(self, name: str, blob: bytes) -> None:
         """Store a named checkpoint blob (replaces the previous one)."""
-        self._write("INSERT OR REPLACE INTO checkpoints VALUES (?,?,?)", (name, blob, time.time()))
+        self._db.write(
+            "INSERT INTO checkpoints VALUES (?,?,?) "
+            "ON CONFLICT (name) DO UPDATE SET blob=excluded.blob, ts=excluded.ts",
+            (name, blob, time.time()),
+        )
 
     def load_blob(self, name: str) -> bytes | None:
         """A named checkpoint blob, or None."""
-        rows = self._read("SELECT blob FROM checkpoints WHERE name=?", (name,))
+        rows = self._db.read("SELECT blob FROM checkpoints WHERE name=?", (name,))
         return bytes(rows[0][0]) if rows else None
