@@ -1,4 +1,5 @@
-"""Crash safety, startup refusal and backpressure, each on its own real server process."""
+"""Crash safety (on both stores), startup refusal and backpressure, each on its own real server
+process."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from serving.pg_store import PgStore
 from serving.process import ServerProcess
-from serving.store import Store
+from serving.store import FeedbackRecord, Store
 from serving.testing import AUTH, READ_AUTH, server_env, wait_idle
 
 
@@ -29,10 +31,23 @@ def _decision(url: str) -> tuple[str, str]:
     return body["decision_id"], body["items"][0]["item_id"]
 
 
-def test_kill9_keeps_every_acknowledged_feedback(tmp_path: Path) -> None:
-    """Feedback acknowledged with 202 before a kill -9 is stored, then applied after restart."""
+@pytest.mark.parametrize(("backend", "want"), [("sqlite", 60), ("postgres", 40)])
+def test_kill9_keeps_every_acknowledged_feedback(
+    tmp_path: Path, backend: str, want: int, request: pytest.FixtureRequest
+) -> None:
+    """On either store, feedback acknowledged with 202 before a kill -9 is stored; after restart
+    each stored row is applied exactly once and flagged applied."""
     db = tmp_path / "db.sqlite3"
-    env = server_env(db, MEMENTO_CHECKPOINT_EVERY="1000")
+    pg_url = str(request.getfixturevalue("pg_url")) if backend == "postgres" else None
+    store_env = {"MEMENTO_STORE_URL": pg_url} if pg_url else {}
+    env = server_env(db, MEMENTO_CHECKPOINT_EVERY="1000", **store_env)
+
+    def feedback_rows() -> list[FeedbackRecord]:
+        store = PgStore(pg_url) if pg_url else Store(db)
+        rows = store.feedback()
+        store.close()
+        return rows
+
     server = ServerProcess(env, log=tmp_path / "server.log").start()
     decision_id, item = _decision(server.url)
     acked: list[str] = []
@@ -42,17 +57,14 @@ def test_kill9_keeps_every_acknowledged_feedback(tmp_path: Path) -> None:
         with httpx.Client(base_url=server.url, timeout=5) as c:
             while not stop.is_set():
                 key = uuid.uuid4().hex
+                body = {
+                    "decision_id": decision_id,
+                    "item_id": item,
+                    "action": "click",
+                    "idempotency_key": key,
+                }
                 try:
-                    r = c.post(
-                        "/v1/feedback",
-                        headers=AUTH,
-                        json={
-                            "decision_id": decision_id,
-                            "item_id": item,
-                            "action": "click",
-                            "idempotency_key": key,
-                        },
-                    )
+                    r = c.post("/v1/feedback", headers=AUTH, json=body)
                 except httpx.HTTPError:
                     return
                 if r.status_code == 202:
@@ -62,27 +74,25 @@ def test_kill9_keeps_every_acknowledged_feedback(tmp_path: Path) -> None:
     for t in threads:
         t.start()
     deadline = time.monotonic() + 20
-    while len(acked) < 60 and time.monotonic() < deadline:
+    while len(acked) < want and time.monotonic() < deadline:
         time.sleep(0.01)
     server.kill9()
     stop.set()
     for t in threads:
         t.join()
-    assert len(acked) >= 60, len(acked)
-    store = Store(db)
-    rows = store.feedback()
-    store.close()
+    assert len(acked) >= want, len(acked)
+    rows = feedback_rows()
     stored = {r.idempotency_key for r in rows}
     assert set(acked) <= stored, f"lost {len(set(acked) - stored)} acknowledged feedback"
     assert not any(r.applied for r in rows), "nothing was checkpointed before the crash"
+    if pg_url:
+        assert not db.exists(), "the SQLite file is never opened"
     with (
         ServerProcess(env, log=tmp_path / "server.log") as again,
         httpx.Client(base_url=again.url, timeout=10) as c,
     ):
-        assert wait_idle(c, len(rows)) == len(rows)
-    store = Store(db)
-    assert all(r.applied for r in store.feedback()), "graceful stop checkpoints and marks"
-    store.close()
+        assert wait_idle(c, len(rows)) == len(rows), "each stored row applied exactly once"
+    assert all(r.applied for r in feedback_rows()), "graceful stop checkpoints and marks"
 
 
 @pytest.mark.parametrize(
