@@ -21,7 +21,9 @@ from pathlib import Path
 
 __all__ = ["LOG_FORMAT", "PROJECT_PACKAGES", "QuietLibraries", "log_to_file"]
 
-PROJECT_PACKAGES = frozenset({"recsys", "agent", "training", "serving", "data", "memento"})
+PROJECT_PACKAGES = frozenset(
+    {"recsys", "agent", "training", "serving", "data", "tracking", "bench", "memento"}
+)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
