@@ -1,5 +1,9 @@
 """Inspect, export and import a saved agent memory (`AgentMemory.save` folders).
 
+A memory folder is made of two `recsys.bundle.ModelBundle` parts in the bundle's layout:
+`bank/` (the `CaseBank`) and `learner.pt` (the `LearnerPart`, read with `weights_only=True`),
+with `memory.json` (mode, encoder name and width, case count) in the place of `bundle.json`.
+
 Export writes one JSON line per case (`case_id, payload, reward, ts, visits, utility`): plain
 data, independent of the encoder. Import re-embeds each case's task with the importing
 encoder, so a bank moves between encoders (the learner is not carried over: its Q was trained
@@ -15,6 +19,7 @@ from typing import Any
 
 from agent.errors import MemoryMismatchError
 from agent.memory import AgentMemory, MemoryConfig, MemoryMode, read_memory_meta
+from recsys.bundle import LearnerPart
 from recsys.memory.case_bank import CaseBank
 from recsys.memory.text_encoder import TextEncoder
 
@@ -26,8 +31,18 @@ def _bank(folder: Path) -> CaseBank:
     return CaseBank.load(folder / "bank")
 
 
+def _learner_info(folder: Path) -> dict[str, Any] | None:
+    """Mode and gradient steps of the memory's learner part (None when it has none)."""
+    path = folder / "learner.pt"
+    if not path.is_file():
+        return None
+    part = LearnerPart.load(path)
+    return {"mode": part.config.mode, "step": part.step}
+
+
 def inspect_memory(folder: Path, top: int = 10) -> dict[str, Any]:
-    """Counts by outcome and the `top` cases by utility (credited reward) then visits."""
+    """Counts by outcome, the learner part's mode and steps, and the `top` cases by utility
+    (credited reward) then visits."""
     meta = read_memory_meta(folder)
     bank = _bank(folder)
     try:
@@ -42,6 +57,7 @@ def inspect_memory(folder: Path, top: int = 10) -> dict[str, Any]:
         "outcomes": dict(outcomes),
         "mean_reward": round(sum(c.reward for c in cases) / len(cases), 4) if cases else None,
         "chosen_at_least_once": sum(c.visits > 0 for c in cases),
+        "learner": _learner_info(folder),
         "top": [
             {
                 "case_id": c.case_id,

@@ -1,12 +1,19 @@
 """`ModelBundle`: THE model directory. Training writes it, the registry stores it, serving loads it.
 
     bundle.json        {"format": 1, "version", "config": CoreConfig, "dims", "meta"}
-    learner.pt         `Learner.save` (weights, optimiser, config, step)
+    learner.pt         the learner part, `LearnerPart` (config, step, weights, optimiser state)
     bank/              `CaseBank.save` (faiss index + case metadata)
     items.parquet      the catalogue: item_id (string), title
     item_vecs.npy      (I, d) float32 item vectors (title vectors, + collaborative part)
     popularity.npz     the popularity event log (item row, unix time), `Popularity`
     cooccurrence.npz   optional co-occurrence counts (the item-kNN term), `Cooccurrence`
+
+Parts travel on their own in the same formats: the learner part without its optimiser state
+is what the shared learner of `memento serve --replicas N` publishes per model version and what
+the Ray learner actor of `memento train --engine ray` broadcasts (`ModelBundle.learner_part`,
+`LearnerPart.to_bytes`). An agent memory folder (`agent.memory.AgentMemory.save`) is two parts
+of this layout, `bank/` and `learner.pt`, with `memory.json` (mode, encoder) in the place of
+`bundle.json`: it has no catalogue, so it is not a loadable bundle.
 
 Everything the recommend pipeline uses is in here, so `bundle.recommender()` answers offline
 evaluation and the service with the same signals. `load` refuses an unknown format or a
@@ -33,8 +40,9 @@ from recsys.rec.items import ItemTable
 from recsys.rec.popularity import Popularity
 from recsys.rec.recommender import Recommender
 from recsys.rl.learner import Learner
+from recsys.rl.learner_part import LearnerPart
 
-__all__ = ["BUNDLE_FORMAT", "BUNDLE_JSON", "ModelBundle"]
+__all__ = ["BUNDLE_FORMAT", "BUNDLE_JSON", "LearnerPart", "ModelBundle"]
 
 BUNDLE_FORMAT = 1
 """Layout version written to `bundle.json`; `load` accepts only this one."""
@@ -84,13 +92,17 @@ class ModelBundle:
             llm,
         )
 
+    def learner_part(self, *, optimiser: bool = True) -> LearnerPart:
+        """The learner part (`learner.pt`): a checkpoint with the optimiser state, the
+        per-version publication without it."""
+        return self.learner.part(optimiser=optimiser)
+
     def save(self, folder: str | Path, *, with_bank: bool = True) -> Path:
         """Write the bundle to `folder` (created; a bank already there is kept when
         `with_bank` is False). Parts are written to temporary names, then renamed."""
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
-        self.learner.save(out / "learner.pt.tmp")
-        (out / "learner.pt.tmp").replace(out / "learner.pt")
+        self.learner_part().save(out / "learner.pt")
         if with_bank or not (out / "bank" / "bank.json").exists():
             tmp, old = out / "bank.tmp", out / "bank.old"
             shutil.rmtree(tmp, ignore_errors=True)
@@ -146,7 +158,7 @@ class ModelBundle:
         if missing:
             raise BundleError(f"{src}: bundle is missing {', '.join(missing)}")
         cfg = config_from_dict(CoreConfig, info["config"])
-        learner = Learner.from_checkpoint(src / "learner.pt")
+        learner = Learner.from_part(LearnerPart.load(src / "learner.pt"))
         bank = CaseBank.load(src / "bank")
         if detach:
             mem = sqlite3.connect(":memory:", check_same_thread=False)

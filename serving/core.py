@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from recsys.bundle import LearnerPart
 from recsys.loop import Decided
 from recsys.memory.faiss_index import FaissIndex
 from recsys.rec.request import PSCORE_CASES, PSCORE_COLD, RecRequest, RecResult
@@ -373,6 +374,16 @@ class ServingCore:
             save_snapshot(rt, dst, with_bank=with_bank or not (dst / "bank").exists())
             if with_bank:
                 rt.changed, rt.force_snapshot = 0, False
+
+    def learner_part(self, *, optimiser: bool) -> LearnerPart:
+        """The served learner as a bundle part (`ModelBundle.learner_part`): a checkpoint with
+        the optimiser state, what a replica acts with without it."""
+        return self._rt.bundle.learner_part(optimiser=optimiser)
+
+    def apply_learner_part(self, part: LearnerPart) -> None:
+        """Load a learner part into the served learner in place (`Learner.apply_part`):
+        requests in flight score with the old or the new weights, never a mix."""
+        self._rt.bundle.learner.apply_part(part)
 
     def reload(self) -> str:
         """Build a new runtime (registry alias / snapshot + log), then swap it in."""

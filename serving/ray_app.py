@@ -4,7 +4,8 @@
   and acknowledge feedback into the shared PostgreSQL store (`serving.pg_store.PgStore`,
   synchronous commit before the 202). They never learn: their `ReplicaSync` (in the place of
   the in-process `LearnerWorker`) polls the store every `MEMENTO_SYNC_INTERVAL_MS` for a new
-  model version and loads its weights and the cases it wrote into the replica's runtime.
+  model version and loads its weights (the bundle's learner part without the optimiser state,
+  applied with the core's `apply_learner_part`) and the cases it wrote into the runtime.
 - The learner (`serving.shared_learner.SharedLearner`, one named Ray actor) applies the feedback
   and publishes versions, exactly once per acknowledged row.
 - Lag: per version, `publish time - oldest ack` is the learner part; each replica observes
@@ -35,7 +36,7 @@ from serving.pg_store import PgStore
 from serving.runtime import log_case
 from serving.service import RecommenderBackend
 from serving.settings import ServingSettings
-from serving.shared_learner import actor_options, load_weights, q_digest, start_learner
+from serving.shared_learner import actor_options, apply_published, q_digest, start_learner
 from serving.store import Store
 
 logger = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ class ReplicaSync(LearnerWorker):
                 )
             weights = versions[-1].weights
             if weights is not None:
-                load_weights(self._core, weights)
+                apply_published(self._core, weights)
             self.version = versions[-1].version
         now = time.time()
         for v in versions:

@@ -4,21 +4,24 @@
 applies each row with the same `core.apply_feedback` the single-process learner thread calls,
 and publishes a model version (weights + new case ids) in the same transaction that flags
 those rows applied (`PgStore.publish`): each acknowledged feedback is reflected exactly once.
-A restarted learner resumes from the newest published weights (the replay buffer is not kept,
-as in the single process).
+
+Weights travel as the bundle's learner part (`recsys.bundle.LearnerPart`, tensors and plain
+data, read with `weights_only=True`): a version carries the part without the optimiser state
+(what the replicas act with); the learner keeps its checkpoint part, with the optimiser state,
+in the store blob `CHECKPOINT_BLOB`. A restarted learner resumes from both (the replay buffer
+is not kept, as in the single process).
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import threading
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import ray
 import torch
 
+from recsys.bundle import LearnerPart
 from serving.app import load_core_factory
 from serving.pg_store import PgStore
 from serving.service import RecommenderBackend
@@ -28,35 +31,41 @@ logger = logging.getLogger(__name__)
 
 LEARNER_NAME = "memento-learner"
 """Ray actor name of the shared learner."""
+CHECKPOINT_BLOB = "shared_learner.checkpoint"
+"""Store blob: the learner's checkpoint part (with the optimiser state), after each version."""
 
 
-def learner_of(core: RecommenderBackend) -> Any:
-    """The served learner of a `ServingCore` (its runtime's)."""
-    return core.runtime.learner  # type: ignore[attr-defined]
+@runtime_checkable
+class LearnerPartHost(Protocol):
+    """A core whose learner travels as a bundle part (`serving.core.ServingCore` is one)."""
+
+    def learner_part(self, *, optimiser: bool) -> LearnerPart:
+        """The served learner as a bundle part (with the optimiser state when asked)."""
+        ...
+
+    def apply_learner_part(self, part: LearnerPart) -> None:
+        """Load a learner part into the served learner in place."""
+        ...
 
 
-def dump_weights(core: RecommenderBackend) -> bytes:
-    """The learner's state (networks, optimisers, alpha, tabular Q) as bytes."""
-    learner = learner_of(core)
-    buf = io.BytesIO()
-    torch.save({"state_dict": learner.state_dict(), "step": learner.step}, buf)
-    return buf.getvalue()
+def part_host(core: RecommenderBackend) -> LearnerPartHost:
+    """`core` as a `LearnerPartHost`; `TypeError` for a core that cannot ship its learner."""
+    if not isinstance(core, LearnerPartHost):
+        raise TypeError(
+            f"{type(core).__name__} has no learner_part/apply_learner_part: replicas need a "
+            "core whose learner travels as a bundle part (serving.core:build_core)"
+        )
+    return core
 
 
-def load_weights(core: RecommenderBackend, blob: bytes) -> None:
-    """Inverse of `dump_weights`, in place (requests in flight see old or new weights)."""
-    learner = learner_of(core)
-    ckpt = torch.load(io.BytesIO(blob), weights_only=False)
-    learner.load_state_dict(ckpt["state_dict"])
-    learner.step = int(ckpt["step"])
+def apply_published(core: RecommenderBackend, blob: bytes) -> None:
+    """Load a published version's weights (a `LearnerPart` as bytes) into `core`, in place."""
+    part_host(core).apply_learner_part(LearnerPart.from_bytes(blob, "published weights"))
 
 
 def q_digest(core: RecommenderBackend) -> str:
     """Fingerprint of the Q network this core scores with (changes with every update)."""
-    h = hashlib.sha1()
-    for t in learner_of(core).q.state_dict().values():
-        h.update(t.detach().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
+    return part_host(core).learner_part(optimiser=False).q_digest()
 
 
 @ray.remote(num_cpus=0)
@@ -69,16 +78,27 @@ class SharedLearner:
             torch.set_num_threads(settings.blas_threads)
         self._store = PgStore(settings.store_url)
         self._core = load_core_factory(settings.core)(settings, self._store)
+        self._host = part_host(self._core)
         self._batch = batch
         self.applied = 0
         self.version = self._store.latest_version()
         if self.version:
-            weights = self._store.versions_after(self.version - 1)[-1].weights
-            if weights is not None:
-                load_weights(self._core, weights)
+            self._resume()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="memento-learner", daemon=True)
         self._thread.start()
+
+    def _resume(self) -> None:
+        """Continue from the newest published version: the checkpoint part (weights and the
+        optimiser state, saved right after each publication), then that version's weights on
+        top (the same ones, unless the learner died between publishing and checkpointing: then
+        the optimiser state is one batch older than the weights)."""
+        ckpt = self._store.load_blob(CHECKPOINT_BLOB)
+        if ckpt is not None:
+            self._host.apply_learner_part(LearnerPart.from_bytes(ckpt, CHECKPOINT_BLOB))
+        weights = self._store.versions_after(self.version - 1)[-1].weights
+        if weights is not None:
+            apply_published(self._core, weights)
 
     def _step(self) -> bool:
         """Apply one batch of unapplied feedback and publish it; False when there was none."""
@@ -97,9 +117,11 @@ class SharedLearner:
                 continue
             if update.new_case_id:
                 case_ids.append(update.new_case_id)
+        part = self._host.learner_part(optimiser=True)
         self.version = self._store.publish(
-            dump_weights(self._core), case_ids, [r.feedback_id for r in rows]
+            part.without_optimiser().to_bytes(), case_ids, [r.feedback_id for r in rows]
         )
+        self._store.save_blob(CHECKPOINT_BLOB, part.to_bytes())
         self.applied += len(rows)
         return True
 

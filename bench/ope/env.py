@@ -1,5 +1,5 @@
-"""The pinned OBP environment, built on demand like the RecBole one
-(`bench.peers.recbole_runner.ensure_recbole_env`).
+"""The pinned OBP environment, built on demand by the one side-venv helper (`bench.side_venv`),
+as the RecBole one is.
 
 `sb-obp==0.5.10` (the maintained fork of obp 0.5.7, which needs Python<3.11) pins numpy<2 and
 pandas<3 and wants torch>=2.2, which clash with the project's .venv. The venv lives at
@@ -14,20 +14,15 @@ whatever order pip chose, and the probe checks that the module is sb-obp's.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import logging
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import OpeRunError
-from bench.side_venv import run_checked
+from bench.side_venv import SideVenv, ensure_venv
 
 __all__ = ["ObpEnvConfig", "ensure_obp_env"]
-
-log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,40 +41,32 @@ class ObpEnvConfig:
     python: str = sys.executable
     """Interpreter that creates the venv."""
 
-
-def _marker(cfg: ObpEnvConfig) -> str:
-    return json.dumps({"torch": cfg.torch_spec, "packages": list(cfg.packages), "layout": 2})
-
-
-def _run(cmd: Sequence[str], what: str) -> None:
-    run_checked(cmd, what, OpeRunError)
+    def venv(self) -> SideVenv:
+        """The side venv these specs describe (`bench.side_venv`)."""
+        marker = {"torch": self.torch_spec, "packages": list(self.packages), "layout": 2}
+        obp = self.packages[0]
+        return SideVenv(
+            label="OBP",
+            path=self.path,
+            installs=(
+                ((self.torch_spec,), "install torch (CPU) into OBP venv"),
+                (self.packages, "install sb-obp into OBP venv"),
+                (("--no-deps", "--force-reinstall", obp), "reinstall sb-obp alone"),
+            ),
+            probe=(
+                "import inspect, torch, numpy, sklearn; from obp.ope import OffPolicyEvaluation; "
+                "assert torch.version.cuda is None, torch.__version__; "
+                "assert numpy.__version__ < '2', numpy.__version__; "
+                "assert 'pi_b' in "
+                "inspect.signature(OffPolicyEvaluation.estimate_intervals).parameters"
+            ),
+            marker=json.dumps(marker),
+            python=self.python,
+        )
 
 
 def ensure_obp_env(cfg: ObpEnvConfig | None = None) -> Path:
     """Create (once) the pinned OBP venv; returns its python. Takes minutes the first time
     (the torch download); concurrent callers wait on a file lock instead of building twice.
     Raises `OpeRunError` with the failing step's output tail."""
-    cfg = cfg or ObpEnvConfig()
-    marker = cfg.path / ".memento-ready"
-    py = cfg.path / "bin" / "python"
-    if marker.is_file() and marker.read_text() == _marker(cfg) and py.exists():
-        return py
-    cfg.path.parent.mkdir(parents=True, exist_ok=True)
-    with (cfg.path.parent / f"{cfg.path.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if marker.is_file() and marker.read_text() == _marker(cfg) and py.exists():
-            return py
-        _run([cfg.python, "-m", "venv", "--clear", str(cfg.path)], "create OBP venv")
-        pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-        _run([*pip, cfg.torch_spec], "install torch (CPU) into OBP venv")
-        _run([*pip, *cfg.packages], "install sb-obp into OBP venv")
-        _run([*pip, "--no-deps", "--force-reinstall", cfg.packages[0]], "reinstall sb-obp alone")
-        probe = (
-            "import inspect, torch, numpy, sklearn; from obp.ope import OffPolicyEvaluation; "
-            "assert torch.version.cuda is None, torch.__version__; "
-            "assert numpy.__version__ < '2', numpy.__version__; "
-            "assert 'pi_b' in inspect.signature(OffPolicyEvaluation.estimate_intervals).parameters"
-        )
-        _run([str(py), "-c", probe], "check OBP venv (CPU torch + obp import)")
-        marker.write_text(_marker(cfg))
-    return py
+    return ensure_venv((cfg or ObpEnvConfig()).venv(), OpeRunError)

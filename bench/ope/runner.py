@@ -21,10 +21,7 @@ subprocess; failures raise ``bench.errors.OpeRunError`` with the tail of its log
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -33,6 +30,7 @@ import numpy as np
 
 from bench.errors import OpeRunError
 from bench.ope.env import ObpEnvConfig, ensure_obp_env
+from bench.side_venv import run_job
 
 __all__ = ["ESTIMATORS", "JOB_SCRIPT", "Estimate", "estimate_policy_values", "load_feedback"]
 
@@ -174,30 +172,7 @@ def _run_job(
 ) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
     """Run ``obp_job.py`` in the OBP venv on ``spec``; its parsed output."""
     py = ensure_obp_env(env)
-    spec_path, out_path, log_path = workdir / "spec.json", workdir / "out.json", workdir / "job.log"
-    spec_path.write_text(json.dumps(spec, indent=1))
-    out_path.unlink(missing_ok=True)
-    job_env = {**os.environ, "PYTHONNOUSERSITE": "1", "CUDA_VISIBLE_DEVICES": ""}
-    job_env.pop("PYTHONPATH", None)
-    log.info("OBP job: %s (log %s)", spec_path, log_path)
-    try:
-        with log_path.open("w") as fh:
-            proc = subprocess.run(
-                [str(py), str(JOB_SCRIPT), str(spec_path), str(out_path)],
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                env=job_env,
-                cwd=workdir,
-                timeout=timeout_s,
-                check=False,
-            )
-    except subprocess.TimeoutExpired as exc:
-        tail = log_path.read_text()[-4000:]
-        raise OpeRunError(
-            f"OBP job timed out after {timeout_s} s; log {log_path}:\n{tail}"
-        ) from exc
-    if proc.returncode != 0 or not out_path.is_file():
-        tail = log_path.read_text()[-4000:]
-        raise OpeRunError(f"OBP job failed (exit {proc.returncode}); log {log_path}:\n{tail}")
-    result: dict[str, dict[str, dict[str, dict[str, float]]]] = json.loads(out_path.read_text())
+    result: dict[str, dict[str, dict[str, dict[str, float]]]] = run_job(
+        py, JOB_SCRIPT, spec, workdir, OpeRunError, what="OBP job", timeout_s=timeout_s
+    )
     return result

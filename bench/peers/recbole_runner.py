@@ -1,9 +1,10 @@
 """RecBole peers (BPR, SASRec, GRU4Rec) on OUR split, from their own pinned environment.
 
 RecBole 1.2.1 needs ``numpy<2`` and an older pandas, which clash with the project's .venv, so
-the benchmark builds a separate venv on demand (``<repo>/.cache/memento/recbole-venv``): torch
-first (the pinned CPU build, so pip never pulls a CUDA wheel), then RecBole and its pins. The
-job itself (``recbole_job.py``) runs as a subprocess of that venv's python.
+the benchmark builds a separate venv on demand (``<repo>/.cache/memento/recbole-venv``, with
+the one side-venv helper ``bench.side_venv``): torch first (the pinned CPU build, so pip never
+pulls a CUDA wheel), then RecBole and its pins. The job itself (``recbole_job.py``) runs as a
+subprocess of that venv's python (``bench.side_venv.run_job``).
 
 Protocol (identical split, honest comparison):
 
@@ -30,9 +31,7 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
 import statistics
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,7 +50,7 @@ from bench.peers.rows import (
     sequence_rows,
     write_query_rows,
 )
-from bench.side_venv import run_checked
+from bench.side_venv import SideVenv, ensure_venv, run_job
 
 __all__ = [
     "JOB_SCRIPT",
@@ -88,35 +87,26 @@ class PeerEnvConfig:
     python: str = sys.executable
     """Interpreter that creates the venv."""
 
-
-def _marker(cfg: PeerEnvConfig) -> str:
-    return json.dumps({"torch": cfg.torch_spec, "packages": list(cfg.packages)})
-
-
-def _venv_python(cfg: PeerEnvConfig) -> Path:
-    return cfg.path / "bin" / "python"
-
-
-def _run(cmd: Sequence[str], what: str) -> None:
-    run_checked(cmd, what, PeerRunError)
+    def venv(self) -> SideVenv:
+        """The side venv these specs describe (`bench.side_venv`)."""
+        marker = json.dumps({"torch": self.torch_spec, "packages": list(self.packages)})
+        return SideVenv(
+            label="peer",
+            path=self.path,
+            installs=(
+                ((self.torch_spec,), "install torch (CPU) into peer venv"),
+                (self.packages, "install recbole into peer venv"),
+            ),
+            probe="import torch, recbole; assert torch.version.cuda is None, torch.__version__",
+            marker=marker,
+            python=self.python,
+        )
 
 
 def ensure_recbole_env(cfg: PeerEnvConfig | None = None) -> Path:
-    """Create (once) the pinned RecBole venv; returns its python. Takes minutes the first time."""
-    cfg = cfg or PeerEnvConfig()
-    marker = cfg.path / ".memento-ready"
-    py = _venv_python(cfg)
-    if marker.is_file() and marker.read_text() == _marker(cfg) and py.exists():
-        return py
-    cfg.path.parent.mkdir(parents=True, exist_ok=True)
-    _run([cfg.python, "-m", "venv", "--clear", str(cfg.path)], "create peer venv")
-    pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    _run([*pip, cfg.torch_spec], "install torch (CPU) into peer venv")
-    _run([*pip, *cfg.packages], "install recbole into peer venv")
-    probe = "import torch, recbole; assert torch.version.cuda is None, torch.__version__"
-    _run([str(py), "-c", probe], "check peer venv (CPU torch + recbole import)")
-    marker.write_text(_marker(cfg))
-    return py
+    """Create (once) the pinned RecBole venv; returns its python. Takes minutes the first time;
+    concurrent callers wait on a file lock. Raises `PeerRunError` naming the failing step."""
+    return ensure_venv((cfg or PeerEnvConfig()).venv(), PeerRunError)
 
 
 def write_atomic_files(
@@ -263,30 +253,19 @@ def _run_job(
         "seeds": seeds,
         **settings,
     }
-    spec_path, out_path, log_path = workdir / "spec.json", workdir / "out.json", workdir / "job.log"
-    spec_path.write_text(json.dumps(spec, indent=2))
-    out_path.unlink(missing_ok=True)
-    job_env = {
-        **os.environ,
-        "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
-        "CUDA_VISIBLE_DEVICES": "",
-        "PYTHONNOUSERSITE": "1",
-    }
-    job_env.pop("PYTHONPATH", None)
-    with log_path.open("w") as fh:
-        proc = subprocess.run(
-            [str(py), str(JOB_SCRIPT), str(spec_path), str(out_path)],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env=job_env,
-            cwd=workdir,
-            timeout=timeout_s,
-            check=False,
-        )
-    if proc.returncode != 0 or not out_path.is_file():
-        tail = log_path.read_text()[-4000:]
-        raise PeerRunError(f"RecBole job failed (exit {proc.returncode}); log {log_path}:\n{tail}")
-    raw: dict[str, dict[str, dict[str, Any]]] = json.loads(out_path.read_text())
+    # RecBole 1.2.1 reloads its best-epoch checkpoint (which pickles its Config) with
+    # torch.load's default, weights_only since torch 2.6: its own files, in its own venv
+    env_vars = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+    raw: dict[str, dict[str, dict[str, Any]]] = run_job(
+        py,
+        JOB_SCRIPT,
+        spec,
+        workdir,
+        PeerRunError,
+        what="RecBole job",
+        timeout_s=timeout_s,
+        env=env_vars,
+    )
     return raw[model]
 
 

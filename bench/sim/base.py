@@ -10,13 +10,21 @@ to the simulator's own model.
 Reward of one decision (`decision_reward`): for each acted item, the weight of its deepest
 action plus `dwell_weight` per capped dwell minute (`recsys.rec.reward.action_reward`), summed
 over the list. Every method is scored by the same function.
+
+`UserPoolSimulator` is that user pool and response model, once: `active` users are present at
+a time, one arrives per decision, a shown item is examined with theta[k] and clicked with its
+attraction, a click ends at a funnel action with an exponential dwell, and after each decision
+the user leaves with probability `leave` (`leave_idle` when they did nothing) and a newcomer
+takes the seat. A simulator adds what its users are (`_new_user`, with a warm-up history) and
+how they respond to each item (`_response`: attraction, P(alipay | click), mean dwell).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -154,12 +162,209 @@ def best_list(value: np.ndarray, n: int, allowed: np.ndarray) -> np.ndarray:
     return top[np.argsort(-v[top], kind="stable")][:n]
 
 
+class PoolSettings(Protocol):
+    """The population and position settings a `UserPoolSimulator` reads from its config."""
+
+    @property
+    def active(self) -> int:
+        """Users present at any time."""
+        ...
+
+    @property
+    def list_size(self) -> int:
+        """Items per shown list."""
+        ...
+
+    @property
+    def eta(self) -> float:
+        """Position bias: theta[k] = 1 / (k + 1)^eta."""
+        ...
+
+    @property
+    def leave(self) -> float:
+        """Departure probability after a decision with an action."""
+        ...
+
+    @property
+    def leave_idle(self) -> float:
+        """Departure probability after a decision with no action."""
+        ...
+
+    @property
+    def step_seconds(self) -> float:
+        """Simulator clock advance per decision."""
+        ...
+
+
+class ItemValues(NamedTuple):
+    """A user's response to every catalogue item now, each (items,)."""
+
+    attract: np.ndarray
+    """Click probability once examined."""
+    buy: np.ndarray
+    """P(alipay | click)."""
+    dwell: np.ndarray
+    """Mean dwell seconds of a click."""
+    value: np.ndarray
+    """Expected reward once examined: attract * E[value | click]."""
+
+
+@dataclass
+class PoolUser:
+    """One simulated user: who they are to the response model and what they did."""
+
+    kind: int
+    """What the response model knows them by (a segment, a real user's row)."""
+    history: list[HistoryEvent] = field(default_factory=list)
+    """Past events, oldest first."""
+    seen: set[int] = field(default_factory=set)
+    """Rows of the items they acted on."""
+    last: int = -1
+    """Row of the item they acted on last (-1: none)."""
+    values: ItemValues | None = None
+    """Their `ItemValues`, cached until they act, leave or tastes shift."""
+
+
+class UserPoolSimulator(ABC):
+    """The user pool and response model of the module docstring; subclasses build their
+    catalogue, call `__init__`, then `_fill` once their response model is ready."""
+
+    name: str
+
+    def __init__(
+        self,
+        cfg: PoolSettings,
+        ids: list[str],
+        titles: list[str],
+        arrive: np.random.Generator,
+        respond: np.random.Generator,
+    ) -> None:
+        self.list_size = cfg.list_size
+        self.ids = ids
+        self.titles = titles
+        self.row_of = {s: k for k, s in enumerate(ids)}
+        self._pool = cfg
+        self._theta = examination(cfg.list_size, cfg.eta)
+        self._arrive = arrive
+        self._respond = respond
+        self._users: dict[str, PoolUser] = {}
+        self._next_uid = 0
+        self._clock = 0.0
+        self._active: list[str] = []
+
+    def _fill(self) -> None:
+        """Seat the first `active` users."""
+        self._active = [self._newcomer() for _ in range(self._pool.active)]
+
+    @abstractmethod
+    def _new_user(self, index: int) -> PoolUser:
+        """The `index`-th newcomer, with their warm-up history (through `_act`)."""
+
+    @abstractmethod
+    def _response(self, user: PoolUser) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(attraction, P(alipay | click), mean dwell seconds) of every item, for the user now."""
+
+    def _values(self, user: PoolUser) -> ItemValues:
+        """The user's `ItemValues` (cached)."""
+        if user.values is None:
+            a, buy, dwell = self._response(user)
+            user.values = ItemValues(a, buy, dwell, a * expected_click_value(a, buy, dwell))
+        return user.values
+
+    def _forget_values(self) -> None:
+        """Drop every cached `ItemValues` (tastes changed)."""
+        for user in self._users.values():
+            user.values = None
+
+    def _newcomer(self) -> str:
+        index = self._next_uid
+        self._next_uid += 1
+        uid = f"u{index}"
+        self._users[uid] = self._new_user(index)
+        return uid
+
+    def _act(self, user: PoolUser, row: int, action: str, ts: float) -> None:
+        user.history.append(HistoryEvent(self.ids[row], action, ts))
+        user.seen.add(row)
+        user.last = row
+        user.values = None
+
+    def _rows(self, items: Sequence[str]) -> np.ndarray:
+        unknown = [s for s in items if s not in self.row_of]
+        if unknown:
+            raise KeyError(f"items not in the {self.name} catalogue: {unknown[:5]}")
+        return np.array([self.row_of[s] for s in items], np.int64)
+
+    # --- the Simulator protocol ---------------------------------------------------------
+    def catalogue(self) -> tuple[list[str], list[str]]:
+        """(item ids, titles) of every item a list may show."""
+        return list(self.ids), list(self.titles)
+
+    def next_user(self) -> str:
+        """The user who arrives now (the clock advances one step)."""
+        self._clock += self._pool.step_seconds
+        k = int(self._arrive.integers(len(self._active)))
+        return self._active[k]
+
+    def now(self) -> float:
+        """Simulator seconds now."""
+        return self._clock
+
+    def history(self, user_id: str) -> list[HistoryEvent]:
+        """The user's past events, oldest first."""
+        return list(self._users[user_id].history)
+
+    def expected_reward(self, user_id: str, items: Sequence[str]) -> float:
+        """Exact expected `decision_reward` of showing `items` to the user now."""
+        rows = self._rows(items[: self.list_size])
+        v = self._values(self._users[user_id]).value
+        return float((self._theta[: len(rows)] * v[rows]).sum())
+
+    def item_values(self, user_id: str) -> np.ndarray:
+        """(items,) expected reward of each item once examined, for the user now."""
+        return self._values(self._users[user_id]).value.copy()
+
+    def examination(self) -> np.ndarray:
+        """(list_size,) examination probability of each position."""
+        return self._theta.copy()
+
+    def oracle(self, user_id: str, n: int) -> list[str]:
+        """The n items with the highest expected reward for the user now, best first."""
+        v = self._values(self._users[user_id]).value
+        rows = best_list(v, n, np.ones(len(v), bool))
+        return [self.ids[r] for r in rows]
+
+    def respond(self, user_id: str, items: Sequence[str]) -> list[SimEvent]:
+        """Draw the user's events for the shown list, then their departure."""
+        user = self._users[user_id]
+        rows = self._rows(items[: self.list_size])
+        a, buy, dwell, _ = self._values(user)
+        rng = self._respond
+        events: list[SimEvent] = []
+        for k, r in enumerate(rows.tolist()):
+            if rng.random() < self._theta[k] * a[r]:
+                action = draw_funnel(rng, float(buy[r]))
+                events.append(SimEvent(self.ids[r], action, float(rng.exponential(dwell[r])), k))
+        for e in events:
+            self._act(user, self.row_of[e.item_id], e.action, self._clock)
+        leave = self._pool.leave if events else self._pool.leave_idle
+        if rng.random() < leave:
+            user.values = None  # a departed user is never shown a list again
+            seat = self._active.index(user_id)
+            self._active[seat] = self._newcomer()
+        return events
+
+
 __all__ = [
     "FUNNEL",
     "SIM_REWARD",
     "HistoryEvent",
+    "ItemValues",
+    "PoolSettings",
+    "PoolUser",
     "SimEvent",
     "Simulator",
+    "UserPoolSimulator",
     "best_list",
     "decision_reward",
     "draw_funnel",

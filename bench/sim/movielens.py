@@ -41,22 +41,14 @@ Simulator gap (what is not real):
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from bench.sim.base import (
-    HistoryEvent,
-    SimEvent,
-    best_list,
-    draw_funnel,
-    examination,
-    expected_click_value,
-)
+from bench.sim.base import PoolUser, UserPoolSimulator
 from data.movielens import fetch_movielens_100k
 from data.schema import INTERACTIONS_FILE, ITEMS_FILE
 
@@ -237,17 +229,9 @@ def fit_movielens(data_dir: Path, cfg: MovieLensConfig) -> MovieLensFit:
     )
 
 
-@dataclass
-class _User:
-    row: int
-    history: list[HistoryEvent] = field(default_factory=list)
-    seen: set[int] = field(default_factory=set)
-    last: int = -1
-    cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
-
-
-class MovieLensSimulator:
-    """See the module docstring; `seed` fixes arrivals, responses and trends (not the fit)."""
+class MovieLensSimulator(UserPoolSimulator):
+    """See the module docstring; `seed` fixes arrivals, responses and trends (not the fit). A
+    user's `kind` is the row of the real user they replay."""
 
     name = "movielens"
 
@@ -255,136 +239,61 @@ class MovieLensSimulator:
         self, seed: int, cfg: MovieLensConfig | None = None, data_dir: Path | None = None
     ) -> None:
         self.cfg = cfg = cfg or MovieLensConfig()
-        self.list_size = cfg.list_size
         folder = Path(data_dir) if data_dir is not None else fetch_movielens_100k()
         fit_cfg = MovieLensConfig(
             rank=cfg.rank, l2=cfg.l2, als_epochs=cfg.als_epochs, fit_seed=cfg.fit_seed
         )
         self.fit = fit = fit_movielens(folder.resolve(), fit_cfg)
-        self.ids = fit.ids
-        self.row_of = {s: k for k, s in enumerate(self.ids)}
-        self._theta = examination(cfg.list_size, cfg.eta)
+        arrive, respond = np.random.default_rng([seed, 21]), np.random.default_rng([seed, 22])
+        super().__init__(cfg, fit.ids, fit.titles, arrive, respond)
         self._logit0 = cfg.bias + cfg.w_watch * fit.watch + cfg.w_like * (fit.rating - fit.mu)
         self._trend = np.zeros(len(self.ids))
-        self._arrive = np.random.default_rng([seed, 21])
-        self._respond = np.random.default_rng([seed, 22])
         self._season = np.random.default_rng([seed, 23])
         self._order = np.zeros(0, np.int64)
-        self._users: dict[str, _User] = {}
-        self._next_uid = 0
-        self._clock = 0.0
-        self._active = [self._newcomer() for _ in range(cfg.active)]
+        self._fill()
 
     # --- the response model -------------------------------------------------------------
-    def _values(self, u: _User) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(attraction, P(alipay | click), mean dwell seconds, value a * E[value | click]),
-        each (items,); cached until the user acts or tastes shift."""
-        if u.cache is None:
-            c = self.cfg
-            logit = self._logit0[u.row] + self._trend
-            if u.last >= 0:
-                dirs = self.fit.item_dirs
-                logit += c.w_seq * np.maximum(dirs @ dirs[u.last], 0.0)
-            if u.seen:
-                logit[list(u.seen)] -= c.w_seen
-            a = 1.0 / (1.0 + np.exp(-logit))
-            buy = self.fit.buy[u.row]
-            dwell = c.dwell_base + c.dwell_gain * a
-            u.cache = (a, buy, dwell, a * expected_click_value(a, buy, dwell))
-        return u.cache
+    def _response(self, user: PoolUser) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(attraction, P(alipay | click), mean dwell seconds), each (items,)."""
+        c = self.cfg
+        logit = self._logit0[user.kind] + self._trend
+        if user.last >= 0:
+            dirs = self.fit.item_dirs
+            logit += c.w_seq * np.maximum(dirs @ dirs[user.last], 0.0)
+        if user.seen:
+            logit[list(user.seen)] -= c.w_seen
+        a: np.ndarray = 1.0 / (1.0 + np.exp(-logit))
+        return a, self.fit.buy[user.kind], c.dwell_base + c.dwell_gain * a
 
-    # --- population ---------------------------------------------------------------------
-    def _newcomer(self) -> str:
+    def _new_user(self, index: int) -> PoolUser:
+        """The next real user of this pass's arrival order (a new order every pass), with their
+        first `warmup_events` real ratings, one second apart, ending now."""
         n_real = len(self.fit.user_events)
-        if self._next_uid % n_real == 0:
+        if index % n_real == 0:
             self._order = self._arrive.permutation(n_real)
-        uid = f"u{self._next_uid}"
-        user = _User(int(self._order[self._next_uid % n_real]))
-        self._next_uid += 1
-        rows, actions = self.fit.user_events[user.row]
+        user = PoolUser(int(self._order[index % n_real]))
+        rows, actions = self.fit.user_events[user.kind]
         m = min(self.cfg.warmup_events, len(rows))
         for j in range(m):
             self._act(user, rows[j], actions[j], self._clock - (m - 1 - j))
-        self._users[uid] = user
-        return uid
-
-    def _act(self, user: _User, row: int, action: str, ts: float) -> None:
-        user.history.append(HistoryEvent(self.ids[row], action, ts))
-        user.seen.add(row)
-        user.last = row
-        user.cache = None
-
-    # --- the Simulator protocol ---------------------------------------------------------
-    def catalogue(self) -> tuple[list[str], list[str]]:
-        return list(self.ids), list(self.fit.titles)
+        return user
 
     def item_features(self) -> list[list[str]]:
+        """Genre and release-year tokens per movie."""
         out = []
         for title, genres in zip(self.fit.titles, self.fit.genres, strict=True):
             years = re.findall(r"\((\d{4})\)", title or "")
             out.append([f"genre={g}" for g in genres] + [f"year={y}" for y in years[-1:]])
         return out
 
-    def next_user(self) -> str:
-        self._clock += self.cfg.step_seconds
-        k = int(self._arrive.integers(len(self._active)))
-        return self._active[k]
-
-    def now(self) -> float:
-        return self._clock
-
-    def history(self, user_id: str) -> list[HistoryEvent]:
-        return list(self._users[user_id].history)
-
-    def _rows(self, items: Sequence[str]) -> np.ndarray:
-        unknown = [s for s in items if s not in self.row_of]
-        if unknown:
-            raise KeyError(f"items not in the MovieLens catalogue: {unknown[:5]}")
-        return np.array([self.row_of[s] for s in items], np.int64)
-
-    def expected_reward(self, user_id: str, items: Sequence[str]) -> float:
-        rows = self._rows(items[: self.list_size])
-        v = self._values(self._users[user_id])[3]
-        return float((self._theta[: len(rows)] * v[rows]).sum())
-
-    def item_values(self, user_id: str) -> np.ndarray:
-        return self._values(self._users[user_id])[3].copy()
-
-    def examination(self) -> np.ndarray:
-        return self._theta.copy()
-
-    def oracle(self, user_id: str, n: int) -> list[str]:
-        v = self._values(self._users[user_id])[3]
-        rows = best_list(v, n, np.ones(len(v), bool))
-        return [self.ids[r] for r in rows]
-
-    def respond(self, user_id: str, items: Sequence[str]) -> list[SimEvent]:
-        user = self._users[user_id]
-        rows = self._rows(items[: self.list_size])
-        a, buy, dwell, _ = self._values(user)
-        rng = self._respond
-        events: list[SimEvent] = []
-        for k, r in enumerate(rows.tolist()):
-            if rng.random() < self._theta[k] * a[r]:
-                action = draw_funnel(rng, float(buy[r]))
-                events.append(SimEvent(self.ids[r], action, float(rng.exponential(dwell[r])), k))
-        for e in events:
-            self._act(user, self.row_of[e.item_id], e.action, self._clock)
-        leave = self.cfg.leave if events else self.cfg.leave_idle
-        if rng.random() < leave:
-            user.cache = None  # a departed user is never shown a list again
-            seat = self._active.index(user_id)
-            self._active[seat] = self._newcomer()
-        return events
-
     def shift(self) -> None:
+        """A genre trend: `trend_genres` genres drawn with the seed gain, the others lose."""
         genres = sorted({g for gs in self.fit.genres for g in gs} - {"unknown"})
         k = min(self.cfg.trend_genres, len(genres))
         trending = set(self._season.choice(genres, size=k, replace=False).tolist())
         hit = np.array([bool(trending.intersection(gs)) for gs in self.fit.genres])
         self._trend = np.where(hit, self.cfg.w_trend, -self.cfg.w_untrend)
-        for user in self._users.values():
-            user.cache = None
+        self._forget_values()
 
 
 __all__ = [

@@ -20,19 +20,11 @@ The best list for a state is exact: items sorted by a * E[value | click].
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from bench.sim.base import (
-    HistoryEvent,
-    SimEvent,
-    best_list,
-    draw_funnel,
-    examination,
-    expected_click_value,
-)
+from bench.sim.base import PoolUser, UserPoolSimulator
 from data.synthetic_world import World, build_world, item_titles
 
 
@@ -78,22 +70,14 @@ class PlantedConfig:
     """Simulator clock advance per decision."""
 
 
-@dataclass
-class _User:
-    segment: int
-    history: list[HistoryEvent] = field(default_factory=list)
-    seen: set[int] = field(default_factory=set)
-    last: int = -1
-
-
-class PlantedSimulator:
-    """See the module docstring; `seed` fixes the world, arrivals and responses."""
+class PlantedSimulator(UserPoolSimulator):
+    """See the module docstring; `seed` fixes the world, arrivals and responses. A user's
+    `kind` is their segment."""
 
     name = "planted"
 
     def __init__(self, seed: int, cfg: PlantedConfig | None = None) -> None:
         self.cfg = cfg = cfg or PlantedConfig()
-        self.list_size = cfg.list_size
         self.world: World = build_world(
             seed=seed,
             users=cfg.users,
@@ -104,23 +88,18 @@ class PlantedSimulator:
             zipf_exponent=1.0,
             null_brand_rate=0.0,
         )
-        self.ids = [str(i + 1) for i in range(cfg.items)]
-        self.titles = item_titles(self.world, seed, 0, cfg.items)
-        self.row_of = {s: i for i, s in enumerate(self.ids)}
+        ids = [str(i + 1) for i in range(cfg.items)]
+        titles = item_titles(self.world, seed, 0, cfg.items)
+        arrive, respond = np.random.default_rng([seed, 11]), np.random.default_rng([seed, 12])
+        super().__init__(cfg, ids, titles, arrive, respond)
         logpop = np.log(self.world.item_popularity)
         self._pop_z = (logpop - logpop.mean()) / max(float(logpop.std()), 1e-9)
-        self._theta = examination(cfg.list_size, cfg.eta)
-        self._arrive = np.random.default_rng([seed, 11])
-        self._respond = np.random.default_rng([seed, 12])
         self._season = np.random.default_rng([seed, 13])
         self._taste = self._taste_table(self.world.segment_categories)
         self._brand = np.zeros((cfg.n_segments, cfg.items), bool)
         for s, brands in enumerate(self.world.segment_brands):
             self._brand[s] = np.isin(self.world.item_brand, brands)
-        self._users: dict[str, _User] = {}
-        self._next_uid = 0
-        self._clock = 0.0
-        self._active = [self._newcomer() for _ in range(cfg.active)]
+        self._fill()
 
     # --- the planted model --------------------------------------------------------------
     def _taste_table(self, seg_cats: np.ndarray) -> np.ndarray:
@@ -133,111 +112,40 @@ class PlantedSimulator:
                 taste[s, self.world.item_category == c] = wc / w[s].max()
         return taste
 
-    def _attraction(self, u: _User) -> np.ndarray:
-        """(items,) click probability of each item once examined, for the user now."""
+    def _response(self, user: PoolUser) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(attraction, P(alipay | click), mean dwell seconds), each (items,)."""
         c = self.cfg
         logit = (
             c.bias
-            + c.w_cat * self._taste[u.segment]
-            + c.w_brand * self._brand[u.segment]
+            + c.w_cat * self._taste[user.kind]
+            + c.w_brand * self._brand[user.kind]
             + c.w_pop * self._pop_z
         )
-        if u.last >= 0:
-            logit[self.world.transitions[u.last]] += c.w_next
-        if u.seen:
-            logit[list(u.seen)] -= c.w_seen
-        out: np.ndarray = 1.0 / (1.0 + np.exp(-logit))
-        return out
-
-    def _values(self, u: _User) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(attraction, P(alipay | click), mean dwell seconds), each (items,)."""
-        a = self._attraction(u)
+        if user.last >= 0:
+            logit[self.world.transitions[user.last]] += c.w_next
+        if user.seen:
+            logit[list(user.seen)] -= c.w_seen
+        a: np.ndarray = 1.0 / (1.0 + np.exp(-logit))
         return a, 0.05 + 0.3 * a, 15.0 + 120.0 * a
 
-    def _value_per_item(self, u: _User) -> np.ndarray:
-        a, buy, dwell = self._values(u)
-        return a * expected_click_value(a, buy, dwell)
-
-    # --- population ---------------------------------------------------------------------
-    def _newcomer(self) -> str:
-        uid = f"u{self._next_uid}"
-        seg = int(self.world.user_segment[self._next_uid % self.cfg.users])
-        self._next_uid += 1
-        user = _User(seg)
+    def _new_user(self, index: int) -> PoolUser:
+        """A user of the `index`-th pool user's segment with a warm-up drawn from its taste."""
+        user = PoolUser(int(self.world.user_segment[index % self.cfg.users]))
         for _ in range(self.cfg.warmup_events):
-            a = self._attraction(user)
+            a = self._values(user).attract
             row = int(self._arrive.choice(len(a), p=a / a.sum()))
-            self._act(user, row, "click")
-        self._users[uid] = user
-        return uid
-
-    def _act(self, user: _User, row: int, action: str) -> None:
-        user.history.append(HistoryEvent(self.ids[row], action, self._clock))
-        user.seen.add(row)
-        user.last = row
-
-    # --- the Simulator protocol ---------------------------------------------------------
-    def catalogue(self) -> tuple[list[str], list[str]]:
-        return list(self.ids), list(self.titles)
+            self._act(user, row, "click", self._clock)
+        return user
 
     def item_features(self) -> list[list[str]]:
+        """Category and brand tokens per item."""
         w = self.world
         return [
             [f"cat={w.item_category[i]}", f"brand={w.item_brand[i]}"] for i in range(self.cfg.items)
         ]
 
-    def next_user(self) -> str:
-        self._clock += self.cfg.step_seconds
-        k = int(self._arrive.integers(len(self._active)))
-        return self._active[k]
-
-    def now(self) -> float:
-        return self._clock
-
-    def history(self, user_id: str) -> list[HistoryEvent]:
-        return list(self._users[user_id].history)
-
-    def _rows(self, items: Sequence[str]) -> np.ndarray:
-        unknown = [s for s in items if s not in self.row_of]
-        if unknown:
-            raise KeyError(f"items not in the planted catalogue: {unknown[:5]}")
-        return np.array([self.row_of[s] for s in items], np.int64)
-
-    def expected_reward(self, user_id: str, items: Sequence[str]) -> float:
-        rows = self._rows(items[: self.list_size])
-        v = self._value_per_item(self._users[user_id])
-        return float((self._theta[: len(rows)] * v[rows]).sum())
-
-    def item_values(self, user_id: str) -> np.ndarray:
-        return self._value_per_item(self._users[user_id])
-
-    def examination(self) -> np.ndarray:
-        return self._theta.copy()
-
-    def oracle(self, user_id: str, n: int) -> list[str]:
-        v = self._value_per_item(self._users[user_id])
-        rows = best_list(v, n, np.ones(len(v), bool))
-        return [self.ids[r] for r in rows]
-
-    def respond(self, user_id: str, items: Sequence[str]) -> list[SimEvent]:
-        user = self._users[user_id]
-        rows = self._rows(items[: self.list_size])
-        a, buy, dwell = self._values(user)
-        rng = self._respond
-        events: list[SimEvent] = []
-        for k, r in enumerate(rows.tolist()):
-            if rng.random() < self._theta[k] * a[r]:
-                action = draw_funnel(rng, float(buy[r]))
-                events.append(SimEvent(self.ids[r], action, float(rng.exponential(dwell[r])), k))
-        for e in events:
-            self._act(user, self.row_of[e.item_id], e.action)
-        leave = self.cfg.leave if events else self.cfg.leave_idle
-        if rng.random() < leave:
-            seat = self._active.index(user_id)
-            self._active[seat] = self._newcomer()
-        return events
-
     def shift(self) -> None:
+        """A new season: new preferred categories (and brands in them) for every segment."""
         w = self.world
         n_cat, k = self.cfg.n_categories, self.cfg.categories_per_segment
         cats = np.stack(
@@ -251,6 +159,7 @@ class PlantedSimulator:
                 for b in self._season.permutation(np.unique(w.item_brand[w.item_category == c]))[:3]
             ]
             self._brand[s] = np.isin(w.item_brand, brands)
+        self._forget_values()
 
 
 __all__ = ["PlantedConfig", "PlantedSimulator"]

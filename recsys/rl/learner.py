@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from recsys.config import LearnerConfig, config_from_dict, config_to_dict
-from recsys.errors import NoCandidatesError
+from recsys.config import LearnerConfig
+from recsys.errors import BundleError, NoCandidatesError
 from recsys.records import CandidateBatch, Candidates, Choice, Transition
-from recsys.rl.checkpoint import load_checkpoint, save_checkpoint
+from recsys.rl.learner_part import OPTIMISER_KEYS, LearnerPart
 from recsys.rl.losses import (
     alpha_loss,
     ce_loss,
@@ -235,40 +235,70 @@ class Learner:
         )
         return metrics
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume (networks, optimisers, alpha, tabular Q)."""
-        return {
-            "q": self.q.state_dict(),
-            "q_target": self.q_target.state_dict(),
-            "opt": self.opt.state_dict(),
-            "log_alpha": self.log_alpha.detach().clone(),
-            "alpha_opt": self.alpha_opt.state_dict(),
-            "tabular": dict(self.tabular.q),
-            "dims": {"state_dim": self.state_dim, "key_dim": self.key_dim},
-        }
+    def state_dict(self, *, optimiser: bool = True) -> dict[str, Any]:
+        """A copy of everything needed to resume (networks, alpha, tabular Q, and the
+        optimisers unless `optimiser` is False), taken under the lock so it is consistent."""
+        with self._lock:
+            sd: dict[str, Any] = {
+                "q": {k: v.detach().clone() for k, v in self.q.state_dict().items()},
+                "q_target": {k: v.detach().clone() for k, v in self.q_target.state_dict().items()},
+                "log_alpha": self.log_alpha.detach().clone(),
+                "tabular": dict(self.tabular.q),
+                "dims": {"state_dim": self.state_dim, "key_dim": self.key_dim},
+            }
+            if optimiser:
+                sd["opt"] = copy.deepcopy(self.opt.state_dict())
+                sd["alpha_opt"] = copy.deepcopy(self.alpha_opt.state_dict())
+        return sd
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
-        """Inverse of `state_dict`."""
+        """Inverse of `state_dict`, in place (the optimisers keep their state when `sd` has
+        none)."""
         with self._lock:
             self.q.load_state_dict(sd["q"])
             self.q_target.load_state_dict(sd["q_target"])
-            self.opt.load_state_dict(sd["opt"])
-            self.alpha_opt.load_state_dict(sd["alpha_opt"])
+            if "opt" in sd:
+                self.opt.load_state_dict(sd["opt"])
+                self.alpha_opt.load_state_dict(sd["alpha_opt"])
             with torch.no_grad():
                 self.log_alpha.copy_(sd["log_alpha"])
             self.tabular.q = {int(k): float(v) for k, v in sd["tabular"].items()}
 
+    # --- the bundle part (`recsys.rl.learner_part`) -------------------------------------------
+    def part(self, *, optimiser: bool = True) -> LearnerPart:
+        """This learner as a bundle part: a checkpoint with the optimiser state, a
+        publication (what an acting copy needs) without it."""
+        sd = self.state_dict(optimiser=optimiser)
+        sd.pop("dims")
+        opt = {k: sd.pop(k) for k in OPTIMISER_KEYS} if optimiser else None
+        return LearnerPart(self.cfg, self.state_dim, self.key_dim, self.step, sd, opt)
+
+    def apply_part(self, part: LearnerPart) -> None:
+        """Load a part's weights and step in place (and its optimiser state when it has one);
+        `BundleError` when its widths or mode differ from this learner's."""
+        dims = (part.state_dim, part.key_dim, part.config.mode)
+        if dims != (self.state_dim, self.key_dim, self.mode):
+            raise BundleError(
+                f"learner part (state, key, mode) {dims} does not fit this learner's "
+                f"{(self.state_dim, self.key_dim, self.mode)}"
+            )
+        self.load_state_dict({**part.weights, **(part.optimiser or {})})
+        self.step = part.step
+
+    @classmethod
+    def from_part(cls, part: LearnerPart, device: str = "cpu") -> Learner:
+        """A learner rebuilt from a part (its config, sizes, weights, step and optimiser state
+        when kept)."""
+        learner = cls(part.config, part.state_dim, part.key_dim, device)
+        learner.apply_part(part)
+        return learner
+
     def save(self, path: str | Path) -> None:
-        """Checkpoint {state_dict, config, step} (the replay buffer is not saved)."""
-        save_checkpoint(path, self.state_dict(), config_to_dict(self.cfg), self.step)
+        """Write the checkpoint part (with the optimiser state; the replay buffer is not
+        saved)."""
+        self.part().save(path)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> Learner:
-        """Rebuild a learner from `save` output."""
-        ckpt = load_checkpoint(path)
-        cfg = config_from_dict(LearnerConfig, ckpt["config"])
-        dims = ckpt["state_dict"]["dims"]
-        learner = cls(cfg, int(dims["state_dim"]), int(dims["key_dim"]), device)
-        learner.load_state_dict(ckpt["state_dict"])
-        learner.step = int(ckpt["step"])
-        return learner
+        """Rebuild a learner from `save` output (a bundle's `learner.pt`)."""
+        return cls.from_part(LearnerPart.load(path), device)

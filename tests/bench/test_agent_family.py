@@ -85,6 +85,7 @@ def test_memory_save_load_and_cli_roundtrip(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     info = json.loads(res.output)
     assert info["cases"] == 3 and info["outcomes"] == {"failure": 2, "success": 1}
+    assert info["learner"] == {"mode": "soft-q", "step": 0}  # the learner part, read back
     out = tmp_path / "cases.jsonl"
     res = runner.invoke(app, ["agent", "memory", "export", str(tmp_path / "m"), "--out", str(out)])
     assert res.exit_code == 0 and len(out.read_text().splitlines()) == 3

@@ -3,6 +3,7 @@ a closed-form expected reward that matches Monte Carlo, taste shifts and clear e
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +11,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-from bench.sim.base import FUNNEL, HistoryEvent, SimEvent, Simulator, decision_reward
+from bench.sim.base import (
+    FUNNEL,
+    HistoryEvent,
+    PoolUser,
+    SimEvent,
+    Simulator,
+    UserPoolSimulator,
+    decision_reward,
+)
 from bench.sim.movielens import ACTION_TO_RATING, MovieLensConfig, MovieLensSimulator
 from bench.sim.planted import PlantedSimulator
 from data.errors import FetchError
@@ -225,3 +234,65 @@ def test_movielens_config_weights_take_effect(movielens_dir: Path) -> None:
     assert harsh.next_user() == uid
     e_base = base.expected_reward(uid, base.oracle(uid, 10))
     assert harsh.expected_reward(uid, harsh.oracle(uid, 10)) < e_base
+
+
+# --- the user pool base -------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _ToyPool:
+    """Pool settings of `_Toy`: everyone leaves after a decision without an action."""
+
+    active: int = 3
+    list_size: int = 2
+    eta: float = 1.0
+    leave: float = 0.0
+    leave_idle: float = 1.0
+    step_seconds: float = 10.0
+
+
+class _Toy(UserPoolSimulator):
+    """Three items: attraction (x, x / 2, 0), never a purchase, ~no dwell; user k has kind k."""
+
+    name = "toy"
+
+    def __init__(self, attract: float) -> None:
+        rng = np.random.default_rng(0)
+        super().__init__(_ToyPool(), ["a", "b", "c"], ["A", "B", "C"], rng, rng)
+        self.attract = attract
+        self._fill()
+
+    def _new_user(self, index: int) -> PoolUser:
+        return PoolUser(index)
+
+    def _response(self, user: PoolUser) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        a = np.array([self.attract, self.attract / 2, 0.0])
+        return a, np.zeros(3), np.full(3, 1e-9)
+
+    def item_features(self) -> list[list[str]]:
+        return [[], [], []]
+
+    def shift(self) -> None:
+        self._forget_values()
+
+
+def test_pool_base_seats_newcomers_and_sums_theta_weighted_values() -> None:
+    """With attraction 0 and leave_idle 1 every decision seats a new user (u3, u4, ... in
+    order, none comes back); the expected reward is sum theta[k] * value of the item at k, with
+    value = attraction * E[value | click] (`ItemValues`)."""
+    sim = _Toy(0.0)
+    assert sim.catalogue() == (["a", "b", "c"], ["A", "B", "C"])
+    seen = set()
+    for _ in range(10):
+        u = sim.next_user()
+        assert u not in seen and sim.respond(u, ["a", "b"]) == []
+        seen.add(u)
+    assert sim.now() == 100.0 and len(sim._users) == 3 + 10
+    toy = _Toy(0.4)
+    u = toy.next_user()
+    v = toy.item_values(u)
+    np.testing.assert_allclose(v[2], 0.0)
+    theta = toy.examination()
+    np.testing.assert_allclose(theta, [1.0, 0.5])
+    assert toy.expected_reward(u, ["b", "a"]) == pytest.approx(theta[0] * v[1] + theta[1] * v[0])
+    assert toy.oracle(u, 2) == ["a", "b"]

@@ -17,6 +17,7 @@ import numpy as np
 from recsys.loop import Decided, LearnStep, MemoryLoop
 from recsys.records import Candidates
 from recsys.rl.learner import Learner
+from recsys.rl.learner_part import LearnerPart
 from training.config import TrainConfig
 from training.modes import _learner, recommend_config_of
 from training.replay_env import PassResult, build_parts, run_pass
@@ -71,7 +72,8 @@ class ForwardingLoop(MemoryLoop):
 
 class LearnerActor:
     """Owns the one `Learner`; applies forwarded transitions with `MemoryLoop.learn` and
-    publishes its weights (`state_dict`) to the object store every `broadcast_every`."""
+    publishes its weights to the object store every `broadcast_every`: the bundle's learner
+    part without the optimiser state (`LearnerPart.to_bytes`), all an acting copy needs."""
 
     def __init__(
         self, cfg: TrainConfig, mode: str, seed: int, dim: int, broadcast_every: int
@@ -94,7 +96,7 @@ class LearnerActor:
         """Put the current weights in the object store as a new version; returns it."""
         import ray
 
-        self._ref = ray.put(self.learner.state_dict())
+        self._ref = ray.put(self.learner.part(optimiser=False).to_bytes())
         self.version += 1
         self._since = 0
         return self.version
@@ -116,11 +118,13 @@ class LearnerActor:
         return self.version, self._ref
 
     def end_pass(self) -> dict[str, Any]:
-        """Publish, then hand over the weights and the metrics of the updates since the last
-        call: {"state_dict", "learn", "version"}."""
+        """Publish, then hand over the checkpoint part (with the optimiser state, so the
+        driver's learner is the one this actor trained) and the metrics of the updates since
+        the last call: {"part": `LearnerPart` bytes, "learn", "version"}."""
         self.publish()
         learn, self.metrics = self.metrics, []
-        return {"state_dict": self.learner.state_dict(), "learn": learn, "version": self.version}
+        part = self.learner.part(optimiser=True).to_bytes()
+        return {"part": part, "learn": learn, "version": self.version}
 
     def stats(self) -> dict[str, Any]:
         """Transitions received per worker, published version, gradient steps, busy seconds."""
@@ -184,7 +188,7 @@ class ReplayWorker:
 
         version, ref = reply
         if version > self.version:
-            self.loop.learner.load_state_dict(ray.get(ref))
+            self.loop.learner.apply_part(LearnerPart.from_bytes(ray.get(ref), "broadcast"))
             self.version = version
             self.versions_seen.append(version)
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from recsys.llm.protocol import FrozenLLM
 from recsys.rl.learner import Learner
+from recsys.rl.learner_part import LearnerPart
 from training.config import LEARNED_MODES, TrainConfig
 from training.distributed.actors import LearnerActor, ReplayWorker
 from training.distributed.config import DistributedConfig
@@ -174,7 +175,7 @@ class _ActorPass:
         self.stats.pass_s.append(time.perf_counter() - t0)
         if self.progress is not None:
             self.progress(f"{label} (ray)", len(train_idx), len(train_idx))
-        learner.load_state_dict(end["state_dict"])
+        learner.apply_part(LearnerPart.from_bytes(end["part"], "learner actor's checkpoint"))
         rewards = [d.reward for p in passes for d in p.decisions]
         log.info(
             "%s (ray, %d workers): %d decisions in %.1f s",
