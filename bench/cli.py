@@ -200,6 +200,11 @@ def parity_command(
         f"{result['identical_lists']} of {result['decisions']} lists identical "
         f"({result['dataset']}, {result['cold_decisions']} cold) in {result['total_s']} s"
     )
+    for m in result["mismatches"]:  # `bench.parity.score_gap`
+        typer.echo(
+            f"  event {m['event']} position {m['position']}: offline {m['items'][0]} before "
+            f"{m['items'][1]} (gap {m['gap_offline']}), served gap {m['gap_served']}"
+        )
 
 
 def replay_scale_command(ctx: typer.Context) -> None:

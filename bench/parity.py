@@ -7,8 +7,12 @@
 3. Send every evaluated decision as `POST /v1/recommend` with `recent_events` = the decision's
    history and `at` = its time, under a fresh user id, and compare the item lists.
 
-Prints `{"decisions": N, "identical_lists": M, ...}`; the lists match when serving and
-evaluation share one pipeline, one configuration and one bundle.
+Prints `{"decisions": N, "identical_lists": M, "mismatches": [...], ...}`; the lists match when
+serving and evaluation share one pipeline, one configuration and one bundle, and rank with
+`recsys.ranking.top_n_stable` (scores at a stated precision, ties by id), so that the thread
+count of either side does not decide near-ties. Each mismatch names the first position where
+the lists differ, the two items there, their scores offline (recomputed from the bundle in this
+process) and served, and the score gap on each side (`score_gap`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import numpy as np
 
 from training.config import TrainConfig
 
-__all__ = ["ParityConfig", "run_parity"]
+__all__ = ["ParityConfig", "run_parity", "score_gap"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +74,40 @@ def _offline(cfg: ParityConfig, progress: Callable[[str, int, int], None] | None
     return world, res.decisions, build_bundle(res, parts.served, tc, name)
 
 
+def score_gap(
+    event: int,
+    offline: list[int],
+    offline_scores: dict[int, float],
+    served: list[int],
+    served_scores: dict[int, float],
+) -> dict[str, Any]:
+    """One mismatch: the first position where the lists differ, the offline item `a` and the
+    served item `b` there, each one's score on both sides (None: not in that side's list) and
+    the gaps score(a) - score(b) offline and served (None when a score is missing)."""
+    k = next((i for i, (x, y) in enumerate(zip(offline, served, strict=False)) if x != y), None)
+    if k is None:  # one list is a prefix of the other
+        k = min(len(offline), len(served))
+    a = offline[k] if k < len(offline) else None
+    b = served[k] if k < len(served) else None
+
+    def side(scores: dict[int, float]) -> tuple[list[float | None], float | None]:
+        sa = None if a is None else scores.get(a)
+        sb = None if b is None else scores.get(b)
+        return [sa, sb], (None if sa is None or sb is None else sa - sb)
+
+    off, off_gap = side(offline_scores)
+    srv, srv_gap = side(served_scores)
+    return {
+        "event": event,
+        "position": k,
+        "items": [a, b],
+        "offline_scores": off,
+        "served_scores": srv,
+        "gap_offline": off_gap,
+        "gap_served": srv_gap,
+    }
+
+
 def run_parity(
     cfg: ParityConfig, progress: Callable[[str, int, int], None] | None = None
 ) -> dict[str, Any]:
@@ -97,8 +135,8 @@ def run_parity(
         "MEMENTO_TEXT_DIM": str(cfg.train.text_dim),
     }
     (work / "parity.sqlite3").unlink(missing_ok=True)
-    identical, mismatches = 0, 0
-    first_diff: list[dict[str, Any]] = []
+    identical = 0
+    diffs: list[tuple[int, list[int], list[int], dict[int, float]]] = []
     offline_s = time.perf_counter() - t0
     headers = {"Authorization": f"Bearer {READ_KEY}"}
     with (
@@ -117,25 +155,29 @@ def run_parity(
             }
             r = http.post("/v1/recommend", json=body)
             r.raise_for_status()
-            served = [int(i["item_id"]) for i in r.json()["items"]]
+            out = r.json()["items"]
+            served = [int(i["item_id"]) for i in out]
             if served == d.items:
                 identical += 1
             else:
-                mismatches += 1
-                if len(first_diff) < 3:
-                    first_diff.append(
-                        {"event": d.event, "offline": d.items[:10], "served": served[:10]}
-                    )
+                scores = {int(i["item_id"]): float(i["score"]) for i in out}
+                diffs.append((d.event, d.items, served, scores))
             if progress is not None:
                 progress("parity: HTTP replay", 1, len(decisions))
             del k
+    rec = bundle.recommender()  # the offline scores of each mismatch, recomputed here
+    mismatches = []
+    for event, offline, served, served_scores in diffs:
+        res = rec.recommend(request_at(world, event), greedy=True)
+        scores = {int(world.item_ids[r]): s for r, s in zip(res.items, res.scores, strict=True)}
+        mismatches.append(score_gap(event, offline, scores, served, served_scores))
     return {
         "dataset": cfg.train.data,
         "decisions": len(decisions),
         "identical_lists": identical,
         "cold_decisions": int(sum(d.cold for d in decisions)),
         "list_length": int(max((len(d.items) for d in decisions), default=0)),
-        "mismatches": first_diff,
+        "mismatches": mismatches,
         "offline_s": round(offline_s, 1),
         "total_s": round(time.perf_counter() - t0, 1),
         "workdir": str(work),

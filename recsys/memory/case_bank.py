@@ -18,6 +18,7 @@ import numpy as np
 from recsys.config import CaseBankConfig, config_from_dict, config_to_dict
 from recsys.errors import CaseBankError, CaseNotFoundError
 from recsys.memory.faiss_index import FaissIndex
+from recsys.ranking import top_n_stable
 from recsys.records import CASE_FEATURES, Candidates, Case
 
 __all__ = ["CaseBank", "CaseBankError", "CaseNotFoundError", "case_features"]
@@ -224,19 +225,13 @@ class CaseBank:
         total = self.index.ntotal
         depth = min(max(4 * k, 64), total)
         while True:
-            sims, ids = self.index.search(self._prep(query[None, :]), depth)
-            keep = [
-                (int(i), float(s))
-                for s, i in zip(sims[0], ids[0], strict=True)
-                if i >= 0 and self._cases[int(i)].ts < before
-            ]
+            _, ids = self.index.search(self._prep(query[None, :]), depth)
+            keep = [int(i) for i in ids[0] if i >= 0 and self._cases[int(i)].ts < before]
             if len(keep) >= k or depth >= total:
                 break
             depth = min(depth * 4, total)
-        keep = keep[:k]
-        cids = np.array([i for i, _ in keep], np.int64)
-        sv = np.array([s for _, s in keep], np.float32)
-        cases = [self._cases[i] for i, _ in keep]
+        cids, sv = self._exact_top(query, np.array(keep, np.int64), k)
+        cases = [self._cases[int(i)] for i in cids]
         keys = np.stack([c.key for c in cases]) if cases else np.zeros((0, self.dim), np.float32)
         return Candidates(
             case_ids=cids,
@@ -245,6 +240,24 @@ class CaseBank:
             features=case_features(sv, cases, now),
             mask=np.ones(len(cids), bool),
         )
+
+    def _exact_top(
+        self, query: np.ndarray, ids: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids (<= k,), sims float32) of the k best of the index's hits `ids` for (d,) `query`.
+
+        faiss's similarities differ in their last bits between OpenMP thread counts (its SIMD
+        blocks split the database differently), which reorders near-tied cases; here they are
+        recomputed in float64 with numpy's single-threaded reduction over the stored keys
+        and ranked by `recsys.ranking.top_n_stable` (ties by case id), so the same query
+        retrieves the same cases, in the same order, with the same bits at any thread count."""
+        if len(ids) == 0:
+            return ids, np.zeros(0, np.float32)
+        keys = np.stack([self._cases[int(i)].key for i in ids]).astype(np.float64)
+        q = self._prep(query[None, :])[0].astype(np.float64)
+        sims = (keys * q).sum(axis=1)
+        top = top_n_stable(sims, k, ids)
+        return ids[top], sims[top].astype(np.float32)
 
     def search_batch(
         self, queries: np.ndarray, k: int | None = None, now: float | None = None

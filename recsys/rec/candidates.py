@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from recsys.ranking import top_n_stable
+
 __all__ = ["candidate_items", "nearest_items", "top_n_stable"]
 
 
@@ -18,8 +20,9 @@ def nearest_items(
 ) -> list[int]:
     """The `n` item ids with the largest inner product with `state_vec`, best first.
 
-    state_vec (d,), item_ids (m,), item_vecs (m, d). Ties are broken by position (stable).
-    Normalise the vectors beforehand for cosine similarity.
+    state_vec (d,), item_ids (m,), item_vecs (m, d). Ranked by `recsys.ranking.top_n_stable`
+    (scores at `RANK_DECIMALS`, ties by ascending item id). Normalise the vectors beforehand
+    for cosine similarity.
     """
     assert state_vec.ndim == 1, f"{state_vec.shape=}"
     assert item_vecs.ndim == 2 and item_vecs.shape[1] == state_vec.shape[0], (
@@ -29,21 +32,7 @@ def nearest_items(
     if n <= 0 or len(item_ids) == 0:
         return []
     scores = item_vecs @ state_vec
-    return [int(i) for i in item_ids[top_n_stable(scores, n)]]
-
-
-def top_n_stable(scores: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the n largest scores, best first, ties by position: the first n of
-    `np.argsort(-scores, kind="stable")`, in O(len) + O(k log k) instead of a full sort."""
-    m = len(scores)
-    if n <= 0:
-        return np.zeros(0, np.int64)
-    if n >= m:
-        return np.argsort(-scores, kind="stable")
-    kth = np.partition(scores, m - n)[m - n]  # the n-th largest value
-    cand = np.flatnonzero(scores >= kth)  # every index that can be in the top n (ties too)
-    order = cand[np.lexsort((cand, -scores[cand]))]
-    return order[:n]
+    return [int(i) for i in item_ids[top_n_stable(scores, n, item_ids)]]
 
 
 def candidate_items(

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recsys.ranking import top_n_stable
 from recsys.records import Candidates
 
 __all__ = ["ITEM_FEATURES", "ItemEvidence", "item_feature_matrix"]
@@ -95,8 +96,9 @@ class ItemEvidence:
 
 
 def _rank_scores(values: np.ndarray) -> np.ndarray:
-    """1 / log2(2 + rank) of each entry by descending value (stable), 0 where value <= 0."""
-    order = np.argsort(-values, kind="stable")
+    """1 / log2(2 + rank) of each entry by descending value (`top_n_stable`: compared at
+    `RANK_DECIMALS`, ties by pool position), 0 where value <= 0."""
+    order = top_n_stable(values, len(values))
     ranks = np.empty(len(values), np.int64)
     ranks[order] = np.arange(len(values))
     out = 1.0 / np.log2(2.0 + ranks)

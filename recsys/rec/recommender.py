@@ -189,7 +189,7 @@ class Recommender:
             ],
             np.float64,
         )
-        order = np.argsort(-score, kind="stable")
+        order = top_n_stable(score, len(score), np.asarray(items, np.int64))  # ties: item row
         items = [items[k] for k in order]
         score = score[order]
         if use_llm and self.llm is not None and items:
@@ -365,7 +365,7 @@ class Recommender:
         recent = list(reversed(hist[-b.knn_recent :]))
         who = req.user_id if req.knn_without_user else None
         s = self.cooc.scores_without(who, recent, decay=0.9)
-        top = np.argsort(-s, kind="stable")[: b.n_knn + len(exclude)]
+        top = top_n_stable(s, b.n_knn + len(exclude))  # position = item row
         ranked = [int(k) for k in top if s[k] > 0]
         return {it: r for r, it in enumerate(i for i in ranked if i not in exclude)}
 
@@ -382,7 +382,7 @@ class Recommender:
         ll = np.asarray(self.llm.rank(res.prompt, titles), np.float64)
         z = (ll - ll.mean()) / (ll.std() + 1e-6) if depth > 1 else np.zeros(depth)
         head_score = score[:depth] + b.w_llm * z
-        sub = np.argsort(-head_score, kind="stable")
+        sub = top_n_stable(head_score, depth, np.asarray(head, np.int64))
         res.used_llm = True
         new_items = [head[k] for k in sub] + items[depth:]
         new_score = np.concatenate([head_score[sub], score[depth:]])

@@ -40,6 +40,7 @@ from recsys.rl.policy import (
     greedy_top_m,
     masked_log_softmax,
     sample_without_replacement,
+    score_order,
     slate_log_prob,
 )
 from recsys.rl.q_network import TwinQNetwork
@@ -132,7 +133,7 @@ class Learner:
             return self._act_tabular(score[0].numpy(), cands, m, greedy)
         logp = masked_log_softmax(score, mask, self.alpha)
         if greedy or self.mode == "non-parametric":
-            idx = greedy_top_m(logp, m)
+            idx = greedy_top_m(score, mask, m, cands.case_ids[None])
         else:
             idx = sample_without_replacement(logp, m, self._gen)
         return Choice(
@@ -145,7 +146,7 @@ class Learner:
 
     def _act_tabular(self, score: np.ndarray, cands: Candidates, m: int, greedy: bool) -> Choice:
         valid = np.flatnonzero(cands.mask)
-        order = valid[np.argsort(-score[valid], kind="stable")]
+        order = score_order(score, cands)
         chosen: list[int] = []
         for slot in range(m):
             rest = [i for i in order if i not in chosen]

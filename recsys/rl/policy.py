@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from recsys.ranking import top_n_stable
+
 if TYPE_CHECKING:  # the learner imports this module
     from recsys.records import Candidates, Choice
     from recsys.rl.learner import Learner
@@ -30,6 +32,7 @@ __all__ = [
     "masked_log_softmax",
     "position_marginals",
     "sample_without_replacement",
+    "score_order",
     "slate_log_prob",
 ]
 
@@ -73,9 +76,28 @@ def sample_without_replacement(
     return torch.topk(logp + gumbel, m, dim=-1).indices
 
 
-def greedy_top_m(logp: torch.Tensor, m: int) -> torch.Tensor:
-    """(B, K) -> (B, m) indices of the m most likely entries."""
-    return torch.topk(logp, m, dim=-1).indices
+def greedy_top_m(
+    score: torch.Tensor, mask: torch.Tensor, m: int, ids: np.ndarray | None = None
+) -> torch.Tensor:
+    """(B, K) scores -> (B, m) indices of the m best valid entries, best first.
+
+    The order of `recsys.ranking.top_n_stable`: scores compared at `RANK_DECIMALS`, ties by
+    ascending `ids` (B, K) (the candidates' case ids or item rows; None: position), so the
+    greedy list does not depend on the thread count that computed Q. Rank Q itself, not
+    log pi = Q / alpha - logsumexp: the same order, without 1 / alpha amplifying the noise.
+    """
+    assert score.shape == mask.shape, f"{score.shape=} {mask.shape=}"
+    s = np.where(mask.cpu().numpy(), score.detach().cpu().numpy().astype(np.float64), -np.inf)
+    assert ids is None or ids.shape == s.shape, f"{s.shape=} {None if ids is None else ids.shape}"
+    rows = [top_n_stable(s[b], m, None if ids is None else ids[b]) for b in range(len(s))]
+    return torch.from_numpy(np.stack(rows)).to(score.device)
+
+
+def score_order(score: np.ndarray, cands: Candidates) -> np.ndarray:
+    """The valid candidates' rows, best score first (`recsys.ranking.top_n_stable`, ties by
+    case id): the order of the tabular policy (`Learner._act_tabular`)."""
+    valid = np.flatnonzero(cands.mask)
+    return valid[top_n_stable(score[valid], len(valid), cands.case_ids[valid])]
 
 
 def slate_log_prob(logp: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -202,8 +224,7 @@ def logged_propensities(
     sampled = not greedy and learner.mode != "non-parametric" and (not tab or eps > 0)
     order = None
     if sampled and tab:  # `Learner._act_tabular`'s order of the valid candidates
-        valid = np.flatnonzero(cands.mask)
-        order = valid[np.argsort(-learner.scores(state, cands)[valid], kind="stable")]
+        order = score_order(learner.scores(state, cands), cands)
     rng = np.random.default_rng(zlib.crc32(seed.encode()))
     return choice_propensities(
         choice.probs, choice.indices, rng, sampled=sampled, order=order, eps=eps

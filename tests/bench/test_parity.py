@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.parity import ParityConfig, run_parity
+from bench.parity import ParityConfig, run_parity, score_gap
 from training.config import TrainConfig
 
 
@@ -26,3 +26,23 @@ def test_parity_tiny_model_through_uvicorn(tmp_path: Path) -> None:
     assert out["decisions"] - out["cold_decisions"] >= 40, "too few warm decisions to test"
     assert out["identical_lists"] == out["decisions"], out["mismatches"]
     assert out["list_length"] == train.top_n
+
+
+def test_score_gap_names_the_swapped_pair_with_both_sides_scores() -> None:
+    """An adjacent swap reports its position, both items, their scores per side and the gaps."""
+    offline, served = [5, 383, 136, 7], [5, 136, 383, 7]
+    out = score_gap(
+        42, offline, {5: 0.9, 383: 0.5000004, 136: 0.5, 7: 0.1}, served, {136: 0.5, 383: 0.4999999}
+    )
+    assert out["event"] == 42 and out["position"] == 1 and out["items"] == [383, 136]
+    assert out["offline_scores"] == [0.5000004, 0.5]
+    assert out["served_scores"] == [0.4999999, 0.5]
+    assert abs(out["gap_offline"] - 4e-7) < 1e-12
+    assert abs(out["gap_served"] + 1e-7) < 1e-12
+
+
+def test_score_gap_of_a_prefix_and_of_a_missing_score() -> None:
+    """A shorter list differs where it ends; an item a side did not list has no score or gap."""
+    out = score_gap(1, [1, 2, 3], {1: 1.0, 2: 0.5, 3: 0.2}, [1, 2], {1: 1.0, 2: 0.5})
+    assert out["position"] == 2 and out["items"] == [3, None]
+    assert out["offline_scores"] == [0.2, None] and out["gap_offline"] is None
