@@ -82,6 +82,7 @@ class ModelBundle:
             loop,
             self.cooc,
             llm,
+            self.config.credit,
         )
 
     def save(self, folder: str | Path, *, with_bank: bool = True) -> Path:
