@@ -3,7 +3,10 @@ the recommender, with an agent payload and its encoder.
 
 Case payload: `{task, plan, outcome, answer, reward, trajectory_summary}`; key = text embedding
 of the task (`PayloadCaseEncoder` with `state_weight=1`, the state being the task embedding).
-Learning goes through the shared `recsys.loop.MemoryLoop.learn`, like replay and serving. It is
+Learning goes through the shared `recsys.loop.MemoryLoop.learn`, like replay and serving (they
+reach it through `Recommender.learn`, whose scorer turns a shown list and the user's response
+into per-candidate rewards; an agent task has no list and no scorer: its rewards come from the
+judge and the plan, `agent.credit`, so the agent hands them to the loop itself). It is
 bandit-like: each task is a one-step episode, so a transition is terminal (`next_state=None`:
 done=True, an empty next candidate set; the soft TD target reduces to the judged reward). The
 next task in the iteration order is unrelated to the cases chosen for this one, so
@@ -159,12 +162,7 @@ class AgentMemory:
         metrics."""
         m = len(choice.indices)
         assert rewards.shape == (m,), f"{rewards.shape=} {m=}"
-        decided = Decided(
-            state.astype(np.float32),
-            cands,
-            choice.indices.astype(np.int64),
-            choice.logp.astype(np.float32),
-        )
+        decided = Decided.of_choice(state, cands, choice)
         step = self.loop.learn(decided, rewards.astype(np.float32), None, None)
         for cid, r in zip(choice.case_ids, rewards, strict=True):
             c = self.bank.get(int(cid))  # utility: running mean of the credit it received

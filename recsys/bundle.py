@@ -90,6 +90,7 @@ class ModelBundle:
             loop,
             self.cooc,
             llm,
+            self.config.credit,
         )
 
     def learner_part(self, *, optimiser: bool = True) -> LearnerPart:

@@ -12,6 +12,7 @@ __all__ = [
     "CaseNotFoundError",
     "NoCandidatesError",
     "RecsysError",
+    "UnknownScorerError",
 ]
 
 
@@ -33,3 +34,7 @@ class CaseNotFoundError(RecsysError, KeyError):
 
 class BundleError(RecsysError):
     """A model bundle directory is missing, incomplete, or of an unknown format version."""
+
+
+class UnknownScorerError(RecsysError, ValueError):
+    """`RecommendConfig.scorer` names no registered scorer (`recsys.rec.scorers`)."""

@@ -7,6 +7,9 @@ learn: (s, K snapshot, chosen, behaviour log-probabilities) + per-case rewards +
 candidate snapshot of s' + done -> `Transition` -> `Learner.observe` -> gradient steps
 (`updates_per_learn` per transition, fractional values accumulate across calls).
 
+The recommender's adapters (replay, serving, the distributed replay) reach `learn` through
+`recsys.rec.Recommender.learn`, where the scorer builds the transition of a decision and its
+outcome; the agent, whose one-step episodes have no list and no scorer, calls it directly.
 What s', its candidate snapshot and `done` mean in each context:
 
 - **offline replay** (`training.replay_env`): s' is the user's state at their next event if that
@@ -49,6 +52,16 @@ class Decided:
 
     def __post_init__(self) -> None:
         assert self.chosen.shape == self.logp.shape, f"{self.chosen.shape=} {self.logp.shape=}"
+
+    @classmethod
+    def of_choice(cls, state: np.ndarray, cands: Candidates, choice: Choice) -> Decided:
+        """The decision a `MemoryLoop.decide` choice made: its rows and log-probabilities."""
+        return cls(
+            state.astype(np.float32),
+            cands,
+            choice.indices.astype(np.int64),
+            choice.logp.astype(np.float32),
+        )
 
 
 @dataclass

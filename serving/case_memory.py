@@ -124,7 +124,7 @@ class CaseMemory:
             c = rt.bank.get(cid)
         # the items scorer's Q is over (state, item) with per-request item evidence: it values
         # items, never cases; there a case's value is the credit it has received
-        items = rt.rec.cfg.scorer == "items"
+        items = rt.rec.scorer.chooses_items
         value = float(c.utility) if items else self._case_q(rt, cid, c)
         return CaseView(
             sid,

@@ -3,8 +3,9 @@
 recommend: stored + request events -> `RecRequest` -> `Recommender.recommend` (the same
 pipeline, configuration and bundle parts the offline evaluator measured) -> ranked items with
 the cases behind them; the decision blob keeps the K snapshot for learning.
-feedback: `action_reward` -> per-case credit -> `MemoryLoop.learn` (s' = history + the acted
-item, its own Top-K at the feedback's time) -> a case keyed on the decision state, id
+feedback: `action_reward` -> the decision read back from its log (the scorer's `restore`) ->
+`Recommender.learn` (the scorer's transition; s' = history + the acted item, its own candidate
+snapshot at the feedback's time) -> a case keyed on the decision state, id
 `fb-<sha1(decision/item)>` (idempotent), written to bank and case log. Case inspection and
 editing live in `serving.case_memory.CaseMemory`.
 """
@@ -14,19 +15,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from recsys.bundle import LearnerPart
-from recsys.loop import Decided
 from recsys.memory.faiss_index import FaissIndex
 from recsys.rec.request import PSCORE_CASES, PSCORE_COLD, RecRequest, RecResult
 from recsys.rec.reward import action_reward
-from recsys.records import Action, Candidates, Interaction, UserState
-from recsys.rl.credit import assign_credit
+from recsys.rec.scorers import LoggedDecision, Outcome
+from recsys.records import Action, Interaction, UserState
 from serving.case_memory import CaseMemory
 from serving.errors import NotReadyError
 from serving.model_source import SNAPSHOT_DIR
@@ -63,6 +62,11 @@ def interactions(user_id: str, events: Sequence[EventRecord]) -> list[Interactio
         for e in events
         if e.action in _ACTIONS
     ]
+
+
+def _sid(sid_of: Mapping[int, str]) -> Callable[[int], str]:
+    """Bank id -> the service's case id (`r<id>` for a case without one)."""
+    return lambda i: sid_of.get(i, f"r{i}")
 
 
 def _entropy(res: RecResult) -> float | None:
@@ -177,29 +181,16 @@ class ServingCore:
         )
         greedy = self._settings.policy == "greedy"
         res = rt.rec.recommend(req, greedy=greedy, use_llm=self._llm is not None, propensities=True)
-        by_item = rt.rec.cfg.scorer == "items"
-        with rt.lock:
-            case_ids: list[int] = res.cands.case_ids.tolist() if res.cands is not None else []
-            # items scorer: the candidates are item rows, their cases the retrieved support
-            sids = [
-                rt.items.ids[int(i)] if by_item else rt.sid_of.get(int(i), f"r{int(i)}")
-                for i in case_ids
-            ]
-            support = {
-                r: [rt.sid_of.get(int(c), f"r{int(c)}") for c in res.behind(r)] for r in res.items
-            }
+        scorer = rt.rec.scorer
+        with rt.lock:  # candidates as logged: case ids, or item ids for an item scorer
+            sid = _sid(rt.sid_of)
+            sids = scorer.log_ids(rt.rec, res.cands, sid) if res.cands is not None else []
+            support = {r: [sid(int(c)) for c in res.behind(r)] for r in res.items}
         items = tuple(
             RankedItem(rt.items.ids[r], rt.items.titles[r], round(float(s), 6), tuple(support[r]))
             for r, s in zip(res.items, res.scores, strict=True)
         )
-        if by_item:  # each supporting case once, weighted by its best item's probability
-            best: dict[str, float] = {}
-            for c in res.chosen:
-                for sid in support.get(c.items[0], []):
-                    best.setdefault(sid, c.prob)
-            cases = tuple(CaseChoice(sid, p) for sid, p in best.items())
-        else:
-            cases = tuple(CaseChoice(sids[c.row], c.prob) for c in res.chosen)
+        cases = tuple(CaseChoice(sid, p) for sid, p in scorer.cases_behind(res, sids, support))
         blob = DecisionBlob(
             sids=sids,
             sims=[float(x) for x in res.cands.sims] if res.cands is not None else [],
@@ -208,7 +199,7 @@ class ServingCore:
             logp=[c.logp for c in res.chosen],
             case_items=[[rt.items.ids[i] for i in c.items] for c in res.chosen],
             text=res.state.text,
-            kind="items" if by_item else "cases",
+            kind=scorer.log_kind,
             # logged propensities: the items scorer's; none for a cold list or the case scorer
             pscores=res.propensities or [None] * len(res.items),
             pscore_gaps=res.propensity_gaps
@@ -237,7 +228,8 @@ class ServingCore:
     def apply_feedback(
         self, decision: DecisionSnapshot, item_id: str, action: str, dwell_seconds: float | None
     ) -> LearnerUpdate:
-        """Reward -> credited transition -> `MemoryLoop.learn` -> case (idempotent id)."""
+        """Reward -> `Recommender.learn` (a decision logged by this model's scorer) -> case
+        (idempotent id)."""
         if self._settings.demo_apply_delay_s:
             time.sleep(self._settings.demo_apply_delay_s)
         rt = self._rt
@@ -248,99 +240,40 @@ class ServingCore:
         vec = np.frombuffer(decision.state, np.float32).copy()
         state = UserState(decision.user_id, vec, snap.text, decision.ts)
         td_loss = None
-        if snap.chosen and vec.shape == (rt.dim,):
-            fb = _Feedback(decision, snap, state, item_id, act, reward)
-            learn = self._learn_items if snap.kind == "items" else self._learn
-            td_loss = learn(rt, fb)
+        if snap.chosen and vec.shape == (rt.dim,) and snap.kind == rt.rec.scorer.log_kind:
+            td_loss = self._learn(rt, _Feedback(decision, snap, state, item_id, act, reward))
         sid = None
         if self._settings.memory:
             sid = self._memory.add_feedback_case(rt, decision, state, item_id, act, reward)
         return LearnerUpdate(reward=reward, td_loss=td_loss, new_case_id=sid)
 
     def _learn(self, rt: Runtime, fb: _Feedback) -> float | None:
-        """One online transition through `MemoryLoop.learn`; None when no chosen case is live."""
+        """The decision read back from its log + the feedback -> `Recommender.learn` (s' = the
+        user's stored history with the acted item appended, its own candidate snapshot at the
+        feedback's time; gamma > 0 online: what was shown changes s'). None when no chosen
+        candidate is still live or no gradient step ran."""
         assert rt.rec.loop is not None, "the served pipeline has no learner"
-        decision, snap, state, item_id = fb.decision, fb.snap, fb.state, fb.item_id
-        act, reward = fb.act, fb.reward
-        bank = rt.bank
-        with rt.lock:
-            rows = [rt.int_of.get(s, -1) for s in snap.sids]
-            keys = np.stack(
-                [bank.get(r).key if r >= 0 else np.zeros(rt.dim, np.float32) for r in rows]
-            )
-            payloads: list[dict[str, Any]] = [bank.get(r).payload if r >= 0 else {} for r in rows]
-        mask = np.array([r >= 0 for r in rows], bool)
-        keep = [k for k, j in enumerate(snap.chosen) if mask[j]]
-        if not keep:
-            return None
-        cands = Candidates(
-            case_ids=np.array(rows, np.int64),
-            keys=keys.astype(np.float32),
-            sims=np.array(snap.sims, np.float32),
-            features=np.array(snap.feats, np.float32).reshape(len(rows), -1),
-            mask=mask,
+        snap, user = fb.snap, fb.decision.user_id
+        cands = rt.rec.scorer.restore(
+            rt.rec, snap.sids, snap.sims, snap.feats, lambda s: rt.int_of.get(s, -1)
         )
-        cands = rt.rec.q_view(cands, payloads)
-        history = self._store.recent_events(decision.user_id, self._settings.recent_events_limit)
+        decision = LoggedDecision(
+            fb.state.vec,
+            cands,
+            np.array(snap.chosen, np.int64),
+            np.array(snap.logp, np.float32),
+            tuple(tuple(i) for i in snap.case_items),
+        )
+        history = self._store.recent_events(user, self._settings.recent_events_limit)
         now = time.time()
-        nxt = self.encode_state(
-            decision.user_id, [*history, EventRecord(item_id, act.value, now)], {}, now, rt
-        )
-        next_cands, _ = rt.rec.retrieve(nxt.vec, now + 1e-3)
-        chosen = np.array([snap.chosen[k] for k in keep], np.int64)
-        credit = assign_credit(
-            reward, [snap.case_items[k] for k in keep], [item_id], rt.bundle.config.credit
-        )
-        step = rt.rec.loop.learn(
-            Decided(state.vec, cands, chosen, np.array([snap.logp[k] for k in keep], np.float32)),
-            credit,
-            nxt.vec,
-            next_cands,
-        )
+        events = [*history, EventRecord(fb.item_id, fb.act.value, now)]
+        nxt = RecRequest(user, interactions(user, events), now + 1e-3)
+        step = rt.rec.learn(decision, Outcome(fb.reward, frozenset({fb.item_id}), next_request=nxt))
         # visit counts stay 0, as in the replay that trained and evaluated the model (a Q
         # feature: counting online visits would move the served Q away from the evaluated one)
         loss = None
-        for m in step.metrics:
+        for m in step.metrics if step is not None else []:
             loss = m.get("losses/td", m.get("losses/ce", loss))
-        return loss
-
-    def _learn_items(self, rt: Runtime, fb: _Feedback) -> float | None:
-        """items scorer: the shown items are the chosen actions; the acted item gets the
-        reward, the other shown items 0; s' = the state with the event appended, its own item
-        pool as the next snapshot (gamma > 0 online: what was shown changes s')."""
-        assert rt.rec.loop is not None, "the served pipeline has no learner"
-        decision, snap, state, item_id = fb.decision, fb.snap, fb.state, fb.item_id
-        act, reward = fb.act, fb.reward
-        rows = [rt.items.row_of.get(s, -1) for s in snap.sids]
-        mask = np.array([r >= 0 for r in rows], bool)
-        keep = [k for k, j in enumerate(snap.chosen) if mask[j]]
-        if not keep:
-            return None
-        safe = np.array([max(r, 0) for r in rows], np.int64)
-        cands = Candidates(
-            case_ids=safe,
-            keys=rt.items.vecs[safe].astype(np.float32),
-            sims=np.array(snap.sims, np.float32),
-            features=np.array(snap.feats, np.float32).reshape(len(rows), -1),
-            mask=mask,
-        )
-        history = self._store.recent_events(decision.user_id, self._settings.recent_events_limit)
-        now = time.time()
-        events = [*history, EventRecord(item_id, act.value, now)]
-        nxt = RecRequest(decision.user_id, interactions(decision.user_id, events), now + 1e-3)
-        next_cands = rt.rec.candidates_for(nxt)
-        chosen = np.array([snap.chosen[k] for k in keep], np.int64)
-        credit = np.array([reward if snap.sids[j] == item_id else 0.0 for j in chosen], np.float32)
-        next_vec = rt.rec.encode_state(nxt.user_id, nxt.events, nxt.now).vec
-        step = rt.rec.loop.learn(
-            Decided(state.vec, cands, chosen, np.array([snap.logp[k] for k in keep], np.float32)),
-            credit,
-            next_vec,
-            next_cands,
-        )
-        loss = None
-        for m in step.metrics:
-            loss = m.get("losses/td", loss)
         return loss
 
     # --- memory inspection and editing (`CaseMemory`) ---------------------------------------

@@ -29,10 +29,9 @@ from recsys.config import (
 from recsys.errors import BundleError
 from recsys.memory.case_bank import CaseBank
 from recsys.memory.text_encoder import build_text_encoder
-from recsys.rec.item_features import ITEM_FEATURES
 from recsys.rec.items import ItemTable
 from recsys.rec.popularity import Popularity
-from recsys.records import CASE_FEATURES
+from recsys.rec.scorers import get_scorer
 from recsys.rl.learner import Learner
 from serving.errors import ModelLoadError
 from serving.settings import ServingSettings
@@ -81,7 +80,7 @@ def fresh_bundle(settings: ServingSettings) -> ModelBundle:
     """An untrained learner, an empty bank, and the catalogue of `items_path` (if any)."""
     dim = 512 if settings.text_encoder == "use" else settings.text_dim
     text_cfg = TextEncoderConfig(kind=settings.text_encoder, dim=dim, threads=1)
-    by_item = settings.scorer == "items"
+    scorer = get_scorer(settings.scorer)
     cfg = CoreConfig(
         text=text_cfg,
         case_bank=CaseBankConfig(index=settings.index, top_k=settings.top_k, merge_threshold=2.0),
@@ -92,8 +91,8 @@ def fresh_bundle(settings: ServingSettings) -> ModelBundle:
             lr=settings.learner_lr,
             seed=settings.seed,
             policy=PolicyConfig(alpha=settings.alpha, num_chosen=settings.num_chosen),
-            q=QNetworkConfig(feature_dim=len(ITEM_FEATURES if by_item else CASE_FEATURES)),
-            listwise_weight=1.0 if by_item else 0.0,
+            q=QNetworkConfig(feature_dim=scorer.feature_width),
+            listwise_weight=scorer.listwise_weight(1.0),
         ),
         recommend=RecommendConfig(
             scorer=settings.scorer,

@@ -25,6 +25,7 @@ from recsys.config import (
     RewardConfig,
     StateConfig,
 )
+from recsys.rec.scorers import get_scorer
 
 __all__ = [
     "ABLATIONS",
@@ -245,13 +246,14 @@ class TrainConfig:
 
     def recommend_config(self, scorer: Literal["blend", "items"] = "blend") -> RecommendConfig:
         """The pipeline settings the replay evaluates and the bundle ships to serving."""
+        by_item = get_scorer(scorer).chooses_items
         return RecommendConfig(
             scorer=scorer,
-            top_k=self.top_k_items if scorer == "items" else self.top_k,
+            top_k=self.top_k_items if by_item else self.top_k,
             num_chosen=self.num_chosen,
             top_n=self.top_n,
             n_neighbours=self.n_neighbours,
-            n_popular=self.items_n_popular if scorer == "items" else self.n_popular,
+            n_popular=self.items_n_popular if by_item else self.n_popular,
             exclude_seen=self.exclude_seen,
             pop_half_life_hours=self.pop_half_life_hours,
             prompt_lang=self.prompt_lang,

@@ -28,9 +28,8 @@ import numpy as np
 from recsys.config import RecommendConfig
 from recsys.llm.protocol import FrozenLLM
 from recsys.loop import MemoryLoop
-from recsys.rec.item_features import ITEM_FEATURES
 from recsys.rec.recommender import Recommender
-from recsys.records import CASE_FEATURES
+from recsys.rec.scorers import get_scorer
 from recsys.rl.learner import Learner
 from training.config import LEARNED_MODES, TrainConfig
 from training.evaluate import (
@@ -42,7 +41,13 @@ from training.evaluate import (
 from training.replay_env import Decision, PassResult, ReplayParts, SplitParts, run_pass
 from training.replay_world import ReplayWorld
 
-__all__ = ["MethodResult", "recommend_config_of", "recommender_for", "run_memory_mode"]
+__all__ = [
+    "MethodResult",
+    "recommend_config_of",
+    "recommender_for",
+    "recommender_over",
+    "run_memory_mode",
+]
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +88,7 @@ def scorer_of(cfg: TrainConfig, mode: str) -> Scorer:
 
 
 def _learner(cfg: TrainConfig, mode: str, seed: int, dim: int) -> Learner:
-    items = scorer_of(cfg, mode) == "items"
+    scorer = get_scorer(scorer_of(cfg, mode))
     lc = dataclasses.replace(
         cfg.learner,
         mode="soft-q" if mode.startswith("soft-q") else mode,  # type: ignore[arg-type]
@@ -91,10 +96,10 @@ def _learner(cfg: TrainConfig, mode: str, seed: int, dim: int) -> Learner:
         policy=dataclasses.replace(cfg.learner.policy, num_chosen=cfg.num_chosen),
         q=dataclasses.replace(
             cfg.learner.q,
-            feature_dim=len(ITEM_FEATURES if items else CASE_FEATURES),
-            use_vectors=cfg.items_use_vectors if items else True,
+            feature_dim=scorer.feature_width,
+            use_vectors=scorer.use_vectors(cfg.items_use_vectors),
         ),
-        listwise_weight=cfg.items_listwise_weight if items else 0.0,
+        listwise_weight=scorer.listwise_weight(cfg.items_listwise_weight),
     )
     return Learner(lc, dim, dim)
 
@@ -117,6 +122,18 @@ def recommender_for(
 ) -> Recommender:
     """The one pipeline over a set of parts for a mode (no learner: the no-memory method)."""
     loop = MemoryLoop(learner, cfg.updates_per_transition) if learner is not None else None
+    return recommender_over(parts, cfg, loop, llm, mode)
+
+
+def recommender_over(
+    parts: ReplayParts,
+    cfg: TrainConfig,
+    loop: MemoryLoop | None,
+    llm: FrozenLLM | None,
+    mode: str = "soft-q",
+) -> Recommender:
+    """The one pipeline over a set of parts with a given memory loop (the distributed actors'
+    forwarding loop)."""
     return Recommender(
         recommend_config_of(cfg, mode),
         cfg.state,
@@ -126,6 +143,7 @@ def recommender_for(
         loop,
         parts.cooc,
         llm,
+        cfg.credit,
     )
 
 

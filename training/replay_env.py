@@ -11,16 +11,16 @@ and these evaluated parts are exactly what the bundle ships to serving. At a dec
 2. the recommender searches the bank AS OF t (only cases whose outcome time is strictly before
    t), chooses m cases, builds and ranks the candidates (`Recommender.recommend`);
 3. reward = `ReplayWorld.list_reward` (u's events within W hours; a training pass never counts
-   held-out events); the transition reaches `MemoryLoop.learn` at the first decision after the
-   window has closed. s' is u's state at their next event if that event happened by then,
-   with its candidates retrieved as of s''s own time, else the transition is terminal.
+   held-out events); the transition (`Recommender.transition`) reaches `MemoryLoop.learn`
+   (`Recommender.observe`) at the first decision after the window has closed. s' is u's state
+   at their next event if that event happened by then, with its candidates retrieved as of
+   s''s own time, else the transition is terminal.
 
 A cold decision (no earlier event of the user) gets the popularity list and no transition.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import logging
 from collections.abc import Callable
@@ -30,15 +30,14 @@ from typing import Any
 import numpy as np
 
 from recsys.config import CaseBankConfig
-from recsys.loop import Decided
 from recsys.memory.case_bank import CaseBank
 from recsys.rec.cooccurrence import Cooccurrence
 from recsys.rec.items import ItemTable
 from recsys.rec.popularity import Popularity
 from recsys.rec.recommender import Recommender
-from recsys.rec.request import RecRequest, RecResult
-from recsys.records import Action, Candidates, Case, Interaction
-from recsys.rl.credit import assign_credit
+from recsys.rec.request import RecRequest
+from recsys.rec.scorers import LoggedDecision, Outcome, get_scorer
+from recsys.records import Action, Case, Interaction
 from training.config import TrainConfig
 from training.replay_world import ReplayWorld
 
@@ -135,7 +134,7 @@ def build_parts(
     item_rows = np.array([world.item_index[int(i)] for i in world.item[events]], np.int64)
     pop = Popularity(len(items), item_rows, world.ts[events], cfg.pop_half_life_hours)
     cooc = None
-    if cfg.blend.w_knn > 0 or cfg.soft_q_scorer == "items":
+    if get_scorer(cfg.soft_q_scorer).needs_cooccurrence(cfg.blend):
         fit = np.flatnonzero(rows if cooc_rows is None else cooc_rows)
         fit_rows = np.array([world.item_index[int(i)] for i in world.item[fit]], np.int64)
         cooc = Cooccurrence.fit(world.user[fit], fit_rows, len(items))
@@ -188,33 +187,20 @@ class PassResult:
 Hook = Callable[[int], None]
 
 
-def _item_transition(
-    world: ReplayWorld, j: int, res: RecResult, cfg: TrainConfig, training: bool
-) -> tuple[Decided, np.ndarray]:
-    """items scorer: every pooled item is labelled from the user's next events
-    (`ReplayWorld.next_labels`), so the replay learns Q(s, item) for the whole pool (log replay
-    knows what any list would have earned); behaviour log-probabilities = the policy's."""
-    assert res.cands is not None and res.choice is not None
+def _outcome(
+    world: ReplayWorld, j: int, reward: float, acted: set[int], cfg: TrainConfig, training: bool
+) -> Outcome:
+    """What followed decision j as log replay knows it: the list's window reward and the shown
+    items acted on, and (full information) a label for every item of the user's next
+    `label_events` events (`ReplayWorld.next_labels`); s' is added once the window closed."""
     labels = world.next_labels(j, cfg.label_events, cfg.label_decay, skip_held_out=training)
-    rows = np.flatnonzero(res.cands.mask)
-    ids = world.item_ids[res.cands.case_ids[rows]]
-    rewards = np.array([labels.get(int(i), 0.0) for i in ids], np.float32)
-    if cfg.label_negatives and (rewards == 0).sum() > cfg.label_negatives:
-        # every labelled item, a fixed-size sample of the others (the update's cost is
-        # linear in the pool; the sample is seeded by the decision, so passes repeat it)
-        neg = np.flatnonzero(rewards == 0)
-        pick = np.random.default_rng([j, 31]).choice(neg, cfg.label_negatives, replace=False)
-        keep = np.sort(np.concatenate([np.flatnonzero(rewards > 0), pick]))
-        rows, rewards = rows[keep], rewards[keep]
-    logp = np.log(np.maximum(res.choice.probs[rows], 1e-12)).astype(np.float32)
-    sub = Candidates(
-        case_ids=res.cands.case_ids[rows],
-        keys=res.cands.keys[rows],
-        sims=res.cands.sims[rows],
-        features=res.cands.features[rows],
-        mask=np.ones(len(rows), bool),
+    return Outcome(
+        reward,
+        frozenset(str(a) for a in acted),
+        {str(i): v for i, v in labels.items()},
+        cfg.label_negatives,
+        j,
     )
-    return Decided(res.state.vec, sub, np.arange(len(rows), dtype=np.int64), logp), rewards
 
 
 def run_pass(
@@ -231,7 +217,8 @@ def run_pass(
 ) -> PassResult:
     """Replay `decisions` (event indices) in time order through `rec`.
 
-    learn: finished transitions go to `rec.loop.learn`.
+    learn: each decision's transition (`Recommender.transition`, built at decision time) is
+    completed with s' and learned (`Recommender.observe`) once its reward window has closed.
     training: a training pass (default: `learn`): reward windows skip held-out events and the
     co-occurrence term leaves the decision's own user out. A prequential evaluation learns
     without being a training pass.
@@ -244,13 +231,11 @@ def run_pass(
     seq = 0
 
     def finish(item: dict[str, Any], now: float) -> None:
-        assert loop is not None
-        nxt = item["next"]
-        s2 = c2 = None
+        nxt, s2, req2 = item["next"], None, None
         if nxt >= 0 and world.ts[nxt] < now:  # s' only once it has happened, as of its time
             s2 = world.state_vec[nxt]
-            c2 = rec.candidates_for(request_at(world, nxt, knn_without_user=training))
-        step = loop.learn(item["decided"], item["rewards"], s2, c2)
+            req2 = request_at(world, nxt, knn_without_user=training)
+        step = rec.observe(item["decided"], item["rewards"], req2, s2)
         out.learn.extend(step.metrics)
 
     def flush(now: float) -> None:
@@ -269,29 +254,17 @@ def run_pass(
         items = [int(world.item_ids[r]) for r in res.items]
         r, acted = world.list_reward(j, items[: cfg.reward_top], cfg.reward, skip_held_out=training)
         out.decisions.append(Decision(j, items, int(world.item[j]), r, res.used_llm, not warm))
-        if loop is not None and res.choice is not None and res.cands is not None:
+        decision = LoggedDecision.from_result(res, rec.items)
+        if loop is not None and decision is not None:
+            built = rec.transition(decision, _outcome(world, j, r, acted, cfg, training))
             nxt = int(world.next_event[j])
             if (nxt >= 0 and world.held_out[nxt]) or loop.learner.cfg.gamma == 0.0:
                 nxt = -1  # gamma 0 (log replay is a bandit): s' is never used
-            if rec.cfg.scorer == "items":
-                decided, rewards = _item_transition(world, j, res, cfg, training)
-            else:
-                case_items = [[rec.items.ids[i] for i in c.items] for c in res.chosen]
-                credit = cfg.credit
-                if loop.learner.mode == "parametric-ce":  # its label is reward > 0: only
-                    credit = dataclasses.replace(credit, beta=0.0)  # attributed cases count
-                rewards = assign_credit(r, case_items, {str(a) for a in acted}, credit)
-                decided = Decided(
-                    res.state.vec,
-                    res.cands,
-                    np.array([c.row for c in res.chosen], np.int64),
-                    np.array([c.logp for c in res.chosen], np.float32),
-                )
-            ready = now + cfg.window_hours * 3600.0  # the reward is known once W has passed
-            heapq.heappush(
-                pending, (ready, seq, {"decided": decided, "rewards": rewards, "next": nxt})
-            )
-            seq += 1
+            if built is not None:
+                ready = now + cfg.window_hours * 3600.0  # the reward is known once W has passed
+                item = {"decided": built[0], "rewards": built[1], "next": nxt}
+                heapq.heappush(pending, (ready, seq, item))
+                seq += 1
         if on_decision is not None:
             on_decision(j)
     if loop is not None:

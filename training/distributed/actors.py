@@ -19,7 +19,7 @@ from recsys.records import Candidates
 from recsys.rl.learner import Learner
 from recsys.rl.learner_part import LearnerPart
 from training.config import TrainConfig
-from training.modes import _learner, recommend_config_of
+from training.modes import _learner, recommender_over
 from training.replay_env import PassResult, build_parts, run_pass
 from training.replay_world import ReplayWorld
 
@@ -152,8 +152,6 @@ class ReplayWorker:
     ) -> None:
         import torch
 
-        from recsys.rec.recommender import Recommender
-
         torch.set_num_threads(1)
         self.index = index
         self.world = world
@@ -166,16 +164,7 @@ class ReplayWorker:
             dataclasses.replace(cfg, learner=acting), mode, worker_seed(seed, index), world.dim
         )
         self.loop = ForwardingLoop(local, self._send, sync_every)
-        self.rec = Recommender(
-            recommend_config_of(cfg, mode),
-            cfg.state,
-            parts.items,
-            parts.bank,
-            parts.popularity,
-            self.loop,
-            parts.cooc,
-            None,
-        )
+        self.rec = recommender_over(parts, cfg, self.loop, None, mode)
         self.rng = np.random.default_rng(worker_seed(seed, index))
         self.version = 0
         self.versions_seen: list[int] = []

@@ -1,0 +1,258 @@
+"""The `items` scorer: the policy scores candidate ITEMS and softmax(Q(s, item) / alpha) over
+the item pool is the list. Each item is described by its vector and its evidence
+(`recsys.rec.item_features`: the retrieved cases proposing it, neighbours, popularity,
+item-kNN, the user's own history). Without a learner it falls back to the blend.
+
+Learning: with full information (log replay labels every pooled item from the user's next
+events) every pooled item is learned (every labelled one, a seeded sample of the others);
+otherwise (serving) the shown items are the chosen actions, the acted item gets the reward
+and the other shown items 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from recsys.config import BlendConfig
+from recsys.loop import Decided
+from recsys.rec.candidates import top_n_stable
+from recsys.rec.item_features import ITEM_FEATURES, ItemEvidence, item_feature_matrix
+from recsys.rec.request import ChosenCase, RecRequest, RecResult, case_item_ids
+from recsys.rec.scorers.base import LoggedDecision, Outcome, Pool, Scorer
+from recsys.rec.scorers.blend import BlendScorer
+from recsys.records import Candidates, UserState
+from recsys.rl.policy import logged_propensities
+
+if TYPE_CHECKING:
+    from recsys.rec.recommender import Recommender
+
+__all__ = ["ItemsScorer"]
+
+
+class ItemsScorer(Scorer):
+    """The policy's softmax over the item pool is the list (module docstring)."""
+
+    name = "items"
+    log_kind = "items"
+    features = ITEM_FEATURES
+    chooses_items = True
+
+    def listwise_weight(self, configured: float) -> float:
+        """The configured weight: the policy's order is the list's."""
+        return configured
+
+    def use_vectors(self, configured: bool) -> bool:
+        """As configured (off by default: Q memorised replayed items with them)."""
+        return configured
+
+    def needs_cooccurrence(self, blend: BlendConfig) -> bool:
+        """Always: item-kNN and succession evidence are item features."""
+        return True
+
+    def pool(self, rec: Recommender, req: RecRequest, state: UserState, exclude: set[int]) -> Pool:
+        """The item pool of a request with its evidence features (`recsys.rec.item_features`)
+        and, per item row, the retrieved cases proposing it."""
+        cfg, b = rec.cfg, rec.cfg.blend
+        cands, payloads = (
+            rec.retrieve(state.vec, req.now)
+            if rec.loop is not None
+            else (Candidates.empty(rec.items.dim), [])
+        )
+        valid = np.flatnonzero(cands.mask).tolist()
+        case_rows = [
+            tuple(r for r in rec.items.rows(case_item_ids(payloads[c])) if r not in exclude)
+            for c in valid
+        ]
+        hist = [
+            (r, e.ts) for e in req.events if e.ts < req.now for r in rec.items.rows([e.item_id])
+        ]
+        seen_count: dict[int, int] = {}
+        seen_last: dict[int, float] = {}
+        for r, ts in hist:
+            seen_count[r] = seen_count.get(r, 0) + 1
+            seen_last[r] = max(seen_last.get(r, -np.inf), ts)
+        n_items = len(rec.items)
+        knn = knn_last = nxt = np.zeros(n_items)
+        if rec.cooc is not None and hist:
+            recent = [r for r, _ in hist][-b.knn_recent :][::-1]
+            who = req.user_id if req.knn_without_user else None
+            knn = rec.cooc.scores_without(who, recent, decay=0.9)
+            knn_last = rec.cooc.scores_without(who, recent[:1], decay=1.0)
+            nxt = rec.cooc.next_scores_without(who, recent[:3], decay=0.5)
+        nb_sim = rec.items.vecs @ state.vec
+        pop = rec.popularity.scores(req.now)
+        pool: dict[int, None] = {}
+
+        def add(rows: Sequence[int], limit: int, scores: np.ndarray | None = None) -> None:
+            taken = 0
+            for r in rows:
+                if taken >= limit:
+                    break
+                if r in exclude or (scores is not None and scores[r] <= 0):
+                    continue
+                pool.setdefault(int(r), None)
+                taken += 1
+
+        for rows in case_rows:
+            add(rows, len(rows))
+        add(top_n_stable(nb_sim, cfg.n_neighbours + len(exclude)).tolist(), cfg.n_neighbours)
+        add(top_n_stable(pop, cfg.n_popular + len(exclude)).tolist(), cfg.n_popular, pop)
+        if rec.cooc is not None and hist:
+            add(top_n_stable(knn, b.n_knn + len(exclude)).tolist(), b.n_knn, knn)
+            half = b.n_knn // 2
+            add(top_n_stable(knn_last, half + len(exclude)).tolist(), half, knn_last)
+            add(top_n_stable(nxt, half + len(exclude)).tolist(), half, nxt)
+        if cfg.n_explore > 0 and n_items > 0:
+            draw = rec.explore.choice(n_items, size=min(n_items, cfg.n_explore + len(exclude)))
+            add(draw.tolist(), cfg.n_explore)
+        latest = list(dict.fromkeys(r for r, _ in reversed(hist)))
+        add(latest, cfg.n_seen)
+        ev = ItemEvidence(
+            nb_sim=nb_sim,
+            pop=pop,
+            knn=knn,
+            knn_last=knn_last,
+            nxt=nxt,
+            seen_count=seen_count,
+            seen_last_ts=seen_last,
+            last_vec=rec.items.vecs[hist[-1][0]] if hist else None,
+            case_rows=case_rows,
+            case_sims=cands.sims[valid],
+            case_rewards=cands.features[valid, 1] if valid else np.zeros(0),
+            case_ids=cands.case_ids[valid],
+        )
+        icands, support = item_feature_matrix(list(pool), ev, rec.items.vecs, req.now)
+        return Pool(icands, support=support)
+
+    def rank(
+        self,
+        rec: Recommender,
+        req: RecRequest,
+        state: UserState,
+        exclude: set[int],
+        n: int,
+        greedy: bool,
+        use_llm: bool,
+        propensities: bool,
+    ) -> RecResult:
+        """softmax(Q(s, item) / alpha) over the item pool is the list (the blend's without a
+        learner); LLM on the head, a short pool filled in popularity order."""
+        if rec.loop is None:
+            return BlendScorer().rank(rec, req, state, exclude, n, greedy, use_llm, propensities)
+        pool = self.pool(rec, req, state, exclude)
+        icands, support = pool.cands, dict(pool.support)
+        res = RecResult([], [], state, support=support)
+        items: list[int] = []
+        score = drawn = np.zeros(0)
+        if icands.num_valid > 0:
+            choice = rec.loop.decide(state.vec, icands, min(n, icands.num_valid), greedy)
+            res.cands, res.choice = icands, choice
+            for k, idx in enumerate(choice.indices.tolist()):
+                row = int(icands.case_ids[idx])
+                sup = support.get(row, [])
+                res.chosen.append(
+                    ChosenCase(
+                        sup[0] if sup else -1,
+                        int(idx),
+                        float(choice.probs[idx]),
+                        float(choice.logp[k]),
+                        (row,),
+                        {"item_id": rec.items.ids[row], "support": list(sup)},
+                    )
+                )
+                items.append(row)
+            # alpha * log softmax(Q / alpha) = Q(s, i) - V(s): Q's order without a second pass
+            probs = np.maximum(choice.probs[choice.indices].astype(np.float64), 1e-30)
+            score = rec.loop.learner.alpha * np.log(probs)
+            if propensities:  # seeded by the request: the same request logs the same pscores
+                lr, key = rec.loop.learner, f"{req.user_id}|{req.now!r}"
+                drawn = logged_propensities(lr, state.vec, icands, choice, greedy, key)
+        if use_llm and rec.llm is not None and items:
+            items, score = rec.llm_rescore(req, res, items, score)
+        if len(items) < n:  # a short pool is filled in popularity order
+            have = set(items) | exclude
+            fill = [r for r in rec.popularity.top(n + len(have), req.now, have)][: n - len(items)]
+            low = float(score.min()) if len(score) else 0.0
+            items = items + fill
+            score = np.concatenate([score, np.full(len(fill), low - 1.0)])
+        res.items = items[:n]
+        res.scores = [float(s) for s in score[:n]]
+        if propensities:
+            res.set_propensities(drawn.tolist(), rec.cfg.blend.llm_depth)
+        return res
+
+    def transition(
+        self, rec: Recommender, decision: LoggedDecision, outcome: Outcome
+    ) -> tuple[Decided, np.ndarray] | None:
+        """Full information (`outcome.labels` and the decision's probabilities known): every
+        pooled item, labelled from the user's next events, behaviour log-probabilities = the
+        policy's. Else the live shown items: the acted one gets the reward, the others 0."""
+        cands = decision.cands
+        if outcome.labels is None or decision.probs is None:
+            keep = self.shown(decision)
+            if not keep:
+                return None
+            chosen = decision.chosen[keep].astype(np.int64)
+            hit = [bool(outcome.acted & set(decision.chosen_items[k])) for k in keep]
+            rewards = np.array([outcome.reward if h else 0.0 for h in hit], np.float32)
+            return Decided(decision.state, cands, chosen, decision.logp[keep]), rewards
+        labels = outcome.labels
+        rows = np.flatnonzero(cands.mask)
+        rewards = np.array(
+            [labels.get(rec.items.ids[int(r)], 0.0) for r in cands.case_ids[rows]], np.float32
+        )
+        if outcome.negatives and (rewards == 0).sum() > outcome.negatives:
+            # every labelled item, a fixed-size sample of the others (the update's cost is
+            # linear in the pool; the sample is seeded by the decision, so passes repeat it)
+            neg = np.flatnonzero(rewards == 0)
+            rng = np.random.default_rng([outcome.seed, 31])
+            pick = rng.choice(neg, outcome.negatives, replace=False)
+            keep_rows = np.sort(np.concatenate([np.flatnonzero(rewards > 0), pick]))
+            rows, rewards = rows[keep_rows], rewards[keep_rows]
+        logp = np.log(np.maximum(decision.probs[rows], 1e-12)).astype(np.float32)
+        sub = Candidates(
+            case_ids=cands.case_ids[rows],
+            keys=cands.keys[rows],
+            sims=cands.sims[rows],
+            features=cands.features[rows],
+            mask=np.ones(len(rows), bool),
+        )
+        return Decided(decision.state, sub, np.arange(len(rows), dtype=np.int64), logp), rewards
+
+    def log_ids(
+        self, rec: Recommender, cands: Candidates, sid_of: Callable[[int], str]
+    ) -> list[str]:
+        """The items' catalogue ids (the candidates are item rows)."""
+        return [rec.items.ids[int(i)] for i in cands.case_ids]
+
+    def restore(
+        self,
+        rec: Recommender,
+        ids: Sequence[str],
+        sims: Sequence[float],
+        feats: Sequence[Sequence[float]],
+        case_row: Callable[[str], int],
+    ) -> Candidates:
+        """The logged items with their evidence at decision time (items gone masked)."""
+        rows = [rec.items.row_of.get(s, -1) for s in ids]
+        safe = np.array([max(r, 0) for r in rows], np.int64)
+        return Candidates(
+            case_ids=safe,
+            keys=rec.items.vecs[safe].astype(np.float32),
+            sims=np.array(sims, np.float32),
+            features=np.array(feats, np.float32).reshape(len(rows), -1),
+            mask=np.array([r >= 0 for r in rows], bool),
+        )
+
+    def cases_behind(
+        self, res: RecResult, ids: Sequence[str], support: Mapping[int, Sequence[str]]
+    ) -> list[tuple[str, float]]:
+        """Each supporting case once, weighted by its best item's probability."""
+        best: dict[str, float] = {}
+        for c in res.chosen:
+            for sid in support.get(c.items[0], []):
+                best.setdefault(sid, c.prob)
+        return list(best.items())
