@@ -76,6 +76,57 @@ from serving.cli import serve as _serve  # noqa: E402  (section-local import by 
 app.command("serve")(_serve)
 bench_app.command("serving")(_bench_serving)
 bench_app.command("replicas")(_bench_replicas)
+
+
+# --- soak: the service under sustained concurrent traffic (issue 25) ----------------------
+def soak_command(
+    minutes: float = typer.Option(1.0, "--minutes", help="Duration of the traffic."),
+    concurrency: int = typer.Option(8, "--concurrency", help="Client threads."),
+    url: str | None = typer.Option(
+        None, "--url", help="Target a running service (default: start one on a fresh store)."
+    ),
+    db: Path | None = typer.Option(
+        None, "--db", help="With --url: the service's SQLite store (exactly-once check)."
+    ),
+    pid: int | None = typer.Option(
+        None, "--pid", help="With --url: the service's process (default: found by its port)."
+    ),
+    out: Path = typer.Option(Path("runs/soak"), "--out", help="Folder for soak.json, soak.png."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the clients' choices."),
+    as_json: bool = typer.Option(False, "--json", help="Print only the JSON result."),
+) -> None:
+    """Recommend, feedback (repeated keys), events, case reads and erasure from concurrent
+    clients; statuses, latency over time, memory slope, learner lag, exactly-once check."""
+    from bench.soak import SoakConfig, run_soak
+
+    cfg = SoakConfig(
+        minutes=minutes,
+        concurrency=concurrency,
+        url=url,
+        db_path=db,
+        pid=pid,
+        seed=seed,
+        out_dir=out,
+    )
+    result = run_soak(cfg)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict()))
+        return
+    for route, st in result.routes.items():
+        typer.echo(
+            f"{route:16s} {st.calls:6d} calls  statuses {st.statuses}  p50 {st.p50_ms} ms  "
+            f"p99 {st.p99_ms} ms"
+        )
+    typer.echo(
+        f"5xx other than 503: {result.five_xx_not_503}; feedback 503 share "
+        f"{result.share_503_feedback}; learner {result.learner}; RSS {result.rss_mb_start} -> "
+        f"{result.rss_mb_end} MiB, second-half slope {result.rss_slope_mb_per_min_second_half} "
+        f"MiB/min (floor {result.rss_floor_slope_mb_per_min_second_half}); store check "
+        f"{result.store}; plot {result.plot}"
+    )
+
+
+bench_app.command("soak")(soak_command)
 # --- research agent (issue 7) ------------------------------------------------------------
 from agent.cli import agent_app  # noqa: E402  (section-local import)
 

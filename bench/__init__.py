@@ -1,0 +1,1 @@
+"""Experiments and benchmarks beside the product (the product never imports this package)."""
