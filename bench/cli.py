@@ -1,4 +1,4 @@
-"""`memento bench bandit | core | llm | prepare`: parse options, run the benchmark, print.
+"""`memento bench bandit | core | llm | prepare | parity | replay-scale | soak`: parse options, run.
 
 The measuring code lives in the sibling modules (no typer there); heavy imports stay inside
 the commands so that `memento --help` stays fast.
@@ -11,7 +11,15 @@ from pathlib import Path
 
 import typer
 
-__all__ = ["bandit_command", "core_command", "llm_command", "prepare_command"]
+__all__ = [
+    "bandit_command",
+    "core_command",
+    "llm_command",
+    "parity_command",
+    "prepare_command",
+    "replay_scale_command",
+    "soak_command",
+]
 
 
 def _ints(csv: str) -> list[int]:
@@ -213,3 +221,50 @@ def replay_scale_command(ctx: typer.Context) -> None:
     from bench.replay_scale import main
 
     main(list(ctx.args))
+
+
+def soak_command(
+    minutes: float = typer.Option(1.0, "--minutes", help="Duration of the traffic."),
+    concurrency: int = typer.Option(8, "--concurrency", help="Client threads."),
+    url: str | None = typer.Option(
+        None, "--url", help="Target a running service (default: start one on a fresh store)."
+    ),
+    db: Path | None = typer.Option(
+        None, "--db", help="With --url: the service's SQLite store (exactly-once check)."
+    ),
+    pid: int | None = typer.Option(
+        None, "--pid", help="With --url: the service's process (default: found by its port)."
+    ),
+    out: Path = typer.Option(Path("runs/soak"), "--out", help="Folder for soak.json, soak.png."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the clients' choices."),
+    as_json: bool = typer.Option(False, "--json", help="Print only the JSON result."),
+) -> None:
+    """Recommend, feedback (repeated keys), events, case reads and erasure from concurrent
+    clients; statuses, latency over time, memory slope, learner lag, exactly-once check."""
+    from bench.soak import SoakConfig, run_soak
+
+    cfg = SoakConfig(
+        minutes=minutes,
+        concurrency=concurrency,
+        url=url,
+        db_path=db,
+        pid=pid,
+        seed=seed,
+        out_dir=out,
+    )
+    result = run_soak(cfg)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict()))
+        return
+    for route, st in result.routes.items():
+        typer.echo(
+            f"{route:16s} {st.calls:6d} calls  statuses {st.statuses}  p50 {st.p50_ms} ms  "
+            f"p99 {st.p99_ms} ms"
+        )
+    typer.echo(
+        f"5xx other than 503: {result.five_xx_not_503}; feedback 503 share "
+        f"{result.share_503_feedback}; learner {result.learner}; RSS {result.rss_mb_start} -> "
+        f"{result.rss_mb_end} MiB, second-half slope {result.rss_slope_mb_per_min_second_half} "
+        f"MiB/min (floor {result.rss_floor_slope_mb_per_min_second_half}); store check "
+        f"{result.store}; plot {result.plot}"
+    )

@@ -69,6 +69,7 @@ for _name, _command in (
     ("online", _bench_online),
     ("serving", _service.bench_serving),
     ("replicas", _service.bench_replicas),
+    ("soak", _bench.soak_command),
 ):
     bench_app.command(_name)(_command)
 bench_app.command(

@@ -7,6 +7,8 @@ of the case in its own key state. Deleting or erasing removes cases from the ban
 them in the case log and tombstones their ids (a store blob), so copies in a bank snapshot or
 registry model stay dead across feedback and `reload()`. Calls work on the runtime serving now
 (`ServingCore` swaps it on reload); add_feedback_case on the runtime its request started with.
+Locking follows `serving.runtime` (bank and id maps under `Runtime.lock`; the tombstone set
+under `_tomb_lock`; `ServingCore` runs erasures and deletions one at a time).
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ class CaseMemory:
         self._encode_state = encode_state
         self._tomb_lock = threading.Lock()
         self._tomb = load_tombstones(store)
+        self._erased_at: dict[str, float] = {}
+        """User -> time of their last erasure in this process (guarded by the runtime lock):
+        feedback on an older decision, still queued then, writes no case. ~100 B per erased
+        user, like the tombstones; after a restart the store holds no such feedback."""
 
     def is_tombstoned(self, case_id: str) -> bool:
         """Whether the case was deleted or erased (it must not come back)."""
@@ -81,12 +87,15 @@ class CaseMemory:
         reward: float,
     ) -> str:
         """The feedback's case, keyed on the decision state (zero if of another dimension), id
-        `fb-<sha1(decision/item)>`: written to bank and case log once, never if tombstoned."""
+        `fb-<sha1(decision/item)>`: written to bank and case log once, never if tombstoned, nor
+        when the decision's user was erased after it (the feedback waited in the queue: checked
+        and written under `rt.lock`, where the erasure records its time)."""
         sid = "fb-" + hashlib.sha1(f"{decision.decision_id}/{item_id}".encode()).hexdigest()[:20]
         if state.vec.shape != (rt.dim,):
             state = UserState(decision.user_id, np.zeros(rt.dim, np.float32), state.text, state.ts)
         with rt.lock:
-            if sid not in rt.int_of and sid not in self._tomb:
+            erased = self._erased_at.get(decision.user_id, -1.0) >= decision.ts
+            if sid not in rt.int_of and sid not in self._tomb and not erased:
                 case = rt.case_encoder.make_case(
                     state,
                     item_id,
@@ -177,18 +186,22 @@ class CaseMemory:
         return sorted(views, key=lambda v: (v.ts, v.case_id))
 
     def erase_user(self, user_id: str) -> int:
-        """Drop the user's cases (bank + tombstones), recount popularity, forget their events in
-        the live co-occurrence, force a snapshot."""
+        """After the store's erasure: drop the user's cases (bank + tombstones), erase the store
+        rows written meanwhile, recount popularity, forget their events in the live
+        co-occurrence, force a snapshot. Callers run one erasure at a time (`ServingCore`)."""
         rt = self._runtime()
         with rt.lock:
+            self._erased_at[user_id] = time.time()
             sids = sorted(rt.by_user.pop(user_id, set()))
             n = rt.remove(sids)
             rt.force_snapshot = True
         if sids:
             self._tombstone(sids)
-        with rt.lock:
-            rt.rebuild_popularity(self._store)
-            rt.forget_user_events(user_id)
+        # a feedback case checked in before the store's erasure may have been logged after it;
+        # from here on none is written (the erasure time is set), so this pass leaves nothing
+        self._store.erase_user(user_id)
+        rt.rebuild_popularity(self._store)  # leaf locks only: recommends are not held up
+        rt.forget_user_events(user_id)
         return n
 
 

@@ -31,8 +31,10 @@ from serving.errors import NotReadyError
 from serving.model_source import SNAPSHOT_DIR
 from serving.runtime import (
     DecisionBlob,
+    EventGate,
     Runtime,
     build_runtime,
+    load_events,
     log_case,
     save_snapshot,
 )
@@ -83,7 +85,8 @@ class ServingCore:
     def __init__(self, settings: ServingSettings, store: Store) -> None:
         self._settings = settings
         self._store = store
-        self._swap = threading.Lock()
+        self._swap = threading.Lock()  # reload, erasure, deletion: one at a time
+        self._events = EventGate()  # observe_events vs the reload's swap
         self._generation = 0
         self._llm = SerialLLM(settings.llm) if settings.llm != "none" else None
         self._ctx_cache: dict[str, np.ndarray] = {}
@@ -91,8 +94,8 @@ class ServingCore:
         self._memory = CaseMemory(store, lambda: self._rt, self.encode_state)
         self._thread = threading.local()
 
-    def _new_runtime(self) -> Runtime:
-        rt = build_runtime(self._settings, self._store)
+    def _new_runtime(self, events: bool = True) -> Runtime:
+        rt = build_runtime(self._settings, self._store, events=events)
         rt.rec.set_llm(self._llm)
         return rt
 
@@ -223,7 +226,8 @@ class ServingCore:
     # --- learning ---------------------------------------------------------------------------
     def observe_events(self, user_id: str, events: Sequence[EventRecord]) -> None:
         """Count catalogue events in the popularity log (the state is rebuilt per request)."""
-        self._rt.observe(user_id, [e.item_id for e in events], [float(e.ts) for e in events])
+        with self._events.observing():
+            self._rt.observe(user_id, [e.item_id for e in events], [float(e.ts) for e in events])
 
     def apply_feedback(
         self, decision: DecisionSnapshot, item_id: str, action: str, dwell_seconds: float | None
@@ -287,7 +291,8 @@ class ServingCore:
 
     def delete_case(self, case_id: str) -> bool:
         """Remove from bank, soft-delete in the log, tombstone (snapshot/registry copies)."""
-        return self._memory.delete_case(case_id)
+        with self._swap:
+            return self._memory.delete_case(case_id)
 
     def list_cases(self, user_id: str) -> list[CaseView]:
         """Live cases owned by a user, oldest first."""
@@ -295,7 +300,8 @@ class ServingCore:
 
     def erase_user(self, user_id: str) -> int:
         """Drop the user's cases (bank + tombstones), recount popularity, force a snapshot."""
-        return self._memory.erase_user(user_id)
+        with self._swap:
+            return self._memory.erase_user(user_id)
 
     # --- persistence ------------------------------------------------------------------------
     def checkpoint(self) -> None:
@@ -319,11 +325,13 @@ class ServingCore:
         self._rt.bundle.learner.apply_part(part)
 
     def reload(self) -> str:
-        """Build a new runtime (registry alias / snapshot + log), then swap it in."""
+        """Build a new runtime (registry alias / snapshot + log), then, with events held, load
+        the stored events into it and swap it in (`serving.runtime`: the lock discipline)."""
         with self._swap:
-            new = self._new_runtime()
+            new = self._new_runtime(events=False)
             old = self._rt
-            with old.lock:
+            with self._events.swapping(), old.lock:
+                load_events(new, self._store)
                 missing = [
                     r
                     for r in self._store.live_cases()

@@ -8,14 +8,35 @@ and swaps it in; requests keep the runtime they started with.
 
 An item is recommendable only through the catalogue: the bundle's items plus the rows of
 `MEMENTO_ITEMS_PATH`. Events, feedback and cases naming other ids never add to it.
+
+Lock discipline (request threads, the learner thread and the decision writer share this state;
+`ServingCore` and `CaseMemory` follow it, `tests/serving/test_concurrency.py` hammers it):
+- `Runtime.lock` (= `Recommender.lock`, an RLock) guards the case bank and everything that
+  indexes it: `sid_of`, `int_of`, `by_user`, `changed`, `force_snapshot`. Every bank read or
+  write holds it (retrieval, feedback cases, memory reads and edits, erasure, checkpoint).
+- Leaf locks, never held while another lock is taken: `Popularity._lock` (the event log),
+  `LiveCooccurrence._lock` / `_refit_lock` (the event window; one refit at a time, outside the
+  window lock), `Learner._lock` (the Q networks: forward passes vs the optimiser step),
+  `Store._lock`, the decision writer's, `CaseMemory._tomb_lock`.
+- `rec.cooc` is replaced whole (one reference assignment, by the live co-occurrence's publish
+  callback), never changed in place; a request reads whichever counts are current.
+- `ServingCore` adds two outer locks: `_swap` (reload, user erasure and case deletion run one
+  at a time, so an erasure never lands on a runtime that is about to be replaced) and the
+  `EventGate` `_events` (any number of `observe_events` at once, or the reload's last step
+  alone: load the stored events into the new runtime and swap it in, so no event is observed
+  by a runtime whose successor did not see it).
+- Order: `_swap` -> `_events` -> `Runtime.lock` (old, then new) -> leaf locks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+import threading
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,13 +47,14 @@ from recsys.bundle import ModelBundle
 from recsys.memory.case_bank import CaseBank
 from recsys.memory.case_encoder import RecCaseEncoder
 from recsys.memory.text_encoder import TextEncoder, build_text_encoder
-from recsys.rec.cooccurrence import LiveCooccurrence
+from recsys.rec.cooccurrence import Cooccurrence, LiveCooccurrence
 from recsys.rec.items import ItemTable, TableTitleEncoder
 from recsys.rec.popularity import Popularity
 from recsys.rec.recommender import Recommender
 from recsys.rec.request import case_item_ids
 from recsys.records import Case
 from recsys.rl.learner import Learner
+from recsys.rl.replay import ReplayBuffer
 from serving.model_source import (
     choose_bundle,
     online_learner,
@@ -50,7 +72,7 @@ TOMBSTONES = "soft_q.tombstones"
 @dataclass
 class Runtime:
     """Everything one model generation serves with; `lock` (the recommender's) guards the bank
-    and the id maps."""
+    and the id maps (module docstring: the lock discipline)."""
 
     bundle: ModelBundle
     """The model."""
@@ -134,29 +156,28 @@ class Runtime:
             self.bundle.popularity.add(np.array(rows), np.array(times))
 
     def observe(self, user_id: str, item_ids: list[str], ts: list[float]) -> None:
-        """A user's events: popularity counts, and the live co-occurrence (swapped into the
-        recommender when it refits)."""
+        """A user's events: popularity counts, and the live co-occurrence (published into the
+        recommender when it refits). Takes leaf locks only (no `lock`)."""
         self.count_events(item_ids, ts)
         if self.live_cooc is None:
             return
         keep = [
             (self.items.row_of[i], t) for i, t in zip(item_ids, ts, strict=True) if i in self.items
         ]
-        new = self.live_cooc.add(user_id, [r for r, _ in keep], [t for _, t in keep])
-        if new is not None:
-            with self.lock:
-                self.rec.cooc = new
+        self.live_cooc.add(user_id, [r for r, _ in keep], [t for _, t in keep])
+
+    def publish_cooc(self, counts: Cooccurrence) -> None:
+        """The live co-occurrence's publish callback: the recommender reads these counts now."""
+        self.rec.cooc = counts
 
     def forget_user_events(self, user_id: str) -> None:
-        """Erasure: the user's events leave the live co-occurrence at once."""
+        """Erasure: the user's events leave the live co-occurrence at once (refit + publish)."""
         if self.live_cooc is not None:
-            new = self.live_cooc.forget(user_id)
-            with self.lock:
-                self.rec.cooc = new
+            self.live_cooc.forget(user_id)
 
     def rebuild_popularity(self, store: Store) -> None:
         """Popularity = the bundle's own log + the events still stored (after an erasure),
-        swapped in at once."""
+        swapped in at once (under the popularity's own lock; callers serialise erasures)."""
         rows, ts = self.base_popularity
         row_of = self.items.row_of
         stored = [(row_of[e.item_id], e.ts) for _, e in store.iter_events() if e.item_id in row_of]
@@ -165,6 +186,43 @@ class Runtime:
         self.bundle.popularity.replace(
             np.concatenate([rows, extra_rows]), np.concatenate([ts, extra_ts])
         )
+
+
+class EventGate:
+    """Many event observers at once, or the reload's swap alone (a readers-writer lock that
+    prefers the writer: once a swap waits, new observers wait behind it)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._observers = 0
+        self._swapping = False
+
+    @contextlib.contextmanager
+    def observing(self) -> Iterator[None]:
+        """Held while events are observed on the current runtime."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._swapping)
+            self._observers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._observers -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def swapping(self) -> Iterator[None]:
+        """Held while the next runtime loads the stored events and is swapped in."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._swapping)
+            self._swapping = True
+            self._cond.wait_for(lambda: self._observers == 0)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._swapping = False
+                self._cond.notify_all()
 
 
 def load_tombstones(store: Store) -> set[str]:
@@ -184,10 +242,28 @@ def log_case(rt: Runtime, rec: CaseRecord) -> Case:
     return Case(key=key.copy(), payload=payload, reward=rec.reward, ts=rec.ts, source="log")
 
 
-def build_runtime(settings: ServingSettings, store: Store) -> Runtime:
-    """Bundle from registry/snapshot/fresh, + catalogue file, bank = snapshot + case log."""
+def load_events(rt: Runtime, store: Store) -> None:
+    """Count the stored events in the popularity log and the live co-occurrence (refit and
+    published once)."""
+    stored = list(store.iter_events())
+    rt.count_events([e.item_id for _, e in stored], [e.ts for _, e in stored])
+    if rt.live_cooc is not None and stored:
+        row_of = rt.items.row_of
+        for uid, e in stored:
+            if e.item_id in row_of:
+                rt.live_cooc.add(uid, [row_of[e.item_id]], [e.ts], refit=False)
+        rt.live_cooc.refit()
+
+
+def build_runtime(settings: ServingSettings, store: Store, *, events: bool = True) -> Runtime:
+    """Bundle from registry/snapshot/fresh, + catalogue file, bank = snapshot + case log, +
+    the stored events (`events=False`: the caller runs `load_events` later, e.g. a reload)."""
     bundle, version, source = choose_bundle(settings)
     online_learner(bundle, settings)
+    if bundle.learner.replay.capacity != settings.online_replay_capacity:  # loaded: empty
+        bundle.learner.replay = ReplayBuffer(
+            settings.online_replay_capacity, bundle.learner.cfg.seed
+        )
     text: TextEncoder | None = None
     if bundle.config.text.dim == bundle.dim:
         text = build_text_encoder(bundle.config.text)
@@ -204,16 +280,14 @@ def build_runtime(settings: ServingSettings, store: Store) -> Runtime:
     rt = Runtime(bundle, rec, enc, text, version, bundle.popularity.log())
     if settings.live_cooccurrence:
         rt.live_cooc = LiveCooccurrence(
-            bundle.cooc, len(bundle.items), refit_every=settings.cooccurrence_refit_every
+            bundle.cooc,
+            len(bundle.items),
+            refit_every=settings.cooccurrence_refit_every,
+            max_events=settings.cooccurrence_max_events,
+            publish=rt.publish_cooc,
         )
-    stored = list(store.iter_events())
-    rt.count_events([e.item_id for _, e in stored], [e.ts for _, e in stored])
-    if rt.live_cooc is not None:
-        row_of = bundle.items.row_of
-        for uid, e in stored:
-            if e.item_id in row_of:
-                rt.live_cooc.add(uid, [row_of[e.item_id]], [e.ts])
-        rec.cooc = rt.live_cooc.refit() if stored else rec.cooc
+    if events:
+        load_events(rt, store)
     tomb = load_tombstones(store)
     with rt.lock:
         for cid in bundle.bank.ids():

@@ -93,6 +93,9 @@ class ServingSettings(BaseSettings):
     evidence of the items scorer), refitted every `cooccurrence_refit_every` events."""
     cooccurrence_refit_every: int = Field(default=200, ge=1)
     """Served events between two refits of the live co-occurrence."""
+    cooccurrence_max_events: int = Field(default=500_000, ge=1)
+    """Cap: the live co-occurrence counts the latest this many served events (a sliding
+    window, about 24 bytes each plus the refitted counts; serving/README.md, memory budget)."""
     policy: Literal["sample", "greedy"] = "sample"
     """How the case policy chooses: sample from softmax(Q/alpha) (exploration, logged
     propensities) or greedy (what offline evaluation measures; the parity check uses it)."""
@@ -102,6 +105,10 @@ class ServingSettings(BaseSettings):
     """`module:factory` building the core; factory(settings, store) -> RecommenderBackend."""
     recent_events_limit: int = Field(default=50, ge=0)
     """How many stored events per user are merged into the state at recommend time."""
+    malloc_arena_max: int = Field(default=2, ge=0)
+    """glibc malloc arenas of the process, with the mmap threshold fixed at 128 KiB (0: leave
+    malloc as it is): freed request and update arrays go back to the system instead of staying
+    in per-thread arenas (`serving.malloc`; serving/README.md, memory budget)."""
     blas_threads: int = Field(default=1, ge=0)
     """BLAS threads per process (1: request-level concurrency, no oversubscription; 0: leave)."""
     text_encoder: Literal["use", "hashing"] = "use"
@@ -129,6 +136,10 @@ class ServingSettings(BaseSettings):
     """Replay batch of an online update."""
     online_min_replay: int = Field(default=1, ge=1)
     """Online updates start once the replay buffer holds this many transitions."""
+    online_replay_capacity: int = Field(default=512, ge=1)
+    """Cap: the online learner replays the latest this many transitions (a recency window;
+    each holds two candidate snapshots, ~29 KB with the trained items scorer, so ~15 MB in all:
+    serving/README.md, memory budget). A loaded learner's offline capacity is not used online."""
     learner_lr: float = Field(default=1e-3, gt=0)
     """Adam learning rate of a fresh learner (a loaded learner keeps its own)."""
     snapshot_every_cases: int = Field(default=10_000, ge=1)

@@ -49,6 +49,12 @@ class CaseBank:
 
     Metadata is kept in memory and written through to sqlite (`path/meta.sqlite` when `path`
     is given, else an in-memory database); `save(dir)` writes the index and the metadata.
+
+    Not thread-safe on its own: the owner serialises every call (reads too: a search walks
+    `_cases` while a write may evict from it). The pipeline's owner is `Recommender.lock`
+    (`recsys.rec.recommender`), which the serving runtime also holds around its id maps
+    (`serving.runtime` writes the whole discipline down). Returned `Case` objects are shared:
+    merging and `update_stats` change them in place, under that same lock.
     """
 
     def __init__(self, cfg: CaseBankConfig, dim: int, path: str | Path | None = None) -> None:

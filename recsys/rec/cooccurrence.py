@@ -10,7 +10,10 @@ past).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+import threading
+from array import array
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,9 +61,12 @@ class Cooccurrence:
             (np.ones(len(src)), (src, dst)), shape=(n_items, n_items), dtype=np.float64
         )
         succ.sum_duplicates()
-        owner = us[:-1][same]
+        owner = us[:-1][same]  # sorted: each user's successions are one contiguous run
+        first, start = np.unique(owner, return_index=True)
+        stop = np.append(start[1:], len(owner))[: len(start)]
         steps = {
-            str(users[k]): (src[owner == k], dst[owner == k]) for k in np.unique(owner).tolist()
+            str(users[k]): (src[a:b], dst[a:b])
+            for k, a, b in zip(first.tolist(), start.tolist(), stop.tolist(), strict=True)
         }
         return cls(co, np.asarray(x.sum(axis=0)).ravel(), held, succ, steps)
 
@@ -158,7 +164,15 @@ class LiveCooccurrence:
     no per-user rows) plus a refit over the events seen online, every `refit_every` new
     events. Online users are taken as distinct from the offline ones (counts add). Only the
     latest `max_events` online events are kept (a sliding window bounds memory and refit
-    time); `forget(user)` drops a user's events at once (erasure)."""
+    time: about 24 bytes per event, `array` columns + one interned id per user); `forget(user)`
+    drops a user's events at once (erasure).
+
+    Thread-safe (request threads add while others refit or erase): `_lock` guards the window
+    (appends, the erasure filter, the trim, the snapshot a refit reads) and is held only for
+    those list operations; `_refit_lock` lets one refit run at a time, outside `_lock`, and
+    publishes its counts (`current`, then `publish(counts)`) before the next refit starts, so
+    the published counts never go back to an older window. A refit due while another runs is
+    skipped (its events are in the next one); `forget` and `refit` wait for it."""
 
     def __init__(
         self,
@@ -166,50 +180,78 @@ class LiveCooccurrence:
         n_items: int,
         refit_every: int = 200,
         max_events: int = 500_000,
+        publish: Callable[[Cooccurrence], None] | None = None,
     ) -> None:
         assert refit_every >= 1, f"{refit_every=}"
+        assert max_events >= 1, f"{max_events=}"
         self.base = base
         self.n_items = n_items
         self.refit_every = refit_every
         self.max_events = max_events
+        self._publish = publish
         self._users: list[str] = []
-        self._rows: list[int] = []
-        self._ts: list[float] = []
+        self._rows = array("q")
+        self._ts = array("d")
         self._pending = 0
+        self._lock = threading.Lock()
+        self._refit_lock = threading.Lock()
         self.current: Cooccurrence | None = base
 
-    def add(self, user: str, rows: Sequence[int], ts: Sequence[float]) -> Cooccurrence | None:
-        """Record a user's events; the refitted counts when a refit ran, else None."""
-        for r, t in zip(rows, ts, strict=True):
-            if 0 <= r < self.n_items:
-                self._users.append(user)
-                self._rows.append(int(r))
-                self._ts.append(float(t))
-                self._pending += 1
-        if self._pending < self.refit_every:
+    def __len__(self) -> int:
+        """Online events in the window."""
+        with self._lock:
+            return len(self._rows)
+
+    def add(
+        self, user: str, rows: Sequence[int], ts: Sequence[float], *, refit: bool = True
+    ) -> Cooccurrence | None:
+        """Record a user's events; the refitted counts when this call ran a refit, else None
+        (`refit=False`: never here, e.g. while loading stored events before one `refit()`)."""
+        user = sys.intern(user)  # one copy of each id in the window
+        with self._lock:
+            for r, t in zip(rows, ts, strict=True):
+                if 0 <= r < self.n_items:
+                    self._users.append(user)
+                    self._rows.append(int(r))
+                    self._ts.append(float(t))
+                    self._pending += 1
+            due = refit and self._pending >= self.refit_every
+        if not due or not self._refit_lock.acquire(blocking=False):
             return None
-        return self.refit()
+        try:
+            return self._refit()
+        finally:
+            self._refit_lock.release()
 
     def forget(self, user: str) -> Cooccurrence:
         """Drop every event of the user and refit."""
-        keep = [k for k, u in enumerate(self._users) if u != user]
-        self._users = [self._users[k] for k in keep]
-        self._rows = [self._rows[k] for k in keep]
-        self._ts = [self._ts[k] for k in keep]
-        return self.refit()
+        with self._refit_lock:
+            with self._lock:
+                keep = [k for k, u in enumerate(self._users) if u != user]
+                if len(keep) < len(self._users):
+                    self._users = [self._users[k] for k in keep]
+                    self._rows = array("q", (self._rows[k] for k in keep))
+                    self._ts = array("d", (self._ts[k] for k in keep))
+            return self._refit()
 
     def refit(self) -> Cooccurrence:
-        """Counts of the base + the online window (per user in time order)."""
-        if len(self._rows) > self.max_events:
-            cut = len(self._rows) - self.max_events
-            del self._users[:cut], self._rows[:cut], self._ts[:cut]
-        self._pending = 0
-        if not self._rows:
-            online = Cooccurrence.fit(np.zeros(0, str), np.zeros(0, np.int64), self.n_items)
-        else:
-            order = np.argsort(np.asarray(self._ts), kind="stable")
-            users = np.asarray(self._users)[order]
-            online = Cooccurrence.fit(users, np.asarray(self._rows)[order], self.n_items)
+        """Counts of the base + the online window (per user in time order), published."""
+        with self._refit_lock:
+            return self._refit()
+
+    def _refit(self) -> Cooccurrence:
+        """`refit` with `_refit_lock` held: snapshot the window under `_lock`, fit outside."""
+        with self._lock:
+            if len(self._rows) > self.max_events:
+                cut = len(self._rows) - self.max_events
+                del self._users[:cut], self._rows[:cut], self._ts[:cut]
+            self._pending = 0
+            names = list(self._users)
+            rows = np.array(self._rows, np.int64)
+            ts = np.array(self._ts, np.float64)
+        users = np.asarray(names) if names else np.zeros(0, str)
+        order = np.argsort(ts, kind="stable")
+        online = Cooccurrence.fit(users[order], rows[order], self.n_items)
         b = self.base
         if b is not None and b.co.shape == online.co.shape:
             online = Cooccurrence(
@@ -220,4 +262,6 @@ class LiveCooccurrence:
                 online.user_steps,
             )
         self.current = online
+        if self._publish is not None:
+            self._publish(online)
         return online

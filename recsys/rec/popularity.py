@@ -22,7 +22,11 @@ __all__ = ["Popularity"]
 
 
 class Popularity:
-    """Item popularity from an append-only event log sorted by time."""
+    """Item popularity from an append-only event log sorted by time (16 bytes per event).
+
+    Thread-safe: `_lock` guards the log and the score cache; every method takes it for the
+    whole read or swap, and none calls out while holding it (a leaf lock). Writers build new
+    arrays and swap them in, so an array handed out is never changed afterwards."""
 
     def __init__(
         self,
@@ -52,7 +56,8 @@ class Popularity:
     @property
     def last_ts(self) -> float:
         """Time of the latest event (0 when empty)."""
-        return float(self._ts[-1]) if len(self._ts) else 0.0
+        ts = self._ts  # one read of the reference: a concurrent swap cannot split the check
+        return float(ts[-1]) if len(ts) else 0.0
 
     def grow(self, n_items: int) -> None:
         """The catalogue grew to `n_items` rows."""
@@ -66,11 +71,16 @@ class Popularity:
         if rows.size == 0:
             return
         assert int(rows.max()) < self.n_items, "event item outside the catalogue"
+        order = np.argsort(ts, kind="stable")
+        rows, ts = rows[order], ts[order]
         with self._lock:
-            all_rows = np.concatenate([self._rows, rows])
-            all_ts = np.concatenate([self._ts, ts])
-            order = np.argsort(all_ts, kind="stable")
-            self._rows, self._ts, self._cache = all_rows[order], all_ts[order], None
+            if len(self._ts) == 0 or ts[0] >= self._ts[-1]:  # the usual case: newest events
+                self._rows = np.concatenate([self._rows, rows])
+                self._ts = np.concatenate([self._ts, ts])
+            else:  # after every logged event of the same time, as a stable sort would put them
+                at = np.searchsorted(self._ts, ts, side="right")
+                self._rows, self._ts = np.insert(self._rows, at, rows), np.insert(self._ts, at, ts)
+            self._cache = None
 
     def replace(self, rows: np.ndarray, ts: np.ndarray) -> None:
         """Swap the whole event log for (rows, ts) (any order) in one step."""

@@ -15,6 +15,7 @@ Modes (`LearnerConfig.mode`):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import threading
 from pathlib import Path
@@ -48,6 +49,11 @@ from recsys.rl.replay import ReplayBuffer
 from recsys.rl.tabular import TabularQ
 
 __all__ = ["Learner", "NoCandidatesError", "polyak_update"]
+
+
+def _no_keys(c: Candidates) -> Candidates:
+    """The same candidates with keys of width 0: no memory in the replay, none in a batch."""
+    return dataclasses.replace(c, keys=np.zeros((len(c), 0), np.float32))
 
 
 @torch.no_grad()
@@ -164,10 +170,15 @@ class Learner:
         return Choice(idx, cands.case_ids[idx], logp, probs, float(logp.sum()))
 
     def observe(self, t: Transition) -> None:
-        """Store a transition (tabular: also update the chosen cases' Q now)."""
+        """Store a transition (tabular: also update the chosen cases' Q now). A Q network
+        without vectors never reads the keys: they are stored with width 0 (no memory)."""
         if self.mode == "tabular":
             self.tabular.update(t.cands.case_ids[t.chosen], t.rewards)
         elif self.mode != "non-parametric":
+            if not self.cfg.q.use_vectors:
+                t = dataclasses.replace(
+                    t, cands=_no_keys(t.cands), next_cands=_no_keys(t.next_cands)
+                )
             self.replay.add(t)
 
     def update(self) -> dict[str, float]:

@@ -3,6 +3,9 @@ can be forgotten, and the window bounds memory."""
 
 from __future__ import annotations
 
+import itertools
+import threading
+
 import numpy as np
 
 from recsys.rec.cooccurrence import Cooccurrence, LiveCooccurrence
@@ -40,3 +43,54 @@ def test_forget_drops_a_user_and_the_window_keeps_the_latest_events() -> None:
     live.add("c", [2, 1, 0], [5.0, 6.0, 7.0])
     kept = live.refit()
     assert kept.support.sum() == 3.0 and "a" not in kept.user_rows
+
+
+def test_fit_successions_per_user_match_a_brute_force_loop() -> None:
+    """Each user's (from, to) successions equal a per-user scan of their time-ordered rows."""
+    rng = np.random.default_rng(0)
+    users = rng.choice(["a", "b", "c", "d"], size=200)
+    rows = rng.integers(0, 6, size=200)
+    fit = Cooccurrence.fit(users, rows, 6)
+    for u in "abcd":
+        seq = rows[users == u]
+        pairs = [(int(x), int(y)) for x, y in itertools.pairwise(seq) if x != y]
+        src, dst = fit.user_steps.get(u, (np.zeros(0), np.zeros(0)))
+        assert list(zip(src.tolist(), dst.tolist(), strict=True)) == pairs, u
+
+
+def test_adds_refits_and_forgets_from_many_threads_lose_no_event() -> None:
+    """8 threads add (refit due after every event) while 2 erase users: nothing raises, the
+    window ends with exactly the events of the users never forgotten, and the published counts
+    are those of the final window."""
+    published: list[Cooccurrence] = []
+    live = LiveCooccurrence(None, 50, refit_every=1, publish=published.append)
+    errors: list[BaseException] = []
+
+    def add(k: int) -> None:
+        try:
+            for j in range(150):
+                live.add(f"keep{k}", [j % 50, (j + 1) % 50], [float(j), j + 0.5])
+                live.add(f"gone{k}", [j % 50], [float(j)])
+        except BaseException as exc:
+            errors.append(exc)
+
+    def erase() -> None:
+        try:
+            for j in range(30):
+                live.forget(f"gone{j % 8}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(k,)) for k in range(8)]
+    threads += [threading.Thread(target=erase) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    for k in range(8):
+        live.forget(f"gone{k}")
+    assert len(live) == 8 * 150 * 2
+    final = live.refit()
+    assert published[-1] is final and live.current is final
+    assert final.support.sum() == 8 * 50  # each keeper holds every one of the 50 items

@@ -339,3 +339,12 @@ def test_loads_a_registered_bundle_from_mlflow(tmp_path: Path) -> None:
     assert [c.case_id for c in r.cases] == [case]
     (backed,) = [i for i in r.items if i.cases]
     assert backed.item_id == "i15" and backed.title == "blue wool hat model 15"
+
+
+def test_feedback_applied_after_its_user_was_erased_leaves_no_case(tmp_path: Path) -> None:
+    """A feedback still queued when its user is erased writes no case, in bank or case log."""
+    core = _core(tmp_path)
+    d = _decide(core, _events("i1", "i2"))
+    core.erase_user("u1")  # RecommendService.erase_user: the store's rows, then the core's
+    core.apply_feedback(d, d.items[0], "cart", None)  # the learner, later
+    assert core.list_cases("u1") == [] and Store(tmp_path / "db.sqlite3").list_cases("u1") == []
