@@ -26,7 +26,7 @@ from recsys.rec.seq.config import SeqModelConfig
 from recsys.rec.seq.model import SeqQModel
 from recsys.records import Action
 from recsys.rl.learner import polyak_update
-from recsys.rl.sqn import SQNConfig, next_item_ce, prior_q, sqn_loss
+from recsys.rl.sqn import SQNConfig, next_item_ce, sqn_loss
 
 __all__ = ["SeqFitConfig", "SeqFitResult", "fit_seq", "sequences_from_frame", "train_step"]
 
@@ -111,15 +111,25 @@ def train_step(
     heads = model.heads(h)
     nxt = torch.zeros_like(has)
     nxt[:, 1:] = has[:, :-1]  # s_{t+1} sits one position right of s_t, same row order
+    prior = None
     with torch.no_grad():
         ht = target(batch)[nxt]
-        if cfg.prior:
+        if cfg.prior:  # the soft value of s_{t+1} under the target's supervised head
             th = target.heads(ht)
-            nq1, nq2 = prior_q(th.logits, th.q1, cfg), prior_q(th.logits, th.q2, cfg)
+            nq1, nq2, prior = th.q1, th.q2, torch.log_softmax(th.logits, dim=-1)
         else:
             nq1, nq2 = target.q_values(ht)
-    q1, q2 = prior_q(heads.logits, heads.q1, cfg), prior_q(heads.logits, heads.q2, cfg)
-    return sqn_loss(heads.logits, q1, q2, nq1, nq2, batch.targets[has], batch.rewards[has], cfg)
+    return sqn_loss(
+        heads.logits,
+        heads.q1,
+        heads.q2,
+        nq1,
+        nq2,
+        batch.targets[has],
+        batch.rewards[has],
+        cfg,
+        prior,
+    )
 
 
 def _batches(lengths: np.ndarray, size: int, rng: np.random.Generator) -> list[torch.Tensor]:

@@ -10,7 +10,7 @@ processes and a last call with every seed prints the table):
    NDCG@10 of the greedy policy argmax Q after every epoch; the best (setting, epoch) is kept.
 3. per seed: the chosen setting trained on train for the chosen epochs (its validation curve
    with bootstrap CIs), the case memory's K and weight w chosen on valid, then the same setting
-   refit on train + valid and scored on the 943 test rows: `soft-q` = Q / alpha + w * vote,
+   refit on train + valid and scored on the 943 test rows: `soft-q` = policy logits + w * vote,
    `q-only` (w = 0), `ce-head` (the supervised head of the same model), `cases-only` (the vote
    alone, ties by popularity).
 Printed JSON: peers, grid, choices, per-seed figures, the seed-mean table with bootstrap CIs
@@ -37,7 +37,7 @@ from bench.replay.seq_rows import EvalRows, Protocol, load_protocol, row_metrics
 from bench.stats import RowMetrics, bootstrap_ci, compare, paired_ci
 from recsys.rec.seq import CaseVote, SeqModelConfig, histories_batch, windows
 from recsys.rec.seq.model import SeqQModel, last_states, transition_states
-from recsys.rl.sqn import SQNConfig, prior_q
+from recsys.rl.sqn import SQNConfig, policy_logits
 from training.seq_fit import SeqFitConfig, fit_seq
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ GRID: dict[str, dict[str, Any]] = {
 KS = (10, 30, 100)
 """Case-memory neighbour counts tried on validation."""
 WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)
-"""Case-memory vote weights (in units of Q / alpha) tried on validation."""
+"""Case-memory vote weights (added to the policy logits) tried on validation."""
 
 
 def _config(n_items: int, name: str, epochs: int, seed: int) -> SeqFitConfig:
@@ -76,19 +76,19 @@ def _config(n_items: int, name: str, epochs: int, seed: int) -> SeqFitConfig:
 def _heads(
     model: SeqQModel, rows: EvalRows, sqn: SQNConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(states (R, d), CE logits (R, N), Q = min(Q1, Q2) (R, N), with the prior if `sqn.prior`)."""
+    """(states (R, d), CE logits (R, N), policy logits from Q = min(Q1, Q2) (R, N))."""
     hb = histories_batch(rows.histories, model.cfg.max_len, model.cfg.n_gaps)
     h = last_states(model, hb)
     with torch.no_grad():
         hd = model.heads(h)
-        q = torch.minimum(prior_q(hd.logits, hd.q1, sqn), prior_q(hd.logits, hd.q2, sqn))
+        q = policy_logits(hd.logits, torch.minimum(hd.q1, hd.q2), sqn)
     return h.numpy(), hd.logits.numpy(), q.numpy()
 
 
 def _evaluator(rows: EvalRows, sqn: SQNConfig) -> Callable[[SeqQModel], dict[str, float]]:
     def evaluate(model: SeqQModel) -> dict[str, float]:
         _, logits, q = _heads(model, rows, sqn)
-        nd_q = row_metrics(q / sqn.alpha, rows)[0]
+        nd_q = row_metrics(q, rows)[0]
         lo, hi = bootstrap_ci(nd_q)
         return {"valid/q": float(nd_q.mean()), "valid/q_lo": lo, "valid/q_hi": hi,
                 "valid/ce": float(row_metrics(logits, rows)[0].mean())}  # fmt: skip
@@ -132,12 +132,11 @@ def _grid(proto: Protocol, name: str, epochs: int) -> dict[str, Any]:
 
 def _seed(proto: Protocol, name: str, epochs: int, seed: int) -> dict[str, Any]:
     cfg = _config(len(proto.item_ids), name, epochs, seed)
-    alpha = cfg.sqn.alpha
     res = fit_seq(cfg, proto.train_seqs, _evaluator(proto.valid, cfg.sqn))
     t0 = time.perf_counter()
     h, _, q = _heads(res.model, proto.valid, cfg.sqn)
     votes = _memory(res.model, proto.train_seqs).votes(h, proto.valid.ts, KS)
-    mem_grid = {f"k={k},w={w}": float(row_metrics(q / alpha + w * votes[k], proto.valid)[0].mean())
+    mem_grid = {f"k={k},w={w}": float(row_metrics(q + w * votes[k], proto.valid)[0].mean())
                 for k in KS for w in WEIGHTS}  # fmt: skip
     vote_grid = {k: float(row_metrics(votes[k], proto.valid)[0].mean()) for k in KS}
     memory_seconds = time.perf_counter() - t0
@@ -149,7 +148,7 @@ def _seed(proto: Protocol, name: str, epochs: int, seed: int) -> dict[str, Any]:
     votes = _memory(refit.model, proto.trainval_seqs).votes(
         h, proto.test.ts, sorted({k_full, k_vote})
     )
-    scores = {"soft-q": q / alpha + w_full * votes[k_full], "q-only": q / alpha,
+    scores = {"soft-q": q + w_full * votes[k_full], "q-only": q,
               "ce-head": logits, "cases-only": votes[k_vote]}  # fmt: skip
     test = {}
     for m, s in scores.items():

@@ -10,8 +10,9 @@ Christodoulou 2019; Haarnoja et al. 2017) backup over the whole catalogue:
             2020 eq. 4: keeps the items never logged in a state below the logged one)
     L     = L_CE + q_weight * L_TD + cql_weight * L_CQL                      (SQN eq. 5)
 
-With `SQNConfig.prior`, Q = alpha * log pi_CE + head (`prior_q`). Q' is the Polyak target copy
-(`recsys.rl.learner.polyak_update`). Every function is pure and returns (loss, metrics);
+With `SQNConfig.prior` the soft value is taken under the supervised head (pi_CE) as reference:
+V(s') = alpha * log sum_i pi_CE(i | s') exp(min(Q1', Q2')(s', i) / alpha) (`policy_logits`).
+Q' is the Polyak target copy (`recsys.rl.learner.polyak_update`). Every function is pure and returns (loss, metrics);
 P = transitions in the batch, N = catalogue size; item indices 1..N.
 """
 
@@ -28,7 +29,7 @@ __all__ = [
     "SQNConfig",
     "conservative_loss",
     "next_item_ce",
-    "prior_q",
+    "policy_logits",
     "sqn_loss",
     "sqn_td_target",
 ]
@@ -53,18 +54,17 @@ class SQNConfig:
     is the policy's prior and the Q heads learn the reward's correction (`prior_q`)."""
 
 
-def prior_q(logits: torch.Tensor, head: torch.Tensor, cfg: SQNConfig) -> torch.Tensor:
-    """Q (P, N) from a Q head's output (P, N): itself, or with the prior (`cfg.prior`)
+def policy_logits(logits: torch.Tensor, q: torch.Tensor, cfg: SQNConfig) -> torch.Tensor:
+    """The policy's logits (P, N) from Q (P, N): Q / alpha, or with the prior (`cfg.prior`)
 
-        Q(s, i) = alpha * log pi_CE(i | s) + head(s, i),   pi_CE = softmax(logits), detached,
+        log pi(i | s) = log pi_CE(i | s) + Q(s, i) / alpha - log Z(s),   pi_CE = softmax(logits)
 
-    so softmax(Q / alpha) = pi_CE * exp(head / alpha) / Z (KL-regularised soft-Q with the
-    supervised head as reference policy; Jaques et al. 2019, Todorov 2009): an item the Q head
-    never learnt about keeps its supervised rank; V(s) = alpha * log E_pi_CE exp(head / alpha)."""
-    assert logits.shape == head.shape, f"{logits.shape=} {head.shape=}"
+    (KL-regularised soft-Q with the supervised head as reference policy; Todorov 2009, Jaques et
+    al. 2019): an item the Q head never learnt about keeps its supervised rank."""
+    assert logits.shape == q.shape, f"{logits.shape=} {q.shape=}"
     if not cfg.prior:
-        return head
-    return cfg.alpha * torch.log_softmax(logits.detach(), dim=-1) + head
+        return q / cfg.alpha
+    return torch.log_softmax(logits.detach(), dim=-1) + q / cfg.alpha
 
 
 def next_item_ce(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict]:
@@ -82,14 +82,18 @@ def sqn_td_target(
     next_q2: torch.Tensor,
     gamma: float,
     alpha: float,
+    next_log_prior: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """y (P,) = r (P,) + gamma * alpha * logsumexp(min(Q1', Q2') (P, N) / alpha); no terminal
-    state (a sequence's end is where observation stops, not where the user does)."""
+    """y (P,) = r (P,) + gamma * alpha * logsumexp(log prior + min(Q1', Q2') (P, N) / alpha)
+    with log prior (P, N) = 0 when None; no terminal state (a sequence's end is where
+    observation stops, not where the user does)."""
     assert next_q1.shape == next_q2.shape and rewards.shape == next_q1.shape[:1], (
         f"{rewards.shape=} {next_q1.shape=} {next_q2.shape=}"
     )
     done = torch.zeros_like(rewards)
     mask = torch.ones_like(next_q1, dtype=torch.bool)
+    if next_log_prior is not None:  # min(a + c, b + c) = min(a, b) + c
+        next_q1, next_q2 = next_q1 + alpha * next_log_prior, next_q2 + alpha * next_log_prior
     return soft_td_target(rewards[:, None], done, next_q1, next_q2, mask, gamma, alpha)[:, 0]
 
 
@@ -113,13 +117,16 @@ def sqn_loss(
     targets: torch.Tensor,
     rewards: torch.Tensor,
     cfg: SQNConfig,
+    next_log_prior: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """L = L_CE + q_weight * L_TD + cql_weight * L_CQL over P transitions.
 
     logits, q1, q2 (P, N) online heads at s_t; next_q1, next_q2 (P, N) target heads at s_{t+1}
-    (detached here); targets (P,) logged next items in 1..N; rewards (P,) their rewards."""
+    (detached here); targets (P,) logged next items in 1..N; rewards (P,) their rewards;
+    next_log_prior (P, N) log pi_CE at s_{t+1} when the value is taken under the prior."""
     ce, metrics = next_item_ce(logits, targets)
-    y = sqn_td_target(rewards, next_q1.detach(), next_q2.detach(), cfg.gamma, cfg.alpha)
+    nlp = next_log_prior.detach() if next_log_prior is not None else None
+    y = sqn_td_target(rewards, next_q1.detach(), next_q2.detach(), cfg.gamma, cfg.alpha, nlp)
     chosen = (targets - 1)[:, None]
     td, m_td = soft_td_loss(q1, q2, chosen, torch.ones_like(chosen, dtype=torch.bool), y[:, None])
     metrics |= m_td

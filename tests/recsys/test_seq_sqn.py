@@ -8,7 +8,14 @@ import numpy as np
 import torch
 
 from recsys.rec.seq import SeqModelConfig, UserSequence
-from recsys.rl.sqn import SQNConfig, conservative_loss, next_item_ce, sqn_loss, sqn_td_target
+from recsys.rl.sqn import (
+    SQNConfig,
+    conservative_loss,
+    next_item_ce,
+    policy_logits,
+    sqn_loss,
+    sqn_td_target,
+)
 from training.seq_fit import SeqFitConfig, fit_seq
 
 
@@ -73,3 +80,27 @@ def test_training_lowers_the_loss_on_a_tiny_sequence_set() -> None:
     first, last = res.curve[0]["losses/ce"], res.curve[-1]["losses/ce"]
     assert last < 0.5 * first, f"{first=} {last=}"
     assert res.curve[-1]["losses/total"] < res.curve[0]["losses/total"]
+
+
+def test_soft_value_under_the_prior_brute_force() -> None:
+    """With a prior: y = r + gamma * alpha * log sum_i pi(i) exp(min(Q1', Q2')_i / alpha)."""
+    g = torch.Generator().manual_seed(2)
+    r = torch.rand(3, generator=g)
+    n1, n2 = torch.randn(3, 5, generator=g), torch.randn(3, 5, generator=g)
+    logp = torch.log_softmax(torch.randn(3, 5, generator=g), dim=-1)
+    y = sqn_td_target(r, n1, n2, 0.6, 0.5, logp)
+    for p in range(3):
+        s = sum(
+            math.exp(float(logp[p, i])) * math.exp(min(float(n1[p, i]), float(n2[p, i])) / 0.5)
+            for i in range(5)
+        )
+        assert abs(float(y[p]) - (float(r[p]) + 0.6 * 0.5 * math.log(s))) < 1e-5
+
+
+def test_policy_logits_add_the_prior() -> None:
+    """With the prior the policy logits are log softmax(logits) + Q / alpha, else Q / alpha."""
+    logits, q = torch.tensor([[0.0, 1.0, 2.0]]), torch.tensor([[1.0, -1.0, 0.5]])
+    plain = policy_logits(logits, q, SQNConfig(alpha=0.5))
+    assert torch.allclose(plain, q / 0.5)
+    with_prior = policy_logits(logits, q, SQNConfig(alpha=0.5, prior=True))
+    assert torch.allclose(with_prior, torch.log_softmax(logits, -1) + q / 0.5)
