@@ -12,8 +12,8 @@ Christodoulou 2019; Haarnoja et al. 2017) backup over the whole catalogue:
 
 With `SQNConfig.prior` the soft value is taken under the supervised head (pi_CE) as reference:
 V(s') = alpha * log sum_i pi_CE(i | s') exp(min(Q1', Q2')(s', i) / alpha) (`policy_logits`).
-Q' is the Polyak target copy (`recsys.rl.learner.polyak_update`). Every function is pure and returns (loss, metrics);
-P = transitions in the batch, N = catalogue size; item indices 1..N.
+Q' is the Polyak target copy (`recsys.rl.learner.polyak_update`). Every function is pure and
+returns (loss, metrics); P = transitions in the batch, N = catalogue size; item indices 1..N.
 """
 
 from __future__ import annotations
