@@ -70,6 +70,8 @@ class SeqFitResult:
     """Per epoch: mean training losses and whatever `evaluate` returned."""
     train_seconds: float
     """Wall-clock seconds spent in optimiser steps (evaluation excluded)."""
+    train_cpu_seconds: float
+    """CPU seconds of this process in those steps (what a shared machine does not inflate)."""
 
 
 def sequences_from_frame(
@@ -168,10 +170,10 @@ def fit_seq(
         p.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     curve: list[dict[str, float]] = []
-    seconds = 0.0
+    seconds = cpu = 0.0
     lengths = data.valid.sum(1).numpy()
     for epoch in range(cfg.epochs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model.train()
         sums: dict[str, float] = {}
         steps = 0
@@ -186,7 +188,8 @@ def fit_seq(
                 sums[k] = sums.get(k, 0.0) + v
             steps += 1
         seconds += time.perf_counter() - t0
-        row = {"epoch": float(epoch + 1), "train_seconds": seconds}
+        cpu += time.process_time() - c0
+        row = {"epoch": float(epoch + 1), "train_seconds": seconds, "train_cpu_seconds": cpu}
         row |= {k: v / max(steps, 1) for k, v in sums.items()}
         model.eval()
         if evaluate is not None:
@@ -194,4 +197,4 @@ def fit_seq(
         log.info("epoch %d %s", epoch + 1, row)
         curve.append(row)
     model.eval()
-    return SeqFitResult(model, curve, seconds)
+    return SeqFitResult(model, curve, seconds, cpu)

@@ -52,6 +52,8 @@ GRID: dict[str, dict[str, Any]] = {
     "tf-alpha0.3": {"alpha": 0.3},
     "gru-prior": {"encoder": "gru", "layers": 1, "prior": True, "cql_weight": 0.0},
     "tf-prior": {"prior": True, "cql_weight": 0.0},
+    "gru-prior-drop0.5": {"encoder": "gru", "layers": 1, "prior": True, "cql_weight": 0.0,
+                          "dropout": 0.5},  # fmt: skip
 }
 """Named settings tried on validation (overrides of `_config`'s defaults)."""
 
@@ -157,7 +159,8 @@ def _seed(proto: Protocol, name: str, epochs: int, seed: int) -> dict[str, Any]:
     return {"valid_curve": res.curve, "valid_train_seconds": res.train_seconds,
             "memory_valid": mem_grid, "vote_valid": vote_grid, "memory_seconds": memory_seconds,
             "chosen_memory": {"k": k_full, "w": w_full, "k_vote": k_vote},
-            "refit_train_seconds": refit.train_seconds, "test": test}  # fmt: skip
+            "refit_train_seconds": refit.train_seconds,
+            "refit_train_cpu_seconds": refit.train_cpu_seconds, "test": test}  # fmt: skip
 
 
 def _rows(nd: Sequence[float], hit: Sequence[float], users: np.ndarray) -> RowMetrics:

@@ -25,7 +25,15 @@ from recsys.config import RewardConfig
 from recsys.rec.seq.batch import UserSequence
 from training.seq_fit import sequences_from_frame
 
-__all__ = ["EvalRows", "Protocol", "load_protocol", "row_metrics", "select_peer", "target_ranks"]
+__all__ = [
+    "UNRANKED",
+    "EvalRows",
+    "Protocol",
+    "load_protocol",
+    "row_metrics",
+    "select_peer",
+    "target_ranks",
+]
 
 
 @dataclass(frozen=True)
@@ -116,9 +124,13 @@ def load_protocol(reward: RewardConfig | None = None, cache: Path | None = None)
     )
 
 
+UNRANKED = 2**40
+"""The rank of a target that the mask removed (above every cut-off)."""
+
+
 def target_ranks(scores: np.ndarray, rows: EvalRows) -> np.ndarray:
     """(R, N) scores (column i - 1 = item i) -> (R,) 1-based rank of each target among the
-    unseen items (ties by `rows.tie_pos`); a seen target gets rank N + 1 (never recommended)."""
+    unseen items (ties by `rows.tie_pos`); a seen target (never recommended) gets `UNRANKED`."""
     assert scores.shape == rows.seen.shape, f"{scores.shape=} {rows.seen.shape=}"
     r = np.arange(len(scores))
     t = rows.targets - 1
@@ -126,7 +138,7 @@ def target_ranks(scores: np.ndarray, rows: EvalRows) -> np.ndarray:
     tp = rows.tie_pos[t][:, None]
     better = (scores > st) | ((scores == st) & (rows.tie_pos[None, :] < tp))
     rank = (better & ~rows.seen).sum(axis=1) + 1
-    return np.where(rows.seen[r, t], scores.shape[1] + 1, rank)
+    return np.where(rows.seen[r, t], UNRANKED, rank)
 
 
 def row_metrics(scores: np.ndarray, rows: EvalRows, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
