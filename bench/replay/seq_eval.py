@@ -52,8 +52,13 @@ GRID: dict[str, dict[str, Any]] = {
     "tf-alpha0.3": {"alpha": 0.3},
     "gru-prior": {"encoder": "gru", "layers": 1, "prior": True, "cql_weight": 0.0},
     "tf-prior": {"prior": True, "cql_weight": 0.0},
-    "gru-prior-drop0.5": {"encoder": "gru", "layers": 1, "prior": True, "cql_weight": 0.0,
-                          "dropout": 0.5},  # fmt: skip
+    "gru-prior-drop0.5": {
+        "encoder": "gru",
+        "layers": 1,
+        "prior": True,
+        "cql_weight": 0.0,
+        "dropout": 0.5,
+    },
 }
 """Named settings tried on validation (overrides of `_config`'s defaults)."""
 
@@ -167,6 +172,17 @@ def _rows(nd: Sequence[float], hit: Sequence[float], users: np.ndarray) -> RowMe
     return RowMetrics(users, np.asarray(nd), np.asarray(hit), np.zeros(len(users), bool))
 
 
+def _two_level_ci(per_seed: np.ndarray, n_boot: int = 2000, seed: int = 0) -> list[float]:
+    """95% percentile CI of the mean of (S, R) per-seed per-row values, resampling seeds and
+    then rows (so seed variance enters the interval, unlike a CI over seed-averaged rows)."""
+    rng = np.random.default_rng(seed)
+    s, r = per_seed.shape
+    idx_s = rng.integers(0, s, size=(n_boot, s))
+    idx_r = rng.integers(0, r, size=(n_boot, r))
+    means = per_seed[idx_s[:, :, None], idx_r[:, None, :]].mean(axis=(1, 2))
+    return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
+
+
 def _table(proto: Protocol, peers: dict[str, Any], seeds: dict[int, dict[str, Any]]) -> dict:
     users = proto.test.users
     methods = ["soft-q", "q-only", "ce-head", "cases-only"]
@@ -184,7 +200,13 @@ def _table(proto: Protocol, peers: dict[str, Any], seeds: dict[int, dict[str, An
             np.asarray(r["test"]["soft-q"]["ndcg"]), np.asarray(peers[best_peer]["ndcg"])
         )
         per_seed[s] = fig | {f"soft-q - {best_peer}": d, f"soft-q - {best_peer}_ci": list(ci)}
+    soft = np.array([r["test"]["soft-q"]["ndcg"] for r in seeds.values()])  # (S, R)
+    two = {
+        m: _two_level_ci(np.array([r["test"][m]["ndcg"] for r in seeds.values()])) for m in methods
+    }
+    two[f"soft-q - {best_peer}"] = _two_level_ci(soft - np.asarray(peers[best_peer]["ndcg"])[None])
     return {"summary": summary, "paired_vs_soft-q": paired, "best_valid_peer": best_peer,
+            "two_level_ci": two,
             "primary": {"comparison": f"soft-q - {best_peer}", **paired[best_peer]},
             "per_seed_ndcg@10": per_seed}  # fmt: skip
 
