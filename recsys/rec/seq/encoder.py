@@ -111,6 +111,6 @@ class GRUEncoder(nn.Module):
         return self.ln(out)
 
 
-def build_encoder(cfg: SeqModelConfig) -> nn.Module:
+def build_encoder(cfg: SeqModelConfig) -> CausalTransformer | GRUEncoder:
     """The encoder named by `cfg.encoder`."""
     return CausalTransformer(cfg) if cfg.encoder == "transformer" else GRUEncoder(cfg)

@@ -18,7 +18,7 @@ from torch import nn
 
 from recsys.rec.seq.batch import SeqBatch
 from recsys.rec.seq.config import SeqModelConfig
-from recsys.rec.seq.encoder import build_encoder
+from recsys.rec.seq.encoder import CausalTransformer, GRUEncoder, build_encoder
 
 __all__ = ["ItemScorer", "SeqHeads", "SeqQModel", "last_states", "transition_states"]
 
@@ -59,7 +59,7 @@ class SeqQModel(nn.Module):
     def __init__(self, cfg: SeqModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = build_encoder(cfg)
+        self.encoder: CausalTransformer | GRUEncoder = build_encoder(cfg)
         self.ce_head = ItemScorer(cfg, project=False)
         self.q1_head = ItemScorer(cfg, project=True)
         self.q2_head = ItemScorer(cfg, project=True)
