@@ -85,15 +85,15 @@ class MemoryConfig:
     """Share of the task's reward given to chosen cases the plan did not follow."""
     success_threshold: float = 0.5
     """A reward at or above this makes a case a positive exemplar."""
-    case_bank: CaseBankConfig = field(default_factory=lambda: CaseBankConfig(top_k=16))
-    """The shared case bank settings."""
+    case_bank: CaseBankConfig = field(default_factory=lambda: CaseBankConfig(merge_threshold=0.98))
+    """The shared case bank settings (repeated attempts of one task with one answer merge)."""
     learner: LearnerConfig = field(
         default_factory=lambda: LearnerConfig(
             batch_size=16,
             min_replay=1,
             lr=3e-3,
             policy=PolicyConfig(
-                alpha=0.05, auto_alpha=True, target_entropy_ratio=0.4, alpha_lr=3e-3, num_chosen=3
+                alpha=0.05, auto_alpha=True, target_entropy_ratio=0.4, alpha_lr=3e-3
             ),
         )
     )

@@ -96,7 +96,7 @@ class BanditWorld:
         self.is_opt = np.zeros(c * n, bool)
         self.is_opt[self.optimum] = True
         self.now = 30 * 86400.0
-        bank_cfg = CaseBankConfig(index="flat", merge_threshold=2.0, top_k=cfg.top_k)
+        bank_cfg = CaseBankConfig(index="flat")
         self.bank = CaseBank(bank_cfg, d)
         ts = rng.uniform(0, self.now, size=c * n)
         cases = [
@@ -125,7 +125,7 @@ def run_mode(
     """Train one learner in `world` for cfg.steps and return its greedy optimal rate."""
     import numpy as np
 
-    from recsys.config import CreditConfig, LearnerConfig, PolicyConfig, QNetworkConfig
+    from recsys.config import CreditConfig, LearnerConfig, QNetworkConfig
     from recsys.loop import Decided, MemoryLoop
     from recsys.rl.credit import assign_credit
     from recsys.rl.learner import Learner
@@ -138,7 +138,6 @@ def run_mode(
         min_replay=32,
         ce_threshold=0.5,
         seed=seed,
-        policy=PolicyConfig(alpha=0.1, num_chosen=cfg.num_chosen),
         q=QNetworkConfig(proj_dim=32, hidden=64),
     )
     learner = Learner(lcfg, cfg.dim, cfg.dim)

@@ -172,12 +172,16 @@ def parity_command(
     bundle: Path | None = typer.Option(
         None, "--bundle", help="Serve this model bundle instead of training one."
     ),
-    text_encoder: str = typer.Option("use", "--text-encoder", help="use | hashing."),
+    text_encoder: str | None = typer.Option(
+        None, "--text-encoder", help="use | hashing (64-d; default: the model's, use)."
+    ),
     max_train_decisions: int = typer.Option(400, help="Training decisions per pass."),
     iterations: int = typer.Option(1, help="Training passes."),
     as_json: bool = typer.Option(False, "--json", help="Print only the JSON result."),
 ) -> None:
     """Offline evaluator vs the real HTTP service on the same held-out decisions."""
+    from dataclasses import replace
+
     from rich.console import Console
     from rich.progress import Progress, TaskID
 
@@ -186,12 +190,13 @@ def parity_command(
 
     train = TrainConfig(
         data=dataset,
-        text_encoder=text_encoder,  # type: ignore[arg-type]
-        text_dim=64 if text_encoder == "hashing" else 512,
         max_train_decisions=max_train_decisions,
         iterations=iterations,
         llm_fraction=0.0,
     )
+    if text_encoder is not None:  # hashing: 64-d, fast
+        text = replace(train.core.text, kind=text_encoder, dim=64)  # type: ignore[arg-type]
+        train = replace(train, core=replace(train.core, text=text))
     with Progress(console=Console(stderr=True), transient=True) as bar:
         tasks: dict[str, TaskID] = {}
 

@@ -180,7 +180,7 @@ def measure_budget(
         per_case_rss, per_case_traced = _per_case(core, n_cases)
         caps = {
             "queue_size": settings.queue_size,
-            "online_replay_capacity": settings.online_replay_capacity,
+            "online_replay_capacity": settings.fresh.learner.replay_capacity,
             "cooccurrence_max_events": settings.cooccurrence_max_events,
             "bank_capacity": rt.bank.cfg.capacity,
         }

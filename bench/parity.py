@@ -43,7 +43,7 @@ class ParityConfig:
     """What `run_parity` replays."""
 
     train: TrainConfig
-    """Dataset, split, pipeline and learner settings (modes are ignored: soft-q is trained)."""
+    """Dataset, split, passes and the model (`core`) of the soft-q policy trained and served."""
     decisions: int = 0
     """Held-out decisions to compare (0: all)."""
     bundle: Path | None = None
@@ -70,7 +70,7 @@ def _offline(cfg: ParityConfig, progress: Callable[[str, int, int], None] | None
         ev = run_pass(world, rec, tc, idx, False, True, 0.0, np.random.default_rng(0))
         return world, ev.decisions, bundle
     parts = build_split_parts(world, tc)
-    res = run_memory_mode(world, parts, tc, "soft-q", tc.seeds[0], None, progress)[0]
+    res = run_memory_mode(world, parts, tc, "soft-q", tc.seed, None, progress)[0]
     return world, res.decisions, build_bundle(res, parts.served, tc, name)
 
 
@@ -131,8 +131,6 @@ def run_parity(
         "MEMENTO_LLM": "none",
         "MEMENTO_API_KEY": WRITE_KEY,
         "MEMENTO_READ_API_KEY": READ_KEY,
-        "MEMENTO_TEXT_ENCODER": cfg.train.text_encoder,
-        "MEMENTO_TEXT_DIM": str(cfg.train.text_dim),
     }
     (work / "parity.sqlite3").unlink(missing_ok=True)
     identical = 0

@@ -34,7 +34,7 @@ def replay_scale(cfg: TrainConfig, passes: int, workers: list[int]) -> dict[str,
     from training.replay_env import build_split_parts, run_pass
 
     torch.set_num_threads(1)
-    cfg = dataclasses.replace(cfg, iterations=passes, modes=("soft-q",))
+    cfg = dataclasses.replace(cfg, iterations=passes)
     world, _, _ = prepare_world(cfg)
     parts = build_split_parts(world, cfg)
     valid = validation_decisions(world, cfg.max_valid_decisions)
@@ -81,12 +81,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", action="store_true", help="Print one JSON object.")
     a = ap.parse_args(argv)
     cfg = TrainConfig(
-        text_encoder=a.text_encoder,
-        text_dim=64,
         max_train_decisions=a.max_decisions,
         max_valid_decisions=50,
         max_eval_decisions=50,
     )
+    text = dataclasses.replace(cfg.core.text, kind=a.text_encoder, dim=64)
+    cfg = dataclasses.replace(cfg, core=dataclasses.replace(cfg.core, text=text))
     res = replay_scale(cfg, a.passes, [int(w) for w in a.workers.split(",") if w])
     if a.json:
         print(json.dumps(res))

@@ -1,17 +1,25 @@
-"""Frozen configuration dataclasses, one per component, composed into `CoreConfig`.
-
-`config_to_dict` / `config_from_dict` round-trip any of them through plain JSON-able dicts
-(used by checkpoints).
+"""Frozen configuration dataclasses, one per component, composed into `CoreConfig`: THE model
+schema. Each model setting is one field here with one default and a docstring saying why;
+`TrainConfig`, `ServingSettings` and the comparisons hold a `CoreConfig` and never re-declare
+its settings (`tests/recsys/test_one_default.py`). Where offline replay and the online service
+need different values, a named preset says so (`recsys.presets`: `CoreConfig()` plus the
+deviations its docstring names). The dependent fields are derived in one place each: the Q network's
+feature width and the listwise weight in `CoreConfig.__post_init__` (from the scorer), the
+text width in `TextEncoderConfig.width`. Reading and writing them: `recsys.config_io`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import typing
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from recsys.config_io import RETIRED_FIELDS, config_from_dict, config_to_dict
 
 __all__ = [
+    "LISTWISE_WEIGHT",
+    "NO_MERGE",
+    "RETIRED_FIELDS",
+    "USE_DIM",
     "BlendConfig",
     "CaseBankConfig",
     "CoreConfig",
@@ -21,15 +29,23 @@ __all__ = [
     "QNetworkConfig",
     "RecommendConfig",
     "RewardConfig",
+    "Scorer",
     "StateConfig",
     "TextEncoderConfig",
     "config_from_dict",
     "config_to_dict",
+    "feature_width",
 ]
 
 LearnerMode = Literal["soft-q", "parametric-ce", "non-parametric", "tabular"]
 IndexKind = Literal["flat", "hnsw", "ivf"]
 QInput = Literal["key", "content"]
+Scorer = Literal["blend", "items"]
+"""What the policy decides (`RecommendConfig.scorer`)."""
+USE_DIM = 512
+"""Width of the Universal Sentence Encoder's vectors (fixed by the model)."""
+NO_MERGE = 2.0
+"""A `CaseBankConfig.merge_threshold` above any cosine: every case is kept on its own."""
 
 
 @dataclass(frozen=True)
@@ -37,13 +53,19 @@ class TextEncoderConfig:
     kind: Literal["use", "hashing"] = "use"
     """"use" = multilingual Universal Sentence Encoder (512-d); "hashing" = fast test encoder."""
     dim: int = 512
-    """Output dimension (fixed at 512 for "use")."""
-    threads: int = 2
-    """CPU threads for the USE encoder."""
+    """Width of the hashing encoder (USE's width is fixed: `width` is the one rule)."""
+    threads: int = 1
+    """CPU threads of the USE encoder. 1: a served model encodes within a request, beside other
+    requests (serving's `blas_threads` rule); offline the encodings are cached on disk."""
     cache_dir: str | None = None
     """Folder for the on-disk embedding cache (None = no cache)."""
     batch_size: int = 64
     """Texts per encoder call."""
+
+    @property
+    def width(self) -> int:
+        """Width of the vectors this encoder produces: `USE_DIM` for "use", else `dim`."""
+        return USE_DIM if self.kind == "use" else self.dim
 
 
 @dataclass(frozen=True)
@@ -51,7 +73,8 @@ class StateConfig:
     max_events: int = 50
     """Most recent events kept per user."""
     half_life_hours: float = 24.0
-    """Time decay: an event this old counts half."""
+    """Time decay: an event this old counts half. Offline replay uses 72 h
+    (`presets.offline_replay`); the online service keeps 24 h."""
     click: float = 1.0
     """Pooling weight of a click event."""
     collect: float = 2.0
@@ -82,23 +105,26 @@ class CaseBankConfig:
     """IVF coarse cells (trained on the first batch written)."""
     ivf_nprobe: int = 16
     """IVF cells probed per query."""
-    merge_threshold: float = 0.98
+    merge_threshold: float = NO_MERGE
     """Merge a new case into an existing one above this cosine with the same payload_key
-    (> 1 disables merging)."""
+    (> 1 disables merging). The recommender keeps every event or feedback as its own case
+    (offline and online alike); the research agent merges repeated attempts (0.98)."""
     capacity: int = 0
     """Maximum cases kept (0 = unbounded); the lowest eviction score goes first."""
     age_weight_per_day: float = 0.01
     """Eviction score = utility - age_weight_per_day * age_days."""
-    top_k: int = 32
-    """Default number of candidates retrieved per request."""
     key_state_weight: float = 0.5
     """Share of the state in the keys of this bank's cases (`recsys.memory.case_encoder`): 0.5 mixes
-    state and item content; 1.0 keys a case by its situation alone (offline replay's choice)."""
+    state and item content; 1.0 keys a case by its situation alone, so retrieval returns what
+    users did next from similar situations (offline replay's choice, made on the Tianchi sample's
+    validation events; the online service keeps 0.5: its feedback cases were never measured with
+    state-only keys)."""
     q_input: QInput = "key"
     """The vector the Q network sees for a retrieved case: its retrieval `key`, or `content`
     (the L2-normalised mean vector of the case's items, substituted by the caller). With
     state-only keys, `content` lets Q score (state, outcome item) pairs, which retrieval by
-    situation cannot see."""
+    situation cannot see (offline replay: with `key`, soft-q's synthetic learning curve was flat,
+    0.188/0.194/0.183 over 3 passes; with `content` it rose in all 3 seeds)."""
 
 
 @dataclass(frozen=True)
@@ -110,25 +136,31 @@ class QNetworkConfig:
     layers: int = 2
     """Hidden layers of the scoring MLP."""
     feature_dim: int = 4
-    """Per-candidate features F (see records.CASE_FEATURES)."""
+    """Per-candidate features F. Derived in a `CoreConfig` from its scorer (`feature_width`:
+    `records.CASE_FEATURES` or `rec.item_features.ITEM_FEATURES`); set it only for a bare
+    learner."""
     use_vectors: bool = True
     """Feed the state and key vectors (their projections and product) to the MLP; False
-    scores from the features alone (the items scorer: its evidence features generalise,
-    while per-item vectors let Q memorise the replayed decisions)."""
+    scores from the features alone. Offline, the items scorer sets False
+    (`presets.offline_replay`): with the vectors, its synthetic validation NDCG@10 fell pass
+    after pass (0.475, 0.429, 0.436) while the training reward rose (Q memorised replayed
+    items). A fresh online model keeps True (what its online benchmark measured)."""
 
 
 @dataclass(frozen=True)
 class PolicyConfig:
     alpha: float = 0.1
-    """Soft-Q temperature (initial value when auto_alpha)."""
+    """Soft-Q temperature (initial value when auto_alpha). Online the service samples its lists
+    from softmax(Q / alpha), and 0.1 keeps an untrained Q exploring. Offline replay uses 0.02
+    (`presets.offline_replay`): window rewards are ~0.1, so Q differs across candidates by
+    a few hundredths, and at 0.2 the training policy stayed near uniform (Tianchi validation,
+    1,200 decisions x 3 passes: reward 0.110 -> 0.118 at 0.2, 0.127 -> 0.135 at 0.02)."""
     auto_alpha: bool = False
     """Tune alpha towards a target entropy."""
     target_entropy_ratio: float = 0.5
     """Target entropy = ratio * log(number of valid candidates)."""
     alpha_lr: float = 3e-4
     """Learning rate of log(alpha)."""
-    num_chosen: int = 4
-    """Cases chosen per request (m)."""
 
 
 @dataclass(frozen=True)
@@ -136,15 +168,23 @@ class LearnerConfig:
     mode: LearnerMode = "soft-q"
     """soft-q | parametric-ce | non-parametric | tabular."""
     gamma: float = 0.9
-    """Discount of the soft TD target."""
+    """Discount of the soft TD target. Online, what is shown changes the user's next state.
+    Offline replay uses 0 (`presets.offline_replay`): log replay is a contextual bandit
+    (what the policy shows does not change the logged user's next state), so the target is
+    the reward."""
     lr: float = 1e-3
-    """Adam learning rate of the Q network."""
-    batch_size: int = 64
-    """Transitions per update."""
+    """Adam learning rate of the Q network (offline replay: 2e-3, `presets.offline_replay`;
+    its updates come from a few hundred decisions per pass)."""
+    batch_size: int = 32
+    """Transitions per update (offline replay and the online service alike)."""
     min_replay: int = 64
-    """No update before the buffer holds this many transitions."""
+    """No update before the buffer holds this many transitions. The online service learns
+    from its first feedback (1, `presets.online`); a served trained bundle gets it too."""
     replay_capacity: int = 50_000
-    """Replay buffer size (oldest dropped first)."""
+    """Replay buffer size (oldest dropped first). The online service keeps the latest 512
+    (`presets.online`, a memory cap: each transition holds two candidate snapshots, ~29 KB with
+    the trained items scorer; serving/README.md, memory budget); a served trained bundle gets
+    it too."""
     tau: float = 0.005
     """Polyak factor: target <- (1 - tau) * target + tau * online."""
     grad_clip: float = 10.0
@@ -153,8 +193,9 @@ class LearnerConfig:
     """parametric-ce: a reward above this is a positive label."""
     listwise_weight: float = 0.0
     """soft-q: weight of `recsys.rl.losses.listwise_loss` added to the soft TD loss (fits
-    softmax(Q / alpha) to where the reward is; used by the items scorer, whose replay labels
-    every candidate)."""
+    softmax(Q / alpha) to where the reward is). Derived in a `CoreConfig` from its scorer
+    (`LISTWISE_WEIGHT`): the items scorer's transitions label every candidate, the blend's
+    reward the chosen cases only. Set it only for a bare learner."""
     tabular_lr: float = 0.1
     """tabular: Q(c) += tabular_lr * (r - Q(c))."""
     tabular_sim_weight: float = 0.5
@@ -162,11 +203,12 @@ class LearnerConfig:
     tabular_epsilon: float = 0.1
     """tabular: probability of a uniformly random choice per slot."""
     seed: int = 0
-    """Seed of the network initialisation and action sampling."""
+    """Seed of the network initialisation and action sampling (offline: also of the training
+    decision subsample; a comparison sets it per seed)."""
     q: QNetworkConfig = field(default_factory=QNetworkConfig)
     """Q network shape."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
-    """Policy temperature and slate size."""
+    """Policy temperature."""
 
 
 @dataclass(frozen=True)
@@ -230,29 +272,38 @@ class RecommendConfig:
     measures and what serving serves, saved in the model bundle."""
 
     top_k: int = 32
-    """K: cases retrieved from the case bank per decision."""
+    """K: cases retrieved from the case bank per decision (the only K). The items scorer
+    offline over-fetches 64 (`presets.offline_replay`): each case proposes one item and
+    the pool de-duplicates them."""
     num_chosen: int = 8
-    """m: cases the policy chooses per decision."""
+    """m: cases the policy chooses per decision (the only m; the blend scorer's). The online
+    service keeps 4 (`presets.online`), the value its benchmarks were measured with."""
     top_n: int = 50
     """Length of the produced list."""
     n_neighbours: int = 60
-    """Catalogue neighbours of the state vector added to the candidates."""
+    """Catalogue neighbours of the state vector added to the candidates. The online service
+    keeps 20 (`presets.online`), the value its benchmark (docs/online.md) was measured with."""
     n_popular: int = 20
-    """Popular items added to the candidates (when `blend.w_pop` > 0)."""
+    """Popular items added to the candidates (when `blend.w_pop` > 0). The items scorer offline
+    takes 60 into its pool (`presets.offline_replay`); the blend's 20 are for its head."""
     exclude_seen: bool = False
     """Remove the user's past items from the candidates (off: repeat purchases are real)."""
     pop_half_life_hours: float = 168.0
-    """Half-life of the popularity counts (0: plain counts of every past event)."""
+    """Half-life of the popularity counts (0: plain counts of every past event). The online
+    service keeps 0 (`presets.online`): a 5 h half-life did not help it after a taste shift
+    (docs/online.md), and its benchmark was measured with plain counts."""
     prompt_lang: str = "auto"
     """LLM prompt language: zh | en | auto (zh when titles contain CJK)."""
     blend: BlendConfig = field(default_factory=BlendConfig)
     """Final ranking blend (the `blend` scorer; item-pool sizes of the `items` scorer)."""
-    scorer: Literal["blend", "items"] = "blend"
-    """What the policy decides. blend: the policy chooses m cases, whose items join the
-    neighbour / popularity / item-kNN candidates in a hand-weighted blend. items: the policy
-    scores candidate ITEMS, Q(s, item) over the item's vector and its evidence
-    (`recsys.rec.item_features`: the retrieved cases proposing it, neighbours, popularity,
-    item-kNN, the user's own history), and softmax(Q / alpha) is the list."""
+    scorer: Scorer = "blend"
+    """What the policy decides (a key of the scorer registry). blend: the policy chooses m
+    cases, whose items join the neighbour / popularity / item-kNN candidates in a hand-weighted
+    blend. items: the policy scores candidate ITEMS, Q(s, item) over the item's vector and its
+    evidence (`recsys.rec.item_features`: the retrieved cases proposing it, neighbours,
+    popularity, item-kNN, the user's own history), and softmax(Q / alpha) is the list. A fresh
+    (untrained) model keeps the blend, which ranks by its hand weights from the first request;
+    the trained product is items (`presets.offline_replay`)."""
     n_explore: int = 0
     """items scorer: uniformly random unseen catalogue items added to each pool, so the policy
     can discover what no other source proposes (e.g. after a taste shift); 0 = off."""
@@ -260,8 +311,26 @@ class RecommendConfig:
     """items scorer: the user's latest distinct items added to the pool (unless excluded)."""
 
 
+LISTWISE_WEIGHT: dict[Scorer, float] = {"blend": 0.0, "items": 1.0}
+"""`LearnerConfig.listwise_weight` of each scorer: the items scorer's transitions label every
+candidate of its pool (1.0, the weight of every measured run); the blend's reward only the
+chosen cases, so it has no list to fit."""
+
+
+def feature_width(scorer: Scorer) -> int:
+    """F, the per-candidate features the scorer gives the Q network."""
+    from recsys.rec.item_features import ITEM_FEATURES
+    from recsys.records import CASE_FEATURES
+
+    return len({"blend": CASE_FEATURES, "items": ITEM_FEATURES}[scorer])
+
+
 @dataclass(frozen=True)
 class CoreConfig:
+    """The model: every setting of a `recsys.bundle.ModelBundle`. Build it directly (the field
+    defaults) or with a named preset (`recsys.presets`); either way `__post_init__` derives
+    the dependent fields."""
+
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     """Text encoder."""
     state: StateConfig = field(default_factory=StateConfig)
@@ -277,27 +346,16 @@ class CoreConfig:
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
     """The recommend pipeline (candidate sources, blend, list length)."""
 
-
-def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """A nested plain dict of a config dataclass."""
-    return dataclasses.asdict(cfg)
-
-
-C = TypeVar("C")
-
-
-def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
-    """Rebuild config class `cls` from `config_to_dict` output (unknown keys rejected)."""
-    hints = typing.get_type_hints(cls)
-    kwargs: dict[str, Any] = {}
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = set(data) - names
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
-    for name, value in data.items():
-        hint = hints[name]
-        if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            kwargs[name] = config_from_dict(hint, value)
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)
+    def __post_init__(self) -> None:
+        """Derive the dependent fields from the scorer: the Q network's feature width
+        (`feature_width`) and the listwise weight (`LISTWISE_WEIGHT`). The one place they are
+        computed; a value passed in for them is replaced."""
+        scorer = self.recommend.scorer
+        lc = self.learner
+        derived = replace(
+            lc,
+            q=replace(lc.q, feature_dim=feature_width(scorer)),
+            listwise_weight=LISTWISE_WEIGHT[scorer],
+        )
+        if derived != lc:
+            object.__setattr__(self, "learner", derived)

@@ -169,7 +169,8 @@ def export_logs(db: Path, out: Path, fmt: str = "obp", bundle: Path | None = Non
         why = ", ".join(f"{k}={v}" for k, v in sorted(left_out.items()))
         raise ValueError(
             f"no logged position has a propensity ({len(logs.decisions)} decisions; left out: "
-            f"{why}): serve with the items scorer (MEMENTO_SCORER=items) to log them"
+            f"{why}): serve with the items scorer (MEMENTO_FRESH__RECOMMEND__SCORER=items) to log "
+            "them"
         )
     position = np.asarray(rows["position"], np.int64)
     arrays: dict[str, Any] = {

@@ -16,27 +16,15 @@ from typing import Any
 import numpy as np
 
 from recsys.bundle import ModelBundle
-from recsys.config import (
-    CaseBankConfig,
-    CoreConfig,
-    LearnerConfig,
-    PolicyConfig,
-    QNetworkConfig,
-    RecommendConfig,
-    RewardConfig,
-    TextEncoderConfig,
-)
 from recsys.errors import BundleError
 from recsys.memory.case_bank import CaseBank
 from recsys.memory.text_encoder import build_text_encoder
 from recsys.rec.items import ItemTable
 from recsys.rec.popularity import Popularity
-from recsys.rec.scorers import get_scorer
 from recsys.rl.learner import Learner
 from serving.errors import ModelLoadError
 from serving.settings import ServingSettings
 
-logger = logging.getLogger(__name__)
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_DIR = "snapshot"
@@ -67,48 +55,24 @@ def read_items_parquet(path: Path) -> tuple[list[str], list[str]]:
 
 
 def online_learner(bundle: ModelBundle, settings: ServingSettings) -> None:
-    """Apply the online batch, warm-up and slate size of the settings to a loaded learner."""
-    lc = bundle.learner.cfg
+    """Give a loaded learner the online batch size and warm-up (`settings.fresh.learner`)."""
+    lc, online = bundle.learner.cfg, settings.fresh.learner
     bundle.learner.cfg = dataclasses.replace(
-        lc,
-        batch_size=settings.online_batch_size,
-        min_replay=settings.online_min_replay,
+        lc, batch_size=online.batch_size, min_replay=online.min_replay
     )
 
 
 def fresh_bundle(settings: ServingSettings) -> ModelBundle:
-    """An untrained learner, an empty bank, and the catalogue of `items_path` (if any)."""
-    dim = 512 if settings.text_encoder == "use" else settings.text_dim
-    text_cfg = TextEncoderConfig(kind=settings.text_encoder, dim=dim, threads=1)
-    scorer = get_scorer(settings.scorer)
-    cfg = CoreConfig(
-        text=text_cfg,
-        case_bank=CaseBankConfig(index=settings.index, top_k=settings.top_k, merge_threshold=2.0),
-        reward=RewardConfig(dwell_weight=settings.dwell_weight),
-        learner=LearnerConfig(
-            mode=settings.mode,
-            gamma=settings.gamma,
-            lr=settings.learner_lr,
-            seed=settings.seed,
-            policy=PolicyConfig(alpha=settings.alpha, num_chosen=settings.num_chosen),
-            q=QNetworkConfig(feature_dim=scorer.feature_width),
-            listwise_weight=scorer.listwise_weight(1.0),
-        ),
-        recommend=RecommendConfig(
-            scorer=settings.scorer,
-            top_k=settings.top_k,
-            num_chosen=settings.num_chosen,
-            n_neighbours=settings.neighbours,
-            n_explore=settings.explore_items,
-            pop_half_life_hours=settings.popularity_half_life_hours,
-        ),
-    )
+    """An untrained model (`settings.fresh`): learner, empty bank, and the catalogue of
+    `items_path` (if any)."""
+    cfg = settings.fresh
+    dim = cfg.text.width
     ids: list[str] = []
     titles: list[str] = []
     vecs = np.zeros((0, dim), np.float32)
     if settings.items_path is not None:
         ids, titles = read_items_parquet(settings.items_path)
-        vecs = np.asarray(build_text_encoder(text_cfg).encode(titles), np.float32).reshape(-1, dim)
+        vecs = np.asarray(build_text_encoder(cfg.text).encode(titles), np.float32).reshape(-1, dim)
         vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
     items = ItemTable(ids, titles, vecs)
     learner = Learner(cfg.learner, dim, dim)
@@ -117,7 +81,7 @@ def fresh_bundle(settings: ServingSettings) -> ModelBundle:
         learner,
         CaseBank(cfg.case_bank, dim),
         items,
-        Popularity(len(items), half_life_hours=settings.popularity_half_life_hours),
+        Popularity(len(items), half_life_hours=cfg.recommend.pop_half_life_hours),
         version="fresh",
     )
 

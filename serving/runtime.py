@@ -260,12 +260,11 @@ def build_runtime(settings: ServingSettings, store: Store, *, events: bool = Tru
     the stored events (`events=False`: the caller runs `load_events` later, e.g. a reload)."""
     bundle, version, source = choose_bundle(settings)
     online_learner(bundle, settings)
-    if bundle.learner.replay.capacity != settings.online_replay_capacity:  # loaded: empty
-        bundle.learner.replay = ReplayBuffer(
-            settings.online_replay_capacity, bundle.learner.cfg.seed
-        )
+    capacity = settings.fresh.learner.replay_capacity  # the online window, any model
+    if bundle.learner.replay.capacity != capacity:  # loaded: empty
+        bundle.learner.replay = ReplayBuffer(capacity, bundle.learner.cfg.seed)
     text: TextEncoder | None = None
-    if bundle.config.text.dim == bundle.dim:
+    if bundle.config.text.width == bundle.dim:
         text = build_text_encoder(bundle.config.text)
     if settings.items_path is not None and not source.startswith("fresh"):
         ids, titles = read_items_parquet(settings.items_path)

@@ -3,16 +3,27 @@
 Every field maps to `MEMENTO_<FIELD>` (case-insensitive), e.g. `MEMENTO_API_KEY`,
 `MEMENTO_READ_API_KEY`, `MEMENTO_PRODUCTION`, `MEMENTO_DB_PATH`. `check_startup()` is the one
 gate that refuses an insecure production configuration.
+
+Model settings are not re-declared here: a fresh (untrained) model is the `recsys.config.CoreConfig`
+of `fresh`, the preset `MEMENTO_PRESET` (default `online`, `recsys.presets.online`) with any
+field overridden by `MEMENTO_FRESH__<PART>__<FIELD>`, e.g. `MEMENTO_FRESH__RECOMMEND__SCORER=items`,
+`MEMENTO_FRESH__LEARNER__POLICY__ALPHA=0.2`, `MEMENTO_FRESH__TEXT__KIND=hashing`. A variable of
+the retired flat names (`RETIRED_ENV`, e.g. `MEMENTO_SCORER`) is refused with its new name.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import typing
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from recsys.config import CoreConfig, config_to_dict
+from recsys.presets import PRESETS, online, preset
 from serving.errors import InsecureSettingsError
 
 DEFAULT_API_KEY = "memento-dev-key"
@@ -25,11 +36,55 @@ DEFAULT_CORE = "serving.core:build_core"
 CHAMPION_URI = "models:/memento-recsys@champion"
 """The model `memento train` registers; served by default when the registry has it."""
 
+RETIRED_ENV: dict[str, str] = {
+    "MEMENTO_SCORER": "MEMENTO_FRESH__RECOMMEND__SCORER",
+    "MEMENTO_MODE": "MEMENTO_FRESH__LEARNER__MODE",
+    "MEMENTO_GAMMA": "MEMENTO_FRESH__LEARNER__GAMMA",
+    "MEMENTO_ALPHA": "MEMENTO_FRESH__LEARNER__POLICY__ALPHA",
+    "MEMENTO_DWELL_WEIGHT": "MEMENTO_FRESH__REWARD__DWELL_WEIGHT",
+    "MEMENTO_EXPLORE_ITEMS": "MEMENTO_FRESH__RECOMMEND__N_EXPLORE",
+    "MEMENTO_POPULARITY_HALF_LIFE_HOURS": "MEMENTO_FRESH__RECOMMEND__POP_HALF_LIFE_HOURS",
+    "MEMENTO_TEXT_ENCODER": "MEMENTO_FRESH__TEXT__KIND",
+    "MEMENTO_TEXT_DIM": "MEMENTO_FRESH__TEXT__DIM",
+    "MEMENTO_INDEX": "MEMENTO_FRESH__CASE_BANK__INDEX",
+    "MEMENTO_TOP_K": "MEMENTO_FRESH__RECOMMEND__TOP_K",
+    "MEMENTO_NUM_CHOSEN": "MEMENTO_FRESH__RECOMMEND__NUM_CHOSEN",
+    "MEMENTO_NEIGHBOURS": "MEMENTO_FRESH__RECOMMEND__N_NEIGHBOURS",
+    "MEMENTO_LEARNER_LR": "MEMENTO_FRESH__LEARNER__LR",
+    "MEMENTO_ONLINE_BATCH_SIZE": "MEMENTO_FRESH__LEARNER__BATCH_SIZE",
+    "MEMENTO_ONLINE_MIN_REPLAY": "MEMENTO_FRESH__LEARNER__MIN_REPLAY",
+    "MEMENTO_ONLINE_REPLAY_CAPACITY": "MEMENTO_FRESH__LEARNER__REPLAY_CAPACITY",
+    "MEMENTO_SEED": "MEMENTO_FRESH__LEARNER__SEED",
+    "MEMENTO_LLM_CANDIDATES": "MEMENTO_FRESH__RECOMMEND__BLEND__LLM_DEPTH",
+}
+"""Model settings the service once re-declared under flat names -> the variable now."""
+_FRESH = "fresh__"
+
+
+def _known(cls: type, over: dict[str, Any], where: str) -> None:
+    """Raise ValueError naming any key of `over` that is no field of dataclass `cls`."""
+    hints = typing.get_type_hints(cls)
+    for key, value in over.items():
+        if key not in hints:
+            raise ValueError(f"{where}__{key.upper()}: {cls.__name__} has no field {key!r}")
+        if isinstance(value, dict) and dataclasses.is_dataclass(hints[key]):
+            _known(hints[key], value, f"{where}__{key.upper()}")
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `over`'s leaves written into it (nested dicts merged)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
 
 class ServingSettings(BaseSettings):
     """All knobs of the online service; the environment prefix is `MEMENTO_`."""
 
-    model_config = SettingsConfigDict(env_prefix="MEMENTO_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="MEMENTO_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
 
     api_key: SecretStr = SecretStr(DEFAULT_API_KEY)
     """Write key: bearer key of feedback, events and all memory/admin routes (also accepted on
@@ -68,26 +123,9 @@ class ServingSettings(BaseSettings):
     """MLflow registry URI of the model to serve. The default serves what `memento train`
     registered when the registry has it (else a local snapshot, else a fresh model over
     `items_path`); set explicitly, a missing model fails the start; `none` disables it."""
-    scorer: Literal["blend", "items"] = "blend"
-    """What a FRESH (untrained) model's policy decides: cases for the blend, or the items
-    themselves (`recsys.config.RecommendConfig.scorer`). A trained bundle brings its own."""
-    mode: Literal["soft-q", "non-parametric", "tabular"] = "soft-q"
-    """Learner of a FRESH model: soft-Q over the candidates, similarity only (non-parametric),
-    or a tabular value per candidate (MemRL-style). A trained bundle brings its own."""
     memory: bool = True
     """Write a case per feedback into the bank (False: the no-memory ablation; the policy still
     learns, but retrieval never proposes what other users acted on)."""
-    gamma: float = Field(default=0.9, ge=0.0, lt=1.0)
-    """Discount of a FRESH model's soft TD target (online, what is shown changes s')."""
-    alpha: float = Field(default=0.1, gt=0.0)
-    """Soft-Q temperature of a FRESH model: the policy samples from softmax(Q / alpha)."""
-    dwell_weight: float = Field(default=0.0, ge=0.0)
-    """Reward per capped dwell minute of a FRESH model (0: dwell ignored)."""
-    explore_items: int = Field(default=0, ge=0, le=1000)
-    """Random unseen catalogue items added to a FRESH items-scorer model's pool per request
-    (exploration in candidate generation; 0 = off)."""
-    popularity_half_life_hours: float = Field(default=0.0, ge=0.0)
-    """Half-life of a FRESH model's popularity counts (0: plain counts of every event)."""
     live_cooccurrence: bool = True
     """Item co-occurrence and succession counts grow with the served events (the item-kNN
     evidence of the items scorer), refitted every `cooccurrence_refit_every` events."""
@@ -111,43 +149,54 @@ class ServingSettings(BaseSettings):
     in per-thread arenas (`serving.malloc`; serving/README.md, memory budget)."""
     blas_threads: int = Field(default=1, ge=0)
     """BLAS threads per process (1: request-level concurrency, no oversubscription; 0: leave)."""
-    text_encoder: Literal["use", "hashing"] = "use"
-    """Item-title encoder of a fresh model: multilingual USE (512-d) or fast feature hashing."""
-    text_dim: int = Field(default=64, ge=8, le=4096)
-    """Dimension of the hashing encoder (USE is always 512)."""
     items_path: Path | None = None
     """Canonical `items.parquet` (item_id, title); None: the model's own, else ids as titles."""
-    index: Literal["flat", "hnsw"] = "hnsw"
-    """faiss index of a fresh case bank: HNSW (meets the latency target at 100k cases) or
-    exact flat; a loaded bank keeps its own."""
-    top_k: int = Field(default=32, ge=1, le=1024)
-    """Cases retrieved from the bank per request (the policy's candidate set)."""
-    num_chosen: int = Field(default=4, ge=1, le=64)
-    """Cases the soft-Q policy samples per request (m)."""
-    neighbours: int = Field(default=20, ge=0, le=1000)
-    """Catalog nearest neighbours of the state added to the chosen cases' items."""
     llm: Literal["none", "smollm2-135m", "qwen2.5-0.5b"] = "none"
     """Frozen LLM that re-ranks the candidate items (none: policy-weighted scores)."""
-    llm_candidates: int = Field(default=20, ge=1, le=200)
-    """Most candidate items scored by the LLM per request."""
     updates_per_feedback: int = Field(default=2, ge=0, le=64)
     """Gradient steps of the online learner per applied feedback."""
-    online_batch_size: int = Field(default=32, ge=1)
-    """Replay batch of an online update."""
-    online_min_replay: int = Field(default=1, ge=1)
-    """Online updates start once the replay buffer holds this many transitions."""
-    online_replay_capacity: int = Field(default=512, ge=1)
-    """Cap: the online learner replays the latest this many transitions (a recency window;
-    each holds two candidate snapshots, ~29 KB with the trained items scorer, so ~15 MB in all:
-    serving/README.md, memory budget). A loaded learner's offline capacity is not used online."""
-    learner_lr: float = Field(default=1e-3, gt=0)
-    """Adam learning rate of a fresh learner (a loaded learner keeps its own)."""
     snapshot_every_cases: int = Field(default=10_000, ge=1)
     """Write a case-bank snapshot at a checkpoint once this many cases changed since the last."""
-    seed: int = 0
-    """Seed of a fresh learner and of action sampling."""
     demo_apply_delay_s: float = Field(default=0.0, ge=0.0)
     """Test knob: the core sleeps this long in each feedback update (simulates a slow core)."""
+    preset: str = "online"
+    """The `recsys.presets` preset a fresh model starts from (`online`, `offline-replay`)."""
+    fresh: CoreConfig = Field(default_factory=online)
+    """A FRESH (untrained) model: `preset` with the fields given as
+    `MEMENTO_FRESH__<PART>__<FIELD>` (or as a dict) written over it; a `CoreConfig` passed in
+    is taken whole. A trained bundle brings its own, except the online learner's batch size,
+    warm-up and replay capacity (`learner.batch_size`, `learner.min_replay`,
+    `learner.replay_capacity`), which every served model takes from here."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fresh_model(cls, data: Any) -> Any:
+        """Refuse the retired flat variables; build `fresh` from `preset` and its overrides."""
+        retired = sorted(k for k in os.environ if k.upper() in RETIRED_ENV)
+        if retired:
+            moved = ", ".join(f"{k} -> {RETIRED_ENV[k.upper()]}" for k in retired)
+            raise ValueError(f"retired model variables (set the new ones instead): {moved}")
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        over = data.pop("fresh", None)
+        if isinstance(over, CoreConfig):
+            data["fresh"] = over
+            return data
+        over = dict(over or {})
+        for key in [k for k in data if k.lower().startswith(_FRESH)]:  # flat `fresh__a__b` keys
+            node = over
+            *path, leaf = key.lower().removeprefix(_FRESH).split("__")
+            for part in path:
+                node = node.setdefault(part, {})
+            node[leaf] = data.pop(key)
+        name = str(data.get("preset", "online"))
+        if name not in PRESETS:
+            raise ValueError(f"unknown MEMENTO_PRESET {name!r}; choose one of {sorted(PRESETS)}")
+        _known(CoreConfig, over, "MEMENTO_FRESH")
+        scorer = over.get("recommend", {}).get("scorer")
+        data["fresh"] = _merge(config_to_dict(preset(name, scorer)), over)  # pydantic validates
+        return data
 
     def resolved_checkpoint_dir(self) -> Path:
         """The checkpoint folder, defaulting to `<db folder>/checkpoints`."""

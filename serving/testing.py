@@ -51,7 +51,7 @@ def server_env(db: Path, **extra: str) -> dict[str, str]:
         "MEMENTO_API_KEY": TEST_API_KEY,
         "MEMENTO_READ_API_KEY": TEST_READ_API_KEY,
         "MEMENTO_DB_PATH": str(db),
-        "MEMENTO_TEXT_ENCODER": "hashing",
+        "MEMENTO_FRESH__TEXT__KIND": "hashing",
         "MEMENTO_UPDATES_PER_FEEDBACK": "4",
         "MEMENTO_MODEL_URI": "none",
         "MEMENTO_ITEMS_PATH": str(items),

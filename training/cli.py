@@ -25,7 +25,9 @@ def fit_command(
     max_decisions: int = typer.Option(
         400, "--max-decisions", help="Cap on training decisions per pass (0 = all)."
     ),
-    text_encoder: str = typer.Option("use", "--text-encoder", help="use | hashing."),
+    text_encoder: str | None = typer.Option(
+        None, "--text-encoder", help="use | hashing (default: the model's, use)."
+    ),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow URI."),
     output_dir: Path = typer.Option(Path("runs/fit"), "--output-dir", help="Output folder."),
     no_register: bool = typer.Option(False, "--no-register", help="Skip model registration."),
@@ -33,6 +35,8 @@ def fit_command(
     workers: int = typer.Option(2, "--workers", min=1, help="With --engine ray: replay actors."),
 ) -> None:
     """Fit the soft-q policy by offline replay, evaluate it, register it in MLflow."""
+    from dataclasses import replace
+
     from rich.console import Console
 
     from training.config import TrainConfig
@@ -44,13 +48,14 @@ def fit_command(
     cfg = TrainConfig(
         data=data,
         iterations=iterations,
-        seeds=(seed,),
         max_train_decisions=max_decisions,
-        text_encoder=text_encoder,  # type: ignore[arg-type]
         tracking_uri=tracking_uri,
         output_dir=output_dir,
         register=not no_register,
-    )
+    ).with_seed(seed)
+    if text_encoder is not None:
+        text = replace(cfg.core.text, kind=text_encoder)  # type: ignore[arg-type]
+        cfg = replace(cfg, core=replace(cfg.core, text=text))
     console = Console()
     with console.status("fitting soft-q"), log_to_file(output_dir / "memento.log"):
         from training.fit import fit

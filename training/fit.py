@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import numpy as np
 from recsys.bundle import ModelBundle
 from recsys.llm.protocol import FrozenLLM
 from training.config import TrainConfig
-from training.modes import MethodResult, recommend_config_of, run_memory_mode
+from training.modes import MethodResult, run_memory_mode
 from training.prepare import Prepared, jsonable, prepare
 from training.replay_env import ReplayParts
 
@@ -42,20 +42,10 @@ MemoryRunner = Callable[..., list[MethodResult]]
 def build_bundle(
     result: MethodResult, parts: ReplayParts, cfg: TrainConfig, dataset: str
 ) -> ModelBundle:
-    """The evaluated model as one bundle: what the replay measured is what serving loads."""
-    from recsys.config import CoreConfig, TextEncoderConfig
-
+    """The evaluated model as one bundle: what the replay measured is what serving loads
+    (`cfg.core` with the trained learner's own settings and the bank's)."""
     assert result.learner is not None, f"{result.name} has no learner to ship"
-    dim = 512 if cfg.text_encoder == "use" else cfg.text_dim
-    core = CoreConfig(
-        text=TextEncoderConfig(kind=cfg.text_encoder, dim=dim, threads=1),
-        state=cfg.state,
-        case_bank=parts.bank.cfg,
-        learner=result.learner.cfg,
-        reward=cfg.reward,
-        credit=cfg.credit,
-        recommend=recommend_config_of(cfg, result.name),
-    )
+    core = replace(cfg.core, learner=result.learner.cfg, case_bank=parts.bank.cfg)
     meta = {
         "mode": result.name,
         "dataset": dataset,
@@ -104,11 +94,12 @@ def fit(
     llm: FrozenLLM | None = None,
     tracker: Any = None,
 ) -> FitResult:
-    """Fit the soft-q policy on the configured data (first seed), register it as `champion`.
+    """Fit the soft-q policy (the model `cfg.core`, seed `cfg.seed`) on the configured data,
+    register it as `champion`.
 
     `prepared`: a replay already built (a comparison shares one across methods); `tracker`: an
     open `tracking.registry.Tracker` to log into (default: a run of its own); `llm`: the frozen
-    LLM of evaluation (`cfg.use_llm`)."""
+    LLM of evaluation (none by default)."""
     import torch
 
     from tracking.registry import Tracker, TrackingConfig
@@ -117,7 +108,7 @@ def fit(
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     prep = prepared or prepare(cfg)
     run = memory_runner or run_memory_mode
-    results = run(prep.world, prep.parts, cfg, POLICY, cfg.seeds[0], llm, progress)
+    results = run(prep.world, prep.parts, cfg, POLICY, cfg.seed, llm, progress)
     bundle = build_bundle(results[0], prep.parts.served, cfg, prep.name)
     out = FitResult(results, prep, bundle)
     opened = (

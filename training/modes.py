@@ -21,15 +21,13 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from recsys.config import RecommendConfig
 from recsys.llm.protocol import FrozenLLM
 from recsys.loop import MemoryLoop
 from recsys.rec.recommender import Recommender
-from recsys.rec.scorers import get_scorer
 from recsys.rl.learner import Learner
 from training.config import LEARNED_MODES, TrainConfig
 from training.evaluate import (
@@ -43,15 +41,12 @@ from training.replay_world import ReplayWorld
 
 __all__ = [
     "MethodResult",
-    "recommend_config_of",
     "recommender_for",
     "recommender_over",
     "run_memory_mode",
 ]
 
 log = logging.getLogger(__name__)
-
-Scorer = Literal["blend", "items"]
 
 Progress = Callable[[str, int, int], None]
 """(task label, advance, total) callback for progress bars."""
@@ -79,38 +74,15 @@ class MethodResult:
     """Method-specific facts (a peer's epochs and validation curve, EASE's lambda)."""
 
 
-def scorer_of(cfg: TrainConfig, mode: str) -> Scorer:
-    """What a mode's policy decides: soft-q the configured scorer, `soft-q-cases` items from
-    the retrieved cases alone, `soft-q-blend` and the other case modes m cases for the blend."""
-    if mode == "soft-q":
-        return cfg.soft_q_scorer
-    return "items" if mode == "soft-q-cases" else "blend"
-
-
 def _learner(cfg: TrainConfig, mode: str, seed: int, dim: int) -> Learner:
-    scorer = get_scorer(scorer_of(cfg, mode))
+    """A fresh learner of the mode's model (`cfg.core.learner`: its scorer-dependent fields
+    already derived, `recsys.presets.derive`) with the mode's algorithm and `seed`."""
     lc = dataclasses.replace(
-        cfg.learner,
+        cfg.core.learner,
         mode="soft-q" if mode.startswith("soft-q") else mode,  # type: ignore[arg-type]
         seed=seed,
-        policy=dataclasses.replace(cfg.learner.policy, num_chosen=cfg.num_chosen),
-        q=dataclasses.replace(
-            cfg.learner.q,
-            feature_dim=scorer.feature_width,
-            use_vectors=scorer.use_vectors(cfg.items_use_vectors),
-        ),
-        listwise_weight=scorer.listwise_weight(cfg.items_listwise_weight),
     )
     return Learner(lc, dim, dim)
-
-
-def recommend_config_of(cfg: TrainConfig, mode: str) -> RecommendConfig:
-    """The pipeline settings of a mode (`soft-q-cases`: the item pool holds case items only)."""
-    rc = cfg.recommend_config(scorer_of(cfg, mode))
-    if mode == "soft-q-cases":
-        blend = dataclasses.replace(rc.blend, n_knn=0)
-        rc = dataclasses.replace(rc, n_neighbours=0, n_popular=0, n_seen=0, blend=blend)
-    return rc
 
 
 def recommender_for(
@@ -120,7 +92,9 @@ def recommender_for(
     llm: FrozenLLM | None,
     mode: str = "soft-q",
 ) -> Recommender:
-    """The one pipeline over a set of parts for a mode (no learner: the no-memory method)."""
+    """The one pipeline (the model `cfg.core`; a comparison gives each mode its own,
+    `bench.replay.config.CompareConfig.core_of`) over a set of parts (no learner: the
+    no-memory method)."""
     loop = MemoryLoop(learner, cfg.updates_per_transition) if learner is not None else None
     return recommender_over(parts, cfg, loop, llm, mode)
 
@@ -135,15 +109,15 @@ def recommender_over(
     """The one pipeline over a set of parts with a given memory loop (the distributed actors'
     forwarding loop)."""
     return Recommender(
-        recommend_config_of(cfg, mode),
-        cfg.state,
+        cfg.core.recommend,
+        cfg.core.state,
         parts.items,
         parts.bank,
         parts.popularity,
         loop,
         parts.cooc,
         llm,
-        cfg.credit,
+        cfg.core.credit,
     )
 
 

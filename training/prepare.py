@@ -65,18 +65,12 @@ def split_data(cfg: TrainConfig, interactions: pl.DataFrame) -> Any:
 
 
 def text_encoder(cfg: TrainConfig) -> Any:
-    """The configured item-title encoder (USE with its on-disk cache, or hashing)."""
+    """The model's item-title encoder (`cfg.core.text`) with the on-disk cache."""
     from data.paths import cache_dir
-    from recsys.config import TextEncoderConfig
     from recsys.memory.text_encoder import build_text_encoder
 
-    return build_text_encoder(
-        TextEncoderConfig(
-            kind=cfg.text_encoder,
-            dim=cfg.text_dim,
-            cache_dir=str(cache_dir() / "memento" / "text-cache"),
-        )
-    )
+    cache = str(cache_dir() / "memento" / "text-cache")
+    return build_text_encoder(dataclasses.replace(cfg.core.text, cache_dir=cache))
 
 
 def jsonable(obj: Any) -> Any:
@@ -101,12 +95,12 @@ def prepare_world(cfg: TrainConfig) -> tuple[ReplayWorld, Any, str]:
         split.test,
         items,
         text_encoder(cfg),
-        cfg.state,
-        cfg.reward,
+        cfg.core.state,
+        cfg.core.reward,
         cfg.window_hours,
         collab_dim=cfg.collab_dim,
         collab_weight=cfg.collab_weight,
-        case_state_weight=cfg.case_state_weight,
+        case_state_weight=cfg.core.case_bank.key_state_weight,
     )
     return world, split, name
 

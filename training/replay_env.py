@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from recsys.config import CaseBankConfig
 from recsys.memory.case_bank import CaseBank
 from recsys.rec.cooccurrence import Cooccurrence
 from recsys.rec.items import ItemTable
@@ -99,13 +98,7 @@ def build_parts(
         [world.title(int(i)) for i in world.item_ids],
         world.item_vecs,
     )
-    bank_cfg = CaseBankConfig(
-        merge_threshold=2.0,
-        top_k=cfg.top_k,
-        key_state_weight=cfg.case_state_weight,
-        q_input="content" if cfg.q_content_keys else "key",
-    )
-    bank = CaseBank(bank_cfg, world.dim)
+    bank = CaseBank(cfg.core.case_bank, world.dim)
     events = np.flatnonzero(rows)  # in time order (the world is sorted)
     cases = []
     for e in events:
@@ -132,9 +125,10 @@ def build_parts(
     for k in range(0, len(cases), 20_000):
         bank.write_batch(cases[k : k + 20_000])
     item_rows = np.array([world.item_index[int(i)] for i in world.item[events]], np.int64)
-    pop = Popularity(len(items), item_rows, world.ts[events], cfg.pop_half_life_hours)
+    rc = cfg.core.recommend
+    pop = Popularity(len(items), item_rows, world.ts[events], rc.pop_half_life_hours)
     cooc = None
-    if get_scorer(cfg.soft_q_scorer).needs_cooccurrence(cfg.blend):
+    if get_scorer(rc.scorer).needs_cooccurrence(rc.blend):
         fit = np.flatnonzero(rows if cooc_rows is None else cooc_rows)
         fit_rows = np.array([world.item_index[int(i)] for i in world.item[fit]], np.int64)
         cooc = Cooccurrence.fit(world.user[fit], fit_rows, len(items))
@@ -252,7 +246,9 @@ def run_pass(
         use_llm = warm and rec.llm is not None and bool(rng.random() < llm_fraction)
         res = rec.recommend(request_at(world, j, knn_without_user=training), greedy, use_llm)
         items = [int(world.item_ids[r]) for r in res.items]
-        r, acted = world.list_reward(j, items[: cfg.reward_top], cfg.reward, skip_held_out=training)
+        r, acted = world.list_reward(
+            j, items[: cfg.reward_top], cfg.core.reward, skip_held_out=training
+        )
         out.decisions.append(Decision(j, items, int(world.item[j]), r, res.used_llm, not warm))
         decision = LoggedDecision.from_result(res, rec.items)
         if loop is not None and decision is not None:

@@ -270,8 +270,9 @@ def online_command(
     url: str | None = typer.Option(
         None,
         "--url",
-        help="Drive an already-running service (`memento serve`, MEMENTO_SCORER=items) with "
-        "one service method instead of starting fresh ones; never cached.",
+        help="Drive an already-running service (`memento serve`, "
+        "MEMENTO_FRESH__RECOMMEND__SCORER=items) with one service method instead of starting "
+        "fresh ones; never cached.",
     ),
     api_key: str = typer.Option("memento-dev-key", "--api-key", help="Write key (with --url)."),
     read_key: str = typer.Option(

@@ -35,10 +35,10 @@ _WRITE_KEY = "memento-bench-write"
 _READ_KEY = "memento-bench-read"
 
 SERVICE_METHODS: dict[str, dict[str, str]] = {
-    "soft-q": {"MEMENTO_MODE": "soft-q", "MEMENTO_MEMORY": "true"},
-    "non-parametric": {"MEMENTO_MODE": "non-parametric", "MEMENTO_MEMORY": "true"},
-    "tabular": {"MEMENTO_MODE": "tabular", "MEMENTO_MEMORY": "true"},
-    "no-memory": {"MEMENTO_MODE": "soft-q", "MEMENTO_MEMORY": "false"},
+    "soft-q": {"MEMENTO_FRESH__LEARNER__MODE": "soft-q", "MEMENTO_MEMORY": "true"},
+    "non-parametric": {"MEMENTO_FRESH__LEARNER__MODE": "non-parametric", "MEMENTO_MEMORY": "true"},
+    "tabular": {"MEMENTO_FRESH__LEARNER__MODE": "tabular", "MEMENTO_MEMORY": "true"},
+    "no-memory": {"MEMENTO_FRESH__LEARNER__MODE": "soft-q", "MEMENTO_MEMORY": "false"},
 }
 """Methods the benchmark runs through the service, and the settings that make each."""
 
@@ -157,7 +157,8 @@ def check_service(url: str, timeout_s: float = 5.0) -> None:
     except httpx.HTTPError as exc:
         raise ServiceUnavailableError(
             f"no service answers at {url} ({type(exc).__name__}); start one with `memento serve`"
-            " (MEMENTO_SCORER=items) or leave out --url to let the benchmark start its own"
+            " (MEMENTO_FRESH__RECOMMEND__SCORER=items) or leave out --url to let the benchmark"
+            " start its own"
         ) from exc
     if r.status_code != 200:
         raise ServiceUnavailableError(f"the service at {url} is not ready: {r.text[:300]}")
@@ -187,11 +188,11 @@ def start_service(
         "MEMENTO_DB_PATH": str(workdir / "memento.sqlite3"),
         "MEMENTO_MODEL_URI": "none",
         "MEMENTO_ITEMS_PATH": str(items),
-        "MEMENTO_TEXT_ENCODER": "hashing",
-        "MEMENTO_SCORER": "items",
+        "MEMENTO_FRESH__TEXT__KIND": "hashing",
+        "MEMENTO_FRESH__RECOMMEND__SCORER": "items",
         "MEMENTO_POLICY": "sample",
-        "MEMENTO_DWELL_WEIGHT": str(SIM_REWARD.dwell_weight),
-        "MEMENTO_SEED": str(seed),
+        "MEMENTO_FRESH__REWARD__DWELL_WEIGHT": str(SIM_REWARD.dwell_weight),
+        "MEMENTO_FRESH__LEARNER__SEED": str(seed),
         "MEMENTO_CHECKPOINT_EVERY": "100000",
         **SERVICE_METHODS[method],
         **(extra_env or {}),

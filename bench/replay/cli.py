@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from training.config import BlendConfig
+from bench.replay.config import DEFAULT_MODES, model_edit, replay_cores
 
 __all__ = ["bench_replay", "train_command"]
 
@@ -24,15 +24,16 @@ _DATA_HELP = (
 
 
 def _progress_run(cfg: Any, distributed: Any = None) -> Any:
-    """`train(cfg)` under progress bars; logs, warnings and library output go to the log file.
-    distributed: a `training.distributed.DistributedConfig` to train with the Ray engine."""
+    """`compare(cfg)` (a `CompareConfig`) under progress bars; logs, warnings and library output
+    go to the log file. distributed: a `training.distributed.DistributedConfig` to train with
+    the Ray engine."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from training.console import log_to_file
 
     tasks: dict[str, Any] = {}
     with (
-        log_to_file(cfg.output_dir / LOG_NAME),
+        log_to_file(cfg.train.output_dir / LOG_NAME),
         Progress(
             "[progress.description]{task.description}",
             BarColumn(),
@@ -88,7 +89,7 @@ def train_command(
     iterations: int = typer.Option(3, help="Training passes over the training period."),
     seeds: str = typer.Option("0", help="Comma-separated seeds (mean and spread reported)."),
     modes: str = typer.Option(
-        "soft-q,non-parametric,no-memory,popularity,causal-popularity",
+        ",".join(DEFAULT_MODES),
         help="Comma-separated methods: soft-q, soft-q-blend, soft-q-cases, parametric-ce, "
         "non-parametric, tabular, no-memory, no-llm, popularity, causal-popularity, item-knn, "
         "ease, recbole-bpr, recbole-sasrec, recbole-gru4rec.",
@@ -110,11 +111,22 @@ def train_command(
     max_eval_decisions: int = typer.Option(
         0, "--max-eval-decisions", help="Cap on evaluated test decisions (0 = every test row)."
     ),
-    top_n: int = typer.Option(50, "--top-n", help="Length of the produced list."),
-    top_k: int = typer.Option(32, "--top-k", help="K: cases retrieved per decision."),
-    num_chosen: int = typer.Option(8, "--num-chosen", help="m: cases chosen per decision."),
+    top_n: int | None = typer.Option(
+        None, "--top-n", help="Length of the produced list (default: the model's, 50)."
+    ),
+    top_k: int | None = typer.Option(
+        None,
+        "--top-k",
+        help="K: cases retrieved per decision (default: each model's, 64 for soft-q's item "
+        "pool, 32 for the methods that choose cases).",
+    ),
+    num_chosen: int | None = typer.Option(
+        None, "--num-chosen", help="m: cases chosen per decision (default: the model's, 8)."
+    ),
     window_hours: float = typer.Option(24.0, "--window-hours", help="Reward window W (hours)."),
-    text_encoder: str = typer.Option("use", "--text-encoder", help="use | hashing."),
+    text_encoder: str | None = typer.Option(
+        None, "--text-encoder", help="use | hashing (default: the model's, use)."
+    ),
     collab_dim: int = typer.Option(
         0,
         "--collab-dim",
@@ -124,17 +136,21 @@ def train_command(
     exclude_seen: bool = typer.Option(
         False, "--exclude-seen", help="Never recommend the user's past items (MovieLens)."
     ),
-    case_state_weight: float = typer.Option(
-        1.0, "--case-state-weight", help="Share of the state in case keys (1 = state only)."
+    case_state_weight: float | None = typer.Option(
+        None,
+        "--case-state-weight",
+        help="Share of the state in case keys (default: the model's, 1 = state only).",
     ),
-    item_knn_weight: float = typer.Option(
-        0.0,
+    item_knn_weight: float | None = typer.Option(
+        None,
         "--item-knn-weight",
-        help="Weight of the item-kNN co-occurrence term in the ranking blend (0 = off; the "
-        "MovieLens benchmark uses 1.0).",
+        help="Weight of the item-kNN co-occurrence term in the ranking blend (default: the "
+        "model's, 0 = off; the MovieLens benchmark uses 1.0).",
     ),
-    case_weight: float = typer.Option(
-        1.0, "--case-weight", help="Weight of the chosen cases' items in the ranking blend."
+    case_weight: float | None = typer.Option(
+        None,
+        "--case-weight",
+        help="Weight of the chosen cases' items in the ranking blend (default: the model's, 1).",
     ),
     prequential: bool = typer.Option(False, help="Also run the prequential evaluation."),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow URI."),
@@ -152,6 +168,7 @@ def train_command(
     ),
 ) -> None:
     """Train the case-retrieval policy by offline replay, evaluate, track in MLflow."""
+    from bench.replay.config import CompareConfig
     from training.config import TrainConfig
     from training.distributed.config import ENGINES
 
@@ -160,48 +177,54 @@ def train_command(
             f"unknown engine {engine!r}: {' | '.join(ENGINES)}", param_hint="--engine"
         )
 
-    cfg = TrainConfig(
-        data=data,
-        iterations=iterations,
-        seeds=tuple(int(s) for s in seeds.split(",") if s),
-        modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
-        use_llm=llm,
-        llm_fraction=llm_fraction,
-        llm_model=llm_model,
-        max_train_decisions=max_decisions,
-        max_eval_decisions=max_eval_decisions,
+    edit = model_edit(
         top_n=top_n,
         top_k=top_k,
         num_chosen=num_chosen,
-        window_hours=window_hours,
-        text_encoder=text_encoder,  # type: ignore[arg-type]
-        collab_dim=collab_dim,
-        exclude_seen=exclude_seen,
+        text_encoder=text_encoder,
+        exclude_seen=exclude_seen or None,
         case_state_weight=case_state_weight,
-        blend=BlendConfig(w_knn=item_knn_weight, w_case=case_weight),
-        prequential=prequential,
-        tracking_uri=tracking_uri,
-        output_dir=output_dir,
-        register=not no_register,
-        progress=True,
+        item_knn_weight=item_knn_weight,
+        case_weight=case_weight,
+    )
+    product, cases = replay_cores(edit)
+    seed_list = tuple(int(s) for s in seeds.split(",") if s)
+    cfg = CompareConfig(
+        train=TrainConfig(
+            data=data,
+            iterations=iterations,
+            llm_fraction=llm_fraction,
+            max_train_decisions=max_decisions,
+            max_eval_decisions=max_eval_decisions,
+            window_hours=window_hours,
+            collab_dim=collab_dim,
+            prequential=prequential,
+            tracking_uri=tracking_uri,
+            output_dir=output_dir,
+            register=not no_register,
+            core=product,
+        ).with_seed(seed_list[0] if seed_list else 0),
+        case_core=cases,
+        modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
+        seeds=seed_list,
+        use_llm=llm,
+        llm_model=llm_model,
     )
     distributed = None
     if engine == "ray":
         from training.distributed.config import DistributedConfig
 
         distributed = DistributedConfig(workers=workers, address=address)
-    _print_result(_progress_run(cfg, distributed), cfg.output_dir / LOG_NAME)
+    _print_result(_progress_run(cfg, distributed), output_dir / LOG_NAME)
 
 
 _BENCH_CAPS: dict[str, dict[str, Any]] = {
     "tmall-sample": {"max_train_decisions": 0, "max_eval_decisions": 0},
-    "movielens-100k": {
-        "max_train_decisions": 2000,
-        "max_eval_decisions": 0,
-        "exclude_seen": True,
-        "blend": BlendConfig(w_knn=1.0, w_case=0.5),
-    },
+    "movielens-100k": {"max_train_decisions": 2000, "max_eval_decisions": 0},
     "synthetic": {"max_train_decisions": 2000, "max_eval_decisions": 0},
+}
+_BENCH_MODEL: dict[str, dict[str, Any]] = {
+    "movielens-100k": {"exclude_seen": True, "item_knn_weight": 1.0, "case_weight": 0.5},
 }
 """Per-dataset settings of the benchmark. Every test row is evaluated. Training decisions: all
 of the Tianchi sample's; a fixed seeded 2,000 of MovieLens' ~97k per pass (CPU cost; 1,500
@@ -254,9 +277,8 @@ def bench_replay(
     """Every mode, baseline and peer on one split and every test row: means with bootstrap CIs
     and paired CIs against soft-q; prints the table (or JSON) and plot paths."""
 
-    import dataclasses
-
-    from training.config import ALL_MODES, RECBOLE_PEERS, TrainConfig
+    from bench.replay.config import ALL_MODES, RECBOLE_PEERS, CompareConfig
+    from training.config import TrainConfig
 
     if split not in ("leave-last-out", "time-cutoff"):
         raise typer.BadParameter(f"unknown split {split!r}: leave-last-out | time-cutoff")
@@ -273,38 +295,45 @@ def bench_replay(
         caps["max_eval_decisions"] = max_eval_decisions
     if max_decisions is not None:
         caps["max_train_decisions"] = max_decisions
+    model = dict(_BENCH_MODEL.get(dataset, {}))
     if llm:
-        blend = caps.get("blend", TrainConfig().blend)
-        caps["blend"] = dataclasses.replace(blend, llm_depth=llm_depth)
-    cfg = TrainConfig(
-        data=dataset,
-        split=split,  # type: ignore[arg-type]
+        model["llm_depth"] = llm_depth
+    product, cases = replay_cores(model_edit(**model))
+    seed_list = tuple(int(s) for s in seeds.split(",") if s)
+    cfg = CompareConfig(
+        train=TrainConfig(
+            data=dataset,
+            split=split,  # type: ignore[arg-type]
+            iterations=iterations,
+            output_dir=output_dir / dataset,
+            experiment="memento-bench-replay",
+            register=False,
+            core=product,
+            **caps,
+        ).with_seed(seed_list[0] if seed_list else 0),
+        case_core=cases,
         modes=modes,
-        iterations=iterations,
-        seeds=tuple(int(s) for s in seeds.split(",") if s),
+        seeds=seed_list,
         use_llm=llm,
         llm_model=llm_model,
-        output_dir=output_dir / dataset,
-        experiment="memento-bench-replay",
-        register=False,
         peer_seeds=tuple(int(s) for s in peer_seeds.split(",") if s),
         ablation_seeds=tuple(int(s) for s in ablation_seeds.split(",") if s),
-        **caps,
     )
     from training.console import log_to_file
 
+    out = cfg.train.output_dir
     if as_json:
-        with log_to_file(cfg.output_dir / LOG_NAME):
+        with log_to_file(out / LOG_NAME):
             from bench.replay.compare import compare as train
 
             result = train(cfg)
     else:
         result = _progress_run(cfg)
-    payload = bench_payload(result, cfg, {k: v for k, v in caps.items() if k != "blend"})
+    payload = bench_payload(result, cfg, {**caps, **model})
     if as_json:
         typer.echo(json.dumps(payload))
     else:
-        _print_result(result, cfg.output_dir / LOG_NAME)
+        _print_result(result, out / LOG_NAME)
 
 
 def bench_payload(result: Any, cfg: Any, caps: dict[str, Any]) -> dict[str, Any]:
@@ -329,7 +358,7 @@ def bench_payload(result: Any, cfg: Any, caps: dict[str, Any]) -> dict[str, Any]
     n = {int(v["n_rows"]) for v in result.summary.values()}
     return {
         "dataset": result.dataset,
-        "split": cfg.split,
+        "split": cfg.train.split,
         "n_decisions": n.pop() if len(n) == 1 else sorted(n),
         "n_warm": max((int(v["n_warm"]) for v in result.summary.values()), default=0),
         "seeds": list(cfg.seeds),

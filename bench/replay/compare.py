@@ -19,15 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from bench.replay.config import ABLATIONS, BASELINES, LLM_MODES, RECBOLE_PEERS, CompareConfig
 from bench.replay.methods import run_baseline, run_peers
-from training.config import (
-    ABLATIONS,
-    BASELINES,
-    LEARNED_MODES,
-    LLM_MODES,
-    RECBOLE_PEERS,
-    TrainConfig,
-)
+from training.config import LEARNED_MODES
 from training.evaluate import aggregate_seeds
 from training.fit import POLICY, FitResult, MemoryRunner, fit, log_method
 from training.modes import MethodResult, run_memory_mode
@@ -89,21 +83,22 @@ class RunOutput:
 
 
 def run_methods(
-    cfg: TrainConfig,
+    cfg: CompareConfig,
     progress: Progress | None = None,
     memory_runner: MemoryRunner | None = None,
     fit_policy: Callable[[Prepared, Any], FitResult] | None = None,
     prepared: Prepared | None = None,
 ) -> RunOutput:
     """Every configured method and seed on one prepared replay; `memory_runner` (default
-    `run_memory_mode`) runs the case-memory modes; `fit_policy(prepared, llm)` produces soft-q's
-    first seed (the shipped model) instead of the memory runner; `prepared`: the replay (default:
-    `training.prepare.prepare(cfg)`)."""
+    `run_memory_mode`) runs the case-memory modes, each with its own model
+    (`CompareConfig.train_of`); `fit_policy(prepared, llm)` produces soft-q's first seed (the
+    shipped model) instead of the memory runner; `prepared`: the replay (default:
+    `training.prepare.prepare(cfg.train)`)."""
     import torch
 
     run_memory = memory_runner or run_memory_mode
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    prep = prepared or prepare(cfg)
+    prep = prepared or prepare(cfg.train)
     world, parts = prep.world, prep.parts
     llm = None
     if cfg.use_llm and any(m in LLM_MODES for m in cfg.modes):
@@ -126,16 +121,18 @@ def run_methods(
                 for r in fitted.results:
                     results.setdefault(r.name, []).append(r)
             elif mode in (*LEARNED_MODES, "no-memory"):
-                for r in run_memory(world, parts, cfg, mode, seed, llm, progress):
+                tc = cfg.train_of(mode, seed)
+                for r in run_memory(world, parts, tc, mode, seed, llm, progress):
                     results.setdefault(r.name, []).append(r)
-            elif mode == "no-llm" and POLICY in cfg.modes and cfg.llm_fraction == 0.0:
+            elif mode == "no-llm" and POLICY in cfg.modes and cfg.train.llm_fraction == 0.0:
                 continue  # produced by the soft-q run
             elif mode == "no-llm":
-                for r in run_memory(world, parts, cfg, POLICY, seed, None, progress):
+                tc = cfg.train_of(POLICY, seed)
+                for r in run_memory(world, parts, tc, POLICY, seed, None, progress):
                     r.name = "no-llm"
                     results.setdefault("no-llm", []).append(r)
             elif mode in BASELINES and seed == cfg.seeds[0]:
-                results[mode] = [run_baseline(world, parts, cfg, mode, prep.split)]
+                results[mode] = [run_baseline(world, parts, cfg.train, mode, prep.split)]
     peers = [m for m in cfg.modes if m in RECBOLE_PEERS]
     if peers:
         results.update(run_peers(world, parts, cfg, prep.split, peers))
@@ -159,7 +156,7 @@ def compare_methods(
 
 
 def _plots(
-    cfg: TrainConfig,
+    cfg: CompareConfig,
     curves: dict[str, list[list[float]]],
     per_seed: dict[str, list[dict[str, float]]],
     summary_ci: dict[str, dict[str, Any]],
@@ -167,7 +164,7 @@ def _plots(
     from bench.plots import plot_comparison, plot_learning_curves
     from bench.report import aggregate, markdown_table
 
-    out = Path(cfg.output_dir)
+    out = Path(cfg.train.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     if curves:
@@ -193,19 +190,23 @@ def _plots(
 
 
 def compare(
-    cfg: TrainConfig, progress: Progress | None = None, memory_runner: MemoryRunner | None = None
+    cfg: CompareConfig,
+    progress: Progress | None = None,
+    memory_runner: MemoryRunner | None = None,
 ) -> CompareResult:
-    """Fit soft-q (registered as `champion` when `cfg.register`), run the configured methods,
-    evaluate every one on the same test rows, log the comparison to one MLflow run."""
+    """Fit soft-q (registered as `champion` when `cfg.train.register`), run the configured
+    methods, evaluate every one on the same test rows, log the comparison to one MLflow run."""
     from tracking.registry import Tracker, TrackingConfig
 
     t0 = time.perf_counter()
-    tcfg = TrackingConfig(uri=cfg.tracking_uri, experiment=cfg.experiment)
-    prep = prepare(cfg)
+    tc = cfg.train
+    tcfg = TrackingConfig(uri=tc.tracking_uri, experiment=tc.experiment)
+    prep = prepare(tc)
     with Tracker(tcfg, run_name=f"replay-{prep.name}", tags={"dataset": prep.name}) as tr:
 
         def fit_policy(prep: Prepared, llm: Any) -> FitResult:
-            return fit(cfg, progress, memory_runner, prepared=prep, llm=llm, tracker=tr)
+            fc = cfg.train_of(POLICY, cfg.seeds[0])
+            return fit(fc, progress, memory_runner, prepared=prep, llm=llm, tracker=tr)
 
         run = run_methods(cfg, progress, memory_runner, fit_policy, prep)
         results, name = run.results, run.name
@@ -240,7 +241,7 @@ def compare(
 
 def _log_run(
     tr: Any,
-    cfg: TrainConfig,
+    cfg: CompareConfig,
     results: dict[str, list[MethodResult]],
     curves: dict[str, list[list[float]]],
     metrics: dict[str, dict[str, float]],

@@ -15,6 +15,7 @@ from typing import Any
 
 import polars as pl
 
+from bench.replay.config import CompareConfig
 from training.config import TrainConfig
 from training.evaluate import eval_decisions, list_metrics
 from training.modes import MethodResult
@@ -30,7 +31,7 @@ def _causal_top(
     """The served parts' popularity list at decision j (events strictly before it), `ex`
     (item ids) removed: every method's cold-user list and every short list's fill."""
     rows = {world.item_index[i] for i in ex if i in world.item_index}
-    top = parts.popularity.top(cfg.top_n, float(world.ts[j]), rows)
+    top = parts.popularity.top(cfg.core.recommend.top_n, float(world.ts[j]), rows)
     return [int(world.item_ids[r]) for r in top]
 
 
@@ -42,21 +43,23 @@ def baseline_decisions(
 ) -> list[Decision]:
     """Score `rank(event, history items, exclude)` lists on the evaluated decisions under the
     rules every method shares: history = the user's events strictly before the decision; seen
-    items excluded when `cfg.exclude_seen`; a cold user (no earlier event) or a row the ranker
-    cannot score (None) gets the causal popularity list; a short list is filled from it."""
+    items excluded when the model's `exclude_seen`; a cold user (no earlier event) or a row the
+    ranker cannot score (None) gets the causal popularity list; a short list is filled from it
+    (lists as long as the model's `top_n`)."""
     decisions = []
+    rc = cfg.core.recommend
     for j in eval_decisions(world, cfg.max_eval_decisions, 0):
         j = int(j)
         hist = [int(world.item[e]) for e in world.history[j]]
-        ex = set(hist) if cfg.exclude_seen else set()
+        ex = set(hist) if rc.exclude_seen else set()
         ranked = rank(j, hist, ex) if world.has_history[j] else None
-        items = [i for i in (ranked or []) if i not in ex][: cfg.top_n]
-        if len(items) < cfg.top_n:
+        items = [i for i in (ranked or []) if i not in ex][: rc.top_n]
+        if len(items) < rc.top_n:
             have = set(items)
             items += [i for i in _causal_top(world, parts, cfg, j, ex | have)][
-                : cfg.top_n - len(items)
+                : rc.top_n - len(items)
             ]
-        r, _ = world.list_reward(j, items[: cfg.reward_top], cfg.reward)
+        r, _ = world.list_reward(j, items[: cfg.reward_top], cfg.core.reward)
         decisions.append(Decision(j, items, int(world.item[j]), r, False, not world.has_history[j]))
     return decisions
 
@@ -87,7 +90,7 @@ def run_baseline(
                 inner = leave_last_out(split.train, with_valid=False)
                 fit, valid = inner.train, inner.test
             lam, curve = select_ease_lambda(
-                fit, valid, catalog=world.item_ids, exclude_seen=cfg.exclude_seen
+                fit, valid, catalog=world.item_ids, exclude_seen=cfg.core.recommend.exclude_seen
             )
             info = {"lambda": lam, "valid_ndcg@10": {str(k): v for k, v in curve.items()}}
             model = EASE(lam, catalog=world.item_ids)
@@ -98,7 +101,9 @@ def run_baseline(
             world,
             parts.served,
             cfg,
-            lambda j, hist, ex: model.rank(int(world.user[j]), hist, cfg.top_n + len(ex), ex),
+            lambda j, hist, ex: model.rank(
+                int(world.user[j]), hist, cfg.core.recommend.top_n + len(ex), ex
+            ),
         )
     metrics = list_metrics(world, decisions)
     res = MethodResult(name, 0, metrics, decisions=decisions)
@@ -118,7 +123,7 @@ def _lookup(
 
 
 def run_peers(
-    world: ReplayWorld, parts: SplitParts, cfg: TrainConfig, split: Any, names: list[str]
+    world: ReplayWorld, parts: SplitParts, cfg: CompareConfig, split: Any, names: list[str]
 ) -> dict[str, list[MethodResult]]:
     """RecBole peers (`bench.peers.harness.peer_runs`, cached per model, seed and split) on
     the identical split; their raw rankings of every test row are scored here under the shared
@@ -128,7 +133,7 @@ def run_peers(
 
     runs = peer_runs(
         split,
-        cfg.data,
+        cfg.train.data,
         [n.removeprefix("recbole-") for n in names],
         cfg.peer_seeds,
         cfg.peer_max_epochs,
@@ -142,7 +147,7 @@ def run_peers(
             by_event: dict[int, list[int] | None] = {
                 int(e): lst for e, lst in zip(rows_of, lists, strict=True)
             }
-            decisions = baseline_decisions(world, parts.served, cfg, _lookup(by_event))
+            decisions = baseline_decisions(world, parts.served, cfg.train, _lookup(by_event))
             res = MethodResult(name, int(seed), list_metrics(world, decisions), decisions=decisions)
             res.info = {
                 "epochs": run.get("epochs", {}).get(seed),

@@ -122,9 +122,7 @@ def _settings(db: Path, items: Path, cfg: LoadConfig, llm: str) -> ServingSettin
     """The settings of the bare core; `_env` gives the server the same ones."""
     return ServingSettings(
         db_path=db,
-        text_encoder="hashing",
-        text_dim=cfg.dim,
-        index=cfg.index,  # type: ignore[arg-type]
+        fresh={"text": {"kind": "hashing", "dim": cfg.dim}, "case_bank": {"index": cfg.index}},
         llm=llm,  # type: ignore[arg-type]
         model_uri="none",
         items_path=items,
@@ -136,8 +134,8 @@ def _env(db: Path, items: Path, cfg: LoadConfig, llm: str) -> dict[str, str]:
         db,
         MEMENTO_CHECKPOINT_EVERY="500",
         MEMENTO_QUEUE_SIZE="100000",
-        MEMENTO_TEXT_DIM=str(cfg.dim),
-        MEMENTO_INDEX=cfg.index,
+        MEMENTO_FRESH__TEXT__DIM=str(cfg.dim),
+        MEMENTO_FRESH__CASE_BANK__INDEX=cfg.index,
         MEMENTO_LLM=llm,
         MEMENTO_MODEL_URI="none",
         MEMENTO_ITEMS_PATH=str(items),

@@ -215,7 +215,7 @@ class CaseBank:
     def search(
         self,
         query: np.ndarray,
-        k: int | None = None,
+        k: int,
         now: float | None = None,
         before: float | None = None,
     ) -> Candidates:
@@ -226,7 +226,6 @@ class CaseBank:
         such cases are found or it is exhausted."""
         if before is None:
             return self.search_batch(query[None, :], k, now)[0]
-        k = self.cfg.top_k if k is None else k
         now = time.time() if now is None else now
         total = self.index.ntotal
         depth = min(max(4 * k, 64), total)
@@ -266,10 +265,9 @@ class CaseBank:
         return ids[top], sims[top].astype(np.float32)
 
     def search_batch(
-        self, queries: np.ndarray, k: int | None = None, now: float | None = None
+        self, queries: np.ndarray, k: int, now: float | None = None
     ) -> list[Candidates]:
         """Top-k candidates for each row of (B, d) queries."""
-        k = self.cfg.top_k if k is None else k
         now = time.time() if now is None else now
         sims, ids = self.index.search(self._prep(queries), k)
         out = []

@@ -122,9 +122,9 @@ class Learner:
         return q1[0].cpu().numpy(), q2[0].cpu().numpy()
 
     def act(
-        self, state: np.ndarray, cands: Candidates, m: int | None = None, greedy: bool = False
+        self, state: np.ndarray, cands: Candidates, m: int, greedy: bool = False
     ) -> Choice:
-        """Choose up to m (default policy.num_chosen) distinct valid cases.
+        """Choose up to m distinct valid cases (m: `RecommendConfig.num_chosen` in a model).
 
         soft-q / parametric-ce sample from softmax(score / alpha) without replacement unless
         greedy; non-parametric is always greedy; tabular is epsilon-greedy per slot.
@@ -132,7 +132,7 @@ class Learner:
         n_valid = cands.num_valid
         if n_valid == 0:
             raise NoCandidatesError("no valid candidate to choose from")
-        m = min(m or self.cfg.policy.num_chosen, n_valid)
+        m = min(m, n_valid)
         score = torch.from_numpy(self.scores(state, cands))[None]
         mask = torch.from_numpy(cands.mask)[None]
         if self.mode == "tabular":

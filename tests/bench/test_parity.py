@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from bench.parity import ParityConfig, run_parity, score_gap
@@ -14,18 +15,17 @@ def test_parity_tiny_model_through_uvicorn(tmp_path: Path) -> None:
         synth_users=60,
         synth_items=90,
         synth_events=1000,
-        text_encoder="hashing",
-        text_dim=64,
         iterations=1,
         max_train_decisions=120,
         llm_fraction=0.0,
-        seeds=(0,),
     )
+    text = dataclasses.replace(train.core.text, kind="hashing", dim=64)
+    train = dataclasses.replace(train, core=dataclasses.replace(train.core, text=text))
     out = run_parity(ParityConfig(train, decisions=0, workdir=tmp_path))
     assert out["decisions"] >= 50, out
     assert out["decisions"] - out["cold_decisions"] >= 40, "too few warm decisions to test"
     assert out["identical_lists"] == out["decisions"], out["mismatches"]
-    assert out["list_length"] == train.top_n
+    assert out["list_length"] == train.core.recommend.top_n
 
 
 def test_score_gap_names_the_swapped_pair_with_both_sides_scores() -> None:

@@ -69,7 +69,7 @@ def test_rich_table_renders() -> None:
 
 def _all_methods_summary() -> dict[str, dict[str, MetricSummary]]:
     """Every method of the benchmark with every default metric over three seeds."""
-    from training.config import ALL_MODES
+    from bench.replay.config import ALL_MODES
 
     runs = {
         m: [{k: 0.1234 + 0.01 * s for k in DEFAULT_METRICS} for s in range(3)] for m in ALL_MODES

@@ -100,14 +100,14 @@ def test_non_parametric_is_similarity_greedy_and_update_noop() -> None:
 
 def test_act_respects_mask_and_empty_raises() -> None:
     """act never returns a masked case, clips m to the valid count, and refuses empty sets."""
-    learner = _learner(policy=PolicyConfig(num_chosen=4))
+    learner = _learner()
     c = _cands(k=6, valid=3)
     for seed in range(20):
-        ch = learner.act(np.full(D, seed, np.float32), c)
+        ch = learner.act(np.full(D, seed, np.float32), c, m=4)
         assert len(ch.indices) == 3 and bool(c.mask[ch.indices].all())
         assert ch.probs[3:].sum() == 0.0 and abs(ch.probs.sum() - 1) < 1e-5
     with pytest.raises(NoCandidatesError):
-        learner.act(np.zeros(D, np.float32), _cands(valid=0))
+        learner.act(np.zeros(D, np.float32), _cands(valid=0), m=4)
 
 
 def test_td_bootstraps_from_next_candidates() -> None:

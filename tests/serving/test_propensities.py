@@ -124,7 +124,7 @@ def test_service_logs_propensities_and_the_obp_export_matches_them(tmp_path: Pat
     """A sampling items-scorer service answers and stores pscores in (0, 1]; cold and filled
     positions have none; the export holds exactly the logged positions, counted by reason."""
     db = tmp_path / "db.sqlite3"
-    env = server_env(db, MEMENTO_SCORER="items", MEMENTO_POLICY="sample")
+    env = server_env(db, MEMENTO_FRESH__RECOMMEND__SCORER="items", MEMENTO_POLICY="sample")
     served: dict[tuple[str, int], tuple[str, float]] = {}
     rewarded: set[tuple[str, str]] = set()
     now = time.time()

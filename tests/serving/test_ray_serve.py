@@ -58,7 +58,11 @@ def cluster(
         db.execute(f"CREATE DATABASE {name}")
     store_url = pg_server.rsplit("/", 1)[0] + "/" + name
     tmp = tmp_path_factory.mktemp("ray")
-    env = server_env(tmp / "unused.sqlite3", MEMENTO_STORE_URL=store_url, MEMENTO_SCORER="items")
+    env = server_env(
+        tmp / "unused.sqlite3",
+        MEMENTO_STORE_URL=store_url,
+        MEMENTO_FRESH__RECOMMEND__SCORER="items",
+    )
     fields = {k.removeprefix("MEMENTO_").lower(): v for k, v in env.items()}
     settings = ServingSettings.model_validate({**fields, "checkpoint_dir": tmp / "ckpt"})
     port = free_port()

@@ -40,13 +40,23 @@ def _catalogue(folder: Path) -> Path:
     return path
 
 
-def _settings(tmp: Path, **kw: object) -> ServingSettings:
-    """Hashing encoder, exact index, no registry, greedy policy, the 30-item catalogue."""
+def _settings(
+    tmp: Path,
+    recommend: dict[str, object] | None = None,
+    learner: dict[str, object] | None = None,
+    **kw: object,
+) -> ServingSettings:
+    """Hashing encoder, exact index, no registry, greedy policy, the 30-item catalogue; a
+    fresh model with these `recommend` and `learner` fields."""
+    fresh = {
+        "text": {"kind": "hashing"},
+        "case_bank": {"index": "flat"},
+        "recommend": recommend or {},
+        "learner": learner or {},
+    }
     base: dict[str, object] = dict(
         db_path=tmp / "db.sqlite3",
-        text_encoder="hashing",
-        text_dim=64,
-        index="flat",
+        fresh=fresh,
         model_uri="none",
         policy="greedy",
         items_path=_catalogue(tmp / "catalogue"),
@@ -139,7 +149,7 @@ def test_cold_user_gets_popularity_once_events_are_posted(tmp_path: Path) -> Non
 def test_policy_weights_are_the_learner_probabilities(tmp_path: Path) -> None:
     """Returned case weights equal softmax(min twin Q / alpha) over the cases retrieved as of
     the decision, and the chosen cases' items are the case-backed items of the list."""
-    core = _core(tmp_path, num_chosen=2)
+    core = _core(tmp_path, recommend={"num_chosen": 2})
     _write_cases(core)
     ev = _events("i0", "i2")
     r = core.recommend("u1", 10, {}, ev, [], False)
@@ -162,7 +172,7 @@ def test_policy_weights_are_the_learner_probabilities(tmp_path: Path) -> None:
 def test_content_q_input_scores_cases_through_their_items(tmp_path: Path) -> None:
     """With q_input="content" (offline replay's default) Q sees each case through its item's
     catalogue vector: the returned weights follow Q on those vectors, not on the keys."""
-    core = _core(tmp_path, num_chosen=2)
+    core = _core(tmp_path, recommend={"num_chosen": 2})
     _write_cases(core)
     rt = core.runtime
     bank = rt.bank
@@ -191,7 +201,12 @@ def test_positive_feedback_raises_the_chosen_cases_q(tmp_path: Path) -> None:
     more than the same feedback as a click (reward 0.1) raises it."""
     gains = {}
     for action in ("alipay", "click"):
-        core = _core(tmp_path / action, num_chosen=1, updates_per_feedback=8, learner_lr=1e-2)
+        core = _core(
+            tmp_path / action,
+            recommend={"num_chosen": 1},
+            learner={"lr": 1e-2},
+            updates_per_feedback=8,
+        )
         _write_cases(core)
         ev = _events("i0", "i2")
         d = _decide(core, ev)
@@ -249,7 +264,7 @@ def test_snapshot_round_trip(tmp_path: Path) -> None:
     step, bank, popularity log and the same greedy list with the same scores."""
     import torch
 
-    settings = _settings(tmp_path, num_chosen=2, updates_per_feedback=4)
+    settings = _settings(tmp_path, recommend={"num_chosen": 2}, updates_per_feedback=4)
     store = Store(tmp_path / "db.sqlite3")
     core = build_core(settings, store)
     _write_cases(core)

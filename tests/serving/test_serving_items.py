@@ -35,7 +35,9 @@ def _q_item(core: ServingCore, events: tuple, item: str) -> float:
 def test_item_policy_lists_items_with_their_cases_and_learns_from_feedback(
     tmp_path: Path,
 ) -> None:
-    core = _core(tmp_path, scorer="items", updates_per_feedback=8, learner_lr=1e-2)
+    core = _core(
+        tmp_path, recommend={"scorer": "items"}, learner={"lr": 1e-2}, updates_per_feedback=8
+    )
     sids = _write_cases(core)
     ev = _events("i0", "i2")
     r = core.recommend("u1", 10, {}, ev, [], False)
@@ -55,8 +57,8 @@ def test_item_policy_lists_items_with_their_cases_and_learns_from_feedback(
 
 
 def test_explore_items_widen_the_pool_and_no_memory_writes_no_case(tmp_path: Path) -> None:
-    """MEMENTO_EXPLORE_ITEMS adds random unseen items the other sources do not propose;
-    MEMENTO_MEMORY=false learns from feedback but writes no case."""
+    """MEMENTO_FRESH__RECOMMEND__N_EXPLORE adds random unseen items the other sources do not
+    propose; MEMENTO_MEMORY=false learns from feedback but writes no case."""
     ev = _events("i0", "i2")
 
     def pool(core: ServingCore) -> set[str]:
@@ -64,10 +66,10 @@ def test_explore_items_widen_the_pool_and_no_memory_writes_no_case(tmp_path: Pat
         req = RecRequest("u1", interactions("u1", ev), time.time() + 1.0)
         return {rt.items.ids[int(i)] for i in rt.rec.candidates_for(req).case_ids}
 
-    plain = _core(tmp_path / "a", scorer="items", neighbours=1)
-    wide = _core(tmp_path / "b", scorer="items", neighbours=1, explore_items=20)
+    plain = _core(tmp_path / "a", recommend={"scorer": "items", "n_neighbours": 1})
+    wide = _core(tmp_path / "b", recommend={"scorer": "items", "n_neighbours": 1, "n_explore": 20})
     assert len(pool(wide) - pool(plain)) >= 5
-    off = _core(tmp_path / "c", scorer="items", memory=False, updates_per_feedback=2)
+    off = _core(tmp_path / "c", recommend={"scorer": "items"}, memory=False, updates_per_feedback=2)
     d = _decide(off, ev)
     update = off.apply_feedback(d, d.items[0], "alipay", 30.0)
     assert update.new_case_id is None and off.bank_size() == 0

@@ -23,9 +23,9 @@ def test_settings_read_memento_environment(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("MEMENTO_DB_PATH", "/tmp/x.sqlite3")
     monkeypatch.setenv("MEMENTO_MODEL_URI", "models:/memento@champion")
     monkeypatch.setenv("MEMENTO_LLM", "smollm2-135m")
-    monkeypatch.setenv("MEMENTO_TEXT_ENCODER", "hashing")
+    monkeypatch.setenv("MEMENTO_FRESH__TEXT__KIND", "hashing")
     s = ServingSettings()
-    assert (s.llm, s.text_encoder) == ("smollm2-135m", "hashing")
+    assert (s.llm, s.fresh.text.kind) == ("smollm2-135m", "hashing")
     assert s.api_key.get_secret_value() == "s3cret" and "s3cret" not in repr(s)
     assert s.read_api_key.get_secret_value() == "r3ad" and "r3ad" not in repr(s)
     assert s.public_recommend is True

@@ -250,9 +250,10 @@ def bundle_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
     from serving.settings import ServingSettings
 
     tmp = tmp_path_factory.mktemp("ui-bundle")
-    env = server_env(tmp / "db.sqlite3", MEMENTO_SCORER="items")
+    env = server_env(tmp / "db.sqlite3", MEMENTO_FRESH__RECOMMEND__SCORER="items")
     settings = ServingSettings(
-        text_encoder="hashing", scorer="items", items_path=Path(env["MEMENTO_ITEMS_PATH"])
+        fresh={"text": {"kind": "hashing"}, "recommend": {"scorer": "items"}},
+        items_path=Path(env["MEMENTO_ITEMS_PATH"]),
     )
     bundle = fresh_bundle(settings)
     rows = bundle.items.rows(["p1", "a1", "l1"])

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from bench.replay.config import DEFAULT_MODES, CompareConfig, replay_cores
 from data.schema import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, conform
-from recsys.config import LearnerConfig, PolicyConfig, QNetworkConfig
+from recsys.config import BlendConfig, CoreConfig, LearnerConfig, RecommendConfig
 from recsys.loop import Decided
 from recsys.memory.text_encoder import HashingTextEncoder
 from recsys.rec.recommender import Recommender
@@ -64,12 +65,45 @@ def tiny_log(plant: bool, swap: tuple[int, int] | None = None) -> tuple[pl.DataF
     return conform(df, INTERACTIONS_SCHEMA), conform(items, ITEMS_SCHEMA)
 
 
-def tiny_cfg(**kw: Any) -> TrainConfig:
-    """Small lists over the 41-item catalogue; plain popularity counts."""
-    base: dict[str, Any] = dict(
-        top_k=8, num_chosen=4, n_neighbours=10, n_popular=5, top_n=15, pop_half_life_hours=0.0
-    )
-    return TrainConfig(**{**base, **kw})
+def tiny_compare(
+    blend: BlendConfig | None = None,
+    hashing: bool = False,
+    modes: tuple[str, ...] = DEFAULT_MODES,
+    **train: Any,
+) -> CompareConfig:
+    """Small lists over the 41-item catalogue, plain popularity counts (every model); the
+    case-choosing methods retrieve K = 8 cases and take 5 popular items; `blend` for every
+    model; `hashing`: the 64-d hashing encoder; `train`: `TrainConfig` fields."""
+
+    def edit(core: CoreConfig) -> CoreConfig:
+        rc = dataclasses.replace(
+            core.recommend,
+            num_chosen=4,
+            n_neighbours=10,
+            top_n=15,
+            pop_half_life_hours=0.0,
+            blend=blend or core.recommend.blend,
+        )
+        text = dataclasses.replace(core.text, kind="hashing", dim=64) if hashing else core.text
+        return dataclasses.replace(core, recommend=rc, text=text)
+
+    product, cases = replay_cores(edit)
+    rc = dataclasses.replace(cases.recommend, top_k=8, n_popular=5)
+    cases = dataclasses.replace(cases, recommend=rc)
+    return CompareConfig(TrainConfig(core=product, **train), case_core=cases, modes=modes)
+
+
+def tiny_cfg(
+    mode: str = "soft-q-blend", blend: BlendConfig | None = None, **kw: Any
+) -> TrainConfig:
+    """The training run of harness mode `mode` in `tiny_compare` (its own model)."""
+    return tiny_compare(blend, **kw).train_of(mode, 0)
+
+
+def with_recommend(cfg: TrainConfig, **fields: Any) -> TrainConfig:
+    """`cfg` with these `RecommendConfig` fields changed in its model."""
+    rc = dataclasses.replace(cfg.core.recommend, **fields)
+    return dataclasses.replace(cfg, core=dataclasses.replace(cfg.core, recommend=rc))
 
 
 def tiny_world(cfg: TrainConfig, plant: bool, swap: tuple[int, int] | None = None) -> ReplayWorld:
@@ -80,34 +114,30 @@ def tiny_world(cfg: TrainConfig, plant: bool, swap: tuple[int, int] | None = Non
         held,
         items,
         HashingTextEncoder(64),
-        cfg.state,
-        cfg.reward,
+        cfg.core.state,
+        cfg.core.reward,
         cfg.window_hours,
-        case_state_weight=cfg.case_state_weight,
+        case_state_weight=cfg.core.case_bank.key_state_weight,
         collab_dim=cfg.collab_dim,
     )
 
 
 def tiny_learner(mode: str) -> Learner:
     """A small learner of a harness mode (`soft-q` scores items, `soft-q-blend` cases)."""
-    from recsys.rec.item_features import ITEM_FEATURES
-    from recsys.records import CASE_FEATURES
-
-    items = mode in ("soft-q", "soft-q-cases")
     lc = LearnerConfig(
         mode="soft-q" if mode.startswith("soft-q") else mode,  # type: ignore[arg-type]
         batch_size=8,
         min_replay=8,
-        policy=PolicyConfig(num_chosen=4),
-        q=QNetworkConfig(feature_dim=len(ITEM_FEATURES if items else CASE_FEATURES)),
-        listwise_weight=1.0 if items else 0.0,
     )
-    return Learner(lc, 64, 64)
+    scorer = "items" if mode in ("soft-q", "soft-q-cases") else "blend"
+    core = CoreConfig(learner=lc, recommend=RecommendConfig(scorer=scorer))
+    return Learner(core.learner, 64, 64)
 
 
 def tiny_recommender(
     parts: ReplayParts, cfg: TrainConfig, learner: Learner | None, mode: str = "soft-q-blend"
 ) -> Recommender:
+    """The pipeline of `cfg` (the run of `mode`, `tiny_cfg(mode)`)."""
     from training.modes import recommender_for
 
     return recommender_for(parts, cfg, learner, None, mode)
@@ -157,7 +187,7 @@ class Spy:
 def train_pass(mode: str, plant: bool) -> tuple[ReplayWorld, Spy, Any]:
     """One learning pass over every decision point before the plant, as `run_memory_mode`
     trains (learn=True, sampled choices)."""
-    cfg = dataclasses.replace(tiny_cfg(), updates_per_transition=0.25)
+    cfg = tiny_cfg(mode, updates_per_transition=0.25)
     w = tiny_world(cfg, plant)
     parts = build_parts(w, cfg, ~w.held_out)
     spy = Spy(w, tiny_recommender(parts, cfg, tiny_learner(mode), mode))

@@ -69,7 +69,7 @@ def test_console_filter_drops_library_info_only(console_log: io.StringIO) -> Non
 def test_printed_summary_fits_100_columns(tmp_path: Path) -> None:
     """The summary `memento train` prints (every method and metric over 3 seeds, long paths)
     has no line over 100 characters, on a 200-column terminal, and names the log file."""
-    from training.config import ALL_MODES
+    from bench.replay.config import ALL_MODES
 
     metrics = ("hr@5", "hr@10", "hr@20", "ndcg@10", "mrr", "reward_per_decision", "coverage@10")
     result = SimpleNamespace(
@@ -116,7 +116,9 @@ def test_bench_payload_follows_the_output_contract() -> None:
         run_id=None,
         elapsed_s=1.0,
     )
-    cfg = SimpleNamespace(split="leave-last-out", seeds=(0, 1), peer_seeds=(0,))
+    cfg = SimpleNamespace(
+        train=SimpleNamespace(split="leave-last-out"), seeds=(0, 1), peer_seeds=(0,)
+    )
     out = bench_payload(result, cfg, {})
     assert out["n_decisions"] == 10 and out["n_warm"] == 7
     r = out["results"]["soft-q"]

@@ -3,6 +3,7 @@ single-process replay within CI, transitions and weight broadcasts, the CLI swit
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +12,15 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.replay.compare import RunOutput, compare_methods, run_methods
+from bench.replay.config import CompareConfig
+from recsys.presets import offline_replay
 from training.config import TrainConfig
 from training.distributed import DistributedConfig, RayMemoryRunner, shard_users
 
 TINY = {
-    "text_encoder": "hashing",
-    "text_dim": 64,
-    "seeds": (0,),
     "synth_users": 120,
     "synth_items": 150,
     "synth_events": 3000,
-    "modes": ("soft-q",),
     "iterations": 2,
     "max_train_decisions": 200,
     "max_valid_decisions": 100,
@@ -46,7 +45,9 @@ def test_user_shards_are_disjoint_and_cover_every_user() -> None:
 @pytest.fixture(scope="module")
 def runs(ray_cluster: None) -> tuple[RunOutput, RunOutput, RayMemoryRunner]:
     """The same tiny synthetic run single-process and with the Ray engine (2 workers)."""
-    cfg = TrainConfig(**TINY)  # type: ignore[arg-type]
+    core = offline_replay()
+    core = dataclasses.replace(core, text=dataclasses.replace(core.text, kind="hashing", dim=64))
+    cfg = CompareConfig(TrainConfig(core=core, **TINY), modes=("soft-q",))  # type: ignore[arg-type]
     runner = RayMemoryRunner(DistributedConfig(workers=2, sync_every=8, broadcast_every=16))
     return run_methods(cfg), run_methods(cfg, memory_runner=runner), runner
 

@@ -9,6 +9,7 @@ from recsys.config import BlendConfig
 from tests.training.replay_fixture import (
     PLANT_ITEM,
     tiny_cfg,
+    tiny_compare,
     tiny_learner,
     tiny_log,
     tiny_recommender,
@@ -103,14 +104,14 @@ def test_retrieval_is_as_of_the_decision_and_of_s_prime(mode: str) -> None:
 def test_held_out_events_never_reach_training_rewards() -> None:
     """A training pass scores each list without held-out events and credits no chosen case
     more than that reward, although the fixture has lists a held-out event would reward."""
-    cfg = tiny_cfg()
+    cfg = tiny_cfg("soft-q-blend")
     w, spy, res = train_pass("soft-q-blend", False)
     reward_of = {d.event: d.reward for d in res.decisions}
     only_held = 0
     for j, _, res_j in spy.lists:
         items = [int(w.item_ids[r]) for r in res_j.items][: cfg.reward_top]
-        r_train, _ = w.list_reward(j, items, cfg.reward, skip_held_out=True)
-        r_all, _ = w.list_reward(j, items, cfg.reward)
+        r_train, _ = w.list_reward(j, items, cfg.core.reward, skip_held_out=True)
+        r_all, _ = w.list_reward(j, items, cfg.core.reward)
         assert reward_of[j] == r_train, j
         only_held += r_all > r_train == 0.0
     assert only_held > 0, "the fixture must hold a list only a held-out event rewards"
@@ -133,12 +134,7 @@ def test_training_parts_hold_only_training_rows(monkeypatch: pytest.MonkeyPatch)
 
     inter, items = tiny_log(True)
     monkeypatch.setattr(train_mod, "load_data", lambda tiny_cfg: (inter, items, "fixture"))
-    cfg = tiny_cfg(
-        modes=("popularity",),
-        text_encoder="hashing",
-        text_dim=64,
-        blend=BlendConfig(w_knn=0.5),
-    )
+    cfg = tiny_compare(BlendConfig(w_knn=0.5), hashing=True, modes=("popularity",))
     run = run_methods(cfg)
     w, parts = run.world, run.parts.train
     train = np.flatnonzero(~w.held_out)
@@ -186,7 +182,7 @@ def test_ground_truth_is_never_a_candidate_source(training: bool, mode: str) -> 
     """Changing the item acted on at decision j to a brand-new item leaves the list produced at
     j unchanged (case, neighbour, popularity and item-kNN terms all on), and the new item is
     not in it: for a training decision (own user left out of item-kNN) and a held-out one."""
-    cfg = tiny_cfg(blend=BlendConfig(w_knn=1.0))
+    cfg = tiny_cfg(mode, blend=BlendConfig(w_knn=1.0))
     base = tiny_world(cfg, False)
     pick = base.has_history & (base.held_out != training)
     checked = 0

@@ -16,10 +16,12 @@ from tests.training.replay_fixture import (
     PLANT_ITEM,
     T0,
     tiny_cfg,
+    tiny_compare,
     tiny_learner,
     tiny_log,
     tiny_recommender,
     tiny_world,
+    with_recommend,
 )
 from training.replay_env import build_parts, run_pass
 from training.replay_world import build_world
@@ -46,7 +48,9 @@ def test_causal_popularity_is_the_cold_list_and_sees_only_the_past() -> None:
     inter = pl.concat([inter, conform(cold_user, INTERACTIONS_SCHEMA)]).sort("ts")
     held = inter.filter(pl.col("ts") > HELD_AFTER)
     cfg = tiny_cfg()
-    w = build_world(inter, held, items, HashingTextEncoder(64), cfg.state, cfg.reward, 24.0)
+    w = build_world(
+        inter, held, items, HashingTextEncoder(64), cfg.core.state, cfg.core.reward, 24.0
+    )
     parts = build_parts(w, cfg, ~w.held_out)
     base = baseline_decisions(w, parts, cfg, lambda j, hist, ex: None)
     rec = tiny_recommender(parts, cfg, tiny_learner("soft-q-blend"))
@@ -62,7 +66,7 @@ def test_causal_popularity_is_the_cold_list_and_sees_only_the_past() -> None:
         counts = np.bincount(
             [w.item_index[int(w.item[e])] for e in past], minlength=len(w.item_ids)
         )
-        want = sorted(range(len(counts)), key=lambda r: (-counts[r], r))[: cfg.top_n]
+        want = sorted(range(len(counts)), key=lambda r: (-counts[r], r))[: cfg.core.recommend.top_n]
         assert d.items == [int(w.item_ids[r]) for r in want], j
         assert counts[w.item_index[PLANT_ITEM]] == 0
 
@@ -75,10 +79,10 @@ def test_item_knn_term_counts_other_users_past_training_rows_only() -> None:
     from bench.replay.baselines import ItemKNN
 
     inter, _ = tiny_log(True)
-    cfg = tiny_cfg(
+    cfg = with_recommend(
+        tiny_cfg(blend=BlendConfig(w_knn=1.0, w_nb=0.0, w_pop=0.0, n_knn=15)),
         n_neighbours=0,
         n_popular=0,
-        blend=BlendConfig(w_knn=1.0, w_nb=0.0, w_pop=0.0, n_knn=15),
     )
     w = tiny_world(cfg, True)
     parts = build_parts(w, cfg, ~w.held_out)
@@ -97,7 +101,7 @@ def test_item_knn_term_counts_other_users_past_training_rows_only() -> None:
         knn = ItemKNN().fit(train_rows.filter(pl.col("user_id") != u))
         hist = [int(w.item[e]) for e in w.history[j]]
         scores = knn.scores(hist)
-        ranked = knn.rank(u, hist, cfg.top_n, set())
+        ranked = knn.rank(u, hist, cfg.core.recommend.top_n, set())
         want = [i for i in ranked if scores[knn._index[i]] > 1e-12]
         # same scores in the same order (equal scores may swap: tie orders differ), then
         # only items the baseline scores 0 (the list is filled up in popularity order)
@@ -133,11 +137,8 @@ def test_time_cutoff_split_scores_every_peer_on_the_same_rows(
 
     inter, items = tiny_log(True)
     monkeypatch.setattr(train_mod, "load_data", lambda cfg: (inter, items, "fixture"))
-    cfg = tiny_cfg(
-        split="time-cutoff",
-        modes=("ease", "item-knn", "causal-popularity"),
-        text_encoder="hashing",
-        text_dim=64,
+    cfg = tiny_compare(
+        hashing=True, modes=("ease", "item-knn", "causal-popularity"), split="time-cutoff"
     )
     run = run_methods(cfg)
     assert 0 < run.split.test.height < run.world.n

@@ -2,26 +2,40 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bench.replay.compare import compare as train
+from bench.replay.config import CompareConfig, replay_cores
+from recsys.config import CoreConfig
 from training.config import TrainConfig
 
 
-def _cfg(tmp: Path, experiment: str, **kw: object) -> TrainConfig:
+def _hashing(core: CoreConfig) -> CoreConfig:
+    return dataclasses.replace(core, text=dataclasses.replace(core.text, kind="hashing", dim=64))
+
+
+def _cfg(
+    tmp: Path,
+    experiment: str,
+    modes: tuple[str, ...],
+    use_llm: bool = False,
+    **kw: object,
+) -> CompareConfig:
     """A fast config: hashing encoder, the tiny LLM, one seed, MLflow under `tmp`."""
-    return TrainConfig(
-        seeds=(0,),
-        text_encoder="hashing",
-        text_dim=64,
-        llm_model="smollm2-135m",
+    product, cases = replay_cores(_hashing)
+    train = TrainConfig(
         tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
         experiment=experiment,
         output_dir=tmp / "out",
+        core=product,
         **kw,  # type: ignore[arg-type]
+    )
+    return CompareConfig(
+        train, case_core=cases, modes=modes, use_llm=use_llm, llm_model="smollm2-135m"
     )
 
 
@@ -42,7 +56,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, str]:
         max_eval_decisions=4,
         updates_per_transition=0.5,
     )
-    return train(cfg), str(cfg.tracking_uri)
+    return train(cfg), str(cfg.train.tracking_uri)
 
 
 def test_train_logs_run_and_registers_champion(tiny_run: tuple[object, str]) -> None:
@@ -143,8 +157,7 @@ def test_serving_loads_the_trained_model(tiny_run: tuple[object, str], tmp_path:
     def serve(folder: Path, model_uri: str) -> ServingCore:
         settings = ServingSettings(
             db_path=folder / "db.sqlite3",
-            text_encoder="hashing",
-            text_dim=64,
+            fresh={"text": {"kind": "hashing"}},
             model_uri=model_uri,
             mlflow_uri=uri,
             policy="greedy",

@@ -159,10 +159,9 @@ class ReplayWorker:
         self.learner_actor = learner
         parts = build_parts(world, cfg, ~world.held_out)  # = build_split_parts(...).train
         # acting copy: weights come from the learner actor; its own replay is never sampled
-        acting = dataclasses.replace(cfg.learner, replay_capacity=1)
-        local = _learner(
-            dataclasses.replace(cfg, learner=acting), mode, worker_seed(seed, index), world.dim
-        )
+        acting = dataclasses.replace(cfg.core.learner, replay_capacity=1)
+        acting_cfg = dataclasses.replace(cfg, core=dataclasses.replace(cfg.core, learner=acting))
+        local = _learner(acting_cfg, mode, worker_seed(seed, index), world.dim)
         self.loop = ForwardingLoop(local, self._send, sync_every)
         self.rec = recommender_over(parts, cfg, self.loop, None, mode)
         self.rng = np.random.default_rng(worker_seed(seed, index))
