@@ -91,7 +91,7 @@ def task_encoder(kind: str, cache: Path | None) -> Any:
         raise typer.BadParameter(f"unknown encoder {kind!r}: use, hashing")
     cfg = TextEncoderConfig(
         kind="use" if kind == "use" else "hashing",
-        dim=512 if kind == "use" else 256,
+        dim=256,  # the hashing width (USE's is fixed: `TextEncoderConfig.width`)
         cache_dir=str(cache) if cache else None,
     )
     return build_text_encoder(cfg)

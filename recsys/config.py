@@ -3,9 +3,10 @@ schema. Each model setting is one field here with one default and a docstring sa
 `TrainConfig`, `ServingSettings` and the comparisons hold a `CoreConfig` and never re-declare
 its settings (`tests/recsys/test_one_default.py`). Where offline replay and the online service
 need different values, a named preset says so (`recsys.presets`: `CoreConfig()` plus the
-deviations its docstring names). The dependent fields are derived in one place each: the Q network's
-feature width and the listwise weight in `CoreConfig.__post_init__` (from the scorer), the
-text width in `TextEncoderConfig.width`. Reading and writing them: `recsys.config_io`.
+deviations its docstring names). The dependent fields are derived in one place each: the Q
+network's feature width and the listwise weight in `CoreConfig.__post_init__` (from the
+scorer), the text width in `TextEncoderConfig.width`. Reading and writing them:
+`recsys.config_io`.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ class StateConfig:
     """Most recent events kept per user."""
     half_life_hours: float = 24.0
     """Time decay: an event this old counts half. Offline replay uses 72 h
-    (`presets.offline_replay`); the online service keeps 24 h."""
+    (`presets.offline_replay`), its value since the first replay runs; the online service keeps
+    24 h. Neither was compared with the other in a recorded run."""
     click: float = 1.0
     """Pooling weight of a click event."""
     collect: float = 2.0
@@ -151,7 +153,8 @@ class QNetworkConfig:
 class PolicyConfig:
     alpha: float = 0.1
     """Soft-Q temperature (initial value when auto_alpha). Online the service samples its lists
-    from softmax(Q / alpha), and 0.1 keeps an untrained Q exploring. Offline replay uses 0.02
+    from softmax(Q / alpha) (exploration, logged propensities); 0.1 is its value, not tuned
+    online (the online benchmark ran with it). Offline replay uses 0.02
     (`presets.offline_replay`): window rewards are ~0.1, so Q differs across candidates by
     a few hundredths, and at 0.2 the training policy stayed near uniform (Tianchi validation,
     1,200 decisions x 3 passes: reward 0.110 -> 0.118 at 0.2, 0.127 -> 0.135 at 0.02)."""
@@ -173,8 +176,8 @@ class LearnerConfig:
     (what the policy shows does not change the logged user's next state), so the target is
     the reward."""
     lr: float = 1e-3
-    """Adam learning rate of the Q network (offline replay: 2e-3, `presets.offline_replay`;
-    its updates come from a few hundred decisions per pass)."""
+    """Adam learning rate of the Q network. Offline replay uses 2e-3 (`presets.offline_replay`),
+    its value since the first replay runs; not compared with 1e-3 in a recorded run."""
     batch_size: int = 32
     """Transitions per update (offline replay and the online service alike)."""
     min_replay: int = 64
@@ -276,13 +279,15 @@ class RecommendConfig:
     offline over-fetches 64 (`presets.offline_replay`): each case proposes one item and
     the pool de-duplicates them."""
     num_chosen: int = 8
-    """m: cases the policy chooses per decision (the only m; the blend scorer's). The online
-    service keeps 4 (`presets.online`), the value its benchmarks were measured with."""
+    """m: cases the policy chooses per decision (the only m; only the blend scorer chooses
+    cases). A fresh served model keeps 4 (`presets.online`), the service's value before the
+    presets; neither value was compared with the other in a recorded run."""
     top_n: int = 50
     """Length of the produced list."""
     n_neighbours: int = 60
-    """Catalogue neighbours of the state vector added to the candidates. The online service
-    keeps 20 (`presets.online`), the value its benchmark (docs/online.md) was measured with."""
+    """Catalogue neighbours of the state vector added to the candidates. A fresh served model
+    keeps 20 (`presets.online`), the value the online benchmark (docs/online.md) ran with;
+    the two were never compared on one workload."""
     n_popular: int = 20
     """Popular items added to the candidates (when `blend.w_pop` > 0). The items scorer offline
     takes 60 into its pool (`presets.offline_replay`); the blend's 20 are for its head."""
