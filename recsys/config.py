@@ -3,21 +3,20 @@ schema. Each model setting is one field here with one default and a docstring sa
 `TrainConfig`, `ServingSettings` and the comparisons hold a `CoreConfig` and never re-declare
 its settings (`tests/recsys/test_one_default.py`). Where offline replay and the online service
 need different values, a named preset says so (`recsys.presets`: `CoreConfig()` plus the
-deviations its docstring names). The dependent fields are derived in one place each: the Q
-network's feature width and the listwise weight in `CoreConfig.__post_init__` (from the
-scorer), the text width in `TextEncoderConfig.width`. Reading and writing them:
+deviations its docstring names). The dependent fields are derived in one place each: those
+that follow the scorer in `recsys.presets.derive` (from the scorer's own properties,
+`recsys.rec.scorers`), the text width in `TextEncoderConfig.width`. Reading and writing them:
 `recsys.config_io`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 from recsys.config_io import RETIRED_FIELDS, config_from_dict, config_to_dict
 
 __all__ = [
-    "LISTWISE_WEIGHT",
     "NO_MERGE",
     "RETIRED_FIELDS",
     "USE_DIM",
@@ -35,7 +34,6 @@ __all__ = [
     "TextEncoderConfig",
     "config_from_dict",
     "config_to_dict",
-    "feature_width",
 ]
 
 LearnerMode = Literal["soft-q", "parametric-ce", "non-parametric", "tabular"]
@@ -138,12 +136,12 @@ class QNetworkConfig:
     layers: int = 2
     """Hidden layers of the scoring MLP."""
     feature_dim: int = 4
-    """Per-candidate features F. Derived in a `CoreConfig` from its scorer (`feature_width`:
-    `records.CASE_FEATURES` or `rec.item_features.ITEM_FEATURES`); set it only for a bare
-    learner."""
+    """Per-candidate features F. Derived in a model from its scorer (`recsys.presets.derive`:
+    the scorer's `feature_width`); set it only for a bare learner."""
     use_vectors: bool = True
     """Feed the state and key vectors (their projections and product) to the MLP; False
-    scores from the features alone. Offline, the items scorer sets False
+    scores from the features alone. The blend scorer always feeds them (`recsys.presets.derive`:
+    Q tells cases apart by their keys). Offline, the items scorer sets False
     (`presets.offline_replay`): with the vectors, its synthetic validation NDCG@10 fell pass
     after pass (0.475, 0.429, 0.436) while the training reward rose (Q memorised replayed
     items). A fresh online model keeps True (what its online benchmark measured)."""
@@ -196,9 +194,11 @@ class LearnerConfig:
     """parametric-ce: a reward above this is a positive label."""
     listwise_weight: float = 0.0
     """soft-q: weight of `recsys.rl.losses.listwise_loss` added to the soft TD loss (fits
-    softmax(Q / alpha) to where the reward is). Derived in a `CoreConfig` from its scorer
-    (`LISTWISE_WEIGHT`): the items scorer's transitions label every candidate, the blend's
-    reward the chosen cases only. Set it only for a bare learner."""
+    softmax(Q / alpha) to where the reward is). 0 for a bare learner (the research agent's,
+    the bandit benchmark's). In a model it is the items scorer's weight, 1.0 in every preset
+    (`recsys.presets.ITEMS_LISTWISE_WEIGHT`: the weight of every measured run); the blend
+    scorer's is derived 0 (`recsys.presets.derive`: its transitions reward the chosen cases
+    only, there is no list to fit)."""
     tabular_lr: float = 0.1
     """tabular: Q(c) += tabular_lr * (r - Q(c))."""
     tabular_sim_weight: float = 0.5
@@ -316,25 +316,13 @@ class RecommendConfig:
     """items scorer: the user's latest distinct items added to the pool (unless excluded)."""
 
 
-LISTWISE_WEIGHT: dict[Scorer, float] = {"blend": 0.0, "items": 1.0}
-"""`LearnerConfig.listwise_weight` of each scorer: the items scorer's transitions label every
-candidate of its pool (1.0, the weight of every measured run); the blend's reward only the
-chosen cases, so it has no list to fit."""
-
-
-def feature_width(scorer: Scorer) -> int:
-    """F, the per-candidate features the scorer gives the Q network."""
-    from recsys.rec.item_features import ITEM_FEATURES
-    from recsys.records import CASE_FEATURES
-
-    return len({"blend": CASE_FEATURES, "items": ITEM_FEATURES}[scorer])
-
-
 @dataclass(frozen=True)
 class CoreConfig:
-    """The model: every setting of a `recsys.bundle.ModelBundle`. Build it directly (the field
-    defaults) or with a named preset (`recsys.presets`); either way `__post_init__` derives
-    the dependent fields."""
+    """The model: every setting of a `recsys.bundle.ModelBundle`. Its dependent fields (the Q
+    network's feature width, the listwise weight and the Q input of the blend scorer) follow
+    its scorer through `recsys.presets.derive`, which every preset, `TrainConfig` and
+    `ServingSettings` apply (the scorer registry imports this module, so the derivation cannot
+    live here)."""
 
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     """Text encoder."""
@@ -350,17 +338,3 @@ class CoreConfig:
     """Credit assignment across chosen cases."""
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
     """The recommend pipeline (candidate sources, blend, list length)."""
-
-    def __post_init__(self) -> None:
-        """Derive the dependent fields from the scorer: the Q network's feature width
-        (`feature_width`) and the listwise weight (`LISTWISE_WEIGHT`). The one place they are
-        computed; a value passed in for them is replaced."""
-        scorer = self.recommend.scorer
-        lc = self.learner
-        derived = replace(
-            lc,
-            q=replace(lc.q, feature_dim=feature_width(scorer)),
-            listwise_weight=LISTWISE_WEIGHT[scorer],
-        )
-        if derived != lc:
-            object.__setattr__(self, "learner", derived)

@@ -1,5 +1,10 @@
-"""The named presets of `recsys.config.CoreConfig`: where offline replay and the online service
-truly need different values.
+"""The one constructor of a model (`derive`) and the named presets of `recsys.config.CoreConfig`:
+where offline replay and the online service truly need different values.
+
+`derive` computes the fields that follow the scorer, from the scorer's own properties
+(`recsys.rec.scorers`): the Q network's feature width, the listwise weight (the items scorer's
+configured weight, 0 for the blend) and whether Q sees vectors (always for the blend). Every
+preset, `TrainConfig` and `ServingSettings` apply it, so no caller computes them.
 
 Each preset is `CoreConfig()` (the field defaults) with the deviations its docstring names, each
 explained in that field's docstring; it never copies a field it does not change, so a default
@@ -13,17 +18,42 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from recsys.config import CoreConfig, Scorer
+from recsys.rec.scorers import get_scorer
 
-__all__ = ["PRESETS", "offline_replay", "online", "preset"]
+__all__ = ["ITEMS_LISTWISE_WEIGHT", "PRESETS", "derive", "offline_replay", "online", "preset"]
+
+ITEMS_LISTWISE_WEIGHT = 1.0
+"""`learner.listwise_weight` of every preset: the items scorer's weight of the listwise term
+(every measured items-scorer run used 1.0); `derive` makes it 0 for the blend scorer."""
+
+
+def derive(core: CoreConfig) -> CoreConfig:
+    """`core` with the fields that follow its scorer computed by the scorer (an unknown scorer
+    raises `recsys.errors.UnknownScorerError`)."""
+    scorer = get_scorer(core.recommend.scorer)
+    lc = core.learner
+    q = replace(
+        lc.q, feature_dim=scorer.feature_width, use_vectors=scorer.use_vectors(lc.q.use_vectors)
+    )
+    learner = replace(lc, q=q, listwise_weight=scorer.listwise_weight(lc.listwise_weight))
+    return core if learner == lc else replace(core, learner=learner)
+
+
+def _base() -> CoreConfig:
+    """`CoreConfig()` with the items scorer's listwise weight (what both presets share)."""
+    core = CoreConfig()
+    return replace(core, learner=replace(core.learner, listwise_weight=ITEMS_LISTWISE_WEIGHT))
 
 
 def offline_replay(scorer: Scorer = "items") -> CoreConfig:
     """The model `memento train` fits by replaying a log and ships (`TrainConfig.core`), items
-    scorer by default (the product). Deviations: `recommend.scorer`, `learner.gamma` 0,
+    scorer by default (the product). Deviations: `recommend.scorer`,
+    `learner.listwise_weight` (`ITEMS_LISTWISE_WEIGHT`), `learner.gamma` 0,
     `learner.lr` 2e-3, `learner.policy.alpha` 0.02, `state.half_life_hours` 72,
-    `case_bank.key_state_weight` 1.0, `case_bank.q_input` content; with the items scorer also
-    `recommend.top_k` 64, `recommend.n_popular` 60 and `learner.q.use_vectors` False."""
-    base = CoreConfig()
+    `case_bank.key_state_weight` 1.0, `case_bank.q_input` content; with a scorer that chooses
+    items also `recommend.top_k` 64, `recommend.n_popular` 60 and `learner.q.use_vectors`
+    False."""
+    base = _base()
     core = replace(
         base,
         state=replace(base.state, half_life_hours=72.0),
@@ -33,17 +63,20 @@ def offline_replay(scorer: Scorer = "items") -> CoreConfig:
         ),
         recommend=replace(base.recommend, scorer=scorer),
     )
-    return _REPLAY_POOL[scorer](core)
+    if get_scorer(scorer).chooses_items:  # an over-fetched item pool, Q from the features
+        core = _items_replay_pool(core)
+    return derive(core)
 
 
 def online(scorer: Scorer = "blend") -> CoreConfig:
     """A fresh (untrained) model of the online service (`ServingSettings.fresh`), blend scorer
-    by default. Deviations: `recommend.scorer`, `case_bank.index` hnsw, `learner.min_replay` 1,
-    `learner.replay_capacity` 512,
-    `recommend.num_chosen` 4, `recommend.n_neighbours` 20, `recommend.pop_half_life_hours` 0,
-    `text.dim` 64 (the hashing width of tests and simulator runs; USE is always 512)."""
-    base = CoreConfig()
-    return replace(
+    by default. Deviations: `recommend.scorer`, `learner.listwise_weight`
+    (`ITEMS_LISTWISE_WEIGHT`), `case_bank.index` hnsw, `learner.min_replay` 1,
+    `learner.replay_capacity` 512, `recommend.num_chosen` 4, `recommend.n_neighbours` 20,
+    `recommend.pop_half_life_hours` 0, `text.dim` 64 (the hashing width of tests and simulator
+    runs; USE is always 512)."""
+    base = _base()
+    core = replace(
         base,
         text=replace(base.text, dim=64),
         case_bank=replace(base.case_bank, index="hnsw"),
@@ -56,22 +89,17 @@ def online(scorer: Scorer = "blend") -> CoreConfig:
             pop_half_life_hours=0.0,
         ),
     )
+    return derive(core)
 
 
 def _items_replay_pool(core: CoreConfig) -> CoreConfig:
-    """The items scorer's pool and Q input in offline replay (see `offline_replay`)."""
+    """An item-choosing scorer's pool and Q input in offline replay (see `offline_replay`)."""
     return replace(
         core,
         recommend=replace(core.recommend, top_k=64, n_popular=60),
         learner=replace(core.learner, q=replace(core.learner.q, use_vectors=False)),
     )
 
-
-_REPLAY_POOL: dict[Scorer, Callable[[CoreConfig], CoreConfig]] = {
-    "blend": lambda core: core,
-    "items": _items_replay_pool,
-}
-"""What offline replay changes per scorer (keyed by scorer name, like the scorer registry)."""
 
 PRESETS: dict[str, Callable[..., CoreConfig]] = {
     "offline-replay": offline_replay,

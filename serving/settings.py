@@ -19,11 +19,11 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recsys.config import CoreConfig, config_to_dict
-from recsys.presets import PRESETS, online, preset
+from recsys.presets import PRESETS, derive, online, preset
 from serving.errors import InsecureSettingsError
 
 DEFAULT_API_KEY = "memento-dev-key"
@@ -197,6 +197,12 @@ class ServingSettings(BaseSettings):
         scorer = over.get("recommend", {}).get("scorer")
         data["fresh"] = _merge(config_to_dict(preset(name, scorer)), over)  # pydantic validates
         return data
+
+    @field_validator("fresh", mode="after")
+    @classmethod
+    def _derived(cls, core: CoreConfig) -> CoreConfig:
+        """The fresh model's scorer-dependent fields follow its scorer (`recsys.presets.derive`)."""
+        return derive(core)
 
     def resolved_checkpoint_dir(self) -> Path:
         """The checkpoint folder, defaulting to `<db folder>/checkpoints`."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from recsys.config import CoreConfig
-from recsys.presets import offline_replay
+from recsys.presets import derive, offline_replay
 
 __all__ = ["LEARNED_MODES", "SplitProtocol", "TrainConfig"]
 
@@ -108,6 +108,10 @@ class TrainConfig:
     core: CoreConfig = field(default_factory=offline_replay)
     """The model fitted and shipped (`recsys.presets.offline_replay`: the items scorer); its
     `learner.seed` seeds the learner and the training decision subsample."""
+
+    def __post_init__(self) -> None:
+        """Keep `core`'s scorer-dependent fields derived (`recsys.presets.derive`)."""
+        object.__setattr__(self, "core", derive(self.core))
 
     @property
     def seed(self) -> int:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from bench.peers.harness import PEER_MAX_EPOCHS, PEER_PATIENCE
 from recsys.config import CoreConfig
-from recsys.presets import offline_replay
+from recsys.presets import derive, offline_replay
 from training.config import LEARNED_MODES, TrainConfig
 
 __all__ = [
@@ -64,7 +64,9 @@ def replay_cores(edit: ModelEdit | None = None) -> tuple[CoreConfig, CoreConfig]
     """(product model, case-choosing methods' model): `recsys.presets.offline_replay` for the
     items and the blend scorer, each with the same `edit` applied."""
     product, cases = offline_replay("items"), offline_replay("blend")
-    return (edit(product), edit(cases)) if edit is not None else (product, cases)
+    if edit is None:
+        return product, cases
+    return derive(edit(product)), derive(edit(cases))
 
 
 def model_edit(
@@ -135,6 +137,10 @@ class CompareConfig:
     improved for `peer_patience` epochs (the best epoch's model is tested)."""
     peer_patience: int = PEER_PATIENCE
     """RecBole peers: early-stopping patience in epochs."""
+
+    def __post_init__(self) -> None:
+        """Keep `case_core`'s scorer-dependent fields derived (`recsys.presets.derive`)."""
+        object.__setattr__(self, "case_core", derive(self.case_core))
 
     def core_of(self, mode: str) -> CoreConfig:
         """The model a method runs: soft-q the product's, `soft-q-cases` the product's with

@@ -1,6 +1,7 @@
 """Every model setting has one default: it is a field of `CoreConfig`'s tree and of no other
-config class; presets are `CoreConfig()` plus the deviations they name; derived fields are
-derived; bundles saved before the retired duplicates still load."""
+config class; presets are `CoreConfig()` plus the deviations they name; the fields that follow
+the scorer are derived (`recsys.presets.derive`); bundles saved before the retired duplicates
+still load."""
 
 from __future__ import annotations
 
@@ -18,14 +19,12 @@ from recsys.config import (
     RecommendConfig,
     config_from_dict,
     config_to_dict,
-    feature_width,
 )
-from recsys.presets import PRESETS, offline_replay, online
+from recsys.presets import PRESETS, derive, offline_replay, online
+from recsys.rec.scorers import get_scorer
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("recsys", "training", "serving", "agent", "bench", "data", "tracking", "memento")
-DERIVED = {"learner.q.feature_dim", "learner.listwise_weight"}
-"""Leaves `CoreConfig.__post_init__` computes from the scorer (not settings)."""
 
 ALLOWED: dict[tuple[str, str], str] = {
     ("LocalChatConfig", "threads"): "CPU threads of the chat LLM, not of the text encoder",
@@ -137,12 +136,12 @@ def test_the_check_finds_a_planted_duplicate() -> None:
 @pytest.mark.parametrize("name", sorted(PRESETS))
 @pytest.mark.parametrize("scorer", ["blend", "items"])
 def test_presets_are_the_defaults_plus_the_deviations_they_name(name: str, scorer: str) -> None:
-    """A preset differs from `CoreConfig()` (same scorer) only in fields its docstring names,
-    and every field it names exists: presets are named constructors, not copies."""
+    """A preset differs from `CoreConfig()` (same scorer, derived) only in fields its docstring
+    names, and every field it names exists: presets are named constructors, not copies."""
     preset = PRESETS[name](scorer)
-    base = CoreConfig(recommend=RecommendConfig(scorer=scorer))  # type: ignore[arg-type]
+    base = derive(CoreConfig(recommend=RecommendConfig(scorer=scorer)))  # type: ignore[arg-type]
     mine, default = leaves(preset), leaves(base)
-    changed = {p for p in mine if mine[p] != default[p]} - DERIVED
+    changed = {p for p in mine if mine[p] != default[p]}
     doc = " ".join((PRESETS[name].__doc__ or "").split())
     unnamed = sorted(p for p in changed if f"`{p}`" not in doc)
     assert not unnamed, f"{name} changes {unnamed} without naming them"
@@ -165,14 +164,24 @@ def test_train_and_serving_defaults_are_the_presets() -> None:
 
 @pytest.mark.parametrize("scorer", ["blend", "items"])
 def test_dependent_fields_are_derived_from_the_scorer(scorer: str) -> None:
-    """Feature width and listwise weight follow the scorer whatever is passed in; the text
-    width is USE's 512 for "use" and `dim` for hashing."""
+    """`derive` sets the feature width of the scorer whatever is passed in, zeroes the blend's
+    listwise weight and feeds it vectors, keeps the items scorer's configured ones; every
+    model that `TrainConfig` or `ServingSettings` holds is derived; the text width is USE's 512
+    for "use" and `dim` for hashing."""
+    from serving.settings import ServingSettings
+    from training.config import TrainConfig
+
     lc = LearnerConfig(listwise_weight=0.7)
-    lc = dataclasses.replace(lc, q=dataclasses.replace(lc.q, feature_dim=99))
-    core = CoreConfig(learner=lc, recommend=RecommendConfig(scorer=scorer))  # type: ignore[arg-type]
-    assert core.learner.q.feature_dim == feature_width(scorer) != 99  # type: ignore[arg-type]
-    assert core.learner.listwise_weight == (1.0 if scorer == "items" else 0.0)
-    assert feature_width("items") != feature_width("blend")
+    lc = dataclasses.replace(lc, q=dataclasses.replace(lc.q, feature_dim=99, use_vectors=False))
+    raw = CoreConfig(learner=lc, recommend=RecommendConfig(scorer=scorer))  # type: ignore[arg-type]
+    core = derive(raw)
+    items = get_scorer(scorer).chooses_items
+    assert core.learner.q.feature_dim == get_scorer(scorer).feature_width != 99
+    assert core.learner.listwise_weight == (0.7 if items else 0.0)
+    assert core.learner.q.use_vectors is (not items)
+    assert derive(core) == core and derive(CoreConfig()) == CoreConfig()
+    assert TrainConfig(core=raw).core == core
+    assert ServingSettings(model_uri="none", fresh=raw).fresh == core
     hashing = dataclasses.replace(online().text, kind="hashing")
     assert (online().text.width, hashing.width) == (512, 64)
 

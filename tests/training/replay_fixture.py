@@ -15,6 +15,7 @@ from data.schema import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, conform
 from recsys.config import BlendConfig, CoreConfig, LearnerConfig, RecommendConfig
 from recsys.loop import Decided
 from recsys.memory.text_encoder import HashingTextEncoder
+from recsys.presets import ITEMS_LISTWISE_WEIGHT, derive
 from recsys.rec.recommender import Recommender
 from recsys.rec.request import RecRequest, RecResult
 from recsys.records import Candidates
@@ -128,9 +129,10 @@ def tiny_learner(mode: str) -> Learner:
         mode="soft-q" if mode.startswith("soft-q") else mode,  # type: ignore[arg-type]
         batch_size=8,
         min_replay=8,
+        listwise_weight=ITEMS_LISTWISE_WEIGHT,
     )
     scorer = "items" if mode in ("soft-q", "soft-q-cases") else "blend"
-    core = CoreConfig(learner=lc, recommend=RecommendConfig(scorer=scorer))
+    core = derive(CoreConfig(learner=lc, recommend=RecommendConfig(scorer=scorer)))
     return Learner(core.learner, 64, 64)
 
 
