@@ -121,9 +121,7 @@ class Learner:
             q1, q2 = self.q(s, b.keys, b.features)
         return q1[0].cpu().numpy(), q2[0].cpu().numpy()
 
-    def act(
-        self, state: np.ndarray, cands: Candidates, m: int, greedy: bool = False
-    ) -> Choice:
+    def act(self, state: np.ndarray, cands: Candidates, m: int, greedy: bool = False) -> Choice:
         """Choose up to m distinct valid cases (m: `RecommendConfig.num_chosen` in a model).
 
         soft-q / parametric-ce sample from softmax(score / alpha) without replacement unless
