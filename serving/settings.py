@@ -171,13 +171,18 @@ class ServingSettings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _fresh_model(cls, data: Any) -> Any:
-        """Refuse the retired flat variables; build `fresh` from `preset` and its overrides."""
+        """Refuse the retired flat variables and arguments; build `fresh` from `preset` and its
+        overrides."""
         retired = sorted(k for k in os.environ if k.upper() in RETIRED_ENV)
         if retired:
             moved = ", ".join(f"{k} -> {RETIRED_ENV[k.upper()]}" for k in retired)
             raise ValueError(f"retired model variables (set the new ones instead): {moved}")
         if not isinstance(data, dict):
             return data
+        named = sorted(k for k in data if f"MEMENTO_{k.upper()}" in RETIRED_ENV)
+        if named:
+            moved = ", ".join(f"{k} -> {RETIRED_ENV[f'MEMENTO_{k.upper()}']}" for k in named)
+            raise ValueError(f"retired model settings (set `fresh` instead): {moved}")
         data = dict(data)
         over = data.pop("fresh", None)
         if isinstance(over, CoreConfig):

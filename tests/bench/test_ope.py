@@ -29,7 +29,7 @@ def _one_thread() -> None:
 def _logged_store(tmp: Path, decisions: int = 48) -> Path:
     """A sampling items-scorer core's decisions (3 items each) and planted feedback in a store:
     a shown hat (i10..i19) is bought, anything else ignored. Returns the exported .npz."""
-    core: ServingCore = _core(tmp, scorer="items", policy="sample")
+    core: ServingCore = _core(tmp, recommend={"scorer": "items"}, policy="sample")
     store = Store(tmp / "db.sqlite3")
     rng = np.random.default_rng(0)
     now = time.time()

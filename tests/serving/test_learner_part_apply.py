@@ -27,7 +27,7 @@ def _one_thread() -> None:
 def _learning_core(tmp: Path, learn: int = 0) -> ServingCore:
     """A fresh core (`test_serving_core`'s 30-item setup) with manual cases, after `learn`
     purchases of a recommended item (gradient steps)."""
-    core = _core(tmp, num_chosen=1, updates_per_feedback=4, learner_lr=1e-2)
+    core = _core(tmp, recommend={"num_chosen": 1}, learner={"lr": 1e-2}, updates_per_feedback=4)
     _write_cases(core)
     d = _decide(core, _events("i0", "i2"))
     for k in range(learn):

@@ -36,6 +36,37 @@ def test_settings_read_memento_environment(monkeypatch: pytest.MonkeyPatch) -> N
         ServingSettings()
 
 
+def test_fresh_model_is_the_preset_with_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh model is `MEMENTO_PRESET` with `MEMENTO_FRESH__<PART>__<FIELD>` written over it
+    (typed, its scorer-dependent fields derived); an unknown field, an unknown preset, a
+    retired flat variable or argument are refused naming what to set."""
+    from recsys.presets import offline_replay, online
+
+    assert ServingSettings().fresh == online()
+    monkeypatch.setenv("MEMENTO_FRESH__RECOMMEND__SCORER", "items")
+    monkeypatch.setenv("MEMENTO_FRESH__LEARNER__POLICY__ALPHA", "0.3")
+    s = ServingSettings()
+    assert s.fresh.recommend.scorer == "items" and s.fresh.learner.policy.alpha == 0.3
+    assert s.fresh.learner.listwise_weight == 1.0 and s.fresh.case_bank.index == "hnsw"
+    assert s.fresh.learner.q.feature_dim == online("items").learner.q.feature_dim
+    monkeypatch.setenv("MEMENTO_PRESET", "offline-replay")
+    assert ServingSettings().fresh.recommend.top_k == offline_replay("items").recommend.top_k
+    monkeypatch.setenv("MEMENTO_FRESH__RECOMMEND__TOPK", "3")
+    with pytest.raises(ValueError, match="MEMENTO_FRESH__RECOMMEND__TOPK"):
+        ServingSettings()
+    monkeypatch.delenv("MEMENTO_FRESH__RECOMMEND__TOPK")
+    monkeypatch.setenv("MEMENTO_PRESET", "nope")
+    with pytest.raises(ValueError, match="online"):
+        ServingSettings()
+    monkeypatch.setenv("MEMENTO_PRESET", "online")
+    monkeypatch.setenv("MEMENTO_SCORER", "items")
+    with pytest.raises(ValueError, match="MEMENTO_FRESH__RECOMMEND__SCORER"):
+        ServingSettings()
+    monkeypatch.delenv("MEMENTO_SCORER")
+    with pytest.raises(ValueError, match="num_chosen -> MEMENTO_FRESH__RECOMMEND__NUM_CHOSEN"):
+        ServingSettings(num_chosen=3)  # type: ignore[call-arg]
+
+
 @pytest.mark.parametrize("key", ["", "   ", DEFAULT_API_KEY, DEFAULT_READ_API_KEY])
 def test_production_refuses_weak_keys_in_create_app(key: str) -> None:
     """`create_app` raises for production with an empty or default write or read key."""

@@ -35,7 +35,12 @@ def test_serving_learns_the_transition_the_replay_builds(
     request; the rewards are the hand-computed credit (blend: 1 for the case holding the item,
     beta = 0.1 for the others; items: 1 for the item, 0 for the other shown items), and s' has
     its own snapshot."""
-    core = _core(tmp_path, scorer=scorer, num_chosen=3, memory=False, updates_per_feedback=0)
+    core = _core(
+        tmp_path,
+        recommend={"scorer": scorer, "num_chosen": 3},
+        memory=False,
+        updates_per_feedback=0,
+    )
     _write_cases(core)
     rt = core.runtime
     ev = _events("i0", "i2")
