@@ -43,6 +43,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("FamilyConfig", "seed"): "seed of a generated task family",
     ("SynthConfig", "seed"): "seed of the synthetic data generator",
     ("LoadConfig", "seed"): "the load benchmark's traffic seed",
+    ("SoakConfig", "seed"): "the soak benchmark's traffic seed",
     ("LoadConfig", "dim"): "a load-benchmark variable, set into the served model's `fresh`",
     ("LoadConfig", "index"): "a load-benchmark variable, set into the served model's `fresh`",
     ("PlantedConfig", "w_pop"): "the simulated users' taste for popular items",
