@@ -50,6 +50,14 @@ ALLOWED: dict[tuple[str, str], str] = {
 }
 """(class, field) whose name is also a model setting's but whose meaning is its own."""
 
+PENDING: dict[str, str] = {
+    "SeqModelConfig": "the sequence policy's encoder (its scorer joins CoreConfig later)",
+    "SQNConfig": "the sequence policy's soft-Q heads (its own alpha, gamma, tau until then)",
+    "SeqFitConfig": "the sequence policy's trainer (its own lr, batch, seed until then)",
+}
+"""Model schemas beside `CoreConfig` that a later change folds into it: their fields are not
+checked yet; each entry must still exist (a folded one fails the test until removed)."""
+
 
 def leaves(obj: Any, prefix: str = "") -> dict[str, Any]:
     """{dotted path: value} of every non-dataclass field below a config instance."""
@@ -92,7 +100,7 @@ def redeclared(source: str, where: str) -> list[str]:
     parts = component_classes()
     bad = []
     for cls, name, ann, line in config_fields(source):
-        if (cls, name) in ALLOWED:
+        if (cls, name) in ALLOWED or cls in PENDING:
             continue
         if name in names:
             bad.append(f"{where}:{line} {cls}.{name} re-declares the model setting {name!r}")
@@ -118,6 +126,8 @@ def test_no_config_class_redeclares_a_model_setting() -> None:
         for c, *_ in config_fields(p.read_text())
     }
     assert {"TrainConfig", "CompareConfig", "ServingSettings", "ParityConfig"} <= scanned
+    gone = sorted(set(PENDING) - scanned)
+    assert not gone, f"no longer separate schemas, remove them from PENDING: {gone}"
 
 
 def test_the_check_finds_a_planted_duplicate() -> None:
