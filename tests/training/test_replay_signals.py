@@ -135,7 +135,7 @@ def test_time_cutoff_split_scores_every_peer_on_the_same_rows(
     monkeypatch.setattr(train_mod, "load_data", lambda cfg: (inter, items, "fixture"))
     cfg = tiny_cfg(
         split="time-cutoff",
-        modes=("ease", "item-knn", "causal-popularity"),
+        modes=("ease", "item-knn", "rp3beta", "causal-popularity"),
         text_encoder="hashing",
         text_dim=64,
     )
@@ -143,4 +143,4 @@ def test_time_cutoff_split_scores_every_peer_on_the_same_rows(
     assert 0 < run.split.test.height < run.world.n
     summary, _ = compare_methods(run.results, reference="ease")
     assert {s["n_rows"] for s in summary.values()} == {run.split.test.height}
-    assert run.results["ease"][0].info["lambda"] > 0
+    assert run.results["ease"][0].info["setting"]["lambda"] > 0
