@@ -327,13 +327,18 @@ class RP3beta(_ItemItem):
 
     With ``X`` the binary user x item matrix of the fit rows, ``deg`` its row / column sums:
     ``W[i, j] = pop_j^-beta * sum_u (X_ui / deg_i)^alpha (X_uj / deg_u)^alpha`` for ``i != j``,
-    ``W[i, i] = 0``; a history scores the catalog as ``x_hist W`` (binary ``x_hist``).
+    ``W[i, i] = 0``; a history scores the catalog as ``x_hist W`` (`_ItemItem`).
     """
 
     def __init__(
-        self, alpha: float = 1.0, beta: float = 0.5, catalog: Iterable[int] | None = None
+        self,
+        alpha: float = 1.0,
+        beta: float = 0.5,
+        catalog: Iterable[int] | None = None,
+        window: int = 0,
+        decay: float = 1.0,
     ) -> None:
-        super().__init__(catalog, 0, 1.0)
+        super().__init__(catalog, window, decay)
         self.alpha = float(alpha)
         """Exponent of the transition probabilities (1 = the plain random walk)."""
         self.beta = float(beta)

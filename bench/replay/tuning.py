@@ -57,10 +57,15 @@ class TuningConfig:
     """item-kNN: the latest history items that vote (0 = all)."""
     knn_decays: tuple[float, ...] = (1.0, 0.8)
     """item-kNN: vote multiplier per step back."""
-    rp3_alphas: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
+    rp3_alphas: tuple[float, ...] = (0.5, 1.0)
     """RP3beta: exponent of the walk's transition probabilities."""
-    rp3_betas: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
+    rp3_betas: tuple[float, ...] = (0.4, 0.6, 0.8)
     """RP3beta: popularity penalty exponent."""
+    rp3_windows: tuple[int, ...] = (3, 10, 30, 0)
+    """RP3beta input: the latest history items that count (0 = all; binary input on the
+    MovieLens validation rows scored 0.069 at best against 0.123 with window 10, decay 0.9)."""
+    rp3_decays: tuple[float, ...] = (1.0, 0.8)
+    """RP3beta input: weight multiplier per step back (1 = binary input)."""
     k: int = 10
     """Cutoff of the validation NDCG."""
 
@@ -81,7 +86,12 @@ class TuningConfig:
                 "decay": self.knn_decays,
             }
         elif name == "rp3beta":
-            axes = {"alpha": self.rp3_alphas, "beta": self.rp3_betas}
+            axes = {
+                "alpha": self.rp3_alphas,
+                "beta": self.rp3_betas,
+                "window": self.rp3_windows,
+                "decay": self.rp3_decays,
+            }
         else:
             raise ValueError(f"no grid for {name!r}: {TUNED_PEERS}")
         keys = list(axes)
@@ -116,14 +126,20 @@ def build_peer(name: str, setting: dict[str, float], catalog: Iterable[int] | No
         )
         return ItemKNN(cfg, catalog)
     if name == "rp3beta":
-        return RP3beta(setting["alpha"], setting["beta"], catalog)
+        return RP3beta(
+            setting["alpha"],
+            setting["beta"],
+            catalog,
+            int(setting.get("window", 0)),
+            setting.get("decay", 1.0),
+        )
     raise ValueError(f"unknown peer {name!r}: {TUNED_PEERS}")
 
 
 def _with_input(name: str, model: Any, setting: dict[str, float]) -> Any:
     """A shallow copy of a fitted `model` whose input follows `setting`'s window and decay."""
     out = copy.copy(model)
-    if name == "ease":
+    if name in ("ease", "rp3beta"):
         out.window, out.decay = int(setting["window"]), float(setting["decay"])
     elif name == "item-knn":
         out.config = dataclasses.replace(
