@@ -65,7 +65,8 @@ def train_decisions(
 
 
 def list_metrics(world: ReplayWorld, decisions: Sequence[Decision]) -> dict[str, float]:
-    """HR@5/10/20, NDCG@10, MRR, coverage@10, reward per decision of these decisions."""
+    """HR@5/10/20, NDCG@10, MRR, coverage@10, reward per decision of these decisions; with
+    an item pool, `pool_recall` (share of all rows whose target is in it) and `pool_size`."""
     ranked = [d.items for d in decisions]
     targets = [d.target for d in decisions]
     out = summarize(ranked, targets, len(world.item_ids), [d.reward for d in decisions])
@@ -74,6 +75,10 @@ def list_metrics(world: ReplayWorld, decisions: Sequence[Decision]) -> dict[str,
         w = summarize([d.items for d in warm], [d.target for d in warm], len(world.item_ids))
         out["warm_ndcg@10"] = w["ndcg@10"]
         out["warm_reward_per_decision"] = float(np.mean([d.reward for d in warm]))
+    pooled = [d for d in decisions if d.in_pool is not None]
+    if pooled:  # an item-choosing scorer: share of rows whose target Q could choose at all
+        out["pool_recall"] = float(np.mean([bool(d.in_pool) for d in decisions]))
+        out["pool_size"] = float(np.mean([d.pool_size for d in pooled]))
     out["decisions"] = float(len(decisions))
     out["llm_share"] = float(np.mean([d.used_llm for d in decisions])) if decisions else 0.0
     return out

@@ -7,7 +7,8 @@ every row read as of the decision time (what a service that logged every event w
 and these evaluated parts are exactly what the bundle ships to serving. At a decision event j
 (user u, time t):
 
-1. the request is u's events strictly before t, at time t;
+1. the request is u's earlier events in split order (`ReplayWorld.history`: same-second
+   earlier rows included), at time t;
 2. the recommender searches the bank AS OF t (only cases whose outcome time is strictly before
    t), chooses m cases, builds and ranks the candidates (`Recommender.recommend`);
 3. reward = `ReplayWorld.list_reward` (u's events within W hours; a training pass never counts
@@ -136,7 +137,8 @@ def build_parts(
 
 
 def request_at(world: ReplayWorld, j: int, knn_without_user: bool = False) -> RecRequest:
-    """The recommend request of decision j: the user's events strictly before ts[j]."""
+    """The recommend request of decision j: the user's earlier events in split order
+    (`ReplayWorld.history`), at ts[j]."""
     uid = str(int(world.user[j]))
     events = [
         Interaction(uid, str(int(world.item[e])), Action(world.action[e]), float(world.ts[e]))
@@ -161,6 +163,11 @@ class Decision:
     """Whether the LLM ranked this list."""
     cold: bool
     """No earlier event of the user: popularity list."""
+    in_pool: bool | None = None
+    """An item-choosing scorer's decision: whether the target was in the pool Q chose from
+    (pool recall; False for an empty pool). None: no item pool (cold, peers, case scorers)."""
+    pool_size: int = 0
+    """Items in that pool."""
 
 
 @dataclass
@@ -249,7 +256,12 @@ def run_pass(
         r, acted = world.list_reward(
             j, items[: cfg.reward_top], cfg.core.reward, skip_held_out=training
         )
-        out.decisions.append(Decision(j, items, int(world.item[j]), r, res.used_llm, not warm))
+        dec = Decision(j, items, int(world.item[j]), r, res.used_llm, not warm)
+        if warm and rec.scorer.chooses_items and rec.loop is not None:
+            pool = res.cands.case_ids[res.cands.mask] if res.cands is not None else []
+            dec.in_pool = world.item_index[dec.target] in {int(i) for i in pool}
+            dec.pool_size = len(pool)
+        out.decisions.append(dec)
         decision = LoggedDecision.from_result(res, rec.items)
         if loop is not None and decision is not None:
             built = rec.transition(decision, _outcome(world, j, r, acted, cfg, training))

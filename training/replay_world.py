@@ -2,8 +2,12 @@
 
 Every per-event quantity here is computed from the past only:
 
+- `history[j]`: the user's events that precede j in split order, the stable (ts, input
+  position) order every split uses (`docs/protocol.md`): same-second rows that come earlier in
+  that order included, later ones (same second or not) never. Every method reads it as its
+  input and its seen-item mask;
 - `state_vec[j]`: the user's state at the time of event j, built by `recsys.StateEncoder`
-  from that user's events STRICTLY before `ts[j]` (zero vector when there is none);
+  from `history[j]` (zero vector when it is empty);
 - `case_key[j]`: the key of the case "state before j -> item j" (`RecCaseEncoder`), written to
   the bank only once the replay clock is past `ts[j]`;
 - `reward_window[j]`: the user's own events in [ts[j], ts[j] + W] (the reward of a decision
@@ -51,7 +55,7 @@ class ReplayWorld:
     held_out: np.ndarray
     """(n,) bool: test rows (never seen by training passes)."""
     has_history: np.ndarray
-    """(n,) bool: the user has at least one event strictly before ts[j] (a decision point)."""
+    """(n,) bool: the user has at least one earlier event in split order (a decision point)."""
     state_vec: np.ndarray
     """(n, d) float32 past-only user states."""
     case_key: np.ndarray
@@ -59,7 +63,8 @@ class ReplayWorld:
     case_reward: np.ndarray
     """(n,) float32 action weight of event j (the case's outcome reward)."""
     history: list[tuple[int, ...]]
-    """Per event: indices of the user's earlier events (strictly before), oldest first."""
+    """Per event: indices of the user's earlier events in split order (stable (ts, input
+    position) order: same-second earlier rows included), oldest first."""
     next_event: np.ndarray
     """(n,) int64: the user's next event strictly after ts[j] (-1 if none)."""
     window: list[tuple[int, ...]]
@@ -223,11 +228,10 @@ def build_world(
         times = [float(ts[e]) for e in evs]
         objs = [Interaction(str(u), str(item[e]), Action(action[e]), float(ts[e])) for e in evs]
         for pos, e in enumerate(evs):
-            k = bisect.bisect_left(times, times[pos])  # events strictly before ts[e]
-            history[e] = tuple(evs[:k])
-            if k:
-                lo = max(0, k - state_cfg.max_events)
-                st = senc.encode(str(u), objs[lo:k], now=times[pos])
+            history[e] = tuple(evs[:pos])  # every earlier row in split order (ts, input position)
+            if pos:
+                lo = max(0, pos - state_cfg.max_events)
+                st = senc.encode(str(u), objs[lo:pos], now=times[pos])
                 state_vec[e] = st.vec
             nxt = bisect.bisect_right(times, times[pos])
             next_event[e] = evs[nxt] if nxt < len(evs) else -1

@@ -1,4 +1,5 @@
-"""Simple non-LLM baselines run through the same harness and split: popularity, item-kNN, EASE.
+"""Simple non-LLM baselines run through the same harness and split: popularity, item-kNN, EASE,
+RP3beta.
 
 Both learn only from the interaction frame given to ``fit`` (the training period; the caller
 passes past data only) and rank the full catalog: every item seen in training plus any extra
@@ -11,7 +12,6 @@ other columns (``action``...) are ignored.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -29,8 +29,9 @@ __all__ = [
     "ItemKNN",
     "ItemKNNConfig",
     "Popularity",
+    "RP3beta",
     "Ranker",
-    "select_ease_lambda",
+    "recency_vector",
 ]
 
 
@@ -66,6 +67,42 @@ def _top_n(scores: np.ndarray, items: np.ndarray, n: int, exclude: set[int]) -> 
     return out
 
 
+def _keep_top(sim: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """``sim`` with each row cut to its ``k`` largest entries (ties: lower column first);
+    ``k`` 0 keeps every entry."""
+    sim = sp.csr_matrix(sim)
+    if k <= 0:
+        return sim
+    rows, cols, vals = [], [], []
+    for r in range(sim.shape[0]):
+        lo, hi = sim.indptr[r], sim.indptr[r + 1]
+        c, v = sim.indices[lo:hi], sim.data[lo:hi]
+        keep = np.lexsort((c, -v))[:k]
+        rows.append(np.full(len(keep), r))
+        cols.append(c[keep])
+        vals.append(v[keep])
+    if not rows:
+        return sim
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=sim.shape
+    )
+
+
+def recency_vector(
+    history: Sequence[int], index: dict[int, int], n: int, window: int = 0, decay: float = 1.0
+) -> np.ndarray:
+    """(n,) input of a history: the t-th latest item (t = 0, 1, ...) weighs ``decay^t``, an
+    item seen twice keeps its latest weight; only the ``window`` latest items count (0 = all).
+    ``window`` 0 and ``decay`` 1 give the binary vector of the history's items."""
+    x = np.zeros(n)
+    latest_first = list(history)[::-1]
+    for t, item in enumerate(latest_first[:window] if window > 0 else latest_first):
+        k = index.get(int(item))
+        if k is not None:
+            x[k] = max(x[k], decay**t)
+    return x
+
+
 class Popularity:
     """Most interacted items in the training period, the same list for every user."""
 
@@ -98,11 +135,13 @@ class ItemKNNConfig:
     """Settings of the item-kNN baseline."""
 
     recent: int = 10
-    """How many of the user's most recent history items score the candidates."""
+    """How many of the user's most recent history items score the candidates (0 = all)."""
     decay: float = 0.9
     """Weight multiplier per step back in the history (1.0 = all recent items equal)."""
     shrink: float = 0.0
     """Added to the cosine denominator to damp similarities from tiny supports."""
+    neighbours: int = 0
+    """k: each history item votes for its k most similar items only (0 = all of them)."""
 
 
 class ItemKNN:
@@ -133,20 +172,31 @@ class ItemKNN:
         pairs = train_interactions.select("user_id", "item_id")
         item_idx = np.array([self._index[int(i)] for i in pairs["item_id"].to_list()], np.int64)
         counts = Cooccurrence.fit(pairs["user_id"].to_numpy(), item_idx, len(self.items))
-        self._sim = counts.cosine(self.config.shrink)
+        self._sim = _keep_top(counts.cosine(self.config.shrink), self.config.neighbours)
         return self
 
-    def scores(self, history: Sequence[int]) -> np.ndarray:
-        """Score of every catalog item (in ``self.items`` order) for this history."""
-        if self._sim is None or self.items is None:
+    @property
+    def item_matrix(self) -> sp.csr_matrix:
+        """(I, I) similarities in ``self.items`` order: ``scores = history_vector @ it``."""
+        if self._sim is None:
+            raise NotFittedError("ItemKNN used before fit")
+        return self._sim
+
+    def history_vector(self, history: Sequence[int]) -> np.ndarray:
+        """(I,) weights of the ``recent`` latest history items: ``decay^t`` summed per item."""
+        if self.items is None:
             raise NotFittedError("ItemKNN used before fit")
         weights = np.zeros(len(self.items))
-        recent = list(history)[-self.config.recent :][::-1]  # latest first
+        recent = list(history)[-self.config.recent :][::-1]  # latest first; 0 = all
         for t, item in enumerate(recent):
             k = self._index.get(int(item))
             if k is not None:
                 weights[k] += self.config.decay**t
-        return np.asarray(self._sim.T @ weights).ravel()
+        return weights
+
+    def scores(self, history: Sequence[int]) -> np.ndarray:
+        """Score of every catalog item (in ``self.items`` order) for this history."""
+        return np.asarray(self.item_matrix.T @ self.history_vector(history)).ravel()
 
     def rank(self, user_id: int, history: list[int], n: int, exclude: set[int]) -> list[int]:
         """Top ``n`` items by similarity to the recent history, skipping ``exclude``."""
@@ -174,41 +224,91 @@ def _ease_weights(gram: np.ndarray, lam: float) -> np.ndarray:
     return b
 
 
-class EASE:
-    """Embarrassingly Shallow Autoencoder (Steck 2019): item-item weights in closed form.
+def _binary_matrix(frame: pl.DataFrame, index: dict[int, int]) -> sp.csr_matrix:
+    """(U, I) binary user x item matrix of the frame's distinct (user, item) pairs."""
+    pairs = frame.select("user_id", "item_id").unique()
+    _, rows = np.unique(pairs["user_id"].to_numpy(), return_inverse=True)
+    cols = np.array([index[int(i)] for i in pairs["item_id"].to_list()], np.int64)
+    shape = (int(rows.max(initial=-1)) + 1, len(index))
+    return sp.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=shape)
 
-    ``X`` is the binary user x item matrix of the fit rows, ``G = X^T X``,
-    ``B = I - P / diag(P)`` with ``P = (G + lam I)^-1`` (so ``diag(B) = 0``); a history scores
-    the catalog as ``x_hist B`` with ``x_hist`` the binary vector of its items (order and
-    repeats ignored). Ties (a cold user scores all zero) fall back to popularity, then id.
-    Dense numpy: catalogs above ``EASE_MAX_ITEMS`` items are refused.
-    """
 
-    def __init__(self, lam: float = 500.0, catalog: Iterable[int] | None = None) -> None:
-        self.lam = float(lam)
+class _ItemItem:
+    """A peer that scores a history as ``x_hist M``: ``M`` an (I, I) item matrix fitted on
+    the binary user x item matrix of its fit rows, ``x_hist = recency_vector(history, window,
+    decay)`` (binary by default). Ties (a cold user scores all zero) fall back to popularity,
+    then id. Dense numpy: catalogs above ``EASE_MAX_ITEMS`` items are refused."""
+
+    def __init__(self, catalog: Iterable[int] | None, window: int, decay: float) -> None:
+        self.window = int(window)
+        """Latest history items in the input (0 = all)."""
+        self.decay = float(decay)
+        """Input weight multiplier per step back in the history (1 = binary input)."""
         self._pop = Popularity(catalog)
         self.items: np.ndarray | None = None
         self._index: dict[int, int] = {}
-        self._gram: np.ndarray | None = None
-        self.weights: np.ndarray | None = None  # B (I, I) in self.items order, zero diagonal
+        self.weights: np.ndarray | None = None  # M (I, I) in self.items order
 
-    def fit(self, train_interactions: pl.DataFrame) -> EASE:
-        """Build ``G`` from the (user, item) pairs of ``train_interactions`` and solve for ``B``."""
+    def _binary(self, train_interactions: pl.DataFrame) -> sp.csr_matrix:
+        """Fit popularity (the tie-break order) and return ``X`` (U, I) of the fit rows."""
         _check_frame(train_interactions)
         self._pop.fit(train_interactions)
         assert self._pop.items is not None
         if len(self._pop.items) > EASE_MAX_ITEMS:
-            raise ValueError(f"EASE is dense: {len(self._pop.items)} items exceed {EASE_MAX_ITEMS}")
+            name = type(self).__name__
+            raise ValueError(
+                f"{name} is dense: {len(self._pop.items)} items exceed {EASE_MAX_ITEMS}"
+            )
         self.items = self._pop.items  # popularity order = tie-break order
         self._index = {int(item): k for k, item in enumerate(self.items)}
-        pairs = train_interactions.select("user_id", "item_id").unique()
-        users = pairs["user_id"].to_numpy()
-        _, rows = np.unique(users, return_inverse=True)
-        cols = np.array([self._index[int(i)] for i in pairs["item_id"].to_list()], np.int64)
-        x = sp.csr_matrix(
-            (np.ones(len(cols)), (rows, cols)),
-            shape=(int(rows.max(initial=-1)) + 1, len(self.items)),
-        )
+        return _binary_matrix(train_interactions, self._index)
+
+    @property
+    def item_matrix(self) -> np.ndarray:
+        """(I, I) ``M``: ``scores = history_vector @ it``."""
+        if self.weights is None:
+            raise NotFittedError(f"{type(self).__name__} used before fit")
+        return self.weights
+
+    def history_vector(self, history: Sequence[int]) -> np.ndarray:
+        """(I,) input of ``history`` (``recency_vector``; unknown items ignored)."""
+        if self.items is None:
+            raise NotFittedError(f"{type(self).__name__} used before fit")
+        return recency_vector(history, self._index, len(self.items), self.window, self.decay)
+
+    def scores(self, history: Sequence[int]) -> np.ndarray:
+        """Score of every catalog item (in ``self.items`` order): ``x_hist M``, shape (I,)."""
+        return self.history_vector(history) @ self.item_matrix
+
+    def rank(self, user_id: int, history: list[int], n: int, exclude: set[int]) -> list[int]:
+        """Top ``n`` items by ``x_hist M``, skipping ``exclude``; the user id is unused."""
+        s = self.scores(history)
+        assert self.items is not None
+        return _top_n(s, self.items, n, exclude)
+
+
+class EASE(_ItemItem):
+    """Embarrassingly Shallow Autoencoder (Steck 2019): item-item weights in closed form.
+
+    ``X`` is the binary user x item matrix of the fit rows, ``G = X^T X``,
+    ``M = B = I - P / diag(P)`` with ``P = (G + lam I)^-1`` (so ``diag(B) = 0``); a history
+    scores the catalog as ``x_hist B`` (`_ItemItem`).
+    """
+
+    def __init__(
+        self,
+        lam: float = 500.0,
+        catalog: Iterable[int] | None = None,
+        window: int = 0,
+        decay: float = 1.0,
+    ) -> None:
+        super().__init__(catalog, window, decay)
+        self.lam = float(lam)
+        self._gram: np.ndarray | None = None
+
+    def fit(self, train_interactions: pl.DataFrame) -> EASE:
+        """Build ``G`` from the (user, item) pairs of ``train_interactions`` and solve for ``B``."""
+        x = self._binary(train_interactions)
         self._gram = np.asarray((x.T @ x).todense(), dtype=np.float64)
         return self.set_lambda(self.lam)
 
@@ -220,81 +320,39 @@ class EASE:
         self.weights = _ease_weights(self._gram, self.lam)
         return self
 
-    def history_vector(self, history: Sequence[int]) -> np.ndarray:
-        """Binary (I,) vector of the catalog items in ``history`` (unknown items ignored)."""
-        if self.items is None:
-            raise NotFittedError("EASE used before fit")
-        x = np.zeros(len(self.items))
-        for item in history:
-            k = self._index.get(int(item))
-            if k is not None:
-                x[k] = 1.0
-        return x
 
-    def scores(self, history: Sequence[int]) -> np.ndarray:
-        """Score of every catalog item (in ``self.items`` order): ``x_hist B``, shape (I,)."""
-        if self.weights is None:
-            raise NotFittedError("EASE used before fit")
-        return self.history_vector(history) @ self.weights
+class RP3beta(_ItemItem):
+    """RP3beta (Paudel et al. 2017; as in Dacrema et al. 2019): a 3-step random walk
+    item -> user -> item, popularity-penalised.
 
-    def rank(self, user_id: int, history: list[int], n: int, exclude: set[int]) -> list[int]:
-        """Top ``n`` items by ``x_hist B``, skipping ``exclude``; the user id is unused."""
-        s = self.scores(history)
-        assert self.items is not None
-        return _top_n(s, self.items, n, exclude)
-
-
-def _earlier_items(train: pl.DataFrame, rows: pl.DataFrame) -> list[list[int]]:
-    """Per row of ``rows``: its user's ``train`` items strictly before the row's ts, in time
-    order."""
-    by_user: dict[int, tuple[list[object], list[int]]] = {}
-    ordered = train.select("user_id", "item_id", "ts").sort(["user_id", "ts"], maintain_order=True)
-    for u, i, t in ordered.iter_rows():
-        ts_list, items = by_user.setdefault(int(u), ([], []))
-        ts_list.append(t)
-        items.append(int(i))
-    out: list[list[int]] = []
-    for u, t in rows.select("user_id", "ts").iter_rows():
-        ts_list, items = by_user.get(int(u), ([], []))
-        out.append(items[: bisect.bisect_left(ts_list, t)])
-    return out
-
-
-def select_ease_lambda(
-    train: pl.DataFrame,
-    valid: pl.DataFrame,
-    grid: Sequence[float] = (10, 50, 100, 250, 500, 1000, 2000),
-    catalog: Iterable[int] | None = None,
-    exclude_seen: bool = False,
-) -> tuple[float, dict[float, float]]:
-    """The ``lam`` of ``grid`` with the best validation NDCG@10, and the curve ``{lam: ndcg}``.
-
-    EASE is fit on ``train`` (``G`` once, one solve per ``lam``); each ``valid`` row is ranked
-    from its user's ``train`` items before the row's ts (nothing excluded, unless
-    ``exclude_seen``: then those history items are left out of its list, the rule of a
-    benchmark that never recommends a seen item) and scored by ``training.metrics.ndcg_at_k``
-    against its item. Ties between lambdas go to the first in ``grid``.
+    With ``X`` the binary user x item matrix of the fit rows, ``deg`` its row / column sums:
+    ``W[i, j] = pop_j^-beta * sum_u (X_ui / deg_i)^alpha (X_uj / deg_u)^alpha`` for ``i != j``,
+    ``W[i, i] = 0``; a history scores the catalog as ``x_hist W`` (`_ItemItem`).
     """
-    from training.metrics import ndcg_at_k
 
-    if not grid:
-        raise ValueError("empty lambda grid")
-    if valid.height == 0:
-        raise ValueError("empty validation frame")
-    model = EASE(grid[0], catalog).fit(train)
-    assert model.items is not None
-    hist = np.stack([model.history_vector(h) for h in _earlier_items(train, valid)])
-    targets = [int(i) for i in valid["item_id"].to_list()]
-    curve: dict[float, float] = {}
-    for lam in grid:
-        model.set_lambda(lam)
-        assert model.weights is not None
-        order = np.argsort(-(hist @ model.weights), axis=1, kind="stable")  # (V, I)
-        if exclude_seen:
-            top = [o[hist[v, o] == 0][:10] for v, o in enumerate(order)]
-        else:
-            top = list(order[:, :10])
-        ranked = [[int(i) for i in model.items[row]] for row in top]
-        curve[float(lam)] = ndcg_at_k(ranked, targets, 10)
-    best = max(curve, key=lambda lam: (curve[lam], -list(curve).index(lam)))
-    return best, curve
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        beta: float = 0.5,
+        catalog: Iterable[int] | None = None,
+        window: int = 0,
+        decay: float = 1.0,
+    ) -> None:
+        super().__init__(catalog, window, decay)
+        self.alpha = float(alpha)
+        """Exponent of the transition probabilities (1 = the plain random walk)."""
+        self.beta = float(beta)
+        """Popularity penalty: the walk's arrival at j is divided by ``pop_j^beta``."""
+
+    def fit(self, train_interactions: pl.DataFrame) -> RP3beta:
+        """Walk probabilities of ``train_interactions``' (user, item) pairs -> ``W``."""
+        x = self._binary(train_interactions)
+        deg_u = np.asarray(x.sum(axis=1)).ravel()
+        deg_i = np.asarray(x.sum(axis=0)).ravel()
+        p_ui = sp.diags(1.0 / np.maximum(deg_u, 1.0)) @ x  # user -> item
+        p_iu = sp.diags(1.0 / np.maximum(deg_i, 1.0)) @ x.T  # item -> user
+        w = np.asarray((p_iu.power(self.alpha) @ p_ui.power(self.alpha)).todense())
+        w /= np.where(deg_i > 0, deg_i, 1.0)[None, :] ** self.beta
+        np.fill_diagonal(w, 0.0)
+        self.weights = w
+        return self

@@ -330,6 +330,10 @@ def bench_replay(
     else:
         result = _progress_run(cfg)
     payload = bench_payload(result, cfg, {**caps, **model})
+    from bench.replay.protocol import split_sha256
+    from training.prepare import load_data, split_data
+
+    payload["split_sha256"] = split_sha256(split_data(cfg.train, load_data(cfg.train)[0]))
     if as_json:
         typer.echo(json.dumps(payload))
     else:
@@ -340,7 +344,9 @@ def bench_payload(result: Any, cfg: Any, caps: dict[str, Any]) -> dict[str, Any]
     """The benchmark's JSON contract: `n_decisions`, `results[method]` (`ndcg@10`,
     `ndcg@10_ci`, `hr@10`, `hr@10_ci`, `warm_ndcg@10`, `warm_ndcg@10_ci`, seed means of the other
     metrics, the validation learning curve), `paired[method]` (soft-q minus method on NDCG@10
-    over the same rows: `diff`, `ci`, `warm_diff`, `warm_ci`) and `info[method]`."""
+    over the same rows: `diff`, `ci`, `p`, `p_holm`, `primary`, `warm_diff`, `warm_ci`),
+    `primary` (the pre-declared comparison's peer), `tuned` (each tuned peer's setting) and
+    `info[method]`; per method also `ndcg@10_per_seed` and, with an item pool, `pool_recall`."""
     res: dict[str, Any] = {}
     for name, ci in result.summary.items():
         m = result.metrics.get(name, {})
@@ -349,7 +355,14 @@ def bench_payload(result: Any, cfg: Any, caps: dict[str, Any]) -> dict[str, Any]
             k: _clean(v) if not isinstance(v, list) else [_clean(x) for x in v]
             for k, v in ci.items()
         }
-        for k in ("mrr", "reward_per_decision", "coverage@10", "ndcg@10_std"):
+        for k in (
+            "mrr",
+            "reward_per_decision",
+            "coverage@10",
+            "ndcg@10_std",
+            "pool_recall",
+            "pool_size",
+        ):
             if k in m:
                 row["seed_std" if k == "ndcg@10_std" else k] = _clean(m[k])
         row["seeds"] = len(result.per_seed.get(name, []))
@@ -372,6 +385,8 @@ def bench_payload(result: Any, cfg: Any, caps: dict[str, Any]) -> dict[str, Any]
             for k, v in result.paired.items()
         },
         "info": result.info,
+        "primary": next((k for k, v in result.paired.items() if v.get("primary")), None),
+        "tuned": {m: v[0]["setting"] for m, v in result.info.items() if v and "setting" in v[0]},
         "table": str(result.paths.get("table")),
         "plots": [
             str(result.paths[k]) for k in ("learning_curve", "comparison") if k in result.paths

@@ -142,17 +142,19 @@ def run_methods(
 def compare_methods(
     results: dict[str, list[MethodResult]], reference: str = POLICY
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Means with bootstrap CIs over the test rows and paired CIs against `reference`
-    (`bench.stats.compare`); a method with several seeds enters with its per-row mean."""
+    """Means with two-level bootstrap CIs (seeds, rows) and paired CIs against `reference`
+    (`bench.stats.compare`); the primary comparison is with the best validation peer."""
+    from bench.replay.tuning import best_validation_peer
     from bench.stats import compare as paired_compare
-    from bench.stats import row_metrics, seed_mean
+    from bench.stats import row_metrics
 
     rows = {
-        m: seed_mean([row_metrics(r.decisions) for r in rs])
+        m: [row_metrics(r.decisions) for r in rs]
         for m, rs in results.items()
         if rs and rs[0].decisions
     }
-    return paired_compare(rows, reference)
+    primary = best_validation_peer({m: rs[0].info for m, rs in results.items() if rs})
+    return paired_compare(rows, reference, primary)
 
 
 def _plots(

@@ -34,7 +34,7 @@ LLM_MODES: tuple[str, ...] = (*LEARNED_MODES, "no-memory")
 """Modes whose final ranking includes the frozen LLM."""
 ABLATIONS: tuple[str, ...] = ("soft-q-blend", "soft-q-cases", "parametric-ce", "tabular")
 """Learned modes that are ablations or older designs of soft-q (`ablation_seeds`)."""
-BASELINES: tuple[str, ...] = ("popularity", "causal-popularity", "item-knn", "ease")
+BASELINES: tuple[str, ...] = ("popularity", "causal-popularity", "item-knn", "ease", "rp3beta")
 """Peers fitted in process (`bench.replay.baselines`)."""
 RECBOLE_PEERS: tuple[str, ...] = ("recbole-bpr", "recbole-sasrec", "recbole-gru4rec")
 """Peers trained by RecBole in their own environment (`bench.peers`)."""

@@ -1,6 +1,7 @@
 """The peers of a comparison, scored under the rules every method shares.
 
-- `popularity`, `item-knn`, `ease`: `bench.replay.baselines` fitted on the training rows.
+- `popularity`: `bench.replay.baselines` fitted on the training rows; `item-knn`, `ease`,
+  `rp3beta`: tuned on validation (`bench.replay.tuning`), refitted on the training rows.
 - `causal-popularity`: (time-decayed) counts of the events before the decision, the list the
   memory modes give cold users (their share of a leave-last-out test is large: compare
   against this too).
@@ -42,10 +43,10 @@ def baseline_decisions(
     rank: Callable[[int, list[int], set[int]], list[int] | None],
 ) -> list[Decision]:
     """Score `rank(event, history items, exclude)` lists on the evaluated decisions under the
-    rules every method shares: history = the user's events strictly before the decision; seen
-    items excluded when the model's `exclude_seen`; a cold user (no earlier event) or a row the
-    ranker cannot score (None) gets the causal popularity list; a short list is filled from it
-    (lists as long as the model's `top_n`)."""
+    rules every method shares: history = the user's earlier rows in split order
+    (`ReplayWorld.history`, docs/protocol.md); its items excluded when the model's `exclude_seen`; a
+    cold user (no earlier event) or a row the ranker cannot score (None) gets the causal
+    popularity list; a short list is filled from it (lists as long as the model's `top_n`)."""
     decisions = []
     rc = cfg.core.recommend
     for j in eval_decisions(world, cfg.max_eval_decisions, 0):
@@ -67,10 +68,13 @@ def baseline_decisions(
 def run_baseline(
     world: ReplayWorld, parts: SplitParts, cfg: TrainConfig, name: str, split: Any
 ) -> MethodResult:
-    """popularity / item-knn / ease fitted on the training rows (ease: lambda chosen on the
-    validation rows, then refitted on train + valid), ranked for the evaluated decisions;
-    causal-popularity counts every event before each decision (every method's cold-user list)."""
-    from bench.replay.baselines import EASE, ItemKNN, Popularity, select_ease_lambda
+    """popularity fitted on the training rows; item-knn / ease / rp3beta tuned on validation
+    (`bench.replay.tuning`, the chosen setting and its grid in `info`), then refitted on the
+    training rows (train + valid under leave-last-out); causal-popularity counts every event
+    before each decision (every method's cold-user list)."""
+    from bench.replay.baselines import Popularity
+    from bench.replay.tuning import TUNED_PEERS, TuningConfig, build_peer, tune_peer
+    from bench.replay.tuning import validation_frames as frames
 
     train_rows = training_rows(cfg, split)
     info: dict[str, Any] = {}
@@ -80,20 +84,19 @@ def run_baseline(
         model: Any
         if name == "popularity":
             model = Popularity(world.item_ids)
-        elif name == "item-knn":
-            model = ItemKNN(catalog=world.item_ids)
-        elif name == "ease":
-            fit, valid = split.train, split.valid
-            if valid.height == 0:  # time-cutoff: choose on each user's last training row
-                from data.splits import leave_last_out
-
-                inner = leave_last_out(split.train, with_valid=False)
-                fit, valid = inner.train, inner.test
-            lam, curve = select_ease_lambda(
-                fit, valid, catalog=world.item_ids, exclude_seen=cfg.core.recommend.exclude_seen
+        elif name in TUNED_PEERS:
+            tcfg = TuningConfig()
+            tuned = tune_peer(
+                name, *frames(split), tcfg, world.item_ids, cfg.core.recommend.exclude_seen
             )
-            info = {"lambda": lam, "valid_ndcg@10": {str(k): v for k, v in curve.items()}}
-            model = EASE(lam, catalog=world.item_ids)
+            info = {
+                "setting": tuned.setting,
+                "valid_ndcg@10": tuned.valid_ndcg,
+                "valid_rows": tuned.n_valid,
+                "budget": tcfg.budget,
+                "grid": tuned.curve,
+            }
+            model = build_peer(name, tuned.setting, world.item_ids)
         else:
             raise ValueError(f"unknown baseline {name!r}")
         model.fit(train_rows)

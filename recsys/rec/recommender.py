@@ -130,7 +130,7 @@ class Recommender:
         `seen` and `RecommendConfig.exclude_seen`."""
         exclude = set(self.items.rows(sorted(req.exclude)))
         if seen and self.cfg.exclude_seen:
-            exclude |= set(self.items.rows([e.item_id for e in req.events if e.ts < req.now]))
+            exclude |= set(self.items.rows([e.item_id for e in req.events if e.ts <= req.now]))
         return exclude
 
     def recommend(
@@ -218,7 +218,7 @@ class Recommender:
 
     def prompt(self, req: RecRequest, res: RecResult, head: Sequence[int]) -> str:
         """The LLM prompt: the user's latest 6 events, up to 3 chosen cases, the candidates."""
-        known = [e for e in req.events if e.item_id in self.items and e.ts < req.now][-6:]
+        known = [e for e in req.events if e.item_id in self.items and e.ts <= req.now][-6:]
         titles = self.items.titles_of([e.item_id for e in known])
         hist = [HistoryItem(t, e.action.value) for t, e in zip(titles, known, strict=True)]
         cases = []

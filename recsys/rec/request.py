@@ -50,7 +50,8 @@ class RecRequest:
     user_id: str
     """Who the list is for."""
     events: Sequence[Interaction]
-    """The user's history before `now`, oldest first (unknown items are ignored)."""
+    """The user's history, oldest first: every earlier event at or before `now` (the caller
+    orders same-second events; unknown items are ignored). Input and seen-item mask."""
     now: float
     """Decision time (unix seconds): state decay, case ages, as-of retrieval, popularity."""
     exclude: frozenset[str] = frozenset()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.stats import bootstrap_ci, compare, paired_ci, row_metrics, seed_mean
+from bench.stats import RowMetrics, bootstrap_ci, compare, paired_ci, row_metrics, seed_mean
 from training.replay_env import Decision
 
 
@@ -70,3 +70,78 @@ def test_seed_mean_averages_rows_of_the_same_events() -> None:
     np.testing.assert_allclose(m.ndcg, [0.5, 0.5])
     with pytest.raises(AssertionError):
         seed_mean([a, row_metrics([_decision(3, [3], 3), _decision(2, [2], 2)])])
+
+
+def test_holm_matches_a_hand_computed_example() -> None:
+    """p = (.01, .04, .03, .005): sorted x4, x3, x2, x1 with a running max gives
+    (.03, .06, .06, .02); a NaN stays out of the count."""
+    from bench.stats import holm
+
+    adj = holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.005, "e": float("nan")})
+    assert adj["a"] == pytest.approx(0.03) and adj["d"] == pytest.approx(0.02)
+    assert adj["b"] == pytest.approx(0.06) and adj["c"] == pytest.approx(0.06)
+    assert np.isnan(adj["e"])
+    assert holm({"x": 0.7, "y": 0.6}) == {"x": 1.0, "y": 1.0}
+
+
+def test_two_level_with_one_seed_is_the_row_bootstrap() -> None:
+    """One seed: the same interval as `bootstrap_ci` with the same resampler seed."""
+    from bench.stats import two_level_ci
+
+    x = np.random.default_rng(1).random(300)
+    assert two_level_ci(x[None, :], seed=4) == bootstrap_ci(x, seed=4)
+
+
+def test_two_level_widens_with_seed_spread_and_keeps_the_mean() -> None:
+    """Seeds that disagree by a constant widen the CI beyond the row bootstrap of their
+    row-wise mean; seeds that agree leave it as the one-seed interval."""
+    from bench.stats import two_level_ci
+
+    x = np.random.default_rng(2).random(400) * 0.1
+    spread = np.stack([x - 0.05, x, x + 0.05])
+    lo, hi = two_level_ci(spread)
+    mlo, mhi = bootstrap_ci(spread.mean(axis=0))
+    assert lo < mlo and hi > mhi and lo < spread.mean() < hi
+    assert two_level_ci(np.stack([x, x, x])) == pytest.approx(bootstrap_ci(x), abs=2e-3)
+
+
+def test_paired_two_level_of_a_method_against_itself() -> None:
+    """A one-seed method against itself: difference 0, CI [0, 0], p = 1; with 3 seeds each
+    side draws its own seeds, so the CI holds 0 with seed noise around it; a clear gain has p
+    near 0."""
+    from bench.stats import paired_two_level
+
+    x = np.random.default_rng(3).random((3, 200))
+    diff, ci, p = paired_two_level(x[:1], x[:1])
+    assert diff == 0.0 and ci == (0.0, 0.0) and p == 1.0
+    diff, (lo, hi), p = paired_two_level(x, x)
+    assert diff == 0.0 and lo < 0.0 < hi and hi - lo > 0 and p > 0.2
+    diff, (lo, _), p = paired_two_level(x + 0.2, x[:1])
+    assert lo > 0 and p < 0.01
+
+
+def test_compare_reports_per_seed_figures_a_primary_and_holm() -> None:
+    """Per-seed NDCG means are listed; the primary comparison keeps its own p, the others are
+    Holm-adjusted (never below their raw p)."""
+    rng = np.random.default_rng(4)
+    ev = np.arange(50)
+    cold = np.zeros(50, bool)
+
+    def rm(v: np.ndarray) -> RowMetrics:
+        return RowMetrics(ev, v, (v > 0).astype(float), cold)
+
+    base = rng.random(50)
+    rows = {
+        "soft-q": [rm(base + 0.1), rm(base + 0.2)],
+        "ease": rm(base),
+        "knn": rm(base + 0.05),
+        "pop": rm(base * 0.5),
+    }
+    summary, paired = compare(rows, primary="ease")
+    assert summary["soft-q"]["ndcg@10_per_seed"] == pytest.approx(
+        [float((base + 0.1).mean()), float((base + 0.2).mean())]
+    )
+    assert summary["soft-q"]["n_seeds"] == 2
+    assert paired["ease"]["primary"] and paired["ease"]["p_holm"] == paired["ease"]["p"]
+    for k in ("knn", "pop"):
+        assert not paired[k]["primary"] and paired[k]["p_holm"] >= paired[k]["p"]

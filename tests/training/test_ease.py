@@ -7,7 +7,8 @@ import polars as pl
 import pytest
 
 from bench.errors import NotFittedError
-from bench.replay.baselines import EASE, Ranker, select_ease_lambda
+from bench.replay.baselines import EASE, Ranker
+from bench.replay.tuning import select_ease_lambda
 from tests.training.frames import minute_frame
 from training.metrics import ndcg_at_k
 

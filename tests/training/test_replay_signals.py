@@ -138,10 +138,12 @@ def test_time_cutoff_split_scores_every_peer_on_the_same_rows(
     inter, items = tiny_log(True)
     monkeypatch.setattr(train_mod, "load_data", lambda cfg: (inter, items, "fixture"))
     cfg = tiny_compare(
-        hashing=True, modes=("ease", "item-knn", "causal-popularity"), split="time-cutoff"
+        hashing=True,
+        modes=("ease", "item-knn", "rp3beta", "causal-popularity"),
+        split="time-cutoff",
     )
     run = run_methods(cfg)
     assert 0 < run.split.test.height < run.world.n
     summary, _ = compare_methods(run.results, reference="ease")
     assert {s["n_rows"] for s in summary.values()} == {run.split.test.height}
-    assert run.results["ease"][0].info["lambda"] > 0
+    assert run.results["ease"][0].info["setting"]["lambda"] > 0

@@ -146,7 +146,7 @@ class BlendScorer(Scorer):
         b = rec.cfg.blend
         if b.w_knn <= 0 or rec.cooc is None:
             return {}
-        hist = rec.items.rows([e.item_id for e in req.events if e.ts < req.now])
+        hist = rec.items.rows([e.item_id for e in req.events if e.ts <= req.now])
         if not hist:
             return {}
         recent = list(reversed(hist[-b.knn_recent :]))

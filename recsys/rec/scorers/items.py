@@ -67,7 +67,7 @@ class ItemsScorer(Scorer):
             for c in valid
         ]
         hist = [
-            (r, e.ts) for e in req.events if e.ts < req.now for r in rec.items.rows([e.item_id])
+            (r, e.ts) for e in req.events if e.ts <= req.now for r in rec.items.rows([e.item_id])
         ]
         seen_count: dict[int, int] = {}
         seen_last: dict[int, float] = {}
