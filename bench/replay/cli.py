@@ -330,10 +330,7 @@ def bench_replay(
     else:
         result = _progress_run(cfg)
     payload = bench_payload(result, cfg, {**caps, **model})
-    from bench.replay.protocol import split_sha256
-    from training.prepare import load_data, split_data
-
-    payload["split_sha256"] = split_sha256(split_data(cfg.train, load_data(cfg.train)[0]))
+    payload["split_sha256"] = result.split_sha256  # hashed once, from the split compared
     if as_json:
         typer.echo(json.dumps(payload))
     else:

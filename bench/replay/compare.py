@@ -21,6 +21,7 @@ import numpy as np
 
 from bench.replay.config import ABLATIONS, BASELINES, LLM_MODES, RECBOLE_PEERS, CompareConfig
 from bench.replay.methods import run_baseline, run_peers
+from bench.replay.protocol import split_sha256
 from training.config import LEARNED_MODES
 from training.evaluate import aggregate_seeds
 from training.fit import POLICY, FitResult, MemoryRunner, fit, log_method
@@ -62,6 +63,8 @@ class CompareResult:
     """{method: per-seed facts (a peer's epochs and validation curve, EASE's lambda)}."""
     elapsed_s: float = 0.0
     """Wall time."""
+    split_sha256: dict[str, str] = field(default_factory=dict)
+    """sha256 of each split frame (`bench.replay.protocol.split_sha256`, docs/protocol.md)."""
 
 
 @dataclass
@@ -231,6 +234,7 @@ def compare(
             summary=summary_ci,
             paired=paired,
             info={m: [r.info for r in rs] for m, rs in results.items()},
+            split_sha256=split_sha256(run.split),
         )
         _log_run(tr, cfg, results, curves, metrics, summary_ci, paired, paths)
         result.run_id = tr.run_id
