@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from bench.replay.seq_rows import EvalRows, Protocol, load_protocol, row_metrics, select_peer
-from bench.stats import RowMetrics, bootstrap_ci, compare, paired_ci
+from bench.stats import RowMetrics, bootstrap_ci, compare, paired_ci, two_level_ci
 from recsys.rec.seq import CaseVote, SeqModelConfig, histories_batch, windows
 from recsys.rec.seq.model import SeqQModel, last_states, transition_states
 from recsys.rl.sqn import SQNConfig, policy_logits
@@ -172,17 +172,6 @@ def _rows(nd: Sequence[float], hit: Sequence[float], users: np.ndarray) -> RowMe
     return RowMetrics(users, np.asarray(nd), np.asarray(hit), np.zeros(len(users), bool))
 
 
-def _two_level_ci(per_seed: np.ndarray, n_boot: int = 2000, seed: int = 0) -> list[float]:
-    """95% percentile CI of the mean of (S, R) per-seed per-row values, resampling seeds and
-    then rows (so seed variance enters the interval, unlike a CI over seed-averaged rows)."""
-    rng = np.random.default_rng(seed)
-    s, r = per_seed.shape
-    idx_s = rng.integers(0, s, size=(n_boot, s))
-    idx_r = rng.integers(0, r, size=(n_boot, r))
-    means = per_seed[idx_s[:, :, None], idx_r[:, None, :]].mean(axis=(1, 2))
-    return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
-
-
 def _table(proto: Protocol, peers: dict[str, Any], seeds: dict[int, dict[str, Any]]) -> dict:
     users = proto.test.users
     methods = ["soft-q", "q-only", "ce-head", "cases-only"]
@@ -201,10 +190,10 @@ def _table(proto: Protocol, peers: dict[str, Any], seeds: dict[int, dict[str, An
         )
         per_seed[s] = fig | {f"soft-q - {best_peer}": d, f"soft-q - {best_peer}_ci": list(ci)}
     soft = np.array([r["test"]["soft-q"]["ndcg"] for r in seeds.values()])  # (S, R)
-    two = {
-        m: _two_level_ci(np.array([r["test"][m]["ndcg"] for r in seeds.values()])) for m in methods
-    }
-    two[f"soft-q - {best_peer}"] = _two_level_ci(soft - np.asarray(peers[best_peer]["ndcg"])[None])
+    by_seed = {m: np.array([r["test"][m]["ndcg"] for r in seeds.values()]) for m in methods}
+    two = {m: list(two_level_ci(x)) for m, x in by_seed.items()}  # seeds, then rows
+    gap = soft - np.asarray(peers[best_peer]["ndcg"])[None]
+    two[f"soft-q - {best_peer}"] = list(two_level_ci(gap))
     return {"summary": summary, "paired_vs_soft-q": paired, "best_valid_peer": best_peer,
             "two_level_ci": two,
             "primary": {"comparison": f"soft-q - {best_peer}", **paired[best_peer]},
