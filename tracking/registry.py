@@ -48,6 +48,7 @@ __all__ = [
     "TrackingConfig",
     "download_model",
     "flatten_params",
+    "jsonable",
     "metric_key",
     "resolve_uri",
 ]
@@ -154,13 +155,14 @@ def _param_str(value: Any) -> str:
     return text[:_MAX_PARAM_LEN]
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """A config (nested dataclasses, mappings, paths, enums, sequences) as plain JSON values."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, Enum):
         return obj.value
     if isinstance(obj, Path):
@@ -296,7 +298,7 @@ class Tracker:
         """Write ``config`` (dataclass or mapping) as JSON into the run's artifacts."""
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / name
-            path.write_text(json.dumps(_jsonable(config), indent=2, sort_keys=True))
+            path.write_text(json.dumps(jsonable(config), indent=2, sort_keys=True))
             self.client.log_artifact(self.run_id, str(path))
 
     def log_table(

@@ -23,7 +23,7 @@ from recsys.bundle import ModelBundle
 from recsys.llm.protocol import FrozenLLM
 from training.config import TrainConfig
 from training.modes import MethodResult, run_memory_mode
-from training.prepare import Prepared, jsonable, prepare
+from training.prepare import Prepared, prepare
 from training.replay_env import ReplayParts
 
 __all__ = ["POLICY", "FitResult", "build_bundle", "fit", "log_method"]
@@ -102,7 +102,7 @@ def fit(
     LLM of evaluation (none by default)."""
     import torch
 
-    from tracking.registry import Tracker, TrackingConfig
+    from tracking.registry import Tracker, TrackingConfig, jsonable
 
     t0 = time.perf_counter()
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))

@@ -18,7 +18,7 @@ from training.config import TrainConfig
 from training.replay_env import SplitParts, build_split_parts
 from training.replay_world import ReplayWorld, build_world
 
-__all__ = ["Prepared", "jsonable", "load_data", "prepare", "prepare_world", "split_data"]
+__all__ = ["Prepared", "load_data", "prepare", "prepare_world", "split_data"]
 
 
 def load_data(cfg: TrainConfig) -> tuple[pl.DataFrame, pl.DataFrame, str]:
@@ -71,19 +71,6 @@ def text_encoder(cfg: TrainConfig) -> Any:
 
     cache = str(cache_dir() / "memento" / "text-cache")
     return build_text_encoder(dataclasses.replace(cfg.core.text, cache_dir=cache))
-
-
-def jsonable(obj: Any) -> Any:
-    """A config (nested dataclasses, paths, tuples) as plain JSON-able values."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(x) for x in obj]
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 def prepare_world(cfg: TrainConfig) -> tuple[ReplayWorld, Any, str]:

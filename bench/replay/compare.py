@@ -26,7 +26,7 @@ from training.config import LEARNED_MODES
 from training.evaluate import aggregate_seeds
 from training.fit import POLICY, FitResult, MemoryRunner, fit, log_method
 from training.modes import MethodResult, run_memory_mode
-from training.prepare import Prepared, jsonable, prepare
+from training.prepare import Prepared, prepare
 from training.replay_env import SplitParts
 from training.replay_world import ReplayWorld
 
@@ -168,6 +168,7 @@ def _plots(
 ) -> dict[str, Path]:
     from bench.plots import plot_comparison, plot_learning_curves
     from bench.report import aggregate, markdown_table
+    from tracking.registry import jsonable
 
     out = Path(cfg.train.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -256,6 +257,8 @@ def _log_run(
     paths: dict[str, Path],
 ) -> None:
     """Params, per-method learning and evaluation metrics, CIs and artifacts of one run."""
+    from tracking.registry import jsonable
+
     tr.log_params(jsonable(cfg))
     for m, rs in results.items():
         log_method(tr, rs[0], np.mean(curves.get(m, [[]]), axis=0).tolist())
