@@ -190,7 +190,7 @@ class ChangeFollower:
             if not changes:
                 return read
             theirs = [c for c in changes if c.origin != self._store.origin]
-            self._apply(theirs)
+            self._apply(theirs)  # advances the cursor run by run (a failure re-reads the rest)
             self.cursor = changes[-1].change_id
             read += len(changes)
             now = time.time()
@@ -211,7 +211,8 @@ class ChangeFollower:
         return newest
 
     def _apply(self, changes: list[Change]) -> None:
-        """Runs of one kind, in feed order; an erasure only at its user's last one."""
+        """Runs of one kind, in feed order, the cursor moved past each; an erasure only at its
+        user's last one."""
         last_erase = {c.subject: k for k, c in enumerate(changes) if c.kind == ERASE}
         run: list[Change] = []
         for k, c in enumerate(changes):
@@ -219,10 +220,12 @@ class ChangeFollower:
                 continue
             if run and run[0].kind != c.kind:
                 self._apply_run(run)
+                self.cursor = run[-1].change_id
                 run = []
             run.append(c)
         if run:
             self._apply_run(run)
+            self.cursor = run[-1].change_id
 
     def _apply_run(self, run: list[Change]) -> None:
         kind = run[0].kind

@@ -192,6 +192,7 @@ def replica_stats() -> dict[str, Any]:
         "feed_cursor": sync.feed.cursor,
         "change_lags": list(sync.feed.lags),
         "events_counted": len(rt.bundle.popularity),
+        "events_base": len(rt.base_popularity[0]),
         "cases": len(rt.bank),
     }
 

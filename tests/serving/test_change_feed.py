@@ -144,6 +144,29 @@ def test_an_erased_users_events_leave_popularity_on_the_other_replica(
     assert b.events_counted() == a.events_counted() == base
 
 
+def test_a_poll_that_fails_midway_applies_nothing_twice(
+    pair: tuple[Replica, Replica], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store fails while B applies a case after some events: the next poll applies the
+    case and counts the events no second time (the cursor moved past them)."""
+    a, b = pair
+    base = b.events_counted()
+    a.add_events("u1", "i8", "i9")
+    sid = _case(a.core, "u1", "i17")
+    real = b.store.get_cases
+
+    def broken(ids: list[str]) -> list[CaseRecord]:
+        raise OSError("connection lost")
+
+    monkeypatch.setattr(b.store, "get_cases", broken)
+    with pytest.raises(OSError):
+        b.feed.poll()
+    assert b.events_counted() == base + 2 and b.case_ids("u1") == []
+    monkeypatch.setattr(b.store, "get_cases", real)
+    b.feed.poll()
+    assert b.events_counted() == base + 2 and b.case_ids("u1") == [sid]
+
+
 def test_a_follower_started_after_writes_applies_them_once(
     tmp_path: Path, pg_url: str, pair: tuple[Replica, Replica]
 ) -> None:
