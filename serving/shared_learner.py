@@ -155,7 +155,8 @@ class SharedLearner:
                 self._stop.wait(1.0)
 
     def stats(self) -> dict[str, Any]:
-        """Version published and feedback rows applied by this actor."""
+        """Version published, feedback rows applied by this actor, whether its thread runs,
+        its process id."""
         return {
             "version": self.version,
             "applied": self.applied,
