@@ -31,8 +31,9 @@ to its core, oldest first (its own were applied where they were written):
 Locking follows `serving/runtime.py`: bank writes hold `Runtime.lock`; a write that lands on a
 runtime a reload has just replaced is repeated on the new one (the reload itself rebuilt from
 the store, so the repeat finds nothing left to do); erasure takes the core's own locks.
-A follower whose cursor fell behind the pruned part of the feed (`PgStore.prune_changes`)
-rebuilds from the store (`on_gap`).
+Each writing store prunes changes older than `RETENTION_S` once per `PRUNE_EVERY_S`
+(`PgStore.prune_changes`); a follower whose cursor fell behind the pruned part rebuilds from
+the store (`on_gap`).
 """
 
 from __future__ import annotations
@@ -74,14 +75,15 @@ CASE, TOMBSTONE, ERASE, EVENTS = "case", "tombstone", "erase", "events"
 FEED_LOCK = 7226002
 """PostgreSQL advisory lock every feed-writing transaction takes first (commit order = id order)."""
 RETENTION_S = 24 * 3600.0
-"""The shared learner prunes changes older than this (a follower further behind rebuilds)."""
+"""Changes older than this are pruned (a follower further behind rebuilds from the store)."""
 PRUNE_EVERY_S = 60.0
-"""How often the shared learner prunes."""
+"""How often a writing store prunes (inside a feed write, under the feed lock)."""
 
 FEED_SCHEMA = """
 CREATE TABLE IF NOT EXISTS changes (
     change_id BIGSERIAL PRIMARY KEY, origin TEXT NOT NULL, kind TEXT NOT NULL,
     subject TEXT NOT NULL, body TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL);
+CREATE INDEX IF NOT EXISTS changes_ts ON changes(ts);
 """
 """The feed's table (PostgreSQL)."""
 

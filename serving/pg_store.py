@@ -40,6 +40,8 @@ from serving.change_feed import (
     EVENTS,
     FEED_LOCK,
     FEED_SCHEMA,
+    PRUNE_EVERY_S,
+    RETENTION_S,
     TOMBSTONE,
     Change,
     decode_rows,
@@ -161,14 +163,20 @@ class PgStore(Store):
         self.events_seen = 0
         """Every event with an id <= this was in the last full read (`iter_events`)."""
         self._local = threading.local()
+        self._pruned_at = 0.0
 
     # --- the change feed (`serving.change_feed`) ----------------------------------------------
     def _feed(self, kind: str, subject: str, body: Any) -> None:
-        """Append a change (inside the writing transaction, after `_lock_feed`)."""
+        """Append a change (inside the writing transaction, after `_lock_feed`); prune the
+        feed once per `PRUNE_EVERY_S`."""
+        now = time.time()
         self._db.write(
             "INSERT INTO changes (origin, kind, subject, body, ts) VALUES (?,?,?,?,?)",
-            (self.origin, kind, subject, encode_body(body), time.time()),
+            (self.origin, kind, subject, encode_body(body), now),
         )
+        if now - self._pruned_at >= PRUNE_EVERY_S:
+            self._pruned_at = now
+            self.prune_changes(now - RETENTION_S)
 
     def _lock_feed(self) -> None:
         """Take the feed's advisory lock until the transaction ends (commit order = id order)."""
@@ -267,13 +275,13 @@ class PgStore(Store):
         blob = self.load_blob(_PRUNED)
         return int(blob) if blob else 0
 
-    def prune_changes(self, before_ts: float, upto: int) -> int:
-        """Delete changes older than `before_ts` with ids <= `upto`; how many."""
+    def prune_changes(self, before_ts: float) -> int:
+        """Delete the changes written before `before_ts` and record the largest id deleted
+        (`pruned_upto`); how many."""
         with self._db.transaction():
             self._lock_feed()
             gone = self._db.read(
-                "DELETE FROM changes WHERE ts < ? AND change_id <= ? RETURNING change_id",
-                (before_ts, upto),
+                "DELETE FROM changes WHERE ts < ? RETURNING change_id", (before_ts,)
             )
             if gone:
                 top = max(self.pruned_upto(), max(int(r[0]) for r in gone))

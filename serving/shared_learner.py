@@ -25,7 +25,7 @@ import torch
 
 from recsys.bundle import LearnerPart
 from serving.app import load_core_factory
-from serving.change_feed import PRUNE_EVERY_S, RETENTION_S, ChangeFollower
+from serving.change_feed import ChangeFollower
 from serving.pg_store import PgStore
 from serving.service import RecommenderBackend
 from serving.settings import ServingSettings
@@ -87,11 +87,10 @@ class SharedLearner:
         self.version = self._store.latest_version()
         if self.version:
             self._resume()
-        # other processes' case writes, deletes, erasures and events (serving.change_feed);
-        # no gap: this learner is the one pruner, and it prunes only what it applied
-        self._feed = ChangeFollower(self._store, self._core, on_gap=self._core.reload)  # type: ignore[arg-type]
+        # other processes' case writes, deletes, erasures and events (serving.change_feed)
+        self._feed = ChangeFollower(self._store, self._core, on_gap=self._rebuild)  # type: ignore[arg-type]
         self._feed_every = settings.sync_interval_ms / 1000.0
-        self._feed_at = self._pruned_at = 0.0
+        self._feed_at = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="memento-learner", daemon=True)
         self._thread.start()
@@ -134,15 +133,18 @@ class SharedLearner:
         return True
 
     def _follow(self) -> None:
-        """Apply the change feed (every sync interval), then prune what is past retention."""
+        """Apply the change feed (every sync interval)."""
         now = time.monotonic()
-        if now - self._feed_at < self._feed_every:
-            return
-        self._feed_at = now
-        self._feed.poll()
-        if now - self._pruned_at >= PRUNE_EVERY_S:
-            self._pruned_at = now
-            self._store.prune_changes(time.time() - RETENTION_S, self._feed.cursor)
+        if now - self._feed_at >= self._feed_every:
+            self._feed_at = now
+            self._feed.poll()
+
+    def _rebuild(self) -> None:
+        """The feed was pruned past us: rebuild the core from the store, then resume the
+        published weights and the optimiser state."""
+        self._core.reload()
+        if self.version:
+            self._resume()
 
     def _loop(self) -> None:
         while not self._stop.is_set():

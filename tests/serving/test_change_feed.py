@@ -236,11 +236,32 @@ def test_a_follower_behind_the_pruned_feed_rebuilds(pair: tuple[Replica, Replica
     a, b = pair
     sid = _case(a.core, "u1", "i16")
     newest = a.store.changes_after(0, 100)[-1].change_id
-    assert a.store.prune_changes(time.time() + 1.0, newest) >= 1
+    assert a.store.prune_changes(time.time() + 1.0) >= 1
+    assert a.store.changes_after(0, 100) == [] and a.store.pruned_upto() == newest
     b.feed.poll()
     assert b.gaps == 1 and b.case_ids("u1") == [sid] and b.feed.cursor == newest
     b.feed.poll()
     assert b.gaps == 1
+
+
+def test_a_writer_prunes_changes_past_retention(pg_url: str) -> None:
+    """A feed write, once per prune interval, deletes the changes older than the retention and
+    records the largest id it deleted; younger changes stay."""
+    import psycopg
+
+    s = PgStore(pg_url)
+    key = b"\x00" * 4
+    s.put_case(CaseRecord("old", "u", {}, key, 1.0, 1.0, False))
+    with psycopg.connect(pg_url, autocommit=True) as db:
+        db.execute("UPDATE changes SET ts = ts - 2 * 86400")
+    old = s.changes_after(0, 10)[0].change_id
+    s.put_case(CaseRecord("young", "u", {}, key, 1.0, 1.0, False))
+    assert len(s.changes_after(0, 10)) == 2, "pruned before the interval passed"
+    s._pruned_at = 0.0
+    s.put_case(CaseRecord("newest", "u", {}, key, 1.0, 1.0, False))
+    assert [c.subject for c in s.changes_after(0, 10)] == ["young", "newest"]
+    assert s.pruned_upto() == old
+    s.close()
 
 
 def test_logs_export_reads_postgresql_like_sqlite(tmp_path: Path, pg_url: str) -> None:
