@@ -15,7 +15,9 @@ is not kept, as in the single process).
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from typing import Any, Protocol, runtime_checkable
 
 import ray
@@ -23,6 +25,7 @@ import torch
 
 from recsys.bundle import LearnerPart
 from serving.app import load_core_factory
+from serving.change_feed import ChangeFollower
 from serving.pg_store import PgStore
 from serving.service import RecommenderBackend
 from serving.settings import ServingSettings
@@ -84,6 +87,10 @@ class SharedLearner:
         self.version = self._store.latest_version()
         if self.version:
             self._resume()
+        # other processes' case writes, deletes, erasures and events (serving.change_feed)
+        self._feed = ChangeFollower(self._store, self._core, on_gap=self._rebuild)  # type: ignore[arg-type]
+        self._feed_every = settings.sync_interval_ms / 1000.0
+        self._feed_at = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="memento-learner", daemon=True)
         self._thread.start()
@@ -125,9 +132,24 @@ class SharedLearner:
         self.applied += len(rows)
         return True
 
+    def _follow(self) -> None:
+        """Apply the change feed (every sync interval)."""
+        now = time.monotonic()
+        if now - self._feed_at >= self._feed_every:
+            self._feed_at = now
+            self._feed.poll()
+
+    def _rebuild(self) -> None:
+        """The feed was pruned past us: rebuild the core from the store, then resume the
+        published weights and the optimiser state."""
+        self._core.reload()
+        if self.version:
+            self._resume()
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
+                self._follow()
                 if not self._step():
                     self._stop.wait(0.02)
             except Exception:
@@ -135,8 +157,14 @@ class SharedLearner:
                 self._stop.wait(1.0)
 
     def stats(self) -> dict[str, Any]:
-        """Version published and feedback rows applied by this actor."""
-        return {"version": self.version, "applied": self.applied, "alive": self._thread.is_alive()}
+        """Version published, feedback rows applied by this actor, whether its thread runs,
+        its process id."""
+        return {
+            "version": self.version,
+            "applied": self.applied,
+            "alive": self._thread.is_alive(),
+            "pid": os.getpid(),
+        }
 
     def stop(self) -> None:
         """Stop polling (the current batch finishes)."""
@@ -155,8 +183,9 @@ def actor_options(settings: ServingSettings) -> dict[str, Any]:
 
 
 def start_learner(settings: ServingSettings) -> Any:
-    """The named shared learner actor (one per cluster; an existing one is reused)."""
+    """The named shared learner actor (one per cluster; an existing one is reused); Ray
+    restarts it whenever its process dies (it resumes from the store: `_resume`)."""
     opts = actor_options(settings)
     return SharedLearner.options(  # type: ignore[attr-defined]
-        name=LEARNER_NAME, get_if_exists=True, runtime_env=opts["runtime_env"]
+        name=LEARNER_NAME, get_if_exists=True, runtime_env=opts["runtime_env"], max_restarts=-1
     ).remote(settings)
