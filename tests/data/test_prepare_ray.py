@@ -18,8 +18,8 @@ from data.schema import INTERACTIONS_FILE, ITEMS_FILE, REJECTS_FILE, REPORT_FILE
 from data.synthetic import SynthConfig, generate_synthetic
 from data.tianchi import PrepareConfig, prepare_tianchi
 from data.tianchi_files import sniff_layout
-from data.tianchi_log import iter_blocks
-from data.tianchi_ray import RaySplitter, byte_ranges
+from data.tianchi_parse import iter_blocks
+from data.tianchi_ray import RayEngine, byte_ranges
 
 OUTPUTS = (INTERACTIONS_FILE, ITEMS_FILE, REVIEWS_FILE, REJECTS_FILE)
 BAD_LINES = [
@@ -92,12 +92,12 @@ def test_ray_engine_matches_local_row_for_row(
 ) -> None:
     """Tiny Ray blocks (many tasks, offsets, rejects in several blocks) = local defaults."""
     local = prepare_tianchi(raw_dir, tmp_path / "local", PrepareConfig())
-    splitter = RaySplitter(workers=2)
+    engine = RayEngine(workers=2)
     ray_cfg = replace(PrepareConfig(), engine="ray", block_bytes=8_192)
-    ray_rep = prepare_tianchi(raw_dir, tmp_path / "ray", ray_cfg, splitter)
+    ray_rep = prepare_tianchi(raw_dir, tmp_path / "ray", ray_cfg, engine)
     _assert_same_outputs(tmp_path / "local", tmp_path / "ray")
     assert (local.engine, ray_rep.engine) == ("local", "ray")
-    assert splitter.peak_rss and all(v > 0 for v in splitter.peak_rss.values())
+    assert engine.peak_rss and all(v > 0 for v in engine.peak_rss.values())
     assert local.duplicates_dropped > 30
     assert {"bad_timestamp", "unknown_action", "missing_id", "undecodable_text"} <= set(
         local.rejected

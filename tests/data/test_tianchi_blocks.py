@@ -11,7 +11,8 @@ import polars as pl
 from data.report import PrepareReport
 from data.synthetic import SynthConfig, generate_synthetic
 from data.tianchi import PrepareConfig, prepare_tianchi
-from data.tianchi_log import IdSet, iter_blocks
+from data.tianchi_buckets import IdSet
+from data.tianchi_parse import iter_blocks
 
 
 def test_iter_blocks_reassembles_whole_lines(tmp_path: Path) -> None:
