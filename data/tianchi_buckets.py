@@ -31,6 +31,7 @@ __all__ = [
     "IdSet",
     "ordered_counts",
     "output_schema",
+    "parquet_writer",
     "process_bucket",
     "read_bucket",
     "to_output",
@@ -42,35 +43,62 @@ _ACTION_VALUES = pl.Series("action", ACTIONS, dtype=ACTION_DTYPE)
 
 
 class IdSet:
-    """Exact distinct count of int64 ids added batch by batch (hash-unique polars Series;
-    pending batches are merged when they outgrow it, so merging is amortised)."""
+    """Exact distinct count of int64 ids added batch by batch.
+
+    Ids in `[0, DENSE_LIMIT)` (the usual case) mark a byte array indexed by id, grown as
+    larger ids arrive (memory: the largest id in bytes, at most `DENSE_LIMIT`). The first id
+    outside that range switches the set to sorted-unique batches merged when the pending ones
+    outgrow the merged set (memory: the distinct ids), so merging is amortised.
+    """
+
+    DENSE_LIMIT = 1 << 27
+    """Largest id + 1 kept in the byte array (128 MiB)."""
 
     def __init__(self) -> None:
-        self._ids = pl.Series("id", [], dtype=pl.Int64)
-        self._pending: list[pl.Series] = []
+        self._seen: np.ndarray | None = np.zeros(0, dtype=bool)
+        self._ids = np.empty(0, dtype=np.int64)
+        self._pending: list[np.ndarray] = []
         self._pending_n = 0
 
     def add(self, ids: np.ndarray | pl.Series) -> None:
         """Add a batch of ids (any order, repeats allowed)."""
-        batch = pl.Series("id", ids).cast(pl.Int64).unique()
+        arr = ids.to_numpy() if isinstance(ids, pl.Series) else np.asarray(ids)
+        arr = arr.astype(np.int64, copy=False)
+        if arr.size == 0:
+            return
+        if self._seen is not None:
+            lo, hi = int(arr.min()), int(arr.max())
+            if lo >= 0 and hi < self.DENSE_LIMIT:
+                if hi >= self._seen.size:
+                    grown = np.zeros(min(self.DENSE_LIMIT, max(hi + 1, 2 * self._seen.size)), bool)
+                    grown[: self._seen.size] = self._seen
+                    self._seen = grown
+                self._seen[arr] = True
+                return
+            self._ids, self._seen = np.flatnonzero(self._seen).astype(np.int64), None
+        batch = np.unique(arr)
         self._pending.append(batch)
-        self._pending_n += batch.len()
-        if self._pending_n > max(self._ids.len(), 1 << 16):
+        self._pending_n += len(batch)
+        if self._pending_n > max(len(self._ids), 1 << 16):
             self._merge()
 
     def _merge(self) -> None:
         if self._pending:
-            self._ids = pl.concat([self._ids, *self._pending]).unique()
+            self._ids = np.unique(np.concatenate([self._ids, *self._pending]))
             self._pending, self._pending_n = [], 0
 
     def values(self) -> np.ndarray:
-        """The distinct ids (any order)."""
+        """The distinct ids, ascending."""
+        if self._seen is not None:
+            return np.flatnonzero(self._seen).astype(np.int64)
         self._merge()
-        return self._ids.to_numpy()
+        return self._ids
 
     def __len__(self) -> int:
+        if self._seen is not None:
+            return int(np.count_nonzero(self._seen))
         self._merge()
-        return self._ids.len()
+        return len(self._ids)
 
 
 @dataclass
@@ -124,17 +152,42 @@ def read_bucket(refs: Iterable[tuple[Path, int]]) -> pl.DataFrame:
     return df
 
 
+def first_occurrences(df: pl.DataFrame) -> pl.Series:
+    """Boolean mask: True where no earlier row has the same (user, item, action, ts).
+
+    Exact, and cheaper than hashing four columns in a group-by: one 64-bit hash per row,
+    sorted with numpy to find the hashes seen more than once; only those rows (the true
+    duplicates and the rare hash collisions) go through the exact first-distinct test.
+    """
+    h = df.select(pl.struct(_KEY).hash())[:, 0].to_numpy()
+    ordered = np.sort(h)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    keep = pl.Series("keep", np.ones(df.height, dtype=bool))
+    if repeated.size == 0:
+        return keep
+    candidates = pl.Series("h", h).is_in(pl.Series("r", repeated).implode())
+    idx = candidates.arg_true()
+    first = df[idx].select(pl.struct(_KEY).is_first_distinct())[:, 0]
+    return keep.scatter(idx.filter(~first), False)
+
+
 def process_bucket(df: pl.DataFrame, keep_duplicates: bool) -> tuple[pl.DataFrame, int]:
     """(rows de-duplicated, first occurrence kept, then stable-sorted by `ts`; rows dropped)."""
     before = df.height
     if not keep_duplicates:
-        df = df.unique(subset=_KEY, keep="first", maintain_order=True)
+        df = df.filter(first_occurrences(df))
     return df.sort("ts", maintain_order=True), before - df.height
 
 
 def output_schema() -> pa.Schema:
     """Arrow schema of interactions.parquet."""
     return pl.DataFrame(schema=INTERACTIONS_SCHEMA).to_arrow().schema
+
+
+def parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    """The interactions.parquet writer: zstd; dictionary pages only for the two low-cardinality
+    columns (building a dictionary of ids or timestamps costs time and then is discarded)."""
+    return pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=["action", "source"])
 
 
 def to_output(df: pl.DataFrame, source: str, schema: pa.Schema) -> pa.Table:
@@ -176,7 +229,7 @@ def write_buckets(
     """
     res = BucketResult()
     schema = output_schema()
-    writer = pq.ParquetWriter(out_path, schema, compression="zstd")
+    writer = parquet_writer(out_path, schema)
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
             frames = _processed(buckets, keep_duplicates, res)

@@ -158,7 +158,7 @@ def _rejects(bad: pl.DataFrame, offset: int) -> pa.Table:
         bad.select(
             pl.lit("log").alias("table"),
             (pl.col("row").cast(pl.Int64) + offset).alias("row"),
-            pl.col("reason"),
+            pl.col("reason").cast(pl.String),
             pl.concat_str([pl.col(c).fill_null("") for c in RAW_COLUMNS], separator=",").alias(
                 "raw"
             ),
@@ -181,48 +181,66 @@ def split_chunk(
     rejected rows (rejects schema, input order), or None when there are none.
     """
     res = ChunkResult()
-    goods: list[pl.DataFrame] = []
+    parts: dict[int, list[pa.Table]] = {}
     rejects: list[pa.Table] = []
     for block in iter_range_blocks(rng, PARSE_BYTES):
-        raw = read_block(block, rng.layout).with_row_index("row")
-        parsed = parse_log(raw, product_ids, check_text=not block.isascii())
-        del block, raw
-        ok = pl.col("reason").is_null()
-        bad = parsed.filter(~ok)
-        if bad.height:
-            res.rejected.update(dict(bad.group_by("reason").len().iter_rows()))
+        parsed = parse_log(read_block(block, rng.layout), product_ids, not block.isascii())
+        del block
+        valid = parsed["reason"].is_null()
+        good = parsed.select(VALID_COLUMNS)
+        if not valid.all():
+            bad = parsed.with_row_index("row").filter(~valid)
+            counts = bad.group_by("reason").len().iter_rows()
+            res.rejected.update({str(reason): int(n) for reason, n in counts})
             rejects.append(_rejects(bad, row_offset + res.rows_read))
+            good = good.filter(valid)
         res.rows_read += parsed.height
-        goods.append(parsed.filter(ok).select(VALID_COLUMNS))
-        del parsed, bad
-    good = pl.concat(goods) if goods else pl.DataFrame()
-    del goods
-    if good.height:
-        _write_chunk(good, path, bucket_hours, res)
+        del parsed
+        if good.height:
+            _add_block(good, bucket_hours, res, parts)
+    if parts:
+        _write_chunk(parts, path, res)
     return res, (pa.concat_tables(rejects) if rejects else None)
 
 
-def _write_chunk(good: pl.DataFrame, path: Path, bucket_hours: int, out: ChunkResult) -> None:
-    """Counts, time range and the bucket file of one range's valid rows."""
-    out.n_valid = good.height
+def _add_block(
+    good: pl.DataFrame, bucket_hours: int, out: ChunkResult, parts: dict[int, list[pa.Table]]
+) -> None:
+    """Count one block's valid rows and add them to `parts` (bucket key -> slices, in input
+    order): a stable radix argsort on the bucket key, one gather, one slice per bucket."""
+    out.n_valid += good.height
     tmin, tmax = good["ts"].min(), good["ts"].max()
     assert isinstance(tmin, datetime) and isinstance(tmax, datetime), "valid rows have a ts"
-    out.time_min, out.time_max = tmin, tmax
-    codes = good["action"].to_physical().to_numpy()
-    per_action = np.bincount(codes, minlength=len(ACTIONS))
+    out.time_min = tmin if out.time_min is None else min(out.time_min, tmin)
+    out.time_max = tmax if out.time_max is None else max(out.time_max, tmax)
+    good = good.with_columns(pl.col("action").to_physical())
+    per_action = np.bincount(good["action"].to_numpy(), minlength=len(ACTIONS))
     out.actions.update({a: int(n) for a, n in zip(ACTIONS, per_action, strict=True) if n})
-    bucket = (pl.col("ts").dt.epoch("s") // (3600 * bucket_hours)).alias("_bucket")
-    good = good.with_columns(bucket, pl.col("action").to_physical()).sort(
-        "_bucket", maintain_order=True
-    )
-    runs = good["_bucket"].rle()
-    table = good.select(VALID_COLUMNS).to_arrow()
-    with pa.ipc.new_file(path, table.schema) as writer:
-        start = 0
-        for n, key in runs.struct.unnest().iter_rows():
-            writer.write_batch(table.slice(start, n).combine_chunks().to_batches()[0])
-            out.buckets.append(int(key))
-            start += n
+    keys = good["ts"].dt.epoch("s").to_numpy() // (3600 * bucket_hours)
+    offset = keys - keys.min()
+    small = offset.max() < 1 << 16  # numpy's stable sort is a radix sort on 16-bit keys
+    order = np.argsort(offset.astype(np.uint16) if small else offset, kind="stable")
+    keys = keys[order]
+    table = good[pl.Series("order", order)].to_arrow()
+    uniq, starts = np.unique(keys, return_index=True)
+    ends = [*starts[1:], len(keys)]
+    for key, start, end in zip(uniq, starts, ends, strict=True):
+        parts.setdefault(int(key), []).append(table.slice(int(start), int(end - start)))
+
+
+def _write_chunk(parts: dict[int, list[pa.Table]], path: Path, out: ChunkResult) -> None:
+    """The bucket file of one range: one record batch per bucket, ascending."""
+    writer: pa.ipc.RecordBatchFileWriter | None = None
+    try:
+        for key in sorted(parts):
+            batch = pa.concat_tables(parts.pop(key)).combine_chunks().to_batches()[0]
+            if writer is None:
+                writer = pa.ipc.new_file(path, batch.schema)
+            writer.write_batch(batch)
+            out.buckets.append(key)
+    finally:
+        if writer is not None:
+            writer.close()
     out.path = path
 
 

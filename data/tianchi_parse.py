@@ -17,11 +17,12 @@ from pathlib import Path
 
 import polars as pl
 
-from data.schema import ACTION_DTYPE, TS_DTYPE
+from data.schema import ACTION_DTYPE, REJECT_REASONS, TS_DTYPE
 from data.tianchi_files import TIME_FORMATS, TextLayout
 
 __all__ = [
     "RAW_COLUMNS",
+    "REASON_DTYPE",
     "ByteRange",
     "byte_ranges",
     "iter_blocks",
@@ -33,6 +34,8 @@ __all__ = [
 RAW_COLUMNS = ("item_raw", "user_raw", "action_raw", "vtime_raw")
 """The four raw string columns of a log line, in file order."""
 _LETTERS = string.ascii_letters
+REASON_DTYPE = pl.Enum(list(REJECT_REASONS))
+"""Dtype of the `reason` column of `parse_log` (an enum: cheap to build for every row)."""
 _REPLACEMENT = "\ufffd"
 
 
@@ -132,18 +135,13 @@ def _ts_slow(text: pl.Expr) -> pl.Expr:
 
 
 _FAST: dict[str, tuple[str, pl.Expr]] = {
-    "item_id": (
-        "item_raw",
-        pl.col("item_raw").str.strip_chars_start(_LETTERS).cast(pl.Int64, strict=False),
-    ),
-    "user_id": (
-        "user_raw",
-        pl.col("user_raw").str.strip_chars_start(_LETTERS).cast(pl.Int64, strict=False),
-    ),
+    "item_id": ("item_raw", pl.col("item_raw").str.strip_prefix("i").cast(pl.Int64, strict=False)),
+    "user_id": ("user_raw", pl.col("user_raw").str.strip_prefix("u").cast(pl.Int64, strict=False)),
     "action": ("action_raw", pl.col("action_raw").cast(ACTION_DTYPE, strict=False)),
     "ts": ("vtime_raw", pl.col("vtime_raw").str.strptime(TS_DTYPE, TIME_FORMATS[0], strict=False)),
 }
-"""Parsed column -> (raw column, fast parse): no stripping, no lower-casing, one time format."""
+"""Parsed column -> (raw column, fast parse): the usual letter prefix removed, no stripping, no
+lower-casing, the first time format."""
 _SLOW = {"item_id": _id_slow, "user_id": _id_slow, "action": _action_slow, "ts": _ts_slow}
 """Parsed column -> the exact parse (see `parse_log`)."""
 
@@ -161,15 +159,17 @@ def _patch(df: pl.DataFrame, col: str) -> pl.DataFrame:
 def parse_log(
     df: pl.DataFrame, product_ids: pl.Series | None, check_text: bool = True
 ) -> pl.DataFrame:
-    """Add parsed columns `item_id`, `user_id`, `action` (enum), `ts` and a `reason` (null for
-    valid rows); row order is kept. `check_text=False` skips the undecodable-text test (the
-    caller knows the bytes were ASCII, so no cell can hold U+FFFD).
+    """Add parsed columns `item_id`, `user_id`, `action` (enum), `ts` and a `reason`
+    (`REASON_DTYPE`, null for valid rows); row order is kept. `check_text=False` skips the
+    undecodable-text test (the caller knows the bytes were ASCII: no cell can hold U+FFFD).
 
-    Each parse is a fast polars expression on the raw text (no stripping, no lower-casing, the
-    first time format); the exact parse (strip, lower-case, every format in order) then runs on
-    the few rows the fast one left null, gathered and scattered back. Where the fast parse
-    succeeds the exact one gives the same value: both see the same characters but for
-    surrounding blanks, and a blank never parses as a digit, a date field or an action.
+    Each parse is a fast polars expression on the raw text (the usual `i`/`u` prefix removed,
+    no stripping, no lower-casing, the first time format); the exact parse (strip, drop the
+    leading letters, lower-case, every format in order) then runs on the few rows the fast one
+    left null, gathered and scattered back. Where the fast parse succeeds the exact one gives
+    the same value: both see the same characters but for surrounding blanks and letters
+    before the number, and neither a blank nor a letter parses as a digit, a date field or an
+    action.
     """
     bad_text = (
         pl.any_horizontal(
@@ -186,15 +186,20 @@ def parse_log(
         df = _patch(df, col)
     reason = (
         pl.when(pl.col("bad_text"))
-        .then(pl.lit("undecodable_text"))
+        .then(_reason("undecodable_text"))
         .when(pl.col("item_id").is_null() | pl.col("user_id").is_null())
-        .then(pl.lit("missing_id"))
+        .then(_reason("missing_id"))
         .when(pl.col("action").is_null())
-        .then(pl.lit("unknown_action"))
+        .then(_reason("unknown_action"))
         .when(pl.col("ts").is_null())
-        .then(pl.lit("bad_timestamp"))
+        .then(_reason("bad_timestamp"))
     )
     if product_ids is not None:
         has_product = pl.col("item_id").is_in(product_ids.implode()).fill_null(False)
-        reason = reason.when(~has_product).then(pl.lit("dangling_item"))
-    return df.with_columns(reason=reason.otherwise(pl.lit(None, dtype=pl.String)))
+        reason = reason.when(~has_product).then(_reason("dangling_item"))
+    return df.with_columns(reason=reason.otherwise(pl.lit(None, dtype=REASON_DTYPE)))
+
+
+def _reason(name: str) -> pl.Expr:
+    """A reject reason as a `REASON_DTYPE` literal."""
+    return pl.lit(name, dtype=REASON_DTYPE)

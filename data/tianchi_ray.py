@@ -36,7 +36,14 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data.tianchi_buckets import BucketResult, output_schema, process_bucket, read_bucket, to_output
+from data.tianchi_buckets import (
+    BucketResult,
+    output_schema,
+    parquet_writer,
+    process_bucket,
+    read_bucket,
+    to_output,
+)
 from data.tianchi_log import (
     ChunkResult,
     LogSplit,
@@ -200,7 +207,7 @@ class RayEngine:
         stage.mkdir(parents=True, exist_ok=True)
         res = BucketResult()
         schema = output_schema()
-        writer = pq.ParquetWriter(out_path, schema, compression="zstd")
+        writer = parquet_writer(out_path, schema)
 
         def append(k: int, part: BucketResult) -> None:
             res.merge(part)

@@ -36,6 +36,19 @@ def test_id_set_counts_distinct() -> None:
     assert len(ids) == len(np.unique(np.concatenate(batches)))
 
 
+def test_id_set_switches_from_dense_to_sorted_ids_exactly() -> None:
+    """Small ids, then huge and negative ones: the count and the ids stay exact."""
+    rng = np.random.default_rng(1)
+    batches = [rng.integers(0, 5000, size=2000) for _ in range(5)]
+    batches += [np.array([IdSet.DENSE_LIMIT + 7, -3, 42, 2**40]), rng.integers(0, 9000, 3000)]
+    ids = IdSet()
+    for b in batches:
+        ids.add(pl.Series(b))
+    expected = np.unique(np.concatenate(batches))
+    assert len(ids) == len(expected)
+    assert np.array_equal(np.sort(ids.values()), expected)
+
+
 def test_small_blocks_and_buckets_match_defaults(tmp_path: Path) -> None:
     """Tiny blocks (many row groups) and hourly buckets give the same table and report."""
     raw = generate_synthetic(
