@@ -184,7 +184,8 @@ def split_chunk(
     parts: dict[int, list[pa.Table]] = {}
     rejects: list[pa.Table] = []
     for block in iter_range_blocks(rng, PARSE_BYTES):
-        parsed = parse_log(read_block(block, rng.layout), product_ids, not block.isascii())
+        text = not block.isascii()  # only non-ASCII bytes can be undecodable text
+        parsed = parse_log(read_block(block, rng.layout, text), product_ids, text)
         del block
         valid = parsed["reason"].is_null()
         good = parsed.select(VALID_COLUMNS)

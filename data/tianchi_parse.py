@@ -102,15 +102,18 @@ def iter_blocks(path: Path, block_bytes: int, skip_header: bool) -> Iterator[byt
     yield from iter_range_blocks(rng, block_bytes)
 
 
-def read_block(block: bytes, layout: TextLayout) -> pl.DataFrame:
-    """Raw string columns of one block of log lines (undecodable bytes become U+FFFD)."""
+def read_block(block: bytes, layout: TextLayout, lossy: bool = True) -> pl.DataFrame:
+    """Raw string columns of one block of log lines (undecodable bytes become U+FFFD).
+
+    `lossy=False` is for blocks known to be ASCII (valid UTF-8, nothing to replace: the same
+    frame, read without the replacement pass)."""
     return pl.read_csv(
         io.BytesIO(block),
         has_header=False,
         separator=layout.separator,
         quote_char='"' if layout.separator == "," else None,
         schema=dict.fromkeys(RAW_COLUMNS, pl.String()),
-        encoding="utf8-lossy",
+        encoding="utf8-lossy" if lossy else "utf8",
         truncate_ragged_lines=True,
         empty_string_is_null=True,
         raise_if_empty=False,
