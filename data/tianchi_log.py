@@ -251,14 +251,11 @@ def split_log(job: SplitJob, rejects: pq.ParquetWriter, threads: int = 2) -> Log
     out = LogSplit()
     job.stage.mkdir(parents=True, exist_ok=True)
     pending: list[Future[tuple[ChunkResult, pa.Table | None]]] = []
-    offsets_known = 0  # rows numbered so far (ranges merged)
 
     def merge(fut: Future[tuple[ChunkResult, pa.Table | None]]) -> None:
-        nonlocal offsets_known
         res, rej = fut.result()
-        if rej is not None:
-            rejects.write_table(shift_rows(rej, offsets_known))
-        offsets_known += res.rows_read
+        if rej is not None:  # the range's rows follow every row merged so far
+            rejects.write_table(shift_rows(rej, out.rows_read))
         out.add(res)
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
