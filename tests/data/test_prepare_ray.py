@@ -143,3 +143,16 @@ def test_cli_engine_ray_and_invalid_engine(
     bad = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "x"), "--engine", "spark"])
     assert bad.exit_code == 2
     assert "spark" in bad.output
+
+
+def test_bucket_groups_are_consecutive_and_cover_every_bucket() -> None:
+    """Pass-2 groups: time order kept, every bucket once, at most the asked number of groups."""
+    from data.tianchi_ray import _groups
+
+    refs = {k: [(Path(f"f{j}"), 0) for j in range(1 + k % 3)] for k in (5, 1, 9, 3, 7, 2, 8)}
+    for n in (1, 2, 3, 7, 20):
+        groups = _groups(refs, n)
+        assert 1 <= len(groups) <= n
+        keys = [k for g in groups for k, _ in g]
+        assert keys == sorted(refs)
+        assert all(v == refs[k] for g in groups for k, v in g)
