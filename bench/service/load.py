@@ -10,8 +10,13 @@ state = mean of 5 item vectors, + the case item's vector), into both the case lo
 same settings, same request mix), starts `memento serve` on 127.0.0.1 with the same settings
 and drives it with httpx (async, bounded in requests and seconds): recommend with one request
 in flight (latency, compared with the bare call), recommend with `--concurrency` in flight
-(throughput), then feedback on the decisions it returned. Prints one JSON object: p50/p99 and
-throughput per phase, load average. Recommend sends the read key, feedback the write key.
+(throughput), then feedback on the decisions it returned (the flood) and the time the learner
+takes to apply all of it (its apply rate), then recommend while every list gets one feedback
+(latency with the learner running, the learner's lag in decisions:
+`bench.service.learner_load`). Prints one JSON object: p50/p99 and throughput per phase, load
+average. Recommend sends the read key, feedback the write key. `--scorer items` serves the
+item scorer (what `memento train` ships); `--baseline-tree DIR` runs the same server phases
+with the server of another checkout first, on a copy of the same seeded store, beside.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import itertools
 import logging
 import os
 import random
-import statistics
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -33,6 +38,8 @@ import httpx
 import numpy as np
 import polars as pl
 
+from bench.service.drive import PhaseStats, drive_requests, phase_stats
+from bench.service.learner_load import drain, with_learner
 from serving.app import limit_blas_threads
 from serving.core import build_core
 from serving.process import ServerProcess
@@ -72,34 +79,12 @@ class LoadConfig:
     """LLM of the ranking variant (none: only the variant without LLM)."""
     llm_requests: int = 100
     """Requests per phase (and bare calls) of the LLM variant."""
-
-
-@dataclass(frozen=True)
-class PhaseStats:
-    """Latency and throughput of one phase."""
-
-    count: int
-    """Completed requests."""
-    errors: int
-    """Non-2xx answers or transport errors."""
-    p50_ms: float
-    """Median latency."""
-    p99_ms: float
-    """99th-percentile latency."""
-    per_s: float
-    """Completed requests per second of wall clock."""
-
-
-def _stats(lat: list[float], errors: int, wall: float) -> PhaseStats:
-    ms = sorted(x * 1000 for x in lat) or [float("nan")]
-    p99 = ms[min(len(ms) - 1, int(0.99 * len(ms)))]
-    return PhaseStats(
-        len(lat),
-        errors,
-        round(statistics.median(ms), 3),
-        round(p99, 3),
-        round(len(lat) / wall, 1) if wall > 0 else 0.0,
-    )
+    scorer: str = "blend"
+    """What the fresh model's policy decides (`MEMENTO_FRESH__RECOMMEND__SCORER`): `blend`,
+    or `items` (the scorer `memento train` ships; its lists carry propensities)."""
+    baseline_tree: str | None = None
+    """A checkout of another commit (a git worktree): its server runs the same HTTP phases
+    on a copy of the same seeded store, reported beside this tree's (no bare-core phase)."""
 
 
 _KINDS = ("running shoe", "wool hat", "garden chair", "desk lamp", "phone case", "tea cup")
@@ -122,7 +107,11 @@ def _settings(db: Path, items: Path, cfg: LoadConfig, llm: str) -> ServingSettin
     """The settings of the bare core; `_env` gives the server the same ones."""
     return ServingSettings(
         db_path=db,
-        fresh={"text": {"kind": "hashing", "dim": cfg.dim}, "case_bank": {"index": cfg.index}},
+        fresh={
+            "text": {"kind": "hashing", "dim": cfg.dim},
+            "case_bank": {"index": cfg.index},
+            "recommend": {"scorer": cfg.scorer},
+        },
         llm=llm,  # type: ignore[arg-type]
         model_uri="none",
         items_path=items,
@@ -133,9 +122,11 @@ def _env(db: Path, items: Path, cfg: LoadConfig, llm: str) -> dict[str, str]:
     return server_env(
         db,
         MEMENTO_CHECKPOINT_EVERY="500",
+        MEMENTO_UPDATES_PER_FEEDBACK="2",  # `memento serve`'s default (the tests' servers: 4)
         MEMENTO_QUEUE_SIZE="100000",
         MEMENTO_FRESH__TEXT__DIM=str(cfg.dim),
         MEMENTO_FRESH__CASE_BANK__INDEX=cfg.index,
+        MEMENTO_FRESH__RECOMMEND__SCORER=cfg.scorer,
         MEMENTO_LLM=llm,
         MEMENTO_MODEL_URI="none",
         MEMENTO_ITEMS_PATH=str(items),
@@ -230,64 +221,40 @@ def bare_core(
     store.close()
     del core
     gc.collect()
-    return _stats(lat, 0, wall), size
+    return phase_stats(lat, 0, wall), size
 
 
-async def _drive(
-    url: str,
-    bodies: list[tuple[str, dict[str, Any], dict[str, str]]],
-    cfg: LoadConfig,
-    concurrency: int,
-) -> tuple[PhaseStats, list[dict[str, Any]]]:
-    sem = asyncio.Semaphore(concurrency)
-    lat: list[float] = []
-    answers: list[dict[str, Any]] = []
-    errors = 0
-    deadline = time.perf_counter() + cfg.max_seconds
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-
-        async def one(path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
-            nonlocal errors
-            async with sem:
-                if time.perf_counter() > deadline:
-                    return
-                t0 = time.perf_counter()
-                try:
-                    r = await client.post(path, json=body, headers=headers)
-                except httpx.HTTPError:
-                    errors += 1
-                    return
-                if r.is_success:
-                    lat.append(time.perf_counter() - t0)
-                    answers.append(r.json())
-                else:
-                    errors += 1
-
-        start = time.perf_counter()
-        await asyncio.gather(*(one(p, b, h) for p, b, h in bodies))
-        wall = time.perf_counter() - start
-    return _stats(lat, errors, wall), answers
-
-
-def _variant(
+def _server_phases(
     db: Path,
     items: Path,
     workdir: Path,
     histories: dict[str, list[EventRecord]],
     cfg: LoadConfig,
     llm: str,
+    tree: str | None,
 ) -> dict[str, Any]:
+    """The HTTP phases against a server of this checkout (`tree` None) or of `tree` (its
+    modules first on the path), on a copy of the seeded store: recommend with 1 and
+    `concurrency` in flight, feedback on those decisions (the flood) and the learner draining
+    it, then recommend while every list gets one feedback (`bench.service.learner_load`)."""
     requests = cfg.requests if llm == "none" else cfg.llm_requests
-    bare, size = bare_core(db, items, histories, cfg, llm, requests)
+    name = "baseline" if tree else "this"
+    run = workdir / f"{name}-{llm}"
+    run.mkdir()
+    shutil.copy(db, run / db.name)
+    if (db.parent / "checkpoints").exists():
+        shutil.copytree(db.parent / "checkpoints", run / "checkpoints")
+    env = _env(run / db.name, items, cfg, llm)
+    if tree:  # the other checkout's modules, not this one's (no cwd on the path)
+        env.update(PYTHONSAFEPATH="1", PYTHONPATH=str(Path(tree).resolve()))
     rng = random.Random(cfg.seed + 2)
     users = list(histories)
     rec_bodies = [
         ("/v1/recommend", {"user_id": rng.choice(users), "n": cfg.n}, READ_AUTH)
         for _ in range(requests)
     ]
-    log = workdir / f"server-{llm}.log"
-    with ServerProcess(_env(db, items, cfg, llm), log=log).start(timeout_s=600) as server:
+    log = workdir / f"server-{name}-{llm}.log"
+    with ServerProcess(env, log=log).start(timeout_s=600) as server:
         assert server.proc is not None
         for u in users[:20]:  # warm-up
             httpx.post(
@@ -295,9 +262,10 @@ def _variant(
             )
         with httpx.Client(base_url=server.url, timeout=30) as client:
             served_cases = int(metric(client, "memento_case_bank_size"))
+            applied0 = metric(client, "memento_learner_updates_total")
         load_before = os.getloadavg()
-        rec1, _ = asyncio.run(_drive(server.url, rec_bodies, cfg, 1))
-        rec, decisions = asyncio.run(_drive(server.url, rec_bodies, cfg, cfg.concurrency))
+        rec1, _ = asyncio.run(drive_requests(server.url, rec_bodies, cfg, 1))
+        rec, decisions = asyncio.run(drive_requests(server.url, rec_bodies, cfg, cfg.concurrency))
         fb_bodies = [
             (
                 "/v1/feedback",
@@ -312,23 +280,45 @@ def _variant(
             for k, d in enumerate(decisions)
             if d["items"]
         ]
-        fb, _ = asyncio.run(_drive(server.url, fb_bodies, cfg, cfg.concurrency))
+        since = time.perf_counter()
+        fb, _ = asyncio.run(drive_requests(server.url, fb_bodies, cfg, cfg.concurrency))
+        drained = drain(server.url, applied0, since, fb.count, cfg.max_seconds * 4)
+        live = with_learner(server.url, users, cfg.n, requests, cfg.concurrency, cfg.max_seconds)
         load_after = os.getloadavg()
     return {
-        "llm": llm,
-        "bank_cases": size,
+        "server_tree": tree or "this checkout",
         "server_bank_cases": served_cases,
         "http_share_with_cases": round(sum(bool(d["cases"]) for d in decisions) / len(decisions), 3)
         if decisions
         else 0.0,
-        "bare_core_recommend": asdict(bare),
         "http_recommend_sequential": asdict(rec1),
         f"http_recommend_concurrency_{cfg.concurrency}": asdict(rec),
         f"http_feedback_concurrency_{cfg.concurrency}": asdict(fb),
-        "ratio_p99_http_vs_bare": round(rec1.p99_ms / bare.p99_ms, 2) if bare.p99_ms else None,
-        "ratio_p50_http_vs_bare": round(rec1.p50_ms / bare.p50_ms, 2) if bare.p50_ms else None,
+        "learner_drain_after_feedback": drained,
+        f"recommend_with_learner_concurrency_{cfg.concurrency}": asdict(live),
         "load_average_1_5_15": [round(x, 2) for x in (*load_before[:1], *load_after)],
     }
+
+
+def _variant(
+    db: Path,
+    items: Path,
+    workdir: Path,
+    histories: dict[str, list[EventRecord]],
+    cfg: LoadConfig,
+    llm: str,
+) -> dict[str, Any]:
+    requests = cfg.requests if llm == "none" else cfg.llm_requests
+    bare, size = bare_core(db, items, histories, cfg, llm, requests)
+    out: dict[str, Any] = {"llm": llm, "bank_cases": size, "bare_core_recommend": asdict(bare)}
+    if cfg.baseline_tree:  # first, so this checkout's server runs on the warmer machine
+        out["baseline"] = _server_phases(db, items, workdir, histories, cfg, llm, cfg.baseline_tree)
+    this = _server_phases(db, items, workdir, histories, cfg, llm, None)
+    rec1 = this["http_recommend_sequential"]
+    out.update(this)
+    out["ratio_p99_http_vs_bare"] = round(rec1["p99_ms"] / bare.p99_ms, 2) if bare.p99_ms else None
+    out["ratio_p50_http_vs_bare"] = round(rec1["p50_ms"] / bare.p50_ms, 2) if bare.p50_ms else None
+    return out
 
 
 def run_loadtest(cfg: LoadConfig, workdir: Path) -> dict[str, Any]:

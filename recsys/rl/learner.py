@@ -274,10 +274,11 @@ class Learner:
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         """Inverse of `state_dict`, in place (the optimisers keep their state when `sd` has
-        none)."""
+        none, the target network its own when `sd` has none: a publication)."""
         with self._lock:
             self.q.load_state_dict(sd["q"])
-            self.q_target.load_state_dict(sd["q_target"])
+            if "q_target" in sd:
+                self.q_target.load_state_dict(sd["q_target"])
             if "opt" in sd:
                 self.opt.load_state_dict(sd["opt"])
                 self.alpha_opt.load_state_dict(sd["alpha_opt"])
