@@ -55,6 +55,10 @@ class LearnerPhase:
     """Median recommend latency during the phase."""
     recommend_p99_ms: float
     """99th-percentile recommend latency during the phase."""
+    wall_s: float
+    """Length of the phase."""
+    decisions: int
+    """Recommend answers during the phase."""
     decisions_per_s: float
     """Recommend answers per second of the phase (the benchmark's request rate)."""
     feedback_per_s: float
@@ -143,6 +147,8 @@ async def _with_learner(
     return LearnerPhase(
         recommend_p50_ms=round(statistics.median(ms), 3),
         recommend_p99_ms=round(ms[min(len(ms) - 1, int(0.99 * len(ms)))], 3),
+        wall_s=round(wall, 2),
+        decisions=counts["decisions"],
         decisions_per_s=round(counts["decisions"] / wall, 1),
         feedback_per_s=round(counts["feedback"] / wall, 1),
         applied_per_s=round(applied / wall, 1),

@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 import numpy as np
 import polars as pl
+import psutil
 
 from bench.service.drive import PhaseStats, drive_requests, phase_stats
 from bench.service.learner_load import drain, with_learner
@@ -197,8 +198,10 @@ def bare_core(
     cfg: LoadConfig,
     llm: str,
     requests: int,
-) -> tuple[PhaseStats, int]:
-    """Time `ServingCore.recommend` in-process on the same store, settings and request mix."""
+) -> tuple[PhaseStats, PhaseStats, int]:
+    """Time `ServingCore.recommend` in-process on the same store, settings and request mix:
+    wall clock, and the calling thread's CPU time (`time.thread_time`: what a call costs
+    whatever else runs on the machine); the bank size."""
     limit_blas_threads(1)  # same BLAS setting as the server (MEMENTO_BLAS_THREADS default)
     store = Store(db)
     core = build_core(_settings(db, items, cfg, llm), store)
@@ -207,13 +210,14 @@ def bare_core(
     users = list(histories)
     for u in users[:20]:  # warm-up, like the server phase
         core.recommend(u, cfg.n, {}, histories[u], [], explain=False)
-    lat = []
+    lat, cpu = [], []
     start = time.perf_counter()
     for _ in range(requests):
         u = rng.choice(users)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         core.recommend(u, cfg.n, {}, histories[u], [], explain=False)
         lat.append(time.perf_counter() - t0)
+        cpu.append(time.thread_time() - c0)
         if time.perf_counter() - start > cfg.max_seconds:
             break
     wall = time.perf_counter() - start
@@ -221,22 +225,29 @@ def bare_core(
     store.close()
     del core
     gc.collect()
-    return phase_stats(lat, 0, wall), size
+    return phase_stats(lat, 0, wall), phase_stats(cpu, 0, wall), size
 
 
-def _server_phases(
-    db: Path,
-    items: Path,
-    workdir: Path,
-    histories: dict[str, list[EventRecord]],
-    cfg: LoadConfig,
-    llm: str,
-    tree: str | None,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Seeded:
+    """A seeded store and where it lives."""
+
+    db: Path
+    """The SQLite store (its bank snapshot under `checkpoints/` beside it)."""
+    items: Path
+    """The catalogue parquet."""
+    workdir: Path
+    """Folder of the run (copies of the store, server logs)."""
+    histories: dict[str, list[EventRecord]]
+    """Each user's event history."""
+
+
+def _server_phases(seeded: Seeded, cfg: LoadConfig, llm: str, tree: str | None) -> dict[str, Any]:
     """The HTTP phases against a server of this checkout (`tree` None) or of `tree` (its
     modules first on the path), on a copy of the seeded store: recommend with 1 and
     `concurrency` in flight, feedback on those decisions (the flood) and the learner draining
     it, then recommend while every list gets one feedback (`bench.service.learner_load`)."""
+    db, items, workdir, histories = seeded.db, seeded.items, seeded.workdir, seeded.histories
     requests = cfg.requests if llm == "none" else cfg.llm_requests
     name = "baseline" if tree else "this"
     run = workdir / f"{name}-{llm}"
@@ -263,8 +274,16 @@ def _server_phases(
         with httpx.Client(base_url=server.url, timeout=30) as client:
             served_cases = int(metric(client, "memento_case_bank_size"))
             applied0 = metric(client, "memento_learner_updates_total")
+        proc = psutil.Process(server.proc.pid)
+
+        def cpu() -> float:  # the server's CPU seconds: what a phase cost, whatever the load
+            t = proc.cpu_times()
+            return float(t.user + t.system)
+
         load_before = os.getloadavg()
+        cpu0 = cpu()
         rec1, _ = asyncio.run(drive_requests(server.url, rec_bodies, cfg, 1))
+        cpu1 = cpu()
         rec, decisions = asyncio.run(drive_requests(server.url, rec_bodies, cfg, cfg.concurrency))
         fb_bodies = [
             (
@@ -280,11 +299,16 @@ def _server_phases(
             for k, d in enumerate(decisions)
             if d["items"]
         ]
-        since = time.perf_counter()
+        since, cpu2 = time.perf_counter(), cpu()
         fb, _ = asyncio.run(drive_requests(server.url, fb_bodies, cfg, cfg.concurrency))
         drained = drain(server.url, applied0, since, fb.count, cfg.max_seconds * 4)
+        cpu3 = cpu()
         live = with_learner(server.url, users, cfg.n, requests, cfg.concurrency, cfg.max_seconds)
+        cpu4 = cpu()
         load_after = os.getloadavg()
+    drained["server_cpu_ms_per_applied"] = (
+        round(1000 * (cpu3 - cpu2) / drained["applied"], 2) if drained["applied"] else None
+    )
     return {
         "server_tree": tree or "this checkout",
         "server_bank_cases": served_cases,
@@ -292,28 +316,32 @@ def _server_phases(
         if decisions
         else 0.0,
         "http_recommend_sequential": asdict(rec1),
+        "server_cpu_ms_per_recommend_sequential": round(1000 * (cpu1 - cpu0) / rec1.count, 2)
+        if rec1.count
+        else None,
         f"http_recommend_concurrency_{cfg.concurrency}": asdict(rec),
         f"http_feedback_concurrency_{cfg.concurrency}": asdict(fb),
         "learner_drain_after_feedback": drained,
         f"recommend_with_learner_concurrency_{cfg.concurrency}": asdict(live),
+        "server_cpu_ms_per_decision_with_learner": round(
+            1000 * (cpu4 - cpu3) / max(1, live.decisions), 2
+        ),
         "load_average_1_5_15": [round(x, 2) for x in (*load_before[:1], *load_after)],
     }
 
 
-def _variant(
-    db: Path,
-    items: Path,
-    workdir: Path,
-    histories: dict[str, list[EventRecord]],
-    cfg: LoadConfig,
-    llm: str,
-) -> dict[str, Any]:
+def _variant(seeded: Seeded, cfg: LoadConfig, llm: str) -> dict[str, Any]:
     requests = cfg.requests if llm == "none" else cfg.llm_requests
-    bare, size = bare_core(db, items, histories, cfg, llm, requests)
-    out: dict[str, Any] = {"llm": llm, "bank_cases": size, "bare_core_recommend": asdict(bare)}
+    bare, bare_cpu, size = bare_core(seeded.db, seeded.items, seeded.histories, cfg, llm, requests)
+    out: dict[str, Any] = {
+        "llm": llm,
+        "bank_cases": size,
+        "bare_core_recommend": asdict(bare),
+        "bare_core_recommend_thread_cpu": asdict(bare_cpu),
+    }
     if cfg.baseline_tree:  # first, so this checkout's server runs on the warmer machine
-        out["baseline"] = _server_phases(db, items, workdir, histories, cfg, llm, cfg.baseline_tree)
-    this = _server_phases(db, items, workdir, histories, cfg, llm, None)
+        out["baseline"] = _server_phases(seeded, cfg, llm, cfg.baseline_tree)
+    this = _server_phases(seeded, cfg, llm, None)
     rec1 = this["http_recommend_sequential"]
     out.update(this)
     out["ratio_p99_http_vs_bare"] = round(rec1["p99_ms"] / bare.p99_ms, 2) if bare.p99_ms else None
@@ -327,13 +355,14 @@ def run_loadtest(cfg: LoadConfig, workdir: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     histories = seed_store(db, items, cfg)
     seed_s = time.perf_counter() - t0
+    seeded = Seeded(db, items, workdir, histories)
     variants = ["none"] + ([cfg.llm] if cfg.llm != "none" else [])
     return {
         "config": asdict(cfg),
         "seed_seconds": round(seed_s, 1),
         "core": "serving.core (fresh ModelBundle over the catalogue), hashing text encoder",
         "cpu_count": os.cpu_count(),
-        "variants": [_variant(db, items, workdir, histories, cfg, llm) for llm in variants],
+        "variants": [_variant(seeded, cfg, llm) for llm in variants],
         "note": "load_average_1_5_15 = [1-min before the recommend phases, 1/5/15-min after]; "
         "ratios compare sequential HTTP (one request in flight) with the sequential bare call",
     }
