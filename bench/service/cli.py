@@ -16,7 +16,9 @@ def bench_serving(
     index: str = typer.Option("hnsw", help="faiss index of the bank: hnsw or flat."),
     llm: str = typer.Option("smollm2-135m", help="LLM of the ranking variant (none: skip)."),
     llm_requests: int = typer.Option(100, help="Requests per phase with LLM ranking."),
-    scorer: str = typer.Option("blend", help="Fresh model's scorer: blend or items."),
+    scorer: str | None = typer.Option(
+        None, help="Fresh model's scorer: items or blend (default: the online preset's)."
+    ),
     baseline_tree: str | None = typer.Option(
         None, help="Checkout of another commit whose server runs the same HTTP phases beside."
     ),
@@ -36,7 +38,7 @@ def bench_serving(
         index=index,
         llm=llm,
         llm_requests=llm_requests,
-        scorer=scorer,
+        fresh_scorer=scorer,
         baseline_tree=baseline_tree,
     )
     typer.echo(json.dumps(run(cfg), indent=2))

@@ -80,9 +80,10 @@ class LoadConfig:
     """LLM of the ranking variant (none: only the variant without LLM)."""
     llm_requests: int = 100
     """Requests per phase (and bare calls) of the LLM variant."""
-    scorer: str = "blend"
-    """What the fresh model's policy decides (`MEMENTO_FRESH__RECOMMEND__SCORER`): `blend`,
-    or `items` (the scorer `memento train` ships; its lists carry propensities)."""
+    fresh_scorer: str | None = None
+    """Override of the fresh model's scorer (`MEMENTO_FRESH__RECOMMEND__SCORER`): `items` (the
+    scorer `memento train` ships; its lists carry propensities) or `blend`; None: the online
+    preset's."""
     baseline_tree: str | None = None
     """A checkout of another commit (a git worktree): its server runs the same HTTP phases
     on a copy of the same seeded store, reported beside this tree's (no bare-core phase)."""
@@ -111,7 +112,7 @@ def _settings(db: Path, items: Path, cfg: LoadConfig, llm: str) -> ServingSettin
         fresh={
             "text": {"kind": "hashing", "dim": cfg.dim},
             "case_bank": {"index": cfg.index},
-            "recommend": {"scorer": cfg.scorer},
+            **({"recommend": {"scorer": cfg.fresh_scorer}} if cfg.fresh_scorer else {}),
         },
         llm=llm,  # type: ignore[arg-type]
         model_uri="none",
@@ -120,6 +121,7 @@ def _settings(db: Path, items: Path, cfg: LoadConfig, llm: str) -> ServingSettin
 
 
 def _env(db: Path, items: Path, cfg: LoadConfig, llm: str) -> dict[str, str]:
+    scorer = {"MEMENTO_FRESH__RECOMMEND__SCORER": cfg.fresh_scorer} if cfg.fresh_scorer else {}
     return server_env(
         db,
         MEMENTO_CHECKPOINT_EVERY="500",
@@ -127,10 +129,10 @@ def _env(db: Path, items: Path, cfg: LoadConfig, llm: str) -> dict[str, str]:
         MEMENTO_QUEUE_SIZE="100000",
         MEMENTO_FRESH__TEXT__DIM=str(cfg.dim),
         MEMENTO_FRESH__CASE_BANK__INDEX=cfg.index,
-        MEMENTO_FRESH__RECOMMEND__SCORER=cfg.scorer,
         MEMENTO_LLM=llm,
         MEMENTO_MODEL_URI="none",
         MEMENTO_ITEMS_PATH=str(items),
+        **scorer,
     )
 
 
