@@ -39,6 +39,7 @@ import numpy as np
 import polars as pl
 import psutil
 
+from bench.service.bare_learner import in_subprocess
 from bench.service.drive import PhaseStats, drive_requests, phase_stats
 from bench.service.learner_load import drain, with_learner
 from serving.app import limit_blas_threads
@@ -260,6 +261,7 @@ def _server_phases(seeded: Seeded, cfg: LoadConfig, llm: str, tree: str | None) 
     env = _env(run / db.name, items, cfg, llm)
     if tree:  # the other checkout's modules, not this one's (no cwd on the path)
         env.update(PYTHONSAFEPATH="1", PYTHONPATH=str(Path(tree).resolve()))
+    in_process = in_subprocess(seeded.db, run / "in-process", env, tree, requests, cfg.users)
     rng = random.Random(cfg.seed + 2)
     users = list(histories)
     rec_bodies = [
@@ -313,6 +315,7 @@ def _server_phases(seeded: Seeded, cfg: LoadConfig, llm: str, tree: str | None) 
     )
     return {
         "server_tree": tree or "this checkout",
+        "in_process_thread_cpu": in_process,
         "server_bank_cases": served_cases,
         "http_share_with_cases": round(sum(bool(d["cases"]) for d in decisions) / len(decisions), 3)
         if decisions
