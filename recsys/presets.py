@@ -74,7 +74,9 @@ def online(scorer: Scorer = "blend") -> CoreConfig:
     (`ITEMS_LISTWISE_WEIGHT`), `case_bank.index` hnsw, `learner.min_replay` 1,
     `learner.replay_capacity` 512, `recommend.num_chosen` 4, `recommend.n_neighbours` 20,
     `recommend.pop_half_life_hours` 0, `text.dim` 64 (the hashing width of tests and simulator
-    runs; USE is always 512)."""
+    runs; USE is always 512); with a scorer that chooses items also `learner.gamma` 0 (the
+    item scorer's online target is the reward: the soft value of s' cost a second pass over
+    the next pool per update and feedback, and no run measured gamma > 0 better)."""
     base = _base()
     core = replace(
         base,
@@ -89,6 +91,8 @@ def online(scorer: Scorer = "blend") -> CoreConfig:
             pop_half_life_hours=0.0,
         ),
     )
+    if get_scorer(scorer).chooses_items:
+        core = replace(core, learner=replace(core.learner, gamma=0.0))
     return derive(core)
 
 

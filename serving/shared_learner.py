@@ -1,23 +1,31 @@
 """The shared learner of `memento serve --replicas N` and the weight format it publishes.
 
-`SharedLearner` (one named Ray actor) polls unapplied feedback from the PostgreSQL store,
-applies each row with the same `core.apply_feedback` the single-process learner thread calls,
-and publishes a model version (weights + new case ids) in the same transaction that flags
-those rows applied (`PgStore.publish`): each acknowledged feedback is reflected exactly once.
+`SharedLearner` (one named Ray actor) polls unapplied feedback from the PostgreSQL store (up
+to `batch` rows per version), applies the rows with the same `core.apply_feedback` the
+single-process learner thread calls, inside the core's `batched()` (one round of gradient
+steps per version, `serving.learner_worker.BatchLearner`), and publishes a model version
+(weights + new case ids) in the same transaction that flags those rows applied
+(`PgStore.publish`): each acknowledged feedback is reflected exactly once.
 
 Weights travel as the bundle's learner part (`recsys.bundle.LearnerPart`, tensors and plain
-data, read with `weights_only=True`): a version carries the part without the optimiser state
-(what the replicas act with); the learner keeps its checkpoint part, with the optimiser state,
-in the store blob `CHECKPOINT_BLOB`. A restarted learner resumes from both (the replay buffer
-is not kept, as in the single process).
+data, read with `weights_only=True`): a version carries its publication (`q`, alpha, no
+target network, no optimiser state: what the replicas act with); the learner keeps its
+checkpoint part, with the target network and the optimiser state, in the store blob
+`CHECKPOINT_BLOB`, rewritten once `checkpoint_every` feedback were applied since the last
+one (`MEMENTO_CHECKPOINT_EVERY`, as the single process checkpoints). A restarted learner
+resumes from both: the checkpoint, then the newest version's weights on top (its target
+network and Adam moments are then up to `checkpoint_every` feedback older than the weights;
+the replay buffer is not kept, as in the single process).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
 import ray
@@ -26,6 +34,7 @@ import torch
 from recsys.bundle import LearnerPart
 from serving.app import load_core_factory
 from serving.change_feed import ChangeFollower
+from serving.learner_worker import BatchLearner
 from serving.pg_store import PgStore
 from serving.service import RecommenderBackend
 from serving.settings import ServingSettings
@@ -75,7 +84,7 @@ def q_digest(core: RecommenderBackend) -> str:
 class SharedLearner:
     """The one learner: applies unapplied feedback from the shared store, publishes versions."""
 
-    def __init__(self, settings: ServingSettings, batch: int = 64) -> None:
+    def __init__(self, settings: ServingSettings, batch: int = 128) -> None:
         assert settings.store_url, "the shared learner needs MEMENTO_STORE_URL"
         if settings.blas_threads > 0:
             torch.set_num_threads(settings.blas_threads)
@@ -83,6 +92,8 @@ class SharedLearner:
         self._core = load_core_factory(settings.core)(settings, self._store)
         self._host = part_host(self._core)
         self._batch = batch
+        self._checkpoint_every = max(1, settings.checkpoint_every)
+        self._since_checkpoint = self._checkpoint_every  # the first version checkpoints
         self.applied = 0
         self.version = self._store.latest_version()
         if self.version:
@@ -96,10 +107,10 @@ class SharedLearner:
         self._thread.start()
 
     def _resume(self) -> None:
-        """Continue from the newest published version: the checkpoint part (weights and the
-        optimiser state, saved right after each publication), then that version's weights on
-        top (the same ones, unless the learner died between publishing and checkpointing: then
-        the optimiser state is one batch older than the weights)."""
+        """Continue from the newest published version: the checkpoint part (weights, target
+        network and optimiser state, saved every `checkpoint_every` feedback), then that
+        version's weights on top (the target network and the optimiser state are then up to
+        `checkpoint_every` feedback older than the weights)."""
         ckpt = self._store.load_blob(CHECKPOINT_BLOB)
         if ckpt is not None:
             self._host.apply_learner_part(LearnerPart.from_bytes(ckpt, CHECKPOINT_BLOB))
@@ -107,28 +118,39 @@ class SharedLearner:
         if weights is not None:
             apply_published(self._core, weights)
 
+    def _batched(self) -> AbstractContextManager[list[dict[str, float]]]:
+        """The core's batch of feedback (one round of steps), or none for a core without."""
+        if isinstance(self._core, BatchLearner):
+            return self._core.batched()
+        return contextlib.nullcontext([])
+
     def _step(self) -> bool:
         """Apply one batch of unapplied feedback and publish it; False when there was none."""
         rows = self._store.unapplied_after(0, self._batch)
         if not rows:
             return False
         case_ids: list[str] = []
-        for r in rows:
-            decision = self._store.get_decision(r.decision_id)
-            if decision is None:  # erased meanwhile: flagged applied, nothing learned
-                continue
-            try:
-                update = self._core.apply_feedback(decision, r.item_id, r.action, r.dwell)
-            except Exception:
-                logger.exception("apply_feedback failed for feedback %d", r.feedback_id)
-                continue
-            if update.new_case_id:
-                case_ids.append(update.new_case_id)
-        part = self._host.learner_part(optimiser=True)
+        with self._batched():
+            for r in rows:
+                decision = self._store.get_decision(r.decision_id)
+                if decision is None:  # erased meanwhile: flagged applied, nothing learned
+                    continue
+                try:
+                    update = self._core.apply_feedback(decision, r.item_id, r.action, r.dwell)
+                except Exception:
+                    logger.exception("apply_feedback failed for feedback %d", r.feedback_id)
+                    continue
+                if update.new_case_id:
+                    case_ids.append(update.new_case_id)
+        self._since_checkpoint += len(rows)
+        checkpoint = self._since_checkpoint >= self._checkpoint_every
+        part = self._host.learner_part(optimiser=checkpoint)
         self.version = self._store.publish(
-            part.without_optimiser().to_bytes(), case_ids, [r.feedback_id for r in rows]
+            part.publication().to_bytes(), case_ids, [r.feedback_id for r in rows]
         )
-        self._store.save_blob(CHECKPOINT_BLOB, part.to_bytes())
+        if checkpoint:
+            self._store.save_blob(CHECKPOINT_BLOB, part.to_bytes())
+            self._since_checkpoint = 0
         self.applied += len(rows)
         return True
 
