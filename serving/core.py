@@ -8,6 +8,11 @@ feedback: `action_reward` -> the decision read back from its log (the scorer's `
 snapshot at the feedback's time) -> a case keyed on the decision state, id
 `fb-<sha1(decision/item)>` (idempotent), written to bank and case log. Case inspection and
 editing live in `serving.case_memory.CaseMemory`.
+
+One clock: a decision is taken at the request's `at` (now when absent) and stored with that
+time; its feedback case is stamped with it (so the next request at a later `at` retrieves it);
+s' is built at the feedback time = the decision time + the wall seconds since it was served
+(`feedback_time`), so a replayed or simulated decision's transition stays in its own timeline.
 """
 
 from __future__ import annotations
@@ -69,6 +74,14 @@ def interactions(user_id: str, events: Sequence[EventRecord]) -> list[Interactio
 def _sid(sid_of: Mapping[int, str]) -> Callable[[int], str]:
     """Bank id -> the service's case id (`r<id>` for a case without one)."""
     return lambda i: sid_of.get(i, f"r{i}")
+
+
+def feedback_time(decision: DecisionSnapshot, served_at: float | None, wall_now: float) -> float:
+    """The time of a feedback on the decision's clock: its decision time plus the wall seconds
+    since it was served (`served_at`: `DecisionBlob.wall_ts`; None for decisions stored before
+    it was logged, whose decision time is the wall time)."""
+    served = decision.ts if served_at is None else served_at
+    return decision.ts + max(0.0, wall_now - served)
 
 
 def _entropy(res: RecResult) -> float | None:
@@ -173,7 +186,8 @@ class ServingCore:
             raise NotReadyError(reason)
         rt = self._rt
         self._limit_threads()
-        now = time.time() if at is None else float(at)
+        wall = time.time()
+        now = wall if at is None else float(at)
         req = RecRequest(
             user_id,
             interactions(user_id, recent_events),
@@ -188,7 +202,8 @@ class ServingCore:
         with rt.lock:  # candidates as logged: case ids, or item ids for an item scorer
             sid = _sid(rt.sid_of)
             sids = scorer.log_ids(rt.rec, res.cands, sid) if res.cands is not None else []
-            support = {r: [sid(int(c)) for c in res.behind(r)] for r in res.items}
+            # -1: an item no retrieved case proposes (the items scorer's chosen "case")
+            support = {r: [sid(int(c)) for c in res.behind(r) if c >= 0] for r in res.items}
         items = tuple(
             RankedItem(rt.items.ids[r], rt.items.titles[r], round(float(s), 6), tuple(support[r]))
             for r, s in zip(res.items, res.scores, strict=True)
@@ -207,6 +222,7 @@ class ServingCore:
             pscores=res.propensities or [None] * len(res.items),
             pscore_gaps=res.propensity_gaps
             or [PSCORE_COLD if res.cold else PSCORE_CASES] * len(res.items),
+            wall_ts=wall,
         )
         why = None
         if explain:
@@ -243,19 +259,22 @@ class ServingCore:
         snap = DecisionBlob.decode(decision.candidates)
         vec = np.frombuffer(decision.state, np.float32).copy()
         state = UserState(decision.user_id, vec, snap.text, decision.ts)
+        at = feedback_time(decision, snap.wall_ts, time.time())
         td_loss = None
         if snap.chosen and vec.shape == (rt.dim,) and snap.kind == rt.rec.scorer.log_kind:
-            td_loss = self._learn(rt, _Feedback(decision, snap, state, item_id, act, reward))
+            td_loss = self._learn(rt, _Feedback(decision, snap, state, item_id, act, reward, at))
         sid = None
         if self._settings.memory:
-            sid = self._memory.add_feedback_case(rt, decision, state, item_id, act, reward)
+            served = decision.ts if snap.wall_ts is None else snap.wall_ts
+            sid = self._memory.add_feedback_case(rt, decision, state, item_id, act, reward, served)
         return LearnerUpdate(reward=reward, td_loss=td_loss, new_case_id=sid)
 
     def _learn(self, rt: Runtime, fb: _Feedback) -> float | None:
         """The decision read back from its log + the feedback -> `Recommender.learn` (s' = the
-        user's stored history with the acted item appended, its own candidate snapshot at the
-        feedback's time; gamma > 0 online: what was shown changes s'). None when no chosen
-        candidate is still live or no gradient step ran."""
+        user's stored history before the feedback time with the acted item appended unless
+        the client already stored it, its own candidate snapshot at the feedback time; gamma > 0
+        online: what was shown changes s'). None when no chosen candidate is still live or no
+        gradient step ran."""
         assert rt.rec.loop is not None, "the served pipeline has no learner"
         snap, user = fb.snap, fb.decision.user_id
         cands = rt.rec.scorer.restore(
@@ -268,10 +287,12 @@ class ServingCore:
             np.array(snap.logp, np.float32),
             tuple(tuple(i) for i in snap.case_items),
         )
-        history = self._store.recent_events(user, self._settings.recent_events_limit)
-        now = time.time()
-        events = [*history, EventRecord(fb.item_id, fb.act.value, now)]
-        nxt = RecRequest(user, interactions(user, events), now + 1e-3)
+        history = self._store.recent_events(
+            user, self._settings.recent_events_limit, before=fb.at + 1e-3
+        )
+        stored = any(e.item_id == fb.item_id and e.ts >= fb.decision.ts for e in history)
+        events = history if stored else [*history, EventRecord(fb.item_id, fb.act.value, fb.at)]
+        nxt = RecRequest(user, interactions(user, events), fb.at + 1e-3)
         step = rt.rec.learn(decision, Outcome(fb.reward, frozenset({fb.item_id}), next_request=nxt))
         # visit counts stay 0, as in the replay that trained and evaluated the model (a Q
         # feature: counting online visits would move the served Q away from the evaluated one)
@@ -361,6 +382,8 @@ class _Feedback:
     item_id: str
     act: Action
     reward: float
+    at: float
+    """The feedback time on the decision's clock (`feedback_time`): s' is built at it."""
 
 
 def build_core(settings: ServingSettings, store: Store) -> ServingCore:
@@ -372,4 +395,4 @@ def build_core(settings: ServingSettings, store: Store) -> ServingCore:
     return ServingCore(settings, store)
 
 
-__all__ = ["ServingCore", "build_core", "interactions"]
+__all__ = ["ServingCore", "build_core", "feedback_time", "interactions"]

@@ -2,6 +2,10 @@
 
 Each method is one use case: schema in, domain records through the core and the store,
 schema out. Domain failures raise `serving.errors` exceptions.
+
+One clock: a recommendation is decided at the request's `at` (now when absent); the decision
+is stored with that time and request events without a `ts` are stamped with it. Events posted
+without a `ts` are stamped now.
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ class RecommendService:
         reason = self.core.not_ready_reason()
         if reason is not None:
             raise NotReadyError(reason)
-        now = time.time()
+        now = time.time() if req.at is None else req.at
         history = self.store.recent_events(
             req.user_id, self.settings.recent_events_limit, before=req.at
         )

@@ -356,6 +356,11 @@ class DecisionBlob:
     None overall in decisions stored before propensities were logged."""
     pscore_gaps: list[str] | None = None
     """Per shown item: why its pscore is None (`recsys.rec.request.PSCORE_*`), "" if it has one."""
+    wall_ts: float | None = None
+    """Wall-clock unix seconds when the decision was served (the decision's own time, its
+    `DecisionSnapshot.ts`, is the request's `at` when one was given). The feedback time is the
+    decision time plus the wall seconds since (`serving.core.feedback_time`); None in
+    decisions stored before it was logged (then the decision time is the wall time)."""
 
     def encode(self) -> bytes:
         """Compact JSON."""
