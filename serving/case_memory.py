@@ -20,14 +20,49 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from recsys.rec.request import case_item_ids as case_items
 from recsys.records import Action, Candidates, Case, UserState
-from serving.runtime import TOMBSTONES, Runtime, load_tombstones
+from serving.runtime import TOMBSTONES, DecisionBlob, Runtime, load_tombstones
 from serving.service import CaseView, DecisionSnapshot, EventRecord, NewCase
 from serving.store import CaseRecord, Store
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """One feedback row with the decision it answers (`ServingCore.apply_feedback`)."""
+
+    decision: DecisionSnapshot
+    """The decision, as stored."""
+    snap: DecisionBlob
+    """Its candidate snapshot."""
+    state: UserState
+    """The decision state."""
+    item_id: str
+    """The item."""
+    act: Action | None
+    """The action; None: shown, not acted on (`IMPRESSION`)."""
+    reward: float
+    """Its reward (0 for an impression)."""
+    at: float
+    """The feedback time on the decision's clock (`serving.core.feedback_time`): s' is built
+    at it."""
+
+
+@dataclass(frozen=True)
+class ShownAt:
+    """Where a decision showed an item."""
+
+    position: int
+    """0-based position in the list (-1: not in it)."""
+    propensity: float | None
+    """The logged propensity of that position (None: none logged)."""
+    served_at: float
+    """Wall-clock seconds when the decision was served (erasure ordering)."""
+
 
 EncodeState = Callable[[str, Sequence[EventRecord], Mapping[str, str], float, Runtime], UserState]
 """(user id, events, context, now, runtime) -> the user's state (`ServingCore.encode_state`)."""
@@ -79,26 +114,20 @@ class CaseMemory:
             rt.add_cases([rec], [sid], [case.user_id])
         return sid
 
-    def add_feedback_case(
-        self,
-        rt: Runtime,
-        decision: DecisionSnapshot,
-        state: UserState,
-        item_id: str,
-        act: Action,
-        reward: float,
-        served_at: float,
-    ) -> str:
+    def add_feedback_case(self, rt: Runtime, fb: Feedback, shown: ShownAt) -> str:
         """The feedback's case, keyed on the decision state (zero if of another dimension) and
-        stamped with the decision time, id `fb-<sha1(decision/item)>`: written to bank and case
-        log once, never if tombstoned, nor when the decision's user was erased after it was
-        served (`served_at`, wall clock: the feedback waited in the queue; checked and written
-        under `rt.lock`, where the erasure records its wall time)."""
+        stamped with the decision time, id `fb-<sha1(decision/item)>`, its payload with the
+        position and propensity the item was shown at (an impression: action None, reward 0,
+        source `impression`): written to bank and case log once, never if tombstoned, nor when
+        the decision's user was erased after it was served (`shown.served_at`, wall clock: the
+        feedback waited in the queue; checked and written under `rt.lock`, where the erasure
+        records its wall time)."""
+        decision, state, item_id, act, reward = fb.decision, fb.state, fb.item_id, fb.act, fb.reward
         sid = "fb-" + hashlib.sha1(f"{decision.decision_id}/{item_id}".encode()).hexdigest()[:20]
         if state.vec.shape != (rt.dim,):
             state = UserState(decision.user_id, np.zeros(rt.dim, np.float32), state.text, state.ts)
         with rt.lock:
-            erased = self._erased_at.get(decision.user_id, -1.0) >= served_at
+            erased = self._erased_at.get(decision.user_id, -1.0) >= shown.served_at
             if sid not in rt.int_of and sid not in self._tomb and not erased:
                 case = rt.case_encoder.make_case(
                     state,
@@ -107,13 +136,16 @@ class CaseMemory:
                     act,
                     reward,
                     decision.ts,
-                    "feedback",
+                    "feedback" if act is not None else "impression",
                 )
                 case.payload.update(
                     sid=sid,
                     items=[item_id],
                     user_id=decision.user_id,
                     decision_id=decision.decision_id,
+                    position=shown.position,
+                    propensity=shown.propensity,
+                    source=case.source,
                 )
                 self._store.put_case(
                     CaseRecord(
@@ -209,4 +241,4 @@ class CaseMemory:
         return n
 
 
-__all__ = ["CaseMemory"]
+__all__ = ["CaseMemory", "Feedback", "ShownAt"]

@@ -9,6 +9,13 @@ snapshot at the feedback's time) -> a case keyed on the decision state, id
 `fb-<sha1(decision/item)>` (idempotent), written to bank and case log. Case inspection and
 editing live in `serving.case_memory.CaseMemory`.
 
+Outcomes: a decision closed by `POST /v1/outcomes` brings one feedback row per shown item;
+an `IMPRESSION` row (shown, not acted on) writes a zero-reward case (exposure evidence for the
+items scorer) and learns nothing by itself, except that the row completing a decision with no
+acted item makes one learning step with every shown item at reward 0 (a decision's acted rows
+learn as feedback does). The rows seen per decision are counted in memory (`_Closing`): after a
+restart, a no-click decision whose rows straddle the last checkpoint teaches nothing.
+
 One clock: a decision is taken at the request's `at` (now when absent) and stored with that
 time; its feedback case is stamped with it (so the next request at a later `at` retrieves it);
 s' is built at the feedback time = the decision time + the wall seconds since it was served
@@ -20,8 +27,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,7 +38,7 @@ from recsys.rec.request import PSCORE_CASES, PSCORE_COLD, RecRequest, RecResult
 from recsys.rec.reward import action_reward
 from recsys.rec.scorers import LoggedDecision, Outcome
 from recsys.records import Action, Interaction, UserState
-from serving.case_memory import CaseMemory
+from serving.case_memory import CaseMemory, Feedback, ShownAt
 from serving.errors import NotReadyError
 from serving.model_source import SNAPSHOT_DIR
 from serving.runtime import (
@@ -45,6 +52,7 @@ from serving.runtime import (
 )
 from serving.serial_llm import SerialLLM
 from serving.service import (
+    IMPRESSION,
     CaseChoice,
     CaseView,
     DecisionSnapshot,
@@ -92,6 +100,27 @@ def _entropy(res: RecResult) -> float | None:
     return float(-(p * np.log(p)).sum()) if len(p) else None
 
 
+class _Closing:
+    """Per open decision: the shown items whose feedback rows were applied, and whether one was
+    acted on (the learner thread's own; the oldest are forgotten past `limit` decisions)."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._open: OrderedDict[str, tuple[set[str], bool]] = OrderedDict()
+        self._limit = limit
+
+    def add(self, decision: DecisionSnapshot, item_id: str, acted: bool) -> bool:
+        """Record one row; True when it completes a decision none of whose items was acted on."""
+        seen, any_act = self._open.pop(decision.decision_id, (set(), False))
+        seen.add(item_id)
+        any_act = any_act or acted
+        if seen >= set(decision.items):
+            return not any_act
+        self._open[decision.decision_id] = (seen, any_act)
+        while len(self._open) > self._limit:
+            self._open.popitem(last=False)
+        return False
+
+
 class ServingCore:
     """Thread-safe core (module docstring); `reload` swaps a new runtime in."""
 
@@ -106,6 +135,7 @@ class ServingCore:
         self._rt: Runtime = self._new_runtime()
         self._memory = CaseMemory(store, lambda: self._rt, self.encode_state)
         self._thread = threading.local()
+        self._closing = _Closing()
 
     def _new_runtime(self, events: bool = True) -> Runtime:
         rt = build_runtime(self._settings, self._store, events=events)
@@ -249,27 +279,48 @@ class ServingCore:
         self, decision: DecisionSnapshot, item_id: str, action: str, dwell_seconds: float | None
     ) -> LearnerUpdate:
         """Reward -> `Recommender.learn` (a decision logged by this model's scorer) -> case
-        (idempotent id)."""
+        (idempotent id). An `IMPRESSION` (reward 0) learns only when it closes a decision with
+        no acted item (module docstring)."""
         if self._settings.demo_apply_delay_s:
             time.sleep(self._settings.demo_apply_delay_s)
         rt = self._rt
         self._limit_threads()
-        act = _ACTIONS[action]
-        reward = action_reward(act, rt.bundle.config.reward, dwell_seconds)
+        act = _ACTIONS.get(action)
+        if act is None and action != IMPRESSION:
+            raise ValueError(f"unknown feedback action {action!r}")
+        reward = 0.0 if act is None else action_reward(act, rt.bundle.config.reward, dwell_seconds)
+        learn = act is not None
+        if item_id in decision.items:
+            learn = self._closing.add(decision, item_id, act is not None) or learn
         snap = DecisionBlob.decode(decision.candidates)
         vec = np.frombuffer(decision.state, np.float32).copy()
         state = UserState(decision.user_id, vec, snap.text, decision.ts)
-        at = feedback_time(decision, snap.wall_ts, time.time())
+        fb = Feedback(
+            decision,
+            snap,
+            state,
+            item_id,
+            act,
+            reward,
+            feedback_time(decision, snap.wall_ts, time.time()),
+        )
         td_loss = None
-        if snap.chosen and vec.shape == (rt.dim,) and snap.kind == rt.rec.scorer.log_kind:
-            td_loss = self._learn(rt, _Feedback(decision, snap, state, item_id, act, reward, at))
+        if learn and snap.chosen and vec.shape == (rt.dim,) and snap.kind == rt.rec.scorer.log_kind:
+            td_loss = self._learn(rt, fb)
         sid = None
         if self._settings.memory:
-            served = decision.ts if snap.wall_ts is None else snap.wall_ts
-            sid = self._memory.add_feedback_case(rt, decision, state, item_id, act, reward, served)
+            sid = self._memory.add_feedback_case(rt, fb, self._shown_at(decision, snap, item_id))
         return LearnerUpdate(reward=reward, td_loss=td_loss, new_case_id=sid)
 
-    def _learn(self, rt: Runtime, fb: _Feedback) -> float | None:
+    @staticmethod
+    def _shown_at(decision: DecisionSnapshot, snap: DecisionBlob, item_id: str) -> ShownAt:
+        """Where the decision showed the item: position and logged propensity."""
+        k = decision.items.index(item_id) if item_id in decision.items else -1
+        p = snap.pscores[k] if snap.pscores and 0 <= k < len(snap.pscores) else None
+        served = decision.ts if snap.wall_ts is None else snap.wall_ts
+        return ShownAt(k, p, served)
+
+    def _learn(self, rt: Runtime, fb: Feedback) -> float | None:
         """The decision read back from its log + the feedback -> `Recommender.learn` (s' = the
         user's stored history before the feedback time with the acted item appended unless
         the client already stored it, its own candidate snapshot at the feedback time; gamma > 0
@@ -290,10 +341,13 @@ class ServingCore:
         history = self._store.recent_events(
             user, self._settings.recent_events_limit, before=fb.at + 1e-3
         )
-        stored = any(e.item_id == fb.item_id and e.ts >= fb.decision.ts for e in history)
-        events = history if stored else [*history, EventRecord(fb.item_id, fb.act.value, fb.at)]
-        nxt = RecRequest(user, interactions(user, events), fb.at + 1e-3)
-        step = rt.rec.learn(decision, Outcome(fb.reward, frozenset({fb.item_id}), next_request=nxt))
+        if fb.act is not None:  # the acted item, unless the client stored it already
+            stored = any(e.item_id == fb.item_id and e.ts >= fb.decision.ts for e in history)
+            if not stored:
+                history = [*history, EventRecord(fb.item_id, fb.act.value, fb.at)]
+        acted = frozenset({fb.item_id}) if fb.act is not None else frozenset()
+        nxt = RecRequest(user, interactions(user, history), fb.at + 1e-3)
+        step = rt.rec.learn(decision, Outcome(fb.reward, acted, next_request=nxt))
         # visit counts stay 0, as in the replay that trained and evaluated the model (a Q
         # feature: counting online visits would move the served Q away from the evaluated one)
         loss = None
@@ -370,20 +424,6 @@ class ServingCore:
 
     def close(self) -> None:
         """Nothing to release (the learner thread checkpoints before)."""
-
-
-@dataclass(frozen=True)
-class _Feedback:
-    """One feedback event with the decision it answers."""
-
-    decision: DecisionSnapshot
-    snap: DecisionBlob
-    state: UserState
-    item_id: str
-    act: Action
-    reward: float
-    at: float
-    """The feedback time on the decision's clock (`feedback_time`): s' is built at it."""
 
 
 def build_core(settings: ServingSettings, store: Store) -> ServingCore:
