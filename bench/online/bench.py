@@ -97,7 +97,7 @@ class OnlineConfig:
             "upf": self.updates_per_feedback,
             "method": method,
             "seed": seed,
-            "v": 1,
+            "v": 2,
         }
         digest = hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.simulator}-{method}-s{seed}-n{self.interactions}-{digest}"

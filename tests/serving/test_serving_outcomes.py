@@ -126,3 +126,22 @@ def test_bad_outcomes_answer_4xx_with_a_message(
     assert words in r.json()["message"]
     store = client.app.state.service.store  # type: ignore[attr-defined]
     assert store.feedback() == []
+
+
+def test_the_ui_closes_the_list_with_an_outcome(client: TestClient) -> None:
+    """The page's action button sends the whole list's outcome (the item with its action, the
+    rest not chosen); a second press changes nothing; "none of these" closes a list too."""
+    d = _decide(client, "u4")
+    shown = [i["item_id"] for i in d["items"]]
+    form = {"decision_id": d["decision_id"], "item_id": shown[2], "action": "cart"}
+    r = client.post("/ui/outcome", data=form, headers=AUTH)
+    assert r.status_code == 200 and "cart on" in r.text and "4 other items" in r.text
+    store = client.app.state.service.store  # type: ignore[attr-defined]
+    rows = {f.item_id: f.action for f in store.feedback()}
+    assert rows == {i: "cart" if i == shown[2] else "impression" for i in shown}
+    again = client.post("/ui/outcome", data=form, headers=AUTH)
+    assert "closed already" in again.text and len(store.feedback()) == 5
+    other = _decide(client, "u5", at=T0 + 5)
+    none = {"decision_id": other["decision_id"], "item_id": "", "action": "click"}
+    assert "5 items recorded" in client.post("/ui/outcome", data=none, headers=AUTH).text
+    assert len(store.feedback()) == 10
