@@ -12,7 +12,15 @@ if [ -f "$stamp" ]; then
 fi
 echo "[setup] creating $VENV and installing dependencies (first run takes a few minutes)" >&2
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-pip_q() { "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
+log="$VENV/setup.log"  # pip's and the build backends' own output (warnings included)
+: >"$log"
+pip_q() {
+  if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$@" >>"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "[setup] pip install $* failed (full output: $log)" >&2
+    exit 1
+  fi
+}
 pip_q --upgrade pip
 pip_q "torch==${TORCH_VERSION}"
 "$VENV/bin/python" -c "import torch; assert torch.__version__.startswith('${TORCH_VERSION}'), torch.__version__"

@@ -36,7 +36,7 @@ import json
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ from recsys.rec.request import case_item_ids
 from recsys.records import Case
 from recsys.rl.learner import Learner
 from recsys.rl.replay import ReplayBuffer
+from serving.case_capacity import AgeQueue, auto_capacity, slack_of
 from serving.model_source import (
     choose_bundle,
     online_learner,
@@ -98,6 +99,14 @@ class Runtime:
     """Write the bank at the next checkpoint whatever `changed` says (after an erasure)."""
     live_cooc: LiveCooccurrence | None = None
     """Co-occurrence growing with the served events (None: the bundle's own counts only)."""
+    capacity: int = 0
+    """Cases the bank keeps (0: unbounded); the oldest leave first (`serving.case_capacity`)."""
+    ages: AgeQueue = field(default_factory=AgeQueue)
+    """The cases that may leave by age (all but hand-written ones), oldest first."""
+    evicted: int = 0
+    """Cases that left by age since this runtime was built."""
+    on_evict: Callable[[list[str]], None] | None = None
+    """Told the ids that left by age (the store soft-deletes them from the case log)."""
 
     @property
     def lock(self) -> Any:
@@ -129,11 +138,28 @@ class Runtime:
         if not cases:
             return
         ids = self.bank.write_batch(cases)
-        for cid, sid, owner in zip(ids, sids, owners, strict=True):
+        for cid, sid, owner, case in zip(ids, sids, owners, cases, strict=True):
             self.sid_of[cid], self.int_of[sid] = sid, cid
             if owner:
                 self.by_user[owner].add(sid)
+            if case.payload.get("source") != "manual":
+                self.ages.push(case.ts, sid)
         self.changed += len(cases)
+        self.enforce_capacity()
+
+    def enforce_capacity(self, *, exact: bool = False) -> int:
+        """Evict the oldest cases once the bank is over its capacity by its slack (`exact`:
+        by any amount), down to the capacity (caller holds `lock`); how many left."""
+        over = len(self.bank) - self.capacity
+        if self.capacity <= 0 or over <= 0 or (not exact and over <= slack_of(self.capacity)):
+            return 0
+        victims = self.ages.pop_oldest(over, self.int_of)
+        self.remove(victims)
+        self.ages.compact(self.int_of, len(self.int_of))
+        self.evicted += len(victims)
+        if victims and self.on_evict is not None:
+            self.on_evict(victims)
+        return len(victims)
 
     def remove(self, sids: list[str]) -> int:
         """Remove cases by string id (caller holds `lock`); how many were live."""
@@ -225,6 +251,13 @@ class EventGate:
                 self._cond.notify_all()
 
 
+def forget_cases(store: Store, sids: list[str]) -> None:
+    """Cases that left the bank by age leave the case log too (soft-deleted, not tombstoned:
+    a bank snapshot that still holds them is trimmed again by the capacity at load)."""
+    for sid in sids:
+        store.delete_case(sid)
+
+
 def load_tombstones(store: Store) -> set[str]:
     """Deleted case ids."""
     blob = store.load_blob(TOMBSTONES)
@@ -277,6 +310,7 @@ def build_runtime(settings: ServingSettings, store: Store, *, events: bool = Tru
     rec = bundle.recommender(updates_per_learn=float(settings.updates_per_feedback))
     enc = RecCaseEncoder(TableTitleEncoder(bundle.items), bundle.config.case_bank.key_state_weight)
     rt = Runtime(bundle, rec, enc, text, version, bundle.popularity.log())
+    rt.on_evict = lambda sids: forget_cases(store, sids)
     if settings.live_cooccurrence:
         rt.live_cooc = LiveCooccurrence(
             bundle.cooc,
@@ -289,12 +323,16 @@ def build_runtime(settings: ServingSettings, store: Store, *, events: bool = Tru
         load_events(rt, store)
     tomb = load_tombstones(store)
     with rt.lock:
+        own = len(bundle.bank)  # the automatic capacity: the model's bank, not the case log
         for cid in bundle.bank.ids():
-            payload = bundle.bank.get(cid).payload
+            case = bundle.bank.get(cid)
+            payload = case.payload
             sid = str(payload.get("sid") or f"r{cid}")
             rt.sid_of[cid], rt.int_of[sid] = sid, cid
             if payload.get("user_id"):
                 rt.by_user[str(payload["user_id"])].add(sid)
+            if payload.get("source") != "manual":
+                rt.ages.push(case.ts, sid)
         gone = [s for s in rt.int_of if s in tomb]
         rt.remove(gone)
         missing = [
@@ -308,12 +346,17 @@ def build_runtime(settings: ServingSettings, store: Store, *, events: bool = Tru
                 [r.user_id for r in chunk],
             )
         rt.changed = len(missing) + len(gone)
+        rt.capacity = auto_capacity(settings.case_capacity, own)
+        rt.enforce_capacity(exact=True)
     logger.info(
-        "serving %s: %d cases (%d from the case log, %d tombstoned), %d catalogue items",
+        "serving %s: %d cases (%d from the case log, %d tombstoned, %d over capacity %d), "
+        "%d catalogue items",
         source,
         len(bundle.bank),
         len(missing),
         len(gone),
+        rt.evicted,
+        rt.capacity,
         len(bundle.items),
     )
     return rt
