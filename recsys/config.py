@@ -297,6 +297,14 @@ class RecommendConfig:
     """Half-life of the popularity counts (0: plain counts of every past event). The online
     service keeps 0 (`presets.online`): a 5 h half-life did not help it after a taste shift
     (docs/online.md), and its benchmark was measured with plain counts."""
+    evidence_half_life_hours: float = 0.0
+    """items scorer: age half-life of a retrieved case's weight in the item evidence
+    (`recsys.rec.item_features`: w = similarity x 2^(-age / h); 0: similarity alone, what
+    offline replay trained with). The online service ages its evidence (`presets.online`)."""
+    cooc_half_life_hours: float = 0.0
+    """Half-life of the served events in the live co-occurrence counts (`serving` refits them
+    as events arrive; 0: every event in the window counts 1). The bundle's own (offline)
+    counts never decay."""
     prompt_lang: str = "auto"
     """LLM prompt language: zh | en | auto (zh when titles contain CJK)."""
     blend: BlendConfig = field(default_factory=BlendConfig)

@@ -318,6 +318,7 @@ def build_runtime(settings: ServingSettings, store: Store, *, events: bool = Tru
             refit_every=settings.cooccurrence_refit_every,
             max_events=settings.cooccurrence_max_events,
             publish=rt.publish_cooc,
+            half_life_hours=bundle.config.recommend.cooc_half_life_hours,
         )
     if events:
         load_events(rt, store)

@@ -73,7 +73,7 @@ class ServicePolicy:
         *,
         url: str,
         clock: SimClock,
-        timeout_s: float = 30.0,
+        timeout_s: float = 300.0,
         write_key: str = _WRITE_KEY,
         read_key: str = _READ_KEY,
     ) -> None:
