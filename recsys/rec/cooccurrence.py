@@ -50,7 +50,8 @@ class Cooccurrence:
         """Counts from parallel arrays of user ids and item rows (co-occurrence: duplicates
         count once; successions: consecutive rows of a user, so pass them in time order).
         `weights` (per event, in (0, 1]; None: all 1): a user holds an item with the sum of
-        its events' weights capped at 1, and a succession counts its later event's weight."""
+        its events' weights capped at 1, a pair of items counts the product of the two, and a
+        succession counts its later event's weight."""
         users, u = np.unique(np.asarray(user), return_inverse=True)
         rows = np.asarray(item_rows, np.int64)
         wt = np.ones(len(rows)) if weights is None else np.asarray(weights, np.float64)
