@@ -20,49 +20,15 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from recsys.rec.request import case_item_ids as case_items
-from recsys.records import Action, Candidates, Case, UserState
-from serving.runtime import TOMBSTONES, DecisionBlob, Runtime, load_tombstones
-from serving.service import CaseView, DecisionSnapshot, EventRecord, NewCase
+from recsys.records import Candidates, Case, UserState
+from serving.outcomes import Feedback, ShownAt
+from serving.runtime import TOMBSTONES, Runtime, load_tombstones
+from serving.service import CaseView, EventRecord, NewCase
 from serving.store import CaseRecord, Store
-
-
-@dataclass(frozen=True)
-class Feedback:
-    """One feedback row with the decision it answers (`ServingCore.apply_feedback`)."""
-
-    decision: DecisionSnapshot
-    """The decision, as stored."""
-    snap: DecisionBlob
-    """Its candidate snapshot."""
-    state: UserState
-    """The decision state."""
-    item_id: str
-    """The item."""
-    act: Action | None
-    """The action; None: shown, not acted on (`IMPRESSION`)."""
-    reward: float
-    """Its reward (0 for an impression)."""
-    at: float
-    """The feedback time on the decision's clock (`serving.core.feedback_time`): s' is built
-    at it."""
-
-
-@dataclass(frozen=True)
-class ShownAt:
-    """Where a decision showed an item."""
-
-    position: int
-    """0-based position in the list (-1: not in it)."""
-    propensity: float | None
-    """The logged propensity of that position (None: none logged)."""
-    served_at: float
-    """Wall-clock seconds when the decision was served (erasure ordering)."""
-
 
 EncodeState = Callable[[str, Sequence[EventRecord], Mapping[str, str], float, Runtime], UserState]
 """(user id, events, context, now, runtime) -> the user's state (`ServingCore.encode_state`)."""
@@ -241,4 +207,4 @@ class CaseMemory:
         return n
 
 
-__all__ = ["CaseMemory", "Feedback", "ShownAt"]
+__all__ = ["CaseMemory"]

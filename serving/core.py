@@ -13,13 +13,14 @@ Outcomes: a decision closed by `POST /v1/outcomes` brings one feedback row per s
 an `IMPRESSION` row (shown, not acted on) writes a zero-reward case (exposure evidence for the
 items scorer) and learns nothing by itself, except that the row completing a decision with no
 acted item makes one learning step with every shown item at reward 0 (a decision's acted rows
-learn as feedback does). The rows seen per decision are counted in memory (`_Closing`): after a
-restart, a no-click decision whose rows straddle the last checkpoint teaches nothing.
+learn as feedback does). `serving.outcomes.OpenDecisions` counts the rows per decision in
+memory: after a restart, a no-click decision whose rows straddle the last checkpoint teaches
+nothing.
 
 One clock: a decision is taken at the request's `at` (now when absent) and stored with that
 time; its feedback case is stamped with it (so the next request at a later `at` retrieves it);
 s' is built at the feedback time = the decision time + the wall seconds since it was served
-(`feedback_time`), so a replayed or simulated decision's transition stays in its own timeline.
+(`serving.outcomes.feedback_time`): a replayed or simulated decision stays on its own clock.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -38,9 +38,10 @@ from recsys.rec.request import PSCORE_CASES, PSCORE_COLD, RecRequest, RecResult
 from recsys.rec.reward import action_reward
 from recsys.rec.scorers import LoggedDecision, Outcome
 from recsys.records import Action, Interaction, UserState
-from serving.case_memory import CaseMemory, Feedback, ShownAt
+from serving.case_memory import CaseMemory
 from serving.errors import NotReadyError
 from serving.model_source import SNAPSHOT_DIR
+from serving.outcomes import Feedback, OpenDecisions, feedback_time, shown_at
 from serving.runtime import (
     DecisionBlob,
     EventGate,
@@ -84,41 +85,12 @@ def _sid(sid_of: Mapping[int, str]) -> Callable[[int], str]:
     return lambda i: sid_of.get(i, f"r{i}")
 
 
-def feedback_time(decision: DecisionSnapshot, served_at: float | None, wall_now: float) -> float:
-    """The time of a feedback on the decision's clock: its decision time plus the wall seconds
-    since it was served (`served_at`: `DecisionBlob.wall_ts`; None for decisions stored before
-    it was logged, whose decision time is the wall time)."""
-    served = decision.ts if served_at is None else served_at
-    return decision.ts + max(0.0, wall_now - served)
-
-
 def _entropy(res: RecResult) -> float | None:
     """Entropy (nats) of the policy's softmax over its candidates (None without a choice)."""
     if res.choice is None:
         return None
     p = res.choice.probs[res.choice.probs > 0].astype(np.float64)
     return float(-(p * np.log(p)).sum()) if len(p) else None
-
-
-class _Closing:
-    """Per open decision: the shown items whose feedback rows were applied, and whether one was
-    acted on (the learner thread's own; the oldest are forgotten past `limit` decisions)."""
-
-    def __init__(self, limit: int = 100_000) -> None:
-        self._open: OrderedDict[str, tuple[set[str], bool]] = OrderedDict()
-        self._limit = limit
-
-    def add(self, decision: DecisionSnapshot, item_id: str, acted: bool) -> bool:
-        """Record one row; True when it completes a decision none of whose items was acted on."""
-        seen, any_act = self._open.pop(decision.decision_id, (set(), False))
-        seen.add(item_id)
-        any_act = any_act or acted
-        if seen >= set(decision.items):
-            return not any_act
-        self._open[decision.decision_id] = (seen, any_act)
-        while len(self._open) > self._limit:
-            self._open.popitem(last=False)
-        return False
 
 
 class ServingCore:
@@ -135,7 +107,7 @@ class ServingCore:
         self._rt: Runtime = self._new_runtime()
         self._memory = CaseMemory(store, lambda: self._rt, self.encode_state)
         self._thread = threading.local()
-        self._closing = _Closing()
+        self._closing = OpenDecisions()
 
     def _new_runtime(self, events: bool = True) -> Runtime:
         rt = build_runtime(self._settings, self._store, events=events)
@@ -309,16 +281,8 @@ class ServingCore:
             td_loss = self._learn(rt, fb)
         sid = None
         if self._settings.memory:
-            sid = self._memory.add_feedback_case(rt, fb, self._shown_at(decision, snap, item_id))
+            sid = self._memory.add_feedback_case(rt, fb, shown_at(decision, snap, item_id))
         return LearnerUpdate(reward=reward, td_loss=td_loss, new_case_id=sid)
-
-    @staticmethod
-    def _shown_at(decision: DecisionSnapshot, snap: DecisionBlob, item_id: str) -> ShownAt:
-        """Where the decision showed the item: position and logged propensity."""
-        k = decision.items.index(item_id) if item_id in decision.items else -1
-        p = snap.pscores[k] if snap.pscores and 0 <= k < len(snap.pscores) else None
-        served = decision.ts if snap.wall_ts is None else snap.wall_ts
-        return ShownAt(k, p, served)
 
     def _learn(self, rt: Runtime, fb: Feedback) -> float | None:
         """The decision read back from its log + the feedback -> `Recommender.learn` (s' = the
@@ -435,4 +399,4 @@ def build_core(settings: ServingSettings, store: Store) -> ServingCore:
     return ServingCore(settings, store)
 
 
-__all__ = ["ServingCore", "build_core", "feedback_time", "interactions"]
+__all__ = ["ServingCore", "build_core", "interactions"]

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
-from serving.core import feedback_time
+from serving.outcomes import feedback_time
 from serving.service import DecisionSnapshot
 from serving.testing import AUTH, READ_AUTH, TEST_API_KEY, TEST_READ_API_KEY
 from tests.serving.test_serving_core import _settings
