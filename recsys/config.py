@@ -114,11 +114,12 @@ class CaseBankConfig:
     age_weight_per_day: float = 0.01
     """Eviction score = utility - age_weight_per_day * age_days."""
     key_state_weight: float = 0.5
-    """Share of the state in the keys of this bank's cases (`recsys.memory.case_encoder`): 0.5 mixes
-    state and item content; 1.0 keys a case by its situation alone, so retrieval returns what
-    users did next from similar situations (offline replay's choice, made on the Tianchi sample's
-    validation events; the online service keeps 0.5: its feedback cases were never measured with
-    state-only keys)."""
+    """Share of the state in the keys of this bank's cases (`recsys.memory.case_encoder`): 0.5
+    mixes state and item content; 1.0 keys a case by its situation alone, so retrieval returns
+    what users were shown and did from similar situations (offline replay's choice, made on the
+    Tianchi sample's validation events; the online service's too, `presets.online`: its cases
+    record every shown item since outcomes, and the items scorer reads them as evidence per
+    item)."""
     q_input: QInput = "key"
     """The vector the Q network sees for a retrieved case: its retrieval `key`, or `content`
     (the L2-normalised mean vector of the case's items, substituted by the caller). With
@@ -295,8 +296,17 @@ class RecommendConfig:
     """Remove the user's past items from the candidates (off: repeat purchases are real)."""
     pop_half_life_hours: float = 168.0
     """Half-life of the popularity counts (0: plain counts of every past event). The online
-    service keeps 0 (`presets.online`): a 5 h half-life did not help it after a taste shift
-    (docs/online.md), and its benchmark was measured with plain counts."""
+    service uses `presets.ONLINE_HALF_LIFE_HOURS` (`presets.online`): with plain counts the
+    popularity ranked worse than random after a taste shift (issue 27); an earlier 5 h trial did
+    not help while the case memory was switched off by the clock bug (docs/online.md)."""
+    evidence_half_life_hours: float = 0.0
+    """items scorer: age half-life of a retrieved case's weight in the item evidence
+    (`recsys.rec.item_features`: w = similarity x 2^(-age / h); 0: similarity alone, what
+    offline replay trained with). The online service ages its evidence (`presets.online`)."""
+    cooc_half_life_hours: float = 0.0
+    """Half-life of the served events in the live co-occurrence counts (`serving` refits them
+    as events arrive; 0: every event in the window counts 1). The bundle's own (offline)
+    counts never decay."""
     prompt_lang: str = "auto"
     """LLM prompt language: zh | en | auto (zh when titles contain CJK)."""
     blend: BlendConfig = field(default_factory=BlendConfig)

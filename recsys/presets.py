@@ -20,11 +20,25 @@ from dataclasses import replace
 from recsys.config import CoreConfig, Scorer
 from recsys.rec.scorers import get_scorer
 
-__all__ = ["ITEMS_LISTWISE_WEIGHT", "PRESETS", "derive", "offline_replay", "online", "preset"]
+__all__ = [
+    "ITEMS_LISTWISE_WEIGHT",
+    "ONLINE_HALF_LIFE_HOURS",
+    "PRESETS",
+    "derive",
+    "offline_replay",
+    "online",
+    "preset",
+]
 
 ITEMS_LISTWISE_WEIGHT = 1.0
 """`learner.listwise_weight` of every preset: the items scorer's weight of the listwise term
 (every measured items-scorer run used 1.0); `derive` makes it 0 for the blend scorer."""
+
+
+ONLINE_HALF_LIFE_HOURS = 6.0
+"""Half-life of the online service's case evidence, popularity and co-occurrence: 6 hours
+(360 decisions of the online benchmark's simulators, a decision a minute; the planted run of
+3,000 decisions shifts tastes after 25 hours)."""
 
 
 def derive(core: CoreConfig) -> CoreConfig:
@@ -73,22 +87,30 @@ def online(scorer: Scorer = "blend") -> CoreConfig:
     by default. Deviations: `recommend.scorer`, `learner.listwise_weight`
     (`ITEMS_LISTWISE_WEIGHT`), `case_bank.index` hnsw, `learner.min_replay` 1,
     `learner.replay_capacity` 512, `recommend.num_chosen` 4, `recommend.n_neighbours` 20,
-    `recommend.pop_half_life_hours` 0, `text.dim` 64 (the hashing width of tests and simulator
-    runs; USE is always 512); with a scorer that chooses items also `learner.gamma` 0 (the
-    item scorer's online target is the reward: the soft value of s' cost a second pass over
-    the next pool per update and feedback, and no run measured gamma > 0 better)."""
+    `text.dim` 64 (the hashing width of tests and simulator runs; USE is always 512), a
+    memory that adapts (`ONLINE_HALF_LIFE_HOURS`): `case_bank.key_state_weight` 1.0 (a case is
+    keyed by its situation alone: the K nearest cases are what was shown and done in the
+    nearest past situations), `recommend.evidence_half_life_hours`,
+    `recommend.pop_half_life_hours` and `recommend.cooc_half_life_hours` (older evidence,
+    popularity and co-occurrence count less); with a scorer that chooses items also
+    `learner.gamma` 0 (the item scorer's online target is the reward: the soft value of s' cost
+    a second pass over the next pool per update and feedback, and no run measured gamma > 0
+    better)."""
     base = _base()
+    h = ONLINE_HALF_LIFE_HOURS
     core = replace(
         base,
         text=replace(base.text, dim=64),
-        case_bank=replace(base.case_bank, index="hnsw"),
+        case_bank=replace(base.case_bank, index="hnsw", key_state_weight=1.0),
         learner=replace(base.learner, min_replay=1, replay_capacity=512),
         recommend=replace(
             base.recommend,
             scorer=scorer,
             num_chosen=4,
             n_neighbours=20,
-            pop_half_life_hours=0.0,
+            pop_half_life_hours=h,
+            evidence_half_life_hours=h,
+            cooc_half_life_hours=h,
         ),
     )
     if get_scorer(scorer).chooses_items:

@@ -21,7 +21,7 @@ from serving.malloc import tune_malloc
 from serving.metrics import ServingMetrics
 from serving.middleware import BodyLimitMiddleware, LatencyMiddleware
 from serving.recommend_service import RecommendService
-from serving.routes import cases, events, feedback, health, recommend, users
+from serving.routes import cases, events, feedback, health, outcomes, recommend, users
 from serving.security import read_access
 from serving.service import RecommenderBackend
 from serving.settings import ServingSettings
@@ -136,7 +136,7 @@ def create_app(
     app.include_router(
         recommend.router, dependencies=read, responses=error_responses(*KEYED) if read else None
     )
-    for module in (feedback, events, cases, users, health):
+    for module in (feedback, outcomes, events, cases, users, health):
         app.include_router(module.router)
     mount_ui(app)  # the /ui page (serving/ui): same keys as the API, assets served here
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -1,12 +1,14 @@
 """`CaseMemory`: writing, inspecting and editing the serving core's cases (bank + case log).
 
 add_feedback_case writes a feedback's case (`ServingCore.apply_feedback`), keyed on the
-decision state, id `fb-<sha1(decision/item)>` (idempotent); write_case keys a manual case
-(id `m-<sha1>`) on the state its events/context define. A case view's value is the min twin Q
-of the case in its own key state. Deleting or erasing removes cases from the bank, soft-deletes
-them in the case log and tombstones their ids (a store blob), so copies in a bank snapshot or
-registry model stay dead across feedback and `reload()`. Calls work on the runtime serving now
-(`ServingCore` swaps it on reload); add_feedback_case on the runtime its request started with.
+decision state and stamped with the decision time (the request's `at`, so a later request on
+the same clock retrieves it), id `fb-<sha1(decision/item)>` (idempotent); write_case keys a
+manual case (id `m-<sha1>`) on the state its events/context define. A case view's value is the
+min twin Q of the case in its own key state. Deleting or erasing removes cases from the bank,
+soft-deletes them in the case log and tombstones their ids (a store blob), so copies in a bank
+snapshot or registry model stay dead across feedback and `reload()`.
+Calls work on the runtime serving now (`ServingCore` swaps it on reload); add_feedback_case on
+the runtime its request started with.
 Locking follows `serving.runtime` (bank and id maps under `Runtime.lock`; the tombstone set
 under `_tomb_lock`; `ServingCore` runs erasures and deletions one at a time).
 """
@@ -22,9 +24,10 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from recsys.rec.request import case_item_ids as case_items
-from recsys.records import Action, Candidates, Case, UserState
+from recsys.records import Candidates, Case, UserState
+from serving.outcomes import Feedback, ShownAt
 from serving.runtime import TOMBSTONES, Runtime, load_tombstones
-from serving.service import CaseView, DecisionSnapshot, EventRecord, NewCase
+from serving.service import CaseView, EventRecord, NewCase
 from serving.store import CaseRecord, Store
 
 EncodeState = Callable[[str, Sequence[EventRecord], Mapping[str, str], float, Runtime], UserState]
@@ -77,24 +80,20 @@ class CaseMemory:
             rt.add_cases([rec], [sid], [case.user_id])
         return sid
 
-    def add_feedback_case(
-        self,
-        rt: Runtime,
-        decision: DecisionSnapshot,
-        state: UserState,
-        item_id: str,
-        act: Action,
-        reward: float,
-    ) -> str:
-        """The feedback's case, keyed on the decision state (zero if of another dimension), id
-        `fb-<sha1(decision/item)>`: written to bank and case log once, never if tombstoned, nor
-        when the decision's user was erased after it (the feedback waited in the queue: checked
-        and written under `rt.lock`, where the erasure records its time)."""
+    def add_feedback_case(self, rt: Runtime, fb: Feedback, shown: ShownAt) -> str:
+        """The feedback's case, keyed on the decision state (zero if of another dimension) and
+        stamped with the decision time, id `fb-<sha1(decision/item)>`, its payload with the
+        position and propensity the item was shown at (an impression: action None, reward 0,
+        source `impression`): written to bank and case log once, never if tombstoned, nor when
+        the decision's user was erased after it was served (`shown.served_at`, wall clock: the
+        feedback waited in the queue; checked and written under `rt.lock`, where the erasure
+        records its wall time)."""
+        decision, state, item_id, act, reward = fb.decision, fb.state, fb.item_id, fb.act, fb.reward
         sid = "fb-" + hashlib.sha1(f"{decision.decision_id}/{item_id}".encode()).hexdigest()[:20]
         if state.vec.shape != (rt.dim,):
             state = UserState(decision.user_id, np.zeros(rt.dim, np.float32), state.text, state.ts)
         with rt.lock:
-            erased = self._erased_at.get(decision.user_id, -1.0) >= decision.ts
+            erased = self._erased_at.get(decision.user_id, -1.0) >= shown.served_at
             if sid not in rt.int_of and sid not in self._tomb and not erased:
                 case = rt.case_encoder.make_case(
                     state,
@@ -102,14 +101,17 @@ class CaseMemory:
                     rt.items.titles_of([item_id])[0],
                     act,
                     reward,
-                    time.time(),
-                    "feedback",
+                    decision.ts,
+                    "feedback" if act is not None else "impression",
                 )
                 case.payload.update(
                     sid=sid,
                     items=[item_id],
                     user_id=decision.user_id,
                     decision_id=decision.decision_id,
+                    position=shown.position,
+                    propensity=shown.propensity,
+                    source=case.source,
                 )
                 self._store.put_case(
                     CaseRecord(

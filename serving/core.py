@@ -8,6 +8,19 @@ feedback: `action_reward` -> the decision read back from its log (the scorer's `
 snapshot at the feedback's time) -> a case keyed on the decision state, id
 `fb-<sha1(decision/item)>` (idempotent), written to bank and case log. Case inspection and
 editing live in `serving.case_memory.CaseMemory`.
+
+Outcomes: a decision closed by `POST /v1/outcomes` brings one feedback row per shown item;
+an `IMPRESSION` row (shown, not acted on) writes a zero-reward case (exposure evidence for the
+items scorer) and learns nothing by itself, except that the row completing a decision with no
+acted item makes one learning step with every shown item at reward 0 (a decision's acted rows
+learn as feedback does). `serving.outcomes.OpenDecisions` counts the rows per decision in
+memory: after a restart, a no-click decision whose rows straddle the last checkpoint teaches
+nothing.
+
+One clock: a decision is taken at the request's `at` (now when absent) and stored with that
+time; its feedback case is stamped with it (so the next request at a later `at` retrieves it);
+s' is built at the feedback time = the decision time + the wall seconds since it was served
+(`serving.outcomes.feedback_time`): a replayed or simulated decision stays on its own clock.
 """
 
 from __future__ import annotations
@@ -17,7 +30,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,6 +42,7 @@ from recsys.records import Action, Interaction, UserState
 from serving.case_memory import CaseMemory
 from serving.errors import NotReadyError
 from serving.model_source import SNAPSHOT_DIR
+from serving.outcomes import Feedback, OpenDecisions, feedback_time, shown_at
 from serving.runtime import (
     DecisionBlob,
     EventGate,
@@ -41,6 +54,7 @@ from serving.runtime import (
 )
 from serving.serial_llm import SerialLLM
 from serving.service import (
+    IMPRESSION,
     CaseChoice,
     CaseView,
     DecisionSnapshot,
@@ -94,6 +108,7 @@ class ServingCore:
         self._rt: Runtime = self._new_runtime()
         self._memory = CaseMemory(store, lambda: self._rt, self.encode_state)
         self._thread = threading.local()
+        self._closing = OpenDecisions()
 
     def _new_runtime(self, events: bool = True) -> Runtime:
         rt = build_runtime(self._settings, self._store, events=events)
@@ -174,7 +189,8 @@ class ServingCore:
             raise NotReadyError(reason)
         rt = self._rt
         self._limit_threads()
-        now = time.time() if at is None else float(at)
+        wall = time.time()
+        now = wall if at is None else float(at)
         req = RecRequest(
             user_id,
             interactions(user_id, recent_events),
@@ -189,7 +205,8 @@ class ServingCore:
         with rt.lock:  # candidates as logged: case ids, or item ids for an item scorer
             sid = _sid(rt.sid_of)
             sids = scorer.log_ids(rt.rec, res.cands, sid) if res.cands is not None else []
-            support = {r: [sid(int(c)) for c in res.behind(r)] for r in res.items}
+            # -1: an item no retrieved case proposes (the items scorer's chosen "case")
+            support = {r: [sid(int(c)) for c in res.behind(r) if c >= 0] for r in res.items}
         items = tuple(
             RankedItem(rt.items.ids[r], rt.items.titles[r], round(float(s), 6), tuple(support[r]))
             for r, s in zip(res.items, res.scores, strict=True)
@@ -208,6 +225,7 @@ class ServingCore:
             pscores=res.propensities or [None] * len(res.items),
             pscore_gaps=res.propensity_gaps
             or [PSCORE_COLD if res.cold else PSCORE_CASES] * len(res.items),
+            wall_ts=wall,
         )
         why = None
         if explain:
@@ -234,22 +252,37 @@ class ServingCore:
         self, decision: DecisionSnapshot, item_id: str, action: str, dwell_seconds: float | None
     ) -> LearnerUpdate:
         """Reward -> `Recommender.learn` (a decision logged by this model's scorer) -> case
-        (idempotent id)."""
+        (idempotent id). An `IMPRESSION` (reward 0) learns only when it closes a decision with
+        no acted item (module docstring)."""
         if self._settings.demo_apply_delay_s:
             time.sleep(self._settings.demo_apply_delay_s)
         rt = self._rt
         self._limit_threads()
-        act = _ACTIONS[action]
-        reward = action_reward(act, rt.bundle.config.reward, dwell_seconds)
+        act = _ACTIONS.get(action)
+        if act is None and action != IMPRESSION:
+            raise ValueError(f"unknown feedback action {action!r}")
+        reward = 0.0 if act is None else action_reward(act, rt.bundle.config.reward, dwell_seconds)
+        learn = act is not None
+        if item_id in decision.items:
+            learn = self._closing.add(decision, item_id, act is not None) or learn
         snap = DecisionBlob.decode(decision.candidates)
         vec = np.frombuffer(decision.state, np.float32).copy()
         state = UserState(decision.user_id, vec, snap.text, decision.ts)
+        fb = Feedback(
+            decision,
+            snap,
+            state,
+            item_id,
+            act,
+            reward,
+            feedback_time(decision, snap.wall_ts, time.time()),
+        )
         td_loss = None
-        if snap.chosen and vec.shape == (rt.dim,) and snap.kind == rt.rec.scorer.log_kind:
-            td_loss = self._learn(rt, _Feedback(decision, snap, state, item_id, act, reward))
+        if learn and snap.chosen and vec.shape == (rt.dim,) and snap.kind == rt.rec.scorer.log_kind:
+            td_loss = self._learn(rt, fb)
         sid = None
         if self._settings.memory:
-            sid = self._memory.add_feedback_case(rt, decision, state, item_id, act, reward)
+            sid = self._memory.add_feedback_case(rt, fb, shown_at(decision, snap, item_id))
         return LearnerUpdate(reward=reward, td_loss=td_loss, new_case_id=sid)
 
     @contextlib.contextmanager
@@ -269,11 +302,12 @@ class ServingCore:
             loop.deferred = False
             steps.extend(loop.train())
 
-    def _learn(self, rt: Runtime, fb: _Feedback) -> float | None:
+    def _learn(self, rt: Runtime, fb: Feedback) -> float | None:
         """The decision read back from its log + the feedback -> `Recommender.learn` (s' = the
-        user's stored history with the acted item appended, its own candidate snapshot at the
-        feedback's time; gamma > 0 online: what was shown changes s'). None when no chosen
-        candidate is still live or no gradient step ran."""
+        user's stored history before the feedback time with the acted item appended unless
+        the client already stored it, its own candidate snapshot at the feedback time; gamma > 0
+        online: what was shown changes s'). None when no chosen candidate is still live or no
+        gradient step ran."""
         assert rt.rec.loop is not None, "the served pipeline has no learner"
         snap, user = fb.snap, fb.decision.user_id
         cands = rt.rec.scorer.restore(
@@ -286,11 +320,16 @@ class ServingCore:
             np.array(snap.logp, np.float32),
             tuple(tuple(i) for i in snap.case_items),
         )
-        history = self._store.recent_events(user, self._settings.recent_events_limit)
-        now = time.time()
-        events = [*history, EventRecord(fb.item_id, fb.act.value, now)]
-        nxt = RecRequest(user, interactions(user, events), now + 1e-3)
-        step = rt.rec.learn(decision, Outcome(fb.reward, frozenset({fb.item_id}), next_request=nxt))
+        history = self._store.recent_events(
+            user, self._settings.recent_events_limit, before=fb.at + 1e-3
+        )
+        if fb.act is not None:  # the acted item, unless the client stored it already
+            stored = any(e.item_id == fb.item_id and e.ts >= fb.decision.ts for e in history)
+            if not stored:
+                history = [*history, EventRecord(fb.item_id, fb.act.value, fb.at)]
+        acted = frozenset({fb.item_id}) if fb.act is not None else frozenset()
+        nxt = RecRequest(user, interactions(user, history), fb.at + 1e-3)
+        step = rt.rec.learn(decision, Outcome(fb.reward, acted, next_request=nxt))
         # visit counts stay 0, as in the replay that trained and evaluated the model (a Q
         # feature: counting online visits would move the served Q away from the evaluated one)
         loss = None
@@ -367,18 +406,6 @@ class ServingCore:
 
     def close(self) -> None:
         """Nothing to release (the learner thread checkpoints before)."""
-
-
-@dataclass(frozen=True)
-class _Feedback:
-    """One feedback event with the decision it answers."""
-
-    decision: DecisionSnapshot
-    snap: DecisionBlob
-    state: UserState
-    item_id: str
-    act: Action
-    reward: float
 
 
 def build_core(settings: ServingSettings, store: Store) -> ServingCore:

@@ -46,6 +46,12 @@ class ItemNotInDecisionError(ServingError):
     code = "item_not_in_decision"
 
 
+class OutcomeMismatchError(ServingError):
+    """An outcome that does not list every item its decision showed exactly once."""
+
+    code = "outcome_mismatch"
+
+
 class UnknownCaseError(ServingError):
     """A case id that is not in the case log (or was deleted)."""
 
@@ -84,6 +90,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     UnknownDecisionError: 404,
     UnknownCaseError: 404,
     ItemNotInDecisionError: 409,
+    OutcomeMismatchError: 422,
     LearnerBusyError: 503,
     NotReadyError: 503,
     ModelLoadError: 503,
@@ -111,9 +118,10 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     401: "Missing bearer API key",
     403: "Wrong API key",
     404: "Unknown id (decision, case), or a path that names no route",
-    409: "Feedback on an item the decision did not recommend",
+    409: "Feedback or an outcome on an item the decision did not recommend",
     413: "Request body larger than MEMENTO_MAX_BODY_BYTES",
-    422: "Invalid request: `details` lists each failed constraint",
+    422: "Invalid request: `details` lists each failed constraint (an outcome that misses or"
+    " repeats a shown item: the message names them)",
     503: "Not ready (the message names what to run), or the learner queue is full (`Retry-After`)",
 }
 """Every error status the service sends, described once for the OpenAPI document."""

@@ -2,6 +2,10 @@
 
 Each method is one use case: schema in, domain records through the core and the store,
 schema out. Domain failures raise `serving.errors` exceptions.
+
+One clock: a recommendation is decided at the request's `at` (now when absent); the decision
+is stored with that time and request events without a `ts` are stamped with it. Events posted
+without a `ts` are stamped now.
 """
 
 from __future__ import annotations
@@ -13,13 +17,21 @@ from serving import schemas
 from serving.errors import (
     ItemNotInDecisionError,
     NotReadyError,
+    OutcomeMismatchError,
     UnknownCaseError,
     UnknownDecisionError,
 )
 from serving.learner_worker import FeedbackJob, LearnerWorker
 from serving.metrics import ServingMetrics
 from serving.runtime import DecisionBlob
-from serving.service import CaseView, DecisionSnapshot, EventRecord, NewCase, RecommenderBackend
+from serving.service import (
+    IMPRESSION,
+    CaseView,
+    DecisionSnapshot,
+    EventRecord,
+    NewCase,
+    RecommenderBackend,
+)
 from serving.settings import ServingSettings
 from serving.store import Store
 
@@ -35,6 +47,31 @@ def _propensities(candidates: bytes, n: int) -> list[float | None]:
     `DecisionBlob.pscores`); None for another core's snapshot or a decision without them."""
     pscores = DecisionBlob.decode(candidates).pscores or []
     return [pscores[k] if k < len(pscores) else None for k in range(n)]
+
+
+OUTCOME_KEY = "\x1foutcome"
+"""Prefix of the idempotency keys of an outcome's rows, `<prefix>/<decision id>/<position>`: no
+client key can equal one (ids refuse control characters), and the decision closes once."""
+
+
+def _impressions(decision: DecisionSnapshot, req: schemas.OutcomeRequest) -> list[int]:
+    """The position of each impression in the decision's list; `ItemNotInDecisionError` for an
+    item it did not show, `OutcomeMismatchError` unless every shown item is listed once."""
+    position = {item: k for k, item in enumerate(decision.items)}
+    foreign = [i.item_id for i in req.impressions if i.item_id not in position]
+    if foreign:
+        raise ItemNotInDecisionError(
+            f"items {foreign[:5]!r} were not recommended in decision {decision.decision_id!r}"
+        )
+    listed = [i.item_id for i in req.impressions]
+    twice = sorted({i for i in listed if listed.count(i) > 1})
+    missing = [i for i in decision.items if i not in set(listed)]
+    if twice or missing:
+        raise OutcomeMismatchError(
+            f"an outcome lists every item decision {decision.decision_id!r} showed exactly once"
+            f" (null action: shown, not acted on); missing {missing[:5]!r}, repeated {twice[:5]!r}"
+        )
+    return [position[i] for i in listed]
 
 
 def _case_out(c: CaseView) -> schemas.CaseOut:
@@ -74,7 +111,7 @@ class RecommendService:
         reason = self.core.not_ready_reason()
         if reason is not None:
             raise NotReadyError(reason)
-        now = time.time()
+        now = time.time() if req.at is None else req.at
         history = self.store.recent_events(
             req.user_id, self.settings.recent_events_limit, before=req.at
         )
@@ -144,6 +181,57 @@ class RecommendService:
             raise
         self.metrics.feedback.labels("accepted").inc()
         return schemas.FeedbackAccepted(feedback_id=fid, duplicate=False)
+
+    def outcome(self, req: schemas.OutcomeRequest) -> schemas.OutcomeAccepted:
+        """Close a decision: one durable feedback row per shown item (acted: its action; the
+        rest `IMPRESSION`, zero-reward evidence), in list order, each queued for the learner.
+        Keys derive from the decision (`OUTCOME_KEY`): a repeat stores nothing and answers the
+        same rows; a full queue withdraws the rows not yet queued (503: the retry adds them)."""
+        decision = self.store.get_decision(req.decision_id)
+        if decision is None:
+            raise UnknownDecisionError(f"unknown decision_id {req.decision_id!r}")
+        positions = _impressions(decision, req)
+        order = sorted(range(len(positions)), key=positions.__getitem__)
+        imps = [req.impressions[k] for k in order]
+        rows = [
+            (
+                f"{OUTCOME_KEY}/{decision.decision_id}/{positions[k]}",
+                decision.decision_id,
+                i.item_id,
+                i.action or IMPRESSION,
+                i.dwell_seconds,
+            )
+            for k, i in zip(order, imps, strict=True)
+        ]
+        stored = self.store.insert_feedback_many(rows)
+        for at, ((fid, inserted), row) in enumerate(zip(stored, rows, strict=True)):
+            if not inserted:
+                continue
+            try:
+                self.worker.submit(FeedbackJob(fid, row[1], row[2], row[3], row[4]))
+            except Exception:
+                for later, new in stored[at:]:
+                    if new:
+                        self.store.delete_unapplied_feedback(later)
+                self.metrics.feedback.labels("rejected").inc()
+                raise
+        duplicate = not any(new for _, new in stored)
+        self.metrics.feedback.labels("duplicate" if duplicate else "accepted").inc()
+        pscores = _propensities(decision.candidates, len(decision.items))
+        return schemas.OutcomeAccepted(
+            decision_id=decision.decision_id,
+            impressions=[
+                schemas.ImpressionOut(
+                    item_id=i.item_id,
+                    position=positions[k],
+                    action=i.action,
+                    propensity=pscores[positions[k]],
+                    feedback_id=fid,
+                )
+                for k, i, (fid, _) in zip(order, imps, stored, strict=True)
+            ],
+            duplicate=duplicate,
+        )
 
     def add_events(self, req: schemas.EventsRequest) -> schemas.EventsAccepted:
         """Append to the user's stored history and tell the core."""

@@ -318,6 +318,7 @@ def build_runtime(settings: ServingSettings, store: Store, *, events: bool = Tru
             refit_every=settings.cooccurrence_refit_every,
             max_events=settings.cooccurrence_max_events,
             publish=rt.publish_cooc,
+            half_life_hours=bundle.config.recommend.cooc_half_life_hours,
         )
     if events:
         load_events(rt, store)
@@ -399,6 +400,11 @@ class DecisionBlob:
     None overall in decisions stored before propensities were logged."""
     pscore_gaps: list[str] | None = None
     """Per shown item: why its pscore is None (`recsys.rec.request.PSCORE_*`), "" if it has one."""
+    wall_ts: float | None = None
+    """Wall-clock unix seconds when the decision was served (the decision's own time, its
+    `DecisionSnapshot.ts`, is the request's `at` when one was given). The feedback time is the
+    decision time plus the wall seconds since (`serving.core.feedback_time`); None in
+    decisions stored before it was logged (then the decision time is the wall time)."""
 
     def encode(self) -> bytes:
         """Compact JSON."""

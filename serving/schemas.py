@@ -69,6 +69,8 @@ def _integral(value: object) -> object:
     return value
 
 
+Dwell = Annotated[float, Field(ge=0, le=86400, allow_inf_nan=False)]
+"""Seconds spent on an item."""
 Count = Annotated[int, Field(ge=1, le=100), BeforeValidator(_integral)]
 """How many items to recommend."""
 Context = Annotated[
@@ -158,7 +160,7 @@ class FeedbackRequest(_Request):
     decision_id: Id
     item_id: Id
     action: Action
-    dwell_seconds: Annotated[float, Field(ge=0, le=86400, allow_inf_nan=False)] | None = None
+    dwell_seconds: Dwell | None = None
     idempotency_key: Id
 
 
@@ -166,6 +168,46 @@ class FeedbackAccepted(_Model):
     """202 answer: durably stored and queued (or a duplicate of an earlier key)."""
 
     feedback_id: int
+    duplicate: bool
+
+
+class Impression(_Request):
+    """One shown item of a decision and what the user did with it (nothing: `action` null)."""
+
+    item_id: Id
+    action: Action | None = None
+    """The deepest action on the item; null: shown and not acted on (zero-reward evidence)."""
+    dwell_seconds: Dwell | None = None
+
+
+class OutcomeRequest(_Request):
+    """Close a decision: every item it showed, each once, the acted ones with their action.
+    The decision id is the idempotency key: a decision closes once, a repeat changes nothing."""
+
+    decision_id: Id
+    impressions: Annotated[list[Impression], Field(min_length=1, max_length=100)]
+
+
+class ImpressionOut(_Model):
+    """One shown item as the outcome recorded it."""
+
+    item_id: str
+    position: int
+    """0-based position in the decision's list."""
+    action: str | None
+    """The action, or null (shown, not acted on)."""
+    propensity: float | None
+    """The propensity logged with the decision for this position (`ItemOut.propensity`)."""
+    feedback_id: int
+    """The stored feedback row of this item (its `idempotency_key` derives from the decision)."""
+
+
+class OutcomeAccepted(_Model):
+    """202 answer: every impression durably stored and queued (or the decision was already
+    closed: `duplicate`, the same rows)."""
+
+    decision_id: str
+    impressions: list[ImpressionOut]
     duplicate: bool
 
 

@@ -17,6 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+IMPRESSION = "impression"
+"""Feedback action of a shown item the user did not act on (`POST /v1/outcomes`): reward 0, a
+zero-reward case (the item was shown in this situation and ignored)."""
+
 
 @dataclass(frozen=True)
 class EventRecord:
@@ -182,7 +186,8 @@ class RecommenderBackend(Protocol):
     def apply_feedback(
         self, decision: DecisionSnapshot, item_id: str, action: str, dwell_seconds: float | None
     ) -> LearnerUpdate:
-        """Feedback -> reward -> transition -> online update; may write a new case.
+        """Feedback -> reward -> transition -> online update; may write a new case. `action`
+        is a user action or `IMPRESSION` (shown, not acted on: reward 0).
 
         Called from the learner thread; must be idempotent per (decision, item) for case writes
         because unapplied feedback is replayed after a crash.

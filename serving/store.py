@@ -201,17 +201,29 @@ class Store:
     ) -> tuple[int, bool]:
         """Durably insert feedback once per key: (feedback_id, inserted_now). Pending
         decisions are written first, so the row never refers to a decision not on disk."""
+        row = (idempotency_key, decision_id, item_id, action, dwell)
+        return self.insert_feedback_many([row])[0]
+
+    def insert_feedback_many(
+        self, rows: Sequence[tuple[str, str, str, str, float | None]]
+    ) -> list[tuple[int, bool]]:
+        """`insert_feedback` for several (idempotency_key, decision_id, item_id, action, dwell)
+        rows in one durable transaction: (feedback_id, inserted_now) per row, in order."""
         self.flush_decisions()
+        now = time.time()
+        out: list[tuple[int, bool]] = []
         with self._db.transaction(durable=True):
-            n = self._db.write(
-                "INSERT INTO feedback (idempotency_key, decision_id, item_id, action, dwell, ts) "
-                "VALUES (?,?,?,?,?,?) ON CONFLICT (idempotency_key) DO NOTHING",
-                (idempotency_key, decision_id, item_id, action, dwell, time.time()),
-            )
-            rows = self._db.read(
-                "SELECT feedback_id FROM feedback WHERE idempotency_key=?", (idempotency_key,)
-            )
-        return int(rows[0][0]), n == 1
+            for key, decision_id, item_id, action, dwell in rows:
+                n = self._db.write(
+                    "INSERT INTO feedback (idempotency_key, decision_id, item_id, action, dwell, "
+                    "ts) VALUES (?,?,?,?,?,?) ON CONFLICT (idempotency_key) DO NOTHING",
+                    (key, decision_id, item_id, action, dwell, now),
+                )
+                got = self._db.read(
+                    "SELECT feedback_id FROM feedback WHERE idempotency_key=?", (key,)
+                )
+                out.append((int(got[0][0]), n == 1))
+        return out
 
     def delete_unapplied_feedback(self, feedback_id: int) -> None:
         """Withdraw a feedback row that could not be queued (the client got 503)."""

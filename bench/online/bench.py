@@ -97,7 +97,7 @@ class OnlineConfig:
             "upf": self.updates_per_feedback,
             "method": method,
             "seed": seed,
-            "v": 1,
+            "v": 2,
         }
         digest = hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.simulator}-{method}-s{seed}-n{self.interactions}-{digest}"
@@ -235,7 +235,10 @@ def _run_service(
     finally:
         policy.close()
         proc.stop()
-    return Run(trace, ope, work / "memento.sqlite3", {"retries_503": policy.retries})
+    from bench.online.memory_use import case_support
+
+    db = work / "memento.sqlite3"
+    return Run(trace, ope, db, {"retries_503": policy.retries, "case_support": case_support(db)})
 
 
 def summarise(cfg: OnlineConfig, runs: dict[str, dict[int, Run]]) -> dict[str, Any]:
@@ -259,6 +262,14 @@ def summarise(cfg: OnlineConfig, runs: dict[str, dict[int, Run]]) -> dict[str, A
         row["recovery_after_shift"] = rec
         row["seeds"] = {str(s): {k: v for k, v in asdict(x).items()} for s, x in f.items()}
         row["curve"] = curve([r.trace for r in by_seed.values()], cfg.curve_points)
+        support = [r.info["case_support"] for r in by_seed.values() if "case_support" in r.info]
+        if support:  # a served run: the share of pool / shown items some case proposed
+            row["case_support"] = {
+                k: None
+                if any(x[k] is None for x in support)
+                else float(np.mean([x[k] for x in support]))
+                for k in support[0]
+            }
         results[m] = row
     paired: dict[str, Any] = {}
     if "soft-q" in runs:

@@ -7,10 +7,13 @@ off, gamma > 0 and dwell in the reward. The client speaks only HTTP:
   with simulator time (`SimClock`), so the service rebuilds the state from its own store;
 - `POST /v1/recommend` with `at` = simulator time and the user's acted items excluded (the
   seen-item rule every method gets);
-- every acted item goes to `POST /v1/feedback` (deepest action, dwell seconds), which is what
-  updates Q online and writes the new case.
-A full learner queue answers 503 with Retry-After: the client waits and retries, so no feedback
-is lost.
+- every decision is closed with `POST /v1/outcomes`: each shown item once, the acted ones with
+  their deepest action and dwell seconds, the others with none (zero-reward evidence). That is
+  what updates Q online (the acted items, and a no-click decision once) and writes the cases
+  (one per shown item, at the decision's simulator time).
+A full learner queue answers 503 with Retry-After: the client waits and retries (the outcome's
+rows are keyed by the decision, so a retry stores only what was not stored), so no feedback is
+lost.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ SERVICE_METHODS: dict[str, dict[str, str]] = {
 @dataclass(frozen=True)
 class SimClock:
     """Simulator seconds -> unix seconds: `base` + sim time, with `base` 30 days in the past
-    so that every stamped event is older than the service's wall clock (s' is built at it)."""
+    (the service runs on the request's `at`: decisions, their cases and s' live on this
+    clock; the offset only keeps the stamps plausible unix times)."""
 
     base: float
 
@@ -69,7 +73,7 @@ class ServicePolicy:
         *,
         url: str,
         clock: SimClock,
-        timeout_s: float = 30.0,
+        timeout_s: float = 300.0,
         write_key: str = _WRITE_KEY,
         read_key: str = _READ_KEY,
     ) -> None:
@@ -79,7 +83,7 @@ class ServicePolicy:
         self.clock = clock
         self._http = httpx.Client(base_url=url, timeout=timeout_s)
         self._known: set[str] = set()
-        self._decision: dict[str, str] = {}
+        self._decision: dict[str, tuple[str, list[str]]] = {}
         self.retries = 0
 
     def close(self) -> None:
@@ -123,30 +127,33 @@ class ServicePolicy:
         seen = sorted({e.item_id for e in history})
         body = {"user_id": user_id, "n": n, "exclude_items": seen, "at": self.clock.at(now)}
         out = self._post("/v1/recommend", body, self._read_key)
-        self._decision[user_id] = str(out["decision_id"])
         items = [str(i["item_id"]) for i in out["items"]]
+        self._decision[user_id] = (str(out["decision_id"]), items)
         pscores = [i.get("propensity") for i in out["items"]]
         return items, pscores
 
     def last_decision(self, user_id: str) -> str:
         """Decision id of the list last recommended to the user (not yet answered)."""
-        return self._decision[user_id]
+        return self._decision[user_id][0]
 
     def learn(self, user_id: str, events: Sequence[SimEvent], now: float) -> None:
-        """Feedback for every acted item of the last decision, then the events themselves."""
-        decision = self._decision.pop(user_id)
-        for e in events:
-            self._post(
-                "/v1/feedback",
-                {
-                    "decision_id": decision,
-                    "item_id": e.item_id,
-                    "action": e.action,
-                    "dwell_seconds": round(e.dwell_seconds, 3),
-                    "idempotency_key": f"{decision}/{e.item_id}",
-                },
-                self._write_key,
-            )
+        """The last decision's outcome (every shown item, acted ones with their action), then
+        the events themselves."""
+        decision, shown = self._decision.pop(user_id)
+        acted = {e.item_id: e for e in events}
+        impressions = [
+            {
+                "item_id": i,
+                "action": acted[i].action,
+                "dwell_seconds": round(acted[i].dwell_seconds, 3),
+            }
+            if i in acted
+            else {"item_id": i}
+            for i in shown
+        ]
+        if impressions:
+            body = {"decision_id": decision, "impressions": impressions}
+            self._post("/v1/outcomes", body, self._write_key)
         self._events(user_id, [HistoryEvent(e.item_id, e.action, now) for e in events])
 
 

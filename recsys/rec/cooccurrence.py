@@ -55,26 +55,35 @@ class Cooccurrence:
     """user id -> (from rows, to rows) of that user's successions (in memory only)."""
 
     @classmethod
-    def fit(cls, user: np.ndarray, item_rows: np.ndarray, n_items: int) -> Cooccurrence:
+    def fit(
+        cls,
+        user: np.ndarray,
+        item_rows: np.ndarray,
+        n_items: int,
+        weights: np.ndarray | None = None,
+    ) -> Cooccurrence:
         """Counts from parallel arrays of user ids and item rows (co-occurrence: duplicates
-        count once; successions: consecutive rows of a user, so pass them in time order)."""
+        count once; successions: consecutive rows of a user, so pass them in time order).
+        `weights` (per event, in (0, 1]; None: all 1): a user holds an item with the sum of
+        its events' weights capped at 1, a pair of items counts the product of the two, and a
+        succession counts its later event's weight."""
         users, u = np.unique(np.asarray(user), return_inverse=True)
         rows = np.asarray(item_rows, np.int64)
-        x = sp.csr_matrix((np.ones(len(rows)), (u, rows)), shape=(len(users), n_items))
+        wt = np.ones(len(rows)) if weights is None else np.asarray(weights, np.float64)
+        assert wt.shape == rows.shape, f"{wt.shape=} {rows.shape=}"
+        x = sp.csr_matrix((wt, (u, rows)), shape=(len(users), n_items))
         x.sum_duplicates()
-        x.data[:] = 1.0
+        x.data[:] = np.minimum(x.data, 1.0)
         co = (x.T @ x).tocsr()
         co.setdiag(0.0)
         co.eliminate_zeros()
         ptr, idx = x.indptr, x.indices
         held = {str(uid): idx[ptr[k] : ptr[k + 1]].copy() for k, uid in enumerate(users)}
         order = np.argsort(u, kind="stable")  # per user, in the given (time) order
-        us, rs = u[order], rows[order]
+        us, rs, ws = u[order], rows[order], wt[order]
         same = (us[1:] == us[:-1]) & (rs[1:] != rs[:-1])
         src, dst = rs[:-1][same], rs[1:][same]
-        succ = sp.csr_matrix(
-            (np.ones(len(src)), (src, dst)), shape=(n_items, n_items), dtype=np.float64
-        )
+        succ = sp.csr_matrix((ws[1:][same], (src, dst)), shape=(n_items, n_items), dtype=np.float64)
         succ.sum_duplicates()
         owner = us[:-1][same]  # sorted: each user's successions are one contiguous run
         first, start = np.unique(owner, return_index=True)
@@ -187,7 +196,10 @@ class LiveCooccurrence:
     those list operations; `_refit_lock` lets one refit run at a time, outside `_lock`, and
     publishes its counts (`current`, then `publish(counts)`) before the next refit starts, so
     the published counts never go back to an older window. A refit due while another runs is
-    skipped (its events are in the next one); `forget` and `refit` wait for it."""
+    skipped (its events are in the next one); `forget` and `refit` wait for it.
+
+    `half_life_hours` > 0 weights each online event by 2^(-(t_newest - t) / h) at every refit
+    (`Cooccurrence.fit` weights), so the counts follow what users do now."""
 
     def __init__(
         self,
@@ -196,8 +208,11 @@ class LiveCooccurrence:
         refit_every: int = 200,
         max_events: int = 500_000,
         publish: Callable[[Cooccurrence], None] | None = None,
+        half_life_hours: float = 0.0,
     ) -> None:
         assert refit_every >= 1, f"{refit_every=}"
+        assert half_life_hours >= 0, f"{half_life_hours=}"
+        self.half_life_hours = half_life_hours
         assert max_events >= 1, f"{max_events=}"
         self.base = base
         self.n_items = n_items
@@ -266,7 +281,10 @@ class LiveCooccurrence:
             ts = np.array(self._ts, np.float64)
         users = np.asarray(names) if names else np.zeros(0, str)
         order = np.argsort(ts, kind="stable")
-        online = Cooccurrence.fit(users[order], rows[order], self.n_items)
+        weights = None
+        if self.half_life_hours > 0 and len(ts):
+            weights = 0.5 ** ((ts.max() - ts[order]) / (self.half_life_hours * 3600.0))
+        online = Cooccurrence.fit(users[order], rows[order], self.n_items, weights)
         b = self.base
         if b is not None and b.co.shape == online.co.shape:
             online = Cooccurrence(

@@ -13,9 +13,14 @@ their latest items, and (unless seen items are excluded) the user's latest items
 
 Features (`ITEM_FEATURES`, in column order):
 
-- case evidence: similarity-weighted vote share, best similarity, similarity-weighted mean
-  outcome reward, log count of the retrieved cases proposing the item, and the rank score of the
-  best of them in retrieval order;
+- case evidence, each retrieved case weighted by w = its similarity x 2^(-age / h)
+  (`RecommendConfig.evidence_half_life_hours` h; 0: no age weight): vote share of w, best
+  similarity, the position-corrected reward rate sum(w * reward) / sum(w * exam(position))
+  (exam(k) = 1 / log2(2 + k) at the position the case's decision showed the item, 1 for a case
+  without one; with impression cases of the service, which record shown-and-ignored items at
+  reward 0, this is a click rate corrected for where the item was shown), the log exposure count
+  (retrieved cases proposing the item: 0 means unknown, not bad), and the rank score of the best
+  of them in retrieval order;
 - neighbours: cosine(state, item) and its rank score within the pool;
 - popularity: time-decayed count over the pool's maximum and its rank score;
 - item-kNN: co-occurrence score with the recent history (over the pool's maximum), its rank
@@ -39,7 +44,7 @@ import numpy as np
 from recsys.ranking import top_n_stable
 from recsys.records import Candidates
 
-__all__ = ["ITEM_FEATURES", "ItemEvidence", "item_feature_matrix"]
+__all__ = ["ITEM_FEATURES", "ItemEvidence", "case_weights", "exam_weight", "item_feature_matrix"]
 
 ITEM_FEATURES: tuple[str, ...] = (
     "case_votes",
@@ -93,6 +98,27 @@ class ItemEvidence:
     """(K,) outcome reward of each retrieved case."""
     case_ids: np.ndarray
     """(K,) bank ids of the retrieved cases."""
+    case_age_hours: np.ndarray | None = None
+    """(K,) age of each retrieved case at the decision (None: no age weight)."""
+    case_positions: np.ndarray | None = None
+    """(K,) position at which each case's decision showed its item (-1: unknown; None: all
+    unknown)."""
+    half_life_hours: float = 0.0
+    """Age half-life of a case's weight (0: none)."""
+
+
+def exam_weight(position: np.ndarray) -> np.ndarray:
+    """Examination prior of a list position, 1 / log2(2 + k) (k >= 0); 1 where unknown (< 0)."""
+    k = np.asarray(position, np.float64)
+    return np.where(k >= 0, 1.0 / np.log2(2.0 + np.maximum(k, 0.0)), 1.0)
+
+
+def case_weights(ev: ItemEvidence) -> np.ndarray:
+    """(K,) evidence weight of each retrieved case: max(similarity, 0) x 2^(-age / half-life)."""
+    w = np.maximum(ev.case_sims.astype(np.float64), 0.0)
+    if ev.half_life_hours > 0 and ev.case_age_hours is not None:
+        w = w * 0.5 ** (np.maximum(ev.case_age_hours, 0.0) / ev.half_life_hours)
+    return w
 
 
 def _rank_scores(values: np.ndarray) -> np.ndarray:
@@ -123,25 +149,29 @@ def item_feature_matrix(
     votes = np.zeros(p)
     max_sim = np.zeros(p)
     outcome = np.zeros(p)
+    exams = np.zeros(p)
     count = np.zeros(p)
     best = np.full(p, -1, np.int64)
     support: dict[int, list[int]] = {}
     sims = np.maximum(ev.case_sims.astype(np.float64), 0.0)
-    total = float(sims.sum()) or 1.0
+    w = case_weights(ev)
+    total = float(w.sum()) or 1.0
+    pos = ev.case_positions if ev.case_positions is not None else np.full(len(sims), -1)
+    exam = exam_weight(pos)
     for c, items in enumerate(ev.case_rows):
         for r in items:
             k = at.get(int(r))
             if k is None:
                 continue
-            votes[k] += sims[c] / total
+            votes[k] += w[c] / total
             max_sim[k] = max(max_sim[k], sims[c])
-            outcome[k] += sims[c] * float(ev.case_rewards[c])
+            outcome[k] += w[c] * float(ev.case_rewards[c])
+            exams[k] += w[c] * exam[c]
             count[k] += 1
             if best[k] < 0:
                 best[k] = c
             support.setdefault(int(r), []).append(int(ev.case_ids[c]))
-    weight = np.where(count > 0, votes * total, 0.0)
-    outcome = np.divide(outcome, weight, out=np.zeros(p), where=weight > 0)
+    outcome = np.divide(outcome, exams, out=np.zeros(p), where=exams > 0)
     best_rank = np.where(best >= 0, 1.0 / np.log2(2.0 + np.maximum(best, 0)), 0.0)
     nb = ev.nb_sim[rows]
     pop = ev.pop[rows]

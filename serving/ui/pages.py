@@ -8,7 +8,6 @@ matching status, never a JSON error or a stack trace.
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -108,9 +107,10 @@ async def recommend(request: Request) -> Response:
         return _fail(request, exc)
 
 
-@router.post("/feedback")
-async def feedback(request: Request) -> Response:
-    """Send feedback on a shown item (write key), as `POST /v1/feedback` does."""
+@router.post("/outcome")
+async def outcome(request: Request) -> Response:
+    """Close the shown list (write key), as `POST /v1/outcomes` does: the chosen item with its
+    action, every other shown item as shown and not chosen (`item_id` empty: none chosen)."""
     try:
         require(request, "write")
         service = service_of(request)
@@ -118,14 +118,26 @@ async def feedback(request: Request) -> Response:
         act = f.get("action", "click")
         if act not in _ACTIONS:
             raise UiError(422, "Invalid action", f"action must be one of {_ACTIONS}")
-        req = schemas.FeedbackRequest(
-            decision_id=_id(f.get("decision_id", ""), "decision id"),
-            item_id=_id(f.get("item_id", ""), "item id"),
-            action=act,  # type: ignore[arg-type]
-            idempotency_key=uuid.uuid4().hex,
+        decision_id = _id(f.get("decision_id", ""), "decision id")
+        item = _id(f["item_id"], "item id") if f.get("item_id") else None
+        decision = service.store.get_decision(decision_id)
+        if decision is None:
+            raise UiError(404, "Unknown decision", f"unknown decision_id {decision_id!r}")
+        shown = list(decision.items)
+        impressions = [
+            schemas.Impression(item_id=i, action=act if i == item else None)  # type: ignore[arg-type]
+            for i in shown
+        ]
+        out = service.outcome(
+            schemas.OutcomeRequest(decision_id=decision_id, impressions=impressions)
         )
-        service.feedback(req)
-        return _render(request, "_notice.html", message=f"{act} on {req.item_id} sent")
+        if out.duplicate:
+            message = "this list was closed already: nothing changed"
+        elif item is None:
+            message = f"none chosen sent: {len(shown)} items recorded as shown, not chosen"
+        else:
+            message = f"{act} on {item} sent; {len(shown) - 1} other items recorded as not chosen"
+        return _render(request, "_notice.html", message=message)
     except (UiError, ServingError) as exc:
         return _fail(request, exc)
 

@@ -85,12 +85,12 @@ def _schemathesis(server: ServerProcess, tmp: Path, headers: dict[str, str], *op
 
 def test_contract_holds_without_a_key(server: ServerProcess, tmp_path: Path) -> None:
     """Anonymous fuzzing: every operation answers as documented (mostly 401 on /v1)."""
-    assert "Tested: 12" in _schemathesis(server, tmp_path, {})
+    assert "Tested: 13" in _schemathesis(server, tmp_path, {})
 
 
 def test_contract_holds_with_the_write_key(server: ServerProcess, tmp_path: Path) -> None:
     """Keyed fuzzing (the write key opens every route): no finding of any check."""
-    assert "Tested: 12" in _schemathesis(server, tmp_path, AUTH)
+    assert "Tested: 13" in _schemathesis(server, tmp_path, AUTH)
 
 
 def test_contract_holds_from_decision_to_feedback(server: ServerProcess, tmp_path: Path) -> None:

@@ -132,14 +132,16 @@ def test_not_ready_without_a_catalogue(tmp_path: Path) -> None:
 
 def test_cold_user_gets_popularity_once_events_are_posted(tmp_path: Path) -> None:
     """Before any event a cold list scores 0; once events are posted (and after a restart,
-    from the stored events) a cold user gets the count order with scores count / top count."""
-    core = _core(tmp_path)
+    from the stored events) a cold user gets the count order with scores count / top count
+    (plain counts: no popularity half-life)."""
+    plain = {"pop_half_life_hours": 0.0}
+    core = _core(tmp_path, recommend=plain)
     assert all(i.score == 0.0 for i in core.recommend("cold", 3, {}, (), (), False).items)
     posted = _events("i7", "i3", "i3", "i5", "i3", "i5", ago=600.0)
     store = Store(tmp_path / "db.sqlite3")
     store.append_events("poster", posted)  # what the service does with POST /v1/events
     core.observe_events("poster", posted)
-    for c in (core, _core(tmp_path)):
+    for c in (core, _core(tmp_path, recommend=plain)):
         r = c.recommend("cold", 3, {}, (), (), False)
         assert [i.item_id for i in r.items] == ["i3", "i5", "i7"]
         assert [i.score for i in r.items] == pytest.approx([1.0, 2 / 3, 1 / 3], abs=1e-6)

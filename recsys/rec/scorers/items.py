@@ -123,6 +123,14 @@ class ItemsScorer(Scorer):
             case_sims=cands.sims[valid],
             case_rewards=cands.features[valid, 1] if valid else np.zeros(0),
             case_ids=cands.case_ids[valid],
+            # CASE_FEATURES: log1p(age days) in column 2
+            case_age_hours=np.expm1(cands.features[valid, 2].astype(np.float64)) * 24.0
+            if valid
+            else np.zeros(0),
+            case_positions=np.array(
+                [int(payloads[c].get("position", -1)) for c in valid], np.int64
+            ),
+            half_life_hours=cfg.evidence_half_life_hours,
         )
         icands, support = item_feature_matrix(list(pool), ev, rec.items.vecs, req.now)
         return Pool(icands, support=support)
