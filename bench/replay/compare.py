@@ -9,6 +9,7 @@ rows, and reports means with bootstrap CIs and paired CIs against soft-q, as one
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import time
@@ -110,10 +111,24 @@ def run_methods(
         llm = LLMRanker.from_name(cfg.llm_model)
     results: dict[str, list[MethodResult]] = {}
     fitted: FitResult | None = None
+    seq = cfg.policy == "seq"
+    if seq and POLICY in cfg.modes:  # soft-q and its ablations from one fitted model per seed
+        from bench.replay.seq_method import run_seq_policy
+
+        key = "-".join([prep.name, cfg.train.split, *split_sha256(prep.split).values()])
+        key = f"{prep.name}-{cfg.train.split}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+        model = Path(cfg.train.output_dir) / "model"
+        results.update(
+            run_seq_policy(
+                world, parts.served, cfg.train, prep.split, key, cfg.seeds, cfg.seq, model
+            )
+        )
     for seed in cfg.seeds:
         for mode in cfg.modes:
             if mode in ABLATIONS and seed not in (cfg.ablation_seeds or cfg.seeds):
                 continue
+            if (mode == POLICY and seq) or (mode == "items-scorer" and not seq):
+                continue  # done above / the items scorer is soft-q itself
             if mode in ("non-parametric", "no-memory") and seed != cfg.seeds[0] and llm is None:
                 # nothing learned or sampled: every seed gives the same lists
                 for r in [copy.copy(results[mode][0])]:
@@ -123,6 +138,12 @@ def run_methods(
                 fitted = fit_policy(prep, llm)
                 for r in fitted.results:
                     results.setdefault(r.name, []).append(r)
+            elif mode == "items-scorer":
+                tc = cfg.train_of(POLICY, seed)
+                for r in run_memory(world, parts, tc, POLICY, seed, None, progress):
+                    if r.name == POLICY:
+                        r.name = mode
+                        results.setdefault(mode, []).append(r)
             elif mode in (*LEARNED_MODES, "no-memory"):
                 tc = cfg.train_of(mode, seed)
                 for r in run_memory(world, parts, tc, mode, seed, llm, progress):
@@ -221,7 +242,7 @@ def compare(
         curves = {
             m: [r.curve for r in rs]
             for m, rs in results.items()
-            if rs[0].curve and m in (*LLM_MODES, "no-llm")
+            if rs[0].curve and m in (*LLM_MODES, "no-llm", "items-scorer")
         }
         metrics = {m: aggregate_seeds(v) for m, v in per_seed.items()}
         summary_ci, paired = compare_methods(results)
