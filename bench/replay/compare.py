@@ -112,17 +112,6 @@ def run_methods(
     results: dict[str, list[MethodResult]] = {}
     fitted: FitResult | None = None
     seq = cfg.policy == "seq"
-    if seq and POLICY in cfg.modes:  # soft-q and its ablations from one fitted model per seed
-        from bench.replay.seq_method import run_seq_policy
-
-        key = "-".join([prep.name, cfg.train.split, *split_sha256(prep.split).values()])
-        key = f"{prep.name}-{cfg.train.split}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
-        model = Path(cfg.train.output_dir) / "model"
-        results.update(
-            run_seq_policy(
-                world, parts.served, cfg.train, prep.split, key, cfg.seeds, cfg.seq, model
-            )
-        )
     for seed in cfg.seeds:
         for mode in cfg.modes:
             if mode in ABLATIONS and seed not in (cfg.ablation_seeds or cfg.seeds):
@@ -157,6 +146,19 @@ def run_methods(
                     results.setdefault("no-llm", []).append(r)
             elif mode in BASELINES and seed == cfg.seeds[0]:
                 results[mode] = [run_baseline(world, parts, cfg.train, mode, prep.split)]
+    if seq and POLICY in cfg.modes:
+        # soft-q and its ablations, one fitted model per seed (last: its fits may still be
+        # running in other processes, `bench.replay.seq_method`)
+        from bench.replay.seq_method import run_seq_policy
+
+        key = "-".join([prep.name, cfg.train.split, *split_sha256(prep.split).values()])
+        key = f"{prep.name}-{cfg.train.split}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+        model = Path(cfg.train.output_dir) / "model"
+        results.update(
+            run_seq_policy(
+                world, parts.served, cfg.train, prep.split, key, cfg.seeds, cfg.seq, model
+            )
+        )
     peers = [m for m in cfg.modes if m in RECBOLE_PEERS]
     if peers:
         results.update(run_peers(world, parts, cfg, prep.split, peers))

@@ -57,6 +57,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_STALE_S = 4 * 3600.0
+"""A lock file older than this is left by a process that died: fit the seed here."""
+
 
 GRID: dict[str, dict[str, Any]] = {
     "tf": {},
@@ -127,9 +130,23 @@ def _choose_memory(
 
 
 def _fit_seed(proto: Protocol, mc: SeqMethodConfig, seed: int, path: Path) -> dict[str, Any]:
-    """Steps 1-3 of one seed (module docstring), cached at `path`."""
+    """Steps 1-3 of one seed (module docstring), cached at `path` (a process that finds
+    another one fitting the seed, `<path>.lock`, waits for its file)."""
+    lock = path.with_suffix(".lock")  # another process fitting this seed: wait for its file
+    while not path.is_file() and lock.is_file() and time.time() - lock.stat().st_mtime < _STALE_S:
+        time.sleep(30.0)
     if path.is_file():
         return torch.load(path, map_location="cpu", weights_only=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock.touch()
+    try:
+        return _fit_and_save(proto, mc, seed, path)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _fit_and_save(proto: Protocol, mc: SeqMethodConfig, seed: int, path: Path) -> dict[str, Any]:
+    """Steps 1-3 of one seed, written to `path`."""
     cfg = fit_config(mc, len(proto.item_ids), seed)
     res = fit_seq(cfg, proto.train_seqs, validation_evaluator(proto.valid, cfg.sqn))
     sel = SeqPolicy.build(res.model, proto.train_seqs, SeqPolicyConfig(sqn=cfg.sqn))
@@ -145,7 +162,6 @@ def _fit_seed(proto: Protocol, mc: SeqMethodConfig, seed: int, path: Path) -> di
         "refit_cpu_seconds": refit.train_cpu_seconds,
         "state_dict": refit.model.state_dict(),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(out, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)
     return out
