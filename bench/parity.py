@@ -77,7 +77,9 @@ def _offline(cfg: ParityConfig, progress: Callable[[str, int, int], None] | None
 
             assert cfg.seq is not None
             path = cfg.seq.work / f"parity-{name}-{cfg.seq.key()}-seed{tc.seed}.pt"
-            policy, _ = fitted_policy(seq_protocol(world, tc, split), cfg.seq, tc.seed, path)
+            policy, _ = fitted_policy(
+                seq_protocol(world.item_ids, tc, split), cfg.seq, tc.seed, path
+            )
             served = build_split_parts(world, tc).served
             bundle = seq_bundle(policy, served, tc, {"mode": "soft-q", "dataset": name})
         rec = bundle.recommender()  # the bundle's own configuration, as the service uses

@@ -9,7 +9,6 @@ rows, and reports means with bootstrap CIs and paired CIs against soft-q, as one
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import time
@@ -149,10 +148,9 @@ def run_methods(
     if seq and POLICY in cfg.modes:
         # soft-q and its ablations, one fitted model per seed (last: its fits may still be
         # running in other processes, `bench.replay.seq_method`)
-        from bench.replay.seq_method import run_seq_policy
+        from bench.replay.seq_method import run_seq_policy, split_key
 
-        key = "-".join([prep.name, cfg.train.split, *split_sha256(prep.split).values()])
-        key = f"{prep.name}-{cfg.train.split}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+        key = split_key(prep.name, cfg.train, prep.split)
         model = Path(cfg.train.output_dir) / "model"
         results.update(
             run_seq_policy(

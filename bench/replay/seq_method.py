@@ -18,6 +18,7 @@ Results: `soft-q` (state + Q + cases) and its ablations on the same model: `q-on
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -49,9 +50,11 @@ __all__ = [
     "GRID",
     "fit_config",
     "fitted_policy",
+    "prefit_seeds",
     "run_seq_policy",
     "seq_bundle",
     "seq_protocol",
+    "split_key",
     "validation_evaluator",
 ]
 
@@ -186,14 +189,41 @@ def seq_bundle(
     )
 
 
-def seq_protocol(world: ReplayWorld, cfg: TrainConfig, split: Any) -> Protocol:
+def seq_protocol(item_ids: np.ndarray, cfg: TrainConfig, split: Any) -> Protocol:
     """The fit, validation and refit rows of a split (`bench.replay.tuning.validation_frames`,
-    `bench.replay.methods.training_rows`) over the world's catalogue (item i = row i - 1)."""
+    `bench.replay.methods.training_rows`) over the catalogue `item_ids` (the world's: item i
+    = row i - 1)."""
     from bench.replay.methods import training_rows
     from bench.replay.tuning import validation_frames
 
     fit_rows, valid_rows = validation_frames(split)
-    return protocol_of(fit_rows, valid_rows, training_rows(cfg, split), world.item_ids)
+    return protocol_of(fit_rows, valid_rows, training_rows(cfg, split), item_ids)
+
+
+def split_key(name: str, cfg: TrainConfig, split: Any) -> str:
+    """The cache key of a dataset's split: its name, protocol and a hash of the split files."""
+    from bench.replay.protocol import split_sha256
+
+    raw = "-".join([name, cfg.split, *split_sha256(split).values()])
+    return f"{name}-{cfg.split}-{hashlib.sha1(raw.encode()).hexdigest()[:8]}"
+
+
+def prefit_seeds(cfg: TrainConfig, seeds: tuple[int, ...], mc: SeqMethodConfig) -> list[Path]:
+    """Fit (and cache) the seeds of a comparison without building the replay world (a few
+    hundred MB instead of GBs: seeds can be fitted in parallel processes and a
+    `memento bench replay` with the same data, split and setting reads them)."""
+    from training.prepare import load_data, split_data
+
+    inter, items, name = load_data(cfg)
+    split = split_data(cfg, inter)
+    ids = [items["item_id"].to_numpy(), inter["item_id"].to_numpy()]
+    item_ids = np.unique(np.concatenate(ids).astype(np.int64))  # `build_world`'s catalogue
+    proto = seq_protocol(item_ids, cfg, split)
+    key = split_key(name, cfg, split)
+    paths = [mc.work / f"{key}-{mc.key()}-seed{seed}.pt" for seed in seeds]
+    for seed, path in zip(seeds, paths, strict=True):
+        _fit_seed(proto, mc, seed, path)
+    return paths
 
 
 def fitted_policy(
@@ -222,7 +252,7 @@ def run_seq_policy(
 ) -> dict[str, list[MethodResult]]:
     """soft-q and its ablations, one `MethodResult` per seed (module docstring); `parts` =
     the served parts; the first seed's soft-q bundle is saved to `save_bundle` if given."""
-    proto = seq_protocol(world, cfg, split)
+    proto = seq_protocol(world.item_ids, cfg, split)
     test_idx = eval_decisions(world, cfg.max_eval_decisions, 0)
     out: dict[str, list[MethodResult]] = {}
     for seed in seeds:
