@@ -283,6 +283,12 @@ def bench_replay(
     seq_epochs: int | None = typer.Option(
         None, "--seq-epochs", help="Epochs of the sequence policy (default: its setting's)."
     ),
+    seq_refit: bool = typer.Option(
+        True,
+        "--seq-refit/--no-seq-refit",
+        help="Refit the sequence policy on train + valid for test (the protocol) or test the "
+        "selection fit (half the cost).",
+    ),
     seq_cache: Path = typer.Option(
         Path(".cache/seq"), "--seq-cache", help="Cache of the sequence policy's fitted seeds."
     ),
@@ -295,7 +301,7 @@ def bench_replay(
 
     if policy not in ("seq", "items"):
         raise typer.BadParameter(f"unknown policy {policy!r}: seq | items")
-    seq_cfg = SeqMethodConfig(work=seq_cache)
+    seq_cfg = SeqMethodConfig(work=seq_cache, refit=seq_refit)
     if seq_epochs is not None:
         seq_cfg = dataclasses.replace(seq_cfg, epochs=seq_epochs)
     if split not in ("leave-last-out", "time-cutoff"):

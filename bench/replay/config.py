@@ -88,6 +88,10 @@ class SeqMethodConfig:
     "gru-prior" was chosen on validation (seed 0) by `bench.replay.seq_eval`'s grid."""
     epochs: int = 21
     """Training epochs (the epoch of the best validation NDCG@10 of that grid run)."""
+    refit: bool = True
+    """Refit the chosen setting on the refit rows for test (the protocol's rule); False: test
+    the selection fit (trained on the fit rows; its case memory still holds the refit rows),
+    half the training cost, as the items scorer's soft-q does."""
     ks: tuple[int, ...] = (10, 30, 100)
     """Case-memory K tried on validation."""
     weights: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)

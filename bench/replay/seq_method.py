@@ -7,7 +7,8 @@ setting gets another file, keyed by the split's hash and the setting):
    epoch the validation NDCG@10 of the greedy policy (with its bootstrap CI), shown whole: the
    validation curve (no early stop);
 2. case memory chosen on validation: K and the vote weight w of soft-q, K of the vote alone;
-3. refit: the same setting on the refit rows (train + valid under leave-last-out);
+3. refit: the same setting on the refit rows (train + valid under leave-last-out; skipped with
+   `SeqMethodConfig.refit` False: the selection fit is tested);
 4. test: the refit model with a case memory of the refit rows, shipped as a `ModelBundle` with
    the `seq` scorer, ranks every test row through the `Recommender` (`run_pass`: the same rows,
    history rule, seen mask and cold-user list as every method).
@@ -154,7 +155,7 @@ def _fit_and_save(proto: Protocol, mc: SeqMethodConfig, seed: int, path: Path) -
     res = fit_seq(cfg, proto.train_seqs, validation_evaluator(proto.valid, cfg.sqn))
     sel = SeqPolicy.build(res.model, proto.train_seqs, SeqPolicyConfig(sqn=cfg.sqn))
     chosen, grid, vote = _choose_memory(sel, proto.valid, mc)
-    refit = fit_seq(cfg, proto.trainval_seqs)
+    refit = fit_seq(cfg, proto.trainval_seqs) if mc.refit else res
     out = {
         "curve": res.curve,
         "chosen_memory": chosen,
@@ -162,7 +163,7 @@ def _fit_and_save(proto: Protocol, mc: SeqMethodConfig, seed: int, path: Path) -
         "vote_valid": vote,
         "valid_rows": len(proto.valid.users),
         "select_cpu_seconds": res.train_cpu_seconds,
-        "refit_cpu_seconds": refit.train_cpu_seconds,
+        "refit_cpu_seconds": refit.train_cpu_seconds if mc.refit else 0.0,
         "state_dict": refit.model.state_dict(),
     }
     torch.save(out, path.with_suffix(".tmp"))
