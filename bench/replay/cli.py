@@ -289,6 +289,11 @@ def bench_replay(
         help="Refit the sequence policy on train + valid for test (the protocol) or test the "
         "selection fit (half the cost).",
     ),
+    seq_ablations: bool = typer.Option(
+        True,
+        "--seq-ablations/--no-seq-ablations",
+        help="Rank the test rows with soft-q's ablations.",
+    ),
     seq_cache: Path = typer.Option(
         Path(".cache/seq"), "--seq-cache", help="Cache of the sequence policy's fitted seeds."
     ),
@@ -301,7 +306,7 @@ def bench_replay(
 
     if policy not in ("seq", "items"):
         raise typer.BadParameter(f"unknown policy {policy!r}: seq | items")
-    seq_cfg = SeqMethodConfig(work=seq_cache, refit=seq_refit)
+    seq_cfg = SeqMethodConfig(work=seq_cache, refit=seq_refit, ablations=seq_ablations)
     if seq_epochs is not None:
         seq_cfg = dataclasses.replace(seq_cfg, epochs=seq_epochs)
     if split not in ("leave-last-out", "time-cutoff"):

@@ -92,6 +92,8 @@ class SeqMethodConfig:
     """Refit the chosen setting on the refit rows for test (the protocol's rule); False: test
     the selection fit (trained on the fit rows; its case memory still holds the refit rows),
     half the training cost, as the items scorer's soft-q does."""
+    ablations: bool = True
+    """Also rank the test rows with the ablations (`SEQ_ABLATIONS`) of each fitted model."""
     ks: tuple[int, ...] = (10, 30, 100)
     """Case-memory K tried on validation."""
     weights: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)
@@ -101,7 +103,7 @@ class SeqMethodConfig:
 
     def key(self) -> str:
         """A short hash of the setting (the cache key's part that is not the split)."""
-        fields = {k: v for k, v in self.__dict__.items() if k != "work"}
+        fields = {k: v for k, v in self.__dict__.items() if k not in ("work", "ablations")}
         return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[
             :8
         ]

@@ -284,6 +284,8 @@ def run_seq_policy(
             "cases-only": replace(pcfg, head="cases", case_k=ch["k_vote"]),
         }
         assert set(variants) == {"soft-q", *SEQ_ABLATIONS}, f"{sorted(variants)=}"
+        if not mc.ablations:
+            variants = {"soft-q": pcfg}
         for name, pc in variants.items():
             meta = {"mode": name, "dataset": cfg.data, "seed": seed}
             bundle = seq_bundle(policy.with_config(pc), parts, cfg, meta)
