@@ -180,6 +180,12 @@ def parity_command(
     max_train_decisions: int = typer.Option(400, help="Training decisions per pass."),
     iterations: int = typer.Option(1, help="Training passes."),
     as_json: bool = typer.Option(False, "--json", help="Print only the JSON result."),
+    policy: str = typer.Option(
+        "items", "--policy", help="items (the items scorer's soft-q) | seq (sequence policy)."
+    ),
+    seq_epochs: int | None = typer.Option(
+        None, "--seq-epochs", help="With --policy seq: training epochs (default: its setting's)."
+    ),
 ) -> None:
     """Offline evaluator vs the real HTTP service on the same held-out decisions."""
     from dataclasses import replace
@@ -188,7 +194,15 @@ def parity_command(
     from rich.progress import Progress, TaskID
 
     from bench.parity import ParityConfig, run_parity
+    from bench.replay.config import SeqMethodConfig
     from training.config import TrainConfig
+
+    if policy not in ("items", "seq"):
+        raise typer.BadParameter(f"unknown policy {policy!r}: items | seq")
+    seq = None
+    if policy == "seq":
+        seq = SeqMethodConfig()
+        seq = seq if seq_epochs is None else replace(seq, epochs=seq_epochs)
 
     train = TrainConfig(
         data=dataset,
@@ -207,7 +221,7 @@ def parity_command(
                 tasks[label] = bar.add_task(label, total=total)
             bar.advance(tasks[label], advance)
 
-        result = run_parity(ParityConfig(train, decisions, bundle), progress)
+        result = run_parity(ParityConfig(train, decisions, bundle, seq=seq), progress)
     if as_json:
         typer.echo(json.dumps(result))
         return

@@ -1,7 +1,9 @@
 """`memento bench parity`: the offline evaluator and the HTTP service give the same lists.
 
 1. Train (or load) a model on a dataset with the replay (`training.modes.run_memory_mode`, LLM
-   off), evaluate its held-out decisions greedily, and save the evaluated model as a bundle.
+   off; or, with `ParityConfig.seq`, the learned sequence policy of `bench.replay.seq_method`
+   as a `seq`-scorer bundle), evaluate its held-out decisions greedily, and save the evaluated
+   model as a bundle.
 2. Start the real service (`python -m serving.cli` under uvicorn) on that bundle (as its local
    snapshot; greedy policy; LLM off).
 3. Send every evaluated decision as `POST /v1/recommend` with `recent_events` = the decision's
@@ -28,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.replay.config import SeqMethodConfig
 from training.config import TrainConfig
 
 __all__ = ["ParityConfig", "run_parity", "score_gap"]
@@ -50,6 +53,9 @@ class ParityConfig:
     """An existing bundle to serve instead of training one (its offline lists are recomputed)."""
     workdir: Path | None = None
     """Where the bundle, service database and log go (None: a temporary folder)."""
+    seq: SeqMethodConfig | None = None
+    """Train the learned sequence policy with this setting (the `seq` scorer) instead of the
+    items scorer's soft-q (its fits are cached in `seq.work`)."""
 
 
 def _offline(cfg: ParityConfig, progress: Callable[[str, int, int], None] | None) -> Any:
@@ -62,9 +68,20 @@ def _offline(cfg: ParityConfig, progress: Callable[[str, int, int], None] | None
     from training.replay_env import build_split_parts, run_pass
 
     tc = dataclasses.replace(cfg.train, max_eval_decisions=cfg.decisions, prequential=False)
-    world, _split, name = prepare_world(tc)
-    if cfg.bundle is not None:
-        bundle = ModelBundle.load(cfg.bundle)
+    world, split, name = prepare_world(tc)
+    if cfg.bundle is not None or cfg.seq is not None:
+        if cfg.bundle is not None:
+            bundle = ModelBundle.load(cfg.bundle)
+        else:
+            from bench.replay.seq_method import fitted_policy, seq_bundle, seq_protocol
+
+            assert cfg.seq is not None
+            path = cfg.seq.work / f"parity-{name}-{cfg.seq.key()}-seed{tc.seed}.pt"
+            policy, _ = fitted_policy(
+                seq_protocol(world.item_ids, tc, split), cfg.seq, tc.seed, path
+            )
+            served = build_split_parts(world, tc).served
+            bundle = seq_bundle(policy, served, tc, {"mode": "soft-q", "dataset": name})
         rec = bundle.recommender()  # the bundle's own configuration, as the service uses
         idx = eval_decisions(world, tc.max_eval_decisions, 0)
         ev = run_pass(world, rec, tc, idx, False, True, 0.0, np.random.default_rng(0))

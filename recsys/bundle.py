@@ -7,6 +7,7 @@
     item_vecs.npy      (I, d) float32 item vectors (title vectors, + collaborative part)
     popularity.npz     the popularity event log (item row, unix time), `Popularity`
     cooccurrence.npz   optional co-occurrence counts (the item-kNN term), `Cooccurrence`
+    seq/               optional learned sequence policy (`SeqPolicy.save`), the `seq` scorer's
 
 Parts travel on their own in the same formats: the learner part without its optimiser state
 is what the shared learner of `memento serve --replicas N` publishes per model version and what
@@ -39,6 +40,7 @@ from recsys.rec.cooccurrence import Cooccurrence
 from recsys.rec.items import ItemTable
 from recsys.rec.popularity import Popularity
 from recsys.rec.recommender import Recommender
+from recsys.rec.seq.policy import SeqPolicy
 from recsys.rl.learner import Learner
 from recsys.rl.learner_part import LearnerPart
 
@@ -70,6 +72,8 @@ class ModelBundle:
     """Content version (hash of the learner weights and sizes) unless set."""
     meta: dict[str, Any] = field(default_factory=dict)
     """Free provenance: dataset, mode, trained_until, ..."""
+    seq: SeqPolicy | None = None
+    """The learned sequence policy (required by the `seq` scorer)."""
 
     @property
     def dim(self) -> int:
@@ -91,6 +95,7 @@ class ModelBundle:
             self.cooc,
             llm,
             self.config.credit,
+            self.seq,
         )
 
     def learner_part(self, *, optimiser: bool = True) -> LearnerPart:
@@ -117,6 +122,8 @@ class ModelBundle:
         self.popularity.save(out / "popularity.npz")
         if self.cooc is not None:
             self.cooc.save(out / "cooccurrence.npz")
+        if self.seq is not None:
+            self.seq.save(out / "seq")
         info = {
             "format": BUNDLE_FORMAT,
             "version": self.version or self.content_version(),
@@ -175,6 +182,8 @@ class ModelBundle:
             pop.grow(len(items))
         cooc_path = src / "cooccurrence.npz"
         cooc = Cooccurrence.load(cooc_path) if cooc_path.exists() else None
-        return cls(
-            cfg, learner, bank, items, pop, cooc, str(info.get("version", "")), info.get("meta", {})
-        )
+        seq = SeqPolicy.load(src / "seq") if SeqPolicy.is_policy(src / "seq") else None
+        if seq is None and cfg.recommend.scorer == "seq":
+            raise BundleError(f"{src}: the seq scorer's model is missing (seq/seq.pt)")
+        version, meta = str(info.get("version", "")), info.get("meta", {})
+        return cls(cfg, learner, bank, items, pop, cooc, version, meta, seq)

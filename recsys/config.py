@@ -39,7 +39,7 @@ __all__ = [
 LearnerMode = Literal["soft-q", "parametric-ce", "non-parametric", "tabular"]
 IndexKind = Literal["flat", "hnsw", "ivf"]
 QInput = Literal["key", "content"]
-Scorer = Literal["blend", "items"]
+Scorer = Literal["blend", "items", "seq"]
 """What the policy decides (`RecommendConfig.scorer`)."""
 USE_DIM = 512
 """Width of the Universal Sentence Encoder's vectors (fixed by the model)."""
@@ -316,7 +316,9 @@ class RecommendConfig:
     cases, whose items join the neighbour / popularity / item-kNN candidates in a hand-weighted
     blend. items: the policy scores candidate ITEMS, Q(s, item) over the item's vector and its
     evidence (`recsys.rec.item_features`: the retrieved cases proposing it, neighbours,
-    popularity, item-kNN, the user's own history), and softmax(Q / alpha) is the list. A fresh
+    popularity, item-kNN, the user's own history), and softmax(Q / alpha) is the list. seq: a
+    learned sequence state with a soft-Q head and case memory ranks the whole catalogue
+    (`recsys.rec.seq.policy`; the bundle carries the trained model, `ModelBundle.seq`). A fresh
     (untrained) model keeps the blend, which ranks by its hand weights from the first request;
     the trained product is items (`presets.offline_replay`)."""
     n_explore: int = 0

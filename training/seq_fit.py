@@ -21,7 +21,7 @@ import torch
 
 from recsys.config import RewardConfig
 from recsys.rec.reward import action_reward
-from recsys.rec.seq.batch import SeqBatch, UserSequence, windows
+from recsys.rec.seq.batch import ACTION_INDEX, SeqBatch, UserSequence, windows
 from recsys.rec.seq.config import SeqModelConfig
 from recsys.rec.seq.model import SeqQModel
 from recsys.records import Action
@@ -31,9 +31,6 @@ from recsys.rl.sqn import SQNConfig, next_item_ce, sqn_loss
 __all__ = ["SeqFitConfig", "SeqFitResult", "fit_seq", "sequences_from_frame", "train_step"]
 
 log = logging.getLogger(__name__)
-
-ACTION_INDEX = {a.value: k + 1 for k, a in enumerate(Action)}
-"""Canonical action -> embedding index (1..4; 0 = padding)."""
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -273,13 +274,41 @@ def bench_replay(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     output_dir: Path = typer.Option(Path("runs/bench-replay"), "--output-dir"),
+    policy: str = typer.Option(
+        "seq",
+        "--policy",
+        help="What soft-q is: seq (the learned sequence policy, with its ablations q-only, "
+        "ce-head, cases-only; the items scorer runs as items-scorer) or items.",
+    ),
+    seq_epochs: int | None = typer.Option(
+        None, "--seq-epochs", help="Epochs of the sequence policy (default: its setting's)."
+    ),
+    seq_refit: bool = typer.Option(
+        True,
+        "--seq-refit/--no-seq-refit",
+        help="Refit the sequence policy on train + valid for test (the protocol) or test the "
+        "selection fit (half the cost).",
+    ),
+    seq_ablations: bool = typer.Option(
+        True,
+        "--seq-ablations/--no-seq-ablations",
+        help="Rank the test rows with soft-q's ablations.",
+    ),
+    seq_cache: Path = typer.Option(
+        Path(".cache/seq"), "--seq-cache", help="Cache of the sequence policy's fitted seeds."
+    ),
 ) -> None:
     """Every mode, baseline and peer on one split and every test row: means with bootstrap CIs
     and paired CIs against soft-q; prints the table (or JSON) and plot paths."""
 
-    from bench.replay.config import ALL_MODES, RECBOLE_PEERS, CompareConfig
+    from bench.replay.config import ALL_MODES, RECBOLE_PEERS, CompareConfig, SeqMethodConfig
     from training.config import TrainConfig
 
+    if policy not in ("seq", "items"):
+        raise typer.BadParameter(f"unknown policy {policy!r}: seq | items")
+    seq_cfg = SeqMethodConfig(work=seq_cache, refit=seq_refit, ablations=seq_ablations)
+    if seq_epochs is not None:
+        seq_cfg = dataclasses.replace(seq_cfg, epochs=seq_epochs)
     if split not in ("leave-last-out", "time-cutoff"):
         raise typer.BadParameter(f"unknown split {split!r}: leave-last-out | time-cutoff")
     modes = tuple(m for m in ALL_MODES if peers or m not in RECBOLE_PEERS)
@@ -318,6 +347,8 @@ def bench_replay(
         llm_model=llm_model,
         peer_seeds=tuple(int(s) for s in peer_seeds.split(",") if s),
         ablation_seeds=tuple(int(s) for s in ablation_seeds.split(",") if s),
+        policy=policy,  # type: ignore[arg-type]
+        seq=seq_cfg,
     )
     from training.console import log_to_file
 

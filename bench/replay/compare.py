@@ -110,10 +110,13 @@ def run_methods(
         llm = LLMRanker.from_name(cfg.llm_model)
     results: dict[str, list[MethodResult]] = {}
     fitted: FitResult | None = None
+    seq = cfg.policy == "seq"
     for seed in cfg.seeds:
         for mode in cfg.modes:
             if mode in ABLATIONS and seed not in (cfg.ablation_seeds or cfg.seeds):
                 continue
+            if (mode == POLICY and seq) or (mode == "items-scorer" and not seq):
+                continue  # done above / the items scorer is soft-q itself
             if mode in ("non-parametric", "no-memory") and seed != cfg.seeds[0] and llm is None:
                 # nothing learned or sampled: every seed gives the same lists
                 for r in [copy.copy(results[mode][0])]:
@@ -123,6 +126,12 @@ def run_methods(
                 fitted = fit_policy(prep, llm)
                 for r in fitted.results:
                     results.setdefault(r.name, []).append(r)
+            elif mode == "items-scorer":
+                tc = cfg.train_of(POLICY, seed)
+                for r in run_memory(world, parts, tc, POLICY, seed, None, progress):
+                    if r.name == POLICY:
+                        r.name = mode
+                        results.setdefault(mode, []).append(r)
             elif mode in (*LEARNED_MODES, "no-memory"):
                 tc = cfg.train_of(mode, seed)
                 for r in run_memory(world, parts, tc, mode, seed, llm, progress):
@@ -136,6 +145,18 @@ def run_methods(
                     results.setdefault("no-llm", []).append(r)
             elif mode in BASELINES and seed == cfg.seeds[0]:
                 results[mode] = [run_baseline(world, parts, cfg.train, mode, prep.split)]
+    if seq and POLICY in cfg.modes:
+        # soft-q and its ablations, one fitted model per seed (last: its fits may still be
+        # running in other processes, `bench.replay.seq_method`)
+        from bench.replay.seq_method import run_seq_policy, split_key
+
+        key = split_key(prep.name, cfg.train, prep.split)
+        model = Path(cfg.train.output_dir) / "model"
+        results.update(
+            run_seq_policy(
+                world, parts.served, cfg.train, prep.split, key, cfg.seeds, cfg.seq, model
+            )
+        )
     peers = [m for m in cfg.modes if m in RECBOLE_PEERS]
     if peers:
         results.update(run_peers(world, parts, cfg, prep.split, peers))
@@ -221,7 +242,7 @@ def compare(
         curves = {
             m: [r.curve for r in rs]
             for m, rs in results.items()
-            if rs[0].curve and m in (*LLM_MODES, "no-llm")
+            if rs[0].curve and m in (*LLM_MODES, "no-llm", "items-scorer")
         }
         metrics = {m: aggregate_seeds(v) for m, v in per_seed.items()}
         summary_ci, paired = compare_methods(results)

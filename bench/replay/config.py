@@ -9,8 +9,12 @@ same edits, so the methods differ only where their scorer does.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
 
 from bench.peers.harness import PEER_MAX_EPOCHS, PEER_PATIENCE
 from recsys.config import CoreConfig
@@ -24,22 +28,41 @@ __all__ = [
     "DEFAULT_MODES",
     "LLM_MODES",
     "RECBOLE_PEERS",
+    "SEQ_ABLATIONS",
     "CompareConfig",
     "ModelEdit",
+    "Policy",
+    "SeqMethodConfig",
     "model_edit",
     "replay_cores",
 ]
 
 LLM_MODES: tuple[str, ...] = (*LEARNED_MODES, "no-memory")
 """Modes whose final ranking includes the frozen LLM."""
-ABLATIONS: tuple[str, ...] = ("soft-q-blend", "soft-q-cases", "parametric-ce", "tabular")
-"""Learned modes that are ablations or older designs of soft-q (`ablation_seeds`)."""
+ABLATIONS: tuple[str, ...] = (
+    "soft-q-blend",
+    "soft-q-cases",
+    "parametric-ce",
+    "tabular",
+    "items-scorer",
+)
+"""Learned modes that are ablations or older designs of soft-q (`ablation_seeds`);
+`items-scorer`: with the sequence policy as soft-q (`CompareConfig.policy`), the items
+scorer's soft-q (the previous product) under that name."""
+SEQ_ABLATIONS: tuple[str, ...] = ("q-only", "ce-head", "cases-only")
+"""Results produced beside the sequence policy's soft-q from the same fitted model, every
+seed (`bench.replay.seq_method`): Q without cases, the supervised head alone, the cases
+without Q."""
+Policy = Literal["items", "seq"]
+"""What soft-q is in a comparison: the items scorer's learner trained by replay passes, or the
+learned sequence policy (`bench.replay.seq_method`)."""
 BASELINES: tuple[str, ...] = ("popularity", "causal-popularity", "item-knn", "ease", "rp3beta")
 """Peers fitted in process (`bench.replay.baselines`)."""
 RECBOLE_PEERS: tuple[str, ...] = ("recbole-bpr", "recbole-sasrec", "recbole-gru4rec")
 """Peers trained by RecBole in their own environment (`bench.peers`)."""
 ALL_MODES: tuple[str, ...] = (
     *LEARNED_MODES,
+    "items-scorer",
     "no-memory",
     "no-llm",
     *BASELINES,
@@ -54,6 +77,36 @@ DEFAULT_MODES: tuple[str, ...] = (
     "causal-popularity",
 )
 """The methods of `memento train`."""
+
+
+@dataclass(frozen=True)
+class SeqMethodConfig:
+    """The sequence policy's setting and its validation grids (docs/sequence_policy.md)."""
+
+    setting: str = "gru-prior"
+    """A named setting of `bench.replay.seq_method.GRID` (encoder, loss and fit overrides):
+    "gru-prior" was chosen on validation (seed 0) by `bench.replay.seq_eval`'s grid."""
+    epochs: int = 21
+    """Training epochs (the epoch of the best validation NDCG@10 of that grid run)."""
+    refit: bool = True
+    """Refit the chosen setting on the refit rows for test (the protocol's rule); False: test
+    the selection fit (trained on the fit rows; its case memory still holds the refit rows),
+    half the training cost, as the items scorer's soft-q does."""
+    ablations: bool = True
+    """Also rank the test rows with the ablations (`SEQ_ABLATIONS`) of each fitted model."""
+    ks: tuple[int, ...] = (10, 30, 100)
+    """Case-memory K tried on validation."""
+    weights: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)
+    """Case-memory vote weights tried on validation."""
+    work: Path = Path(".cache/seq")
+    """Cache folder of the per-seed steps."""
+
+    def key(self) -> str:
+        """A short hash of the setting (the cache key's part that is not the split)."""
+        fields = {k: v for k, v in self.__dict__.items() if k not in ("work", "ablations")}
+        return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[
+            :8
+        ]
 
 
 ModelEdit = Callable[[CoreConfig], CoreConfig]
@@ -137,6 +190,12 @@ class CompareConfig:
     improved for `peer_patience` epochs (the best epoch's model is tested)."""
     peer_patience: int = PEER_PATIENCE
     """RecBole peers: early-stopping patience in epochs."""
+    policy: Policy = "items"
+    """soft-q = the items scorer's learner (`memento train`, the shipped default) or the
+    sequence policy (`memento bench replay`; its ablations `SEQ_ABLATIONS` come with it and the
+    items scorer's soft-q runs as the `items-scorer` mode)."""
+    seq: SeqMethodConfig = field(default_factory=lambda: SeqMethodConfig())
+    """The sequence policy's setting, grids and cache folder (with `policy` "seq")."""
 
     def __post_init__(self) -> None:
         """Keep `case_core`'s scorer-dependent fields derived (`recsys.presets.derive`)."""

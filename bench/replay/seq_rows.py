@@ -1,26 +1,23 @@
-"""The fixed leave-last-out protocol for the sequence policy, and its reference peers.
+"""The sequence policy's training sequences and validation rows under the fixed protocol.
 
-Rule (issue 26): a decision's history and seen-item mask are EVERY earlier row of its user in
-split order (same-second earlier rows included): a valid row sees the user's train rows, a test
-row the train and valid rows. Settings are selected on train -> valid; the chosen setting is
-refit on train + valid and scored on the test rows. Ranking is over the full catalogue with the
-seen items masked (the target only if seen); ties go to training popularity, then item id.
-Per-row NDCG@10 = 1 / log2(rank + 1) when rank <= 10; HR@10 = [rank <= 10].
+Rule (docs/protocol.md): a decision's history and seen-item mask are EVERY earlier row of its
+user in split order (same-second earlier rows included). Settings are selected on the fit rows
+-> the validation rows (`bench.replay.tuning.validation_frames`: leave-last-out train -> valid;
+time-cutoff each user's last training row against the rest); the chosen setting is refit on the
+refit rows (`bench.replay.methods.training_rows`) and the test rows go through the `Recommender`
+(`bench.replay.seq_method`). Here, validation ranking is over the full catalogue with the seen
+items masked (the target only if seen); ties go to fit-row popularity, then item id. Per-row
+NDCG@10 = 1 / log2(rank + 1) when rank <= 10; HR@10 = [rank <= 10].
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from bench.replay.baselines import EASE, ItemKNN, ItemKNNConfig
-from data.movielens import fetch_movielens_100k
-from data.schema import load_canonical
-from data.splits import leave_last_out
 from recsys.config import RewardConfig
 from recsys.rec.seq.batch import UserSequence
 from training.seq_fit import sequences_from_frame
@@ -30,8 +27,8 @@ __all__ = [
     "EvalRows",
     "Protocol",
     "load_protocol",
+    "protocol_of",
     "row_metrics",
-    "select_peer",
     "target_ranks",
 ]
 
@@ -56,22 +53,16 @@ class EvalRows:
 
 @dataclass(frozen=True)
 class Protocol:
-    """Everything one run needs: frames, item index, sequences and the two row sets."""
+    """Everything a selection fit and its refit need: item index, sequences, validation rows."""
 
     item_ids: np.ndarray
     """(N,) item id of index 1..N (position i - 1)."""
-    train: pl.DataFrame
-    """Train rows."""
-    trainval: pl.DataFrame
-    """Train + valid rows (the refit data)."""
     train_seqs: list[UserSequence]
-    """Per user, the train rows (the selection fit's data)."""
+    """Per user, the fit rows (the selection fit's data)."""
     trainval_seqs: list[UserSequence]
-    """Per user, the train + valid rows (the refit's data)."""
+    """Per user, the refit rows (the refit's data)."""
     valid: EvalRows
-    """Validation decisions (history = train rows)."""
-    test: EvalRows
-    """Test decisions (history = train + valid rows)."""
+    """Validation decisions of users with fit rows (history = their fit rows)."""
 
 
 def _tie_order(frame: pl.DataFrame, item_ids: np.ndarray) -> np.ndarray:
@@ -87,7 +78,8 @@ def _tie_order(frame: pl.DataFrame, item_ids: np.ndarray) -> np.ndarray:
 def _rows(
     rows: pl.DataFrame, seqs: dict[int, UserSequence], index: dict[int, int], tie: np.ndarray
 ) -> EvalRows:
-    rows = rows.sort("user_id")
+    """The rows of users with a history in `seqs` (the others are cold), sorted by user."""
+    rows = rows.filter(pl.col("user_id").is_in(list(seqs))).sort("user_id")
     users = rows["user_id"].to_numpy()
     hist = [seqs[int(u)] for u in users]
     seen = np.zeros((len(users), len(tie)), bool)
@@ -103,25 +95,39 @@ def _rows(
     )
 
 
-def load_protocol(reward: RewardConfig | None = None, cache: Path | None = None) -> Protocol:
-    """MovieLens-100K leave-last-out with a valid row per user, under the fixed rule."""
+def protocol_of(
+    fit: pl.DataFrame,
+    valid: pl.DataFrame,
+    refit: pl.DataFrame,
+    item_ids: np.ndarray,
+    reward: RewardConfig | None = None,
+) -> Protocol:
+    """Sequences of the fit and refit rows (per user, split order) and the validation rows;
+    item i of the model is `item_ids[i - 1]` (every item of the rows must be there)."""
     reward = reward or RewardConfig()
+    index = {int(i): k + 1 for k, i in enumerate(item_ids)}
+    tr = sequences_from_frame(fit, index, reward)
+    tv = sequences_from_frame(refit, index, reward)
+    return Protocol(
+        item_ids,
+        list(tr.values()),
+        list(tv.values()),
+        _rows(valid, tr, index, _tie_order(fit, item_ids)),
+    )
+
+
+def load_protocol(cache: Path | None = None, reward: RewardConfig | None = None) -> Protocol:
+    """MovieLens-100K leave-last-out: fit = train, valid = each user's valid row, refit = train
+    + valid (the catalogue = the rated items)."""
+    from data.movielens import fetch_movielens_100k
+    from data.schema import load_canonical
+    from data.splits import leave_last_out
+
     inter = load_canonical(fetch_movielens_100k(cache)).interactions
     split = leave_last_out(inter, with_valid=True)
     item_ids = np.array(sorted(inter["item_id"].unique().to_list()), np.int64)
-    index = {int(i): k + 1 for k, i in enumerate(item_ids)}
-    trainval = pl.concat([split.train, split.valid])  # valid after train: stable sort keeps it last
-    tr = sequences_from_frame(split.train, index, reward)
-    tv = sequences_from_frame(trainval, index, reward)
-    return Protocol(
-        item_ids,
-        split.train,
-        trainval,
-        list(tr.values()),
-        list(tv.values()),
-        _rows(split.valid, tr, index, _tie_order(split.train, item_ids)),
-        _rows(split.test, tv, index, _tie_order(trainval, item_ids)),
-    )
+    refit = pl.concat([split.train, split.valid])  # valid after train: the sort keeps it last
+    return protocol_of(split.train, split.valid, refit, item_ids, reward)
 
 
 UNRANKED = 2**40
@@ -146,52 +152,3 @@ def row_metrics(scores: np.ndarray, rows: EvalRows, k: int = 10) -> tuple[np.nda
     rank = target_ranks(scores, rows)
     hit = rank <= k
     return np.where(hit, 1.0 / np.log2(rank + 1.0), 0.0), hit.astype(np.float64)
-
-
-def _peer_scores(model: EASE | ItemKNN, rows: EvalRows, item_ids: np.ndarray) -> np.ndarray:
-    """(R, N) scores of a fitted baseline in item-index order."""
-    assert model.items is not None
-    col = np.searchsorted(item_ids, model.items)  # baseline position -> index - 1
-    out = np.zeros(rows.seen.shape)
-    for r, h in enumerate(rows.histories):
-        out[r, col] = model.scores([int(i) for i in item_ids[h.items - 1]])
-    return out
-
-
-def select_peer(
-    name: str, proto: Protocol
-) -> tuple[str, dict[str, float], tuple[np.ndarray, np.ndarray]]:
-    """(chosen setting, {setting: valid NDCG@10}, test (NDCG, HR) rows) of EASE or item-kNN:
-    a small grid on train -> valid, the best refit on train + valid. Ties: first in grid."""
-    catalog = [int(i) for i in proto.item_ids]
-    if name == "ease":
-        grid: dict[str, Callable[[], EASE | ItemKNN]] = {
-            f"lambda={lam}": (lambda lam=lam: EASE(lam, catalog))
-            for lam in (10, 50, 100, 250, 500, 1000, 2000)
-        }
-    elif name == "item-knn":
-        grid = {
-            f"recent={n},decay={d},shrink={s}": (
-                lambda n=n, d=d, s=s: ItemKNN(ItemKNNConfig(n, d, s), catalog)
-            )
-            for n in (10, 50, 1000)
-            for d in (0.9, 1.0)
-            for s in (0.0, 20.0)
-        }
-    else:
-        raise ValueError(f"unknown peer {name!r}")
-    curve: dict[str, float] = {}
-    ease: EASE | None = None
-    for key, make in grid.items():
-        if name == "ease":  # one Gram matrix, one solve per lambda
-            lam = float(key.split("=")[1])
-            ease = ease.set_lambda(lam) if ease is not None else EASE(lam, catalog).fit(proto.train)
-            model: EASE | ItemKNN = ease
-        else:
-            model = make().fit(proto.train)
-        curve[key] = float(
-            row_metrics(_peer_scores(model, proto.valid, proto.item_ids), proto.valid)[0].mean()
-        )
-    best = max(curve, key=lambda k: (curve[k], -list(curve).index(k)))
-    final = grid[best]().fit(proto.trainval)
-    return best, curve, row_metrics(_peer_scores(final, proto.test, proto.item_ids), proto.test)

@@ -37,6 +37,7 @@ from recsys.rec.items import ItemTable
 from recsys.rec.popularity import Popularity
 from recsys.rec.request import RecRequest, RecResult, case_item_ids
 from recsys.rec.scorers import LoggedDecision, Outcome, Scorer, get_scorer
+from recsys.rec.seq.policy import SeqPolicy
 from recsys.rec.state_encoder import StateEncoder
 from recsys.records import Candidates, Interaction, UserState
 
@@ -58,6 +59,7 @@ class Recommender:
         cooc: Cooccurrence | None = None,
         llm: FrozenLLM | None = None,
         credit: CreditConfig | None = None,
+        seq: SeqPolicy | None = None,
     ) -> None:
         get_scorer(cfg.scorer)  # an unknown scorer fails here, naming the known ones
         self.cfg = cfg
@@ -68,6 +70,8 @@ class Recommender:
         self.popularity = popularity
         self.loop = loop
         self.cooc = cooc
+        self.seq = seq
+        """The learned sequence policy (the `seq` scorer's model; None for the others)."""
         self.lock = threading.RLock()
         self.explore = np.random.default_rng(0)
         """Draws of the item pool's exploration items (`RecommendConfig.n_explore`)."""

@@ -6,6 +6,8 @@ import dataclasses
 from pathlib import Path
 
 from bench.parity import ParityConfig, run_parity, score_gap
+from bench.replay.config import SeqMethodConfig
+from recsys.bundle import ModelBundle
 from training.config import TrainConfig
 
 
@@ -26,6 +28,20 @@ def test_parity_tiny_model_through_uvicorn(tmp_path: Path) -> None:
     assert out["decisions"] - out["cold_decisions"] >= 40, "too few warm decisions to test"
     assert out["identical_lists"] == out["decisions"], out["mismatches"]
     assert out["list_length"] == train.core.recommend.top_n
+
+
+def test_parity_of_the_sequence_policy_through_uvicorn(tmp_path: Path) -> None:
+    """A tiny trained sequence policy (the seq scorer) gives the identical list over HTTP on
+    every held-out decision, from the bundle the service loads."""
+    train = TrainConfig(synth_users=60, synth_items=90, synth_events=1000, llm_fraction=0.0)
+    text = dataclasses.replace(train.core.text, kind="hashing", dim=64)
+    train = dataclasses.replace(train, core=dataclasses.replace(train.core, text=text))
+    seq = SeqMethodConfig(epochs=1, work=tmp_path / "fits")
+    out = run_parity(ParityConfig(train, decisions=0, workdir=tmp_path, seq=seq))
+    served = ModelBundle.load(tmp_path / "checkpoints" / "snapshot")
+    assert served.config.recommend.scorer == "seq" and served.seq is not None
+    assert out["decisions"] - out["cold_decisions"] >= 40, "too few warm decisions to test"
+    assert out["identical_lists"] == out["decisions"], out["mismatches"]
 
 
 def test_score_gap_names_the_swapped_pair_with_both_sides_scores() -> None:

@@ -28,14 +28,14 @@ def test_recommender_with_an_unknown_scorer_fails_at_construction() -> None:
     items = ItemTable(["a"], ["a"], np.ones((1, 4), np.float32))
     bank = CaseBank(CaseBankConfig(), 4)
     cfg = RecommendConfig(scorer="sequence")  # type: ignore[arg-type]
-    with pytest.raises(UnknownScorerError, match="known scorers: blend, items"):
+    with pytest.raises(UnknownScorerError, match="known scorers: blend, items, seq"):
         Recommender(cfg, StateConfig(), items, bank, Popularity(1), None)
 
 
 def test_every_registered_scorer_is_found_under_its_name() -> None:
     """The registry key of each scorer is the name it declares, and its log kind is unique."""
     names = scorer_names()
-    assert names == ("blend", "items")
+    assert names == ("blend", "items", "seq")
     assert all(get_scorer(n).name == n for n in names)
     assert len({get_scorer(n).log_kind for n in names}) == len(names)
 

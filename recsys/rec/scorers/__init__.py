@@ -1,8 +1,8 @@
 """The scorer registry: `RecommendConfig.scorer` -> the `Scorer` that makes the list.
 
 Every scorer is one module behind one interface (`recsys.rec.scorers.base`); this registry is
-the one place that maps a name to it. Adding a scorer (e.g. a
-learned-sequence policy) = one module + one line in `_SCORERS`.
+the one place that maps a name to it. Adding a scorer = one module + one
+line in `_SCORERS` (`seq`: the learned sequence policy, `recsys.rec.scorers.seq`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from recsys.errors import UnknownScorerError
 from recsys.rec.scorers.base import LoggedDecision, Outcome, Pool, Scorer
 from recsys.rec.scorers.blend import BlendScorer
 from recsys.rec.scorers.items import ItemsScorer
+from recsys.rec.scorers.seq import SeqScorer
 
 __all__ = [
     "LoggedDecision",
@@ -21,7 +22,7 @@ __all__ = [
     "scorer_names",
 ]
 
-_SCORERS: dict[str, Scorer] = {s.name: s for s in (BlendScorer(), ItemsScorer())}
+_SCORERS: dict[str, Scorer] = {s.name: s for s in (BlendScorer(), ItemsScorer(), SeqScorer())}
 """name -> the shared (stateless) instance."""
 
 

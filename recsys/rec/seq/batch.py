@@ -8,13 +8,28 @@ r_t = reward of event t + 1's action, next state s_{t+1} = encoder output at t +
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["SeqBatch", "UserSequence", "gap_bucket", "histories_batch", "windows"]
+from recsys.config import RewardConfig
+from recsys.rec.reward import action_reward
+from recsys.records import Action, Interaction
+
+__all__ = [
+    "ACTION_INDEX",
+    "SeqBatch",
+    "UserSequence",
+    "gap_bucket",
+    "histories_batch",
+    "sequence_of",
+    "windows",
+]
+
+ACTION_INDEX: dict[str, int] = {a.value: k + 1 for k, a in enumerate(Action)}
+"""Canonical action value -> embedding index (1..4; 0 = padding)."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +44,23 @@ class UserSequence:
     """(n,) float64 unix seconds."""
     rewards: np.ndarray
     """(n,) float32 reward of each event's action."""
+
+
+def sequence_of(
+    events: Sequence[Interaction], index: Mapping[str, int], reward: RewardConfig | None = None
+) -> UserSequence:
+    """The events whose item is in `index` (item id -> 1..N), in the given (split) order, as a
+    UserSequence; the reward of an event is `action_reward(action, reward)` (0 without
+    `reward`: scoring a history reads no reward)."""
+    known = [e for e in events if e.item_id in index]
+    return UserSequence(
+        np.array([index[e.item_id] for e in known], np.int64),
+        np.array([ACTION_INDEX[Action(e.action).value] for e in known], np.int64),
+        np.array([e.ts for e in known], np.float64),
+        np.array(
+            [0.0 if reward is None else action_reward(e.action, reward) for e in known], np.float32
+        ),
+    )
 
 
 def gap_bucket(gaps: np.ndarray, n_gaps: int) -> np.ndarray:

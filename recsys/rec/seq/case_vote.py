@@ -16,6 +16,7 @@ keys, faiss behind `recsys.memory.faiss_index`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -38,13 +39,30 @@ class CaseVote:
     def __len__(self) -> int:
         return len(self.bank)
 
+    def save(self, folder: str | Path) -> None:
+        """Write the bank (`CaseBank.save`); each case's payload holds its next item."""
+        self.bank.save(folder)
+
+    @classmethod
+    def load(cls, folder: str | Path, n_items: int) -> CaseVote:
+        """Reopen a memory written by `save` that votes over `n_items` items."""
+        bank = CaseBank.load(folder)
+        out = cls.__new__(cls)
+        out.bank, out.n_items = bank, n_items
+        out._next = {cid: int(bank.get(cid).payload["next"]) for cid in bank.ids()}
+        return out
+
     def write(self, states: np.ndarray, next_items: np.ndarray, ts: np.ndarray) -> None:
         """Store M cases: states (M, d), next_items (M,) in 1..N, ts (M,) unix seconds."""
         assert states.ndim == 2 and len(states) == len(next_items) == len(ts), (
             f"{states.shape=} {next_items.shape=} {ts.shape=}"
         )
         cases = [
-            Case(key=states[m], payload={"next": int(next_items[m])}, ts=float(ts[m]))
+            Case(
+                key=states[m],
+                payload={"next": int(next_items[m])},
+                ts=float(ts[m]),
+            )
             for m in range(len(states))
         ]
         ids = self.bank.write_batch(cases)
