@@ -148,6 +148,7 @@ def _prepare_table(run: dict[str, object], engines: list[str]) -> object:
         "rows/s": "rows_per_s",
         "seconds": "seconds",
         "pass 1 s": "pass1_s",
+        "pass 2 s": "pass2_s",
         "Ray start s": "ray_start_s",
         "driver peak RSS MB": "driver_peak_rss_mb",
         "Ray worker peak RSS MB": "worker_peak_rss_mb",
@@ -161,6 +162,7 @@ def _prepare_table(run: dict[str, object], engines: list[str]) -> object:
             cells.append(f"{v:,}" if isinstance(v, int) else str(v))
         table.add_row(label, *cells)
     table.add_row("time / scan", "1.0", *(str(run[f"{e}_over_scan_time"]) for e in engines))
+    table.add_row("rows/s / scan", "1.0", *(str(run[f"{e}_over_scan_rows_per_s"]) for e in engines))
     return table
 
 

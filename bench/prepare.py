@@ -14,15 +14,18 @@ in its own fresh Python process, so each process's peak RSS (`ru_maxrss`) belong
   sampler thread records the peak of the summed RSS of the driver and all its descendant
   processes (GCS, raylet, workers).
 
-`pass1_s` is the part of `seconds` spent in pass 1 (the part Ray parallelises; pass 2, the
-per-bucket de-duplicate + sort + append, runs in the driver either way). With both engines the
-two reports must agree (all fields but `elapsed_s` and `engine`): `same_report`.
+`pass1_s` and `pass2_s` are the parts of `seconds` spent in pass 1 (parse + validate ranges)
+and pass 2 (per-bucket de-duplicate + sort + append); Ray runs both as tasks, its driver only
+merges counts and encodes the final parquet. `local_over_scan_rows_per_s` is the local
+engine's speed as a fraction of the bare scan's. With both engines the two reports must agree
+(all fields but `elapsed_s` and `engine`): `same_report`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -139,52 +142,71 @@ def measure(engine: str, src: Path, out: Path, workers: int | None) -> dict[str,
     out.mkdir(parents=True, exist_ok=True)
     if engine == "scan_baseline":
         return _scan(src, out)
-    from data.tianchi import PrepareConfig, prepare_tianchi
-    from data.tianchi_log import LogSplit, LogSplitter, split_log
+    from data.tianchi import LocalEngine, PrepareConfig, PrepareEngine, prepare_tianchi
 
     result: dict[str, object] = {"engine": engine}
     sampler: _RssSampler | None = None
-    splitter = None
+    inner: PrepareEngine = LocalEngine()
+    ray_engine = None
     if engine == "ray":
         import ray
 
-        from data.tianchi_ray import RaySplitter, ensure_ray
+        from data.tianchi_ray import RayEngine, ensure_ray
 
         t0 = time.perf_counter()
         ensure_ray(workers)
         result["ray_start_s"] = round(time.perf_counter() - t0, 2)
-        splitter = RaySplitter(workers=workers)
+        inner = ray_engine = RayEngine(workers=workers)
         sampler = _RssSampler()
     cfg = PrepareConfig(engine="ray" if engine == "ray" else "local", workers=workers)
-    inner: LogSplitter = splitter if splitter is not None else split_log
-    pass1_s = 0.0
-
-    def timed(*args: Any, **kwargs: Any) -> LogSplit:
-        nonlocal pass1_s
-        t = time.perf_counter()
-        res = inner(*args, **kwargs)
-        pass1_s = time.perf_counter() - t
-        return res
-
+    timed = _Timed(inner)
     t0 = time.perf_counter()
     rep = prepare_tianchi(src, out, cfg, timed)
     secs = time.perf_counter() - t0
     result.update(
         seconds=round(secs, 2),
-        pass1_s=round(pass1_s, 2),
+        pass1_s=round(timed.pass1_s, 2),
+        pass2_s=round(timed.pass2_s, 2),
         rows=rep.rows_read,
         rows_per_s=round(rep.rows_read / secs),
         driver_peak_rss_mb=_peak_rss_mb(),
     )
-    if splitter is not None and sampler is not None:
-        result["ray_workers"] = len(splitter.peak_rss)
-        result["worker_peak_rss_mb"] = sorted(round(v / _MB, 1) for v in splitter.peak_rss.values())
+    if ray_engine is not None and sampler is not None:
+        result["ray_workers"] = len(ray_engine.peak_rss)
+        result["worker_peak_rss_mb"] = sorted(
+            round(v / _MB, 1) for v in ray_engine.peak_rss.values()
+        )
         result["all_processes_peak_rss_sum_mb"] = round(sampler.stop() / _MB, 1)
         ray.shutdown()
     report = rep.to_dict()
     report.pop("elapsed_s"), report.pop("engine")
     result["report"] = report
     return result
+
+
+class _Timed:
+    """An engine whose two passes are timed (`pass1_s`, `pass2_s`)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.pass1_s, self.pass2_s = inner, 0.0, 0.0
+
+    def split(self, *args: Any) -> Any:
+        """The inner engine's pass 1, timed."""
+        t = time.perf_counter()
+        res = self.inner.split(*args)
+        self.pass1_s = time.perf_counter() - t
+        return res
+
+    def write(self, *args: Any) -> Any:
+        """The inner engine's pass 2, timed."""
+        t = time.perf_counter()
+        res = self.inner.write(*args)
+        self.pass2_s = time.perf_counter() - t
+        return res
+
+    def session(self) -> Any:
+        """The inner engine's session."""
+        return self.inner.session()
 
 
 class _RssSampler:
@@ -260,6 +282,7 @@ def bench_prepare(
             "rows": n,
             "log_mb": round(sum(p.stat().st_size for p in src.glob("*rec_tmall_log*")) / _MB, 1),
             "generate_s": round(time.perf_counter() - t0, 2),
+            "load_avg_1m_start": round(os.getloadavg()[0], 2),
         }
         tmp = Path(tempfile.mkdtemp(prefix="bench_prepare_", dir=work_dir))
         try:
@@ -269,6 +292,7 @@ def bench_prepare(
                 shutil.rmtree(tmp / engine, ignore_errors=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        run["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
         reports = [m.pop("report") for e in engines if isinstance(m := run[e], dict)]
         scan = run["scan_baseline"]
         assert isinstance(scan, dict), "measurements are dicts"
@@ -276,6 +300,7 @@ def bench_prepare(
             m = run[e]
             assert isinstance(m, dict), "measurements are dicts"
             run[f"{e}_over_scan_time"] = _ratio(m["seconds"], scan["seconds"])
+            run[f"{e}_over_scan_rows_per_s"] = _ratio(m["rows_per_s"], scan["rows_per_s"])
         if len(engines) == 2:
             loc, ray_ = run["local"], run["ray"]
             assert isinstance(loc, dict) and isinstance(ray_, dict), "measurements are dicts"

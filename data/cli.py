@@ -18,7 +18,7 @@ err = Console(stderr=True)
 
 
 class Engine(StrEnum):
-    """Where pass 1 (parse + validate the log blocks) of `prepare` runs."""
+    """Where the two log passes of `prepare` (parse + validate, de-duplicate + sort) run."""
 
     local = "local"
     ray = "ray"
@@ -46,10 +46,11 @@ def prepare(
     engine: Engine = typer.Option(
         Engine.local,
         "--engine",
-        help="local: one process; ray: log blocks parsed as parallel Ray tasks (same output).",
+        help="local: one process, two threads; ray: log ranges and day groups as parallel Ray "
+        "tasks (same output).",
     ),
     workers: int | None = typer.Option(
-        None, "--workers", min=1, help="Ray engine: blocks at once (default: all CPUs)."
+        None, "--workers", min=1, help="Ray engine: tasks at once (default: all CPUs)."
     ),
 ) -> None:
     """Validate raw files into the canonical schema; every unusable row is counted by reason."""

@@ -1,29 +1,28 @@
-"""Bounded-memory processing of the Tianchi log: byte blocks -> time buckets -> sorted output.
+"""Pass 1 of the Tianchi log: byte ranges -> validated rows in time buckets, rejects, counts.
 
-The log (tens of GB in the full dataset) is never held whole, and no polars streaming query
-spans the whole file (polars' streaming sinks were measured to grow with input size):
+The log (tens of GB in the full dataset) is never held whole. Every log file is cut into
+line-aligned byte ranges of about `block_bytes` (`tianchi_parse.byte_ranges`); a range is the
+unit of work (one Ray task on the Ray engine, one thread's job on the local engine):
 
-1. `split_log`: every log file is read in line-aligned byte blocks (`block_bytes`); each block
-   is parsed and validated eagerly by polars, its rejected rows are appended to the rejects
-   file and its valid rows to one parquet file per block, one row group per time bucket. Only
-   the (file, row group) index of every bucket, the counts and the time range stay in memory.
-2. `write_buckets`: bucket by bucket in time order, the bucket's row groups are read, exact
-   duplicates dropped (duplicates share a timestamp, hence a bucket), the rows sorted by time
-   (stable in input order) and appended as row groups to interactions.parquet.
+- its text is parsed in sub-blocks of at most `PARSE_BYTES` and validated by vectorised polars
+  expressions (`tianchi_parse.parse_log`); the rejected rows keep their raw text and their
+  0-based row number in the log, and are counted by reason;
+- its valid rows are stable-sorted by time bucket (`bucket_hours`, a day by default) and
+  written to one Arrow IPC file, one record batch per bucket, in input order within a bucket.
 
-Peak memory: one block plus the largest bucket, plus the distinct user/item ids (int64 arrays,
-exact distinct counts) and the product id set for the dangling check.
+Only the (file, batch) index of every bucket, the counts and the time range stay in memory;
+pass 2 (`data.tianchi_buckets`) reads the buckets back one at a time. Peak memory: the
+valid rows of `workers` ranges (the local engine runs two at a time), not the file size.
 """
 
 from __future__ import annotations
 
-import io
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import polars as pl
@@ -31,118 +30,57 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from data.schema import ACTION_DTYPE, ACTIONS, INTERACTIONS_SCHEMA, REJECTS_SCHEMA, TS_DTYPE
-from data.tianchi_files import TIME_FORMATS, TextLayout
+from data.schema import ACTIONS, REJECTS_SCHEMA
+from data.tianchi_files import TextLayout
+from data.tianchi_parse import (
+    RAW_COLUMNS,
+    ByteRange,
+    byte_ranges,
+    iter_range_blocks,
+    parse_log,
+    read_block,
+)
 
-_RAW = ("item_raw", "user_raw", "action_raw", "vtime_raw")
-_KEY = ["user_id", "item_id", "action", "ts"]
-_VALID_COLS = ("user_id", "item_id", "action", "ts", "row")
+__all__ = [
+    "PARSE_BYTES",
+    "ChunkResult",
+    "LogSplit",
+    "SplitJob",
+    "chunk_path",
+    "iter_ranges",
+    "shift_rows",
+    "split_chunk",
+    "split_log",
+]
 
-
-def iter_blocks(path: Path, block_bytes: int, skip_header: bool) -> Iterator[bytes]:
-    """Yield the bytes of `path` in blocks of whole lines of about `block_bytes` each."""
-    with path.open("rb") as f:
-        if skip_header:
-            f.readline()
-        carry = b""
-        while buf := f.read(block_bytes):
-            data = carry + buf
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                carry = data
-                continue
-            yield data[: cut + 1]
-            carry = data[cut + 1 :]
-        if carry:
-            yield carry
-
-
-def read_block(block: bytes, layout: TextLayout) -> pl.DataFrame:
-    """Raw string columns of one block of log lines (undecodable bytes become U+FFFD)."""
-    return pl.read_csv(
-        io.BytesIO(block),
-        has_header=False,
-        separator=layout.separator,
-        quote_char='"' if layout.separator == "," else None,
-        schema=dict.fromkeys(_RAW, pl.String()),
-        encoding="utf8-lossy",
-        truncate_ragged_lines=True,
-        empty_string_is_null=True,
-        raise_if_empty=False,
-        missing_columns="insert",  # a short first line must not narrow the block's columns
-    )
+PARSE_BYTES = 16 << 20
+"""Most bytes of log text handed to one `read_csv` (bounds the raw strings held at once)."""
+VALID_COLUMNS = ("user_id", "item_id", "action", "ts")
+"""Columns of the bucket files; `action` is stored as its UInt8 index into `ACTIONS`."""
 
 
-def parse_log(df: pl.DataFrame, product_ids: pl.Series | None) -> pl.DataFrame:
-    """Add parsed columns and a `reason` (null for valid rows); row order is kept."""
+@dataclass(frozen=True)
+class SplitJob:
+    """What pass 1 reads and where it writes (both engines)."""
 
-    def to_id(col: str) -> pl.Expr:
-        return (
-            pl.col(col)
-            .str.strip_chars()
-            .str.replace(r"^[A-Za-z]+", "")
-            .cast(pl.Int64, strict=False)
-        )
-
-    vtime = pl.col("vtime_raw").str.strip_chars()
-    df = df.with_columns(
-        item_id=to_id("item_raw"),
-        user_id=to_id("user_raw"),
-        action_str=pl.col("action_raw").str.strip_chars().str.to_lowercase(),
-        ts=pl.coalesce([vtime.str.strptime(TS_DTYPE, f, strict=False) for f in TIME_FORMATS]),
-        bad_text=pl.any_horizontal(
-            [pl.col(c).str.contains("\ufffd", literal=True).fill_null(False) for c in _RAW]
-        ),
-    )
-    reason = (
-        pl.when(pl.col("bad_text"))
-        .then(pl.lit("undecodable_text"))
-        .when(pl.col("item_id").is_null() | pl.col("user_id").is_null())
-        .then(pl.lit("missing_id"))
-        .when(~pl.col("action_str").is_in(list(ACTIONS)).fill_null(False))
-        .then(pl.lit("unknown_action"))
-        .when(pl.col("ts").is_null())
-        .then(pl.lit("bad_timestamp"))
-    )
-    if product_ids is not None:
-        has_product = pl.col("item_id").is_in(product_ids.implode()).fill_null(False)
-        reason = reason.when(~has_product).then(pl.lit("dangling_item"))
-    return df.with_columns(reason=reason.otherwise(pl.lit(None, dtype=pl.String)))
-
-
-class IdSet:
-    """Exact distinct count of int64 ids added batch by batch (sorted unique numpy array;
-    pending batches are merged when they outgrow it, so merging is amortised)."""
-
-    def __init__(self) -> None:
-        self._ids = np.empty(0, dtype=np.int64)
-        self._pending: list[np.ndarray] = []
-        self._pending_n = 0
-
-    def add(self, ids: np.ndarray) -> None:
-        """Add a batch of ids (any order, repeats allowed)."""
-        batch = np.unique(ids.astype(np.int64, copy=False))
-        self._pending.append(batch)
-        self._pending_n += len(batch)
-        if self._pending_n > max(len(self._ids), 1 << 16):
-            self._merge()
-
-    def _merge(self) -> None:
-        if self._pending:
-            self._ids = np.unique(np.concatenate([self._ids, *self._pending]))
-            self._pending, self._pending_n = [], 0
-
-    def __len__(self) -> int:
-        self._merge()
-        return len(self._ids)
+    logs: list[tuple[Path, TextLayout]]
+    """Log files and their layouts, in input order."""
+    product_ids: pl.Series | None
+    """Known item ids (the dangling check), or None without a product file."""
+    stage: Path
+    """Folder of the bucket files."""
+    bucket_hours: int
+    """Width of a time bucket."""
+    block_bytes: int
+    """Bytes of log text per range."""
 
 
 @dataclass
-class BlockResult:
-    """What `split_block` did with one block; small and picklable (a Ray task returns it)."""
+class ChunkResult:
+    """What `split_chunk` did with one byte range; small and picklable (a Ray task returns it)."""
 
     rows_read: int = 0
-    """Log data rows in the block (valid + rejected)."""
+    """Log data rows in the range (valid + rejected)."""
     n_valid: int = 0
     """Valid rows (before de-duplication)."""
     actions: Counter[str] = field(default_factory=Counter)
@@ -154,9 +92,9 @@ class BlockResult:
     time_max: datetime | None = None
     """Latest valid timestamp."""
     path: Path | None = None
-    """Block parquet file of the valid rows (None when the block has none)."""
+    """Bucket file of the valid rows (None when the range has none)."""
     buckets: list[int] = field(default_factory=list)
-    """Bucket key of each row group of `path`, in row-group order."""
+    """Bucket key of each record batch of `path`, in batch order (ascending)."""
 
 
 @dataclass
@@ -164,7 +102,7 @@ class LogSplit:
     """What pass 1 leaves behind: where each bucket's rows are, and running counts."""
 
     buckets: dict[int, list[tuple[Path, int]]] = field(default_factory=dict)
-    """Bucket key -> (block file, row group index) in input order."""
+    """Bucket key -> (bucket file, record batch index), in input order."""
     rows_read: int = 0
     """Log data rows read (valid + rejected)."""
     n_valid: int = 0
@@ -177,12 +115,9 @@ class LogSplit:
     """Earliest valid timestamp."""
     time_max: datetime | None = None
     """Latest valid timestamp."""
-    row_offsets: dict[Path, int] = field(default_factory=dict)
-    """Block file -> amount to add to its `row` column (blocks numbered from 0 in isolation,
-    as Ray tasks do); absent means the rows are already global."""
 
-    def add(self, res: BlockResult, row_offset: int | None = None) -> None:
-        """Merge the next block in input order; `row_offset`: see `row_offsets`."""
+    def add(self, res: ChunkResult) -> None:
+        """Merge the next range's result, in input order."""
         self.rows_read += res.rows_read
         self.n_valid += res.n_valid
         self.actions.update(res.actions)
@@ -194,24 +129,17 @@ class LogSplit:
         if res.path is not None:
             for i, key in enumerate(res.buckets):
                 self.buckets.setdefault(key, []).append((res.path, i))
-            if row_offset:
-                self.row_offsets[res.path] = row_offset
 
 
-class LogSplitter(Protocol):
-    """Pass 1 as `prepare_tianchi` calls it (`split_log` here, `RaySplitter` on Ray)."""
+def iter_ranges(logs: list[tuple[Path, TextLayout]], block_bytes: int) -> Iterator[ByteRange]:
+    """Every log file's line-aligned byte ranges, in input order."""
+    for path, layout in logs:
+        yield from byte_ranges(path, layout, block_bytes)
 
-    def __call__(
-        self,
-        logs: list[tuple[Path, TextLayout]],
-        product_ids: pl.Series | None,
-        stage: Path,
-        rejects: pq.ParquetWriter,
-        bucket_hours: int,
-        block_bytes: int,
-    ) -> LogSplit:
-        """Validate every log row; rejects -> `rejects`, valid rows -> block files in `stage`."""
-        ...
+
+def chunk_path(stage: Path, n: int) -> Path:
+    """Bucket file of the valid rows of range `n`."""
+    return stage / f"chunk_{n:06d}.arrow"
 
 
 def shift_rows(table: pa.Table, offset: int) -> pa.Table:
@@ -223,166 +151,120 @@ def shift_rows(table: pa.Table, offset: int) -> pa.Table:
     return table.set_column(i, "row", shifted)
 
 
-def split_block(
-    block: bytes,
-    layout: TextLayout,
+def _rejects(bad: pl.DataFrame, offset: int) -> pa.Table:
+    """Rejected rows in the rejects schema; `row` is the block's row index plus `offset`."""
+    schema = pl.DataFrame(schema=REJECTS_SCHEMA).to_arrow().schema
+    return (
+        bad.select(
+            pl.lit("log").alias("table"),
+            (pl.col("row").cast(pl.Int64) + offset).alias("row"),
+            pl.col("reason").cast(pl.String),
+            pl.concat_str([pl.col(c).fill_null("") for c in RAW_COLUMNS], separator=",").alias(
+                "raw"
+            ),
+        )
+        .to_arrow()
+        .cast(schema)
+    )
+
+
+def split_chunk(
+    rng: ByteRange,
     product_ids: pl.Series | None,
     row_offset: int,
     bucket_hours: int,
     path: Path,
-) -> tuple[BlockResult, pa.Table | None]:
-    """Parse and validate one block of whole log lines; rows are numbered from `row_offset`.
+) -> tuple[ChunkResult, pa.Table | None]:
+    """Parse and validate one byte range; its rows are numbered from `row_offset`.
 
-    Valid rows go to `path` (one row group per time bucket); returns the counts and the
-    rejected rows (rejects schema, input order) or None when there are none.
+    Valid rows go to `path` (one record batch per time bucket); returns the counts and the
+    rejected rows (rejects schema, input order), or None when there are none.
     """
-    res = BlockResult()
-    raw = read_block(block, layout)
-    parsed = parse_log(raw.with_row_index("row", offset=row_offset), product_ids)
-    res.rows_read = raw.height
-    del raw
-    bad = parsed.filter(pl.col("reason").is_not_null())
-    rej: pa.Table | None = None
-    if bad.height:
-        res.rejected.update(dict(bad.group_by("reason").len().iter_rows()))
-        rej_schema = pl.DataFrame(schema=REJECTS_SCHEMA).to_arrow().schema
-        rej = (
-            bad.select(
-                pl.lit("log").alias("table"),
-                pl.col("row").cast(pl.Int64),
-                pl.col("reason"),
-                pl.concat_str([pl.col(c).fill_null("") for c in _RAW], separator=",").alias("raw"),
-            )
-            .to_arrow()
-            .cast(rej_schema)
-        )
-    good = parsed.filter(pl.col("reason").is_null()).select(
-        pl.col("user_id"),
-        pl.col("item_id"),
-        pl.col("action_str").cast(ACTION_DTYPE).alias("action"),
-        pl.col("ts"),
-        pl.col("row").cast(pl.Int64),
-        (pl.col("ts").dt.epoch("s") // (3600 * bucket_hours)).alias("_bucket"),
-    )
-    del parsed, bad
-    if good.height:
-        _write_block(good, path, res)
-    return res, rej
+    res = ChunkResult()
+    parts: dict[int, list[pa.Table]] = {}
+    rejects: list[pa.Table] = []
+    for block in iter_range_blocks(rng, PARSE_BYTES):
+        text = not block.isascii()  # only non-ASCII bytes can be undecodable text
+        parsed = parse_log(read_block(block, rng.layout, text), product_ids, text)
+        del block
+        valid = parsed["reason"].is_null()
+        good = parsed.select(VALID_COLUMNS)
+        if not valid.all():
+            bad = parsed.with_row_index("row").filter(~valid)
+            counts = bad.group_by("reason").len().iter_rows()
+            res.rejected.update({str(reason): int(n) for reason, n in counts})
+            rejects.append(_rejects(bad, row_offset + res.rows_read))
+            good = good.filter(valid)
+        res.rows_read += parsed.height
+        del parsed
+        if good.height:
+            _add_block(good, bucket_hours, res, parts)
+    if parts:
+        _write_chunk(parts, path, res)
+    return res, (pa.concat_tables(rejects) if rejects else None)
 
 
-def split_log(
-    logs: list[tuple[Path, TextLayout]],
-    product_ids: pl.Series | None,
-    stage: Path,
-    rejects: pq.ParquetWriter,
-    bucket_hours: int,
-    block_bytes: int,
-    on_block: Callable[[int], None] | None = None,
-) -> LogSplit:
-    """Pass 1: validate every log row; rejects -> `rejects`, valid rows -> bucketed block files."""
-    out = LogSplit()
-    stage.mkdir(parents=True, exist_ok=True)
-    n_block = 0
-    for path, layout in logs:
-        for block in iter_blocks(path, block_bytes, layout.has_header):
-            res, rej = split_block(
-                block, layout, product_ids, out.rows_read, bucket_hours, block_path(stage, n_block)
-            )
-            del block
-            if rej is not None:
-                rejects.write_table(rej)
-            out.add(res)
-            n_block += 1
-            if on_block is not None:
-                on_block(n_block)
-    return out
-
-
-def block_path(stage: Path, n: int) -> Path:
-    """Parquet file of the valid rows of block `n`."""
-    return stage / f"block_{n:06d}.parquet"
-
-
-def _write_block(good: pl.DataFrame, path: Path, out: BlockResult) -> None:
+def _add_block(
+    good: pl.DataFrame, bucket_hours: int, out: ChunkResult, parts: dict[int, list[pa.Table]]
+) -> None:
+    """Count one block's valid rows and add them to `parts` (bucket key -> slices, in input
+    order): a stable radix argsort on the bucket key, one gather, one slice per bucket."""
     out.n_valid += good.height
     tmin, tmax = good["ts"].min(), good["ts"].max()
     assert isinstance(tmin, datetime) and isinstance(tmax, datetime), "valid rows have a ts"
-    out.time_min, out.time_max = tmin, tmax
-    out.actions.update({str(a): int(n) for a, n in good.group_by("action").len().iter_rows()})
-    parts = good.partition_by("_bucket", as_dict=True, include_key=False, maintain_order=True)
-    writer: pq.ParquetWriter | None = None
+    out.time_min = tmin if out.time_min is None else min(out.time_min, tmin)
+    out.time_max = tmax if out.time_max is None else max(out.time_max, tmax)
+    good = good.with_columns(pl.col("action").to_physical())
+    per_action = np.bincount(good["action"].to_numpy(), minlength=len(ACTIONS))
+    out.actions.update({a: int(n) for a, n in zip(ACTIONS, per_action, strict=True) if n})
+    keys = good["ts"].dt.epoch("s").to_numpy() // (3600 * bucket_hours)
+    offset = keys - keys.min()
+    small = offset.max() < 1 << 16  # numpy's stable sort is a radix sort on 16-bit keys
+    order = np.argsort(offset.astype(np.uint16) if small else offset, kind="stable")
+    keys = keys[order]
+    table = good[pl.Series("order", order)].to_arrow()
+    uniq, starts = np.unique(keys, return_index=True)
+    ends = [*starts[1:], len(keys)]
+    for key, start, end in zip(uniq, starts, ends, strict=True):
+        parts.setdefault(int(key), []).append(table.slice(int(start), int(end - start)))
+
+
+def _write_chunk(parts: dict[int, list[pa.Table]], path: Path, out: ChunkResult) -> None:
+    """The bucket file of one range: one record batch per bucket, ascending."""
+    writer: pa.ipc.RecordBatchFileWriter | None = None
     try:
-        for key in sorted(parts, key=lambda k: int(k[0])):
-            table = parts[key].select(_VALID_COLS).to_arrow()
+        for key in sorted(parts):
+            batch = pa.concat_tables(parts.pop(key)).combine_chunks().to_batches()[0]
             if writer is None:
-                writer = pq.ParquetWriter(path, table.schema, compression="lz4")
-            writer.write_table(table, row_group_size=max(1, table.num_rows))
-            out.buckets.append(int(key[0]))
+                writer = pa.ipc.new_file(path, batch.schema)
+            writer.write_batch(batch)
+            out.buckets.append(key)
     finally:
         if writer is not None:
             writer.close()
     out.path = path
 
 
-@dataclass
-class BucketResult:
-    """What pass 2 counted."""
+def split_log(job: SplitJob, rejects: pq.ParquetWriter, threads: int = 2) -> LogSplit:
+    """Pass 1 in this process: `threads` ranges at once (polars releases the GIL), merged
+    in input order; rejects -> `rejects`, valid rows -> bucket files in `job.stage`."""
+    out = LogSplit()
+    job.stage.mkdir(parents=True, exist_ok=True)
+    pending: list[Future[tuple[ChunkResult, pa.Table | None]]] = []
 
-    duplicates_dropped: int = 0
-    """Exact duplicates dropped."""
-    actions_kept: Counter[str] = field(default_factory=Counter)
-    """Action -> rows written."""
-    users: int = 0
-    """Distinct users written."""
-    items: int = 0
-    """Distinct items written."""
+    def merge(fut: Future[tuple[ChunkResult, pa.Table | None]]) -> None:
+        res, rej = fut.result()
+        if rej is not None:  # the range's rows follow every row merged so far
+            rejects.write_table(shift_rows(rej, out.rows_read))
+        out.add(res)
 
-
-def write_buckets(
-    split: LogSplit,
-    out_path: Path,
-    keep_duplicates: bool,
-    source: str,
-    on_bucket: Callable[[int], None] | None = None,
-) -> BucketResult:
-    """Pass 2: bucket by bucket in time order: de-duplicate, sort, append to `out_path`."""
-    res = BucketResult()
-    users, items = IdSet(), IdSet()
-    out_schema = pl.DataFrame(schema=INTERACTIONS_SCHEMA).to_arrow().schema
-    writer = pq.ParquetWriter(out_path, out_schema, compression="zstd")
-    try:
-        for k, key in enumerate(sorted(split.buckets)):
-            tables = [
-                shift_rows(pq.ParquetFile(p).read_row_group(i), split.row_offsets.get(p, 0))
-                for p, i in split.buckets[key]
-            ]
-            df = pl.from_arrow(pa.concat_tables(tables))
-            assert isinstance(df, pl.DataFrame), "a table converts to a DataFrame"
-            del tables
-            df = df.with_columns(pl.col("action").cast(ACTION_DTYPE)).sort("row")
-            if not keep_duplicates:
-                before = df.height
-                df = df.unique(subset=_KEY, keep="first", maintain_order=True)
-                res.duplicates_dropped += before - df.height
-            df = df.sort("ts", maintain_order=True).with_columns(
-                dwell_seconds=pl.lit(None, dtype=pl.Float64), source=pl.lit(source)
-            )
-            res.actions_kept.update(
-                {str(a): int(n) for a, n in df.group_by("action").len().iter_rows()}
-            )
-            users.add(df["user_id"].to_numpy())
-            items.add(df["item_id"].to_numpy())
-            table = df.select(list(INTERACTIONS_SCHEMA)).to_arrow().cast(out_schema)
-            writer.write_table(table, row_group_size=max(1, table.num_rows))
-            del df, table
-            if on_bucket is not None:
-                on_bucket(k + 1)
-    finally:
-        writer.close()
-    res.users, res.items = len(users), len(items)
-    return res
-
-
-def ordered_counts(counts: Counter[str]) -> dict[str, int]:
-    """Action counts in funnel order, only actions that occur."""
-    return {a: int(counts[a]) for a in ACTIONS if counts.get(a, 0) > 0}
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        for n, rng in enumerate(iter_ranges(job.logs, job.block_bytes)):
+            if len(pending) >= max(1, threads):
+                merge(pending.pop(0))
+            path = chunk_path(job.stage, n)
+            ids, hours = job.product_ids, job.bucket_hours
+            pending.append(pool.submit(split_chunk, rng, ids, 0, hours, path))
+        for fut in pending:
+            merge(fut)
+    return out

@@ -1,24 +1,24 @@
-"""Pass 1 of the Tianchi prepare as parallel Ray tasks over line-aligned byte blocks.
+"""The Tianchi prepare as parallel Ray tasks: both log passes (`PrepareConfig.engine="ray"`).
 
-`RaySplitter` is a drop-in `LogSplitter` for `prepare_tianchi` (`PrepareConfig.engine="ray"`):
+`RayEngine` is a `data.tianchi.PrepareEngine`:
 
-1. the driver cuts every log file into byte ranges of about `block_bytes` that end on a line
-   break (a seek and a `readline` per block; nothing is read whole);
-2. one Ray task per range reads its bytes and runs the local engine's `split_block` on them,
-   rows numbered from 0: valid rows -> its block parquet, rejects -> its own rejects parquet;
-   it returns only the `BlockResult` counts (a few hundred bytes) and its process's peak RSS.
-   At most `workers` tasks run and twice that are in flight, so memory is bounded by
-   `workers` blocks;
-3. the driver merges the results in block (= input) order: each block's global row offset is
-   the sum of the rows of the blocks before it; it is recorded in `LogSplit.row_offsets` for
-   pass 2 and added to the block's rejects, appended to the rejects file in order.
+1. pass 1: the driver cuts every log file into byte ranges of about `block_bytes` that end on
+   a line break (a seek and a `readline` per range; nothing is read whole); one Ray task per
+   range runs the local engine's `split_chunk` on it, rows numbered from 0: valid rows -> its
+   bucket file, rejects -> its own rejects file; it returns only the `ChunkResult` counts.
+   The driver merges the results in range (= input) order: each range's global row offset is
+   the sum of the rows of the ranges before it, added to its rejects as they are appended;
+2. pass 2: the sorted bucket keys are cut into groups of consecutive buckets (about four per
+   worker); one Ray task per group runs the local engine's `read_bucket` + `process_bucket`
+   on each of its buckets (de-duplicate, stable sort by time) and writes them to a part file,
+   returning the counts and the group's distinct ids. The driver appends the parts in time
+   order to interactions.parquet (one row group per bucket, as the local engine writes).
 
-Pass 2 (`write_buckets`) is the local code, unchanged: it sees the same rows with the same
-global row numbers in the same order, so interactions.parquet, rejects.parquet and the report
-are identical to the local engine's whatever the block boundaries.
-
-The block files live in the stage folder, so every Ray worker must see the driver's file
-system (one node, or a shared mount).
+At most `workers` tasks run and twice that are in flight, so memory is bounded by `workers`
+ranges or bucket groups. Each bucket sees the same rows in the same order as on the local
+engine, so interactions.parquet, rejects.parquet and the report are identical to the local
+engine's whatever the range boundaries. The files live in the stage folder, so every Ray
+worker must see the driver's file system (one node, or a shared mount).
 """
 
 from __future__ import annotations
@@ -26,54 +26,51 @@ from __future__ import annotations
 import logging
 import os
 import resource
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data.tianchi_files import TextLayout
-from data.tianchi_log import BlockResult, LogSplit, block_path, shift_rows, split_block
+from data.tianchi_buckets import (
+    BucketResult,
+    output_schema,
+    parquet_writer,
+    process_bucket,
+    read_bucket,
+    to_output,
+)
+from data.tianchi_log import (
+    ChunkResult,
+    LogSplit,
+    SplitJob,
+    chunk_path,
+    iter_ranges,
+    shift_rows,
+    split_chunk,
+)
+from data.tianchi_parse import ByteRange, byte_ranges
 
-__all__ = ["ByteRange", "RaySplitter", "byte_ranges", "ensure_ray"]
+__all__ = ["ByteRange", "RayEngine", "byte_ranges", "ensure_ray"]
 
 log = logging.getLogger(__name__)
 
 OBJECT_STORE_BYTES = 512 << 20
 """Object store of a Ray cluster started here (tasks exchange paths and counts, not rows)."""
+GROUPS_PER_WORKER = 4
+"""Pass 2: bucket groups per worker (more: better balance and overlap with the driver)."""
+
+Buckets = list[tuple[int, list[tuple[Path, int]]]]
+"""Consecutive buckets of one pass-2 task: (bucket key, its (file, batch) list)."""
 
 
-@dataclass(frozen=True)
-class ByteRange:
-    """Whole lines `[start, end)` of one log file: the unit of work of one Ray task."""
-
-    path: Path
-    """Log file."""
-    start: int
-    """First byte (at a line start)."""
-    end: int
-    """One past the last byte (after a line break, or the end of the file)."""
-    layout: TextLayout
-    """How the file is laid out."""
-
-
-def byte_ranges(path: Path, layout: TextLayout, block_bytes: int) -> Iterator[ByteRange]:
-    """Cut `path` (header skipped) into line-aligned ranges of about `block_bytes` each."""
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        if layout.has_header:
-            f.readline()
-        start = f.tell()
-        while start < size:
-            end = start + max(1, block_bytes)
-            if end < size:
-                f.seek(end - 1)
-                f.readline()  # to just past the line break at or after end - 1
-                end = f.tell()
-            yield ByteRange(path, start, min(end, size), layout)
-            start = end
+def _peak_rss() -> int:
+    """This process's peak RSS in bytes (`ru_maxrss` is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _split_range(
@@ -82,20 +79,37 @@ def _split_range(
     bucket_hours: int,
     out: Path,
     rejects_out: Path,
-) -> tuple[BlockResult, bool, int, int]:
-    """Ray task: `split_block` on one range, rows from 0; rejects -> `rejects_out`.
+) -> tuple[tuple[ChunkResult, bool], int, int]:
+    """Ray task: `split_chunk` on one range, rows from 0; rejects -> `rejects_out`.
 
-    Returns (counts, whether rejects were written, worker pid, worker peak RSS in bytes).
+    Returns ((counts, whether rejects were written), worker pid, worker peak RSS in bytes).
     """
-    with rng.path.open("rb") as f:
-        f.seek(rng.start)
-        block = f.read(rng.end - rng.start)
-    res, rej = split_block(block, rng.layout, product_ids, 0, bucket_hours, out)
-    del block
+    res, rej = split_chunk(rng, product_ids, 0, bucket_hours, out)
     if rej is not None:
         pq.write_table(rej, rejects_out, compression="lz4")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    return res, rej is not None, os.getpid(), peak
+    return (res, rej is not None), os.getpid(), _peak_rss()
+
+
+def _write_group(group: Buckets, keep_duplicates: bool, out: Path) -> tuple[BucketResult, int, int]:
+    """Ray task: de-duplicate and sort each bucket of `group`; one record batch each -> `out`.
+
+    Returns (counts with the group's distinct ids, worker pid, worker peak RSS in bytes).
+    """
+    res = BucketResult()
+    writer: pa.ipc.RecordBatchFileWriter | None = None
+    try:
+        for _, refs in group:
+            df, dropped = process_bucket(read_bucket(refs), keep_duplicates)
+            res.count(df, dropped)
+            table = df.to_arrow()
+            if writer is None:
+                writer = pa.ipc.new_file(out, table.schema)
+            if table.num_rows:
+                writer.write_batch(table.combine_chunks().to_batches()[0])
+    finally:
+        if writer is not None:
+            writer.close()
+    return res, os.getpid(), _peak_rss()
 
 
 def ensure_ray(num_cpus: int | None = None) -> bool:
@@ -114,91 +128,155 @@ def ensure_ray(num_cpus: int | None = None) -> bool:
     return True
 
 
+def _groups(buckets: dict[int, list[tuple[Path, int]]], n_groups: int) -> list[Buckets]:
+    """The buckets in time order, cut into at most `n_groups` runs of about equal rows count
+    (by batches, a proxy for rows)."""
+    keys = sorted(buckets)
+    total = sum(len(v) for v in buckets.values())
+    per = max(1, -(-total // max(1, n_groups)))
+    groups: list[Buckets] = [[]]
+    size = 0
+    for key in keys:
+        if size >= per:
+            groups.append([])
+            size = 0
+        groups[-1].append((key, buckets[key]))
+        size += len(buckets[key])
+    return [g for g in groups if g]
+
+
 @dataclass
-class RaySplitter:
-    """`LogSplitter` running `split_block` as Ray tasks; see the module docstring."""
+class RayEngine:
+    """`PrepareEngine` running both passes as Ray tasks; see the module docstring."""
 
     workers: int | None = None
     """Tasks running at once (default: the cluster's CPUs)."""
     peak_rss: dict[int, int] = field(default_factory=dict)
     """Filled by a call: Ray worker pid -> its peak RSS in bytes, as the tasks reported it."""
 
-    def __call__(
-        self,
-        logs: list[tuple[Path, TextLayout]],
-        product_ids: pl.Series | None,
-        stage: Path,
-        rejects: pq.ParquetWriter,
-        bucket_hours: int,
-        block_bytes: int,
-    ) -> LogSplit:
-        """Pass 1 on Ray: same `LogSplit` and rejects as `split_log`, block files aside."""
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Connect to Ray (or start a local cluster, stopped after) for one prepare."""
         import ray
 
         started = ensure_ray(self.workers)
         try:
-            return self._run(logs, product_ids, stage, rejects, bucket_hours, block_bytes)
+            yield
         finally:
             if started:
                 ray.shutdown()
 
-    def _run(
-        self,
-        logs: list[tuple[Path, TextLayout]],
-        product_ids: pl.Series | None,
-        stage: Path,
-        rejects: pq.ParquetWriter,
-        bucket_hours: int,
-        block_bytes: int,
-    ) -> LogSplit:
+    def _workers(self) -> int:
         import ray
 
-        stage.mkdir(parents=True, exist_ok=True)
-        workers = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        task = ray.remote(num_cpus=1, max_retries=2)(_split_range)
-        ids: Any = None if product_ids is None else ray.put(product_ids)
-        ranges = (r for path, layout in logs for r in byte_ranges(path, layout, block_bytes))
-        results: dict[int, tuple[BlockResult, bool]] = {}
-        pending: dict[Any, int] = {}
-        n = 0
-        for rng in ranges:
-            if len(pending) >= 2 * workers:
-                self._collect(pending, results, wait_all=False)
-            ref = task.remote(rng, ids, bucket_hours, block_path(stage, n), _rejects_path(stage, n))
-            pending[ref] = n
-            n += 1
-        self._collect(pending, results, wait_all=True)
-        log.info("ray pass 1: %d block(s) on %d worker process(es)", n, len(self.peak_rss))
+        return self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
 
+    def split(self, job: SplitJob, rejects: pq.ParquetWriter) -> LogSplit:
+        """Pass 1 on Ray: the same `LogSplit` and rejects as `split_log`."""
+        import ray
+
+        stage, bucket_hours = job.stage, job.bucket_hours
+        stage.mkdir(parents=True, exist_ok=True)
+        task = ray.remote(num_cpus=1, max_retries=2)(_split_range)
+        ids: Any = None if job.product_ids is None else ray.put(job.product_ids)
         out = LogSplit()
-        for k in range(n):
-            res, has_rejects = results.pop(k)
-            offset = out.rows_read
+
+        def merge(k: int, result: tuple[ChunkResult, bool]) -> None:
+            res, has_rejects = result
             if has_rejects:
                 path = _rejects_path(stage, k)
-                rejects.write_table(shift_rows(pq.read_table(path), offset))
+                rejects.write_table(shift_rows(pq.read_table(path), out.rows_read))
                 path.unlink()
-            out.add(res, offset)
+            out.add(res)
+
+        calls = (
+            (task, (rng, ids, bucket_hours, chunk_path(stage, n), _rejects_path(stage, n)))
+            for n, rng in enumerate(iter_ranges(job.logs, job.block_bytes))
+        )
+        n = self._run_in_order(calls, self._workers(), merge)
+        log.info("ray pass 1: %d range(s) on %d worker process(es)", n, len(self.peak_rss))
         return out
 
-    def _collect(
-        self,
-        pending: dict[Any, int],
-        results: dict[int, tuple[BlockResult, bool]],
-        wait_all: bool,
-    ) -> None:
-        """Move finished tasks from `pending` to `results` (at least one, or all)."""
+    def write(
+        self, split: LogSplit, stage: Path, out_path: Path, keep_duplicates: bool, source: str
+    ) -> BucketResult:
+        """Pass 2 on Ray: groups of consecutive buckets as tasks; parts appended in order."""
         import ray
 
+        task = ray.remote(num_cpus=1, max_retries=2)(_write_group)
+        stage.mkdir(parents=True, exist_ok=True)
+        res = BucketResult()
+        schema = output_schema()
+        writer = parquet_writer(out_path, schema)
+
+        def append(k: int, part: BucketResult) -> None:
+            res.merge(part)
+            path = _part_path(stage, k)
+            if path.exists():
+                reader = pa.ipc.open_file(pa.memory_map(str(path)))
+                for i in range(reader.num_record_batches):
+                    df = pl.from_arrow(reader.get_batch(i))
+                    assert isinstance(df, pl.DataFrame), "a batch converts to a DataFrame"
+                    table = to_output(df, source, schema)
+                    writer.write_table(table, row_group_size=max(1, table.num_rows))
+                del reader
+                path.unlink()
+
+        workers = self._workers()
+        groups = _groups(split.buckets, GROUPS_PER_WORKER * workers)
+        calls = ((task, (g, keep_duplicates, _part_path(stage, k))) for k, g in enumerate(groups))
+        try:
+            self._run_in_order(calls, workers, append)
+        finally:
+            writer.close()
+        log.info("ray pass 2: %d bucket group(s)", len(groups))
+        return res.finish()
+
+    def _run_in_order(
+        self,
+        calls: Iterator[tuple[Any, tuple[Any, ...]]],
+        workers: int,
+        consume: Callable[[int, Any], None],
+    ) -> int:
+        """Run the remote `calls` (at most 2 x `workers` in flight); `consume(k, result)` in
+        call order as results arrive. Returns the number of calls."""
+        pending: dict[Any, int] = {}
+        done: dict[int, Any] = {}
+        next_k = n = 0
+        for task, args in calls:
+            while len(pending) >= 2 * workers:
+                self._collect(pending, done)
+                next_k = _drain(done, next_k, consume)
+            pending[task.remote(*args)] = n
+            n += 1
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                res, has_rejects, pid, peak = ray.get(ref)
-                results[pending.pop(ref)] = (res, has_rejects)
-                self.peak_rss[pid] = max(self.peak_rss.get(pid, 0), peak)
-            if not wait_all:
-                return
+            self._collect(pending, done)
+            next_k = _drain(done, next_k, consume)
+        _drain(done, next_k, consume)
+        return n
+
+    def _collect(self, pending: dict[Any, int], done: dict[int, Any]) -> None:
+        """Move at least one finished task from `pending` to `done`."""
+        import ray
+
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            result, pid, peak = ray.get(ref)
+            done[pending.pop(ref)] = result
+            self.peak_rss[pid] = max(self.peak_rss.get(pid, 0), peak)
+
+
+def _drain(done: dict[int, Any], next_k: int, consume: Callable[[int, Any], None]) -> int:
+    """Consume the finished results that come next in order; the next index awaited."""
+    while next_k in done:
+        consume(next_k, done.pop(next_k))
+        next_k += 1
+    return next_k
 
 
 def _rejects_path(stage: Path, n: int) -> Path:
     return stage / f"rejects_{n:06d}.parquet"
+
+
+def _part_path(stage: Path, n: int) -> Path:
+    return stage / f"part_{n:06d}.arrow"

@@ -94,7 +94,15 @@ def logs_export_command(
     fmt: str = typer.Option(
         "obp", "--format", help="obp: Open Bandit Pipeline's bandit_feedback as one .npz."
     ),
-    db: Path = typer.Option(..., "--db", help="The service's SQLite store (MEMENTO_DB_PATH)."),
+    db: Path | None = typer.Option(
+        None, "--db", help="The service's SQLite store (MEMENTO_DB_PATH)."
+    ),
+    store_url: str | None = typer.Option(
+        None,
+        "--store-url",
+        help="Instead of --db: the PostgreSQL store of `memento serve --replicas N` "
+        "(MEMENTO_STORE_URL; needs --bundle).",
+    ),
     out: Path = typer.Option(..., "--out", help="File to write, e.g. feedback.npz."),
     bundle: Path | None = typer.Option(
         None,
@@ -109,7 +117,7 @@ def logs_export_command(
     from serving.logs_export import export_logs
 
     try:
-        summary = export_logs(db, out, fmt, bundle)
+        summary = export_logs(db, out, fmt, bundle, store_url)
     except ValueError as exc:  # bad input, with what to do (`export_logs`)
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

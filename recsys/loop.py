@@ -7,6 +7,13 @@ learn: (s, K snapshot, chosen, behaviour log-probabilities) + per-case rewards +
 candidate snapshot of s' + done -> `Transition` -> `Learner.observe` -> gradient steps
 (`updates_per_learn` per transition, fractional values accumulate across calls).
 
+Batched (`deferred`, the online service): `learn` only observes and keeps the transition as
+pending; `train` (the service's learner thread, after a batch of queued feedback) runs
+`updates_per_learn` steps per chunk of at most `batch_size` pending transitions, each step on
+the chunk plus replay samples (`Learner.update(fresh=...)`): a feedback costs a share of a
+step instead of `updates_per_learn` whole steps, and every new transition is learned from in
+the step right after it arrives.
+
 The recommender's adapters (replay, serving, the distributed replay) reach `learn` through
 `recsys.rec.Recommender.learn`, where the scorer builds the transition of a decision and its
 outcome; the agent, whose one-step episodes have no list and no scorer, calls it directly.
@@ -34,7 +41,11 @@ import numpy as np
 from recsys.records import Candidates, Choice, Transition
 from recsys.rl.learner import Learner
 
-__all__ = ["Decided", "LearnStep", "MemoryLoop"]
+__all__ = ["MAX_PENDING_CHUNKS", "Decided", "LearnStep", "MemoryLoop"]
+
+MAX_PENDING_CHUNKS = 8
+"""A deferred loop trains by itself once this many batches of transitions are pending (a
+caller that never calls `train` still learns, with bounded memory)."""
 
 
 @dataclass(frozen=True)
@@ -77,11 +88,16 @@ class LearnStep:
 class MemoryLoop:
     """Decide with a `Learner`'s policy; learn from credited rewards (module docstring)."""
 
-    def __init__(self, learner: Learner, updates_per_learn: float = 1.0) -> None:
+    def __init__(
+        self, learner: Learner, updates_per_learn: float = 1.0, deferred: bool = False
+    ) -> None:
         assert updates_per_learn >= 0, f"{updates_per_learn=}"
         self.learner = learner
         self.updates_per_learn = updates_per_learn
+        self.deferred = deferred
+        """`learn` observes only; `train` runs the steps (module docstring)."""
         self._owed = 0.0
+        self._pending: list[Transition] = []
 
     def decide(self, state: np.ndarray, cands: Candidates, m: int, greedy: bool = False) -> Choice:
         """The policy's choice of up to m valid cases (raises `NoCandidatesError` if none)."""
@@ -120,6 +136,11 @@ class MemoryLoop:
         )
         self.learner.observe(t)
         step = LearnStep(t)
+        if self.deferred:
+            self._pending.append(t)
+            if len(self._pending) >= MAX_PENDING_CHUNKS * self.learner.cfg.batch_size:
+                step.metrics = self.train()  # nobody trains: stay bounded, learn anyway
+            return step
         self._owed += self.updates_per_learn
         while self._owed >= 1.0:
             self._owed -= 1.0
@@ -127,3 +148,25 @@ class MemoryLoop:
             if m:
                 step.metrics.append(m)
         return step
+
+    @property
+    def pending(self) -> int:
+        """Transitions observed by a deferred `learn` and not yet trained on."""
+        return len(self._pending)
+
+    def train(self) -> list[dict[str, float]]:
+        """The deferred steps: per chunk of at most `batch_size` pending transitions,
+        `updates_per_learn` steps (fractional values accumulate across calls) on the chunk
+        plus replay samples; the metrics of each step that ran."""
+        pending, self._pending = self._pending, []
+        size = max(1, self.learner.cfg.batch_size)
+        out: list[dict[str, float]] = []
+        for lo in range(0, len(pending), size):
+            chunk = pending[lo : lo + size]
+            self._owed += self.updates_per_learn
+            while self._owed >= 1.0:
+                self._owed -= 1.0
+                m = self.learner.update(fresh=chunk)
+                if m:
+                    out.append(m)
+        return out

@@ -87,13 +87,15 @@ def online(scorer: Scorer = "blend") -> CoreConfig:
     by default. Deviations: `recommend.scorer`, `learner.listwise_weight`
     (`ITEMS_LISTWISE_WEIGHT`), `case_bank.index` hnsw, `learner.min_replay` 1,
     `learner.replay_capacity` 512, `recommend.num_chosen` 4, `recommend.n_neighbours` 20,
-    `text.dim` 64 (the hashing width of tests and simulator runs; USE is always 512), and a
+    `text.dim` 64 (the hashing width of tests and simulator runs; USE is always 512), a
     memory that adapts (`ONLINE_HALF_LIFE_HOURS`): `recommend.evidence_half_life_hours`,
     `recommend.pop_half_life_hours` and `recommend.cooc_half_life_hours` (older evidence,
-    popularity and co-occurrence count less). Case keys keep the default state share 0.5:
-    situation-only keys (1.0) measured worse online (planted, seed 0, 3,000 decisions:
-    pre-shift expected reward 0.364 of the oracle's against 0.458, regret 2,910 against
-    2,654, last 20% 0.400 against 0.403)."""
+    popularity and co-occurrence count less); with a scorer that chooses items also
+    `learner.gamma` 0 (the item scorer's online target is the reward: the soft value of s' cost
+    a second pass over the next pool per update and feedback, and no run measured gamma > 0
+    better). Case keys keep the default state share 0.5: situation-only keys (1.0) measured
+    worse online (planted, seed 0, 3,000 decisions: pre-shift expected reward 0.364 of the
+    oracle's against 0.458, regret 2,910 against 2,654, last 20% 0.400 against 0.403)."""
     base = _base()
     h = ONLINE_HALF_LIFE_HOURS
     core = replace(
@@ -111,6 +113,8 @@ def online(scorer: Scorer = "blend") -> CoreConfig:
             cooc_half_life_hours=h,
         ),
     )
+    if get_scorer(scorer).chooses_items:
+        core = replace(core, learner=replace(core.learner, gamma=0.0))
     return derive(core)
 
 

@@ -25,10 +25,11 @@ s' is built at the feedback time = the decision time + the wall seconds since it
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -283,6 +284,23 @@ class ServingCore:
         if self._settings.memory:
             sid = self._memory.add_feedback_case(rt, fb, shown_at(decision, snap, item_id))
         return LearnerUpdate(reward=reward, td_loss=td_loss, new_case_id=sid)
+
+    @contextlib.contextmanager
+    def batched(self) -> Iterator[list[dict[str, float]]]:
+        """Feedback applied inside only observes (`MemoryLoop.deferred`); on leaving, the
+        gradient steps owed by all of it run at once (`MemoryLoop.train`), their metrics
+        appended to the yielded list (the learner thread's batches)."""
+        loop = self._rt.rec.loop
+        steps: list[dict[str, float]] = []
+        if loop is None:
+            yield steps
+            return
+        loop.deferred = True
+        try:
+            yield steps
+        finally:
+            loop.deferred = False
+            steps.extend(loop.train())
 
     def _learn(self, rt: Runtime, fb: Feedback) -> float | None:
         """The decision read back from its log + the feedback -> `Recommender.learn` (s' = the

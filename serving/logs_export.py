@@ -1,10 +1,11 @@
 """`memento logs export --format obp`: the service's logged lists as Open Bandit Pipeline data.
 
-Reads the service's SQLite store (decisions + their feedback, `serving.store.read_logs`) and
-the served model bundle (catalogue, item vectors, reward config) and writes OBP's
-`bandit_feedback` layout as one `.npz`, ONE RECORD PER (decision, shown position) that has a
-logged propensity, decisions in time order, positions ascending (R records, D decisions,
-A catalogue items, d state width):
+Reads the service's store (decisions + their feedback): the SQLite file of one process
+(`serving.store.read_logs`) or the PostgreSQL store replicas share (`--store-url`,
+`serving.pg_store.read_pg_logs`, one read-only snapshot), and the served model bundle
+(catalogue, item vectors, reward config) and writes OBP's `bandit_feedback` layout as one
+`.npz`, ONE RECORD PER (decision, shown position) that has a logged propensity, decisions in
+time order, positions ascending (R records, D decisions, A catalogue items, d state width):
 
     n_rounds ()            R (OBP's "rounds" are these records)
     n_actions ()           A: the catalogue size; an action is a catalogue row
@@ -97,30 +98,57 @@ def _bundle_parts(bundle: Path) -> tuple[Any, Any]:
     return items, cfg.reward
 
 
-def export_logs(db: Path, out: Path, fmt: str = "obp", bundle: Path | None = None) -> ExportSummary:
+def _read(db: Path | None, store_url: str | None) -> tuple[Any, str]:
+    """(StoredLogs, a name for messages) of the one store named."""
+    from serving.store import read_logs
+
+    if (db is None) == (store_url is None):
+        raise ValueError("name one store: --db FILE (SQLite) or --store-url postgresql://...")
+    if store_url is not None:
+        if not store_url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"--store-url must be postgresql://..., got {store_url!r}")
+        from serving.pg_store import read_pg_logs
+
+        return read_pg_logs(store_url), "the PostgreSQL store"
+    assert db is not None
+    try:
+        return read_logs(Path(db)), str(db)
+    except FileNotFoundError as exc:
+        raise ValueError(f"{exc} (pass the service's MEMENTO_DB_PATH)") from exc
+
+
+def export_logs(
+    db: Path | None,
+    out: Path,
+    fmt: str = "obp",
+    bundle: Path | None = None,
+    store_url: str | None = None,
+) -> ExportSummary:
     """Write the store's logged lists to `out` in format `fmt` (module docstring).
 
-    db: the service's store (MEMENTO_DB_PATH). bundle: the served model's folder; None: the
-    service's default snapshot, `<db folder>/checkpoints/snapshot`. Bad input (unknown format,
-    missing / empty / foreign database, no bundle, nothing to export) raises `ValueError` with
-    a message saying what to do, and nothing is written. (Not a named error: those of
-    `serving/errors.py` all map to HTTP answers, and this is a CLI path.)"""
+    db: the service's SQLite store (MEMENTO_DB_PATH); store_url instead: the PostgreSQL store
+    of `memento serve --replicas N` (MEMENTO_STORE_URL). bundle: the served model's folder;
+    None: the service's default snapshot, `<db folder>/checkpoints/snapshot` (required with
+    store_url). Bad input (unknown format, no store or two, missing / empty / foreign
+    database, no bundle, nothing to export) raises `ValueError` with a message saying what to
+    do, and nothing is written. (Not a named error: those of `serving/errors.py` all map to
+    HTTP answers, and this is a CLI path.)"""
     from recsys.rec.reward import action_reward
     from recsys.records import Action
     from serving.runtime import DecisionBlob
-    from serving.store import read_logs
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: supported formats are {', '.join(FORMATS)}")
-    db, out = Path(db), Path(out)
-    try:
-        logs = read_logs(db)
-    except FileNotFoundError as exc:
-        raise ValueError(f"{exc} (pass the service's MEMENTO_DB_PATH)") from exc
+    if store_url is not None and bundle is None:
+        raise ValueError(
+            "--store-url needs --bundle DIR: the served model (replicas keep no snapshot)"
+        )
+    out = Path(out)
+    logs, name = _read(db, store_url)
     if not logs.decisions:
-        raise ValueError(f"{db} holds no decision: nothing to export")
+        raise ValueError(f"{name} holds no decision: nothing to export")
     items, reward_cfg = _bundle_parts(
-        Path(bundle) if bundle else db.parent / "checkpoints" / "snapshot"
+        Path(bundle) if bundle else Path(db or ".").parent / "checkpoints" / "snapshot"
     )
     actions = {a.value: a for a in Action}
     reward: dict[tuple[str, str], float] = {}

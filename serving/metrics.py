@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -31,7 +32,29 @@ class ServingMetrics:
             "Entropy (nats) of the policy over its candidates, last recommend with a choice.",
             registry=r,
         )
-        self.updates = Counter("memento_learner_updates", "Online updates applied.", registry=r)
+        self.updates = Counter(
+            "memento_learner_updates", "Feedback applied by the online learner.", registry=r
+        )
+        self.steps = Counter(
+            "memento_learner_steps", "Gradient steps of the online learner.", registry=r
+        )
+        self.batch_size = Gauge(
+            "memento_learner_batch", "Feedback applied in the last learner batch.", registry=r
+        )
+        self.decisions = Counter(
+            "memento_decisions", "Decisions served (recommend answers).", registry=r
+        )
+        self.lag_decisions = Gauge(
+            "memento_learner_lag_decisions",
+            "Decisions served between the acknowledgement of the last applied feedback and its "
+            "application (the learner's lag, counted in decisions).",
+            registry=r,
+        )
+        self.lag_seconds = Gauge(
+            "memento_learner_lag_seconds",
+            "Seconds between the acknowledgement of the last applied feedback and its application.",
+            registry=r,
+        )
         self.update_errors = Counter(
             "memento_learner_update_errors", "Updates the core failed on.", registry=r
         )
@@ -39,6 +62,19 @@ class ServingMetrics:
         self.feedback = Counter(
             "memento_feedback", "Feedback requests by outcome.", ["outcome"], registry=r
         )
+
+        self._served = itertools.count(1)
+        self._last_served = 0
+
+    def decision_served(self) -> None:
+        """Count one decision (`memento_decisions_total`, and `served` for the learner's lag)."""
+        self._last_served = next(self._served)
+        self.decisions.inc()
+
+    @property
+    def served(self) -> int:
+        """Decisions served so far by this app instance."""
+        return self._last_served
 
     def bind(self, queue_depth: Callable[[], float], bank_size: Callable[[], float]) -> None:
         """Sample queue depth and bank size at scrape time."""

@@ -11,6 +11,14 @@ Beyond `Store`: `unapplied_after` / `publish` let one learner take unapplied fee
 ONE transaction (its rows locked `FOR UPDATE`), record a model version (weights + new case
 ids) and flag those rows applied: a row is reflected exactly once in the published model.
 One connection per store guarded by one lock (like the SQLite store).
+
+The change feed (`serving.change_feed`): `put_case`, `append_events`, `erase_user` and the
+tombstone blob append a change in their own transaction, after the feed's advisory lock, so
+every replica and the learner can follow them. Two guards make erasure hold across processes:
+a feedback's case is logged only while its decision exists (an erasure committed first wins
+over the learner writing that case late), and the tombstone blob is merged (a union), never
+overwritten by one process's set. Bulk `put_cases` (seeding before the service starts) is
+not fed.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,17 +34,36 @@ from typing import Any
 
 import psycopg
 
+from serving.change_feed import (
+    CASE,
+    ERASE,
+    EVENTS,
+    FEED_LOCK,
+    FEED_SCHEMA,
+    PRUNE_EVERY_S,
+    RETENTION_S,
+    TOMBSTONE,
+    Change,
+    decode_rows,
+    encode_body,
+)
+from serving.runtime import TOMBSTONES
+from serving.service import EventRecord
 from serving.store import (
     _CASE_COLS,
     CaseRecord,
+    ErasureCounts,
     FeedbackRecord,
     Store,
+    StoredLogs,
     _case,
+    _case_row,
+    _decision,
     _feedback,
 )
 from serving.store_sql import SCHEMA
 
-__all__ = ["ModelVersion", "PgConnection", "PgStore"]
+__all__ = ["ModelVersion", "PgConnection", "PgStore", "read_pg_logs"]
 
 _TYPES = {"blob": "BYTEA", "real": "DOUBLE PRECISION", "serial": "BIGSERIAL PRIMARY KEY"}
 """How `serving.store_sql.SCHEMA`'s column types are spelled here."""
@@ -57,7 +85,7 @@ class PgConnection:
         self._conn: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(url, autocommit=True)
         with self.transaction():
             self._conn.execute("SELECT pg_advisory_xact_lock(7226001)")
-            self._conn.execute(SCHEMA.format(**_TYPES) + _LEARNER_SCHEMA)
+            self._conn.execute(SCHEMA.format(**_TYPES) + _LEARNER_SCHEMA + FEED_SCHEMA)
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """The rows of one statement."""
@@ -106,6 +134,15 @@ class ModelVersion:
     """When the version was published."""
 
 
+_GUARDED_PUT_CASE = (
+    f"INSERT INTO cases ({_CASE_COLS}) SELECT ?,?,?,?,?,?,? WHERE CAST(? AS TEXT) IS NULL "
+    "OR EXISTS (SELECT 1 FROM decisions WHERE decision_id = ?) ON CONFLICT (case_id) DO NOTHING"
+)
+"""`Store`'s case insert, refused for a feedback's case whose decision is gone (erased)."""
+_PRUNED = "feed.pruned_upto"
+"""Store blob: the largest change id `prune_changes` deleted (ASCII digits)."""
+
+
 class PgStore(Store):
     """Thread-safe PostgreSQL store (`url`: `postgresql://...`); open once per process."""
 
@@ -117,6 +154,139 @@ class PgStore(Store):
         self.url = url
         self._db = PgConnection(url)
         self._writer = None
+        self.origin = uuid.uuid4().hex
+        """Tag of the changes this store writes (its process's own)."""
+        self.feed_start = int(
+            self._db.read("SELECT COALESCE(MAX(change_id), 0) FROM changes")[0][0]
+        )
+        """The newest change when the store opened: a core built from it has seen it."""
+        self.events_seen = 0
+        """Every event with an id <= this was in the last full read (`iter_events`)."""
+        self._local = threading.local()
+        self._pruned_at = 0.0
+
+    # --- the change feed (`serving.change_feed`) ----------------------------------------------
+    def _feed(self, kind: str, subject: str, body: Any) -> None:
+        """Append a change (inside the writing transaction, after `_lock_feed`); prune the
+        feed once per `PRUNE_EVERY_S`."""
+        now = time.time()
+        self._db.write(
+            "INSERT INTO changes (origin, kind, subject, body, ts) VALUES (?,?,?,?,?)",
+            (self.origin, kind, subject, encode_body(body), now),
+        )
+        if now - self._pruned_at >= PRUNE_EVERY_S:
+            self._pruned_at = now
+            self.prune_changes(now - RETENTION_S)
+
+    def _lock_feed(self) -> None:
+        """Take the feed's advisory lock until the transaction ends (commit order = id order)."""
+        self._db.read("SELECT pg_advisory_xact_lock(?)", (FEED_LOCK,))
+
+    @contextmanager
+    def replaying(self) -> Iterator[None]:
+        """While inside (this thread): `erase_user` leaves the rows alone (they were erased
+        where the change was written) and no change is written."""
+        self._local.replaying = True
+        try:
+            yield
+        finally:
+            self._local.replaying = False
+
+    def _replaying(self) -> bool:
+        return bool(getattr(self._local, "replaying", False))
+
+    def put_case(self, c: CaseRecord) -> bool:
+        """Insert a case once, fed; a feedback's case only while its decision exists."""
+        decision = c.payload.get("decision_id")
+        decision = None if decision is None else str(decision)
+        with self._db.transaction():
+            self._lock_feed()
+            inserted = self._db.write(_GUARDED_PUT_CASE, (*_case_row(c), decision, decision)) == 1
+            if inserted:
+                self._feed(CASE, c.case_id, None)
+        return inserted
+
+    def append_events(self, user_id: str, events: Sequence[EventRecord]) -> int:
+        """Append a user's interactions, fed as their id range."""
+        with self._db.transaction():
+            self._lock_feed()
+            prev = int(self._db.read("SELECT COALESCE(MAX(event_id), 0) FROM events")[0][0])
+            n = super().append_events(user_id, events)
+            if n:
+                last = int(self._db.read("SELECT MAX(event_id) FROM events")[0][0])
+                self._feed(EVENTS, "", [prev + 1, last])
+        return n
+
+    def erase_user(self, user_id: str) -> ErasureCounts:
+        """Hard-delete the user's rows and feed the erasure (replaying: nothing, see there)."""
+        if self._replaying():
+            return ErasureCounts(events=0, decisions=0, feedback=0, cases=0)
+        with self._db.transaction():
+            self._lock_feed()
+            counts = super().erase_user(user_id)
+            self._feed(ERASE, user_id, None)
+        return counts
+
+    def save_blob(self, name: str, blob: bytes) -> None:
+        """Replace a blob; the tombstone list is merged (a union) and its new ids are fed."""
+        if name != TOMBSTONES:
+            super().save_blob(name, blob)
+            return
+        with self._db.transaction():
+            self._lock_feed()
+            old = self.load_blob(name)
+            have = set(json.loads(old)) if old else set()
+            new = sorted(set(json.loads(blob)) - have)
+            if new:
+                super().save_blob(name, json.dumps(sorted(have | set(new))).encode())
+                if not self._replaying():
+                    self._feed(TOMBSTONE, "", new)
+
+    def iter_events(self) -> Iterator[tuple[str, EventRecord]]:
+        """Every stored (user_id, event) in id order; records the largest id (`events_seen`)."""
+        rows = self._db.read(
+            "SELECT event_id, user_id, item_id, action, ts FROM events ORDER BY event_id"
+        )
+        if rows:
+            self.events_seen = max(self.events_seen, int(rows[-1][0]))
+        for r in rows:
+            yield r[1], EventRecord(r[2], r[3], r[4])
+
+    def events_between(self, first: int, last: int) -> list[tuple[int, str, EventRecord]]:
+        """Stored (event id, user id, event) with first <= id <= last, in id order."""
+        rows = self._db.read(
+            "SELECT event_id, user_id, item_id, action, ts FROM events "
+            "WHERE event_id BETWEEN ? AND ? ORDER BY event_id",
+            (first, last),
+        )
+        return [(int(r[0]), r[1], EventRecord(r[2], r[3], r[4])) for r in rows]
+
+    def changes_after(self, change_id: int, limit: int) -> list[Change]:
+        """Changes with a larger id, oldest first."""
+        rows = self._db.read(
+            "SELECT change_id, origin, kind, subject, body, ts FROM changes "
+            "WHERE change_id > ? ORDER BY change_id LIMIT ?",
+            (change_id, limit),
+        )
+        return list(decode_rows(rows))
+
+    def pruned_upto(self) -> int:
+        """Changes up to this id were pruned (0: none)."""
+        blob = self.load_blob(_PRUNED)
+        return int(blob) if blob else 0
+
+    def prune_changes(self, before_ts: float) -> int:
+        """Delete the changes written before `before_ts` and record the largest id deleted
+        (`pruned_upto`); how many."""
+        with self._db.transaction():
+            self._lock_feed()
+            gone = self._db.read(
+                "DELETE FROM changes WHERE ts < ? RETURNING change_id", (before_ts,)
+            )
+            if gone:
+                top = max(self.pruned_upto(), max(int(r[0]) for r in gone))
+                super().save_blob(_PRUNED, str(top).encode())
+        return len(gone)
 
     def get_cases(self, case_ids: Sequence[str]) -> list[CaseRecord]:
         """The live cases among these ids (any order)."""
@@ -183,3 +353,32 @@ class PgStore(Store):
             )
             for r in rows
         ]
+
+
+def read_pg_logs(url: str) -> StoredLogs:
+    """The decisions and feedback of a PostgreSQL store, read in one read-only snapshot
+    (`serving.store.read_logs` is the SQLite twin). Raises `ValueError` when the server cannot
+    be reached or the database is not a store."""
+    try:
+        with psycopg.connect(url) as conn:
+            conn.read_only = True
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            with conn.transaction():
+                found = conn.execute(
+                    "SELECT to_regclass('decisions') IS NOT NULL AND "
+                    "to_regclass('feedback') IS NOT NULL"
+                ).fetchone()
+                if not found or not found[0]:
+                    raise ValueError(f"{_safe(url)} is not a memento store (no decisions/feedback)")
+                dec = conn.execute("SELECT * FROM decisions ORDER BY ts, decision_id").fetchall()
+                fb = conn.execute("SELECT * FROM feedback ORDER BY feedback_id").fetchall()
+    except psycopg.Error as exc:
+        raise ValueError(f"cannot read the PostgreSQL store {_safe(url)}: {exc}") from exc
+    return StoredLogs([_decision(r) for r in dec], [_feedback(r) for r in fb])
+
+
+def _safe(url: str) -> str:
+    """The URL without its password (for messages)."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{creds.split(':')[0]}{at}{host}" if at else url

@@ -32,7 +32,7 @@ class ServerProcess:
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout_s: float = 30.0) -> ServerProcess:
+    def start(self, timeout_s: float = 120.0) -> ServerProcess:
         """Spawn (once) and wait until `/readyz` answers 200."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115

@@ -11,6 +11,9 @@
 - Lag: per version, `publish time - oldest ack` is the learner part; each replica observes
   `load time - oldest ack` of every version it loads (`memento_propagation_lag_seconds` on
   `/metrics`, and `MementoReplica.stats` through a deployment handle).
+- Case writes, deletes, erasures and events taken by another replica arrive through the change
+  feed (`serving.change_feed`), polled in the same loop right after the versions;
+  `memento_change_lag_seconds` is written -> applied here.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from prometheus_client import Gauge, Histogram
 from ray import serve
 
 from serving.app import create_app
+from serving.change_feed import ChangeFollower
 from serving.learner_worker import FeedbackJob, LearnerWorker
 from serving.metrics import ServingMetrics
 from serving.pg_store import PgStore
@@ -69,6 +73,18 @@ class ReplicaSync(LearnerWorker):
         Gauge(
             "memento_model_sync_version", "Model version served.", registry=m.registry
         ).set_function(lambda: self.version)
+        change_lag = Histogram(
+            "memento_change_lag_seconds",
+            "A change written by another process (case, delete, erasure, events) -> applied here.",
+            buckets=LAG_BUCKETS,
+            registry=m.registry,
+        )
+        self.feed = ChangeFollower(
+            store,
+            core,
+            on_gap=self._rebuild,
+            observe_lag=change_lag.observe,  # type: ignore[arg-type]
+        )
         self._sync_thread = threading.Thread(target=self._loop, name="memento-sync", daemon=True)
 
     @property
@@ -105,25 +121,37 @@ class ReplicaSync(LearnerWorker):
             self.version = 0
 
     def sync(self) -> None:
-        """Load the versions published since ours: their cases, then the newest weights."""
+        """Load the versions published since ours (their cases, then the newest weights), then
+        apply the change feed (after the versions: an erasure read there removes what a
+        version read before it brought)."""
+        with self._ckpt_lock:
+            self._sync_versions()
+            self.feed.poll()
+
+    def _rebuild(self) -> None:
+        """The feed was pruned past us: rebuild the runtime from the store, reload weights."""
+        self._core.reload()
+        self.version = 0
+        self._sync_versions()
+
+    def _sync_versions(self) -> None:
+        """The versions published since ours: their cases, then the newest weights (caller
+        holds `_ckpt_lock`)."""
         if self._pg.latest_version() <= self.version:
             return
         versions = self._pg.versions_after(self.version)
         rt = self._core.runtime  # type: ignore[attr-defined]
         sids = [s for v in versions for s in v.case_ids if s not in rt.int_of]
         records = self._pg.get_cases(sids) if sids else []
-        with self._ckpt_lock:
-            with rt.lock:
-                new = [r for r in records if r.case_id not in rt.int_of]
-                rt.add_cases(
-                    [log_case(rt, r) for r in new],
-                    [r.case_id for r in new],
-                    [r.user_id for r in new],
-                )
-            weights = versions[-1].weights
-            if weights is not None:
-                apply_published(self._core, weights)
-            self.version = versions[-1].version
+        with rt.lock:
+            new = [r for r in records if r.case_id not in rt.int_of]
+            rt.add_cases(
+                [log_case(rt, r) for r in new], [r.case_id for r in new], [r.user_id for r in new]
+            )
+        weights = versions[-1].weights
+        if weights is not None:
+            apply_published(self._core, weights)
+        self.version = versions[-1].version
         now = time.time()
         for v in versions:
             if v.first_ack_ts is not None:
@@ -147,14 +175,26 @@ class ReplicaSync(LearnerWorker):
 
 
 def replica_stats() -> dict[str, Any]:
-    """This replica's id, pid, model version, Q fingerprint and observed lags (module level:
-    the deployment class is pickled by value, this module's `_SYNCS` by reference)."""
+    """This replica's id, pid, model version, Q fingerprint and observed lags, its change-feed
+    cursor and lags, and the events its popularity counts (module level: the deployment class
+    is pickled by value, this module's `_SYNCS` by reference)."""
     rid, pid = serve.get_replica_context().replica_id.unique_id, os.getpid()
     if not _SYNCS:
         return {"replica": rid, "pid": pid, "version": -1, "q": "", "lags": []}
     sync = _SYNCS[0]
-    q = q_digest(sync.core)
-    return {"replica": rid, "pid": pid, "version": sync.version, "q": q, "lags": sync.lags}
+    rt = sync.core.runtime  # type: ignore[attr-defined]
+    return {
+        "replica": rid,
+        "pid": pid,
+        "version": sync.version,
+        "q": q_digest(sync.core),
+        "lags": sync.lags,
+        "feed_cursor": sync.feed.cursor,
+        "change_lags": list(sync.feed.lags),
+        "events_counted": len(rt.bundle.popularity),
+        "events_base": len(rt.base_popularity[0]),
+        "cases": len(rt.bank),
+    }
 
 
 def _tag_replica(app: FastAPI) -> None:

@@ -135,6 +135,7 @@ class RecommendService:
             ts=now,
         )
         self.store.put_decision(decision)
+        self.metrics.decision_served()
         if result.policy_entropy is not None:
             self.metrics.policy_entropy.set(result.policy_entropy)
         pscores = _propensities(result.candidates, len(result.items))

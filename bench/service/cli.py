@@ -16,6 +16,12 @@ def bench_serving(
     index: str = typer.Option("hnsw", help="faiss index of the bank: hnsw or flat."),
     llm: str = typer.Option("smollm2-135m", help="LLM of the ranking variant (none: skip)."),
     llm_requests: int = typer.Option(100, help="Requests per phase with LLM ranking."),
+    scorer: str | None = typer.Option(
+        None, help="Fresh model's scorer: items or blend (default: the online preset's)."
+    ),
+    baseline_tree: str | None = typer.Option(
+        None, help="Checkout of another commit whose server runs the same HTTP phases beside."
+    ),
 ) -> None:
     """Load-test `memento serve` on loopback next to the bare core call; prints JSON."""
     import json
@@ -32,6 +38,8 @@ def bench_serving(
         index=index,
         llm=llm,
         llm_requests=llm_requests,
+        fresh_scorer=scorer,
+        baseline_tree=baseline_tree,
     )
     typer.echo(json.dumps(run(cfg), indent=2))
 

@@ -10,8 +10,13 @@ state = mean of 5 item vectors, + the case item's vector), into both the case lo
 same settings, same request mix), starts `memento serve` on 127.0.0.1 with the same settings
 and drives it with httpx (async, bounded in requests and seconds): recommend with one request
 in flight (latency, compared with the bare call), recommend with `--concurrency` in flight
-(throughput), then feedback on the decisions it returned. Prints one JSON object: p50/p99 and
-throughput per phase, load average. Recommend sends the read key, feedback the write key.
+(throughput), then feedback on the decisions it returned (the flood) and the time the learner
+takes to apply all of it (its apply rate), then recommend while every list gets one feedback
+(latency with the learner running, the learner's lag in decisions:
+`bench.service.learner_load`). Prints one JSON object: p50/p99 and throughput per phase, load
+average. Recommend sends the read key, feedback the write key. `--scorer items` serves the
+item scorer (what `memento train` ships); `--baseline-tree DIR` runs the same server phases
+with the server of another checkout first, on a copy of the same seeded store, beside.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import itertools
 import logging
 import os
 import random
-import statistics
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -32,7 +37,11 @@ from typing import Any
 import httpx
 import numpy as np
 import polars as pl
+import psutil
 
+from bench.service.bare_learner import in_subprocess
+from bench.service.drive import PhaseStats, drive_requests, phase_stats
+from bench.service.learner_load import drain, with_learner
 from serving.app import limit_blas_threads
 from serving.core import build_core
 from serving.process import ServerProcess
@@ -72,34 +81,13 @@ class LoadConfig:
     """LLM of the ranking variant (none: only the variant without LLM)."""
     llm_requests: int = 100
     """Requests per phase (and bare calls) of the LLM variant."""
-
-
-@dataclass(frozen=True)
-class PhaseStats:
-    """Latency and throughput of one phase."""
-
-    count: int
-    """Completed requests."""
-    errors: int
-    """Non-2xx answers or transport errors."""
-    p50_ms: float
-    """Median latency."""
-    p99_ms: float
-    """99th-percentile latency."""
-    per_s: float
-    """Completed requests per second of wall clock."""
-
-
-def _stats(lat: list[float], errors: int, wall: float) -> PhaseStats:
-    ms = sorted(x * 1000 for x in lat) or [float("nan")]
-    p99 = ms[min(len(ms) - 1, int(0.99 * len(ms)))]
-    return PhaseStats(
-        len(lat),
-        errors,
-        round(statistics.median(ms), 3),
-        round(p99, 3),
-        round(len(lat) / wall, 1) if wall > 0 else 0.0,
-    )
+    fresh_scorer: str | None = None
+    """Override of the fresh model's scorer (`MEMENTO_FRESH__RECOMMEND__SCORER`): `items` (the
+    scorer `memento train` ships; its lists carry propensities) or `blend`; None: the online
+    preset's."""
+    baseline_tree: str | None = None
+    """A checkout of another commit (a git worktree): its server runs the same HTTP phases
+    on a copy of the same seeded store, reported beside this tree's (no bare-core phase)."""
 
 
 _KINDS = ("running shoe", "wool hat", "garden chair", "desk lamp", "phone case", "tea cup")
@@ -122,7 +110,11 @@ def _settings(db: Path, items: Path, cfg: LoadConfig, llm: str) -> ServingSettin
     """The settings of the bare core; `_env` gives the server the same ones."""
     return ServingSettings(
         db_path=db,
-        fresh={"text": {"kind": "hashing", "dim": cfg.dim}, "case_bank": {"index": cfg.index}},
+        fresh={
+            "text": {"kind": "hashing", "dim": cfg.dim},
+            "case_bank": {"index": cfg.index},
+            **({"recommend": {"scorer": cfg.fresh_scorer}} if cfg.fresh_scorer else {}),
+        },
         llm=llm,  # type: ignore[arg-type]
         model_uri="none",
         items_path=items,
@@ -130,15 +122,18 @@ def _settings(db: Path, items: Path, cfg: LoadConfig, llm: str) -> ServingSettin
 
 
 def _env(db: Path, items: Path, cfg: LoadConfig, llm: str) -> dict[str, str]:
+    scorer = {"MEMENTO_FRESH__RECOMMEND__SCORER": cfg.fresh_scorer} if cfg.fresh_scorer else {}
     return server_env(
         db,
         MEMENTO_CHECKPOINT_EVERY="500",
+        MEMENTO_UPDATES_PER_FEEDBACK="2",  # `memento serve`'s default (the tests' servers: 4)
         MEMENTO_QUEUE_SIZE="100000",
         MEMENTO_FRESH__TEXT__DIM=str(cfg.dim),
         MEMENTO_FRESH__CASE_BANK__INDEX=cfg.index,
         MEMENTO_LLM=llm,
         MEMENTO_MODEL_URI="none",
         MEMENTO_ITEMS_PATH=str(items),
+        **scorer,
     )
 
 
@@ -206,8 +201,10 @@ def bare_core(
     cfg: LoadConfig,
     llm: str,
     requests: int,
-) -> tuple[PhaseStats, int]:
-    """Time `ServingCore.recommend` in-process on the same store, settings and request mix."""
+) -> tuple[PhaseStats, PhaseStats, int]:
+    """Time `ServingCore.recommend` in-process on the same store, settings and request mix:
+    wall clock, and the calling thread's CPU time (`time.thread_time`: what a call costs
+    whatever else runs on the machine); the bank size."""
     limit_blas_threads(1)  # same BLAS setting as the server (MEMENTO_BLAS_THREADS default)
     store = Store(db)
     core = build_core(_settings(db, items, cfg, llm), store)
@@ -216,13 +213,14 @@ def bare_core(
     users = list(histories)
     for u in users[:20]:  # warm-up, like the server phase
         core.recommend(u, cfg.n, {}, histories[u], [], explain=False)
-    lat = []
+    lat, cpu = [], []
     start = time.perf_counter()
     for _ in range(requests):
         u = rng.choice(users)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         core.recommend(u, cfg.n, {}, histories[u], [], explain=False)
         lat.append(time.perf_counter() - t0)
+        cpu.append(time.thread_time() - c0)
         if time.perf_counter() - start > cfg.max_seconds:
             break
     wall = time.perf_counter() - start
@@ -230,64 +228,48 @@ def bare_core(
     store.close()
     del core
     gc.collect()
-    return _stats(lat, 0, wall), size
+    return phase_stats(lat, 0, wall), phase_stats(cpu, 0, wall), size
 
 
-async def _drive(
-    url: str,
-    bodies: list[tuple[str, dict[str, Any], dict[str, str]]],
-    cfg: LoadConfig,
-    concurrency: int,
-) -> tuple[PhaseStats, list[dict[str, Any]]]:
-    sem = asyncio.Semaphore(concurrency)
-    lat: list[float] = []
-    answers: list[dict[str, Any]] = []
-    errors = 0
-    deadline = time.perf_counter() + cfg.max_seconds
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+@dataclass(frozen=True)
+class Seeded:
+    """A seeded store and where it lives."""
 
-        async def one(path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
-            nonlocal errors
-            async with sem:
-                if time.perf_counter() > deadline:
-                    return
-                t0 = time.perf_counter()
-                try:
-                    r = await client.post(path, json=body, headers=headers)
-                except httpx.HTTPError:
-                    errors += 1
-                    return
-                if r.is_success:
-                    lat.append(time.perf_counter() - t0)
-                    answers.append(r.json())
-                else:
-                    errors += 1
-
-        start = time.perf_counter()
-        await asyncio.gather(*(one(p, b, h) for p, b, h in bodies))
-        wall = time.perf_counter() - start
-    return _stats(lat, errors, wall), answers
+    db: Path
+    """The SQLite store (its bank snapshot under `checkpoints/` beside it)."""
+    items: Path
+    """The catalogue parquet."""
+    workdir: Path
+    """Folder of the run (copies of the store, server logs)."""
+    histories: dict[str, list[EventRecord]]
+    """Each user's event history."""
 
 
-def _variant(
-    db: Path,
-    items: Path,
-    workdir: Path,
-    histories: dict[str, list[EventRecord]],
-    cfg: LoadConfig,
-    llm: str,
-) -> dict[str, Any]:
+def _server_phases(seeded: Seeded, cfg: LoadConfig, llm: str, tree: str | None) -> dict[str, Any]:
+    """The HTTP phases against a server of this checkout (`tree` None) or of `tree` (its
+    modules first on the path), on a copy of the seeded store: recommend with 1 and
+    `concurrency` in flight, feedback on those decisions (the flood) and the learner draining
+    it, then recommend while every list gets one feedback (`bench.service.learner_load`)."""
+    db, items, workdir, histories = seeded.db, seeded.items, seeded.workdir, seeded.histories
     requests = cfg.requests if llm == "none" else cfg.llm_requests
-    bare, size = bare_core(db, items, histories, cfg, llm, requests)
+    name = "baseline" if tree else "this"
+    run = workdir / f"{name}-{llm}"
+    run.mkdir()
+    shutil.copy(db, run / db.name)
+    if (db.parent / "checkpoints").exists():
+        shutil.copytree(db.parent / "checkpoints", run / "checkpoints")
+    env = _env(run / db.name, items, cfg, llm)
+    if tree:  # the other checkout's modules, not this one's (no cwd on the path)
+        env.update(PYTHONSAFEPATH="1", PYTHONPATH=str(Path(tree).resolve()))
+    in_process = in_subprocess(seeded.db, run / "in-process", env, tree, requests, cfg.users)
     rng = random.Random(cfg.seed + 2)
     users = list(histories)
     rec_bodies = [
         ("/v1/recommend", {"user_id": rng.choice(users), "n": cfg.n}, READ_AUTH)
         for _ in range(requests)
     ]
-    log = workdir / f"server-{llm}.log"
-    with ServerProcess(_env(db, items, cfg, llm), log=log).start(timeout_s=600) as server:
+    log = workdir / f"server-{name}-{llm}.log"
+    with ServerProcess(env, log=log).start(timeout_s=600) as server:
         assert server.proc is not None
         for u in users[:20]:  # warm-up
             httpx.post(
@@ -295,9 +277,18 @@ def _variant(
             )
         with httpx.Client(base_url=server.url, timeout=30) as client:
             served_cases = int(metric(client, "memento_case_bank_size"))
+            applied0 = metric(client, "memento_learner_updates_total")
+        proc = psutil.Process(server.proc.pid)
+
+        def cpu() -> float:  # the server's CPU seconds: what a phase cost, whatever the load
+            t = proc.cpu_times()
+            return float(t.user + t.system)
+
         load_before = os.getloadavg()
-        rec1, _ = asyncio.run(_drive(server.url, rec_bodies, cfg, 1))
-        rec, decisions = asyncio.run(_drive(server.url, rec_bodies, cfg, cfg.concurrency))
+        cpu0 = cpu()
+        rec1, _ = asyncio.run(drive_requests(server.url, rec_bodies, cfg, 1))
+        cpu1 = cpu()
+        rec, decisions = asyncio.run(drive_requests(server.url, rec_bodies, cfg, cfg.concurrency))
         fb_bodies = [
             (
                 "/v1/feedback",
@@ -312,23 +303,55 @@ def _variant(
             for k, d in enumerate(decisions)
             if d["items"]
         ]
-        fb, _ = asyncio.run(_drive(server.url, fb_bodies, cfg, cfg.concurrency))
+        since, cpu2 = time.perf_counter(), cpu()
+        fb, _ = asyncio.run(drive_requests(server.url, fb_bodies, cfg, cfg.concurrency))
+        drained = drain(server.url, applied0, since, fb.count, cfg.max_seconds * 4)
+        cpu3 = cpu()
+        live = with_learner(server.url, users, cfg.n, requests, cfg.concurrency, cfg.max_seconds)
+        cpu4 = cpu()
         load_after = os.getloadavg()
+    drained["server_cpu_ms_per_applied"] = (
+        round(1000 * (cpu3 - cpu2) / drained["applied"], 2) if drained["applied"] else None
+    )
     return {
-        "llm": llm,
-        "bank_cases": size,
+        "server_tree": tree or "this checkout",
+        "in_process_thread_cpu": in_process,
         "server_bank_cases": served_cases,
         "http_share_with_cases": round(sum(bool(d["cases"]) for d in decisions) / len(decisions), 3)
         if decisions
         else 0.0,
-        "bare_core_recommend": asdict(bare),
         "http_recommend_sequential": asdict(rec1),
+        "server_cpu_ms_per_recommend_sequential": round(1000 * (cpu1 - cpu0) / rec1.count, 2)
+        if rec1.count
+        else None,
         f"http_recommend_concurrency_{cfg.concurrency}": asdict(rec),
         f"http_feedback_concurrency_{cfg.concurrency}": asdict(fb),
-        "ratio_p99_http_vs_bare": round(rec1.p99_ms / bare.p99_ms, 2) if bare.p99_ms else None,
-        "ratio_p50_http_vs_bare": round(rec1.p50_ms / bare.p50_ms, 2) if bare.p50_ms else None,
+        "learner_drain_after_feedback": drained,
+        f"recommend_with_learner_concurrency_{cfg.concurrency}": asdict(live),
+        "server_cpu_ms_per_decision_with_learner": round(
+            1000 * (cpu4 - cpu3) / max(1, live.decisions), 2
+        ),
         "load_average_1_5_15": [round(x, 2) for x in (*load_before[:1], *load_after)],
     }
+
+
+def _variant(seeded: Seeded, cfg: LoadConfig, llm: str) -> dict[str, Any]:
+    requests = cfg.requests if llm == "none" else cfg.llm_requests
+    bare, bare_cpu, size = bare_core(seeded.db, seeded.items, seeded.histories, cfg, llm, requests)
+    out: dict[str, Any] = {
+        "llm": llm,
+        "bank_cases": size,
+        "bare_core_recommend": asdict(bare),
+        "bare_core_recommend_thread_cpu": asdict(bare_cpu),
+    }
+    if cfg.baseline_tree:  # first, so this checkout's server runs on the warmer machine
+        out["baseline"] = _server_phases(seeded, cfg, llm, cfg.baseline_tree)
+    this = _server_phases(seeded, cfg, llm, None)
+    rec1 = this["http_recommend_sequential"]
+    out.update(this)
+    out["ratio_p99_http_vs_bare"] = round(rec1["p99_ms"] / bare.p99_ms, 2) if bare.p99_ms else None
+    out["ratio_p50_http_vs_bare"] = round(rec1["p50_ms"] / bare.p50_ms, 2) if bare.p50_ms else None
+    return out
 
 
 def run_loadtest(cfg: LoadConfig, workdir: Path) -> dict[str, Any]:
@@ -337,13 +360,14 @@ def run_loadtest(cfg: LoadConfig, workdir: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     histories = seed_store(db, items, cfg)
     seed_s = time.perf_counter() - t0
+    seeded = Seeded(db, items, workdir, histories)
     variants = ["none"] + ([cfg.llm] if cfg.llm != "none" else [])
     return {
         "config": asdict(cfg),
         "seed_seconds": round(seed_s, 1),
         "core": "serving.core (fresh ModelBundle over the catalogue), hashing text encoder",
         "cpu_count": os.cpu_count(),
-        "variants": [_variant(db, items, workdir, histories, cfg, llm) for llm in variants],
+        "variants": [_variant(seeded, cfg, llm) for llm in variants],
         "note": "load_average_1_5_15 = [1-min before the recommend phases, 1/5/15-min after]; "
         "ratios compare sequential HTTP (one request in flight) with the sequential bare call",
     }

@@ -4,8 +4,8 @@
 catalogue, events and cases of `memento bench serving` (`bench.service.load.seed_store`) into a
 SQLite store, copies the same rows into a fresh PostgreSQL database (`scripts/postgres.sh`, or
 `--store-url` / `MEMENTO_TEST_PG_URL`) and gives the replicas a copy of the same bank snapshot.
-Then, with the same request mix (`bench.service.load._drive`): (a) `memento serve` (uvicorn,
-SQLite), (b) Ray Serve with 1 replica, (c) with 2 replicas (`serving.ray_app.run`, shared
+Then, with the same request mix (`bench.service.drive.drive_requests`): (a) `memento serve`
+(uvicorn, SQLite), (b) Ray Serve with 1 replica, (c) with 2 replicas (`serving.ray_app.run`, shared
 PostgreSQL store, one learner actor): recommend latency with one request in flight and
 throughput with `--concurrency` in flight, and the CPU seconds the serving processes spent per
 request at saturation. Last, feedback on the 2-replica decisions measures the learner actor's
@@ -33,7 +33,8 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.service.load import LoadConfig, _drive, _env, seed_store
+from bench.service.drive import drive_requests
+from bench.service.load import LoadConfig, _env, seed_store
 from bench.service.projection import (
     ASSUMPTIONS,
     P50_TARGET,
@@ -108,9 +109,9 @@ def _phase(
     ]
     for u in users[:20]:
         httpx.post(url + "/v1/recommend", json={"user_id": u}, headers=READ_AUTH, timeout=120)
-    rec1, _ = asyncio.run(_drive(url, bodies, cfg, 1))
+    rec1, _ = asyncio.run(drive_requests(url, bodies, cfg, 1))
     before, t0 = _cpu_times(pids()), time.perf_counter()
-    rec, decisions = asyncio.run(_drive(url, bodies, cfg, cfg.concurrency))
+    rec, decisions = asyncio.run(drive_requests(url, bodies, cfg, cfg.concurrency))
     wall, cpu = time.perf_counter() - t0, _cpu_delta(before, _cpu_times(pids()))
     return {
         "recommend_1_in_flight": asdict(rec1),
@@ -186,7 +187,7 @@ def _learner_rate(
     cpu0 = _cpu_times([pid]) if pid else {}
     applied0 = ray.get(running.learner.stats.remote())["applied"]
     t0 = time.perf_counter()
-    fb, _ = asyncio.run(_drive(url, bodies, cfg, cfg.concurrency))
+    fb, _ = asyncio.run(drive_requests(url, bodies, cfg, cfg.concurrency))
     posted_s = time.perf_counter() - t0
     applied = 0
     while time.perf_counter() - t0 < cfg.max_seconds:

@@ -23,6 +23,21 @@ import scipy.sparse as sp
 __all__ = ["Cooccurrence", "LiveCooccurrence"]
 
 
+def _dense_row(m: sp.spmatrix, h: int) -> np.ndarray:
+    """Row h of a sparse matrix as a dense float64 vector, read straight from the CSR arrays
+    (what `m[h].toarray().ravel()` gives, without building a sparse matrix per row: that
+    costs ~0.15 ms, several times per request)."""
+    if not sp.isspmatrix_csr(m):
+        return np.asarray(m[h].toarray(), np.float64).ravel()
+    lo, hi = m.indptr[h], m.indptr[h + 1]
+    out = np.zeros(m.shape[1])
+    if m.has_canonical_format:
+        out[m.indices[lo:hi]] = m.data[lo:hi]
+    else:  # duplicate entries add up, as in toarray
+        np.add.at(out, m.indices[lo:hi], m.data[lo:hi])
+    return out
+
+
 @dataclass(frozen=True)
 class Cooccurrence:
     """Co-occurrence counts of ``n_items`` items over a set of (user, item row) pairs."""
@@ -93,7 +108,7 @@ class Cooccurrence:
         for t, h in enumerate(recent):
             if h >= n:
                 continue
-            row = self.succ[h].toarray().ravel()
+            row = _dense_row(self.succ, h)
             if own_src is not None and own_dst is not None:
                 np.subtract.at(row, own_dst[own_src == h], 1.0)
             total = float(row.sum())
@@ -154,7 +169,7 @@ class Cooccurrence:
             sup_h = self.support[h] - own[h]
             if sup_h <= 0:
                 continue
-            num = np.maximum(self.co[h].toarray().ravel() - own * own[h], 0.0)
+            num = np.maximum(_dense_row(self.co, h) - own * own[h], 0.0)
             den = np.sqrt(sup_c * sup_h)
             s += decay**t * np.divide(num, den, out=np.zeros_like(num), where=den > 0)
         return s

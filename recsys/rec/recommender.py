@@ -179,9 +179,12 @@ class Recommender:
         next_state: np.ndarray | None = None,
     ) -> LearnStep:
         """s' (`next_state`, else encoded from `next_request`) and its own candidate snapshot
-        (`candidates_for(next_request)`) -> `MemoryLoop.learn`; terminal without a request."""
+        (`candidates_for(next_request)`) -> `MemoryLoop.learn`; terminal without a request, and
+        with gamma 0 (y = r: neither s' nor its snapshot is read, so neither is built)."""
         assert self.loop is not None, "learning needs a learner"
         s2 = c2 = None
+        if next_request is not None and self.loop.learner.cfg.gamma == 0:
+            next_request = None  # gamma 0: y = r, s' and its candidates are never read
         if next_request is not None:
             s2 = next_state
             if s2 is None:

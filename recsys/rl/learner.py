@@ -45,7 +45,7 @@ from recsys.rl.policy import (
     slate_log_prob,
 )
 from recsys.rl.q_network import TwinQNetwork
-from recsys.rl.replay import ReplayBuffer
+from recsys.rl.replay import ReplayBuffer, collate_transitions
 from recsys.rl.tabular import TabularQ
 
 __all__ = ["Learner", "NoCandidatesError", "polyak_update"]
@@ -167,32 +167,43 @@ class Learner:
         logp = np.log(np.maximum(probs[idx], 1e-12)).astype(np.float32)
         return Choice(idx, cands.case_ids[idx], logp, probs, float(logp.sum()))
 
+    def _stored(self, t: Transition) -> Transition:
+        """`t` as the replay keeps it: a Q network without vectors never reads the keys, so
+        they are stored with width 0 (no memory)."""
+        if self.cfg.q.use_vectors:
+            return t
+        return dataclasses.replace(t, cands=_no_keys(t.cands), next_cands=_no_keys(t.next_cands))
+
     def observe(self, t: Transition) -> None:
-        """Store a transition (tabular: also update the chosen cases' Q now). A Q network
-        without vectors never reads the keys: they are stored with width 0 (no memory)."""
+        """Store a transition (tabular: also update the chosen cases' Q now)."""
         if self.mode == "tabular":
             self.tabular.update(t.cands.case_ids[t.chosen], t.rewards)
         elif self.mode != "non-parametric":
-            if not self.cfg.q.use_vectors:
-                t = dataclasses.replace(
-                    t, cands=_no_keys(t.cands), next_cands=_no_keys(t.next_cands)
-                )
-            self.replay.add(t)
+            self.replay.add(self._stored(t))
 
-    def update(self) -> dict[str, float]:
-        """One gradient step on a replay batch; {} when nothing to learn yet (or no learning)."""
+    def update(self, fresh: list[Transition] | None = None) -> dict[str, float]:
+        """One gradient step on a replay batch; {} when nothing to learn yet (or no learning).
+
+        fresh: transitions (already `observe`d) that this step must learn from: the batch is
+        them plus `batch_size - len(fresh)` uniform replay samples (the online learner's
+        batched step, `recsys.loop.MemoryLoop.train`); None: `batch_size` replay samples."""
         cfg = self.cfg
         if self.mode in ("tabular", "non-parametric"):
             return {}
         if len(self.replay) < max(cfg.min_replay, 1):
             return {}
-        batch = self.replay.sample(cfg.batch_size).to(self.device)
+        if fresh:
+            items = [self._stored(t) for t in fresh]
+            items += self.replay.sample_transitions(cfg.batch_size - len(items))
+            batch = collate_transitions(items).to(self.device)
+        else:
+            batch = self.replay.sample(cfg.batch_size).to(self.device)
         with self._lock:
             alpha = self.log_alpha.detach().exp()
             q1, q2 = self.q(batch.state, batch.cands.keys, batch.cands.features)
             if self.mode == "soft-q":
-                with torch.no_grad():
-                    if batch.next_cands.mask.any():
+                with torch.no_grad():  # gamma 0: y = r, no pass over the next candidates
+                    if cfg.gamma > 0 and batch.next_cands.mask.any():
                         n1, n2 = self.q_target(
                             batch.next_state, batch.next_cands.keys, batch.next_cands.features
                         )
@@ -263,10 +274,11 @@ class Learner:
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         """Inverse of `state_dict`, in place (the optimisers keep their state when `sd` has
-        none)."""
+        none, the target network its own when `sd` has none: a publication)."""
         with self._lock:
             self.q.load_state_dict(sd["q"])
-            self.q_target.load_state_dict(sd["q_target"])
+            if "q_target" in sd:
+                self.q_target.load_state_dict(sd["q_target"])
             if "opt" in sd:
                 self.opt.load_state_dict(sd["opt"])
                 self.alpha_opt.load_state_dict(sd["alpha_opt"])

@@ -13,9 +13,12 @@ pickled code):
 
 With the optimiser state it is a checkpoint: training continues exactly where it stopped (the
 bundle's `learner.pt`, the end of a distributed training pass, the shared learner's own
-checkpoint). Without it, it is a publication: everything a replica or a replay actor acts with
-(`Learner.apply_part` then keeps the receiver's own optimiser state). Files written before the
-optimiser state was optional have the same layout and load unchanged.
+checkpoint). Without it, it is everything a replay actor acts and learns with
+(`Learner.apply_part` then keeps the receiver's own optimiser state). A publication
+(`publication()`, the shared learner's per-version weights) also leaves out `q_target`: acting
+reads only `q` (and alpha), so a replica keeps its own target network and each version carries
+half the tensors. Files written before the optimiser state was optional have the same layout
+and load unchanged.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ __all__ = ["OPTIMISER_KEYS", "LearnerPart"]
 
 OPTIMISER_KEYS = ("opt", "alpha_opt")
 """State-dict entries that hold optimiser state (Adam moments of Q and of the temperature)."""
-_WEIGHT_KEYS = ("q", "q_target", "log_alpha", "tabular")
+_WEIGHT_KEYS = ("q", "log_alpha", "tabular")
+"""Entries every part has (`q_target` too, except in a publication)."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,8 @@ class LearnerPart:
     step: int
     """Gradient steps taken."""
     weights: dict[str, Any]
-    """`q`, `q_target` (state dicts), `log_alpha` (0-d tensor), `tabular` ({case id: Q})."""
+    """`q`, `q_target` (state dicts; no `q_target` in a publication), `log_alpha` (0-d tensor),
+    `tabular` ({case id: Q})."""
     optimiser: dict[str, Any] | None = None
     """`opt`, `alpha_opt` (Adam state dicts), or None in a publication."""
 
@@ -64,8 +69,14 @@ class LearnerPart:
             raise BundleError(f"learner part optimiser state has {sorted(self.optimiser)}")
 
     def without_optimiser(self) -> LearnerPart:
-        """The publication of this part (same weights, no optimiser state)."""
+        """This part without the optimiser state (same weights)."""
         return replace(self, optimiser=None)
+
+    def publication(self) -> LearnerPart:
+        """What an acting copy needs: `q`, `log_alpha` and `tabular`, no target network and
+        no optimiser state (`Learner.apply_part` keeps the receiver's own)."""
+        weights = {k: v for k, v in self.weights.items() if k != "q_target"}
+        return replace(self, weights=weights, optimiser=None)
 
     def q_digest(self) -> str:
         """Fingerprint of the online Q network's weights (changes with every update)."""

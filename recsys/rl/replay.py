@@ -1,4 +1,10 @@
-"""Replay buffer of transitions; each keeps its own snapshot of the next candidate set."""
+"""Replay buffer of transitions; each keeps its own snapshot of the next candidate set.
+
+The buffer is a ring of the latest `capacity` transitions (the online service keeps 512:
+`recsys.presets.online`), so uniform sampling draws from a recency window, never from the
+whole history; the online learner's batched steps (`recsys.loop.MemoryLoop.train`) put the
+transitions not yet learned from first and fill the batch from this window
+(`sample_transitions`)."""
 
 from __future__ import annotations
 
@@ -61,9 +67,15 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int) -> TransitionBatch:
         """A uniformly sampled (with replacement) padded batch."""
+        return collate_transitions(self.sample_transitions(batch_size))
+
+    def sample_transitions(self, n: int) -> list[Transition]:
+        """n transitions drawn uniformly with replacement (an empty list for n <= 0)."""
         assert self._items, "replay buffer is empty"
-        idx = self._rng.integers(0, len(self._items), size=batch_size)
-        return collate_transitions([self._items[i] for i in idx])
+        if n <= 0:
+            return []
+        idx = self._rng.integers(0, len(self._items), size=n)
+        return [self._items[i] for i in idx]
 
     def transitions(self) -> list[Transition]:
         """All stored transitions (oldest first only before the ring wraps)."""

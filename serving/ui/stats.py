@@ -31,6 +31,9 @@ class Stats(BaseModel):
     mlflow_run: str | None = None
     bank_size: float | None = None
     queue_depth: float | None = None
+    lag_decisions: float | None = None
+    """Decisions served between the last applied feedback's acknowledgement and its
+    application (`memento_learner_lag_decisions`)."""
     td_loss: float | None = None
     last_reward: float | None = None
     updates: float | None = None
@@ -81,6 +84,7 @@ def stats(request: Request) -> Stats:
         mlflow_run=str(run) if run else None,
         bank_size=s.get("memento_case_bank_size"),
         queue_depth=s.get("memento_learner_queue_depth"),
+        lag_decisions=s.get("memento_learner_lag_decisions"),
         td_loss=s.get("memento_learner_td_loss"),
         last_reward=s.get("memento_learner_last_reward"),
         updates=s.get("memento_learner_updates_total"),

@@ -18,8 +18,8 @@ from data.schema import INTERACTIONS_FILE, ITEMS_FILE, REJECTS_FILE, REPORT_FILE
 from data.synthetic import SynthConfig, generate_synthetic
 from data.tianchi import PrepareConfig, prepare_tianchi
 from data.tianchi_files import sniff_layout
-from data.tianchi_log import iter_blocks
-from data.tianchi_ray import RaySplitter, byte_ranges
+from data.tianchi_parse import iter_blocks
+from data.tianchi_ray import RayEngine, byte_ranges
 
 OUTPUTS = (INTERACTIONS_FILE, ITEMS_FILE, REVIEWS_FILE, REJECTS_FILE)
 BAD_LINES = [
@@ -92,12 +92,12 @@ def test_ray_engine_matches_local_row_for_row(
 ) -> None:
     """Tiny Ray blocks (many tasks, offsets, rejects in several blocks) = local defaults."""
     local = prepare_tianchi(raw_dir, tmp_path / "local", PrepareConfig())
-    splitter = RaySplitter(workers=2)
+    engine = RayEngine(workers=2)
     ray_cfg = replace(PrepareConfig(), engine="ray", block_bytes=8_192)
-    ray_rep = prepare_tianchi(raw_dir, tmp_path / "ray", ray_cfg, splitter)
+    ray_rep = prepare_tianchi(raw_dir, tmp_path / "ray", ray_cfg, engine)
     _assert_same_outputs(tmp_path / "local", tmp_path / "ray")
     assert (local.engine, ray_rep.engine) == ("local", "ray")
-    assert splitter.peak_rss and all(v > 0 for v in splitter.peak_rss.values())
+    assert engine.peak_rss and all(v > 0 for v in engine.peak_rss.values())
     assert local.duplicates_dropped > 30
     assert {"bad_timestamp", "unknown_action", "missing_id", "undecodable_text"} <= set(
         local.rejected
@@ -143,3 +143,16 @@ def test_cli_engine_ray_and_invalid_engine(
     bad = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "x"), "--engine", "spark"])
     assert bad.exit_code == 2
     assert "spark" in bad.output
+
+
+def test_bucket_groups_are_consecutive_and_cover_every_bucket() -> None:
+    """Pass-2 groups: time order kept, every bucket once, at most the asked number of groups."""
+    from data.tianchi_ray import _groups
+
+    refs = {k: [(Path(f"f{j}"), 0) for j in range(1 + k % 3)] for k in (5, 1, 9, 3, 7, 2, 8)}
+    for n in (1, 2, 3, 7, 20):
+        groups = _groups(refs, n)
+        assert 1 <= len(groups) <= n
+        keys = [k for g in groups for k, _ in g]
+        assert keys == sorted(refs)
+        assert all(v == refs[k] for g in groups for k, v in g)

@@ -11,7 +11,8 @@ import polars as pl
 from data.report import PrepareReport
 from data.synthetic import SynthConfig, generate_synthetic
 from data.tianchi import PrepareConfig, prepare_tianchi
-from data.tianchi_log import IdSet, iter_blocks
+from data.tianchi_buckets import IdSet
+from data.tianchi_parse import iter_blocks
 
 
 def test_iter_blocks_reassembles_whole_lines(tmp_path: Path) -> None:
@@ -33,6 +34,19 @@ def test_id_set_counts_distinct() -> None:
     for b in batches:
         ids.add(b)
     assert len(ids) == len(np.unique(np.concatenate(batches)))
+
+
+def test_id_set_switches_from_dense_to_sorted_ids_exactly() -> None:
+    """Small ids, then huge and negative ones: the count and the ids stay exact."""
+    rng = np.random.default_rng(1)
+    batches = [rng.integers(0, 5000, size=2000) for _ in range(5)]
+    batches += [np.array([IdSet.DENSE_LIMIT + 7, -3, 42, 2**40]), rng.integers(0, 9000, 3000)]
+    ids = IdSet()
+    for b in batches:
+        ids.add(pl.Series(b))
+    expected = np.unique(np.concatenate(batches))
+    assert len(ids) == len(expected)
+    assert np.array_equal(np.sort(ids.values()), expected)
 
 
 def test_small_blocks_and_buckets_match_defaults(tmp_path: Path) -> None:

@@ -36,17 +36,20 @@ def _learning_core(tmp: Path, learn: int = 0) -> ServingCore:
 
 
 def test_published_part_makes_a_replica_score_like_the_learner(tmp_path: Path) -> None:
-    """After the learner core learned, its publication (no optimiser state) applied to a fresh
-    replica core gives the same Q fingerprint and step; the replica's optimiser stays empty."""
+    """After the learner core learned, its publication (no optimiser state, no target network)
+    applied to a fresh replica core gives the same Q fingerprint and step; the replica's
+    optimiser stays empty and its target network its own."""
     learner, replica = _learning_core(tmp_path / "learner", 3), _learning_core(tmp_path / "r")
     assert q_digest(learner) != q_digest(replica)
-    published = learner.learner_part(optimiser=False)
-    assert published.optimiser is None
+    published = learner.learner_part(optimiser=False).publication()
+    assert published.optimiser is None and "q_target" not in published.weights
+    target = {k: v.clone() for k, v in replica.runtime.learner.q_target.state_dict().items()}
     apply_published(replica, published.to_bytes())
     assert q_digest(replica) == q_digest(learner)
     rl, ll = replica.runtime.learner, learner.runtime.learner
     assert rl.step == ll.step > 0
     assert rl.opt.state_dict()["state"] == {} and ll.opt.state_dict()["state"] != {}
+    assert all(v.equal(target[k]) for k, v in rl.q_target.state_dict().items())
 
 
 def test_checkpoint_part_carries_the_optimiser_state(tmp_path: Path) -> None:

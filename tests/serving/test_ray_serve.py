@@ -1,5 +1,7 @@
 """`memento serve --replicas 2` on Ray Serve: the serving contract, cross-replica learning with
-a measured lag, and kill -9 of a replica (PostgreSQL store)."""
+a measured lag, kill -9 of a replica, case writes / deletes / events / erasure reaching the
+other replica through the change feed, and kill -9 of the shared learner mid-stream
+(PostgreSQL store)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import ray
 
 from serving.pg_store import PgStore
 from serving.process import free_port
@@ -89,6 +92,25 @@ def _decision(c: httpx.Client, user: str) -> tuple[str, str]:
     return r.json()["decision_id"], r.json()["items"][0]["item_id"]
 
 
+def _feedback(c: httpx.Client, decision_id: str, item: str, action: str) -> httpx.Response:
+    """Feedback on one decision's item, with a fresh idempotency key."""
+    fb = {"decision_id": decision_id, "item_id": item, "action": action}
+    return c.post("/v1/feedback", json={**fb, "idempotency_key": uuid.uuid4().hex}, headers=AUTH)
+
+
+def _applied_once(store: PgStore, ids: set[int], timeout_s: float) -> None:
+    """Every acknowledged feedback row is stored, then (within the timeout) flagged applied,
+    and exactly one published version applied it."""
+    assert ids <= {r.feedback_id for r in store.feedback()}, "acknowledged feedback lost"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(r.applied for r in store.feedback() if r.feedback_id in ids):
+            break
+        time.sleep(0.1)
+    counts = [fid for v in store.versions_after(0) for fid in v.feedback_ids if fid in ids]
+    assert sorted(counts) == sorted(ids), "each acknowledged row applied exactly once"
+
+
 def test_replicas_answer_under_the_serving_contract(cluster: Cluster) -> None:
     """Through the Serve proxy: 401 without a key, 403 with a wrong one, 422 on a bad body,
     404 on an unknown decision, 200/202 on good requests; both replicas serve."""
@@ -105,10 +127,7 @@ def test_replicas_answer_under_the_serving_contract(cluster: Cluster) -> None:
         served = set()
         for k in range(20):
             decision_id, item = _decision(c, f"c{k}")
-            fb = {"decision_id": decision_id, "item_id": item, "action": "click"}
-            r = c.post(
-                "/v1/feedback", json={**fb, "idempotency_key": uuid.uuid4().hex}, headers=AUTH
-            )
+            r = _feedback(c, decision_id, item, "click")
             assert r.status_code == 202, r.text
             served.add(r.headers["X-Memento-Replica"])
         assert len(served) == 2, f"one replica answered everything: {served}"
@@ -164,25 +183,14 @@ def test_kill9_of_a_replica_loses_no_acknowledged_feedback(cluster: Cluster) -> 
     with httpx.Client(base_url=cluster.url, timeout=10) as c:
         decision_id, item = _decision(c, "crash-user")
         for _ in range(30):
-            fb = {"decision_id": decision_id, "item_id": item, "action": "click"}
-            r = c.post(
-                "/v1/feedback", json={**fb, "idempotency_key": uuid.uuid4().hex}, headers=AUTH
-            )
+            r = _feedback(c, decision_id, item, "click")
             if r.status_code == 202:
                 acked.append((r.json()["feedback_id"], r.headers["X-Memento-Replica"]))
     victim = acked[-1][1]
     pid = cluster.replica_stats()[victim]["pid"]
     os.kill(pid, signal.SIGKILL)
     store = PgStore(cluster.store_url)
-    ids = {fid for fid, _ in acked}
-    assert ids <= {r.feedback_id for r in store.feedback()}, "acknowledged feedback lost"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if all(r.applied for r in store.feedback() if r.feedback_id in ids):
-            break
-        time.sleep(0.1)
-    counts = [fid for v in store.versions_after(0) for fid in v.feedback_ids if fid in ids]
-    assert sorted(counts) == sorted(ids), "each acknowledged row applied exactly once"
+    _applied_once(store, {fid for fid, _ in acked}, timeout_s=30)
     store.close()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -193,6 +201,135 @@ def test_kill9_of_a_replica_loses_no_acknowledged_feedback(cluster: Cluster) -> 
             pass
         time.sleep(0.2)
     assert len(cluster.replica_stats(timeout_s=60)) == 2, "Serve replaced the killed replica"
+
+
+def _until_both(
+    c: httpx.Client, method: str, path: str, ok: Any, timeout_s: float = 30.0
+) -> dict[str, float]:
+    """Repeat a request until the latest answer of each of the 2 replicas satisfies `ok`
+    (response -> bool); returns replica -> seconds from the call until its first good answer
+    in the final run of good answers."""
+    t0, good_since, last_ok = time.monotonic(), {}, {}
+    while time.monotonic() - t0 < timeout_s:
+        r = c.request(method, path, headers=AUTH)
+        rid, now = r.headers["X-Memento-Replica"], time.monotonic() - t0
+        last_ok[rid] = bool(ok(r))
+        if last_ok[rid]:
+            good_since.setdefault(rid, now)
+        else:
+            good_since.pop(rid, None)
+        if len(last_ok) >= 2 and all(last_ok.values()):
+            return good_since
+        time.sleep(0.01)
+    raise AssertionError(f"{method} {path}: not every replica agreed in {timeout_s} s: {last_ok}")
+
+
+def _listed(user: str) -> str:
+    return f"/v1/cases?user_id={user}"
+
+
+def _sids(r: httpx.Response) -> set[str]:
+    assert r.status_code == 200, r.text
+    return {c["case_id"] for c in r.json()["cases"]}
+
+
+def test_case_writes_deletes_and_events_reach_the_other_replica(cluster: Cluster) -> None:
+    """A hand-written case is listed by both replicas, then gone from both after its delete;
+    events posted through either replica are counted exactly once by each (the feed)."""
+    with httpx.Client(base_url=cluster.url, timeout=10) as c:
+        case = {"user_id": "feed-user", "items": ["k2"], "reward": 1.0}
+        r = c.post("/v1/cases", json=case, headers=AUTH)
+        assert r.status_code in (200, 201), r.text
+        sid = r.json()["case_id"]
+        written = _until_both(c, "GET", _listed("feed-user"), lambda r: sid in _sids(r))
+        assert c.delete(f"/v1/cases/{sid}", headers=AUTH).status_code == 204
+        deleted = _until_both(c, "GET", f"/v1/cases/{sid}", lambda r: r.status_code == 404)
+        for k in range(12):
+            body = {"user_id": f"pop{k % 3}", "events": [{"item_id": "l3"}, {"item_id": "l2"}]}
+            assert c.post("/v1/events", json=body, headers=AUTH).status_code == 202
+    store = PgStore(cluster.store_url)
+    stored = len(list(store.iter_events()))
+    store.close()
+    deadline = time.monotonic() + LAG_BOUND_S
+    while True:
+        stats = cluster.replica_stats()
+        counts = {rid: s["events_counted"] - s["events_base"] for rid, s in stats.items()}
+        if set(counts.values()) == {stored} or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert set(counts.values()) == {stored}, f"{counts} counted, {stored} stored"
+    lags = sorted(round(x, 3) for s in stats.values() for x in s["change_lags"])
+    assert lags and max(lags) < LAG_BOUND_S, lags
+    print(f"case write seen by both after {written}, delete after {deleted}; change lags {lags}")
+
+
+def test_erasure_through_one_replica_leaves_no_case_on_the_other(cluster: Cluster) -> None:
+    """A user with hand-written cases and a feedback's case (written by the learner) is erased
+    through replica A: within the lag replica B lists none of them and answers 404 for each,
+    while another user's case stays on both."""
+    with httpx.Client(base_url=cluster.url, timeout=10) as c:
+        user, keeper = "erase-me", "keep-me"
+        sids = set()
+        for item in ("k1", "k2", "a1"):
+            r = c.post("/v1/cases", json={"user_id": user, "items": [item]}, headers=AUTH)
+            assert r.status_code in (200, 201), r.text
+            sids.add(r.json()["case_id"])
+        r = c.post("/v1/cases", json={"user_id": keeper, "items": ["a2"]}, headers=AUTH)
+        kept = r.json()["case_id"]
+        decision_id, item = _decision(c, user)
+        r = _feedback(c, decision_id, item, "cart")
+        assert r.status_code == 202, r.text
+        _until_both(c, "GET", _listed(user), lambda r: len(_sids(r)) == 4)
+        every = _sids(c.get(_listed(user), headers=AUTH))
+        assert sids < every and any(s.startswith("fb-") for s in every), every
+        r = c.delete(f"/v1/users/{user}", headers=AUTH)
+        assert r.status_code == 200 and r.json()["cases"] >= 4, r.text
+        a = r.headers["X-Memento-Replica"]
+        seen = _until_both(c, "GET", _listed(user), lambda r: not _sids(r))
+        lag = max(t for rid, t in seen.items() if rid != a)
+        b = next(rid for rid in seen if rid != a)
+        for sid in every:
+            gone = _until_both(c, "GET", f"/v1/cases/{sid}", lambda r: r.status_code == 404)
+            assert set(gone) == {a, b}
+        both = _until_both(c, "GET", _listed(keeper), lambda r: _sids(r) == {kept})
+        assert set(both) == {a, b}
+    assert lag < LAG_BOUND_S, f"replica B still listed the erased user's cases after {lag:.2f} s"
+    store = PgStore(cluster.store_url)
+    assert store.list_cases(user) == [] and store.get_case(kept) is not None
+    store.close()
+    print(f"erasure via {a}: replica {b} listed none {lag:.3f} s after the answer")
+
+
+def test_killing_the_learner_mid_stream_loses_no_acknowledged_feedback(cluster: Cluster) -> None:
+    """SIGKILL the shared learner's process while feedback streams in: Ray restarts it, it
+    resumes from the store, and every acknowledged row is applied exactly once, its case
+    logged once."""
+    learner = cluster.running.learner
+    old = ray.get(learner.stats.remote(), timeout=30)
+    acked: dict[int, tuple[str, str]] = {}
+    killed_after, backlog = -1, -1
+    store = PgStore(cluster.store_url)
+    with httpx.Client(base_url=cluster.url, timeout=10) as c:
+        for k in range(36):
+            decision_id, item = _decision(c, f"stream-{k}")
+            r = _feedback(c, decision_id, item, "click")
+            assert r.status_code == 202, r.text
+            acked[r.json()["feedback_id"]] = (decision_id, item)
+            if k == 12:
+                backlog = len(store.feedback(unapplied_only=True))
+                os.kill(old["pid"], signal.SIGKILL)
+                killed_after = len(acked)
+    assert killed_after > 0
+    _applied_once(store, set(acked), timeout_s=120)
+    cases = {c.case_id for u in {f"stream-{k}" for k in range(36)} for c in store.list_cases(u)}
+    assert len(cases) == len({(d, i) for d, i in acked.values()}), "one case per feedback"
+    store.close()
+    new = ray.get(learner.stats.remote(), timeout=30)
+    assert new["pid"] != old["pid"] and new["alive"], (old, new)
+    print(
+        f"learner {old['pid']} killed after {killed_after} acks ({backlog} unapplied), "
+        f"restarted as {new['pid']}"
+    )
 
 
 def test_serve_refuses_replicas_on_sqlite(tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ def _decision(client: httpx.Client, user: str, n: int = 5) -> dict:
 
 
 def test_health_ready_and_metrics(client: httpx.Client) -> None:
-    """Liveness, readiness and the four required metric families are exposed."""
+    """Liveness, readiness and the required metric families (the learner's lag in decisions
+    among them) are exposed."""
     assert client.get("/healthz").json()["status"] == "ok"
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready" and ready["model_version"] == "fresh.r0"
@@ -32,6 +33,8 @@ def test_health_ready_and_metrics(client: httpx.Client) -> None:
         "memento_learner_queue_depth",
         "memento_learner_td_loss",
         "memento_case_bank_size",
+        "memento_learner_lag_decisions",
+        "memento_decisions_total",
     ):
         assert name in text, name
 

@@ -197,16 +197,20 @@ class ItemsScorer(Scorer):
     ) -> tuple[Decided, np.ndarray] | None:
         """Full information (`outcome.labels` and the decision's probabilities known): every
         pooled item, labelled from the user's next events, behaviour log-probabilities = the
-        policy's. Else the live shown items: the acted one gets the reward, the others 0."""
+        policy's. Else (serving) the live shown items and only those: the acted one gets the
+        reward, the others 0, and the candidates of the transition are the shown list (the
+        pool items never shown carry no evidence, so they are no negatives of the listwise
+        term; an update also costs the list's length instead of the pool's)."""
         cands = decision.cands
         if outcome.labels is None or decision.probs is None:
             keep = self.shown(decision)
             if not keep:
                 return None
-            chosen = decision.chosen[keep].astype(np.int64)
+            rows = decision.chosen[keep].astype(np.int64)
             hit = [bool(outcome.acted & set(decision.chosen_items[k])) for k in keep]
             rewards = np.array([outcome.reward if h else 0.0 for h in hit], np.float32)
-            return Decided(decision.state, cands, chosen, decision.logp[keep]), rewards
+            chosen = np.arange(len(rows), dtype=np.int64)
+            return Decided(decision.state, _take(cands, rows), chosen, decision.logp[keep]), rewards
         labels = outcome.labels
         rows = np.flatnonzero(cands.mask)
         rewards = np.array(
@@ -221,13 +225,7 @@ class ItemsScorer(Scorer):
             keep_rows = np.sort(np.concatenate([np.flatnonzero(rewards > 0), pick]))
             rows, rewards = rows[keep_rows], rewards[keep_rows]
         logp = np.log(np.maximum(decision.probs[rows], 1e-12)).astype(np.float32)
-        sub = Candidates(
-            case_ids=cands.case_ids[rows],
-            keys=cands.keys[rows],
-            sims=cands.sims[rows],
-            features=cands.features[rows],
-            mask=np.ones(len(rows), bool),
-        )
+        sub = _take(cands, rows)
         return Decided(decision.state, sub, np.arange(len(rows), dtype=np.int64), logp), rewards
 
     def log_ids(
@@ -264,3 +262,14 @@ class ItemsScorer(Scorer):
             for sid in support.get(c.items[0], []):
                 best.setdefault(sid, c.prob)
         return list(best.items())
+
+
+def _take(cands: Candidates, rows: np.ndarray) -> Candidates:
+    """The valid candidates `rows` (in that order) as a candidate set of their own."""
+    return Candidates(
+        case_ids=cands.case_ids[rows],
+        keys=cands.keys[rows],
+        sims=cands.sims[rows],
+        features=cands.features[rows],
+        mask=np.ones(len(rows), bool),
+    )

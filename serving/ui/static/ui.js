@@ -80,6 +80,7 @@
     push(charts.entropy, t, s.policy_entropy);
     text("entropy-note", s.policy_entropy == null ? "not exported by this core's metrics" : "");
     push(charts.queue, t, s.queue_depth);
+    push(charts.lag, t, s.lag_decisions);
     let ms = null;
     if (last && s.latency_count > last.latency_count) {
       ms = 1000 * (s.latency_sum - last.latency_sum) / (s.latency_count - last.latency_count);
@@ -92,6 +93,7 @@
   charts.td = chart("chart-td", "TD loss");
   charts.entropy = chart("chart-entropy", "entropy");
   charts.queue = chart("chart-queue", "queue depth");
+  charts.lag = chart("chart-lag", "lag (decisions)");
   charts.latency = chart("chart-latency", "latency ms");
   window.mementoCharts = charts;
   poll();

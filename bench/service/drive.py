@@ -1,0 +1,85 @@
+"""Bounded HTTP phases of the load tests: drive a list of requests with a fixed number in
+flight, and the latency and throughput of what answered."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:  # the load test's configuration imports this module
+    from bench.service.load import LoadConfig
+
+__all__ = ["PhaseStats", "drive_requests", "phase_stats"]
+
+
+@dataclass(frozen=True)
+class PhaseStats:
+    """Latency and throughput of one phase."""
+
+    count: int
+    """Completed requests."""
+    errors: int
+    """Non-2xx answers or transport errors."""
+    p50_ms: float
+    """Median latency."""
+    p99_ms: float
+    """99th-percentile latency."""
+    per_s: float
+    """Completed requests per second of wall clock."""
+
+
+def phase_stats(lat: list[float], errors: int, wall: float) -> PhaseStats:
+    """The stats of a phase from its latencies (seconds), errors and wall clock."""
+    ms = sorted(x * 1000 for x in lat) or [float("nan")]
+    p99 = ms[min(len(ms) - 1, int(0.99 * len(ms)))]
+    return PhaseStats(
+        len(lat),
+        errors,
+        round(statistics.median(ms), 3),
+        round(p99, 3),
+        round(len(lat) / wall, 1) if wall > 0 else 0.0,
+    )
+
+
+async def drive_requests(
+    url: str,
+    bodies: list[tuple[str, dict[str, Any], dict[str, str]]],
+    cfg: LoadConfig,
+    concurrency: int,
+) -> tuple[PhaseStats, list[dict[str, Any]]]:
+    """POST each (path, body, headers) with `concurrency` in flight until done or
+    `cfg.max_seconds`; the phase's stats and the JSON answers of the successful ones."""
+    sem = asyncio.Semaphore(concurrency)
+    lat: list[float] = []
+    answers: list[dict[str, Any]] = []
+    errors = 0
+    deadline = time.perf_counter() + cfg.max_seconds
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+
+        async def one(path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
+            nonlocal errors
+            async with sem:
+                if time.perf_counter() > deadline:
+                    return
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post(path, json=body, headers=headers)
+                except httpx.HTTPError:
+                    errors += 1
+                    return
+                if r.is_success:
+                    lat.append(time.perf_counter() - t0)
+                    answers.append(r.json())
+                else:
+                    errors += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(p, b, h) for p, b, h in bodies))
+        wall = time.perf_counter() - start
+    return phase_stats(lat, errors, wall), answers
