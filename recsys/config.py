@@ -117,9 +117,8 @@ class CaseBankConfig:
     """Share of the state in the keys of this bank's cases (`recsys.memory.case_encoder`): 0.5
     mixes state and item content; 1.0 keys a case by its situation alone, so retrieval returns
     what users were shown and did from similar situations (offline replay's choice, made on the
-    Tianchi sample's validation events; the online service's too, `presets.online`: its cases
-    record every shown item since outcomes, and the items scorer reads them as evidence per
-    item)."""
+    Tianchi sample's validation events). The online service keeps 0.5: with outcome cases and
+    aged evidence, 1.0 measured worse there (`presets.online` gives the figures)."""
     q_input: QInput = "key"
     """The vector the Q network sees for a retrieved case: its retrieval `key`, or `content`
     (the L2-normalised mean vector of the case's items, substituted by the caller). With
