@@ -8,10 +8,11 @@
    bucket file, rejects -> its own rejects file; it returns only the `ChunkResult` counts.
    The driver merges the results in range (= input) order: each range's global row offset is
    the sum of the rows of the ranges before it, added to its rejects as they are appended;
-2. pass 2: the sorted bucket keys are cut into groups of consecutive buckets (about four per
-   worker); one Ray task per group runs the local engine's `read_bucket` + `process_bucket`
-   on each of its buckets (de-duplicate, stable sort by time) and writes them to a part file,
-   returning the counts and the group's distinct ids. The driver appends the parts in time
+2. pass 2: the sorted bucket keys are cut into groups of consecutive buckets (at least four
+   per worker, at most about `GROUP_ROWS` rows each); one Ray task per group runs the local
+   engine's `read_bucket` + `process_bucket` on each of its buckets (de-duplicate, stable
+   sort by time) and writes them to a part file, returning the counts and the group's
+   distinct ids. The driver appends the parts in time
    order to interactions.parquet (one row group per bucket, as the local engine writes).
 
 At most `workers` tasks run and twice that are in flight, so memory is bounded by `workers`
@@ -62,7 +63,9 @@ log = logging.getLogger(__name__)
 OBJECT_STORE_BYTES = 512 << 20
 """Object store of a Ray cluster started here (tasks exchange paths and counts, not rows)."""
 GROUPS_PER_WORKER = 4
-"""Pass 2: bucket groups per worker (more: better balance and overlap with the driver)."""
+"""Pass 2: bucket groups per worker at least (more: better balance and overlap)."""
+GROUP_ROWS = 2_000_000
+"""Pass 2: about the most valid rows in one bucket group (bounds a task's part file)."""
 
 Buckets = list[tuple[int, list[tuple[Path, int]]]]
 """Consecutive buckets of one pass-2 task: (bucket key, its (file, batch) list)."""
@@ -212,8 +215,8 @@ class RayEngine:
         def append(k: int, part: BucketResult) -> None:
             res.merge(part)
             path = _part_path(stage, k)
-            if path.exists():
-                reader = pa.ipc.open_file(pa.memory_map(str(path)))
+            if path.exists():  # read, not mapped: one batch resident at a time
+                reader = pa.ipc.open_file(pa.OSFile(str(path)))
                 for i in range(reader.num_record_batches):
                     df = pl.from_arrow(reader.get_batch(i))
                     assert isinstance(df, pl.DataFrame), "a batch converts to a DataFrame"
@@ -223,7 +226,8 @@ class RayEngine:
                 path.unlink()
 
         workers = self._workers()
-        groups = _groups(split.buckets, GROUPS_PER_WORKER * workers)
+        n_groups = max(GROUPS_PER_WORKER * workers, -(-split.n_valid // GROUP_ROWS))
+        groups = _groups(split.buckets, n_groups)
         calls = ((task, (g, keep_duplicates, _part_path(stage, k))) for k, g in enumerate(groups))
         try:
             self._run_in_order(calls, workers, append)
