@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from serving.errors import KEYED, error_responses, install_error_handlers
 from serving.learner_worker import LearnerWorker
-from serving.malloc import tune_malloc
+from serving.malloc import Trimmer, tune_malloc
 from serving.metrics import ServingMetrics
 from serving.middleware import BodyLimitMiddleware, LatencyMiddleware
 from serving.recommend_service import RecommendService
@@ -98,6 +98,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         limit_blas_threads(settings.blas_threads)
         tune_malloc(settings.malloc_arena_max)  # before the request threads start
+        trimmer = Trimmer(settings.malloc_trim_s)
+        trimmer.start()
         store = open_store(settings)
         the_core = core or load_core_factory(settings.core)(settings, store)
         assert isinstance(the_core, RecommenderBackend), f"{type(the_core)=} lacks the Protocol"
@@ -119,6 +121,7 @@ def create_app(
             gc.unfreeze()
             app.state.service = None
             worker.stop()
+            trimmer.stop()
             the_core.close()
             store.close()
 

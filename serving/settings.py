@@ -151,6 +151,9 @@ class ServingSettings(BaseSettings):
     """glibc malloc arenas of the process, with the mmap threshold fixed at 128 KiB (0: leave
     malloc as it is): freed request and update arrays go back to the system instead of staying
     in per-thread arenas (`serving.malloc`; serving/README.md, memory budget)."""
+    malloc_trim_s: float = Field(default=10.0, ge=0.0)
+    """Return the heap's free pages to the system (glibc `malloc_trim`) this often (0: never;
+    `serving.malloc.Trimmer`)."""
     blas_threads: int = Field(default=1, ge=0)
     """BLAS threads per process (1: request-level concurrency, no oversubscription; 0: leave)."""
     items_path: Path | None = None
