@@ -39,19 +39,13 @@ from recsys.rec.request import PSCORE_CASES, PSCORE_COLD, RecRequest, RecResult
 from recsys.rec.reward import action_reward
 from recsys.rec.scorers import LoggedDecision, Outcome
 from recsys.records import Action, Interaction, UserState
+from serving.case_log import log_case
 from serving.case_memory import CaseMemory
+from serving.decision_blob import DecisionBlob
 from serving.errors import NotReadyError
 from serving.model_source import SNAPSHOT_DIR
 from serving.outcomes import Feedback, OpenDecisions, feedback_time, shown_at
-from serving.runtime import (
-    DecisionBlob,
-    EventGate,
-    Runtime,
-    build_runtime,
-    load_events,
-    log_case,
-    save_snapshot,
-)
+from serving.runtime import EventGate, Runtime, build_runtime, load_events, save_snapshot
 from serving.serial_llm import SerialLLM
 from serving.service import (
     IMPRESSION,
