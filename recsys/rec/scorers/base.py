@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from recsys.rec.items import ItemTable
     from recsys.rec.recommender import Recommender
 
-__all__ = ["LoggedDecision", "Outcome", "Pool", "Scorer", "WarmRequest", "fill_popular"]
+__all__ = ["LoggedDecision", "Outcome", "Pool", "Scorer", "WarmRequest", "finish_list"]
 
 
 @dataclass(frozen=True)
@@ -73,17 +73,33 @@ class WarmRequest:
     """Log each shown item's propensity (`RecResult.set_propensities`)."""
 
 
-def fill_popular(
-    rec: Recommender, warm: WarmRequest, items: list[int], score: np.ndarray
-) -> tuple[list[int], np.ndarray]:
-    """A list shorter than `warm.n` filled in popularity order as of the request (excluded and
-    listed rows skipped), each fill item scored 1 below the lowest score (0 for an empty list)."""
-    if len(items) >= warm.n:
-        return items, score
-    have = set(items) | warm.exclude
-    fill = rec.popularity.top(warm.n + len(have), warm.req.now, have)[: warm.n - len(items)]
-    low = float(np.min(score)) if len(score) else 0.0
-    return items + fill, np.concatenate([score, np.full(len(fill), low - 1.0)])
+def finish_list(
+    rec: Recommender,
+    warm: WarmRequest,
+    res: RecResult,
+    items: list[int],
+    score: np.ndarray,
+    pscores: list[float],
+) -> RecResult:
+    """`res` with the list of an item-ranking scorer (`items` best first, their `score`): the
+    frozen LLM re-scores the head when asked; a list shorter than `warm.n` is filled in
+    popularity order as of the request (excluded and listed rows skipped), each fill item scored
+    1 below the lowest score (0 for an empty list); the first `warm.n` are kept, with `pscores`
+    (one per policy-drawn item) as their propensities when asked."""
+    n = warm.n
+    if warm.use_llm and rec.llm is not None and items:
+        items, score = rec.llm_rescore(warm.req, res, items, score)
+    if len(items) < n:
+        have = set(items) | warm.exclude
+        fill = rec.popularity.top(n + len(have), warm.req.now, have)[: n - len(items)]
+        low = float(np.min(score)) if len(score) else 0.0
+        items = items + fill
+        score = np.concatenate([score, np.full(len(fill), low - 1.0)])
+    res.items = items[:n]
+    res.scores = [float(v) for v in score[:n]]
+    if warm.propensities:
+        res.set_propensities(pscores, rec.cfg.blend.llm_depth)
+    return res
 
 
 @dataclass(frozen=True)

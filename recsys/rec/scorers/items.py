@@ -27,7 +27,7 @@ from recsys.rec.scorers.base import (
     Pool,
     Scorer,
     WarmRequest,
-    fill_popular,
+    finish_list,
 )
 from recsys.rec.scorers.blend import BlendScorer
 from recsys.records import Candidates, UserState
@@ -176,14 +176,7 @@ class ItemsScorer(Scorer):
             if warm.propensities:  # seeded by the request: the same request logs the same pscores
                 lr, key = rec.loop.learner, f"{req.user_id}|{req.now!r}"
                 drawn = logged_propensities(lr, state.vec, icands, choice, warm.greedy, key)
-        if warm.use_llm and rec.llm is not None and items:
-            items, score = rec.llm_rescore(req, res, items, score)
-        items, score = fill_popular(rec, warm, items, score)  # a short pool
-        res.items = items[:n]
-        res.scores = [float(s) for s in score[:n]]
-        if warm.propensities:
-            res.set_propensities(drawn.tolist(), rec.cfg.blend.llm_depth)
-        return res
+        return finish_list(rec, warm, res, items, score, drawn.tolist())
 
     def transition(
         self, rec: Recommender, decision: LoggedDecision, outcome: Outcome

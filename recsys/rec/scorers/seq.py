@@ -24,7 +24,7 @@ from recsys.errors import BundleError
 from recsys.loop import Decided
 from recsys.ranking import top_n_stable
 from recsys.rec.request import RecRequest, RecResult
-from recsys.rec.scorers.base import LoggedDecision, Outcome, Pool, WarmRequest, fill_popular
+from recsys.rec.scorers.base import LoggedDecision, Outcome, Pool, WarmRequest, finish_list
 from recsys.rec.scorers.items import ItemsScorer
 from recsys.rec.seq.batch import sequence_of
 from recsys.rec.seq.policy import SeqPolicy
@@ -88,14 +88,7 @@ class SeqScorer(ItemsScorer):
         items = [int(r) for r in top]
         score = s[top].astype(np.float64)
         res = RecResult([], [], state)
-        if warm.use_llm and rec.llm is not None and items:
-            items, score = rec.llm_rescore(req, res, items, score)
-        items, score = fill_popular(rec, warm, items, score)  # a short catalogue
-        res.items = items[:n]
-        res.scores = [float(v) for v in score[:n]]
-        if warm.propensities:
-            res.set_propensities([1.0] * len(top), rec.cfg.blend.llm_depth)
-        return res
+        return finish_list(rec, warm, res, items, score, [1.0] * len(top))
 
     def transition(
         self, rec: Recommender, decision: LoggedDecision, outcome: Outcome
