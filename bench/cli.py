@@ -1,4 +1,5 @@
-"""`memento bench bandit | core | llm | prepare | parity | replay-scale | soak`: parse options, run.
+"""`memento bench bandit | core | llm | prepare | parity | replay-scale | soak`: parse options, run;
+and the options shared by several bench commands (`JSON_ONLY`, `TRACKING_URI`).
 
 The measuring code lives in the sibling modules (no typer there); heavy imports stay inside
 the commands so that `memento --help` stays fast.
@@ -12,6 +13,8 @@ from pathlib import Path
 import typer
 
 __all__ = [
+    "JSON_ONLY",
+    "TRACKING_URI",
     "bandit_command",
     "core_command",
     "llm_command",
@@ -20,6 +23,12 @@ __all__ = [
     "replay_scale_command",
     "soak_command",
 ]
+
+# --- options shared by the bench commands (typer copies an option at each use) -----------
+JSON_ONLY = typer.Option(False, "--json", help="Print only the JSON payload on stdout.")
+"""`--json`: the result as one JSON object on stdout, nothing else (tables and logs elsewhere)."""
+TRACKING_URI = typer.Option(None, "--tracking-uri", help="MLflow URI.")
+"""`--tracking-uri`: the MLflow store a command tracks its run in (None: MLflow's default)."""
 
 
 def _ints(csv: str) -> list[int]:

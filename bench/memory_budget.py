@@ -33,10 +33,11 @@ from typing import Any
 import numpy as np
 import psutil
 
+from bench.service.bare_learner import served_decision
 from recsys.records import Candidates
 from serving.core import ServingCore, build_core
 from serving.learner_worker import FeedbackJob
-from serving.service import DecisionSnapshot, EventRecord
+from serving.service import EventRecord
 from serving.settings import ServingSettings
 from serving.store import Store
 
@@ -102,16 +103,7 @@ def _decisions(core: ServingCore, store: Store, n: int) -> tuple[list[float], li
     for k in range(n):
         user = f"budget-u{k % 10}"
         rec = core.recommend(user, 10, {}, store.recent_events(user, 50), [], False)
-        d = DecisionSnapshot(
-            uuid.uuid4().hex,
-            user,
-            rec.state,
-            rec.candidates,
-            tuple(c.case_id for c in rec.cases),
-            tuple(i.item_id for i in rec.items),
-            core.model_version,
-            time.time(),
-        )
+        d = served_decision(core, user, rec)
         store.put_decision(d)
         sizes.append(float(len(d.state) + len(d.candidates)))
         core.apply_feedback(d, d.items[0], "click", None)

@@ -228,7 +228,7 @@ def _fmt_ci(ci: Sequence[float | None] | None) -> str:
 
 
 def ci_markdown(payload: Mapping[str, Any]) -> str:
-    """The benchmark JSON (`bench.replay.cli.bench_payload`) as a markdown table: every method's
+    """The benchmark JSON (`bench.replay.payload.bench_payload`) as a markdown table: every method's
     NDCG@10 with its 95% CI over test rows, HR@10, warm NDCG@10, and soft-q minus the method
     with its paired CI (all rows and warm rows), best NDCG@10 first."""
     res = payload["results"]

@@ -25,8 +25,9 @@ import numpy as np
 
 from recsys.rec.request import case_item_ids as case_items
 from recsys.records import Candidates, Case, UserState
+from serving.case_log import TOMBSTONES, load_tombstones
 from serving.outcomes import Feedback, ShownAt
-from serving.runtime import TOMBSTONES, Runtime, load_tombstones
+from serving.runtime import Runtime
 from serving.service import CaseView, EventRecord, NewCase
 from serving.store import CaseRecord, Store
 

@@ -47,7 +47,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from serving.runtime import Runtime, log_case
+from serving.case_log import log_case
+from serving.runtime import Runtime
 from serving.service import EventRecord
 from serving.store import CaseRecord
 

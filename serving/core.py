@@ -3,19 +3,9 @@
 recommend: stored + request events -> `RecRequest` -> `Recommender.recommend` (the same
 pipeline, configuration and bundle parts the offline evaluator measured) -> ranked items with
 the cases behind them; the decision blob keeps the K snapshot for learning.
-feedback: `action_reward` -> the decision read back from its log (the scorer's `restore`) ->
-`Recommender.learn` (the scorer's transition; s' = history + the acted item, its own candidate
-snapshot at the feedback's time) -> a case keyed on the decision state, id
-`fb-<sha1(decision/item)>` (idempotent), written to bank and case log. Case inspection and
+feedback and outcomes: `action_reward` -> `Recommender.learn` -> a feedback case, in
+`serving.learning.FeedbackLearning` (the learning path, one per core). Case inspection and
 editing live in `serving.case_memory.CaseMemory`.
-
-Outcomes: a decision closed by `POST /v1/outcomes` brings one feedback row per shown item;
-an `IMPRESSION` row (shown, not acted on) writes a zero-reward case (exposure evidence for the
-items scorer) and learns nothing by itself, except that the row completing a decision with no
-acted item makes one learning step with every shown item at reward 0 (a decision's acted rows
-learn as feedback does). `serving.outcomes.OpenDecisions` counts the rows per decision in
-memory: after a restart, a no-click decision whose rows straddle the last checkpoint teaches
-nothing.
 
 One clock: a decision is taken at the request's `at` (now when absent) and stored with that
 time; its feedback case is stamped with it (so the next request at a later `at` retrieves it);
@@ -25,36 +15,28 @@ s' is built at the feedback time = the decision time + the wall seconds since it
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 
 import numpy as np
 
 from recsys.bundle import LearnerPart
 from recsys.memory.faiss_index import FaissIndex
 from recsys.rec.request import PSCORE_CASES, PSCORE_COLD, RecRequest, RecResult
-from recsys.rec.reward import action_reward
-from recsys.rec.scorers import LoggedDecision, Outcome
-from recsys.records import Action, Interaction, UserState
+from recsys.records import UserState
+from serving.case_log import log_case
 from serving.case_memory import CaseMemory
+from serving.decision_blob import DecisionBlob
 from serving.errors import NotReadyError
+from serving.interactions import interactions
+from serving.learning import FeedbackLearning
 from serving.model_source import SNAPSHOT_DIR
-from serving.outcomes import Feedback, OpenDecisions, feedback_time, shown_at
-from serving.runtime import (
-    DecisionBlob,
-    EventGate,
-    Runtime,
-    build_runtime,
-    load_events,
-    log_case,
-    save_snapshot,
-)
+from serving.runtime import EventGate, Runtime, build_runtime, load_events, save_snapshot
 from serving.serial_llm import SerialLLM
 from serving.service import (
-    IMPRESSION,
     CaseChoice,
     CaseView,
     DecisionSnapshot,
@@ -68,17 +50,6 @@ from serving.settings import ServingSettings
 from serving.store import Store
 
 logger = logging.getLogger(__name__)
-
-_ACTIONS = {a.value: a for a in Action}
-
-
-def interactions(user_id: str, events: Sequence[EventRecord]) -> list[Interaction]:
-    """Core records of the API events (unknown action names are dropped by the schema)."""
-    return [
-        Interaction(user_id, e.item_id, _ACTIONS[e.action], float(e.ts))
-        for e in events
-        if e.action in _ACTIONS
-    ]
 
 
 def _sid(sid_of: Mapping[int, str]) -> Callable[[int], str]:
@@ -108,7 +79,9 @@ class ServingCore:
         self._rt: Runtime = self._new_runtime()
         self._memory = CaseMemory(store, lambda: self._rt, self.encode_state)
         self._thread = threading.local()
-        self._closing = OpenDecisions()
+        self._learning = FeedbackLearning(
+            settings, store, self._memory, lambda: self._rt, self._limit_threads
+        )
 
     def _new_runtime(self, events: bool = True) -> Runtime:
         rt = build_runtime(self._settings, self._store, events=events)
@@ -253,89 +226,14 @@ class ServingCore:
     ) -> LearnerUpdate:
         """Reward -> `Recommender.learn` (a decision logged by this model's scorer) -> case
         (idempotent id). An `IMPRESSION` (reward 0) learns only when it closes a decision with
-        no acted item (module docstring)."""
-        if self._settings.demo_apply_delay_s:
-            time.sleep(self._settings.demo_apply_delay_s)
-        rt = self._rt
-        self._limit_threads()
-        act = _ACTIONS.get(action)
-        if act is None and action != IMPRESSION:
-            raise ValueError(f"unknown feedback action {action!r}")
-        reward = 0.0 if act is None else action_reward(act, rt.bundle.config.reward, dwell_seconds)
-        learn = act is not None
-        if item_id in decision.items:
-            learn = self._closing.add(decision, item_id, act is not None) or learn
-        snap = DecisionBlob.decode(decision.candidates)
-        vec = np.frombuffer(decision.state, np.float32).copy()
-        state = UserState(decision.user_id, vec, snap.text, decision.ts)
-        fb = Feedback(
-            decision,
-            snap,
-            state,
-            item_id,
-            act,
-            reward,
-            feedback_time(decision, snap.wall_ts, time.time()),
-        )
-        td_loss = None
-        if learn and snap.chosen and vec.shape == (rt.dim,) and snap.kind == rt.rec.scorer.log_kind:
-            td_loss = self._learn(rt, fb)
-        sid = None
-        if self._settings.memory:
-            sid = self._memory.add_feedback_case(rt, fb, shown_at(decision, snap, item_id))
-        return LearnerUpdate(reward=reward, td_loss=td_loss, new_case_id=sid)
+        no acted item (`serving.learning`)."""
+        return self._learning.apply(decision, item_id, action, dwell_seconds)
 
-    @contextlib.contextmanager
-    def batched(self) -> Iterator[list[dict[str, float]]]:
+    def batched(self) -> AbstractContextManager[list[dict[str, float]]]:
         """Feedback applied inside only observes (`MemoryLoop.deferred`); on leaving, the
         gradient steps owed by all of it run at once (`MemoryLoop.train`), their metrics
         appended to the yielded list (the learner thread's batches)."""
-        loop = self._rt.rec.loop
-        steps: list[dict[str, float]] = []
-        if loop is None:
-            yield steps
-            return
-        loop.deferred = True
-        try:
-            yield steps
-        finally:
-            loop.deferred = False
-            steps.extend(loop.train())
-
-    def _learn(self, rt: Runtime, fb: Feedback) -> float | None:
-        """The decision read back from its log + the feedback -> `Recommender.learn` (s' = the
-        user's stored history before the feedback time with the acted item appended unless
-        the client already stored it, its own candidate snapshot at the feedback time; gamma > 0
-        online: what was shown changes s'). None when no chosen candidate is still live or no
-        gradient step ran."""
-        assert rt.rec.loop is not None, "the served pipeline has no learner"
-        snap, user = fb.snap, fb.decision.user_id
-        cands = rt.rec.scorer.restore(
-            rt.rec, snap.sids, snap.sims, snap.feats, lambda s: rt.int_of.get(s, -1)
-        )
-        decision = LoggedDecision(
-            fb.state.vec,
-            cands,
-            np.array(snap.chosen, np.int64),
-            np.array(snap.logp, np.float32),
-            tuple(tuple(i) for i in snap.case_items),
-        )
-        history = self._store.recent_events(
-            user, self._settings.recent_events_limit, before=fb.at + 1e-3
-        )
-        if fb.act is not None:  # the acted item, unless the client stored it already
-            stored = any(e.item_id == fb.item_id and e.ts >= fb.decision.ts for e in history)
-            if not stored:
-                history = [*history, EventRecord(fb.item_id, fb.act.value, fb.at)]
-        acted = frozenset({fb.item_id}) if fb.act is not None else frozenset()
-        nxt = RecRequest(user, interactions(user, history), fb.at + 1e-3)
-        step = rt.rec.learn(decision, Outcome(fb.reward, acted, next_request=nxt))
-        # visit counts stay 0, as in the replay that trained and evaluated the model (a Q
-        # feature: counting online visits would move the served Q away from the evaluated one)
-        loss = None
-        for m in step.metrics if step is not None else []:
-            loss = m.get("losses/td", m.get("losses/ce", loss))
-        return loss
+        return self._learning.batched()
 
     # --- memory inspection and editing (`CaseMemory`) ---------------------------------------
     def write_case(self, case: NewCase) -> str:
@@ -417,4 +315,4 @@ def build_core(settings: ServingSettings, store: Store) -> ServingCore:
     return ServingCore(settings, store)
 
 
-__all__ = ["ServingCore", "build_core", "interactions"]
+__all__ = ["ServingCore", "build_core"]

@@ -135,7 +135,7 @@ def export_logs(
     HTTP answers, and this is a CLI path.)"""
     from recsys.rec.reward import action_reward
     from recsys.records import Action
-    from serving.runtime import DecisionBlob
+    from serving.decision_blob import DecisionBlob
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: supported formats are {', '.join(FORMATS)}")

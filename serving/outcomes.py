@@ -13,7 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from recsys.records import Action, UserState
-from serving.runtime import DecisionBlob
+from serving.decision_blob import DecisionBlob
 from serving.service import DecisionSnapshot
 
 

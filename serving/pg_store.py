@@ -34,6 +34,7 @@ from typing import Any
 
 import psycopg
 
+from serving.case_log import TOMBSTONES
 from serving.change_feed import (
     CASE,
     ERASE,
@@ -47,7 +48,6 @@ from serving.change_feed import (
     decode_rows,
     encode_body,
 )
-from serving.runtime import TOMBSTONES
 from serving.service import EventRecord
 from serving.store import (
     _CASE_COLS,

@@ -33,11 +33,11 @@ from prometheus_client import Gauge, Histogram
 from ray import serve
 
 from serving.app import create_app
+from serving.case_log import log_case
 from serving.change_feed import ChangeFollower
 from serving.learner_worker import FeedbackJob, LearnerWorker
 from serving.metrics import ServingMetrics
 from serving.pg_store import PgStore
-from serving.runtime import log_case
 from serving.service import RecommenderBackend
 from serving.settings import ServingSettings
 from serving.shared_learner import actor_options, apply_published, q_digest, start_learner

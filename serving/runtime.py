@@ -2,9 +2,9 @@
 
 `build_runtime` picks the bundle (`serving.model_source.choose_bundle`: registry alias ->
 local snapshot -> fresh from a catalogue file), restores the case bank from the snapshot plus the
-store's case log (live logged cases missing from the bank are added, tombstoned ones removed)
-and adds the stored events to the popularity log. `reload()` builds a new `Runtime` this way
-and swaps it in; requests keep the runtime they started with.
+store's case log (`serving.case_log`: live logged cases missing from the bank are added,
+tombstoned ones removed) and adds the stored events to the popularity log. `reload()` builds a
+new `Runtime` this way and swaps it in; requests keep the runtime they started with.
 
 An item is recommendable only through the catalogue: the bundle's items plus the rows of
 `MEMENTO_ITEMS_PATH`. Events, feedback and cases naming other ids never add to it.
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import threading
 from collections import defaultdict
@@ -51,23 +50,25 @@ from recsys.rec.cooccurrence import Cooccurrence, LiveCooccurrence
 from recsys.rec.items import ItemTable, TableTitleEncoder
 from recsys.rec.popularity import Popularity
 from recsys.rec.recommender import Recommender
-from recsys.rec.request import case_item_ids
 from recsys.records import Case
 from recsys.rl.learner import Learner
 from recsys.rl.replay import ReplayBuffer
 from serving.case_capacity import AgeQueue, auto_capacity, slack_of
+from serving.case_log import forget_cases, load_tombstones, log_case
+from serving.decision_blob import DecisionBlob as DecisionBlob  # re-export, see below
 from serving.model_source import (
     choose_bundle,
     online_learner,
     read_items_parquet,
 )
 from serving.settings import ServingSettings
-from serving.store import CaseRecord, Store
+from serving.store import Store
 
 logger = logging.getLogger(__name__)
 
-TOMBSTONES = "soft_q.tombstones"
-"""Store blob: JSON list of deleted/erased case ids (they may live in a bank snapshot)."""
+# `DecisionBlob` lives in `serving.decision_blob`; it is re-exported here only for
+# `serving/recommend_service.py` (being edited on another branch): point its import there, then
+# drop the re-export.
 
 
 @dataclass
@@ -251,30 +252,6 @@ class EventGate:
                 self._cond.notify_all()
 
 
-def forget_cases(store: Store, sids: list[str]) -> None:
-    """Cases that left the bank by age leave the case log too (soft-deleted, not tombstoned:
-    a bank snapshot that still holds them is trimmed again by the capacity at load)."""
-    for sid in sids:
-        store.delete_case(sid)
-
-
-def load_tombstones(store: Store) -> set[str]:
-    """Deleted case ids."""
-    blob = store.load_blob(TOMBSTONES)
-    return set(json.loads(blob)) if blob else set()
-
-
-def log_case(rt: Runtime, rec: CaseRecord) -> Case:
-    """A bank `Case` for a case-log record (re-keyed when its key does not fit the model)."""
-    payload = {**rec.payload, "sid": rec.case_id, "user_id": rec.user_id}
-    payload.setdefault("items", case_item_ids(rec.payload))
-    key = np.frombuffer(rec.key, np.float32)
-    if key.shape != (rt.dim,) or not np.any(key):
-        title = " ".join(rt.items.titles_of(case_item_ids(payload))) or rec.case_id
-        key = rt.case_encoder.keys(np.zeros((1, rt.dim), np.float32), [{"title": title}])[0]
-    return Case(key=key.copy(), payload=payload, reward=rec.reward, ts=rec.ts, source="log")
-
-
 def load_events(rt: Runtime, store: Store) -> None:
     """Count the stored events in the popularity log and the live co-occurrence (refit and
     published once)."""
@@ -371,49 +348,3 @@ def save_snapshot(rt: Runtime, dst: Path, *, with_bank: bool) -> None:
     pop = rt.bundle.popularity
     own = Popularity(pop.n_items, *rt.base_popularity, half_life_hours=pop.half_life_hours)
     dataclasses.replace(rt.bundle, popularity=own).save(dst, with_bank=with_bank)
-
-
-@dataclass(frozen=True)
-class DecisionBlob:
-    """What a decision remembers for its transition (stored as the `candidates` blob)."""
-
-    sids: list[str]
-    """Candidate case ids (K)."""
-    sims: list[float]
-    """Their cosine similarity to the state (K)."""
-    feats: list[list[float]]
-    """Their features at decision time (K, F)."""
-    chosen: list[int]
-    """Rows of the chosen cases."""
-    logp: list[float]
-    """Behaviour log-probabilities of the chosen cases."""
-    case_items: list[list[str]]
-    """Items of each chosen case (credit assignment)."""
-    text: str
-    """Readable state summary."""
-    kind: str = "cases"
-    """What the policy chose from: "cases" (`sids` are case ids) or "items" (the items
-    scorer: `sids` are item ids, `feats` their evidence features)."""
-    pscores: list[float | None] | None = None
-    """Per shown item, in order: P(it at that position | state) under the policy that drew the
-    list (`RecResult.propensities`); None at a position without one (why: `pscore_gaps`), and
-    None overall in decisions stored before propensities were logged."""
-    pscore_gaps: list[str] | None = None
-    """Per shown item: why its pscore is None (`recsys.rec.request.PSCORE_*`), "" if it has one."""
-    wall_ts: float | None = None
-    """Wall-clock unix seconds when the decision was served (the decision's own time, its
-    `DecisionSnapshot.ts`, is the request's `at` when one was given). The feedback time is the
-    decision time plus the wall seconds since (`serving.core.feedback_time`); None in
-    decisions stored before it was logged (then the decision time is the wall time)."""
-
-    def encode(self) -> bytes:
-        """Compact JSON."""
-        return json.dumps(self.__dict__, separators=(",", ":")).encode()
-
-    @classmethod
-    def decode(cls, blob: bytes) -> DecisionBlob:
-        """Inverse of `encode` (an unreadable blob gives an empty decision)."""
-        try:
-            return cls(**json.loads(blob))
-        except (ValueError, TypeError):
-            return cls([], [], [], [], [], [], "")

@@ -97,7 +97,7 @@ class StoredLogs:
 
     decisions: list[DecisionSnapshot]
     """Decisions in time order (ties by id); each blob keeps its logged propensities
-    (`serving.runtime.DecisionBlob.pscores`)."""
+    (`serving.decision_blob.DecisionBlob.pscores`)."""
     feedback: list[FeedbackRecord]
     """Feedback rows in arrival order."""
 

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from bench.cli import JSON_ONLY, TRACKING_URI
+
 if TYPE_CHECKING:
     from bench.online.bench import OnlineConfig, Run
 
@@ -264,9 +266,9 @@ def online_command(
     out: Path | None = typer.Option(
         None, "--out", help="Folder of the JSON, PNGs and table (default docs/online/<simulator>)."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print only the JSON payload on stdout."),
+    as_json: bool = JSON_ONLY,
     track: bool = typer.Option(True, "--track/--no-track", help="Track the run in MLflow."),
-    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow URI."),
+    tracking_uri: str | None = TRACKING_URI,
     url: str | None = typer.Option(
         None,
         "--url",

@@ -1,7 +1,7 @@
 """How much a served run used its case memory, read back from the service's own decision log.
 
 Each decision of the items scorer stores its item pool with the evidence features Q saw
-(`serving.runtime.DecisionBlob.feats`, columns `recsys.rec.item_features.ITEM_FEATURES`). An
+(`serving.decision_blob.DecisionBlob.feats`, columns `recsys.rec.item_features.ITEM_FEATURES`). An
 item has case support when at least one retrieved case proposed it (`case_log_count` > 0).
 """
 
@@ -19,7 +19,7 @@ _COUNT = ITEM_FEATURES.index("case_log_count")
 def case_support(db: Path, last_share: float = 0.2) -> dict[str, float | None]:
     """Share of pool items and of shown items with case support, over all decisions and over
     the last `last_share` of them (None: no items-scorer decision). Reads `db` read-only."""
-    from serving.runtime import DecisionBlob
+    from serving.decision_blob import DecisionBlob
     from serving.store import read_logs
 
     pool: list[float] = []

@@ -1,93 +1,38 @@
-"""`memento train` and `memento bench replay` (heavy imports stay inside the functions)."""
+"""`memento train` and `memento bench replay`: parse options, run (heavy imports stay inside the
+functions). The terminal output is `bench.replay.console`'s, the JSON `bench.replay.payload`'s."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from bench.cli import JSON_ONLY, TRACKING_URI
 from bench.replay.config import DEFAULT_MODES, model_edit, replay_cores
+from bench.replay.console import LOG_NAME, print_result, run_with_progress
+from bench.replay.payload import bench_payload
 
 __all__ = ["bench_replay", "train_command"]
-
-LOG_NAME = "memento.log"
-"""Log file of a run, in its output folder: library output and the INFO log go there."""
 
 _DATA_HELP = (
     "Dataset: synthetic (generated Tianchi-format data with planted structure, the default), "
     "tianchi:PATH (a Tianchi Rec-Tmall folder), movielens-100k (read from the recbole wheel) "
     "or tmall-sample (the shared Tianchi sample)."
 )
-
-
-def _progress_run(cfg: Any, distributed: Any = None) -> Any:
-    """`compare(cfg)` (a `CompareConfig`) under progress bars; logs, warnings and library output
-    go to the log file. distributed: a `training.distributed.DistributedConfig` to train with
-    the Ray engine."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    from training.console import log_to_file
-
-    tasks: dict[str, Any] = {}
-    with (
-        log_to_file(cfg.train.output_dir / LOG_NAME),
-        Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            redirect_stderr=False,  # stderr belongs to the log file meanwhile
-        ) as bar,
-    ):
-        from bench.replay.compare import (
-            compare as train,  # inside: what its imports log goes to the file
-        )
-
-        def cb(label: str, advance: int, total: int) -> None:
-            if label not in tasks:
-                tasks[label] = bar.add_task(label, total=total)
-            bar.advance(tasks[label], advance)
-
-        if distributed is not None:
-            from training.distributed import ray_session
-
-            with ray_session(distributed) as runner:
-                return train(cfg, progress=cb, memory_runner=runner)
-        return train(cfg, progress=cb)
-
-
-def _print_result(result: Any, log: Path | None = None, console: Any = None) -> None:
-    """The results table(s), at most 100 columns wide, then where everything was written."""
-    from rich.console import Console
-
-    from bench.report import aggregate, rich_tables
-
-    console = console or Console()
-    cols = ["hr@5", "hr@10", "hr@20", "ndcg@10", "mrr", "reward_per_decision", "coverage@10"]
-    title = f"replay: {result.dataset}"
-    summary = aggregate(result.per_seed)
-    for table in rich_tables(summary, cols, title=title, width=min(console.width, 100)):
-        console.print(table)
-    if getattr(result, "paired", None):
-        console.print("soft-q minus each method, NDCG@10 on the same test rows (95% paired CI):")
-        for m, p in result.paired.items():
-            lo, hi = p["ci"]
-            console.print(f"  {m:<18} {p['diff']:+.4f} [{lo:+.4f}, {hi:+.4f}]")
-    for name, path in result.paths.items():
-        console.print(f"{name}: {path}", soft_wrap=True)
-    console.print(f"mlflow run: {result.run_id}  model version: {result.model_version}")
-    if log is not None:
-        console.print(f"log: {log}", soft_wrap=True)
-    console.print(f"elapsed: {result.elapsed_s:.1f} s")
+_LLM_MODEL = typer.Option(
+    "qwen2.5-0.5b", "--llm-model", help="Frozen LLM (qwen2.5-0.5b, smollm2-135m, a folder)."
+)
+"""`--llm-model` of both commands."""
+_ITERATIONS = typer.Option(3, help="Training passes over the training period.")
+"""`--iterations` of both commands."""
 
 
 def train_command(
     data: str = typer.Option("synthetic", "--data", help=_DATA_HELP),
-    iterations: int = typer.Option(3, help="Training passes over the training period."),
+    iterations: int = _ITERATIONS,
     seeds: str = typer.Option("0", help="Comma-separated seeds (mean and spread reported)."),
     modes: str = typer.Option(
         ",".join(DEFAULT_MODES),
@@ -103,9 +48,7 @@ def train_command(
         "--llm-fraction",
         help="With --llm: share of TRAINING decisions ranked with the LLM.",
     ),
-    llm_model: str = typer.Option(
-        "qwen2.5-0.5b", "--llm-model", help="Frozen LLM (qwen2.5-0.5b, smollm2-135m, a folder)."
-    ),
+    llm_model: str = _LLM_MODEL,
     max_decisions: int = typer.Option(
         400, "--max-decisions", help="Cap on training decisions per pass (0 = all)."
     ),
@@ -154,7 +97,7 @@ def train_command(
         help="Weight of the chosen cases' items in the ranking blend (default: the model's, 1).",
     ),
     prequential: bool = typer.Option(False, help="Also run the prequential evaluation."),
-    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow URI."),
+    tracking_uri: str | None = TRACKING_URI,
     output_dir: Path = typer.Option(Path("runs/train"), "--output-dir", help="Output folder."),
     no_register: bool = typer.Option(False, "--no-register", help="Skip model registration."),
     engine: str = typer.Option(
@@ -216,7 +159,7 @@ def train_command(
         from training.distributed.config import DistributedConfig
 
         distributed = DistributedConfig(workers=workers, address=address)
-    _print_result(_progress_run(cfg, distributed), output_dir / LOG_NAME)
+    print_result(run_with_progress(cfg, distributed), output_dir / LOG_NAME)
 
 
 _BENCH_CAPS: dict[str, dict[str, Any]] = {
@@ -240,21 +183,15 @@ adds the item-kNN term to the blend of the case-choosing modes with case weight 
 its validation events); on the Tianchi sample it lowered them, so it stays off there."""
 
 
-def _clean(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def bench_replay(
     dataset: str = typer.Option("tmall-sample", help="tmall-sample | movielens-100k | synthetic."),
     split: str = typer.Option("leave-last-out", "--split", help="leave-last-out | time-cutoff."),
     seeds: str = typer.Option("0,1,2", help="Comma-separated seeds of the memento methods."),
-    iterations: int = typer.Option(3, help="Training passes."),
+    iterations: int = _ITERATIONS,
     llm: bool = typer.Option(
         False, "--llm/--no-llm", help="Re-score the head with the frozen LLM (off by default)."
     ),
-    llm_model: str = typer.Option("qwen2.5-0.5b", "--llm-model", help="Frozen LLM."),
+    llm_model: str = _LLM_MODEL,
     llm_depth: int = typer.Option(
         40, "--llm-depth", min=2, help="With --llm: head of the list the LLM re-scores."
     ),
@@ -272,7 +209,7 @@ def bench_replay(
     only: str | None = typer.Option(
         None, "--modes", help="Comma-separated subset of methods (default: all of them)."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    as_json: bool = JSON_ONLY,
     output_dir: Path = typer.Option(Path("runs/bench-replay"), "--output-dir"),
     policy: str = typer.Option(
         "seq",
@@ -359,67 +296,10 @@ def bench_replay(
 
             result = train(cfg)
     else:
-        result = _progress_run(cfg)
+        result = run_with_progress(cfg)
     payload = bench_payload(result, cfg, {**caps, **model})
     payload["split_sha256"] = result.split_sha256  # hashed once, from the split compared
     if as_json:
         typer.echo(json.dumps(payload))
     else:
-        _print_result(result, out / LOG_NAME)
-
-
-def bench_payload(result: Any, cfg: Any, caps: dict[str, Any]) -> dict[str, Any]:
-    """The benchmark's JSON contract: `n_decisions`, `results[method]` (`ndcg@10`,
-    `ndcg@10_ci`, `hr@10`, `hr@10_ci`, `warm_ndcg@10`, `warm_ndcg@10_ci`, seed means of the other
-    metrics, the validation learning curve), `paired[method]` (soft-q minus method on NDCG@10
-    over the same rows: `diff`, `ci`, `p`, `p_holm`, `primary`, `warm_diff`, `warm_ci`),
-    `primary` (the pre-declared comparison's peer), `tuned` (each tuned peer's setting) and
-    `info[method]`; per method also `ndcg@10_per_seed` and, with an item pool, `pool_recall`."""
-    res: dict[str, Any] = {}
-    for name, ci in result.summary.items():
-        m = result.metrics.get(name, {})
-        curve = result.curves.get(name)
-        row = {
-            k: _clean(v) if not isinstance(v, list) else [_clean(x) for x in v]
-            for k, v in ci.items()
-        }
-        for k in (
-            "mrr",
-            "reward_per_decision",
-            "coverage@10",
-            "ndcg@10_std",
-            "pool_recall",
-            "pool_size",
-        ):
-            if k in m:
-                row["seed_std" if k == "ndcg@10_std" else k] = _clean(m[k])
-        row["seeds"] = len(result.per_seed.get(name, []))
-        row["curve"] = [sum(c) / len(c) for c in zip(*curve, strict=False)] if curve else []
-        res[name] = row
-    n = {int(v["n_rows"]) for v in result.summary.values()}
-    return {
-        "dataset": result.dataset,
-        "split": cfg.train.split,
-        "n_decisions": n.pop() if len(n) == 1 else sorted(n),
-        "n_warm": max((int(v["n_warm"]) for v in result.summary.values()), default=0),
-        "seeds": list(cfg.seeds),
-        "peer_seeds": list(cfg.peer_seeds),
-        "results": res,
-        "paired": {
-            k: {
-                kk: _clean(vv) if not isinstance(vv, list) else [_clean(x) for x in vv]
-                for kk, vv in v.items()
-            }
-            for k, v in result.paired.items()
-        },
-        "info": result.info,
-        "primary": next((k for k, v in result.paired.items() if v.get("primary")), None),
-        "tuned": {m: v[0]["setting"] for m, v in result.info.items() if v and "setting" in v[0]},
-        "table": str(result.paths.get("table")),
-        "plots": [
-            str(result.paths[k]) for k in ("learning_curve", "comparison") if k in result.paths
-        ],
-        "run_id": result.run_id,
-        "elapsed_s": round(result.elapsed_s, 1),
-        "config": caps,
-    }
+        print_result(result, out / LOG_NAME)

@@ -22,10 +22,30 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from serving.service import DecisionSnapshot, RecommendationRecord
 
 BATCH = 32
 """Feedback per learner batch of the batched measurement (the learner's `batch_size`)."""
+
+
+def served_decision(core: Any, user_id: str, rec: RecommendationRecord) -> DecisionSnapshot:
+    """The decision the service stores for a core's answer `rec` to `user_id`, stamped now
+    (its positional fields: any checkout's `DecisionSnapshot` takes them)."""
+    from serving.service import DecisionSnapshot
+
+    return DecisionSnapshot(
+        uuid.uuid4().hex,
+        user_id,
+        rec.state,
+        rec.candidates,
+        tuple(c.case_id for c in rec.cases),
+        tuple(i.item_id for i in rec.items),
+        core.model_version,
+        time.time(),
+    )
 
 
 def _ms(xs: list[float], q: float) -> float:
@@ -39,7 +59,6 @@ def measure(requests: int, users: int) -> dict[str, Any]:
 
     from serving.app import limit_blas_threads, open_store
     from serving.core import build_core
-    from serving.service import DecisionSnapshot
     from serving.settings import ServingSettings
 
     limit_blas_threads(1)
@@ -58,16 +77,7 @@ def measure(requests: int, users: int) -> dict[str, Any]:
         r = core.recommend(u, 10, {}, events, [], explain=False)
         if k >= 20:
             cpu.append(time.thread_time() - c0)
-        d = DecisionSnapshot(
-            uuid.uuid4().hex,
-            u,
-            r.state,
-            r.candidates,
-            tuple(c.case_id for c in r.cases),
-            tuple(i.item_id for i in r.items),
-            core.model_version,
-            time.time(),
-        )
+        d = served_decision(core, u, r)
         store.put_decision(d)
         decisions.append(d)
     out: dict[str, Any] = {

@@ -36,7 +36,7 @@ from recsys.rec.cooccurrence import Cooccurrence
 from recsys.rec.items import ItemTable
 from recsys.rec.popularity import Popularity
 from recsys.rec.request import RecRequest, RecResult, case_item_ids
-from recsys.rec.scorers import LoggedDecision, Outcome, Scorer, get_scorer
+from recsys.rec.scorers import LoggedDecision, Outcome, Scorer, WarmRequest, get_scorer
 from recsys.rec.seq.policy import SeqPolicy
 from recsys.rec.state_encoder import StateEncoder
 from recsys.records import Candidates, Interaction, UserState
@@ -150,7 +150,8 @@ class Recommender:
         if not np.any(state.vec):
             return self._cold(state, n, req.now, self.exclusions(req, seen=False))
         exclude = self.exclusions(req, seen=True)
-        return self.scorer.rank(self, req, state, exclude, n, greedy, use_llm, propensities)
+        warm = WarmRequest(req, state, exclude, n, greedy, use_llm, propensities)
+        return self.scorer.rank(self, warm)
 
     def candidates_for(self, req: RecRequest) -> Candidates:
         """What the policy chooses from for a request (the scorer's pool; empty for a cold

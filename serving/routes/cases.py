@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import Path, Query, Response
 
 from serving.deps import Service
-from serving.errors import KEYED, SERVICE, WITH_BODY, WITH_PARAMS, WITH_PATH_ID, error_responses
+from serving.errors import WITH_BODY, WITH_PARAMS, WITH_PATH_ID, error_responses
+from serving.routes.keyed import keyed_router
 from serving.schemas import CaseIn, CaseList, CaseOut, Id
-from serving.security import ApiKey
 
-router = APIRouter(
-    prefix="/v1/cases",
-    tags=["memory"],
-    dependencies=[ApiKey],
-    responses=error_responses(*KEYED, *SERVICE),
-)
+router = keyed_router("memory", prefix="/v1/cases")
 
 
 @router.get("", response_model=CaseList, responses=error_responses(*WITH_PARAMS))

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from serving.deps import Service
-from serving.errors import KEYED, SERVICE, WITH_BODY, error_responses
+from serving.errors import WITH_BODY, error_responses
+from serving.routes.keyed import keyed_router
 from serving.schemas import EventsAccepted, EventsRequest
-from serving.security import ApiKey
 
-router = APIRouter(
-    prefix="/v1",
-    tags=["events"],
-    dependencies=[ApiKey],
-    responses=error_responses(*KEYED, *SERVICE),
-)
+router = keyed_router("events")
 
 
 @router.post(

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from serving.deps import Service
-from serving.errors import KEYED, SERVICE, WITH_BODY, error_responses
+from serving.routes.keyed import accepted_post, keyed_router
 from serving.schemas import OutcomeAccepted, OutcomeRequest
-from serving.security import ApiKey
 
-router = APIRouter(
-    prefix="/v1",
-    tags=["feedback"],
-    dependencies=[ApiKey],
-    responses=error_responses(*KEYED, *SERVICE),
-)
+router = keyed_router("feedback")
 
 
-@router.post(
-    "/outcomes",
-    status_code=202,
-    response_model=OutcomeAccepted,
-    responses=error_responses(*WITH_BODY, 404, 409),
-)
+@accepted_post(router, "/outcomes", OutcomeAccepted)
 def outcome(req: OutcomeRequest, service: Service) -> OutcomeAccepted:
     """Every item the decision showed, once: acted ones with their action, the others as
     zero-reward evidence; stored once per decision and queued for the learner."""

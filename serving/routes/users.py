@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import Path
 
 from serving.deps import Service
-from serving.errors import KEYED, SERVICE, WITH_PATH_ID, error_responses
+from serving.errors import WITH_PATH_ID, error_responses
+from serving.routes.keyed import keyed_router
 from serving.schemas import ErasureReport, Health, Id
-from serving.security import ApiKey
 
-router = APIRouter(
-    prefix="/v1",
-    tags=["admin"],
-    dependencies=[ApiKey],
-    responses=error_responses(*KEYED, *SERVICE),
-)
+router = keyed_router("admin")
 
 
 @router.delete(

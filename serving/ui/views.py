@@ -18,8 +18,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from serving.decision_blob import DecisionBlob
 from serving.recommend_service import RecommendService
-from serving.runtime import DecisionBlob, Runtime
+from serving.runtime import Runtime
 from serving.schemas import RecommendResponse
 from serving.service import CaseView
 from serving.store import CaseRecord

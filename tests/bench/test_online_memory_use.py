@@ -8,7 +8,7 @@ import pytest
 
 from bench.online.memory_use import case_support
 from recsys.rec.item_features import ITEM_FEATURES
-from serving.runtime import DecisionBlob
+from serving.decision_blob import DecisionBlob
 from serving.service import DecisionSnapshot
 from serving.store import Store
 

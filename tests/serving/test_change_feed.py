@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from serving.case_log import TOMBSTONES
 from serving.change_feed import ERASE, EVENTS, TOMBSTONE, ChangeFollower
 from serving.core import ServingCore, build_core
 from serving.logs_export import export_logs
 from serving.pg_store import PgStore
-from serving.runtime import TOMBSTONES
 from serving.service import DecisionSnapshot, EventRecord, NewCase
 from serving.store import CaseRecord, Store
 from tests.serving.test_serving_core import _settings

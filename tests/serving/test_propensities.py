@@ -27,8 +27,8 @@ from recsys.rl.policy import (
     list_propensities,
     position_marginals,
 )
+from serving.decision_blob import DecisionBlob
 from serving.process import ServerProcess
-from serving.runtime import DecisionBlob
 from serving.service import DecisionSnapshot
 from serving.store import Store
 from serving.testing import AUTH, server_env, wait_idle

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from recsys.rec.request import RecRequest
-from serving.core import ServingCore, interactions
+from serving.core import ServingCore
+from serving.interactions import interactions
 from tests.serving.test_serving_core import _core, _decide, _events, _write_cases
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from recsys.rec.request import RecRequest
 from recsys.rec.scorers import LoggedDecision, Outcome
-from serving.core import interactions
+from serving.interactions import interactions
 from serving.service import DecisionSnapshot
 from tests.serving.test_serving_core import _core, _events, _write_cases
 

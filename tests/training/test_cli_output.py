@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 
-from bench.replay.cli import _print_result
+from bench.replay.console import print_result
 from training.console import QuietLibraries, log_to_file
 
 
@@ -81,7 +81,7 @@ def test_printed_summary_fits_100_columns(tmp_path: Path) -> None:
         elapsed_s=12.3,
     )
     console = Console(width=200, record=True, file=io.StringIO())
-    _print_result(result, tmp_path / "memento.log", console)
+    print_result(result, tmp_path / "memento.log", console)
     lines = console.export_text().splitlines()
     table_lines = [line for line in lines if line[:1] in "┏┃┡│└"]
     assert len(table_lines) >= 2 * (len(ALL_MODES) + 4), "expected the table split in two"
@@ -94,7 +94,7 @@ def test_bench_payload_follows_the_output_contract() -> None:
     """`memento bench replay --json` prints n_decisions, results[method] with ndcg@10 and its CI,
     hr@10, warm_ndcg@10, and paired[method] = soft-q minus method with its CI; the markdown
     table of the docs renders it."""
-    from bench.replay.cli import bench_payload
+    from bench.replay.payload import bench_payload
     from bench.report import ci_markdown
     from bench.stats import compare, row_metrics
     from training.replay_env import Decision

@@ -8,7 +8,7 @@ line in `_SCORERS` (`seq`: the learned sequence policy, `recsys.rec.scorers.seq`
 from __future__ import annotations
 
 from recsys.errors import UnknownScorerError
-from recsys.rec.scorers.base import LoggedDecision, Outcome, Pool, Scorer
+from recsys.rec.scorers.base import LoggedDecision, Outcome, Pool, Scorer, WarmRequest
 from recsys.rec.scorers.blend import BlendScorer
 from recsys.rec.scorers.items import ItemsScorer
 from recsys.rec.scorers.seq import SeqScorer
@@ -18,6 +18,7 @@ __all__ = [
     "Outcome",
     "Pool",
     "Scorer",
+    "WarmRequest",
     "get_scorer",
     "scorer_names",
 ]

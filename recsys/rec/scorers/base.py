@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from recsys.rec.items import ItemTable
     from recsys.rec.recommender import Recommender
 
-__all__ = ["LoggedDecision", "Outcome", "Pool", "Scorer"]
+__all__ = ["LoggedDecision", "Outcome", "Pool", "Scorer", "WarmRequest", "finish_list"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,55 @@ class Pool:
     """Per candidate row: the retrieved case's payload (case-choosing scorers; else empty)."""
     support: Mapping[int, list[int]] = field(default_factory=dict)
     """Item row -> bank ids of the retrieved cases proposing it (item-choosing scorers)."""
+
+
+@dataclass(frozen=True)
+class WarmRequest:
+    """A request with a state, as every scorer's `rank` takes it (`Recommender.recommend`)."""
+
+    req: RecRequest
+    """The request."""
+    state: UserState
+    """Its (non-zero) state."""
+    exclude: set[int]
+    """Item rows never to show."""
+    n: int
+    """List length."""
+    greedy: bool
+    """Choose greedily (else sample from the policy)."""
+    use_llm: bool
+    """Re-score the head with the frozen LLM (when the recommender has one)."""
+    propensities: bool
+    """Log each shown item's propensity (`RecResult.set_propensities`)."""
+
+
+def finish_list(
+    rec: Recommender,
+    warm: WarmRequest,
+    res: RecResult,
+    items: list[int],
+    score: np.ndarray,
+    pscores: list[float],
+) -> RecResult:
+    """`res` with the list of an item-ranking scorer (`items` best first, their `score`): the
+    frozen LLM re-scores the head when asked; a list shorter than `warm.n` is filled in
+    popularity order as of the request (excluded and listed rows skipped), each fill item scored
+    1 below the lowest score (0 for an empty list); the first `warm.n` are kept, with `pscores`
+    (one per policy-drawn item) as their propensities when asked."""
+    n = warm.n
+    if warm.use_llm and rec.llm is not None and items:
+        items, score = rec.llm_rescore(warm.req, res, items, score)
+    if len(items) < n:
+        have = set(items) | warm.exclude
+        fill = rec.popularity.top(n + len(have), warm.req.now, have)[: n - len(items)]
+        low = float(np.min(score)) if len(score) else 0.0
+        items = items + fill
+        score = np.concatenate([score, np.full(len(fill), low - 1.0)])
+    res.items = items[:n]
+    res.scores = [float(v) for v in score[:n]]
+    if warm.propensities:
+        res.set_propensities(pscores, rec.cfg.blend.llm_depth)
+    return res
 
 
 @dataclass(frozen=True)
@@ -157,18 +206,8 @@ class Scorer(ABC):
         """What the policy chooses from for a warm request (`exclude`: item rows never shown)."""
 
     @abstractmethod
-    def rank(
-        self,
-        rec: Recommender,
-        req: RecRequest,
-        state: UserState,
-        exclude: set[int],
-        n: int,
-        greedy: bool,
-        use_llm: bool,
-        propensities: bool,
-    ) -> RecResult:
-        """The list of n items for a warm request (`Recommender.recommend`)."""
+    def rank(self, rec: Recommender, warm: WarmRequest) -> RecResult:
+        """The list of `warm.n` items for a warm request (`Recommender.recommend`)."""
 
     def snapshot(self, rec: Recommender, req: RecRequest) -> Candidates:
         """The candidates the policy would choose from for `req` (empty for a cold user):

@@ -20,7 +20,7 @@ from recsys.loop import Decided
 from recsys.ranking import top_n_stable
 from recsys.rec.candidates import candidate_items, nearest_items
 from recsys.rec.request import ChosenCase, RecRequest, RecResult, case_item_ids
-from recsys.rec.scorers.base import LoggedDecision, Outcome, Pool, Scorer
+from recsys.rec.scorers.base import LoggedDecision, Outcome, Pool, Scorer, WarmRequest
 from recsys.records import CASE_FEATURES, Candidates, UserState
 from recsys.rl.credit import assign_credit
 
@@ -63,18 +63,9 @@ class BlendScorer(Scorer):
         cands, payloads = rec.retrieve(state.vec, req.now)
         return Pool(cands, payloads)
 
-    def rank(
-        self,
-        rec: Recommender,
-        req: RecRequest,
-        state: UserState,
-        exclude: set[int],
-        n: int,
-        greedy: bool,
-        use_llm: bool,
-        propensities: bool,
-    ) -> RecResult:
+    def rank(self, rec: Recommender, warm: WarmRequest) -> RecResult:
         """Choose m cases, blend their items with the other sources, LLM on the head, fill."""
+        req, state, exclude, n = warm.req, warm.state, warm.exclude, warm.n
         cfg, b = rec.cfg, rec.cfg.blend
         res = RecResult([], [], state)
         case_score: dict[int, float] = {}
@@ -83,7 +74,7 @@ class BlendScorer(Scorer):
             pool = self.pool(rec, req, state, exclude)
             cands, payloads = pool.cands, pool.payloads
             if cands.num_valid > 0:
-                choice = rec.loop.decide(state.vec, cands, cfg.num_chosen, greedy=greedy)
+                choice = rec.loop.decide(state.vec, cands, cfg.num_chosen, greedy=warm.greedy)
                 res.cands, res.choice = cands, choice
                 weights = rank_score(len(choice.indices))
                 for k, (idx, w) in enumerate(zip(choice.indices.tolist(), weights, strict=True)):
@@ -129,7 +120,7 @@ class BlendScorer(Scorer):
         order = top_n_stable(score, len(score), np.asarray(items, np.int64))  # ties: item row
         items = [items[k] for k in order]
         score = score[order]
-        if use_llm and rec.llm is not None and items:
+        if warm.use_llm and rec.llm is not None and items:
             items, score = rec.llm_rescore(req, res, items, score)
         if len(items) < n:  # a short candidate list is filled in popularity order
             have = set(items)

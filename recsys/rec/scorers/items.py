@@ -21,7 +21,14 @@ from recsys.loop import Decided
 from recsys.rec.candidates import top_n_stable
 from recsys.rec.item_features import ITEM_FEATURES, ItemEvidence, item_feature_matrix
 from recsys.rec.request import ChosenCase, RecRequest, RecResult, case_item_ids
-from recsys.rec.scorers.base import LoggedDecision, Outcome, Pool, Scorer
+from recsys.rec.scorers.base import (
+    LoggedDecision,
+    Outcome,
+    Pool,
+    Scorer,
+    WarmRequest,
+    finish_list,
+)
 from recsys.rec.scorers.blend import BlendScorer
 from recsys.records import Candidates, UserState
 from recsys.rl.policy import logged_propensities
@@ -135,28 +142,19 @@ class ItemsScorer(Scorer):
         icands, support = item_feature_matrix(list(pool), ev, rec.items.vecs, req.now)
         return Pool(icands, support=support)
 
-    def rank(
-        self,
-        rec: Recommender,
-        req: RecRequest,
-        state: UserState,
-        exclude: set[int],
-        n: int,
-        greedy: bool,
-        use_llm: bool,
-        propensities: bool,
-    ) -> RecResult:
+    def rank(self, rec: Recommender, warm: WarmRequest) -> RecResult:
         """softmax(Q(s, item) / alpha) over the item pool is the list (the blend's without a
         learner); LLM on the head, a short pool filled in popularity order."""
         if rec.loop is None:
-            return BlendScorer().rank(rec, req, state, exclude, n, greedy, use_llm, propensities)
+            return BlendScorer().rank(rec, warm)
+        req, state, exclude, n = warm.req, warm.state, warm.exclude, warm.n
         pool = self.pool(rec, req, state, exclude)
         icands, support = pool.cands, dict(pool.support)
         res = RecResult([], [], state, support=support)
         items: list[int] = []
         score = drawn = np.zeros(0)
         if icands.num_valid > 0:
-            choice = rec.loop.decide(state.vec, icands, min(n, icands.num_valid), greedy)
+            choice = rec.loop.decide(state.vec, icands, min(n, icands.num_valid), warm.greedy)
             res.cands, res.choice = icands, choice
             for k, idx in enumerate(choice.indices.tolist()):
                 row = int(icands.case_ids[idx])
@@ -175,22 +173,10 @@ class ItemsScorer(Scorer):
             # alpha * log softmax(Q / alpha) = Q(s, i) - V(s): Q's order without a second pass
             probs = np.maximum(choice.probs[choice.indices].astype(np.float64), 1e-30)
             score = rec.loop.learner.alpha * np.log(probs)
-            if propensities:  # seeded by the request: the same request logs the same pscores
+            if warm.propensities:  # seeded by the request: the same request logs the same pscores
                 lr, key = rec.loop.learner, f"{req.user_id}|{req.now!r}"
-                drawn = logged_propensities(lr, state.vec, icands, choice, greedy, key)
-        if use_llm and rec.llm is not None and items:
-            items, score = rec.llm_rescore(req, res, items, score)
-        if len(items) < n:  # a short pool is filled in popularity order
-            have = set(items) | exclude
-            fill = [r for r in rec.popularity.top(n + len(have), req.now, have)][: n - len(items)]
-            low = float(score.min()) if len(score) else 0.0
-            items = items + fill
-            score = np.concatenate([score, np.full(len(fill), low - 1.0)])
-        res.items = items[:n]
-        res.scores = [float(s) for s in score[:n]]
-        if propensities:
-            res.set_propensities(drawn.tolist(), rec.cfg.blend.llm_depth)
-        return res
+                drawn = logged_propensities(lr, state.vec, icands, choice, warm.greedy, key)
+        return finish_list(rec, warm, res, items, score, drawn.tolist())
 
     def transition(
         self, rec: Recommender, decision: LoggedDecision, outcome: Outcome

@@ -24,7 +24,7 @@ from recsys.errors import BundleError
 from recsys.loop import Decided
 from recsys.ranking import top_n_stable
 from recsys.rec.request import RecRequest, RecResult
-from recsys.rec.scorers.base import LoggedDecision, Outcome, Pool
+from recsys.rec.scorers.base import LoggedDecision, Outcome, Pool, WarmRequest, finish_list
 from recsys.rec.scorers.items import ItemsScorer
 from recsys.rec.seq.batch import sequence_of
 from recsys.rec.seq.policy import SeqPolicy
@@ -70,20 +70,11 @@ class SeqScorer(ItemsScorer):
         """No pool: the policy scores the whole catalogue (an empty snapshot)."""
         return Pool(Candidates.empty(rec.items.dim, self.feature_width))
 
-    def rank(
-        self,
-        rec: Recommender,
-        req: RecRequest,
-        state: UserState,
-        exclude: set[int],
-        n: int,
-        greedy: bool,
-        use_llm: bool,
-        propensities: bool,
-    ) -> RecResult:
+    def rank(self, rec: Recommender, warm: WarmRequest) -> RecResult:
         """The top n unexcluded items by the policy's scores (greedy; the policy is
         deterministic, so a shown item's propensity is 1); LLM on the head when asked; a
         history of unknown items gets the popularity list."""
+        req, state, exclude, n = warm.req, warm.state, warm.exclude, warm.n
         s = self.scores(rec, req)
         if s is None:
             return rec._cold(state, n, req.now, exclude)  # the pipeline's cold list
@@ -97,19 +88,7 @@ class SeqScorer(ItemsScorer):
         items = [int(r) for r in top]
         score = s[top].astype(np.float64)
         res = RecResult([], [], state)
-        if use_llm and rec.llm is not None and items:
-            items, score = rec.llm_rescore(req, res, items, score)
-        if len(items) < n:  # a short catalogue is filled in popularity order
-            have = set(items) | exclude
-            fill = rec.popularity.top(n + len(have), req.now, have)[: n - len(items)]
-            low = float(np.min(score)) if len(score) else 0.0
-            items = items + list(fill)
-            score = np.concatenate([score, np.full(len(fill), low - 1.0)])
-        res.items = items[:n]
-        res.scores = [float(v) for v in score[:n]]
-        if propensities:
-            res.set_propensities([1.0] * len(top), rec.cfg.blend.llm_depth)
-        return res
+        return finish_list(rec, warm, res, items, score, [1.0] * len(top))
 
     def transition(
         self, rec: Recommender, decision: LoggedDecision, outcome: Outcome
