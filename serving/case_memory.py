@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from recsys.memory.case_encoder import case_summary
 from recsys.rec.request import case_item_ids as case_items
 from recsys.records import Candidates, Case, UserState
 from serving.case_log import TOMBSTONES, load_tombstones
@@ -67,7 +68,7 @@ class CaseMemory:
         payload = {
             "items": list(case.items),
             "title": title,
-            "user_summary": state.text,
+            "user_summary": case_summary(state.text),
             "sid": sid,
             "user_id": case.user_id,
             "source": "manual",

@@ -66,11 +66,18 @@ def shown_at(decision: DecisionSnapshot, snap: DecisionBlob, item_id: str) -> Sh
     return ShownAt(k, p, served)
 
 
+OPEN_DECISIONS_LIMIT = 4_096
+"""Open decisions remembered (~0.45 KB each: 1.8 MB at most). An outcome's rows are queued
+together and applied within one or two learner batches, so only decisions answered by plain
+`/v1/feedback` rows (which never cover every shown item) stay open. Before this cap (100,000:
+45 MB) they grew the service by ~0.45 KB per plain feedback for the soak's whole run."""
+
+
 class OpenDecisions:
     """Per open decision: the shown items whose feedback rows were applied, and whether one was
     acted on (the learner thread's own; the oldest are forgotten past `limit` decisions)."""
 
-    def __init__(self, limit: int = 100_000) -> None:
+    def __init__(self, limit: int = OPEN_DECISIONS_LIMIT) -> None:
         self._open: OrderedDict[str, tuple[set[str], bool]] = OrderedDict()
         self._limit = limit
 
@@ -87,4 +94,11 @@ class OpenDecisions:
         return False
 
 
-__all__ = ["Feedback", "OpenDecisions", "ShownAt", "feedback_time", "shown_at"]
+__all__ = [
+    "OPEN_DECISIONS_LIMIT",
+    "Feedback",
+    "OpenDecisions",
+    "ShownAt",
+    "feedback_time",
+    "shown_at",
+]

@@ -20,9 +20,19 @@ import numpy as np
 from recsys.memory.text_encoder import TextEncoder
 from recsys.records import Action, Case, UserState
 
-__all__ = ["PayloadCaseEncoder", "RecCaseEncoder", "rec_payload"]
+__all__ = ["SUMMARY_CHARS", "PayloadCaseEncoder", "RecCaseEncoder", "case_summary", "rec_payload"]
 
 Payload = dict[str, Any]
+
+SUMMARY_CHARS = 200
+"""A case keeps this much of its state's text summary: what the LLM prompt shows of a case
+(`Recommender.prompt`). A served state's summary lists the user's recent events (1-2 KB of
+text); kept whole, every online case held ~1.5 KB more than a trained one."""
+
+
+def case_summary(text: str) -> str:
+    """The part of a state summary a case keeps (`SUMMARY_CHARS`)."""
+    return text[:SUMMARY_CHARS]
 
 
 class PayloadCaseEncoder:
@@ -93,7 +103,7 @@ def rec_payload(state: UserState, item_id: str, title: str, action: Action | Non
         "item_id": item_id,
         "title": title,
         "action": action.value if action is not None else None,
-        "user_summary": state.text,
+        "user_summary": case_summary(state.text),
     }
 
 

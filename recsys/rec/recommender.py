@@ -31,6 +31,7 @@ from recsys.llm.prompts import CaseExample, HistoryItem, PromptBuilder, PromptCo
 from recsys.llm.protocol import FrozenLLM
 from recsys.loop import Decided, LearnStep, MemoryLoop
 from recsys.memory.case_bank import CaseBank
+from recsys.memory.case_encoder import case_summary
 from recsys.ranking import top_n_stable
 from recsys.rec.cooccurrence import Cooccurrence
 from recsys.rec.items import ItemTable
@@ -235,5 +236,5 @@ class Recommender:
             context = str(c.payload.get("context") or c.payload.get("user_summary") or "-")
             reward = c.payload.get("reward", 1.0)
             positive = float(reward) > 0 if isinstance(reward, int | float) else True
-            cases.append(CaseExample(context[:200], title, positive))
+            cases.append(CaseExample(case_summary(context), title, positive))
         return self.prompts.build(hist, cases, [self.items.titles[i] for i in head]).text
