@@ -6,17 +6,31 @@ log) enters an age queue keyed by its time; hand-written cases (`POST /v1/cases`
 steps of `slack` cases keeps the faiss removal (a copy of the index's vectors) off most writes.
 
     capacity = settings.case_capacity, or (None) max(cases at load, MIN_AUTO_CAPACITY)
+    byte capacity = capacity x the mean `case_bytes` of the model's cases at load (0: none)
 
-So a served bank never grows past what it was trained with (or 10,000 cases), and its memory
-is bounded by capacity x the per-case bytes of serving/README.md's budget.
+So a served bank never grows past what it was trained with (or 10,000 cases), and never holds
+more case bytes than that many cases of the loaded size: a served case (its payload carries
+the decision, position, propensity and state summary) is about twice a trained one, so
+counting cases alone let the bank's memory double while it turned over to served cases.
 """
 
 from __future__ import annotations
 
 import heapq
+import sys
 from collections.abc import Container
+from typing import Any
 
-__all__ = ["MIN_AUTO_CAPACITY", "AgeQueue", "auto_capacity", "slack_of"]
+from recsys.records import Case
+
+__all__ = [
+    "MIN_AUTO_CAPACITY",
+    "AgeQueue",
+    "auto_byte_capacity",
+    "auto_capacity",
+    "case_bytes",
+    "slack_of",
+]
 
 MIN_AUTO_CAPACITY = 10_000
 """The automatic capacity is at least this many cases (a small or empty bank may grow to it)."""
@@ -27,6 +41,29 @@ def auto_capacity(setting: int | None, loaded: int) -> int:
     if setting is not None:
         return setting
     return max(loaded, MIN_AUTO_CAPACITY)
+
+
+def _deep(value: Any) -> int:
+    size = sys.getsizeof(value)
+    if isinstance(value, dict):
+        return size + sum(_deep(k) + _deep(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return size + sum(_deep(v) for v in value)
+    return size
+
+
+def case_bytes(case: Case) -> int:
+    """What a case holds in the bank, estimated: its key and its payload's Python objects
+    (shared strings counted each time; the faiss vector and id maps are alike for every case)."""
+    return int(case.key.nbytes) + _deep(case.payload)
+
+
+def auto_byte_capacity(capacity: int, loaded: int, loaded_bytes: int) -> int:
+    """Case bytes the bank may hold: `capacity` cases of the loaded mean size (0: no byte
+    bound, for an unbounded bank or an empty one at load)."""
+    if capacity <= 0 or loaded <= 0:
+        return 0
+    return capacity * loaded_bytes // loaded
 
 
 def slack_of(capacity: int) -> int:

@@ -53,7 +53,13 @@ from recsys.rec.recommender import Recommender
 from recsys.records import Case
 from recsys.rl.learner import Learner
 from recsys.rl.replay import ReplayBuffer
-from serving.case_capacity import AgeQueue, auto_capacity, slack_of
+from serving.case_capacity import (
+    AgeQueue,
+    auto_byte_capacity,
+    auto_capacity,
+    case_bytes,
+    slack_of,
+)
 from serving.case_log import forget_cases, load_tombstones, log_case
 from serving.decision_blob import DecisionBlob as DecisionBlob  # re-export, see below
 from serving.model_source import (
@@ -102,6 +108,10 @@ class Runtime:
     """Co-occurrence growing with the served events (None: the bundle's own counts only)."""
     capacity: int = 0
     """Cases the bank keeps (0: unbounded); the oldest leave first (`serving.case_capacity`)."""
+    byte_capacity: int = 0
+    """Case bytes the bank keeps (`case_bytes`; 0: no byte bound); the oldest leave first."""
+    held_bytes: int = 0
+    """`case_bytes` of every case in the bank."""
     ages: AgeQueue = field(default_factory=AgeQueue)
     """The cases that may leave by age (all but hand-written ones), oldest first."""
     evicted: int = 0
@@ -140,6 +150,8 @@ class Runtime:
             return
         ids = self.bank.write_batch(cases)
         for cid, sid, owner, case in zip(ids, sids, owners, cases, strict=True):
+            if cid not in self.sid_of:  # not merged into a case already held
+                self.held_bytes += case_bytes(case)
             self.sid_of[cid], self.int_of[sid] = sid, cid
             if owner:
                 self.by_user[owner].add(sid)
@@ -149,12 +161,23 @@ class Runtime:
         self.enforce_capacity()
 
     def enforce_capacity(self, *, exact: bool = False) -> int:
-        """Evict the oldest cases once the bank is over its capacity by its slack (`exact`:
-        by any amount), down to the capacity (caller holds `lock`); how many left."""
-        over = len(self.bank) - self.capacity
-        if self.capacity <= 0 or over <= 0 or (not exact and over <= slack_of(self.capacity)):
+        """Evict the oldest cases once the bank is over its capacity or its byte capacity by
+        the slack (`exact`: by any amount), down to both (caller holds `lock`); how many left."""
+        over = len(self.bank) - self.capacity if self.capacity > 0 else 0
+        over_bytes = self.held_bytes - self.byte_capacity if self.byte_capacity > 0 else 0
+        due = over > 0 or over_bytes > 0
+        if not exact:
+            due = over > slack_of(self.capacity) or over_bytes > slack_of(self.byte_capacity)
+        if not due:
             return 0
-        victims = self.ages.pop_oldest(over, self.int_of)
+        victims = self.ages.pop_oldest(max(over, 0), self.int_of)
+        freed = sum(case_bytes(self.bank.get(self.int_of[s])) for s in victims)
+        while over_bytes - freed > 0:
+            more = self.ages.pop_oldest(1, self.int_of)
+            if not more:
+                break
+            victims += more
+            freed += case_bytes(self.bank.get(self.int_of[more[0]]))
         self.remove(victims)
         self.ages.compact(self.int_of, len(self.int_of))
         self.evicted += len(victims)
@@ -167,7 +190,9 @@ class Runtime:
         rows = [self.int_of.pop(s) for s in sids if s in self.int_of]
         for r in rows:
             sid = self.sid_of.pop(r)
-            owner = str(self.bank.get(r).payload.get("user_id", ""))
+            case = self.bank.get(r)
+            self.held_bytes -= case_bytes(case)
+            owner = str(case.payload.get("user_id", ""))
             self.by_user.get(owner, set()).discard(sid)
         self.bank.delete(rows)
         self.changed += len(rows)
@@ -301,11 +326,12 @@ def build_runtime(settings: ServingSettings, store: Store, *, events: bool = Tru
         load_events(rt, store)
     tomb = load_tombstones(store)
     with rt.lock:
-        own = len(bundle.bank)  # the automatic capacity: the model's bank, not the case log
+        own = len(bundle.bank)  # the automatic capacities: the model's bank, not the case log
         for cid in bundle.bank.ids():
             case = bundle.bank.get(cid)
             payload = case.payload
             sid = str(payload.get("sid") or f"r{cid}")
+            rt.held_bytes += case_bytes(case)
             rt.sid_of[cid], rt.int_of[sid] = sid, cid
             if payload.get("user_id"):
                 rt.by_user[str(payload["user_id"])].add(sid)
@@ -313,6 +339,7 @@ def build_runtime(settings: ServingSettings, store: Store, *, events: bool = Tru
                 rt.ages.push(case.ts, sid)
         gone = [s for s in rt.int_of if s in tomb]
         rt.remove(gone)
+        own_live, own_bytes = len(bundle.bank), rt.held_bytes
         missing = [
             r for r in store.live_cases() if r.case_id not in rt.int_of and r.case_id not in tomb
         ]
@@ -325,16 +352,18 @@ def build_runtime(settings: ServingSettings, store: Store, *, events: bool = Tru
             )
         rt.changed = len(missing) + len(gone)
         rt.capacity = auto_capacity(settings.case_capacity, own)
+        rt.byte_capacity = auto_byte_capacity(rt.capacity, own_live, own_bytes)
         rt.enforce_capacity(exact=True)
     logger.info(
-        "serving %s: %d cases (%d from the case log, %d tombstoned, %d over capacity %d), "
-        "%d catalogue items",
+        "serving %s: %d cases (%d from the case log, %d tombstoned, %d over capacity %d "
+        "or %.1f MB), %d catalogue items",
         source,
         len(bundle.bank),
         len(missing),
         len(gone),
         rt.evicted,
         rt.capacity,
+        rt.byte_capacity / 1e6,
         len(bundle.items),
     )
     return rt

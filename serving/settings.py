@@ -126,7 +126,8 @@ class ServingSettings(BaseSettings):
     case_capacity: int | None = Field(default=None, ge=0)
     """Cases the served bank keeps; past it the oldest leave (hand-written ones never do) and
     leave the case log too. None: the model's bank size at load, at least 10,000 (the bank
-    then never outgrows what it was trained with); 0: unbounded (`serving.case_capacity`)."""
+    then never outgrows what it was trained with); 0: unbounded. The bank also keeps at most
+    this many cases' bytes at the loaded cases' mean size (`serving.case_capacity`)."""
     memory: bool = True
     """Write a case per feedback into the bank (False: the no-memory ablation; the policy still
     learns, but retrieval never proposes what other users acted on)."""

@@ -6,9 +6,17 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from serving.case_capacity import AgeQueue, auto_capacity, slack_of
+from recsys.records import Case
+from serving.case_capacity import (
+    AgeQueue,
+    auto_byte_capacity,
+    auto_capacity,
+    case_bytes,
+    slack_of,
+)
 from serving.core import ServingCore
 from serving.service import NewCase
 from serving.store import Store
@@ -71,3 +79,28 @@ def test_unbounded_when_capacity_is_zero(tmp_path: Path) -> None:
     for k in range(12):
         _decide_and_feed(core, k)
     assert len(core.runtime.bank) == 12 and core.runtime.evicted == 0
+
+
+def test_bank_stays_within_its_byte_capacity_when_cases_grow(tmp_path: Path) -> None:
+    """Cases larger than the ones held evict several old cases each: the bank's case bytes
+    stay within the byte capacity while the count capacity alone would let them grow."""
+    core = _core(tmp_path, case_capacity=1_000)
+    for k in range(12):
+        _decide_and_feed(core, k)
+    rt = core.runtime
+    with rt.lock:
+        assert rt.held_bytes == sum(case_bytes(rt.bank.get(i)) for i in rt.bank.ids())
+        held, n = rt.held_bytes, len(rt.bank)
+        rt.byte_capacity = 2 * held  # as if loaded with twice these cases' bytes
+        big = [
+            Case(np.ones(rt.dim, np.float32), {"item_id": "i1", "text": "x" * 4_000}, 1.0, 4e9 + k)
+            for k in range(40)
+        ]
+        rt.add_cases(big, [f"big{k}" for k in range(40)], ["u9"] * 40)
+        slack = slack_of(rt.byte_capacity)
+        assert rt.held_bytes <= rt.byte_capacity + slack
+        assert len(rt.bank) < n  # the oldest (the small ones) left, more than one per new case
+        assert {f"big{k}" for k in range(30, 40)} <= set(rt.int_of)  # the newest stayed
+        assert rt.held_bytes == sum(case_bytes(rt.bank.get(i)) for i in rt.bank.ids())
+    assert auto_byte_capacity(1_000, 10, 5_000) == 500_000
+    assert auto_byte_capacity(0, 10, 100) == 0 and auto_byte_capacity(5, 0, 0) == 0
