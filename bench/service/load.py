@@ -107,9 +107,12 @@ def write_catalogue(path: Path, cfg: LoadConfig) -> list[str]:
 
 
 def _settings(db: Path, items: Path, cfg: LoadConfig, llm: str) -> ServingSettings:
-    """The settings of the bare core; `_env` gives the server the same ones."""
+    """The settings of the bare core; `_env` gives the server the same ones. The bank is
+    unbounded here (the seeding core starts empty, so its automatic capacity would stop it at
+    `MIN_AUTO_CAPACITY`); the server's automatic capacity is then the seeded bank's size."""
     return ServingSettings(
         db_path=db,
+        case_capacity=0,
         fresh={
             "text": {"kind": "hashing", "dim": cfg.dim},
             "case_bank": {"index": cfg.index},
