@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from serving.deps import Service
 from serving.errors import KEYED, SERVICE, WITH_BODY, error_responses
+from serving.responses import model_response
 from serving.schemas import EventsAccepted, EventsRequest
 from serving.security import ApiKey
 
@@ -23,6 +24,6 @@ router = APIRouter(
     response_model=EventsAccepted,
     responses=error_responses(*WITH_BODY),
 )
-def post_events(req: EventsRequest, service: Service) -> EventsAccepted:
+def post_events(req: EventsRequest, service: Service) -> Response:
     """Append a user's interactions (their state changes on the next recommendation)."""
-    return service.add_events(req)
+    return model_response(service.add_events(req), 202)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from serving.deps import Service
 from serving.errors import KEYED, SERVICE, WITH_BODY, error_responses
+from serving.responses import model_response
 from serving.schemas import FeedbackAccepted, FeedbackRequest
 from serving.security import ApiKey
 
@@ -23,6 +24,6 @@ router = APIRouter(
     response_model=FeedbackAccepted,
     responses=error_responses(*WITH_BODY, 404, 409),
 )
-def feedback(req: FeedbackRequest, service: Service) -> FeedbackAccepted:
+def feedback(req: FeedbackRequest, service: Service) -> Response:
     """Store the feedback durably (once per idempotency key) and queue it for the learner."""
-    return service.feedback(req)
+    return model_response(service.feedback(req), 202)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from serving.deps import Service
 from serving.errors import KEYED, SERVICE, WITH_BODY, error_responses
+from serving.responses import model_response
 from serving.schemas import OutcomeAccepted, OutcomeRequest
 from serving.security import ApiKey
 
@@ -23,7 +24,7 @@ router = APIRouter(
     response_model=OutcomeAccepted,
     responses=error_responses(*WITH_BODY, 404, 409),
 )
-def outcome(req: OutcomeRequest, service: Service) -> OutcomeAccepted:
+def outcome(req: OutcomeRequest, service: Service) -> Response:
     """Every item the decision showed, once: acted ones with their action, the others as
     zero-reward evidence; stored once per decision and queued for the learner."""
-    return service.outcome(req)
+    return model_response(service.outcome(req), 202)
