@@ -104,8 +104,12 @@ class ServingSettings(BaseSettings):
     store_url: str | None = None
     """PostgreSQL URL (`postgresql://...`) of a shared store; None: the embedded SQLite file
     `db_path` (one process only). More than one replica needs it (`memento serve --replicas`)."""
+    workers: int = Field(default=1, ge=1)
+    """uvicorn worker processes of `memento serve` (`--workers`); more than one needs
+    `store_url`: the workers follow one learner process (`serving.workers`)."""
     sync_interval_ms: float = Field(default=150.0, gt=0.0)
-    """Replicas (`--replicas N`) poll the shared store for a new model version this often."""
+    """Replicas (`--replicas N`) and workers (`--workers N`) poll the shared store for a new
+    model version and the change feed this often."""
     decision_flush_ms: float = Field(default=20.0, ge=0.0)
     """Decisions are written behind the response, in batches, within this many ms (0: in
     the request). Feedback writes its decision first, so acknowledged feedback stays durable."""
