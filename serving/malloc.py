@@ -31,8 +31,8 @@ M_MMAP_THRESHOLD = -3
 """glibc `mallopt` parameter: blocks at least this large are mapped (a set value stays fixed)."""
 M_ARENA_MAX = -8
 """glibc `mallopt` parameter: the most arenas the threads of the process share."""
-MMAP_THRESHOLD = 128 * 1024
-"""glibc's initial threshold, kept fixed instead of rising with the blocks freed."""
+MMAP_THRESHOLD_KIB = 128
+"""glibc's initial threshold (KiB), the default of the fixed one (`malloc_mmap_threshold_kib`)."""
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -78,14 +78,16 @@ class Trimmer:
             self._thread.join()
 
 
-def tune_malloc(arenas: int) -> bool:
-    """Cap glibc's arenas at `arenas` and fix the mmap threshold (0: leave malloc as it is).
-    Whether it took effect (False off glibc). Call before the request threads start."""
+def tune_malloc(arenas: int, threshold_kib: int = MMAP_THRESHOLD_KIB) -> bool:
+    """Cap glibc's arenas at `arenas` and fix the mmap threshold at `threshold_kib` (arenas 0:
+    leave malloc as it is). Whether it took effect (False off glibc). Call before the request
+    threads start."""
     libc = _glibc() if arenas > 0 else None
     if libc is None:  # disabled, or not glibc (musl has no mallopt)
         return False
     mallopt = libc.mallopt
-    done = mallopt(M_ARENA_MAX, arenas) == 1 and mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+    capped = mallopt(M_ARENA_MAX, arenas) == 1
+    done = capped and mallopt(M_MMAP_THRESHOLD, threshold_kib * 1024) == 1
     if not done:
         logger.warning("mallopt refused the arena cap or the mmap threshold")
     return done
