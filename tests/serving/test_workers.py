@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -173,3 +175,26 @@ def test_sigterm_stops_every_process(server: ServerProcess, tmp_path: Path) -> N
     server.stop()
     _, alive = psutil.wait_procs(children, timeout=30)
     assert not alive, [p.pid for p in alive]
+
+
+@pytest.mark.parametrize(
+    ("args", "workers_env", "says"),
+    [
+        (["--workers", "2"], None, "2 workers on the embedded SQLite store"),
+        ([], "3", "3 workers on the embedded SQLite store"),
+        (["--workers", "2", "--replicas", "2", "--store-url", "postgresql://x/y"], None, "one"),
+    ],
+)
+def test_serve_refuses_workers_without_postgres_or_with_replicas(
+    tmp_path: Path, args: list[str], workers_env: str | None, says: str
+) -> None:
+    """Workers without a PostgreSQL URL (flag or `MEMENTO_WORKERS`), or beside `--replicas`,
+    exit 2 with the reason."""
+    env = {**os.environ, **server_env(tmp_path / "db.sqlite3")}
+    env.pop("MEMENTO_STORE_URL", None)
+    if workers_env:
+        env["MEMENTO_WORKERS"] = workers_env
+    run = subprocess.run(
+        [sys.executable, "-m", "serving.cli", *args], env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 2 and says in run.stderr, run.stderr
