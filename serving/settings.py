@@ -155,11 +155,10 @@ class ServingSettings(BaseSettings):
     """glibc malloc arenas of the process, with the mmap threshold fixed at 128 KiB (0: leave
     malloc as it is): freed request and update arrays go back to the system instead of staying
     in per-thread arenas (`serving.malloc`; serving/README.md, memory budget)."""
-    malloc_mmap_threshold_kib: int = Field(default=128, ge=1, le=32 * 1024)
-    """With `malloc_arena_max`: blocks of at least this many KiB are mapped and unmapped
-    (glibc's initial threshold, fixed). Each request maps ~16 arrays of 144-160 KiB at the
-    default; their page faults cost ~0.7 ms of system CPU per recommend (serving/README.md,
-    load test), which 1024 avoids."""
+    malloc_mmap_threshold_kib: int = Field(default=1024, ge=1, le=32 * 1024)
+    """With `malloc_arena_max`: blocks of at least this many KiB are mapped and unmapped (a
+    fixed threshold). At 128 (glibc's initial value) each recommend maps ~16 arrays of 144-160
+    KiB, whose page faults cost 0.8-3.7 ms of system CPU per recommend (`serving.malloc`)."""
     malloc_trim_s: float = Field(default=10.0, ge=0.0)
     """Return the heap's free pages to the system (glibc `malloc_trim`) this often (0: never;
     `serving.malloc.Trimmer`)."""
