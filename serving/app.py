@@ -97,7 +97,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         limit_blas_threads(settings.blas_threads)
-        tune_malloc(settings.malloc_arena_max)  # before the request threads start
+        tune_malloc(settings.malloc_arena_max, settings.malloc_mmap_threshold_kib)  # before threads
         trimmer = Trimmer(settings.malloc_trim_s)
         trimmer.start()
         store = open_store(settings)

@@ -1,4 +1,7 @@
-"""FastAPI dependencies: the service built in the lifespan, as `Annotated` aliases."""
+"""FastAPI dependencies: the service built in the lifespan, as `Annotated` aliases.
+
+Dependencies that neither block nor compute are `async def`: FastAPI runs a plain `def`
+dependency in its thread pool, one thread hop (two context switches) per request each."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from serving.errors import NotReadyError
 from serving.recommend_service import RecommendService
 
 
-def get_service(request: Request) -> RecommendService:
+async def get_service(request: Request) -> RecommendService:
     """The app's `RecommendService`; 503 while the core is not loaded."""
     service: RecommendService | None = getattr(request.app.state, "service", None)
     if service is None:

@@ -1,9 +1,11 @@
-"""Pure-ASGI middlewares: request body size limit and per-route latency histogram."""
+"""Pure-ASGI middlewares: request body size limit, per-route latency histogram, a header naming
+the process that answered (no `BaseHTTPMiddleware`: it costs a task and a body copy per request)."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -81,3 +83,23 @@ class LatencyMiddleware:
             self.metrics.latency.labels(scope["method"], template, str(status)).observe(
                 time.perf_counter() - start
             )
+
+
+class TagMiddleware:
+    """Add one response header naming the process that answered (a replica, a worker)."""
+
+    def __init__(self, app: ASGIApp, header: str, value: Callable[[], str]) -> None:
+        self.app, self.header, self.value = app, header.lower().encode(), value
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def tagged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (self.header, self.value().encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, tagged)

@@ -14,6 +14,7 @@ import time
 import uuid
 
 from serving import schemas
+from serving.decision_blob import DecisionBlob
 from serving.errors import (
     ItemNotInDecisionError,
     NotReadyError,
@@ -23,7 +24,6 @@ from serving.errors import (
 )
 from serving.learner_worker import FeedbackJob, LearnerWorker
 from serving.metrics import ServingMetrics
-from serving.runtime import DecisionBlob
 from serving.service import (
     IMPRESSION,
     CaseView,

@@ -61,7 +61,6 @@ from serving.case_capacity import (
     slack_of,
 )
 from serving.case_log import forget_cases, load_tombstones, log_case
-from serving.decision_blob import DecisionBlob as DecisionBlob  # re-export, see below
 from serving.model_source import (
     choose_bundle,
     online_learner,
@@ -71,10 +70,6 @@ from serving.settings import ServingSettings
 from serving.store import Store
 
 logger = logging.getLogger(__name__)
-
-# `DecisionBlob` lives in `serving.decision_blob`; it is re-exported here only for
-# `serving/recommend_service.py` (being edited on another branch): point its import there, then
-# drop the re-export.
 
 
 @dataclass

@@ -5,6 +5,9 @@ route. The read key (`MEMENTO_READ_API_KEY`) guards `POST /v1/recommend`, which 
 decision per call; the write key is accepted there too. `MEMENTO_PUBLIC_RECOMMEND=true` opens
 the recommend route: `read_access` then adds no key dependency, so the OpenAPI document shows
 the route as open.
+
+The key dependencies are `async def` (a constant-time compare of a few bytes): a plain `def`
+dependency costs a thread-pool hop per request.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ def check_key(accepted: Sequence[SecretStr], creds: HTTPAuthorizationCredentials
         raise HTTPException(status_code=403, detail="invalid API key")
 
 
-def require_api_key(
+async def require_api_key(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_write_bearer)],
 ) -> None:
@@ -57,7 +60,7 @@ def require_api_key(
     check_key([_settings(request).api_key], creds)
 
 
-def require_read_key(
+async def require_read_key(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_read_bearer)],
 ) -> None:

@@ -104,8 +104,12 @@ class ServingSettings(BaseSettings):
     store_url: str | None = None
     """PostgreSQL URL (`postgresql://...`) of a shared store; None: the embedded SQLite file
     `db_path` (one process only). More than one replica needs it (`memento serve --replicas`)."""
+    workers: int = Field(default=1, ge=1)
+    """uvicorn worker processes of `memento serve` (`--workers`); more than one needs
+    `store_url`: the workers follow one learner process (`serving.workers`)."""
     sync_interval_ms: float = Field(default=150.0, gt=0.0)
-    """Replicas (`--replicas N`) poll the shared store for a new model version this often."""
+    """Replicas (`--replicas N`) and workers (`--workers N`) poll the shared store for a new
+    model version and the change feed this often."""
     decision_flush_ms: float = Field(default=20.0, ge=0.0)
     """Decisions are written behind the response, in batches, within this many ms (0: in
     the request). Feedback writes its decision first, so acknowledged feedback stays durable."""
@@ -152,6 +156,10 @@ class ServingSettings(BaseSettings):
     """glibc malloc arenas of the process, with the mmap threshold fixed at 128 KiB (0: leave
     malloc as it is): freed request and update arrays go back to the system instead of staying
     in per-thread arenas (`serving.malloc`; serving/README.md, memory budget)."""
+    malloc_mmap_threshold_kib: int = Field(default=1024, ge=1, le=32 * 1024)
+    """With `malloc_arena_max`: blocks of at least this many KiB are mapped and unmapped (a
+    fixed threshold). At 128 (glibc's initial value) each recommend maps ~16 arrays of 144-160
+    KiB, whose page faults cost 0.8-3.7 ms of system CPU per recommend (`serving.malloc`)."""
     malloc_trim_s: float = Field(default=10.0, ge=0.0)
     """Return the heap's free pages to the system (glibc `malloc_trim`) this often (0: never;
     `serving.malloc.Trimmer`)."""

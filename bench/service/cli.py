@@ -22,6 +22,15 @@ def bench_serving(
     baseline_tree: str | None = typer.Option(
         None, help="Checkout of another commit whose server runs the same HTTP phases beside."
     ),
+    workers: int = typer.Option(
+        1, min=1, help=">1: also `memento serve --workers N` on a PostgreSQL copy of the store."
+    ),
+    store_url: str | None = typer.Option(
+        None, help="PostgreSQL server of --workers (default MEMENTO_TEST_PG_URL, else throwaway)."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="JSON only on stdout (what the command prints in any case)."
+    ),
 ) -> None:
     """Load-test `memento serve` on loopback next to the bare core call; prints JSON."""
     import json
@@ -40,6 +49,8 @@ def bench_serving(
         llm_requests=llm_requests,
         fresh_scorer=scorer,
         baseline_tree=baseline_tree,
+        workers=workers,
+        store_url=store_url,
     )
     typer.echo(json.dumps(run(cfg), indent=2))
 

@@ -4,17 +4,20 @@ flight, and the latency and throughput of what answered."""
 from __future__ import annotations
 
 import asyncio
+import random
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from serving.testing import AUTH
+
 if TYPE_CHECKING:  # the load test's configuration imports this module
     from bench.service.load import LoadConfig
 
-__all__ = ["PhaseStats", "drive_requests", "phase_stats"]
+__all__ = ["PhaseStats", "drive_requests", "feedback_bodies", "phase_stats", "recommend_figures"]
 
 
 @dataclass(frozen=True)
@@ -83,3 +86,46 @@ async def drive_requests(
         await asyncio.gather(*(one(p, b, h) for p, b, h in bodies))
         wall = time.perf_counter() - start
     return phase_stats(lat, errors, wall), answers
+
+
+def feedback_bodies(
+    decisions: list[dict[str, Any]], rng: random.Random, key_prefix: str
+) -> list[tuple[str, dict[str, Any], dict[str, str]]]:
+    """One feedback (random action) on the first item of each decision that listed one."""
+    return [
+        (
+            "/v1/feedback",
+            {
+                "decision_id": d["decision_id"],
+                "item_id": d["items"][0]["item_id"],
+                "action": rng.choice(["click", "cart", "alipay"]),
+                "idempotency_key": f"{key_prefix}-{k}",
+            },
+            AUTH,
+        )
+        for k, d in enumerate(decisions)
+        if d["items"]
+    ]
+
+
+def recommend_figures(
+    sequential: PhaseStats, concurrent: PhaseStats, cpu_s: tuple[float, float, float], c: int
+) -> dict[str, Any]:
+    """Both recommend phases, the server CPU ms per recommend in each (`cpu_s`: the server's
+    CPU seconds before, between and after them) and the throughput ratio."""
+    c0, c1, c2 = cpu_s
+    return {
+        "http_recommend_sequential": asdict(sequential),
+        "server_cpu_ms_per_recommend_sequential": round(1000 * (c1 - c0) / sequential.count, 2)
+        if sequential.count
+        else None,
+        f"http_recommend_concurrency_{c}": asdict(concurrent),
+        f"server_cpu_ms_per_recommend_concurrency_{c}": round(
+            1000 * (c2 - c1) / concurrent.count, 2
+        )
+        if concurrent.count
+        else None,
+        "ratio_throughput_concurrent_vs_sequential": round(concurrent.per_s / sequential.per_s, 2)
+        if sequential.per_s
+        else None,
+    }

@@ -40,7 +40,13 @@ import polars as pl
 import psutil
 
 from bench.service.bare_learner import in_subprocess
-from bench.service.drive import PhaseStats, drive_requests, phase_stats
+from bench.service.drive import (
+    PhaseStats,
+    drive_requests,
+    feedback_bodies,
+    phase_stats,
+    recommend_figures,
+)
 from bench.service.learner_load import drain, with_learner
 from serving.app import limit_blas_threads
 from serving.core import build_core
@@ -48,7 +54,7 @@ from serving.process import ServerProcess
 from serving.service import EventRecord
 from serving.settings import ServingSettings
 from serving.store import CaseRecord, Store
-from serving.testing import AUTH, READ_AUTH, metric, server_env
+from serving.testing import READ_AUTH, metric, server_env
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +94,12 @@ class LoadConfig:
     baseline_tree: str | None = None
     """A checkout of another commit (a git worktree): its server runs the same HTTP phases
     on a copy of the same seeded store, reported beside this tree's (no bare-core phase)."""
+    workers: int = 1
+    """More than 1: `memento serve --workers N` also runs the recommend and feedback phases,
+    on a PostgreSQL copy of the seeded store (`bench.service.workers_load`; no LLM variant)."""
+    store_url: str | None = None
+    """PostgreSQL server of the worker phases (None: `MEMENTO_TEST_PG_URL`, else a throwaway
+    `scripts/postgres.sh` server)."""
 
 
 _KINDS = ("running shoe", "wool hat", "garden chair", "desk lamp", "phone case", "tea cup")
@@ -107,9 +119,12 @@ def write_catalogue(path: Path, cfg: LoadConfig) -> list[str]:
 
 
 def _settings(db: Path, items: Path, cfg: LoadConfig, llm: str) -> ServingSettings:
-    """The settings of the bare core; `_env` gives the server the same ones."""
+    """The settings of the bare core; `_env` gives the server the same ones. The bank is
+    unbounded here (the seeding core starts empty, so its automatic capacity would stop it at
+    `MIN_AUTO_CAPACITY`); the server's automatic capacity is then the seeded bank's size."""
     return ServingSettings(
         db_path=db,
+        case_capacity=0,
         fresh={
             "text": {"kind": "hashing", "dim": cfg.dim},
             "case_bank": {"index": cfg.index},
@@ -289,21 +304,8 @@ def _server_phases(seeded: Seeded, cfg: LoadConfig, llm: str, tree: str | None) 
         rec1, _ = asyncio.run(drive_requests(server.url, rec_bodies, cfg, 1))
         cpu1 = cpu()
         rec, decisions = asyncio.run(drive_requests(server.url, rec_bodies, cfg, cfg.concurrency))
-        fb_bodies = [
-            (
-                "/v1/feedback",
-                {
-                    "decision_id": d["decision_id"],
-                    "item_id": d["items"][0]["item_id"],
-                    "action": rng.choice(["click", "cart", "alipay"]),
-                    "idempotency_key": f"lt-{llm}-{k}",
-                },
-                AUTH,
-            )
-            for k, d in enumerate(decisions)
-            if d["items"]
-        ]
-        since, cpu2 = time.perf_counter(), cpu()
+        fb_bodies = feedback_bodies(decisions, rng, f"lt-{llm}")
+        since, cpu2 = time.perf_counter(), cpu()  # cpu2 - cpu1: the concurrent recommends
         fb, _ = asyncio.run(drive_requests(server.url, fb_bodies, cfg, cfg.concurrency))
         drained = drain(server.url, applied0, since, fb.count, cfg.max_seconds * 4)
         cpu3 = cpu()
@@ -320,11 +322,7 @@ def _server_phases(seeded: Seeded, cfg: LoadConfig, llm: str, tree: str | None) 
         "http_share_with_cases": round(sum(bool(d["cases"]) for d in decisions) / len(decisions), 3)
         if decisions
         else 0.0,
-        "http_recommend_sequential": asdict(rec1),
-        "server_cpu_ms_per_recommend_sequential": round(1000 * (cpu1 - cpu0) / rec1.count, 2)
-        if rec1.count
-        else None,
-        f"http_recommend_concurrency_{cfg.concurrency}": asdict(rec),
+        **recommend_figures(rec1, rec, (cpu0, cpu1, cpu2), cfg.concurrency),
         f"http_feedback_concurrency_{cfg.concurrency}": asdict(fb),
         "learner_drain_after_feedback": drained,
         f"recommend_with_learner_concurrency_{cfg.concurrency}": asdict(live),
@@ -351,6 +349,10 @@ def _variant(seeded: Seeded, cfg: LoadConfig, llm: str) -> dict[str, Any]:
     out.update(this)
     out["ratio_p99_http_vs_bare"] = round(rec1["p99_ms"] / bare.p99_ms, 2) if bare.p99_ms else None
     out["ratio_p50_http_vs_bare"] = round(rec1["p50_ms"] / bare.p50_ms, 2) if bare.p50_ms else None
+    if cfg.workers > 1 and llm == "none":  # `memento serve --workers N` on PostgreSQL
+        from bench.service.workers_load import worker_variant
+
+        out["workers"] = worker_variant(seeded, cfg, _env(seeded.db, seeded.items, cfg, llm))
     return out
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from fastapi import Response
+
 from serving.deps import Service
 from serving.errors import WITH_BODY, error_responses
+from serving.responses import model_response
 from serving.routes.keyed import keyed_router
 from serving.schemas import EventsAccepted, EventsRequest
 
@@ -16,6 +19,6 @@ router = keyed_router("events")
     response_model=EventsAccepted,
     responses=error_responses(*WITH_BODY),
 )
-def post_events(req: EventsRequest, service: Service) -> EventsAccepted:
+def post_events(req: EventsRequest, service: Service) -> Response:
     """Append a user's interactions (their state changes on the next recommendation)."""
-    return service.add_events(req)
+    return model_response(service.add_events(req), 202)

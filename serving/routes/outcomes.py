@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from fastapi import Response
+
 from serving.deps import Service
+from serving.responses import model_response
 from serving.routes.keyed import accepted_post, keyed_router
 from serving.schemas import OutcomeAccepted, OutcomeRequest
 
@@ -10,7 +13,7 @@ router = keyed_router("feedback")
 
 
 @accepted_post(router, "/outcomes", OutcomeAccepted)
-def outcome(req: OutcomeRequest, service: Service) -> OutcomeAccepted:
+def outcome(req: OutcomeRequest, service: Service) -> Response:
     """Every item the decision showed, once: acted ones with their action, the others as
     zero-reward evidence; stored once per decision and queued for the learner."""
-    return service.outcome(req)
+    return model_response(service.outcome(req), 202)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from serving.deps import Service
 from serving.errors import SERVICE, WITH_BODY, error_responses
+from serving.responses import model_response
 from serving.schemas import RecommendRequest, RecommendResponse
 
 router = APIRouter(prefix="/v1", tags=["recommend"])
@@ -28,6 +29,6 @@ _LINKS = {
     response_model=RecommendResponse,
     responses={200: {"links": _LINKS}, **error_responses(*WITH_BODY, *SERVICE)},
 )
-def recommend(req: RecommendRequest, service: Service) -> RecommendResponse:
+def recommend(req: RecommendRequest, service: Service) -> Response:
     """Recommend `n` items; unknown users get a cold-start answer; 503 until ready."""
-    return service.recommend(req)
+    return model_response(service.recommend(req))

@@ -23,6 +23,7 @@ from serving.pg_store import PgStore
 from serving.process import free_port
 from serving.settings import ServingSettings
 from serving.testing import AUTH, READ_AUTH, server_env
+from tests.serving.shared_store import assert_applied_once
 
 LAG_BOUND_S = 5.0
 """Feedback ack -> every replica serves weights that include it (generous: 2 shared cores)."""
@@ -96,19 +97,6 @@ def _feedback(c: httpx.Client, decision_id: str, item: str, action: str) -> http
     """Feedback on one decision's item, with a fresh idempotency key."""
     fb = {"decision_id": decision_id, "item_id": item, "action": action}
     return c.post("/v1/feedback", json={**fb, "idempotency_key": uuid.uuid4().hex}, headers=AUTH)
-
-
-def _applied_once(store: PgStore, ids: set[int], timeout_s: float) -> None:
-    """Every acknowledged feedback row is stored, then (within the timeout) flagged applied,
-    and exactly one published version applied it."""
-    assert ids <= {r.feedback_id for r in store.feedback()}, "acknowledged feedback lost"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if all(r.applied for r in store.feedback() if r.feedback_id in ids):
-            break
-        time.sleep(0.1)
-    counts = [fid for v in store.versions_after(0) for fid in v.feedback_ids if fid in ids]
-    assert sorted(counts) == sorted(ids), "each acknowledged row applied exactly once"
 
 
 def test_replicas_answer_under_the_serving_contract(cluster: Cluster) -> None:
@@ -190,7 +178,7 @@ def test_kill9_of_a_replica_loses_no_acknowledged_feedback(cluster: Cluster) -> 
     pid = cluster.replica_stats()[victim]["pid"]
     os.kill(pid, signal.SIGKILL)
     store = PgStore(cluster.store_url)
-    _applied_once(store, {fid for fid, _ in acked}, timeout_s=30)
+    assert_applied_once(store, {fid for fid, _ in acked}, timeout_s=30)
     store.close()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -320,7 +308,7 @@ def test_killing_the_learner_mid_stream_loses_no_acknowledged_feedback(cluster: 
                 os.kill(old["pid"], signal.SIGKILL)
                 killed_after = len(acked)
     assert killed_after > 0
-    _applied_once(store, set(acked), timeout_s=120)
+    assert_applied_once(store, set(acked), timeout_s=120)
     cases = {c.case_id for u in {f"stream-{k}" for k in range(36)} for c in store.list_cases(u)}
     assert len(cases) == len({(d, i) for d, i in acked.values()}), "one case per feedback"
     store.close()

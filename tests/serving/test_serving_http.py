@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
+import anyio.to_thread
 import pytest
 from fastapi.testclient import TestClient
 
@@ -116,6 +119,35 @@ def test_feedback_reaches_the_core(client: TestClient, core: FakeCore) -> None:
     while not core.feedback and time.monotonic() < deadline:
         time.sleep(0.01)
     assert core.feedback == [(d["decision_id"], "i3", "cart")]
+
+
+def test_hot_routes_take_one_thread_pool_hop(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recommend and feedback each run one function in the thread pool (the route): the key
+    check, the service lookup and the answer's serialisation add no hop."""
+    hops: list[str] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counted(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        inner = func.keywords.get("function", func.func) if isinstance(func, partial) else func
+        hops.append(getattr(inner, "__name__", repr(inner)))
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    r = client.post("/v1/recommend", json={"user_id": "u", "n": 1}, headers=READ_AUTH)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert hops == ["recommend"], hops
+    hops.clear()
+    fb = {
+        "decision_id": r.json()["decision_id"],
+        "item_id": r.json()["items"][0]["item_id"],
+        "action": "click",
+        "idempotency_key": "one-hop",
+    }
+    answer = client.post("/v1/feedback", json=fb, headers=AUTH)
+    assert answer.status_code == 202 and answer.json()["duplicate"] is False
+    assert hops == ["feedback"], hops
 
 
 def test_validation_errors_match_the_documented_schema(client: TestClient) -> None:
