@@ -314,55 +314,63 @@ def run_recbole_peers(
         raise ValueError("empty test split")
     workdir = Path(workdir) if workdir is not None else REPO_ROOT / ".cache" / "memento" / "recbole"
     workdir.mkdir(parents=True, exist_ok=True)
-    data_path = workdir / "data"
-    counts = write_atomic_files(train, valid, test, data_path, max_seq_len=max_seq_len)
-    if counts["seq_valid"] == 0 or counts["seq_test"] == 0:
-        log.warning("sequential files have no valid/test rows with history: %s", counts)
-    rows = read_query_rows(data_path / QUERY_ROWS)
-    settings = _settings(epochs, patience, select_best, max_seq_len, train_batch_size, overrides)
-    key = _cache_key(data_path, settings)
-    results_dir = workdir / "results"
-    results_dir.mkdir(exist_ok=True)
-    raw: dict[str, dict[str, Any]] = {m: {} for m in models}
-    for model in models:
-        for seed in seeds:
-            stored = _load_stored(results_dir / f"{key}-{model}-{int(seed)}.json")
-            if reuse and stored is not None:
-                raw[model][str(int(seed))] = stored
-    for model in models:
-        missing = [int(s) for s in seeds if str(int(s)) not in raw[model]]
-        if not missing:
-            log.info("RecBole %s: every seed reused from %s", model, results_dir)
-            continue
-        for seed in missing:  # one job per seed: a kill keeps the seeds already finished
-            hit = results_dir / f"{key}-{model}-{seed}.json"
-            # a concurrent run training the same (model, seed) holds the lock: wait for its
-            # result instead of training a duplicate
-            with (results_dir / f"{key}-{model}-{seed}.lock").open("w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                stored = _load_stored(hit)
+    # one run per workdir at a time: each run rewrites and hashes the split files there (two
+    # threads writing them at once hashed different bytes and both trained the same seed)
+    with (workdir / "data.lock").open("w") as data_lock:
+        fcntl.flock(data_lock, fcntl.LOCK_EX)
+        data_path = workdir / "data"
+        counts = write_atomic_files(train, valid, test, data_path, max_seq_len=max_seq_len)
+        if counts["seq_valid"] == 0 or counts["seq_test"] == 0:
+            log.warning("sequential files have no valid/test rows with history: %s", counts)
+        rows = read_query_rows(data_path / QUERY_ROWS)
+        settings = _settings(
+            epochs, patience, select_best, max_seq_len, train_batch_size, overrides
+        )
+        key = _cache_key(data_path, settings)
+        results_dir = workdir / "results"
+        results_dir.mkdir(exist_ok=True)
+        raw: dict[str, dict[str, Any]] = {m: {} for m in models}
+        for model in models:
+            for seed in seeds:
+                stored = _load_stored(results_dir / f"{key}-{model}-{int(seed)}.json")
                 if reuse and stored is not None:
-                    raw[model][str(seed)] = stored
-                    continue
-                log.info("RecBole %s seed %d: training (log %s)", model, seed, workdir / "job.log")
-                done = _run_job(workdir, data_path, settings, model, [seed], env, timeout_s)
-                for seed_key, r in done.items():
-                    try:
-                        check_lists(r.get("lists", ()), rows, bool(r.get("sequential")))
-                    except ValueError as exc:
-                        raise PeerRunError(f"RecBole {model} seed {seed_key}: {exc}") from exc
-                    (results_dir / f"{key}-{model}-{seed_key}.json").write_text(json.dumps(r))
-                    raw[model][seed_key] = r
-    for model in models:
-        raw[model] = {str(int(s)): raw[model][str(int(s))] for s in seeds}
-    results: dict[str, dict[str, Any]] = {}
-    for model, per_seed in raw.items():
-        sequential = any(r.get("sequential") for r in per_seed.values())
-        n_eval = counts["seq_test"] if sequential else counts["test"]
-        scale = n_eval / counts["test"] if sequential else 1.0
-        results[model] = {
-            **_aggregate(per_seed, scale),
-            "n_test": counts["test"],
-            "n_test_evaluated": n_eval,
-        }
-    return results
+                    raw[model][str(int(seed))] = stored
+        for model in models:
+            missing = [int(s) for s in seeds if str(int(s)) not in raw[model]]
+            if not missing:
+                log.info("RecBole %s: every seed reused from %s", model, results_dir)
+                continue
+            for seed in missing:  # one job per seed: a kill keeps the seeds already finished
+                hit = results_dir / f"{key}-{model}-{seed}.json"
+                # a concurrent run training the same (model, seed) holds the lock: wait for its
+                # result instead of training a duplicate
+                with (results_dir / f"{key}-{model}-{seed}.lock").open("w") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    stored = _load_stored(hit)
+                    if reuse and stored is not None:
+                        raw[model][str(seed)] = stored
+                        continue
+                    log.info(
+                        "RecBole %s seed %d: training (log %s)", model, seed, workdir / "job.log"
+                    )
+                    done = _run_job(workdir, data_path, settings, model, [seed], env, timeout_s)
+                    for seed_key, r in done.items():
+                        try:
+                            check_lists(r.get("lists", ()), rows, bool(r.get("sequential")))
+                        except ValueError as exc:
+                            raise PeerRunError(f"RecBole {model} seed {seed_key}: {exc}") from exc
+                        (results_dir / f"{key}-{model}-{seed_key}.json").write_text(json.dumps(r))
+                        raw[model][seed_key] = r
+        for model in models:
+            raw[model] = {str(int(s)): raw[model][str(int(s))] for s in seeds}
+        results: dict[str, dict[str, Any]] = {}
+        for model, per_seed in raw.items():
+            sequential = any(r.get("sequential") for r in per_seed.values())
+            n_eval = counts["seq_test"] if sequential else counts["test"]
+            scale = n_eval / counts["test"] if sequential else 1.0
+            results[model] = {
+                **_aggregate(per_seed, scale),
+                "n_test": counts["test"],
+                "n_test_evaluated": n_eval,
+            }
+        return results
