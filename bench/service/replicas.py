@@ -19,13 +19,10 @@ import asyncio
 import logging
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +32,7 @@ import psutil
 
 from bench.service.drive import drive_requests
 from bench.service.load import LoadConfig, _env, seed_store
+from bench.service.pg_setup import copy_store, pg_server
 from bench.service.projection import (
     ASSUMPTIONS,
     P50_TARGET,
@@ -42,14 +40,11 @@ from bench.service.projection import (
     project_throughput,
 )
 from serving.process import ServerProcess, free_port
-from serving.service import EventRecord
 from serving.settings import ServingSettings
 from serving.store import Store
 from serving.testing import AUTH, READ_AUTH
 
 logger = logging.getLogger(__name__)
-
-_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "postgres.sh"
 
 
 @dataclass(frozen=True)
@@ -119,36 +114,6 @@ def _phase(
         "cpu_s_per_request": round(cpu / rec.count, 5) if rec.count else None,
         "cores_used": round(cpu / wall, 2),
     }, decisions
-
-
-def copy_store(src: Store, dst: Store) -> tuple[int, int]:
-    """Every user's events and every live case of `src` into `dst`; (events, cases)."""
-    by_user: dict[str, list[EventRecord]] = defaultdict(list)
-    for uid, e in src.iter_events():
-        by_user[uid].append(e)
-    for uid, events in by_user.items():
-        dst.append_events(uid, events)
-    cases = src.live_cases()
-    dst.put_cases(cases)
-    return sum(len(v) for v in by_user.values()), len(cases)
-
-
-@contextmanager
-def pg_server(url: str | None, workdir: Path) -> Iterator[str]:
-    """A server URL: the given one, else a throwaway `scripts/postgres.sh` server (stopped)."""
-    if url:
-        yield url
-        return
-    folder = workdir / "pg"
-    started = subprocess.run(
-        ["bash", str(_SCRIPT), "start", str(folder)], capture_output=True, text=True, timeout=120
-    )
-    if started.returncode != 0:
-        raise RuntimeError(f"scripts/postgres.sh start failed: {started.stderr.strip()}")
-    try:
-        yield started.stdout.strip()
-    finally:
-        subprocess.run(["bash", str(_SCRIPT), "stop", str(folder)], timeout=120, check=False)
 
 
 def _learner_pid(root: int) -> int | None:

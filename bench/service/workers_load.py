@@ -26,6 +26,7 @@ import httpx
 import psutil
 
 from bench.service.drive import drive_requests, feedback_bodies, recommend_figures
+from bench.service.pg_setup import copy_store, pg_server
 from serving.process import ServerProcess
 from serving.store import Store
 from serving.testing import READ_AUTH
@@ -58,7 +59,6 @@ def pg_copy(seeded: Seeded, server_url: str) -> Iterator[str]:
     afterwards); its URL."""
     import psycopg
 
-    from bench.service.replicas import copy_store
     from serving.pg_store import PgStore
 
     name = f"bench_{uuid.uuid4().hex[:12]}"
@@ -155,8 +155,6 @@ def worker_phases(
 def worker_variant(seeded: Seeded, cfg: LoadConfig, env: dict[str, str]) -> dict[str, Any]:
     """`worker_phases` on `cfg.store_url`'s server (else `MEMENTO_TEST_PG_URL`'s, else a
     throwaway `scripts/postgres.sh` one, stopped afterwards)."""
-    from bench.service.replicas import pg_server
-
     url = cfg.store_url or os.environ.get("MEMENTO_TEST_PG_URL")
     with pg_server(url, seeded.workdir) as server_url:
         return worker_phases(seeded, cfg, env, server_url)
