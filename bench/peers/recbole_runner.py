@@ -315,7 +315,8 @@ def run_recbole_peers(
     workdir = Path(workdir) if workdir is not None else REPO_ROOT / ".cache" / "memento" / "recbole"
     workdir.mkdir(parents=True, exist_ok=True)
     # one run per workdir at a time: each run rewrites and hashes the split files there (two
-    # threads writing them at once hashed different bytes and both trained the same seed)
+    # threads writing them at once hashed different bytes and both trained the same seed); a
+    # run that waited here reuses what the other stored
     with (workdir / "data.lock").open("w") as data_lock:
         fcntl.flock(data_lock, fcntl.LOCK_EX)
         data_path = workdir / "data"
@@ -341,26 +342,15 @@ def run_recbole_peers(
                 log.info("RecBole %s: every seed reused from %s", model, results_dir)
                 continue
             for seed in missing:  # one job per seed: a kill keeps the seeds already finished
-                hit = results_dir / f"{key}-{model}-{seed}.json"
-                # a concurrent run training the same (model, seed) holds the lock: wait for its
-                # result instead of training a duplicate
-                with (results_dir / f"{key}-{model}-{seed}.lock").open("w") as lock:
-                    fcntl.flock(lock, fcntl.LOCK_EX)
-                    stored = _load_stored(hit)
-                    if reuse and stored is not None:
-                        raw[model][str(seed)] = stored
-                        continue
-                    log.info(
-                        "RecBole %s seed %d: training (log %s)", model, seed, workdir / "job.log"
-                    )
-                    done = _run_job(workdir, data_path, settings, model, [seed], env, timeout_s)
-                    for seed_key, r in done.items():
-                        try:
-                            check_lists(r.get("lists", ()), rows, bool(r.get("sequential")))
-                        except ValueError as exc:
-                            raise PeerRunError(f"RecBole {model} seed {seed_key}: {exc}") from exc
-                        (results_dir / f"{key}-{model}-{seed_key}.json").write_text(json.dumps(r))
-                        raw[model][seed_key] = r
+                log.info("RecBole %s seed %d: training (log %s)", model, seed, workdir / "job.log")
+                done = _run_job(workdir, data_path, settings, model, [seed], env, timeout_s)
+                for seed_key, r in done.items():
+                    try:
+                        check_lists(r.get("lists", ()), rows, bool(r.get("sequential")))
+                    except ValueError as exc:
+                        raise PeerRunError(f"RecBole {model} seed {seed_key}: {exc}") from exc
+                    (results_dir / f"{key}-{model}-{seed_key}.json").write_text(json.dumps(r))
+                    raw[model][seed_key] = r
         for model in models:
             raw[model] = {str(int(s)): raw[model][str(int(s))] for s in seeds}
         results: dict[str, dict[str, Any]] = {}
