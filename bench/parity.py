@@ -73,13 +73,19 @@ def _offline(cfg: ParityConfig, progress: Callable[[str, int, int], None] | None
         if cfg.bundle is not None:
             bundle = ModelBundle.load(cfg.bundle)
         else:
-            from bench.replay.seq_method import fitted_policy, seq_bundle, seq_protocol
+            from bench.replay.seq_method import (
+                fitted_policy,
+                prior_rows,
+                seed_stem,
+                seq_bundle,
+                seq_protocol,
+            )
 
             assert cfg.seq is not None
-            path = cfg.seq.work / f"parity-{name}-{cfg.seq.key()}-seed{tc.seed}.pt"
-            policy, _ = fitted_policy(
-                seq_protocol(world.item_ids, tc, split), cfg.seq, tc.seed, path
-            )
+            stem = seed_stem(cfg.seq, f"parity-{name}", tc.seed)
+            priors = prior_rows(cfg.seq, tc, split, world.item_ids)
+            proto = seq_protocol(world.item_ids, tc, split)
+            policy, _ = fitted_policy(proto, cfg.seq, tc.seed, stem, priors)
             served = build_split_parts(world, tc).served
             bundle = seq_bundle(policy, served, tc, {"mode": "soft-q", "dataset": name})
         rec = bundle.recommender()  # the bundle's own configuration, as the service uses

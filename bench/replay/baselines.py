@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from bench.errors import NotFittedError
 from recsys.rec.cooccurrence import Cooccurrence
+from recsys.rec.seq.item_prior import recency_input
 
 __all__ = [
     "EASE",
@@ -93,14 +94,10 @@ def recency_vector(
 ) -> np.ndarray:
     """(n,) input of a history: the t-th latest item (t = 0, 1, ...) weighs ``decay^t``, an
     item seen twice keeps its latest weight; only the ``window`` latest items count (0 = all).
-    ``window`` 0 and ``decay`` 1 give the binary vector of the history's items."""
-    x = np.zeros(n)
-    latest_first = list(history)[::-1]
-    for t, item in enumerate(latest_first[:window] if window > 0 else latest_first):
-        k = index.get(int(item))
-        if k is not None:
-            x[k] = max(x[k], decay**t)
-    return x
+    ``window`` 0 and ``decay`` 1 give the binary vector of the history's items
+    (`recsys.rec.seq.item_prior.recency_input` over the items' positions in ``index``)."""
+    pos = np.array([index.get(int(i), -1) for i in history], np.int64)
+    return recency_input(pos, n, window, decay)
 
 
 class Popularity:

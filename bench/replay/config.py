@@ -49,10 +49,10 @@ ABLATIONS: tuple[str, ...] = (
 """Learned modes that are ablations or older designs of soft-q (`ablation_seeds`);
 `items-scorer`: with the sequence policy as soft-q (`CompareConfig.policy`), the items
 scorer's soft-q (the previous product) under that name."""
-SEQ_ABLATIONS: tuple[str, ...] = ("q-only", "ce-head", "cases-only")
+SEQ_ABLATIONS: tuple[str, ...] = ("no-prior", "q-only", "ce-head", "cases-only")
 """Results produced beside the sequence policy's soft-q from the same fitted model, every
-seed (`bench.replay.seq_method`): Q without cases, the supervised head alone, the cases
-without Q."""
+seed (`bench.replay.seq_method`): without the item prior, Q without cases (prior kept), the
+supervised head alone, the cases without Q."""
 Policy = Literal["items", "seq"]
 """What soft-q is in a comparison: the items scorer's learner trained by replay passes, or the
 learned sequence policy (`bench.replay.seq_method`)."""
@@ -98,15 +98,18 @@ class SeqMethodConfig:
     """Case-memory K tried on validation."""
     weights: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)
     """Case-memory vote weights tried on validation."""
+    prior_peers: tuple[str, ...] = ("ease", "rp3beta")
+    """Peers whose tuned item x item matrix may be the item prior (`bench.replay.seq_prior`)."""
+    prior_weights: tuple[float, ...] = (0.0, 0.125, 0.25, 0.5, 1.0, 2.0)
+    """Item prior weights v tried on validation (0 = no prior)."""
     work: Path = Path(".cache/seq")
-    """Cache folder of the per-seed steps."""
+    """Cache folder of the per-seed fits."""
 
-    def key(self) -> str:
-        """A short hash of the setting (the cache key's part that is not the split)."""
-        fields = {k: v for k, v in self.__dict__.items() if k not in ("work", "ablations")}
-        return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[
-            :8
-        ]
+    def fit_key(self) -> str:
+        """A short hash of what the fits depend on (setting, epochs): the cache key's part
+        that is not the split or the seed (K, w and the prior are chosen after the fits)."""
+        fields = {"setting": self.setting, "epochs": self.epochs}
+        return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
 
 
 ModelEdit = Callable[[CoreConfig], CoreConfig]

@@ -13,8 +13,13 @@ setting gets another file, keyed by the split's hash and the setting):
    the `seq` scorer, ranks every test row through the `Recommender` (`run_pass`: the same rows,
    history rule, seen mask and cold-user list as every method).
 
-Results: `soft-q` (state + Q + cases) and its ablations on the same model: `q-only` (w = 0),
-`ce-head` (the supervised head alone), `cases-only` (the vote alone).
+Step 2 also chooses the item prior (`bench.replay.seq_prior`: a tuned peer's item x item matrix
+and its weight v, after K and w). The selection fit and the refit are cached; the choices of
+step 2 are recomputed from them on every run (seconds).
+
+Results: `soft-q` (state + Q + cases + item prior) and its ablations on the same model:
+`no-prior` (v = 0), `q-only` (w = 0, the prior kept), `ce-head` (the supervised head alone),
+`cases-only` (the vote alone).
 """
 
 from __future__ import annotations
@@ -23,21 +28,23 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import torch
 
 from bench.replay.config import SEQ_ABLATIONS, SeqMethodConfig
+from bench.replay.seq_prior import choose_prior, fit_prior, tuned_prior_settings
 from bench.replay.seq_rows import EvalRows, Protocol, protocol_of, row_metrics
 from bench.stats import bootstrap_ci
 from recsys.bundle import ModelBundle
 from recsys.presets import derive
 from recsys.rec.seq import SeqModelConfig
 from recsys.rec.seq.model import SeqQModel
-from recsys.rec.seq.policy import SeqPolicy, SeqPolicyConfig
+from recsys.rec.seq.policy import SeqPolicy, SeqPolicyConfig, SeqScores
 from recsys.rl.learner import Learner
 from recsys.rl.sqn import SQNConfig
 from training.config import TrainConfig
@@ -49,10 +56,13 @@ from training.seq_fit import SeqFitConfig, fit_seq
 
 __all__ = [
     "GRID",
+    "PriorRows",
     "fit_config",
     "fitted_policy",
     "prefit_seeds",
+    "prior_rows",
     "run_seq_policy",
+    "seed_stem",
     "seq_bundle",
     "seq_protocol",
     "split_key",
@@ -115,11 +125,10 @@ def validation_evaluator(rows: EvalRows, sqn: SQNConfig) -> Callable[[SeqQModel]
 
 
 def _choose_memory(
-    policy: SeqPolicy, rows: EvalRows, mc: SeqMethodConfig
-) -> tuple[dict[str, Any], dict[str, float], dict[str, float]]:
+    policy: SeqPolicy, sc: SeqScores, votes: dict[int, np.ndarray], rows: EvalRows,
+    mc: SeqMethodConfig,
+) -> tuple[dict[str, Any], dict[str, float], dict[str, float]]:  # fmt: skip
     """(chosen {k, w, k_vote}, soft-q grid, vote-alone grid) on the validation rows."""
-    sc = policy.heads(rows.histories)
-    votes = policy.votes(sc.states, rows.ts, mc.ks)
     grid = {
         f"k={k},w={w}": float(row_metrics(sc.policy + w * votes[k], rows)[0].mean())
         for k in mc.ks
@@ -133,10 +142,10 @@ def _choose_memory(
     return chosen, grid, vote
 
 
-def _fit_seed(proto: Protocol, mc: SeqMethodConfig, seed: int, path: Path) -> dict[str, Any]:
-    """Steps 1-3 of one seed (module docstring), cached at `path` (a process that finds
-    another one fitting the seed, `<path>.lock`, waits for its file)."""
-    lock = path.with_suffix(".lock")  # another process fitting this seed: wait for its file
+def _cached(path: Path, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`make()`, saved at `path` (read back when it is there); a process that finds another
+    one making it (`<path>.lock`) waits for its file."""
+    lock = path.with_suffix(".lock")
     while not path.is_file() and lock.is_file() and time.time() - lock.stat().st_mtime < _STALE_S:
         time.sleep(30.0)
     if path.is_file():
@@ -144,31 +153,107 @@ def _fit_seed(proto: Protocol, mc: SeqMethodConfig, seed: int, path: Path) -> di
     path.parent.mkdir(parents=True, exist_ok=True)
     lock.touch()
     try:
-        return _fit_and_save(proto, mc, seed, path)
+        out = make()
+        torch.save(out, path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
+        return out
     finally:
         lock.unlink(missing_ok=True)
 
 
-def _fit_and_save(proto: Protocol, mc: SeqMethodConfig, seed: int, path: Path) -> dict[str, Any]:
-    """Steps 1-3 of one seed, written to `path`."""
+def _fits(proto: Protocol, mc: SeqMethodConfig, seed: int, stem: Path) -> dict[str, Any]:
+    """Steps 1 and 3 of one seed (module docstring), each cached: `<stem>-select.pt` (the
+    selection fit and its validation curve) and `<stem>-refit.pt` (the refit, when
+    `mc.refit`)."""
     cfg = fit_config(mc, len(proto.item_ids), seed)
-    res = fit_seq(cfg, proto.train_seqs, validation_evaluator(proto.valid, cfg.sqn))
-    sel = SeqPolicy.build(res.model, proto.train_seqs, SeqPolicyConfig(sqn=cfg.sqn))
-    chosen, grid, vote = _choose_memory(sel, proto.valid, mc)
-    refit = fit_seq(cfg, proto.trainval_seqs) if mc.refit else res
-    out = {
-        "curve": res.curve,
-        "chosen_memory": chosen,
+
+    def select() -> dict[str, Any]:
+        res = fit_seq(cfg, proto.train_seqs, validation_evaluator(proto.valid, cfg.sqn))
+        return {"curve": res.curve, "state_dict": res.model.state_dict(),
+                "cpu_seconds": res.train_cpu_seconds}  # fmt: skip
+
+    def refit() -> dict[str, Any]:
+        res = fit_seq(cfg, proto.trainval_seqs)
+        return {"state_dict": res.model.state_dict(), "cpu_seconds": res.train_cpu_seconds}
+
+    sel = _cached(Path(f"{stem}-select.pt"), select)
+    ref = _cached(Path(f"{stem}-refit.pt"), refit) if mc.refit else None
+    return {"select": sel, "refit": ref}
+
+
+@dataclass(frozen=True)
+class PriorRows:
+    """What the item prior is fitted from (`bench.replay.seq_prior`)."""
+
+    settings: dict[str, dict[str, float]]
+    """{peer: its validation-chosen setting}: the candidate priors."""
+    fit: pl.DataFrame
+    """The fit rows (the prior read on the validation rows)."""
+    refit: pl.DataFrame
+    """The refit rows (the prior read on the test rows)."""
+
+
+def prior_rows(
+    mc: SeqMethodConfig, cfg: TrainConfig, split: Any, item_ids: np.ndarray
+) -> PriorRows | None:
+    """The prior's candidates and rows of a split (None when `mc` tries no prior)."""
+    from bench.replay.methods import training_rows
+    from bench.replay.tuning import validation_frames
+
+    if not mc.prior_peers or not any(mc.prior_weights):
+        return None
+    ex = cfg.core.recommend.exclude_seen
+    settings = tuned_prior_settings(split, item_ids, ex, mc.prior_peers)
+    return PriorRows(settings, validation_frames(split)[0], training_rows(cfg, split))
+
+
+def _model(state_dict: dict[str, Any], cfg: SeqFitConfig) -> SeqQModel:
+    model = SeqQModel(cfg.model)
+    model.load_state_dict(state_dict)
+    return model
+
+
+def fitted_policy(
+    proto: Protocol, mc: SeqMethodConfig, seed: int, stem: Path, priors: PriorRows | None
+) -> tuple[SeqPolicy, dict[str, Any]]:
+    """The refit model of one seed (fitted, or read from `<stem>-*.pt`) with the case memory
+    of the refit rows, the K, w and item prior chosen on validation with the selection fit,
+    and the facts of those choices."""
+    fits = _fits(proto, mc, seed, stem)
+    fcfg = fit_config(mc, len(proto.item_ids), seed)
+    sel = SeqPolicy.build(
+        _model(fits["select"]["state_dict"], fcfg), proto.train_seqs, SeqPolicyConfig(sqn=fcfg.sqn)
+    )
+    valid = proto.valid
+    sc = sel.heads(valid.histories)
+    votes = sel.votes(sc.states, valid.ts, mc.ks)
+    ch, grid, vote = _choose_memory(sel, sc, votes, valid, mc)
+    pcfg = SeqPolicyConfig(case_k=ch["k"], case_weight=ch["w"], sqn=fcfg.sqn)
+    prior_grid: dict[str, float] = {}
+    prior = None
+    if priors is not None:
+        ids = proto.item_ids
+        cands = {n: fit_prior(n, st, priors.fit, ids) for n, st in priors.settings.items()}
+        sel_ch = sel.with_config(pcfg)
+        pick, prior_grid = choose_prior(sel_ch, sc, votes, valid, cands, mc.prior_weights)
+        ch = {**ch, **pick, "prior_setting": priors.settings.get(pick["prior"] or "", {})}
+        if pick["prior"] is not None:
+            pcfg = replace(pcfg, prior_weight=pick["v"])
+            prior = fit_prior(pick["prior"], priors.settings[pick["prior"]], priors.refit,
+                              proto.item_ids)  # fmt: skip
+    tested = fits["refit"] or fits["select"]
+    policy = SeqPolicy.build(_model(tested["state_dict"], fcfg), proto.trainval_seqs, pcfg)
+    facts = {
+        "curve": fits["select"]["curve"],
+        "chosen_memory": ch,
         "memory_valid": grid,
         "vote_valid": vote,
-        "valid_rows": len(proto.valid.users),
-        "select_cpu_seconds": res.train_cpu_seconds,
-        "refit_cpu_seconds": refit.train_cpu_seconds if mc.refit else 0.0,
-        "state_dict": refit.model.state_dict(),
+        "prior_valid": prior_grid,
+        "valid_rows": len(valid.users),
+        "select_cpu_seconds": fits["select"]["cpu_seconds"],
+        "refit_cpu_seconds": fits["refit"]["cpu_seconds"] if fits["refit"] else 0.0,
     }
-    torch.save(out, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)
-    return out
+    return policy.with_prior(prior), facts
 
 
 def seq_bundle(
@@ -221,24 +306,15 @@ def prefit_seeds(cfg: TrainConfig, seeds: tuple[int, ...], mc: SeqMethodConfig) 
     item_ids = np.unique(np.concatenate(ids).astype(np.int64))  # `build_world`'s catalogue
     proto = seq_protocol(item_ids, cfg, split)
     key = split_key(name, cfg, split)
-    paths = [mc.work / f"{key}-{mc.key()}-seed{seed}.pt" for seed in seeds]
-    for seed, path in zip(seeds, paths, strict=True):
-        _fit_seed(proto, mc, seed, path)
-    return paths
+    stems = [seed_stem(mc, key, seed) for seed in seeds]
+    for seed, stem in zip(seeds, stems, strict=True):
+        _fits(proto, mc, seed, stem)
+    return stems
 
 
-def fitted_policy(
-    proto: Protocol, mc: SeqMethodConfig, seed: int, path: Path
-) -> tuple[SeqPolicy, dict[str, Any]]:
-    """The refit model of one seed (fitted, or read from `path`) with the case memory of the
-    refit rows and the K and w chosen on validation, + the cached facts of its fits."""
-    fitted = _fit_seed(proto, mc, seed, path)
-    fcfg = fit_config(mc, len(proto.item_ids), seed)
-    model = SeqQModel(fcfg.model)
-    model.load_state_dict(fitted["state_dict"])
-    ch = fitted["chosen_memory"]
-    pcfg = SeqPolicyConfig(case_k=ch["k"], case_weight=ch["w"], sqn=fcfg.sqn)
-    return SeqPolicy.build(model, proto.trainval_seqs, pcfg), fitted
+def seed_stem(mc: SeqMethodConfig, split_key: str, seed: int) -> Path:
+    """Where one seed's fits are cached (`<stem>-select.pt`, `<stem>-refit.pt`)."""
+    return mc.work / f"{split_key}-{mc.fit_key()}-seed{seed}"
 
 
 def run_seq_policy(
@@ -254,12 +330,12 @@ def run_seq_policy(
     """soft-q and its ablations, one `MethodResult` per seed (module docstring); `parts` =
     the served parts; the first seed's soft-q bundle is saved to `save_bundle` if given."""
     proto = seq_protocol(world.item_ids, cfg, split)
+    priors = prior_rows(mc, cfg, split, world.item_ids)
     test_idx = eval_decisions(world, cfg.max_eval_decisions, 0)
     out: dict[str, list[MethodResult]] = {}
     for seed in seeds:
         t0 = time.perf_counter()
-        path = mc.work / f"{split_key}-{mc.key()}-seed{seed}.pt"
-        policy, fitted = fitted_policy(proto, mc, seed, path)
+        policy, fitted = fitted_policy(proto, mc, seed, seed_stem(mc, split_key, seed), priors)
         pcfg, ch = policy.cfg, fitted["chosen_memory"]
         memory_s = time.perf_counter() - t0
         curve = [float(r["valid/q"]) for r in fitted["curve"]]
@@ -272,6 +348,7 @@ def run_seq_policy(
             ],
             "memory_valid": fitted["memory_valid"],
             "vote_valid": fitted["vote_valid"],
+            "prior_valid": fitted["prior_valid"],
             "valid_rows": fitted["valid_rows"],
             "train_cpu_seconds": fitted["select_cpu_seconds"] + fitted["refit_cpu_seconds"],
             "refit_cpu_seconds": fitted["refit_cpu_seconds"],
@@ -279,6 +356,7 @@ def run_seq_policy(
         }
         variants = {
             "soft-q": pcfg,
+            "no-prior": replace(pcfg, prior_weight=0.0),
             "q-only": replace(pcfg, case_weight=0.0),
             "ce-head": replace(pcfg, head="ce"),
             "cases-only": replace(pcfg, head="cases", case_k=ch["k_vote"]),
@@ -297,8 +375,9 @@ def run_seq_policy(
             res = MethodResult(name, seed, list_metrics(world, ev.decisions))
             res.decisions = ev.decisions
             res.curve = curve if name == "soft-q" else []
-            res.info = info if name == "soft-q" else {"head": pc.head, "case_k": pc.case_k,
-                                                       "case_weight": pc.case_weight}  # fmt: skip
+            res.info = info if name == "soft-q" else {
+                "head": pc.head, "case_k": pc.case_k, "case_weight": pc.case_weight,
+                "prior_weight": pc.prior_weight}  # fmt: skip
             out.setdefault(name, []).append(res)
             log.info("%s seed %d: NDCG@10 %.4f", name, seed, res.metrics["ndcg@10"])
     return out

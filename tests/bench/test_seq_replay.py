@@ -50,9 +50,14 @@ def test_soft_q_and_its_ablations_share_the_rows_and_resume_from_the_cache(
         assert [d.event for d in first.results[name][0].decisions] == rows
     soft = first.results["soft-q"][0]
     assert len(soft.curve) == 2 and len(soft.info["valid_curve"]) == 2
-    assert set(soft.info["chosen_memory"]) == {"k", "w", "k_vote"}
+    chosen = soft.info["chosen_memory"]
+    assert {"k", "w", "k_vote", "prior", "v"} <= set(chosen)
+    assert "v=0" in soft.info["prior_valid"], "no prior must be a validation candidate"
+    no_prior = first.results["no-prior"][0].info
+    assert no_prior["prior_weight"] == 0.0 and no_prior["case_weight"] == chosen["w"]
     assert "valid_ndcg@10" not in soft.info, "soft-q must not be a primary-peer candidate"
-    assert len(list((tmp_path / "fits").glob("*.pt"))) == 2
+    assert len(list((tmp_path / "fits").glob("*-select.pt"))) == 2
+    assert len(list((tmp_path / "fits").glob("*-refit.pt"))) == 2
     assert (tmp_path / "out" / "model" / "seq" / "seq.pt").is_file()
     again = run_methods(cfg)
     for name in ("soft-q", *SEQ_ABLATIONS):

@@ -3,17 +3,21 @@
 For R histories (each the user's events in split order) and their decision times it scores
 every catalogue item (issue 26):
 
-    soft-q:  log pi(i | s) = policy_logits(s, i) + w * vote_K(s, i)        (R, N)
+    soft-q:  base(s, i) = policy_logits(s, i) + w * vote_K(s, i)           (R, N)
+             log pi(i | s) = base(s, i) + v * sd_i(base(s, .)) * z_i(prior(s, .))
     ce:      the supervised next-item head alone (the encoder as a plain sequential recommender)
     cases:   vote_K(s, i) alone (the case memory without Q)
 
 `policy_logits` is softmax(Q / alpha)'s logit (`recsys.rl.sqn.policy_logits`: min of the twin
 heads, with the supervised head as prior when `SQNConfig.prior`); `vote_K` is the case memory
-(`recsys.rec.seq.case_vote`), searched as of each decision. The greedy list is the argmax
-order of these scores over the unseen items. `w = 0` switches memory off (Q without cases).
+(`recsys.rec.seq.case_vote`), searched as of each decision; `prior` is an item x item matrix
+read through the history (`recsys.rec.seq.item_prior`), standardised per row (z) and scaled
+by the spread (sd) of the row's base scores, so its weight v is scale-free. The greedy list is
+the argmax order of these scores over the unseen items. `w = 0` switches memory off (Q without
+cases); `v = 0` the prior.
 
-The policy travels as a folder (`save` / `load`): `seq.pt` (model config, weights, settings)
-and `cases/` (the case bank keyed by the learned state).
+The policy travels as a folder (`save` / `load`): `seq.pt` (model config, weights, settings),
+`cases/` (the case bank keyed by the learned state) and `prior.npz` (the item prior, if any).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import torch
 from recsys.rec.seq.batch import UserSequence, histories_batch, windows
 from recsys.rec.seq.case_vote import CaseVote
 from recsys.rec.seq.config import SeqModelConfig
+from recsys.rec.seq.item_prior import ItemPrior, standardised
 from recsys.rec.seq.model import SeqQModel, last_states, transition_states
 from recsys.rl.sqn import SQNConfig, policy_logits
 
@@ -48,6 +53,8 @@ class SeqPolicyConfig:
     """K: nearest past situations that vote."""
     case_weight: float = 8.0
     """w: weight of the vote added to the policy logits (0 = memory off)."""
+    prior_weight: float = 0.0
+    """v: weight of the standardised item prior (0 = off; soft-q only)."""
     sqn: SQNConfig = field(default_factory=SQNConfig)
     """The training run's soft-Q constants (alpha and the prior decide the policy logits)."""
 
@@ -67,10 +74,19 @@ class SeqScores:
 class SeqPolicy:
     """A trained `SeqQModel` + its case memory, ranking by `cfg` (module docstring)."""
 
-    def __init__(self, model: SeqQModel, memory: CaseVote | None, cfg: SeqPolicyConfig) -> None:
+    def __init__(
+        self,
+        model: SeqQModel,
+        memory: CaseVote | None,
+        cfg: SeqPolicyConfig,
+        prior: ItemPrior | None = None,
+    ) -> None:
         self.model = model.eval()
         self.memory = memory
         self.cfg = cfg
+        self.prior = prior
+        if prior is not None:
+            assert prior.n_items == model.cfg.n_items, f"{prior.n_items=} {model.cfg.n_items=}"
 
     @property
     def n_items(self) -> int:
@@ -79,7 +95,11 @@ class SeqPolicy:
 
     def with_config(self, cfg: SeqPolicyConfig) -> SeqPolicy:
         """The same model and memory ranking by other settings (an ablation)."""
-        return SeqPolicy(self.model, self.memory, cfg)
+        return SeqPolicy(self.model, self.memory, cfg, self.prior)
+
+    def with_prior(self, prior: ItemPrior | None) -> SeqPolicy:
+        """The same model, memory and settings with another item prior."""
+        return SeqPolicy(self.model, self.memory, self.cfg, prior)
 
     def heads(self, histories: Sequence[UserSequence]) -> SeqScores:
         """States, supervised logits and policy logits of R non-empty histories."""
@@ -98,14 +118,30 @@ class SeqPolicy:
             return {k: np.zeros((len(states), self.n_items)) for k in ks}
         return self.memory.votes(states, before, ks)
 
-    def combine(self, sc: SeqScores, votes: dict[int, np.ndarray]) -> np.ndarray:
-        """(R, N) scores of `cfg.head` from the heads and the votes (`votes[cfg.case_k]`)."""
+    def combine(
+        self, sc: SeqScores, votes: dict[int, np.ndarray], prior: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(R, N) scores of `cfg.head` from the heads, the votes (`votes[cfg.case_k]`) and the
+        (R, N) item prior (needed when `cfg.prior_weight` is not 0)."""
         c = self.cfg
         if c.head == "ce":
             return sc.ce
         if c.head == "cases":
             return votes[c.case_k]
-        return sc.policy + c.case_weight * votes[c.case_k] if c.case_weight else sc.policy
+        base = sc.policy + c.case_weight * votes[c.case_k] if c.case_weight else sc.policy
+        if not c.prior_weight:
+            return base
+        assert prior is not None, "prior_weight set without prior scores"
+        spread = base.std(axis=1, keepdims=True)
+        return base + c.prior_weight * spread * standardised(prior)
+
+    def prior_scores(self, histories: Sequence[UserSequence]) -> np.ndarray | None:
+        """(R, N) item prior of the histories, or None when the policy does not read one."""
+        if self.cfg.head != "soft-q" or not self.cfg.prior_weight:
+            return None
+        if self.prior is None:
+            raise ValueError("the policy's prior_weight is set but it has no item prior")
+        return self.prior.scores(histories)
 
     def scores(self, histories: Sequence[UserSequence], before: np.ndarray) -> np.ndarray:
         """(R, N) scores of R non-empty histories decided at `before` (R,) unix seconds."""
@@ -115,7 +151,7 @@ class SeqPolicy:
             self.cfg.head == "soft-q" and self.cfg.case_weight != 0
         )
         votes = self.votes(sc.states, before, [self.cfg.case_k]) if needs_vote else {}
-        return self.combine(sc, votes)
+        return self.combine(sc, votes, self.prior_scores(histories))
 
     # -- building and persistence ------------------------------------------------------------
     @classmethod
@@ -140,12 +176,14 @@ class SeqPolicy:
         out.mkdir(parents=True, exist_ok=True)
         c = self.cfg
         settings = {"head": c.head, "case_k": c.case_k, "case_weight": c.case_weight,
-                    "sqn": asdict(c.sqn)}  # fmt: skip
+                    "prior_weight": c.prior_weight, "sqn": asdict(c.sqn)}  # fmt: skip
         blob = {"model": asdict(self.model.cfg), "state_dict": self.model.state_dict(),
                 "settings": settings}  # fmt: skip
         torch.save(blob, out / "seq.pt")
         if self.memory is not None:
             self.memory.save(out / "cases")
+        if self.prior is not None:
+            self.prior.save(out / "prior.npz")
         return out
 
     @classmethod
@@ -160,7 +198,8 @@ class SeqPolicy:
         memory = (
             CaseVote.load(src / "cases", model.cfg.n_items) if (src / "cases").is_dir() else None
         )
-        return cls(model, memory, cfg)
+        prior = ItemPrior.load(src / "prior.npz") if (src / "prior.npz").is_file() else None
+        return cls(model, memory, cfg, prior)
 
     @staticmethod
     def is_policy(folder: str | Path) -> bool:
