@@ -5,12 +5,16 @@ catalogue, events and cases of `memento bench serving` (`bench.service.load.seed
 SQLite store, copies the same rows into a fresh PostgreSQL database (`scripts/postgres.sh`, or
 `--store-url` / `MEMENTO_TEST_PG_URL`) and gives the replicas a copy of the same bank snapshot.
 Then, with the same request mix (`bench.service.drive.drive_requests`): (a) `memento serve`
-(uvicorn, SQLite), (b) Ray Serve with 1 replica, (c) with 2 replicas (`serving.ray_app.run`, shared
-PostgreSQL store, one learner actor): recommend latency with one request in flight and
-throughput with `--concurrency` in flight, and the CPU seconds the serving processes spent per
-request at saturation. Last, feedback on the 2-replica decisions measures the learner actor's
-apply rate. `project_throughput` turns per-request cost and learner rate into req/s for N
-machines (assumptions in `ASSUMPTIONS` and in the printed JSON).
+(uvicorn, SQLite), (b) Ray Serve with 1 replica, (c) with 2 replicas (`serving.ray_app.run` with
+`serving.ray_app.SERVE_ENV`, shared PostgreSQL store, one learner actor): recommend latency with
+one request in flight and throughput with `--concurrency` in flight, and the CPU seconds the
+serving processes spent per request at saturation (the benchmark's own process, the load
+generator, not counted), per Ray process role too. Each Ray variant is driven twice: at the
+replicas' own ports (direct ingress; requests spread round-robin over the replicas, as a load
+balancer in front would) and through Serve's proxy. Last, the learner actor's apply rate from
+its own counter (`bench.service.learner_rate`: feedback through the replicas, then a backlog).
+`project_throughput` turns per-request cost and learner rate into req/s for N machines
+(assumptions in `ASSUMPTIONS` and in the printed JSON).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from bench.service.load import LoadConfig, _env, seed_store
 from bench.service.pg_setup import copy_store, pg_server
 from bench.service.projection import (
     ASSUMPTIONS,
+    LEARNER_TARGET,
     P50_TARGET,
     THROUGHPUT_TARGET,
     project_throughput,
@@ -42,7 +47,7 @@ from bench.service.projection import (
 from serving.process import ServerProcess, free_port
 from serving.settings import ServingSettings
 from serving.store import Store
-from serving.testing import AUTH, READ_AUTH
+from serving.testing import READ_AUTH
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +68,9 @@ class ReplicaBenchConfig:
     """Feedback rows per recommendation assumed by the projection (1.0: every one answered)."""
     machines: tuple[int, ...] = (1, 2, 4, 8)
     """Machine counts of the projection."""
+    learner_backlog: int = 3_000
+    """Feedback rows acknowledged at once for the learner's drain rate (at most 9 per
+    decision of the 2-replica throughput phase: every listed item but the first)."""
 
 
 def _cpu_times(pids: list[int]) -> dict[int, float]:
@@ -86,15 +94,55 @@ def _tree(root: int) -> list[int]:
         return []
 
 
+def _ray_pids() -> list[int]:
+    """Every process Ray started under this one (the benchmark itself, the load generator,
+    excluded)."""
+    return _tree(os.getpid())[1:]
+
+
 def _cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
     """CPU spent between two samples (processes started meanwhile count in full)."""
     return sum(t - before.get(pid, 0.0) for pid, t in after.items())
 
 
+_ROLES = (
+    ("ServeReplica", "replicas"),
+    ("ProxyActor", "proxy"),
+    ("ServeController", "controller"),
+    ("SharedLearner", "learner"),
+    ("raylet", "raylet"),
+    ("gcs_server", "gcs"),
+)
+"""Command-line marker -> role of a Ray process (anything else: `other`)."""
+
+
+def _role(pid: int) -> str:
+    """The role of a Ray process by its command line."""
+    try:
+        cmd = " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return "other"
+    return next((role for mark, role in _ROLES if mark in cmd), "other")
+
+
+def _cpu_by_role(before: dict[int, float], after: dict[int, float], n: int) -> dict[str, float]:
+    """CPU ms per request of each role between two samples (`n` requests)."""
+    out: dict[str, float] = {}
+    for pid, t in after.items():
+        role = _role(pid)
+        out[role] = out.get(role, 0.0) + t - before.get(pid, 0.0)
+    return {k: round(1000 * v / n, 2) for k, v in sorted(out.items())} if n else {}
+
+
 def _phase(
-    url: str, pids: Callable[[], list[int]], users: list[str], cfg: LoadConfig
+    url: str | list[str],
+    pids: Callable[[], list[int]],
+    users: list[str],
+    cfg: LoadConfig,
+    roles: bool = False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Warm up, then recommend with 1 and with `cfg.concurrency` in flight; CPU per request."""
+    """Warm up, then recommend with 1 and with `cfg.concurrency` in flight; CPU per request
+    (and per Ray process role with `roles`)."""
     import random
 
     rng = random.Random(cfg.seed + 2)  # the request mix of `memento bench serving`
@@ -102,73 +150,52 @@ def _phase(
         ("/v1/recommend", {"user_id": rng.choice(users), "n": cfg.n}, READ_AUTH)
         for _ in range(cfg.requests)
     ]
-    for u in users[:20]:
-        httpx.post(url + "/v1/recommend", json={"user_id": u}, headers=READ_AUTH, timeout=120)
+    warm = [("/v1/recommend", {"user_id": u}, READ_AUTH) for u in users[:40]]
+    asyncio.run(drive_requests(url, warm, cfg, 2))
     rec1, _ = asyncio.run(drive_requests(url, bodies, cfg, 1))
     before, t0 = _cpu_times(pids()), time.perf_counter()
     rec, decisions = asyncio.run(drive_requests(url, bodies, cfg, cfg.concurrency))
-    wall, cpu = time.perf_counter() - t0, _cpu_delta(before, _cpu_times(pids()))
-    return {
+    wall, after = time.perf_counter() - t0, _cpu_times(pids())
+    cpu = _cpu_delta(before, after)
+    out = {
         "recommend_1_in_flight": asdict(rec1),
         f"recommend_{cfg.concurrency}_in_flight": asdict(rec),
         "cpu_s_per_request": round(cpu / rec.count, 5) if rec.count else None,
         "cores_used": round(cpu / wall, 2),
-    }, decisions
-
-
-def _learner_pid(root: int) -> int | None:
-    """Pid of the `ray::SharedLearner` worker under the driver."""
-    for pid in _tree(root):
-        try:
-            if any("SharedLearner" in part for part in psutil.Process(pid).cmdline()):
-                return pid
-        except psutil.Error:
-            continue
-    return None
-
-
-def _learner_rate(
-    url: str, running: Any, decisions: list[dict[str, Any]], cfg: LoadConfig
-) -> dict[str, Any]:
-    """Feedback on the decisions (`cfg.concurrency` in flight), then wait until the learner
-    applied it: observed apply rate and learner CPU seconds per applied row."""
-    import ray
-
-    bodies = [
-        (
-            "/v1/feedback",
-            {
-                "decision_id": d["decision_id"],
-                "item_id": d["items"][0]["item_id"],
-                "action": "click",
-                "idempotency_key": f"br-{k}",
-            },
-            AUTH,
-        )
-        for k, d in enumerate(decisions)
-        if d["items"]
-    ]
-    pid = _learner_pid(os.getpid())
-    cpu0 = _cpu_times([pid]) if pid else {}
-    applied0 = ray.get(running.learner.stats.remote())["applied"]
-    t0 = time.perf_counter()
-    fb, _ = asyncio.run(drive_requests(url, bodies, cfg, cfg.concurrency))
-    posted_s = time.perf_counter() - t0
-    applied = 0
-    while time.perf_counter() - t0 < cfg.max_seconds:
-        applied = ray.get(running.learner.stats.remote())["applied"] - applied0
-        if applied >= fb.count:
-            break
-        time.sleep(0.05)
-    drained_s = time.perf_counter() - t0
-    cpu = _cpu_delta(cpu0, _cpu_times([pid])) if pid else 0.0
-    return {
-        "feedback_posted": asdict(fb),
-        "applied": applied,
-        "applied_per_s_observed": round(applied / drained_s, 1) if drained_s else 0.0,
-        "drain_after_last_post_s": round(drained_s - posted_s, 2),
-        "learner_cpu_s_per_feedback": round(cpu / applied, 5) if applied and cpu else None,
     }
+    if roles:
+        out["cpu_ms_per_request_by_role"] = _cpu_by_role(before, after, rec.count)
+    return out, decisions
+
+
+def _idle_cores(pids: Callable[[], list[int]], seconds: float = 3.0) -> float:
+    """Cores the processes use with no request in flight (Ray's polls and heartbeats, the
+    replicas' and learner's store polls)."""
+    before = _cpu_times(pids())
+    time.sleep(seconds)
+    return round(_cpu_delta(before, _cpu_times(pids())) / seconds, 3)
+
+
+def _wait_ready(running: Any, replicas: int, bound_s: float = 120.0) -> list[str]:
+    """Until the proxy answers /readyz and every replica's own port is listed: those URLs."""
+    deadline = time.monotonic() + bound_s
+    while time.monotonic() < deadline and not _ready(running.url):
+        time.sleep(0.2)
+    urls: list[str] = []
+    while time.monotonic() < deadline:
+        urls = running.replica_urls()
+        if len(urls) >= replicas and all(_ready(u) for u in urls):
+            break
+        time.sleep(0.5)
+    return urls
+
+
+def _ready(url: str) -> bool:
+    """/readyz answers 200 at `url`."""
+    try:
+        return httpx.get(url + "/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _replica_pids(running: Any, want: int) -> list[int]:
@@ -182,29 +209,58 @@ def _replica_pids(running: Any, want: int) -> list[int]:
     return list(seen.values())
 
 
+def _learner(
+    running: Any, urls: list[str], store_url: str, decisions: list[dict[str, Any]], bc: Any
+) -> dict[str, Any]:
+    """The learner actor's apply rate: feedback through the replicas, then a backlog."""
+    import ray
+
+    from bench.service.learner_rate import (
+        backlog_drain,
+        backlog_rows,
+        http_feedback,
+        learner_pid,
+    )
+
+    def applied() -> int:
+        return int(ray.get(running.learner.stats.remote())["applied"])
+
+    pid = learner_pid(_ray_pids())
+    out = http_feedback(urls or running.url, applied, pid, decisions, bc.load)
+    rows = backlog_rows(decisions, bc.learner_backlog)
+    out["backlog"] = asdict(backlog_drain(store_url, applied, pid, rows, bc.load.max_seconds))
+    return out
+
+
 def _ray_phase(
-    settings: ServingSettings, replicas: int, users: list[str], cfg: LoadConfig, learn: bool
+    settings: ServingSettings,
+    replicas: int,
+    users: list[str],
+    bc: ReplicaBenchConfig,
+    learn: bool,
 ) -> dict[str, Any]:
     from serving.ray_app import run
 
+    cfg = bc.load
     running = run(settings, replicas, "127.0.0.1", free_port())
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(running.url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        urls = _wait_ready(running, replicas)
         pids = _replica_pids(running, replicas)
-        out, decisions = _phase(running.url, lambda: _tree(os.getpid()), users, cfg)
-        out["replica_pids"] = len(set(pids))
+        out: dict[str, Any] = {"replica_pids": len(set(pids)), "replica_urls": len(urls)}
+        out["idle_cores"] = _idle_cores(_ray_pids)
+        decisions: list[dict[str, Any]] = []
+        if urls:
+            out["direct"], decisions = _phase(urls, _ray_pids, users, cfg, roles=True)
+        out["proxy"], via_proxy = _phase(running.url, _ray_pids, users, cfg, roles=True)
         if learn:
-            out["learner"] = _learner_rate(running.url, running, decisions, cfg)
+            out["learner"] = _learner(
+                running, urls, settings.store_url or "", decisions or via_proxy, bc
+            )
         return out
     finally:
+        t0 = time.perf_counter()
         running.shutdown()
+        logger.info("Serve shut down in %.1f s", time.perf_counter() - t0)
 
 
 def run_replicas_bench(bc: ReplicaBenchConfig, workdir: Path) -> dict[str, Any]:
@@ -246,27 +302,22 @@ def run_replicas_bench(bc: ReplicaBenchConfig, workdir: Path) -> dict[str, Any]:
         settings = ServingSettings.model_validate(
             {**fields, "store_url": store_url, "checkpoint_dir": pg_ckpt}
         )
+        from serving.ray_app import serve_env
+
+        serve_env()  # before Ray starts: its processes read Serve's settings from the env
         ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
         try:
-            one = _ray_phase(settings, 1, users, cfg, learn=False)
-            two = _ray_phase(settings, 2, users, cfg, learn=True)
+            one = _ray_phase(settings, 1, users, bc, learn=False)
+            two = _ray_phase(settings, 2, users, bc, learn=True)
         finally:
             ray.shutdown()
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    conc = f"recommend_{cfg.concurrency}_in_flight"
-    p50_ratio = one["recommend_1_in_flight"]["p50_ms"] / plain["recommend_1_in_flight"]["p50_ms"]
-    p50_pg = plain_pg["recommend_1_in_flight"]["p50_ms"]
-    ray_ratio = one["recommend_1_in_flight"]["p50_ms"] / p50_pg if p50_pg else 0.0
-    tput_ratio = two[conc]["per_s"] / one[conc]["per_s"] if one[conc]["per_s"] else 0.0
-    cores = bc.machine_cores or os.cpu_count() or 1
     learner = two["learner"]
-    lrate = (
-        1.0 / learner["learner_cpu_s_per_feedback"]
-        if learner["learner_cpu_s_per_feedback"]
-        else learner["applied_per_s_observed"]
-    )
-    cpu_req = two["cpu_s_per_request"] or one["cpu_s_per_request"]
+    lrate = learner["backlog"]["applied_per_s"] or learner["applied_per_s_observed"]
+    path = "direct" if "direct" in two else "proxy"
+    cpu_req = two[path]["cpu_s_per_request"] or one[path]["cpu_s_per_request"]
+    cores = bc.machine_cores or os.cpu_count() or 1
     projection = project_throughput(cpu_req, cores, lrate, bc.feedback_per_request, bc.machines)
     return {
         "config": {**asdict(bc), "load": asdict(cfg)},
@@ -277,15 +328,7 @@ def run_replicas_bench(bc: ReplicaBenchConfig, workdir: Path) -> dict[str, Any]:
         "plain_uvicorn_pg": plain_pg,
         "ray_serve_1_replica_pg": one,
         "ray_serve_2_replicas_pg": two,
-        "targets": {
-            "replica1_p50_over_plain_p50": round(p50_ratio, 2),
-            "replica1_p50_target_max": P50_TARGET,
-            "replica1_p50_met": p50_ratio <= P50_TARGET,
-            "replica1_p50_over_plain_pg_p50": round(ray_ratio, 2),
-            "replicas2_over_replicas1_throughput": round(tput_ratio, 2),
-            "replicas2_throughput_target_min": THROUGHPUT_TARGET,
-            "replicas2_throughput_met": tput_ratio >= THROUGHPUT_TARGET,
-        },
+        "targets": targets(plain, plain_pg, one, two, cfg.concurrency, lrate),
         "projection": {
             "cpu_s_per_request": cpu_req,
             "machine_cores": cores,
@@ -297,6 +340,46 @@ def run_replicas_bench(bc: ReplicaBenchConfig, workdir: Path) -> dict[str, Any]:
         "load_average_start_1_5_15": [round(x, 2) for x in load_start],
         "load_average_end_1_5_15": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def targets(
+    plain: dict[str, Any],
+    plain_pg: dict[str, Any],
+    one: dict[str, Any],
+    two: dict[str, Any],
+    concurrency: int,
+    learner_per_s: float,
+) -> dict[str, Any]:
+    """The done-when ratios, same run: one replica's p50 at 1 in flight over the plain
+    service's, 2 replicas' req/s over 1 replica's, at the replicas' own ports (`direct`, the
+    path a load balancer in front takes) and through Serve's proxy; the learner's rate."""
+    conc = f"recommend_{concurrency}_in_flight"
+
+    def p50(v: dict[str, Any]) -> float:
+        return float(v["recommend_1_in_flight"]["p50_ms"])
+
+    out: dict[str, Any] = {
+        "replica1_p50_target_max": P50_TARGET,
+        "replicas2_throughput_target_min": THROUGHPUT_TARGET,
+        "learner_target_min_per_s": LEARNER_TARGET,
+        "learner_applied_per_s": learner_per_s,
+        "learner_met": learner_per_s >= LEARNER_TARGET,
+    }
+    for path in ("direct", "proxy"):
+        if path not in one or path not in two:
+            continue
+        ratio = p50(one[path]) / p50(plain)
+        tput = (
+            two[path][conc]["per_s"] / one[path][conc]["per_s"] if one[path][conc]["per_s"] else 0.0
+        )
+        out[path] = {
+            "replica1_p50_over_plain_p50": round(ratio, 2),
+            "replica1_p50_over_plain_pg_p50": round(p50(one[path]) / p50(plain_pg), 2),
+            "replica1_p50_met": ratio <= P50_TARGET,
+            "replicas2_over_replicas1_throughput": round(tput, 2),
+            "replicas2_throughput_met": tput >= THROUGHPUT_TARGET,
+        }
+    return out
 
 
 def main(bc: ReplicaBenchConfig) -> dict[str, Any]:
