@@ -23,20 +23,22 @@ import asyncio
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
 from bench.service.drive import drive_requests
 from bench.service.load import LoadConfig, _env, seed_store
 from bench.service.pg_setup import copy_store, pg_server
+from bench.service.proc_cpu import cpu_by_role, cpu_delta, cpu_times, idle_cores, ray_pids, tree
 from bench.service.projection import (
     ASSUMPTIONS,
     LEARNER_TARGET,
@@ -73,67 +75,6 @@ class ReplicaBenchConfig:
     decision of the 2-replica throughput phase: every listed item but the first)."""
 
 
-def _cpu_times(pids: list[int]) -> dict[int, float]:
-    """user+system CPU seconds of each live process."""
-    out = {}
-    for pid in pids:
-        try:
-            t = psutil.Process(pid).cpu_times()
-            out[pid] = t.user + t.system
-        except psutil.Error:
-            continue
-    return out
-
-
-def _tree(root: int) -> list[int]:
-    """The process and all its descendants."""
-    try:
-        p = psutil.Process(root)
-        return [root, *(c.pid for c in p.children(recursive=True))]
-    except psutil.Error:
-        return []
-
-
-def _ray_pids() -> list[int]:
-    """Every process Ray started under this one (the benchmark itself, the load generator,
-    excluded)."""
-    return _tree(os.getpid())[1:]
-
-
-def _cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU spent between two samples (processes started meanwhile count in full)."""
-    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
-
-
-_ROLES = (
-    ("ServeReplica", "replicas"),
-    ("ProxyActor", "proxy"),
-    ("ServeController", "controller"),
-    ("SharedLearner", "learner"),
-    ("raylet", "raylet"),
-    ("gcs_server", "gcs"),
-)
-"""Command-line marker -> role of a Ray process (anything else: `other`)."""
-
-
-def _role(pid: int) -> str:
-    """The role of a Ray process by its command line."""
-    try:
-        cmd = " ".join(psutil.Process(pid).cmdline())
-    except psutil.Error:
-        return "other"
-    return next((role for mark, role in _ROLES if mark in cmd), "other")
-
-
-def _cpu_by_role(before: dict[int, float], after: dict[int, float], n: int) -> dict[str, float]:
-    """CPU ms per request of each role between two samples (`n` requests)."""
-    out: dict[str, float] = {}
-    for pid, t in after.items():
-        role = _role(pid)
-        out[role] = out.get(role, 0.0) + t - before.get(pid, 0.0)
-    return {k: round(1000 * v / n, 2) for k, v in sorted(out.items())} if n else {}
-
-
 def _phase(
     url: str | list[str],
     pids: Callable[[], list[int]],
@@ -153,10 +94,10 @@ def _phase(
     warm = [("/v1/recommend", {"user_id": u}, READ_AUTH) for u in users[:40]]
     asyncio.run(drive_requests(url, warm, cfg, 2))
     rec1, _ = asyncio.run(drive_requests(url, bodies, cfg, 1))
-    before, t0 = _cpu_times(pids()), time.perf_counter()
+    before, t0 = cpu_times(pids()), time.perf_counter()
     rec, decisions = asyncio.run(drive_requests(url, bodies, cfg, cfg.concurrency))
-    wall, after = time.perf_counter() - t0, _cpu_times(pids())
-    cpu = _cpu_delta(before, after)
+    wall, after = time.perf_counter() - t0, cpu_times(pids())
+    cpu = cpu_delta(before, after)
     out = {
         "recommend_1_in_flight": asdict(rec1),
         f"recommend_{cfg.concurrency}_in_flight": asdict(rec),
@@ -164,16 +105,8 @@ def _phase(
         "cores_used": round(cpu / wall, 2),
     }
     if roles:
-        out["cpu_ms_per_request_by_role"] = _cpu_by_role(before, after, rec.count)
+        out["cpu_ms_per_request_by_role"] = cpu_by_role(before, after, rec.count)
     return out, decisions
-
-
-def _idle_cores(pids: Callable[[], list[int]], seconds: float = 3.0) -> float:
-    """Cores the processes use with no request in flight (Ray's polls and heartbeats, the
-    replicas' and learner's store polls)."""
-    before = _cpu_times(pids())
-    time.sleep(seconds)
-    return round(_cpu_delta(before, _cpu_times(pids())) / seconds, 3)
 
 
 def _wait_ready(running: Any, replicas: int, bound_s: float = 120.0) -> list[str]:
@@ -225,7 +158,7 @@ def _learner(
     def applied() -> int:
         return int(ray.get(running.learner.stats.remote())["applied"])
 
-    pid = learner_pid(_ray_pids())
+    pid = learner_pid(ray_pids())
     out = http_feedback(urls or running.url, applied, pid, decisions, bc.load)
     rows = backlog_rows(decisions, bc.learner_backlog)
     out["backlog"] = asdict(backlog_drain(store_url, applied, pid, rows, bc.load.max_seconds))
@@ -247,11 +180,11 @@ def _ray_phase(
         urls = _wait_ready(running, replicas)
         pids = _replica_pids(running, replicas)
         out: dict[str, Any] = {"replica_pids": len(set(pids)), "replica_urls": len(urls)}
-        out["idle_cores"] = _idle_cores(_ray_pids)
+        out["idle_cores"] = idle_cores(ray_pids)
         decisions: list[dict[str, Any]] = []
         if urls:
-            out["direct"], decisions = _phase(urls, _ray_pids, users, cfg, roles=True)
-        out["proxy"], via_proxy = _phase(running.url, _ray_pids, users, cfg, roles=True)
+            out["direct"], decisions = _phase(urls, ray_pids, users, cfg, roles=True)
+        out["proxy"], via_proxy = _phase(running.url, ray_pids, users, cfg, roles=True)
         if learn:
             out["learner"] = _learner(
                 running, urls, settings.store_url or "", decisions or via_proxy, bc
@@ -292,12 +225,12 @@ def run_replicas_bench(bc: ReplicaBenchConfig, workdir: Path) -> dict[str, Any]:
         seed_s = time.perf_counter() - t0
         with ServerProcess(env, log=workdir / "plain.log").start(timeout_s=600) as proc:
             assert proc.proc is not None
-            plain, _ = _phase(proc.url, lambda: _tree(proc.proc.pid), users, cfg)  # type: ignore[union-attr]
+            plain, _ = _phase(proc.url, lambda: tree(proc.proc.pid), users, cfg)  # type: ignore[union-attr]
         # the same single process on the PostgreSQL store: what the store costs, without Ray
         pg_env = {**env, "MEMENTO_STORE_URL": store_url, "MEMENTO_CHECKPOINT_DIR": str(pg_ckpt)}
         with ServerProcess(pg_env, log=workdir / "plain-pg.log").start(timeout_s=600) as proc:
             assert proc.proc is not None
-            plain_pg, _ = _phase(proc.url, lambda: _tree(proc.proc.pid), users, cfg)  # type: ignore[union-attr]
+            plain_pg, _ = _phase(proc.url, lambda: tree(proc.proc.pid), users, cfg)  # type: ignore[union-attr]
         fields = {k.removeprefix("MEMENTO_").lower(): v for k, v in env.items()}
         settings = ServingSettings.model_validate(
             {**fields, "store_url": store_url, "checkpoint_dir": pg_ckpt}
@@ -382,7 +315,22 @@ def targets(
     return out
 
 
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """File descriptor 1 goes to stderr meanwhile: Ray's processes write notes there (a task
+    of the stopped Serve controller failing) that would break `--json`'s stdout."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def main(bc: ReplicaBenchConfig) -> dict[str, Any]:
     """Run in a temporary folder (deleted afterwards) and return the figures."""
-    with tempfile.TemporaryDirectory(prefix="memento-replicas-") as tmp:
+    with _stdout_to_stderr(), tempfile.TemporaryDirectory(prefix="memento-replicas-") as tmp:
         return run_replicas_bench(bc, Path(tmp))
