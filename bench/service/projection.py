@@ -14,7 +14,9 @@ __all__ = [
     "THROUGHPUT_TARGET",
     "Projection",
     "format_table",
+    "interleaved_ratios",
     "project_throughput",
+    "targets",
 ]
 
 P50_TARGET = 1.5
@@ -85,6 +87,59 @@ def project_throughput(
     return out
 
 
+def targets(
+    plain: dict[str, Any],
+    plain_pg: dict[str, Any],
+    one: dict[str, Any],
+    two: dict[str, Any],
+    concurrency: int,
+    learner_per_s: float,
+) -> dict[str, Any]:
+    """The done-when ratios, same run: one replica's p50 at 1 in flight over the plain
+    service's, 2 replicas' req/s over 1 replica's, at the replicas' own ports (`direct`, the
+    path a load balancer in front takes) and through Serve's proxy; the learner's rate."""
+    conc = f"recommend_{concurrency}_in_flight"
+
+    def p50(v: dict[str, Any]) -> float:
+        return float(v["recommend_1_in_flight"]["p50_ms"])
+
+    out: dict[str, Any] = {
+        "replica1_p50_target_max": P50_TARGET,
+        "replicas2_throughput_target_min": THROUGHPUT_TARGET,
+        "learner_target_min_per_s": LEARNER_TARGET,
+        "learner_applied_per_s": learner_per_s,
+        "learner_met": learner_per_s >= LEARNER_TARGET,
+    }
+    for path in ("direct", "proxy"):
+        if path not in one or path not in two:
+            continue
+        ratio = p50(one[path]) / p50(plain)
+        tput = (
+            two[path][conc]["per_s"] / one[path][conc]["per_s"] if one[path][conc]["per_s"] else 0.0
+        )
+        out[path] = {
+            "replica1_p50_over_plain_p50": round(ratio, 2),
+            "replica1_p50_over_plain_pg_p50": round(p50(one[path]) / p50(plain_pg), 2),
+            "replica1_p50_met": ratio <= P50_TARGET,
+            "replicas2_over_replicas1_throughput": round(tput, 2),
+            "replicas2_throughput_met": tput >= THROUGHPUT_TARGET,
+        }
+    return out
+
+
+def interleaved_ratios(one: dict[str, Any]) -> dict[str, float]:
+    """1 replica's interleaved p50s over each plain service's (`direct_over_plain_sqlite`, ...;
+    directly comparable: the same minutes of the shared machine)."""
+    turns = one.get("interleaved_1_in_flight", {})
+    bases = {k: v["p50_ms"] for k, v in turns.items() if k.startswith("plain") and v["p50_ms"]}
+    return {
+        f"{k}_over_{b}": round(v["p50_ms"] / base, 2)
+        for k, v in turns.items()
+        for b, base in bases.items()
+        if k != b
+    }
+
+
 def _variants(r: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """(name, figures) of every measured variant, in table order."""
     out = [
@@ -127,6 +182,11 @@ def format_table(r: dict[str, Any]) -> str:
             f"(target >= {THROUGHPUT_TARGET}: "
             f"{'met' if x['replicas2_throughput_met'] else 'NOT met'})",
         ]
+    if r.get("interleaved_1_in_flight_p50_over_plain"):
+        lines.append(
+            "1 replica p50 / plain p50, interleaved rounds (same minutes): "
+            f"{r['interleaved_1_in_flight_p50_over_plain']}"
+        )
     lines += [
         f"learner applied/s = {t['learner_applied_per_s']} (target >= {LEARNER_TARGET}: "
         f"{'met' if t['learner_met'] else 'NOT met'})",

@@ -23,6 +23,7 @@ import asyncio
 import logging
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -41,10 +42,9 @@ from bench.service.pg_setup import copy_store, pg_server
 from bench.service.proc_cpu import cpu_by_role, cpu_delta, cpu_times, idle_cores, ray_pids, tree
 from bench.service.projection import (
     ASSUMPTIONS,
-    LEARNER_TARGET,
-    P50_TARGET,
-    THROUGHPUT_TARGET,
+    interleaved_ratios,
     project_throughput,
+    targets,
 )
 from serving.process import ServerProcess, free_port
 from serving.settings import ServingSettings
@@ -75,6 +75,33 @@ class ReplicaBenchConfig:
     decision of the 2-replica throughput phase: every listed item but the first)."""
 
 
+def _bodies(users: list[str], cfg: LoadConfig) -> list[tuple[str, dict[str, Any], dict[str, str]]]:
+    """`cfg.requests` recommend requests, the request mix of `memento bench serving`."""
+    import random
+
+    rng = random.Random(cfg.seed + 2)
+    return [
+        ("/v1/recommend", {"user_id": rng.choice(users), "n": cfg.n}, READ_AUTH)
+        for _ in range(cfg.requests)
+    ]
+
+
+def _interleaved(
+    targets: dict[str, str | list[str]], users: list[str], cfg: LoadConfig, rounds: int = 5
+) -> dict[str, dict[str, Any]]:
+    """Recommend p50 with 1 in flight, the targets taking turns in `rounds` rounds of
+    `cfg.requests / rounds` requests each, so that the machine's load (shared, moving) weighs on
+    each alike: the median of each target's round p50s, and those."""
+    bodies = _bodies(users, cfg)
+    size = max(1, len(bodies) // rounds)
+    p50s: dict[str, list[float]] = {name: [] for name in targets}
+    for r in range(rounds):
+        for name, url in targets.items():
+            stats, _ = asyncio.run(drive_requests(url, bodies[r * size : (r + 1) * size], cfg, 1))
+            p50s[name].append(stats.p50_ms)
+    return {k: {"p50_ms": statistics.median(v), "round_p50s_ms": v} for k, v in p50s.items()}
+
+
 def _phase(
     url: str | list[str],
     pids: Callable[[], list[int]],
@@ -84,13 +111,7 @@ def _phase(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Warm up, then recommend with 1 and with `cfg.concurrency` in flight; CPU per request
     (and per Ray process role with `roles`)."""
-    import random
-
-    rng = random.Random(cfg.seed + 2)  # the request mix of `memento bench serving`
-    bodies = [
-        ("/v1/recommend", {"user_id": rng.choice(users), "n": cfg.n}, READ_AUTH)
-        for _ in range(cfg.requests)
-    ]
+    bodies = _bodies(users, cfg)
     warm = [("/v1/recommend", {"user_id": u}, READ_AUTH) for u in users[:40]]
     asyncio.run(drive_requests(url, warm, cfg, 2))
     rec1, _ = asyncio.run(drive_requests(url, bodies, cfg, 1))
@@ -171,20 +192,30 @@ def _ray_phase(
     users: list[str],
     bc: ReplicaBenchConfig,
     learn: bool,
+    plain_urls: dict[str, str] | None = None,
+    pids: Callable[[], list[int]] = ray_pids,
 ) -> dict[str, Any]:
+    """Serve `replicas` replicas; recommend at their own ports and through the proxy (with
+    `plain_urls`: the 1-in-flight p50s of those and of Ray's paths interleaved too); with
+    `learn`, the learner. `pids`: Ray's processes (the plain services' excluded)."""
     from serving.ray_app import run
 
     cfg = bc.load
     running = run(settings, replicas, "127.0.0.1", free_port())
     try:
         urls = _wait_ready(running, replicas)
-        pids = _replica_pids(running, replicas)
-        out: dict[str, Any] = {"replica_pids": len(set(pids)), "replica_urls": len(urls)}
-        out["idle_cores"] = idle_cores(ray_pids)
+        replica_pids = _replica_pids(running, replicas)
+        out: dict[str, Any] = {"replica_pids": len(set(replica_pids)), "replica_urls": len(urls)}
+        out["idle_cores"] = idle_cores(pids)
         decisions: list[dict[str, Any]] = []
         if urls:
-            out["direct"], decisions = _phase(urls, ray_pids, users, cfg, roles=True)
-        out["proxy"], via_proxy = _phase(running.url, ray_pids, users, cfg, roles=True)
+            out["direct"], decisions = _phase(urls, pids, users, cfg, roles=True)
+        out["proxy"], via_proxy = _phase(running.url, pids, users, cfg, roles=True)
+        if plain_urls:
+            turns: dict[str, str | list[str]] = {**plain_urls, "proxy": running.url}
+            if urls:
+                turns["direct"] = urls
+            out["interleaved_1_in_flight"] = _interleaved(turns, users, cfg)
         if learn:
             out["learner"] = _learner(
                 running, urls, settings.store_url or "", decisions or via_proxy, bc
@@ -223,14 +254,17 @@ def run_replicas_bench(bc: ReplicaBenchConfig, workdir: Path) -> dict[str, Any]:
         src.close()
         dst.close()
         seed_s = time.perf_counter() - t0
-        with ServerProcess(env, log=workdir / "plain.log").start(timeout_s=600) as proc:
-            assert proc.proc is not None
-            plain, _ = _phase(proc.url, lambda: tree(proc.proc.pid), users, cfg)  # type: ignore[union-attr]
-        # the same single process on the PostgreSQL store: what the store costs, without Ray
-        pg_env = {**env, "MEMENTO_STORE_URL": store_url, "MEMENTO_CHECKPOINT_DIR": str(pg_ckpt)}
-        with ServerProcess(pg_env, log=workdir / "plain-pg.log").start(timeout_s=600) as proc:
-            assert proc.proc is not None
-            plain_pg, _ = _phase(proc.url, lambda: tree(proc.proc.pid), users, cfg)  # type: ignore[union-attr]
+        # the same single process on its own copy of the PostgreSQL store (what the store costs,
+        # without Ray; a copy: its learner and change feed stay apart from the replicas')
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}_plain TEMPLATE {name}")
+        plain_ckpt = workdir / "plain-pg-checkpoints"
+        shutil.copytree(pg_ckpt, plain_ckpt)
+        pg_env = {
+            **env,
+            "MEMENTO_STORE_URL": f"{store_url}_plain",
+            "MEMENTO_CHECKPOINT_DIR": str(plain_ckpt),
+        }
         fields = {k.removeprefix("MEMENTO_").lower(): v for k, v in env.items()}
         settings = ServingSettings.model_validate(
             {**fields, "store_url": store_url, "checkpoint_dir": pg_ckpt}
@@ -240,10 +274,26 @@ def run_replicas_bench(bc: ReplicaBenchConfig, workdir: Path) -> dict[str, Any]:
         serve_env()  # before Ray starts: its processes read Serve's settings from the env
         ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
         try:
-            one = _ray_phase(settings, 1, users, bc, learn=False)
+            # both plain services stay up (idle) for the interleaved p50s of 1 replica
+            with (
+                ServerProcess(env, log=workdir / "plain.log").start(timeout_s=600) as sq,
+                ServerProcess(pg_env, log=workdir / "plain-pg.log").start(timeout_s=600) as pg,
+            ):
+                assert sq.proc is not None and pg.proc is not None
+                plain, _ = _phase(sq.url, lambda: tree(sq.proc.pid), users, cfg)  # type: ignore[union-attr]
+                plain_pg, _ = _phase(pg.url, lambda: tree(pg.proc.pid), users, cfg)  # type: ignore[union-attr]
+                plains = {"plain_sqlite": sq.url, "plain_pg": pg.url}
+                servers = set(tree(sq.proc.pid)) | set(tree(pg.proc.pid))
+
+                def ray_only() -> list[int]:
+                    return [p for p in ray_pids() if p not in servers]
+
+                one = _ray_phase(settings, 1, users, bc, False, plains, ray_only)
             two = _ray_phase(settings, 2, users, bc, learn=True)
         finally:
             ray.shutdown()
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name}_plain WITH (FORCE)")
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     learner = two["learner"]
@@ -262,6 +312,7 @@ def run_replicas_bench(bc: ReplicaBenchConfig, workdir: Path) -> dict[str, Any]:
         "ray_serve_1_replica_pg": one,
         "ray_serve_2_replicas_pg": two,
         "targets": targets(plain, plain_pg, one, two, cfg.concurrency, lrate),
+        "interleaved_1_in_flight_p50_over_plain": interleaved_ratios(one),
         "projection": {
             "cpu_s_per_request": cpu_req,
             "machine_cores": cores,
@@ -273,46 +324,6 @@ def run_replicas_bench(bc: ReplicaBenchConfig, workdir: Path) -> dict[str, Any]:
         "load_average_start_1_5_15": [round(x, 2) for x in load_start],
         "load_average_end_1_5_15": [round(x, 2) for x in os.getloadavg()],
     }
-
-
-def targets(
-    plain: dict[str, Any],
-    plain_pg: dict[str, Any],
-    one: dict[str, Any],
-    two: dict[str, Any],
-    concurrency: int,
-    learner_per_s: float,
-) -> dict[str, Any]:
-    """The done-when ratios, same run: one replica's p50 at 1 in flight over the plain
-    service's, 2 replicas' req/s over 1 replica's, at the replicas' own ports (`direct`, the
-    path a load balancer in front takes) and through Serve's proxy; the learner's rate."""
-    conc = f"recommend_{concurrency}_in_flight"
-
-    def p50(v: dict[str, Any]) -> float:
-        return float(v["recommend_1_in_flight"]["p50_ms"])
-
-    out: dict[str, Any] = {
-        "replica1_p50_target_max": P50_TARGET,
-        "replicas2_throughput_target_min": THROUGHPUT_TARGET,
-        "learner_target_min_per_s": LEARNER_TARGET,
-        "learner_applied_per_s": learner_per_s,
-        "learner_met": learner_per_s >= LEARNER_TARGET,
-    }
-    for path in ("direct", "proxy"):
-        if path not in one or path not in two:
-            continue
-        ratio = p50(one[path]) / p50(plain)
-        tput = (
-            two[path][conc]["per_s"] / one[path][conc]["per_s"] if one[path][conc]["per_s"] else 0.0
-        )
-        out[path] = {
-            "replica1_p50_over_plain_p50": round(ratio, 2),
-            "replica1_p50_over_plain_pg_p50": round(p50(one[path]) / p50(plain_pg), 2),
-            "replica1_p50_met": ratio <= P50_TARGET,
-            "replicas2_over_replicas1_throughput": round(tput, 2),
-            "replicas2_throughput_met": tput >= THROUGHPUT_TARGET,
-        }
-    return out
 
 
 @contextmanager

@@ -8,8 +8,7 @@ import math
 import pytest
 
 from bench.service.learner_rate import backlog_rows
-from bench.service.projection import project_throughput
-from bench.service.replicas import targets
+from bench.service.projection import interleaved_ratios, project_throughput, targets
 
 
 def test_projection_is_cpu_bound_until_the_learner_caps_it() -> None:
@@ -76,3 +75,14 @@ def test_backlog_rows_skip_the_first_item_and_stop_at_the_limit() -> None:
     assert [(r[1], r[2]) for r in rows] == [("d1", "b"), ("d1", "c"), ("d3", "y")]
     assert len({r[0] for r in rows}) == 3 and all(r[3] == "click" for r in rows)
     assert backlog_rows(decisions, 2) == rows[:2]
+
+
+def test_interleaved_ratios_divide_each_path_by_each_plain_service() -> None:
+    """Direct 6 ms, proxy 15 ms over plain SQLite 5 ms and PostgreSQL 6 ms (hand-computed)."""
+    turns = {"plain_sqlite": 5.0, "plain_pg": 6.0, "direct": 6.0, "proxy": 15.0}
+    one = {"interleaved_1_in_flight": {k: {"p50_ms": v} for k, v in turns.items()}}
+    r = interleaved_ratios(one)
+    assert r["direct_over_plain_sqlite"] == 1.2 and r["direct_over_plain_pg"] == 1.0
+    assert r["proxy_over_plain_sqlite"] == 3.0 and r["proxy_over_plain_pg"] == 2.5
+    assert r["plain_pg_over_plain_sqlite"] == 1.2 and "direct_over_direct" not in r
+    assert interleaved_ratios({}) == {}
