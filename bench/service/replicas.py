@@ -296,6 +296,7 @@ def run_replicas_bench(bc: ReplicaBenchConfig, workdir: Path) -> dict[str, Any]:
             conn.execute(f"DROP DATABASE IF EXISTS {name}_plain WITH (FORCE)")
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    turns = interleaved_ratios(one)
     learner = two["learner"]
     lrate = learner["backlog"]["applied_per_s"] or learner["applied_per_s_observed"]
     path = "direct" if "direct" in two else "proxy"
@@ -311,8 +312,8 @@ def run_replicas_bench(bc: ReplicaBenchConfig, workdir: Path) -> dict[str, Any]:
         "plain_uvicorn_pg": plain_pg,
         "ray_serve_1_replica_pg": one,
         "ray_serve_2_replicas_pg": two,
-        "targets": targets(plain, plain_pg, one, two, cfg.concurrency, lrate),
-        "interleaved_1_in_flight_p50_over_plain": interleaved_ratios(one),
+        "targets": targets(plain, plain_pg, one, two, cfg.concurrency, lrate, turns),
+        "interleaved_1_in_flight_p50_over_plain": turns,
         "projection": {
             "cpu_s_per_request": cpu_req,
             "machine_cores": cores,

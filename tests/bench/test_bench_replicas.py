@@ -46,8 +46,10 @@ def test_targets_compare_each_path_within_the_run() -> None:
     plain, plain_pg = _figures(5.0, 120.0), _figures(6.0, 110.0)
     one = {"direct": _figures(6.0, 100.0), "proxy": _figures(15.0, 60.0)}
     two = {"direct": _figures(6.5, 150.0), "proxy": _figures(14.0, 120.0)}
-    t = targets(plain, plain_pg, one, two, 8, 250.0)
+    t = targets(plain, plain_pg, one, two, 8, 250.0, {"direct_over_plain_sqlite": 1.6})
     assert t["direct"]["replica1_p50_over_plain_p50"] == 1.2 and t["direct"]["replica1_p50_met"]
+    assert not t["direct"]["replica1_p50_interleaved_met"]  # 1.6 > 1.5
+    assert "replica1_p50_interleaved_met" not in t["proxy"]
     assert t["direct"]["replica1_p50_over_plain_pg_p50"] == 1.0
     assert t["direct"]["replicas2_over_replicas1_throughput"] == 1.5
     assert not t["direct"]["replicas2_throughput_met"]
