@@ -128,9 +128,21 @@ class ServeRun:
     host: str
     """Host the proxy and the replicas' own HTTP servers listen on."""
 
-    def replica_urls(self) -> list[str]:
+    def replica_urls(self, want: int = 0, timeout_s: float = 0.0) -> list[str]:
         """HTTP address of each running replica's own server (direct ingress; empty without:
-        `SERVE_ENV` was not in Ray's environment), from Serve's target groups."""
+        `SERVE_ENV` was not in Ray's environment), from Serve's target groups; asks again for
+        up to `timeout_s` until `want` are listed (their ports are allocated after start)."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        urls = self._replica_urls()
+        while len(urls) < want and time.monotonic() < deadline:
+            time.sleep(0.5)
+            urls = self._replica_urls()
+        return urls
+
+    def _replica_urls(self) -> list[str]:
+        """`replica_urls` as Serve's controller lists them now."""
         from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
 
         controller = ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
@@ -172,7 +184,8 @@ def serve_until_signalled(settings: ServingSettings, replicas: int, host: str, p
     ray.init(include_dashboard=False, configure_logging=False)
     running = run(settings, replicas, host, port)
     logger.info("%d replicas serving on %s", replicas, running.url)
-    logger.info("each replica's own port (for a load balancer): %s", running.replica_urls())
+    urls = running.replica_urls(want=replicas, timeout_s=30)
+    logger.info("each replica's own port (for a load balancer): %s", urls)
     signal.sigwait(stop_signals)
     running.shutdown()
     ray.shutdown()

@@ -124,11 +124,7 @@ def test_replicas_answer_under_the_serving_contract(cluster: Cluster) -> None:
 def test_each_replica_answers_on_its_own_port(cluster: Cluster) -> None:
     """Direct ingress: each replica's own port (from Serve's target groups) serves the
     contract (401 without a key, 200 with one), always by that one replica."""
-    deadline = time.monotonic() + 30
-    urls = cluster.running.replica_urls()
-    while len(urls) < 2 and time.monotonic() < deadline:
-        time.sleep(0.5)
-        urls = cluster.running.replica_urls()
+    urls = cluster.running.replica_urls(want=2, timeout_s=30)
     assert len(urls) == 2 and cluster.url not in urls, urls
     names: set[str] = set()
     for url in urls:
