@@ -41,6 +41,9 @@ def ray_cluster() -> Iterator[None]:
     import ray
 
     if not ray.is_initialized():
+        from serving.ray_app import serve_env
+
+        serve_env()  # Serve as `memento serve --replicas` runs it (read as Ray's processes start)
         ray.init(
             num_cpus=2,
             include_dashboard=False,

@@ -7,6 +7,7 @@ import asyncio
 import random
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,41 +51,49 @@ def phase_stats(lat: list[float], errors: int, wall: float) -> PhaseStats:
 
 
 async def drive_requests(
-    url: str,
+    url: str | Sequence[str],
     bodies: list[tuple[str, dict[str, Any], dict[str, str]]],
     cfg: LoadConfig,
     concurrency: int,
 ) -> tuple[PhaseStats, list[dict[str, Any]]]:
     """POST each (path, body, headers) with `concurrency` in flight until done or
-    `cfg.max_seconds`; the phase's stats and the JSON answers of the successful ones."""
+    `cfg.max_seconds`; the phase's stats and the JSON answers of the successful ones. Several
+    base URLs (replicas without a balancer in front): request k goes to URL k mod their count,
+    as a round-robin balancer would send it."""
+    urls = [url] if isinstance(url, str) else list(url)
+    assert urls, "drive_requests needs at least one URL"
     sem = asyncio.Semaphore(concurrency)
     lat: list[float] = []
     answers: list[dict[str, Any]] = []
     errors = 0
     deadline = time.perf_counter() + cfg.max_seconds
     limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+    clients = [httpx.AsyncClient(base_url=u, timeout=30, limits=limits) for u in urls]
 
-        async def one(path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
-            nonlocal errors
-            async with sem:
-                if time.perf_counter() > deadline:
-                    return
-                t0 = time.perf_counter()
-                try:
-                    r = await client.post(path, json=body, headers=headers)
-                except httpx.HTTPError:
-                    errors += 1
-                    return
-                if r.is_success:
-                    lat.append(time.perf_counter() - t0)
-                    answers.append(r.json())
-                else:
-                    errors += 1
+    async def one(k: int, path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
+        nonlocal errors
+        async with sem:
+            if time.perf_counter() > deadline:
+                return
+            t0 = time.perf_counter()
+            try:
+                r = await clients[k % len(clients)].post(path, json=body, headers=headers)
+            except httpx.HTTPError:
+                errors += 1
+                return
+            if r.is_success:
+                lat.append(time.perf_counter() - t0)
+                answers.append(r.json())
+            else:
+                errors += 1
 
+    try:
         start = time.perf_counter()
-        await asyncio.gather(*(one(p, b, h) for p, b, h in bodies))
+        await asyncio.gather(*(one(k, p, b, h) for k, (p, b, h) in enumerate(bodies)))
         wall = time.perf_counter() - start
+    finally:
+        for c in clients:
+            await c.aclose()
     return phase_stats(lat, errors, wall), answers
 
 

@@ -121,6 +121,26 @@ def test_replicas_answer_under_the_serving_contract(cluster: Cluster) -> None:
         assert len(served) == 2, f"one replica answered everything: {served}"
 
 
+def test_each_replica_answers_on_its_own_port(cluster: Cluster) -> None:
+    """Direct ingress: each replica's own port (from Serve's target groups) serves the
+    contract (401 without a key, 200 with one), always by that one replica."""
+    urls = cluster.running.replica_urls(want=2, timeout_s=30)
+    assert len(urls) == 2 and cluster.url not in urls, urls
+    names: set[str] = set()
+    for url in urls:
+        with httpx.Client(base_url=url, timeout=10) as c:
+            assert c.post("/v1/recommend", json={"user_id": "u"}).status_code == 401
+            answers = [
+                c.post("/v1/recommend", json={"user_id": f"p{k}"}, headers=READ_AUTH)
+                for k in range(4)
+            ]
+        assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
+        here = {r.headers["X-Memento-Replica"] for r in answers}
+        assert len(here) == 1, f"{url} answered as {here}"
+        names |= here
+    assert len(names) == 2, f"both ports reached the same replica: {names}"
+
+
 def test_feedback_on_one_replica_changes_q_on_the_other(cluster: Cluster) -> None:
     """Feedback acknowledged by replica A is applied once by the learner and replica B scores
     with the updated Q network within the measured lag."""
