@@ -58,6 +58,17 @@ class FeedbackLearning:
         self._runtime = runtime  # the core's runtime of the moment (a reload swaps it)
         self._limit_threads = limit_threads  # the core's per-thread faiss cap
         self._closing = OpenDecisions()
+        self._snap: tuple[str, DecisionBlob] | None = None  # the last decision's, decoded
+
+    def _decoded(self, decision: DecisionSnapshot) -> DecisionBlob:
+        """The decision's blob, decoded once for the consecutive rows of one decision (an
+        outcome brings one row per shown item; a blob never changes)."""
+        last = self._snap
+        if last is not None and last[0] == decision.decision_id:
+            return last[1]
+        snap = DecisionBlob.decode(decision.candidates)
+        self._snap = (decision.decision_id, snap)
+        return snap
 
     def apply(
         self, decision: DecisionSnapshot, item_id: str, action: str, dwell_seconds: float | None
@@ -76,7 +87,7 @@ class FeedbackLearning:
         learn = act is not None
         if item_id in decision.items:
             learn = self._closing.add(decision, item_id, act is not None) or learn
-        snap = DecisionBlob.decode(decision.candidates)
+        snap = self._decoded(decision)
         vec = np.frombuffer(decision.state, np.float32).copy()
         state = UserState(decision.user_id, vec, snap.text, decision.ts)
         fb = Feedback(

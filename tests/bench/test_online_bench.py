@@ -302,3 +302,53 @@ def test_a_service_that_is_not_running_exits_2(tmp_path: Path) -> None:
     assert res.exit_code == 2, res.output
     assert "no service answers at http://127.0.0.1:9" in res.stderr
     assert "memento serve" in res.stderr and "Traceback" not in res.output
+
+
+def test_an_in_process_service_run_repeats_on_its_seed_and_reports_its_cpu(
+    tmp_path: Path,
+) -> None:
+    """Two in-process soft-q runs of 40 planted decisions on seed 0 (learner applied before
+    every decision) show the same lists, and the run says where a decision's CPU went."""
+    traces, infos = [], []
+    for k in range(2):
+        cfg = OnlineConfig(
+            interactions=40, seeds=(0,), methods=("soft-q",), workdir=tmp_path / f"w{k}"
+        )
+        run = run_one(cfg, "soft-q", 0)
+        traces.append(run.trace)
+        infos.append(run.info)
+    assert np.array_equal(traces[0].expected, traces[1].expected)
+    assert traces[0].missing_pscores == 0
+    assert set(infos[0]["cpu_ms_per_decision"]) >= {"recommend", "outcomes", "learner"}
+
+
+def test_the_transport_and_learn_every_are_checked_and_keyed() -> None:
+    """An unknown transport or learn_every 0 is refused; runs with another transport or
+    learner cadence are cached apart."""
+    with pytest.raises(ValueError, match="--transport"):
+        OnlineConfig(transport="grpc").validate()
+    with pytest.raises(ValueError, match="--learn-every"):
+        OnlineConfig(learn_every=0).validate()
+    keys = {
+        OnlineConfig(transport=t, learn_every=k).key("soft-q", 0)
+        for t, k in (("http", 1), ("in-process", 1), ("in-process", 4))
+    }
+    assert len(keys) == 3
+
+
+def test_runs_in_worker_processes_equal_the_runs_one_after_another(tmp_path: Path) -> None:
+    """random and oracle on seeds 0 and 1, two at a time in spawned processes, give the same
+    traces as one after another, in the same (seed, method) order."""
+    from bench.online.runs import run_all
+
+    cfgs = [
+        OnlineConfig(
+            interactions=50, seeds=(0, 1), methods=("random", "oracle"), workdir=tmp_path / d
+        )
+        for d in ("seq", "par")
+    ]
+    seq, par = run_all(cfgs[0], jobs=1), run_all(cfgs[1], jobs=2)
+    assert list(seq) == list(par) == [("random", 0), ("oracle", 0), ("random", 1), ("oracle", 1)]
+    for key, done in seq.items():
+        assert np.array_equal(done.run.trace.expected, par[key].run.trace.expected), key
+        assert not done.cached and not par[key].cached
