@@ -129,7 +129,7 @@ class FeedbackLearning:
             steps.extend(loop.train())
 
     def _learn_crosses(self, rt: Runtime, fb: Feedback) -> None:
-        """The residual cross model's step for the shown item (`ItemsScorer.learn_crosses`):
+        """The cross model's step for the shown item (`ItemsScorer.learn_crosses`):
         its reward (an impression's 0) at the position it was shown, on the decision's pool
         and the user's stored history before the decision (both read once per decision)."""
         snap, decision = fb.snap, fb.decision
@@ -149,7 +149,7 @@ class FeedbackLearning:
         _, cands, history = ctx
         row = snap.sids.index(fb.item_id)
         if cands.mask[row]:
-            scorer.learn_crosses(rt.rec, fb.state.vec, cands, history, [(row, k, fb.reward)])
+            scorer.learn_crosses(rt.rec, cands, history, [(row, k, fb.reward)])
 
     def _learn(self, rt: Runtime, fb: Feedback) -> float | None:
         """The decision read back from its log + the feedback -> `Recommender.learn` (s' = the

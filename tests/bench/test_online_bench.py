@@ -354,16 +354,18 @@ def test_runs_in_worker_processes_equal_the_runs_one_after_another(tmp_path: Pat
         assert not done.cached and not par[key].cached
 
 
-def test_the_residual_cross_model_learns_from_every_shown_item_when_set(tmp_path: Path) -> None:
-    """With MEMENTO_FRESH__RECOMMEND__ITEM_CROSSES_LR set, 30 in-process soft-q decisions
-    teach the served model's cross model (weights and lower positions' biases move); without
-    it the model has none."""
+def test_the_cross_model_learns_from_every_shown_item_unless_switched_off(
+    tmp_path: Path,
+) -> None:
+    """A fresh served items model has the cross model (`presets.online`): 30 in-process soft-q
+    decisions teach it (weights and lower positions' biases move); with
+    MEMENTO_FRESH__RECOMMEND__ITEM_CROSSES_LR=0 the model has none."""
     from bench.online.inprocess import InProcessService
     from bench.online.loop import run_policy
     from bench.online.service_policy import ServicePolicy, SimClock, service_env
     from bench.sim.registry import make_simulator
 
-    for lr in ("0.1", None):
+    for lr in (None, "0"):
         sim = make_simulator("planted", 0)
         extra = {"MEMENTO_FRESH__RECOMMEND__ITEM_CROSSES_LR": lr} if lr else {}
         work = tmp_path / str(lr)
@@ -373,7 +375,7 @@ def test_the_residual_cross_model_learns_from_every_shown_item_when_set(tmp_path
             run_policy(sim, ServicePolicy("soft-q", transport=svc, clock=SimClock.start()), 30)
             svc._worker.apply_queued()
             crosses = svc._core._rt.rec.crosses  # type: ignore[attr-defined]
-            if lr is None:
+            if lr == "0":
                 assert crosses is None
             else:
                 assert crosses is not None and (crosses.w != 0).sum() > 100

@@ -182,7 +182,7 @@ class ItemsScorer(Scorer):
         return finish_list(rec, warm, res, items, score, drawn.tolist())
 
     def cross_bias(self, rec: Recommender, req: RecRequest, cands: Candidates) -> np.ndarray | None:
-        """(K,) the residual cross model's r(s, item) of each pool item given the request's
+        """(K,) the cross model's r(s, item) of each pool item given the request's
         history (`recsys.rec.item_crosses`); None without one (or with the tabular learner,
         whose logged propensities re-read its own scores)."""
         cx = rec.crosses
@@ -195,24 +195,20 @@ class ItemsScorer(Scorer):
     def learn_crosses(
         self,
         rec: Recommender,
-        state: np.ndarray,
         cands: Candidates,
         history: Sequence[Interaction],
         shown: Sequence[tuple[int, int, float]],
     ) -> float | None:
-        """One residual step (`ItemCrosses.update`) for shown items of a logged decision:
-        `shown` (pool row, position, reward) each, `history` the user's events before it,
-        Q(s, item) of the learner now as the base. None without a cross model."""
+        """One step of the cross model (`ItemCrosses.update`) for shown items of a logged
+        decision: `shown` (pool row, position, reward) each, `history` the user's events before
+        it. None without a cross model (or with the tabular learner, which never uses it)."""
         cx = rec.crosses
-        if cx is None or rec.loop is None or not shown:
+        if cx is None or rec.loop is None or rec.loop.learner.mode == "tabular" or not shown:
             return None
-        rows = np.array([r for r, _, _ in shown], np.int64)
-        base = rec.loop.learner.scores(state, cands)[rows].astype(np.float32)
-        ids = [rec.items.ids[int(cands.case_ids[r])] for r in rows]
+        ids = [rec.items.ids[int(cands.case_ids[r])] for r, _, _ in shown]
         return cx.update(
             _tokens(rec, ids),
             _tokens(rec, _history_ids(history)),
-            base,
             np.array([x for _, _, x in shown], np.float32),
             np.array([k for _, k, _ in shown], np.int64),
         )
