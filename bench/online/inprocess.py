@@ -12,13 +12,16 @@ the batches the thread would take, before every `learn_every`-th recommendation
 has learned from every earlier outcome (lag 0, as the in-process peers learn; the service's
 learner thread when idle); with k > 1 the outcomes of k decisions are applied as one batch (a
 lag of at most k - 1 decisions, and `updates_per_feedback` steps per batch instead of per
-decision: the service under load). Either way the lag does not depend on the machine's load:
-runs repeat decision for decision on a seed, and no call waits on a busy queue.
+decision: the service under load). Either way the lag does not depend on the machine's load,
+and with decision ids drawn from the learner's seed (they name the cases, whose ids order
+the bank's evictions) a run repeats decision for decision on its seed; no call waits on a
+busy queue.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -80,7 +83,15 @@ class InProcessService:
         metrics = ServingMetrics()
         self._worker = default_learner(settings, self._core, self._store, metrics)
         metrics.bind(self._worker.depth, self._core.bank_size)
-        service = RecommendService(settings, self._core, self._store, self._worker, metrics)
+        ids = random.Random(settings.fresh.learner.seed)  # decision ids repeat on the seed
+        service = RecommendService(
+            settings,
+            self._core,
+            self._store,
+            self._worker,
+            metrics,
+            new_id=lambda: f"{ids.getrandbits(128):032x}",
+        )
         reason = self._core.not_ready_reason()
         if reason is not None:
             self.close()

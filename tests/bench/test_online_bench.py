@@ -308,8 +308,11 @@ def test_an_in_process_service_run_repeats_on_its_seed_and_reports_its_cpu(
     tmp_path: Path,
 ) -> None:
     """Two in-process soft-q runs of 40 planted decisions on seed 0 (learner applied before
-    every decision) show the same lists, and the run says where a decision's CPU went."""
-    traces, infos = [], []
+    every decision) show the same lists under the same decision ids (they name the cases,
+    whose ids order the bank's evictions), and the run says where a decision's CPU went."""
+    from serving.store import read_logs
+
+    traces, infos, ids = [], [], []
     for k in range(2):
         cfg = OnlineConfig(
             interactions=40, seeds=(0,), methods=("soft-q",), workdir=tmp_path / f"w{k}"
@@ -317,7 +320,10 @@ def test_an_in_process_service_run_repeats_on_its_seed_and_reports_its_cpu(
         run = run_one(cfg, "soft-q", 0)
         traces.append(run.trace)
         infos.append(run.info)
+        assert run.db is not None
+        ids.append([d.decision_id for d in read_logs(run.db).decisions])
     assert np.array_equal(traces[0].expected, traces[1].expected)
+    assert len(ids[0]) == 40 and ids[0] == ids[1]
     assert traces[0].missing_pscores == 0
     assert set(infos[0]["cpu_ms_per_decision"]) >= {"recommend", "outcomes", "learner"}
 
