@@ -84,9 +84,11 @@ def offline_replay(scorer: Scorer = "items") -> CoreConfig:
 
 ONLINE_ITEM_CROSSES_LR = 0.1
 """AdaGrad rate of the items scorer's cross model online (`RecommendConfig.item_crosses_lr`).
-Measured (planted, seed 0, 3,000 decisions, in-process service, one run each): last-20%
-expected reward 0.487 without it, 0.569 at 0.1, 0.540 at 0.3; before the shift 0.475, 0.525
-and 0.527 of the oracle's."""
+Measured (`memento bench online` soft-q, planted, seed 0, 3,000 decisions, in process, the
+learner applied before every decision; runs repeat on the seed): last-20% expected reward
+0.494 without it, 0.584 at 0.1 (0.433 of the oracle's); before the shift 0.469 and 0.525 of
+the oracle's; regret 2,582 and 2,287. An earlier pair of runs (decision ids not yet seeded,
+so +-0.03 between repeats) gave 0.487, 0.569 at 0.1 and 0.540 at 0.3."""
 
 
 def online(scorer: Scorer = "blend") -> CoreConfig:

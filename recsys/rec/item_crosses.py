@@ -18,11 +18,12 @@ reward (impressions 0), its prediction r(s, i) + b_k, where b_k is a learned bia
 position k it was shown at (k >= 1; absent when scoring, so scores are those of the first
 position: VW's `|P` feature). r is thus a reward model of its own, added to Q; trained as a
 residual of Q instead (target r - Q(s, i)) it was worse than no model at all (planted, seed 0,
-3,000 decisions, in process: last-20% expected reward 0.429 against 0.487), as a model of its
-own better (0.569; `recsys.presets.online`). The error moves the active weights by AdaGrad
-(Duchi et al. 2011, Eq. 1 with a diagonal matrix): with g = err * x_f, w_f += lr * g /
-sqrt(eps + sum of past g^2 of f), so a first step moves a prediction by lr and later ones by
-less: large steps for a rarely seen feature, shrinking as it is seen.
+3,000 decisions, in process, one run each: last-20% expected reward 0.429 against 0.487), as a
+model of its own better (0.569; `recsys.presets.ONLINE_ITEM_CROSSES_LR`). The error moves the
+active weights by AdaGrad (Duchi et al. 2011, Eq. 1 with a diagonal matrix): with
+g = err * x_f, w_f += lr * g / sqrt(eps + sum of past g^2 of f), so a first step moves a
+prediction by lr and later ones by less: large steps for a rarely seen feature, shrinking as
+it is seen.
 """
 
 from __future__ import annotations
