@@ -325,6 +325,12 @@ class RecommendConfig:
     can discover what no other source proposes (e.g. after a taste shift); 0 = off."""
     n_seen: int = 20
     """items scorer: the user's latest distinct items added to the pool (unless excluded)."""
+    item_crosses_lr: float = 0.0
+    """items scorer, online: AdaGrad rate of the hashed (history token x item token) reward
+    model added to Q in the policy's scores (`recsys.rec.item_crosses`: item identity and
+    attributes, learned from every shown item of each closed decision); 0 = off (offline
+    replay). A fresh served model uses 0.1 (`presets.online`). Not saved in a bundle: a
+    restart starts it from zero."""
 
 
 @dataclass(frozen=True)

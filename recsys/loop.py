@@ -99,9 +99,17 @@ class MemoryLoop:
         self._owed = 0.0
         self._pending: list[Transition] = []
 
-    def decide(self, state: np.ndarray, cands: Candidates, m: int, greedy: bool = False) -> Choice:
-        """The policy's choice of up to m valid cases (raises `NoCandidatesError` if none)."""
-        return self.learner.act(state, cands, m, greedy=greedy)
+    def decide(
+        self,
+        state: np.ndarray,
+        cands: Candidates,
+        m: int,
+        greedy: bool = False,
+        bias: np.ndarray | None = None,
+    ) -> Choice:
+        """The policy's choice of up to m valid cases (raises `NoCandidatesError` if none);
+        `bias` (K,) is added to the scores (`Learner.act`)."""
+        return self.learner.act(state, cands, m, greedy=greedy, bias=bias)
 
     def learn(
         self,

@@ -82,6 +82,15 @@ def offline_replay(scorer: Scorer = "items") -> CoreConfig:
     return derive(core)
 
 
+ONLINE_ITEM_CROSSES_LR = 0.1
+"""AdaGrad rate of the items scorer's cross model online (`RecommendConfig.item_crosses_lr`).
+Measured (`memento bench online` soft-q, planted, seed 0, 3,000 decisions, in process, the
+learner applied before every decision; runs repeat on the seed): last-20% expected reward
+0.494 without it, 0.584 at 0.1 (0.433 of the oracle's); before the shift 0.469 and 0.525 of
+the oracle's; regret 2,582 and 2,287. An earlier pair of runs (decision ids not yet seeded,
+so +-0.03 between repeats) gave 0.487, 0.569 at 0.1 and 0.540 at 0.3."""
+
+
 def online(scorer: Scorer = "blend") -> CoreConfig:
     """A fresh (untrained) model of the online service (`ServingSettings.fresh`), blend scorer
     by default. Deviations: `recommend.scorer`, `learner.listwise_weight`
@@ -93,9 +102,11 @@ def online(scorer: Scorer = "blend") -> CoreConfig:
     popularity and co-occurrence count less); with a scorer that chooses items also
     `learner.gamma` 0 (the item scorer's online target is the reward: the soft value of s' cost
     a second pass over the next pool per update and feedback, and no run measured gamma > 0
-    better). Case keys keep the default state share 0.5: situation-only keys (1.0) measured
-    worse online (planted, seed 0, 3,000 decisions: pre-shift expected reward 0.364 of the
-    oracle's against 0.458, regret 2,910 against 2,654, last 20% 0.400 against 0.403)."""
+    better) and `recommend.item_crosses_lr` `ONLINE_ITEM_CROSSES_LR` (item identity learned
+    per shown item, `recsys.rec.item_crosses`). Case keys keep the default state share 0.5:
+    situation-only keys (1.0) measured worse online (planted, seed 0, 3,000 decisions:
+    pre-shift expected reward 0.364 of the oracle's against 0.458, regret 2,910 against 2,654,
+    last 20% 0.400 against 0.403)."""
     base = _base()
     h = ONLINE_HALF_LIFE_HOURS
     core = replace(
@@ -114,7 +125,11 @@ def online(scorer: Scorer = "blend") -> CoreConfig:
         ),
     )
     if get_scorer(scorer).chooses_items:
-        core = replace(core, learner=replace(core.learner, gamma=0.0))
+        core = replace(
+            core,
+            learner=replace(core.learner, gamma=0.0),
+            recommend=replace(core.recommend, item_crosses_lr=ONLINE_ITEM_CROSSES_LR),
+        )
     return derive(core)
 
 

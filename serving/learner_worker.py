@@ -29,7 +29,7 @@ from typing import Protocol, runtime_checkable
 
 from serving.errors import LearnerBusyError
 from serving.metrics import ServingMetrics
-from serving.service import RecommenderBackend
+from serving.service import DecisionSnapshot, RecommenderBackend
 from serving.store import Store
 
 logger = logging.getLogger(__name__)
@@ -128,8 +128,12 @@ class LearnerWorker:
                 "online learner queue is full; retry later", self._retry_after_s
             ) from None
 
-    def _apply_one(self, job: FeedbackJob) -> None:
-        decision = self._store.get_decision(job.decision_id)
+    def _apply_one(self, job: FeedbackJob, read: dict[str, DecisionSnapshot | None]) -> None:
+        """Apply one job; `read`: the decisions this batch has read (an outcome's rows share
+        one)."""
+        if job.decision_id not in read:
+            read[job.decision_id] = self._store.get_decision(job.decision_id)
+        decision = read[job.decision_id]
         if decision is not None:
             try:
                 update = self._core.apply_feedback(
@@ -149,12 +153,13 @@ class LearnerWorker:
         # Apply, train and record under the checkpoint lock, so a checkpoint never captures
         # an update whose feedback row would stay unapplied (it would be replayed twice).
         with self._ckpt_lock:
+            read: dict[str, DecisionSnapshot | None] = {}
             if isinstance(self._core, BatchLearner):
                 steps: list[dict[str, float]] = []
                 try:
                     with self._core.batched() as steps:
                         for q in batch:
-                            self._apply_one(q.job)
+                            self._apply_one(q.job, read)
                 except Exception:
                     logger.exception("learner steps failed for a batch of %d", len(batch))
                     self._metrics.update_errors.inc()
@@ -164,7 +169,7 @@ class LearnerWorker:
                     self._metrics.td_loss.set(loss)
             else:
                 for q in batch:
-                    self._apply_one(q.job)
+                    self._apply_one(q.job, read)
             now, served = time.time(), self._metrics.served
             self._metrics.batch_size.set(len(batch))
             self._metrics.lag_decisions.set(max(served - q.decisions for q in batch))
@@ -181,6 +186,21 @@ class LearnerWorker:
             except queue.Empty:
                 break
         return batch
+
+    def apply_queued(self) -> int:
+        """Apply everything queued now in the caller's thread, in batches as the thread takes
+        them, for a caller that drives the learner itself instead of starting the thread (the
+        online benchmark's in-process service: no lag, no polling). How many jobs."""
+        assert not self._thread.is_alive(), "the learner thread applies the queue itself"
+        done = 0
+        while True:
+            try:
+                first = self._queue.get_nowait()
+            except queue.Empty:
+                return done
+            batch = self._take(first)
+            self._apply(batch)
+            done += len(batch)
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:

@@ -27,7 +27,8 @@ import numpy as np
 from recsys.rec.request import RecRequest
 from recsys.rec.reward import action_reward
 from recsys.rec.scorers import LoggedDecision, Outcome
-from recsys.records import UserState
+from recsys.rec.scorers.items import ItemsScorer
+from recsys.records import Candidates, Interaction, UserState
 from serving.case_memory import CaseMemory
 from serving.decision_blob import DecisionBlob
 from serving.interactions import ACTIONS, interactions
@@ -58,6 +59,18 @@ class FeedbackLearning:
         self._runtime = runtime  # the core's runtime of the moment (a reload swaps it)
         self._limit_threads = limit_threads  # the core's per-thread faiss cap
         self._closing = OpenDecisions()
+        self._snap: tuple[str, DecisionBlob] | None = None  # the last decision's, decoded
+        self._pool: tuple[str, Candidates, list[Interaction]] | None = None  # its pool, history
+
+    def _decoded(self, decision: DecisionSnapshot) -> DecisionBlob:
+        """The decision's blob, decoded once for the consecutive rows of one decision (an
+        outcome brings one row per shown item; a blob never changes)."""
+        last = self._snap
+        if last is not None and last[0] == decision.decision_id:
+            return last[1]
+        snap = DecisionBlob.decode(decision.candidates)
+        self._snap = (decision.decision_id, snap)
+        return snap
 
     def apply(
         self, decision: DecisionSnapshot, item_id: str, action: str, dwell_seconds: float | None
@@ -76,7 +89,7 @@ class FeedbackLearning:
         learn = act is not None
         if item_id in decision.items:
             learn = self._closing.add(decision, item_id, act is not None) or learn
-        snap = DecisionBlob.decode(decision.candidates)
+        snap = self._decoded(decision)
         vec = np.frombuffer(decision.state, np.float32).copy()
         state = UserState(decision.user_id, vec, snap.text, decision.ts)
         fb = Feedback(
@@ -91,6 +104,8 @@ class FeedbackLearning:
         td_loss = None
         if learn and snap.chosen and vec.shape == (rt.dim,) and snap.kind == rt.rec.scorer.log_kind:
             td_loss = self._learn(rt, fb)
+        if rt.rec.crosses is not None and vec.shape == (rt.dim,) and snap.kind == "items":
+            self._learn_crosses(rt, fb)
         sid = None
         if self._settings.memory:
             sid = self._memory.add_feedback_case(rt, fb, shown_at(decision, snap, item_id))
@@ -112,6 +127,29 @@ class FeedbackLearning:
         finally:
             loop.deferred = False
             steps.extend(loop.train())
+
+    def _learn_crosses(self, rt: Runtime, fb: Feedback) -> None:
+        """The cross model's step for the shown item (`ItemsScorer.learn_crosses`):
+        its reward (an impression's 0) at the position it was shown, on the decision's pool
+        and the user's stored history before the decision (both read once per decision)."""
+        snap, decision = fb.snap, fb.decision
+        k = shown_at(decision, snap, fb.item_id).position
+        if k < 0 or fb.item_id not in snap.sids:
+            return
+        scorer = rt.rec.scorer
+        assert isinstance(scorer, ItemsScorer), f"{type(scorer)=}"
+        ctx = self._pool
+        if ctx is None or ctx[0] != decision.decision_id:
+            cands = scorer.restore(
+                rt.rec, snap.sids, snap.sims, snap.feats, lambda s: rt.int_of.get(s, -1)
+            )
+            limit = self._settings.recent_events_limit
+            events = self._store.recent_events(decision.user_id, limit, before=decision.ts)
+            ctx = self._pool = (decision.decision_id, cands, interactions(decision.user_id, events))
+        _, cands, history = ctx
+        row = snap.sids.index(fb.item_id)
+        if cands.mask[row]:
+            scorer.learn_crosses(rt.rec, cands, history, [(row, k, fb.reward)])
 
     def _learn(self, rt: Runtime, fb: Feedback) -> float | None:
         """The decision read back from its log + the feedback -> `Recommender.learn` (s' = the

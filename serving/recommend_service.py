@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 
 from serving import schemas
 from serving.decision_blob import DecisionBlob
@@ -96,9 +97,13 @@ class RecommendService:
         store: Store,
         worker: LearnerWorker,
         metrics: ServingMetrics,
+        new_id: Callable[[], str] | None = None,
     ) -> None:
         self.settings, self.core, self.store = settings, core, store
         self.worker, self.metrics = worker, metrics
+        self._new_id = new_id or (lambda: uuid.uuid4().hex)
+        """Id of a new decision (uuid4 hex; a seeded source makes a benchmark run repeat: the
+        decision id names its cases, which order the bank's evictions)."""
 
     def not_ready_reason(self) -> str | None:
         """Why the service cannot answer recommendations yet (None: ready)."""
@@ -125,7 +130,7 @@ class RecommendService:
             at=req.at,
         )
         decision = DecisionSnapshot(
-            decision_id=uuid.uuid4().hex,
+            decision_id=self._new_id(),
             user_id=req.user_id,
             state=result.state,
             candidates=result.candidates,

@@ -1,11 +1,13 @@
 """`memento bench online`: every method on the same simulator seeds, side by side.
 
-Methods: `soft-q`, `non-parametric`, `tabular`, `no-memory` run in the real HTTP service
-(`bench.online.service_policy`); `vw` (Vowpal Wabbit `--cb_explore_adf`), `random` and
-`oracle` run in process (`bench.online.adapters`). Each (method, seed) run is cached as an
-.npz under the work folder as soon as it ends, so an interrupted benchmark resumes where it
-stopped. The soft-q runs double as the logging policy of the off-policy check
-(`bench.online.ope`).
+Methods: `soft-q`, `non-parametric`, `tabular`, `no-memory` run in the real service
+(`bench.online.service_policy`): by default its `RecommendService` built in this process, the
+learner applying the outcomes before the next decision (`bench.online.inprocess`); with
+`transport="http"` a uvicorn process spoken to over HTTP, with its learner thread. `vw` (Vowpal
+Wabbit `--cb_explore_adf`), `random` and `oracle` run in process (`bench.online.adapters`).
+Each (method, seed) run is cached as an .npz under the work folder as soon as it ends, so an
+interrupted benchmark resumes where it stopped. The soft-q runs double as the logging policy
+of the off-policy check (`bench.online.ope`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from bench.sim.registry import SIMULATORS, make_simulator
 log = logging.getLogger(__name__)
 
 SERVICE = ("soft-q", "non-parametric", "tabular", "no-memory")
-"""Methods served by the HTTP service."""
+"""Methods served by the service."""
+TRANSPORTS = ("in-process", "http")
+"""How the served methods are reached (`OnlineConfig.transport`)."""
 IN_PROCESS = ("vw", "random", "oracle")
 """Methods run in process."""
 METHODS = (*SERVICE, *IN_PROCESS)
@@ -56,6 +60,14 @@ class OnlineConfig:
     """Bins of the curves."""
     updates_per_feedback: int = 2
     """Gradient steps of the service's online learner per feedback."""
+    transport: str = "in-process"
+    """`in-process`: the service's `RecommendService` in this process, its learner applying
+    every outcome before the next decision (lag 0; a run repeats on its seed); `http`: a
+    uvicorn process per method, its learner thread keeping up as the machine allows."""
+    learn_every: int = 1
+    """In process: the learner applies the queued outcomes before every k-th decision (1:
+    each decision sees every earlier outcome; k > 1: k decisions' outcomes as one batch, a
+    lag of at most k - 1 decisions and a k-th of the gradient steps)."""
     ope: bool = True
     """Run the off-policy check on the soft-q logs."""
     ope_rounds: int = 5_000
@@ -83,6 +95,10 @@ class OnlineConfig:
             raise ValueError(f"--interactions must be > 0, got {self.interactions}")
         if not self.seeds:
             raise ValueError("at least one seed is needed")
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"--transport must be one of {', '.join(TRANSPORTS)}")
+        if self.learn_every < 1:
+            raise ValueError(f"--learn-every must be >= 1, got {self.learn_every}")
         if self.service_url is not None and (
             len(self.methods) != 1 or self.methods[0] not in SERVICE
         ):
@@ -97,7 +113,9 @@ class OnlineConfig:
             "upf": self.updates_per_feedback,
             "method": method,
             "seed": seed,
-            "v": 2,
+            "transport": self.transport,
+            "learn_every": self.learn_every if self.transport == "in-process" else None,
+            "v": 3,
         }
         digest = hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.simulator}-{method}-s{seed}-n{self.interactions}-{digest}"
@@ -193,9 +211,12 @@ def _run_service(
     import shutil
 
     from bench.online.service_policy import (
+        HttpTransport,
         ServicePolicy,
         SimClock,
+        Transport,
         check_service,
+        service_env,
         start_service,
     )
 
@@ -203,7 +224,7 @@ def _run_service(
         check_service(cfg.service_url)
         policy = ServicePolicy(
             method,
-            url=cfg.service_url,
+            transport=HttpTransport(method, cfg.service_url),
             clock=SimClock.start(),
             write_key=cfg.write_key,
             read_key=cfg.read_key,
@@ -216,11 +237,24 @@ def _run_service(
         return Run(trace, info={"url": cfg.service_url, "retries_503": policy.retries})
     work = cfg.workdir / "services" / cfg.key(method, seed)
     shutil.rmtree(work, ignore_errors=True)
-    env = {"MEMENTO_UPDATES_PER_FEEDBACK": str(cfg.updates_per_feedback)}
-    proc = start_service(
-        method, sim.catalogue(), work, seed=seed, features=sim.item_features(), extra_env=env
+    env = service_env(
+        method,
+        sim.catalogue(),
+        work,
+        seed=seed,
+        features=sim.item_features(),
+        extra_env={"MEMENTO_UPDATES_PER_FEEDBACK": str(cfg.updates_per_feedback)},
     )
-    policy = ServicePolicy(method, url=proc.url, clock=SimClock.start())
+    from bench.online.inprocess import InProcessService
+
+    proc = None
+    transport: Transport
+    if cfg.transport == "http":
+        proc = start_service(method, env, work)
+        transport = HttpTransport(method, proc.url)
+    else:
+        transport = InProcessService(method, env, learn_every=cfg.learn_every)
+    policy = ServicePolicy(method, transport=transport, clock=SimClock.start())
     ope = OpeTrace() if method == "soft-q" else None  # always: the cache key ignores --ope
     try:
         trace = run_policy(
@@ -234,11 +268,15 @@ def _run_service(
         )
     finally:
         policy.close()
-        proc.stop()
+        if proc is not None:
+            proc.stop()
     from bench.online.memory_use import case_support
 
     db = work / "memento.sqlite3"
-    return Run(trace, ope, db, {"retries_503": policy.retries, "case_support": case_support(db)})
+    info: dict[str, Any] = {"retries_503": policy.retries, "case_support": case_support(db)}
+    if isinstance(transport, InProcessService):  # where a decision's CPU went
+        info["cpu_ms_per_decision"] = transport.cpu_ms_per_decision()
+    return Run(trace, ope, db, info)
 
 
 def summarise(cfg: OnlineConfig, runs: dict[str, dict[int, Run]]) -> dict[str, Any]:
@@ -294,4 +332,13 @@ def summarise(cfg: OnlineConfig, runs: dict[str, dict[int, Run]]) -> dict[str, A
     }
 
 
-__all__ = ["IN_PROCESS", "METHODS", "SERVICE", "OnlineConfig", "Run", "run_one", "summarise"]
+__all__ = [
+    "IN_PROCESS",
+    "METHODS",
+    "SERVICE",
+    "TRANSPORTS",
+    "OnlineConfig",
+    "Run",
+    "run_one",
+    "summarise",
+]

@@ -35,7 +35,8 @@ EXPERIMENT = "memento-bench-online"
 """MLflow experiment of the online benchmark."""
 
 RunProgress = Callable[[str, int, int | None], None]
-"""Called with (method, seed, decisions done); None when the run came from the cache."""
+"""Called with (method, seed, decisions done); None when the run came from the cache (the
+same as `bench.online.runs.RunProgress`)."""
 
 
 def parse_seeds(seed: Sequence[int] | None, seeds: str | None) -> tuple[int, ...]:
@@ -81,7 +82,8 @@ def command_line(cfg: OnlineConfig) -> str:
         "memento", "bench", "online", "--simulator", cfg.simulator,
         "--interactions", str(cfg.interactions), "--seeds", ",".join(map(str, cfg.seeds)),
         "--methods", ",".join(cfg.methods), "--shift-at", str(cfg.shift_at),
-        "--updates-per-feedback", str(cfg.updates_per_feedback),
+        "--updates-per-feedback", str(cfg.updates_per_feedback), "--transport", cfg.transport,
+        "--learn-every", str(cfg.learn_every),
         "--ope" if cfg.ope else "--no-ope", "--ope-rounds", str(cfg.ope_rounds),
     ]  # fmt: skip
     return shlex.join(parts)
@@ -115,37 +117,29 @@ def _ope_for_seed(cfg: OnlineConfig, run: Run, seed: int) -> dict[str, Any]:
     return check
 
 
-def run_benchmark(cfg: OnlineConfig, progress: RunProgress | None = None) -> dict[str, Any]:
-    """Every (seed, method) run of `cfg` (an `OnlineConfig`), seeds outermost, then the
-    off-policy check of each soft-q run: the JSON payload (module docstring of
-    `bench.online.bench`, plus "ope", "ope_summary", "runs", "commands", "wall_s")."""
-    from bench.online.bench import run_one, summarise
+def run_benchmark(
+    cfg: OnlineConfig, progress: RunProgress | None = None, jobs: int = 1
+) -> dict[str, Any]:
+    """Every (seed, method) run of `cfg` (an `OnlineConfig`), seeds outermost, `jobs` at a
+    time (`bench.online.runs.run_all`), then the off-policy check of each soft-q run: the JSON
+    payload (module docstring of `bench.online.bench`, plus "ope", "ope_summary", "runs",
+    "commands", "wall_s")."""
+    from bench.online.bench import summarise
     from bench.online.ope import ope_summary
+    from bench.online.runs import run_all
 
     _check(cfg)
     t0 = time.perf_counter()
     runs: dict[str, dict[int, Run]] = {m: {} for m in cfg.methods}
     info: dict[str, dict[str, Any]] = {m: {} for m in cfg.methods}
-    for seed in cfg.seeds:
-        for method in cfg.methods:
-            fresh = False
-
-            def step(done: int, method: str = method, seed: int = seed) -> None:
-                nonlocal fresh
-                fresh = True
-                if progress is not None:
-                    progress(method, seed, done)
-
-            t = time.perf_counter()
-            runs[method][seed] = run = run_one(cfg, method, seed, step)
-            if not fresh and progress is not None:
-                progress(method, seed, None)
-            info[method][str(seed)] = {
-                "cached": not fresh,
-                "wall_s": round(time.perf_counter() - t, 2),
-                "missing_pscores": run.trace.missing_pscores,
-                **run.info,
-            }
+    for (method, seed), done in run_all(cfg, jobs, progress).items():
+        runs[method][seed] = done.run
+        info[method][str(seed)] = {
+            "cached": done.cached,
+            "wall_s": round(done.wall_s, 2),
+            "missing_pscores": done.run.trace.missing_pscores,
+            **done.run.info,
+        }
     payload = summarise(cfg, runs)
     commands = [command_line(cfg)]
     if cfg.ope and "soft-q" in runs:
@@ -156,6 +150,8 @@ def run_benchmark(cfg: OnlineConfig, progress: RunProgress | None = None) -> dic
     payload.update(
         methods=list(cfg.methods),
         updates_per_feedback=cfg.updates_per_feedback,
+        transport=cfg.transport,
+        learn_every=cfg.learn_every,
         ope_rounds=cfg.ope_rounds if cfg.ope else None,
         runs=info,
         commands=commands,
@@ -176,6 +172,7 @@ def _track(
     with Tracker(tcfg, run_name=name, tags={"simulator": cfg.simulator}) as tr:
         params: tuple[str, ...] = ("simulator", "interactions", "seeds", "methods", "shift_at")
         params += ("recovery_window", "curve_points", "updates_per_feedback", "ope", "ope_rounds")
+        params += ("transport", "learn_every")
         tr.log_params({k: getattr(cfg, k) for k in params})
         for m, r in payload["results"].items():
             lo, hi = r["reward_per_decision_last_20pct_ci"]
@@ -254,6 +251,25 @@ def online_command(
     updates_per_feedback: int = typer.Option(
         2, "--updates-per-feedback", help="Gradient steps of the service's learner per feedback."
     ),
+    transport: str = typer.Option(
+        "in-process",
+        "--transport",
+        help="in-process: the served methods' service in this process, learning each outcome "
+        "before the next decision; http: a uvicorn process per method, its learner thread "
+        "keeping up as the machine allows.",
+    ),
+    jobs: int = typer.Option(
+        1,
+        "--jobs",
+        help="(method, seed) runs at a time, each in its own process (progress per finished "
+        "run when > 1).",
+    ),
+    learn_every: int = typer.Option(
+        1,
+        "--learn-every",
+        help="In process: the learner applies the queued outcomes before every k-th decision "
+        "(1: no lag; k: a lag below k decisions and a k-th of the gradient steps).",
+    ),
     ope: bool = typer.Option(
         True, "--ope/--no-ope", help="Off-policy check (OBP) on each soft-q run's logs."
     ),
@@ -301,6 +317,8 @@ def online_command(
             methods=wanted,
             shift_at=shift_at,
             updates_per_feedback=updates_per_feedback,
+            transport=transport,
+            learn_every=learn_every,
             ope=ope,
             ope_rounds=ope_rounds,
             service_url=url,
@@ -310,6 +328,8 @@ def online_command(
         if workdir is not None:
             cfg = dataclasses.replace(cfg, workdir=workdir)
         _check(cfg)
+        if jobs < 1:
+            raise ValueError(f"--jobs must be >= 1, got {jobs}")
     except ValueError as exc:  # UnknownSimulatorError included
         raise _fail(str(exc)) from None
     out = out if out is not None else Path("docs") / "online" / simulator
@@ -338,7 +358,7 @@ def online_command(
                 bar.update(tasks[key], completed=done)
 
         try:
-            payload = run_benchmark(cfg, progress)
+            payload = run_benchmark(cfg, progress, jobs)
         except (ServiceUnavailableError, UnknownSimulatorError) as exc:
             error = f"{exc} (service logs under {cfg.workdir / 'services'})"
         else:

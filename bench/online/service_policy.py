@@ -14,6 +14,10 @@ off, gamma > 0 and dwell in the reward. The client speaks only HTTP:
 A full learner queue answers 503 with Retry-After: the client waits and retries (the outcome's
 rows are keyed by the decision, so a retry stores only what was not stored), so no feedback is
 lost.
+
+The calls go through a `Transport`: `HttpTransport` speaks HTTP to a uvicorn process (or a
+service at `--url`); `bench.online.inprocess.InProcessService` calls the same
+`RecommendService` methods the routes call, in this process, with the same request bodies.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import polars as pl
@@ -64,33 +68,38 @@ class SimClock:
         return self.base + sim_seconds
 
 
-class ServicePolicy:
-    """One method behind a live service; `recommend` / `learn` as the in-process peers."""
+class Transport(Protocol):
+    """Where a `ServicePolicy` sends its calls: a path, a JSON body and a key in, the JSON
+    answer out (`ServiceUnavailableError` when the service cannot answer)."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        url: str,
-        clock: SimClock,
-        timeout_s: float = 300.0,
-        write_key: str = _WRITE_KEY,
-        read_key: str = _READ_KEY,
-    ) -> None:
+    retries: int
+    """Calls answered 503 (queue full) and retried."""
+
+    def post(self, path: str, body: dict[str, Any], key: str) -> dict[str, Any]:
+        """The answer of one `POST path`."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+class HttpTransport:
+    """`Transport` over HTTP: a 503 with Retry-After is waited out and retried (30 s at
+    most)."""
+
+    def __init__(self, name: str, url: str, timeout_s: float = 300.0) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request
         self.name = name
-        self._write_key, self._read_key = write_key, read_key
-        self.clock = clock
         self._http = httpx.Client(base_url=url, timeout=timeout_s)
-        self._known: set[str] = set()
-        self._decision: dict[str, tuple[str, list[str]]] = {}
         self.retries = 0
 
     def close(self) -> None:
         """Close the HTTP client."""
         self._http.close()
 
-    def _post(self, path: str, body: dict[str, Any], key: str) -> dict[str, Any]:
+    def post(self, path: str, body: dict[str, Any], key: str) -> dict[str, Any]:
+        """`POST path` with the bearer key; the JSON answer."""
         headers = {"Authorization": f"Bearer {key}"}
         for _ in range(600):
             try:
@@ -108,6 +117,38 @@ class ServicePolicy:
             out: dict[str, Any] = r.json()
             return out
         raise ServiceUnavailableError(f"{self.name}: {path} stayed busy (503) for 30 s")
+
+
+class ServicePolicy:
+    """One method behind a live service; `recommend` / `learn` as the in-process peers."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        transport: Transport,
+        clock: SimClock,
+        write_key: str = _WRITE_KEY,
+        read_key: str = _READ_KEY,
+    ) -> None:
+        self.name = name
+        self._write_key, self._read_key = write_key, read_key
+        self.clock = clock
+        self._transport = transport
+        self._known: set[str] = set()
+        self._decision: dict[str, tuple[str, list[str]]] = {}
+
+    @property
+    def retries(self) -> int:
+        """Calls answered 503 (queue full) and retried."""
+        return self._transport.retries
+
+    def close(self) -> None:
+        """Close the transport."""
+        self._transport.close()
+
+    def _post(self, path: str, body: dict[str, Any], key: str) -> dict[str, Any]:
+        return self._transport.post(path, body, key)
 
     def _events(self, user_id: str, events: Sequence[HistoryEvent]) -> None:
         if events:
@@ -171,7 +212,7 @@ def check_service(url: str, timeout_s: float = 5.0) -> None:
         raise ServiceUnavailableError(f"the service at {url} is not ready: {r.text[:300]}")
 
 
-def start_service(
+def service_env(
     method: str,
     catalogue: tuple[list[str], list[str]],
     workdir: Path,
@@ -179,8 +220,9 @@ def start_service(
     seed: int,
     features: list[list[str]] | None = None,
     extra_env: dict[str, str] | None = None,
-) -> ServerProcess:
-    """A fresh service for `method` over the catalogue (its own database under `workdir`)."""
+) -> dict[str, str]:
+    """The `MEMENTO_*` settings of a fresh service for `method` over the catalogue (its own
+    database and `items.parquet` under `workdir`, written here)."""
     if method not in SERVICE_METHODS:
         raise ValueError(f"unknown service method {method!r}; known: {sorted(SERVICE_METHODS)}")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -189,7 +231,7 @@ def start_service(
         titles = [f"{t} {' '.join(f)}" for t, f in zip(titles, features, strict=True)]
     items = workdir / "items.parquet"
     pl.DataFrame({"item_id": ids, "title": titles}).write_parquet(items)
-    env = {
+    return {
         "MEMENTO_API_KEY": _WRITE_KEY,
         "MEMENTO_READ_API_KEY": _READ_KEY,
         "MEMENTO_DB_PATH": str(workdir / "memento.sqlite3"),
@@ -204,6 +246,10 @@ def start_service(
         **SERVICE_METHODS[method],
         **(extra_env or {}),
     }
+
+
+def start_service(method: str, env: dict[str, str], workdir: Path) -> ServerProcess:
+    """A uvicorn process serving `env` (`service_env`), its log under `workdir`."""
     proc = ServerProcess(env, log=workdir / "service.log")
     try:
         return proc.start(timeout_s=120.0)
@@ -213,9 +259,12 @@ def start_service(
 
 __all__ = [
     "SERVICE_METHODS",
+    "HttpTransport",
     "ServicePolicy",
     "ServiceUnavailableError",
     "SimClock",
+    "Transport",
     "check_service",
+    "service_env",
     "start_service",
 ]

@@ -34,6 +34,7 @@ from recsys.memory.case_bank import CaseBank
 from recsys.memory.case_encoder import case_summary
 from recsys.ranking import top_n_stable
 from recsys.rec.cooccurrence import Cooccurrence
+from recsys.rec.item_crosses import ItemCrosses
 from recsys.rec.items import ItemTable
 from recsys.rec.popularity import Popularity
 from recsys.rec.request import RecRequest, RecResult, case_item_ids
@@ -76,6 +77,8 @@ class Recommender:
         self.lock = threading.RLock()
         self.explore = np.random.default_rng(0)
         """Draws of the item pool's exploration items (`RecommendConfig.n_explore`)."""
+        self.crosses = ItemCrosses(lr=cfg.item_crosses_lr) if cfg.item_crosses_lr > 0 else None
+        """The items scorer's residual cross model (`RecommendConfig.item_crosses_lr`)."""
         self.state_encoder = StateEncoder(state_cfg, items.vectors, items.titles_of, items.dim)
         self.set_llm(llm)
 

@@ -121,17 +121,30 @@ class Learner:
             q1, q2 = self.q(s, b.keys, b.features)
         return q1[0].cpu().numpy(), q2[0].cpu().numpy()
 
-    def act(self, state: np.ndarray, cands: Candidates, m: int, greedy: bool = False) -> Choice:
+    def act(
+        self,
+        state: np.ndarray,
+        cands: Candidates,
+        m: int,
+        greedy: bool = False,
+        bias: np.ndarray | None = None,
+    ) -> Choice:
         """Choose up to m distinct valid cases (m: `RecommendConfig.num_chosen` in a model).
 
         soft-q / parametric-ce sample from softmax(score / alpha) without replacement unless
-        greedy; non-parametric is always greedy; tabular is epsilon-greedy per slot.
+        greedy; non-parametric is always greedy; tabular is epsilon-greedy per slot. `bias`
+        (K,): added to every mode's scores (the items scorer's residual,
+        `recsys.rec.item_crosses`).
         """
         n_valid = cands.num_valid
         if n_valid == 0:
             raise NoCandidatesError("no valid candidate to choose from")
         m = min(m, n_valid)
-        score = torch.from_numpy(self.scores(state, cands))[None]
+        raw = self.scores(state, cands)
+        if bias is not None:
+            assert bias.shape == raw.shape, f"{bias.shape=} {raw.shape=}"
+            raw = (raw + bias).astype(np.float32)
+        score = torch.from_numpy(raw)[None]
         mask = torch.from_numpy(cands.mask)[None]
         if self.mode == "tabular":
             return self._act_tabular(score[0].numpy(), cands, m, greedy)

@@ -302,3 +302,89 @@ def test_a_service_that_is_not_running_exits_2(tmp_path: Path) -> None:
     assert res.exit_code == 2, res.output
     assert "no service answers at http://127.0.0.1:9" in res.stderr
     assert "memento serve" in res.stderr and "Traceback" not in res.output
+
+
+def test_an_in_process_service_run_repeats_on_its_seed_and_reports_its_cpu(
+    tmp_path: Path,
+) -> None:
+    """Two in-process soft-q runs of 40 planted decisions on seed 0 (learner applied before
+    every decision) show the same lists under the same decision ids (they name the cases,
+    whose ids order the bank's evictions), and the run says where a decision's CPU went."""
+    from serving.store import read_logs
+
+    traces, infos, ids = [], [], []
+    for k in range(2):
+        cfg = OnlineConfig(
+            interactions=40, seeds=(0,), methods=("soft-q",), workdir=tmp_path / f"w{k}"
+        )
+        run = run_one(cfg, "soft-q", 0)
+        traces.append(run.trace)
+        infos.append(run.info)
+        assert run.db is not None
+        ids.append([d.decision_id for d in read_logs(run.db).decisions])
+    assert np.array_equal(traces[0].expected, traces[1].expected)
+    assert len(ids[0]) == 40 and ids[0] == ids[1]
+    assert traces[0].missing_pscores == 0
+    assert set(infos[0]["cpu_ms_per_decision"]) >= {"recommend", "outcomes", "learner"}
+
+
+def test_the_transport_and_learn_every_are_checked_and_keyed() -> None:
+    """An unknown transport or learn_every 0 is refused; runs with another transport or
+    learner cadence are cached apart."""
+    with pytest.raises(ValueError, match="--transport"):
+        OnlineConfig(transport="grpc").validate()
+    with pytest.raises(ValueError, match="--learn-every"):
+        OnlineConfig(learn_every=0).validate()
+    keys = {
+        OnlineConfig(transport=t, learn_every=k).key("soft-q", 0)
+        for t, k in (("http", 1), ("in-process", 1), ("in-process", 4))
+    }
+    assert len(keys) == 3
+
+
+def test_runs_in_worker_processes_equal_the_runs_one_after_another(tmp_path: Path) -> None:
+    """random and oracle on seeds 0 and 1, two at a time in spawned processes, give the same
+    traces as one after another, in the same (seed, method) order."""
+    from bench.online.runs import run_all
+
+    cfgs = [
+        OnlineConfig(
+            interactions=50, seeds=(0, 1), methods=("random", "oracle"), workdir=tmp_path / d
+        )
+        for d in ("seq", "par")
+    ]
+    seq, par = run_all(cfgs[0], jobs=1), run_all(cfgs[1], jobs=2)
+    assert list(seq) == list(par) == [("random", 0), ("oracle", 0), ("random", 1), ("oracle", 1)]
+    for key, done in seq.items():
+        assert np.array_equal(done.run.trace.expected, par[key].run.trace.expected), key
+        assert not done.cached and not par[key].cached
+
+
+def test_the_cross_model_learns_from_every_shown_item_unless_switched_off(
+    tmp_path: Path,
+) -> None:
+    """A fresh served items model has the cross model (`presets.online`): 30 in-process soft-q
+    decisions teach it (weights and lower positions' biases move); with
+    MEMENTO_FRESH__RECOMMEND__ITEM_CROSSES_LR=0 the model has none."""
+    from bench.online.inprocess import InProcessService
+    from bench.online.loop import run_policy
+    from bench.online.service_policy import ServicePolicy, SimClock, service_env
+    from bench.sim.registry import make_simulator
+
+    for lr in (None, "0"):
+        sim = make_simulator("planted", 0)
+        extra = {"MEMENTO_FRESH__RECOMMEND__ITEM_CROSSES_LR": lr} if lr else {}
+        work = tmp_path / str(lr)
+        env = service_env("soft-q", sim.catalogue(), work, seed=0, extra_env=extra)
+        svc = InProcessService("soft-q", env)
+        try:
+            run_policy(sim, ServicePolicy("soft-q", transport=svc, clock=SimClock.start()), 30)
+            svc._worker.apply_queued()
+            crosses = svc._core._rt.rec.crosses  # type: ignore[attr-defined]
+            if lr == "0":
+                assert crosses is None
+            else:
+                assert crosses is not None and (crosses.w != 0).sum() > 100
+                assert crosses.pos[0] == 0.0 and np.any(crosses.pos[1:10] != 0)
+        finally:
+            svc.close()

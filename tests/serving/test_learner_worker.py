@@ -76,3 +76,19 @@ def test_queued_feedback_is_applied_as_batches_with_its_lag_in_decisions(tmp_pat
     assert core.checkpoints == 1
     assert not store.feedback(unapplied_only=True) and len(store.feedback()) == 5
     store.close()
+
+
+def test_apply_queued_applies_in_the_callers_thread_in_batches(tmp_path: Path) -> None:
+    """With the thread never started, `apply_queued` applies the five queued feedback in
+    batches of at most 3 ([d0 d1 d2], [d3 d4]), returns 5, and leaves nothing queued."""
+    store = Store(tmp_path / "db.sqlite3")
+    core, metrics = _BatchCore(), ServingMetrics()
+    worker = LearnerWorker(
+        core, store, metrics, queue_size=10, checkpoint_every=100, retry_after_s=1, max_batch=3
+    )
+    for k in range(5):
+        worker.submit(_decision(store, k))
+    assert worker.apply_queued() == 5
+    assert core.blocks == [["d0", "d1", "d2"], ["d3", "d4"]]
+    assert worker.depth() == 0 and worker.apply_queued() == 0
+    store.close()

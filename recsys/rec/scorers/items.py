@@ -30,7 +30,7 @@ from recsys.rec.scorers.base import (
     finish_list,
 )
 from recsys.rec.scorers.blend import BlendScorer
-from recsys.records import Candidates, UserState
+from recsys.records import Candidates, Interaction, UserState
 from recsys.rl.policy import logged_propensities
 
 if TYPE_CHECKING:
@@ -154,7 +154,10 @@ class ItemsScorer(Scorer):
         items: list[int] = []
         score = drawn = np.zeros(0)
         if icands.num_valid > 0:
-            choice = rec.loop.decide(state.vec, icands, min(n, icands.num_valid), warm.greedy)
+            bias = self.cross_bias(rec, req, icands)
+            choice = rec.loop.decide(
+                state.vec, icands, min(n, icands.num_valid), warm.greedy, bias=bias
+            )
             res.cands, res.choice = icands, choice
             for k, idx in enumerate(choice.indices.tolist()):
                 row = int(icands.case_ids[idx])
@@ -177,6 +180,38 @@ class ItemsScorer(Scorer):
                 lr, key = rec.loop.learner, f"{req.user_id}|{req.now!r}"
                 drawn = logged_propensities(lr, state.vec, icands, choice, warm.greedy, key)
         return finish_list(rec, warm, res, items, score, drawn.tolist())
+
+    def cross_bias(self, rec: Recommender, req: RecRequest, cands: Candidates) -> np.ndarray | None:
+        """(K,) the cross model's r(s, item) of each pool item given the request's
+        history (`recsys.rec.item_crosses`); None without one (or with the tabular learner,
+        whose logged propensities re-read its own scores)."""
+        cx = rec.crosses
+        if cx is None or rec.loop is None or rec.loop.learner.mode == "tabular":
+            return None
+        hist = _history_ids([e for e in req.events if e.ts <= req.now])
+        return cx.scores(_tokens(rec, [rec.items.ids[int(r)] for r in cands.case_ids]),
+                         _tokens(rec, hist))  # fmt: skip
+
+    def learn_crosses(
+        self,
+        rec: Recommender,
+        cands: Candidates,
+        history: Sequence[Interaction],
+        shown: Sequence[tuple[int, int, float]],
+    ) -> float | None:
+        """One step of the cross model (`ItemCrosses.update`) for shown items of a logged
+        decision: `shown` (pool row, position, reward) each, `history` the user's events before
+        it. None without a cross model (or with the tabular learner, which never uses it)."""
+        cx = rec.crosses
+        if cx is None or rec.loop is None or rec.loop.learner.mode == "tabular" or not shown:
+            return None
+        ids = [rec.items.ids[int(cands.case_ids[r])] for r, _, _ in shown]
+        return cx.update(
+            _tokens(rec, ids),
+            _tokens(rec, _history_ids(history)),
+            np.array([x for _, _, x in shown], np.float32),
+            np.array([k for _, k, _ in shown], np.int64),
+        )
 
     def transition(
         self, rec: Recommender, decision: LoggedDecision, outcome: Outcome
@@ -248,6 +283,20 @@ class ItemsScorer(Scorer):
             for sid in support.get(c.items[0], []):
                 best.setdefault(sid, c.prob)
         return list(best.items())
+
+
+def _history_ids(events: Sequence[Interaction]) -> list[str]:
+    """Distinct item ids of the events, most recent first."""
+    ordered = sorted(events, key=lambda e: e.ts, reverse=True)
+    return list(dict.fromkeys(e.item_id for e in ordered))
+
+
+def _tokens(rec: Recommender, ids: Sequence[str]) -> list[np.ndarray]:
+    """Each catalogue item's cross tokens (`ItemCrosses.tokens`); unknown ids are skipped."""
+    cx = rec.crosses
+    assert cx is not None, "no cross model"
+    titles = rec.items.titles_of(list(ids))
+    return [cx.tokens(i, t) for i, t in zip(ids, titles, strict=True) if i in rec.items.row_of]
 
 
 def _take(cands: Candidates, rows: np.ndarray) -> Candidates:
