@@ -3,9 +3,11 @@
 `LearnerLoop` (the body of the Ray actor `serving.shared_learner.SharedLearner` for
 `memento serve --replicas N`, and of the learner process of `memento serve --workers N`,
 `serving.workers`; no Ray import here) polls unapplied feedback from the PostgreSQL store (up
-to `batch` rows per version), applies the rows with the same `core.apply_feedback` the
-single-process learner thread calls, inside the core's `batched()` (one round of gradient
-steps per version, `serving.learner_worker.BatchLearner`), and publishes a model version
+to `batch` rows per version, their decisions read in one query), applies the rows with the
+same `core.apply_feedback` the single-process learner thread calls, inside the core's
+`batched()` (one round of gradient steps per version, `serving.learner_worker.BatchLearner`)
+and the store's `deferred_cases()` (the version's cases written and fed in one transaction,
+`PgStore.put_case_many`), and publishes a model version
 (weights + new case ids) in the same transaction that flags those rows applied
 (`PgStore.publish`): each acknowledged feedback is reflected exactly once.
 
@@ -137,9 +139,11 @@ class LearnerLoop:
         if not rows:
             return False
         case_ids: list[str] = []
-        with self._batched():
+        decisions = self._store.get_decisions([r.decision_id for r in rows])
+        # the batch's cases are written and fed in one transaction when the block ends
+        with self._store.deferred_cases(), self._batched():
             for r in rows:
-                decision = self._store.get_decision(r.decision_id)
+                decision = decisions.get(r.decision_id)
                 if decision is None:  # erased meanwhile: flagged applied, nothing learned
                     continue
                 try:

@@ -12,13 +12,15 @@ ONE transaction (its rows locked `FOR UPDATE`), record a model version (weights 
 ids) and flag those rows applied: a row is reflected exactly once in the published model.
 One connection per store guarded by one lock (like the SQLite store).
 
-The change feed (`serving.change_feed`): `put_case`, `append_events`, `erase_user` and the
-tombstone blob append a change in their own transaction, after the feed's advisory lock, so
-every replica and the learner can follow them. Two guards make erasure hold across processes:
-a feedback's case is logged only while its decision exists (an erasure committed first wins
-over the learner writing that case late), and the tombstone blob is merged (a union), never
-overwritten by one process's set. Bulk `put_cases` (seeding before the service starts) is
-not fed.
+The change feed (`serving.change_feed`): `put_case` / `put_case_many`, `append_events`,
+`erase_user` and the tombstone blob append a change in their own transaction, after the feed's
+advisory lock, so every replica and the learner can follow them. Two guards make erasure hold
+across processes: a feedback's case is logged only while its decision exists (an erasure
+committed first wins over the learner writing that case late), and the tombstone blob is
+merged (a union), never overwritten by one process's set. Bulk `put_cases` (seeding before the
+service starts) is not fed. Inside `deferred_cases` (the learner's batch) `put_case` queues,
+and the batch's cases are written and fed in one transaction on leaving (one commit per
+version instead of one per feedback).
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ from serving.change_feed import (
     ERASE,
     EVENTS,
     FEED_LOCK,
-    FEED_SCHEMA,
     PRUNE_EVERY_S,
     RETENTION_S,
     TOMBSTONE,
@@ -48,6 +49,7 @@ from serving.change_feed import (
     decode_rows,
     encode_body,
 )
+from serving.pg_connection import PgConnection
 from serving.service import EventRecord
 from serving.store import (
     _CASE_COLS,
@@ -61,59 +63,8 @@ from serving.store import (
     _decision,
     _feedback,
 )
-from serving.store_sql import SCHEMA
 
 __all__ = ["ModelVersion", "PgConnection", "PgStore", "read_pg_logs"]
-
-_TYPES = {"blob": "BYTEA", "real": "DOUBLE PRECISION", "serial": "BIGSERIAL PRIMARY KEY"}
-"""How `serving.store_sql.SCHEMA`'s column types are spelled here."""
-
-_LEARNER_SCHEMA = """
-CREATE TABLE IF NOT EXISTS model_versions (
-    version BIGSERIAL PRIMARY KEY, weights BYTEA, case_ids TEXT NOT NULL,
-    feedback_ids TEXT NOT NULL, first_ack_ts DOUBLE PRECISION, ts DOUBLE PRECISION NOT NULL);
-"""
-
-
-class PgConnection:
-    """The store's SQL on PostgreSQL: `?` becomes `%s`; autocommit outside `transaction`."""
-
-    def __init__(self, url: str) -> None:
-        """Connect and create the tables if missing (one creator at a time: replicas start
-        together)."""
-        self._lock = threading.RLock()
-        self._conn: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(url, autocommit=True)
-        with self.transaction():
-            self._conn.execute("SELECT pg_advisory_xact_lock(7226001)")
-            self._conn.execute(SCHEMA.format(**_TYPES) + _LEARNER_SCHEMA + FEED_SCHEMA)
-
-    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """The rows of one statement."""
-        with self._lock:
-            return self._conn.execute(sql.replace("?", "%s"), params).fetchall()
-
-    def write(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one statement; rows it changed."""
-        with self._lock:
-            return self._conn.execute(sql.replace("?", "%s"), params).rowcount
-
-    def write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run one statement per row (pipelined)."""
-        with self._lock, self._conn.cursor() as cur:
-            cur.executemany(sql.replace("?", "%s"), rows)
-
-    @contextmanager
-    def transaction(self, durable: bool | None = None) -> Iterator[None]:
-        """One transaction; durable sets `synchronous_commit` on (True) or off (False)."""
-        with self._lock, self._conn.transaction():
-            if durable is not None:
-                self._conn.execute(f"SET LOCAL synchronous_commit = {'on' if durable else 'off'}")
-            yield
-
-    def close(self) -> None:
-        """Close the connection."""
-        with self._lock:
-            self._conn.close()
 
 
 @dataclass(frozen=True)
@@ -139,6 +90,14 @@ _GUARDED_PUT_CASE = (
     "OR EXISTS (SELECT 1 FROM decisions WHERE decision_id = ?) ON CONFLICT (case_id) DO NOTHING"
 )
 """`Store`'s case insert, refused for a feedback's case whose decision is gone (erased)."""
+_GUARDED_PUT_CASES = (
+    f"INSERT INTO cases ({_CASE_COLS}) SELECT {_CASE_COLS} FROM unnest(?::text[], ?::text[], "
+    "?::text[], ?::bytea[], ?::float8[], ?::float8[], ?::int[], ?::text[]) AS v(case_id, "
+    "user_id, payload, key, reward, ts, deleted, decision_id) WHERE v.decision_id IS NULL OR "
+    "EXISTS (SELECT 1 FROM decisions d WHERE d.decision_id = v.decision_id) "
+    "ON CONFLICT (case_id) DO NOTHING RETURNING case_id"
+)
+"""`_GUARDED_PUT_CASE` for many rows in one statement (column arrays); the ids inserted."""
 _PRUNED = "feed.pruned_upto"
 """Store blob: the largest change id `prune_changes` deleted (ASCII digits)."""
 
@@ -167,13 +126,19 @@ class PgStore(Store):
 
     # --- the change feed (`serving.change_feed`) ----------------------------------------------
     def _feed(self, kind: str, subject: str, body: Any) -> None:
-        """Append a change (inside the writing transaction, after `_lock_feed`); prune the
-        feed once per `PRUNE_EVERY_S`."""
+        """Append a change (inside the writing transaction, after `_lock_feed`)."""
+        self._feed_many(kind, [subject], body)
+
+    def _feed_many(self, kind: str, subjects: Sequence[str], body: Any = None) -> None:
+        """Append one change per subject, in order (inside the writing transaction, after
+        `_lock_feed`); prune the feed once per `PRUNE_EVERY_S`."""
         now = time.time()
-        self._db.write(
-            "INSERT INTO changes (origin, kind, subject, body, ts) VALUES (?,?,?,?,?)",
-            (self.origin, kind, subject, encode_body(body), now),
-        )
+        sql = "INSERT INTO changes (origin, kind, subject, body, ts) VALUES (?,?,?,?,?)"
+        rows = [(self.origin, kind, s, encode_body(body), now) for s in subjects]
+        if len(rows) == 1:
+            self._db.write(sql, rows[0])  # one change: no pipeline
+        else:
+            self._db.write_many(sql, rows)
         if now - self._pruned_at >= PRUNE_EVERY_S:
             self._pruned_at = now
             self.prune_changes(now - RETENTION_S)
@@ -196,15 +161,54 @@ class PgStore(Store):
         return bool(getattr(self._local, "replaying", False))
 
     def put_case(self, c: CaseRecord) -> bool:
-        """Insert a case once, fed; a feedback's case only while its decision exists."""
-        decision = c.payload.get("decision_id")
-        decision = None if decision is None else str(decision)
+        """Insert a case once, fed; a feedback's case only while its decision exists. Inside
+        `deferred_cases` (this thread): queued, written on leaving, and True."""
+        if getattr(self._local, "deferring", False):
+            self._local.queued.append(c)
+            return True
+        decision = _decision_of(c)
         with self._db.transaction():
             self._lock_feed()
             inserted = self._db.write(_GUARDED_PUT_CASE, (*_case_row(c), decision, decision)) == 1
             if inserted:
                 self._feed(CASE, c.case_id, None)
         return inserted
+
+    def put_case_many(self, cases: Sequence[CaseRecord]) -> list[bool]:
+        """`put_case` for several cases in ONE transaction (one statement, one commit): each
+        inserted once, a feedback's case only while its decision exists, one change per case
+        inserted, in order; whether each was inserted now (a repeated id: its first only)."""
+        if not cases:
+            return []
+        first: dict[str, CaseRecord] = {}
+        for c in cases:
+            first.setdefault(c.case_id, c)
+        rows = [(*_case_row(c), _decision_of(c)) for c in first.values()]
+        columns = [list(col) for col in zip(*rows, strict=True)]
+        with self._db.transaction():
+            self._lock_feed()
+            got = {r[0] for r in self._db.read(_GUARDED_PUT_CASES, columns)}
+            self._feed_many(CASE, [i for i in first if i in got])
+        inserted = []
+        for c in cases:
+            inserted.append(c.case_id in got)
+            got.discard(c.case_id)
+        return inserted
+
+    @contextmanager
+    def deferred_cases(self) -> Iterator[None]:
+        """While inside (this thread): `put_case` queues; on leaving (an exception too) the
+        queue is written by `put_case_many`, one transaction. A write that fails keeps the
+        queue for the next leaving (the cases are in the caller's bank already)."""
+        queued: list[CaseRecord] = self._local.__dict__.setdefault("queued", [])
+        self._local.deferring = True
+        try:
+            yield
+        finally:
+            self._local.deferring = False
+            if queued:
+                self.put_case_many(queued)
+                queued.clear()
 
     def append_events(self, user_id: str, events: Sequence[EventRecord]) -> int:
         """Append a user's interactions, fed as their id range."""
@@ -353,6 +357,12 @@ class PgStore(Store):
             )
             for r in rows
         ]
+
+
+def _decision_of(c: CaseRecord) -> str | None:
+    """The decision a feedback's case is about (None: a case of no decision)."""
+    decision = c.payload.get("decision_id")
+    return None if decision is None else str(decision)
 
 
 def read_pg_logs(url: str) -> StoredLogs:

@@ -130,6 +130,10 @@ _PUT_CASE = (
 )
 
 
+_IN_CHUNK = 500
+"""Ids per `IN (...)` list of a bulk read (SQLite allows 999 parameters on old builds)."""
+
+
 def _case(r: Sequence[Any]) -> CaseRecord:
     """A `cases` row (`_CASE_COLS` order) as a record."""
     return CaseRecord(r[0], r[1], json.loads(r[2]), bytes(r[3]), r[4], r[5], bool(r[6]))
@@ -189,6 +193,23 @@ class Store:
             return pending
         rows = self._db.read("SELECT * FROM decisions WHERE decision_id=?", (decision_id,))
         return _decision(rows[0]) if rows else None
+
+    def get_decisions(self, decision_ids: Sequence[str]) -> dict[str, DecisionSnapshot]:
+        """The known decisions among these ids, by id (unknown or erased ones absent): one
+        query per `_IN_CHUNK` ids (the learner reads a batch's decisions at once)."""
+        found: dict[str, DecisionSnapshot] = {}
+        wanted = list(dict.fromkeys(decision_ids))
+        if self._writer is not None:
+            for d in (self._writer.get(i) for i in wanted):
+                if d is not None:
+                    found[d.decision_id] = d
+            wanted = [i for i in wanted if i not in found]
+        for k in range(0, len(wanted), _IN_CHUNK):
+            part = wanted[k : k + _IN_CHUNK]
+            marks = ",".join("?" * len(part))
+            for r in self._db.read(f"SELECT * FROM decisions WHERE decision_id IN ({marks})", part):
+                found[r[0]] = _decision(r)
+        return found
 
     # --- feedback --------------------------------------------------------------------------
     def insert_feedback(
@@ -272,6 +293,12 @@ class Store:
     def put_case(self, c: CaseRecord) -> bool:
         """Insert a case once (replays are no-ops); True if inserted now."""
         return self._db.write(_PUT_CASE, _case_row(c)) == 1
+
+    def put_case_many(self, cases: Sequence[CaseRecord]) -> list[bool]:
+        """`put_case` for several cases in one transaction (one commit): whether each was
+        inserted now, in order."""
+        with self._db.transaction():
+            return [self._db.write(_PUT_CASE, _case_row(c)) == 1 for c in cases]
 
     def put_cases(self, cases: Iterable[CaseRecord]) -> None:
         """Bulk insert (seeding, replay import) in one transaction."""

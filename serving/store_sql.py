@@ -3,7 +3,7 @@
 `Store` writes every statement once, with `?` placeholders and `ON CONFLICT` upserts (SQLite
 >= 3.24 and PostgreSQL both speak them). A connection (`SqlConnection`) adapts what differs:
 placeholders, column types, how a transaction begins and how durable its commit is, and
-locking. `SqliteConnection` is the embedded one; `serving.pg_store.PgConnection` the server.
+locking. `SqliteConnection` is the embedded one; `serving.pg_connection.PgConnection` the server.
 """
 
 from __future__ import annotations

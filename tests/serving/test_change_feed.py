@@ -203,6 +203,44 @@ def test_a_feedback_case_of_an_erased_decision_is_refused(pg_url: str) -> None:
     s.close()
 
 
+def test_a_learner_batchs_cases_are_written_and_fed_in_one_transaction(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cases queued in `deferred_cases` reach the store only on leaving, all with their
+    changes in one transaction: a failure after the insert leaves no case and no change, the
+    queue is kept and the next batch writes it; a case of a decision not stored is refused."""
+    s, other = PgStore(pg_url), PgStore(pg_url)
+    for d in ("d1", "d2", "d3"):
+        s.put_decision(DecisionSnapshot(d, "u", b"\x00", b"{}", (), ("i1",), "v", 1.0))
+    cases = [
+        CaseRecord(f"fb-{d}", "u", {"decision_id": d}, b"\x00" * 4, 1.0, 2.0, False)
+        for d in ("d1", "d2", "gone")
+    ]
+    real_feed = s._feed_many
+
+    def fail_after_insert(kind: str, subjects: list[str], body: object = None) -> None:
+        real_feed(kind, subjects, body)
+        raise RuntimeError("connection lost mid-batch")
+
+    monkeypatch.setattr(s, "_feed_many", fail_after_insert)
+    with pytest.raises(RuntimeError), s.deferred_cases():
+        for c in cases:
+            assert s.put_case(c)
+        assert other.get_cases([c.case_id for c in cases]) == []  # queued, not written
+    assert other.get_cases([c.case_id for c in cases]) == []
+    assert other.changes_after(0, 100) == []
+    monkeypatch.setattr(s, "_feed_many", real_feed)
+    late = CaseRecord("fb-d3", "u", {"decision_id": "d3"}, b"\x00" * 4, 1.0, 2.0, False)
+    with s.deferred_cases():
+        s.put_case(late)
+    written = sorted(c.case_id for c in other.get_cases([*(c.case_id for c in cases), "fb-d3"]))
+    assert written == ["fb-d1", "fb-d2", "fb-d3"]
+    fed = [(c.kind, c.subject) for c in other.changes_after(0, 100)]
+    assert fed == [("case", "fb-d1"), ("case", "fb-d2"), ("case", "fb-d3")], fed
+    s.close()
+    other.close()
+
+
 def test_tombstones_from_two_stores_are_merged_and_fed(pg_url: str) -> None:
     """Two processes saving their own tombstone sets keep both (a union), and each new id is
     fed once; a replayed save feeds nothing."""

@@ -65,8 +65,9 @@ def test_store_round_trips_like_sqlite(pg_url: str) -> None:
 
 
 def test_both_dialects_answer_alike(tmp_path: Path, pg_url: str) -> None:
-    """The same calls on the SQLite and the PostgreSQL store (bulk cases and events, marking
-    many rows applied, replays, erasure) return the same records."""
+    """The same calls on the SQLite and the PostgreSQL store (bulk cases and events, a batch
+    of cases and of decisions read at once, marking many rows applied, replays, erasure)
+    return the same records."""
 
     def drive(s: Store) -> list[object]:
         key = b"\x00" * 8
@@ -79,6 +80,9 @@ def test_both_dialects_answer_alike(tmp_path: Path, pg_url: str) -> None:
         s.append_events("u0", [EventRecord(f"i{t}", "click", float(t)) for t in (3, 1, 2)])
         s.append_events("u1", [EventRecord("j", "cart", 1.0)])
         s.put_decision(_snapshot("d0", "u0"))
+        extra = CaseRecord("c9", "u1", {"i": 9}, key, 0.5, 1.0, False)
+        bulk = s.put_case_many([cases[1], extra, extra])  # the learner's batch of cases
+        decisions = s.get_decisions(["d0", "nope", "d0"])
         ids = [s.insert_feedback(f"k{i}", "d0", "i1", "click", None)[0] for i in range(4)]
         again = s.insert_feedback("k1", "d0", "i2", "cart", 9.0)
         s.mark_applied(ids[:3])
@@ -90,6 +94,8 @@ def test_both_dialects_answer_alike(tmp_path: Path, pg_url: str) -> None:
             s.recent_events("u0", 2),
             again == (ids[1], False),
             unapplied,
+            bulk == [False, True, False],
+            decisions == {"d0": _snapshot("d0", "u0")},
             s.erase_user("u0"),
             [(r.idempotency_key, r.applied) for r in s.feedback()],
         ]
