@@ -75,7 +75,7 @@ def _offline(cfg: ParityConfig, progress: Callable[[str, int, int], None] | None
         else:
             from bench.replay.seq_method import (
                 fitted_policy,
-                prior_rows,
+                prior_candidates,
                 seed_stem,
                 seq_bundle,
                 seq_protocol,
@@ -83,7 +83,7 @@ def _offline(cfg: ParityConfig, progress: Callable[[str, int, int], None] | None
 
             assert cfg.seq is not None
             stem = seed_stem(cfg.seq, f"parity-{name}", tc.seed)
-            priors = prior_rows(cfg.seq, tc, split, world.item_ids)
+            priors = prior_candidates(cfg.seq, tc, split, world.item_ids)
             proto = seq_protocol(world.item_ids, tc, split)
             policy, _ = fitted_policy(proto, cfg.seq, tc.seed, stem, priors)
             served = build_split_parts(world, tc).served

@@ -103,7 +103,8 @@ def online(scorer: Scorer = "blend") -> CoreConfig:
     `learner.gamma` 0 (the item scorer's online target is the reward: the soft value of s' cost
     a second pass over the next pool per update and feedback, and no run measured gamma > 0
     better) and `recommend.item_crosses_lr` `ONLINE_ITEM_CROSSES_LR` (item identity learned
-    per shown item by the hashed cross model of recsys/rec/item_crosses.py). Case keys keep the default state share 0.5:
+    per shown item by the hashed cross model of recsys/rec/item_crosses.py). Case keys keep
+    the default state share 0.5:
     situation-only keys (1.0) measured worse online (planted, seed 0, 3,000 decisions:
     pre-shift expected reward 0.364 of the oracle's against 0.458, regret 2,910 against 2,654,
     last 20% 0.400 against 0.403)."""

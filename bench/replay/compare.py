@@ -152,9 +152,11 @@ def run_methods(
 
         key = split_key(prep.name, cfg.train, prep.split)
         model = Path(cfg.train.output_dir) / "model"
+        tuned = {m: rs[0].info["setting"] for m, rs in results.items()
+                 if rs and "setting" in rs[0].info}  # fmt: skip
         results.update(
             run_seq_policy(
-                world, parts.served, cfg.train, prep.split, key, cfg.seeds, cfg.seq, model
+                world, parts.served, cfg.train, prep.split, key, cfg.seeds, cfg.seq, model, tuned
             )
         )
     peers = [m for m in cfg.modes if m in RECBOLE_PEERS]

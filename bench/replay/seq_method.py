@@ -28,16 +28,15 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import torch
 
 from bench.replay.config import SEQ_ABLATIONS, SeqMethodConfig
-from bench.replay.seq_prior import choose_prior, fit_prior, tuned_prior_settings
+from bench.replay.seq_prior import PriorCandidates, choose_prior, tuned_prior_settings
 from bench.replay.seq_rows import EvalRows, Protocol, protocol_of, row_metrics
 from bench.stats import bootstrap_ci
 from recsys.bundle import ModelBundle
@@ -56,11 +55,10 @@ from training.seq_fit import SeqFitConfig, fit_seq
 
 __all__ = [
     "GRID",
-    "PriorRows",
     "fit_config",
     "fitted_policy",
     "prefit_seeds",
-    "prior_rows",
+    "prior_candidates",
     "run_seq_policy",
     "seed_stem",
     "seq_bundle",
@@ -181,30 +179,24 @@ def _fits(proto: Protocol, mc: SeqMethodConfig, seed: int, stem: Path) -> dict[s
     return {"select": sel, "refit": ref}
 
 
-@dataclass(frozen=True)
-class PriorRows:
-    """What the item prior is fitted from (`bench.replay.seq_prior`)."""
-
-    settings: dict[str, dict[str, float]]
-    """{peer: its validation-chosen setting}: the candidate priors."""
-    fit: pl.DataFrame
-    """The fit rows (the prior read on the validation rows)."""
-    refit: pl.DataFrame
-    """The refit rows (the prior read on the test rows)."""
-
-
-def prior_rows(
-    mc: SeqMethodConfig, cfg: TrainConfig, split: Any, item_ids: np.ndarray
-) -> PriorRows | None:
-    """The prior's candidates and rows of a split (None when `mc` tries no prior)."""
+def prior_candidates(
+    mc: SeqMethodConfig,
+    cfg: TrainConfig,
+    split: Any,
+    item_ids: np.ndarray,
+    known: dict[str, dict[str, float]] | None = None,
+) -> PriorCandidates | None:
+    """The item prior's candidates of a split (None when `mc` tries no prior); `known`: the
+    settings the comparison's own peer searches chose (the others are searched here)."""
     from bench.replay.methods import training_rows
     from bench.replay.tuning import validation_frames
 
     if not mc.prior_peers or not any(mc.prior_weights):
         return None
     ex = cfg.core.recommend.exclude_seen
-    settings = tuned_prior_settings(split, item_ids, ex, mc.prior_peers)
-    return PriorRows(settings, validation_frames(split)[0], training_rows(cfg, split))
+    settings = tuned_prior_settings(split, item_ids, ex, mc.prior_peers, known)
+    fit = validation_frames(split)[0]
+    return PriorCandidates(settings, fit, training_rows(cfg, split), item_ids)
 
 
 def _model(state_dict: dict[str, Any], cfg: SeqFitConfig) -> SeqQModel:
@@ -214,7 +206,11 @@ def _model(state_dict: dict[str, Any], cfg: SeqFitConfig) -> SeqQModel:
 
 
 def fitted_policy(
-    proto: Protocol, mc: SeqMethodConfig, seed: int, stem: Path, priors: PriorRows | None
+    proto: Protocol,
+    mc: SeqMethodConfig,
+    seed: int,
+    stem: Path,
+    priors: PriorCandidates | None,
 ) -> tuple[SeqPolicy, dict[str, Any]]:
     """The refit model of one seed (fitted, or read from `<stem>-*.pt`) with the case memory
     of the refit rows, the K, w and item prior chosen on validation with the selection fit,
@@ -232,15 +228,12 @@ def fitted_policy(
     prior_grid: dict[str, float] = {}
     prior = None
     if priors is not None:
-        ids = proto.item_ids
-        cands = {n: fit_prior(n, st, priors.fit, ids) for n, st in priors.settings.items()}
         sel_ch = sel.with_config(pcfg)
-        pick, prior_grid = choose_prior(sel_ch, sc, votes, valid, cands, mc.prior_weights)
+        pick, prior_grid = choose_prior(sel_ch, sc, votes, valid, priors.valid(), mc.prior_weights)
         ch = {**ch, **pick, "prior_setting": priors.settings.get(pick["prior"] or "", {})}
         if pick["prior"] is not None:
             pcfg = replace(pcfg, prior_weight=pick["v"])
-            prior = fit_prior(pick["prior"], priors.settings[pick["prior"]], priors.refit,
-                              proto.item_ids)  # fmt: skip
+            prior = priors.prior(pick["prior"], "test")
     tested = fits["refit"] or fits["select"]
     policy = SeqPolicy.build(_model(tested["state_dict"], fcfg), proto.trainval_seqs, pcfg)
     facts = {
@@ -326,11 +319,14 @@ def run_seq_policy(
     seeds: tuple[int, ...],
     mc: SeqMethodConfig,
     save_bundle: Path | None = None,
+    peer_settings: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, list[MethodResult]]:
     """soft-q and its ablations, one `MethodResult` per seed (module docstring); `parts` =
-    the served parts; the first seed's soft-q bundle is saved to `save_bundle` if given."""
+    the served parts; the first seed's soft-q bundle is saved to `save_bundle` if given;
+    `peer_settings`: the validation-chosen settings of the comparison's tuned peers (the
+    prior's candidates reuse them)."""
     proto = seq_protocol(world.item_ids, cfg, split)
-    priors = prior_rows(mc, cfg, split, world.item_ids)
+    priors = prior_candidates(mc, cfg, split, world.item_ids, peer_settings)
     test_idx = eval_decisions(world, cfg.max_eval_decisions, 0)
     out: dict[str, list[MethodResult]] = {}
     for seed in seeds:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -23,20 +23,61 @@ from bench.replay.tuning import TuningConfig, build_peer, tune_peer, validation_
 from recsys.rec.seq.item_prior import ItemPrior
 from recsys.rec.seq.policy import SeqPolicy, SeqScores
 
-__all__ = ["PRIOR_PEERS", "choose_prior", "fit_prior", "tuned_prior_settings"]
+__all__ = ["PRIOR_PEERS", "PriorCandidates", "choose_prior", "fit_prior", "tuned_prior_settings"]
 
 PRIOR_PEERS: tuple[str, ...] = ("ease", "rp3beta")
 """Peers whose item x item matrix may serve as the sequence policy's prior."""
 
 
 def tuned_prior_settings(
-    split: Any, item_ids: np.ndarray, exclude_seen: bool, peers: Sequence[str] = PRIOR_PEERS
+    split: Any,
+    item_ids: np.ndarray,
+    exclude_seen: bool,
+    peers: Sequence[str] = PRIOR_PEERS,
+    known: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """{peer: its validation-chosen setting} (the comparison's own peer search)."""
+    """{peer: its validation-chosen setting}: the `known` ones (the comparison's peers already
+    searched), the others searched here the same way."""
+    known = known or {}
     fit, valid = validation_frames(split)
-    return {
-        p: tune_peer(p, fit, valid, TuningConfig(), item_ids, exclude_seen).setting for p in peers
+    cfg = TuningConfig()
+    searched = {
+        p: tune_peer(p, fit, valid, cfg, item_ids, exclude_seen).setting
+        for p in peers
+        if p not in known
     }
+    return {p: known[p] if p in known else searched[p] for p in peers}
+
+
+class PriorCandidates:
+    """The candidate priors of one split, each matrix fitted once and shared by every seed:
+    on the fit rows (read on the validation rows) and on the refit rows (read on the test
+    rows)."""
+
+    def __init__(
+        self,
+        settings: dict[str, dict[str, float]],
+        fit: pl.DataFrame,
+        refit: pl.DataFrame,
+        item_ids: np.ndarray,
+    ) -> None:
+        self.settings = settings
+        """{peer: its validation-chosen setting}."""
+        self._rows = {"valid": fit, "test": refit}
+        self._item_ids = item_ids
+        self._fitted: dict[tuple[str, str], ItemPrior] = {}
+
+    def prior(self, name: str, side: Literal["valid", "test"]) -> ItemPrior:
+        """Peer `name`'s prior for the validation or the test rows (fitted on first use)."""
+        key = (name, side)
+        if key not in self._fitted:
+            rows = self._rows[side]
+            self._fitted[key] = fit_prior(name, self.settings[name], rows, self._item_ids)
+        return self._fitted[key]
+
+    def valid(self) -> dict[str, ItemPrior]:
+        """{peer: its prior for the validation rows}."""
+        return {n: self.prior(n, "valid") for n in self.settings}
 
 
 def fit_prior(

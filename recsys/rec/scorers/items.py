@@ -34,6 +34,7 @@ from recsys.records import Candidates, Interaction, UserState
 from recsys.rl.policy import logged_propensities
 
 if TYPE_CHECKING:
+    from recsys.rec.item_crosses import ItemCrosses
     from recsys.rec.recommender import Recommender
 
 __all__ = ["ItemsScorer"]
@@ -185,8 +186,8 @@ class ItemsScorer(Scorer):
         """(K,) the cross model's r(s, item) of each pool item given the request's
         history (`recsys.rec.item_crosses`); None without one (or with the tabular learner,
         whose logged propensities re-read its own scores)."""
-        cx = rec.crosses
-        if cx is None or rec.loop is None or rec.loop.learner.mode == "tabular":
+        cx = _crosses(rec)
+        if cx is None:
             return None
         hist = _history_ids([e for e in req.events if e.ts <= req.now])
         return cx.scores(_tokens(rec, [rec.items.ids[int(r)] for r in cands.case_ids]),
@@ -202,8 +203,8 @@ class ItemsScorer(Scorer):
         """One step of the cross model (`ItemCrosses.update`) for shown items of a logged
         decision: `shown` (pool row, position, reward) each, `history` the user's events before
         it. None without a cross model (or with the tabular learner, which never uses it)."""
-        cx = rec.crosses
-        if cx is None or rec.loop is None or rec.loop.learner.mode == "tabular" or not shown:
+        cx = _crosses(rec)
+        if cx is None or not shown:
             return None
         ids = [rec.items.ids[int(cands.case_ids[r])] for r, _, _ in shown]
         return cx.update(
@@ -283,6 +284,14 @@ class ItemsScorer(Scorer):
             for sid in support.get(c.items[0], []):
                 best.setdefault(sid, c.prob)
         return list(best.items())
+
+
+def _crosses(rec: Recommender) -> ItemCrosses | None:
+    """The recommender's cross model, or None without one or with the tabular learner (which
+    neither uses nor trains it: its logged propensities re-read its own scores)."""
+    if rec.crosses is None or rec.loop is None or rec.loop.learner.mode == "tabular":
+        return None
+    return rec.crosses
 
 
 def _history_ids(events: Sequence[Interaction]) -> list[str]:
