@@ -331,6 +331,11 @@ class RecommendConfig:
     attributes, learned from every shown item of each closed decision); 0 = off (offline
     replay). A fresh served model uses 0.1 (`presets.online`). Not saved in a bundle: a
     restart starts it from zero."""
+    case_vote_weight: float = 0.0
+    """items scorer: weight of the case memory's direct vote in the policy's scores, added to Q
+    like the cross model (`recsys.rec.item_features.case_vote`: each pool item's shrunk,
+    position-corrected reward rate among the retrieved similar and recent situations, in
+    reward units); 0 = off (Q alone reads the case evidence as features)."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -105,7 +106,8 @@ class OnlineConfig:
             raise ValueError(f"--url drives one service method: pass --methods one of {SERVICE}")
 
     def key(self, method: str, seed: int) -> str:
-        """Cache key of one run (everything that changes its result)."""
+        """Cache key of one run (everything that changes its result, the served model's
+        `MEMENTO_FRESH__*` / `MEMENTO_PRESET` overrides of this process included)."""
         parts = {
             "sim": self.simulator,
             "n": self.interactions,
@@ -117,8 +119,20 @@ class OnlineConfig:
             "learn_every": self.learn_every if self.transport == "in-process" else None,
             "v": 3,
         }
+        if over := _model_overrides():  # absent when none: earlier cache entries stay valid
+            parts["overrides"] = over
         digest = hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.simulator}-{method}-s{seed}-n{self.interactions}-{digest}"
+
+
+def _model_overrides() -> dict[str, str]:
+    """The environment's overrides of the served model (`serving.settings`), which change a
+    service method's result without changing the command line."""
+    return {
+        k: v
+        for k, v in sorted(os.environ.items())
+        if k.startswith("MEMENTO_FRESH__") or k == "MEMENTO_PRESET"
+    }
 
 
 @dataclass
@@ -298,6 +312,10 @@ def summarise(cfg: OnlineConfig, runs: dict[str, dict[int, Run]]) -> dict[str, A
         row["ratio_to_oracle"] = row["expected_last_20pct"] / oracle if oracle else None
         rec = [x.recovery for x in f.values()]
         row["recovery_after_shift"] = rec
+        pre = [x.before_shift_ratio for x in f.values()]
+        row["before_shift_ratio_to_oracle"] = (
+            None if any(v is None for v in pre) else float(np.mean(pre))  # type: ignore[arg-type]
+        )
         row["seeds"] = {str(s): {k: v for k, v in asdict(x).items()} for s, x in f.items()}
         row["curve"] = curve([r.trace for r in by_seed.values()], cfg.curve_points)
         support = [r.info["case_support"] for r in by_seed.values() if "case_support" in r.info]

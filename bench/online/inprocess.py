@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -67,7 +67,7 @@ class InProcessService:
         self.name = name
         self.learn_every = learn_every
         self.retries = 0  # the queue is drained before each recommendation: never full
-        self.cpu_s: Counter[str] = Counter()
+        self.cpu_s: dict[str, float] = defaultdict(float)
         """CPU seconds of this thread per route and in the learner (`learner`)."""
         self.calls: Counter[str] = Counter()
         """Calls per route."""

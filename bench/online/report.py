@@ -96,8 +96,9 @@ def markdown_report(payload: Mapping[str, Any]) -> str:
         "the paired difference use the exact expected reward of the shown lists.",
         "",
         "| method | reward last 20% | 95% CI | expected last 20% | ratio to oracle | "
-        "cumulative regret | recovery after shift (per seed) | soft-q − method (95% CI) |",
-        "|---|---:|---|---:|---:|---:|---|---|",
+        "ratio to oracle before the shift | cumulative regret | recovery after shift (per seed) "
+        "| soft-q − method (95% CI) |",
+        "|---|---:|---|---:|---:|---:|---:|---|---|",
     ]
     for m, r in res.items():
         rec = ", ".join("never" if v is None else str(v) for v in r["recovery_after_shift"])
@@ -107,6 +108,7 @@ def markdown_report(payload: Mapping[str, Any]) -> str:
             f"| {m} | {_fmt(r['reward_per_decision_last_20pct'])} "
             f"| {_ci(r['reward_per_decision_last_20pct_ci'])} "
             f"| {_fmt(r['expected_last_20pct'])} | {_fmt(r['ratio_to_oracle'], 3)} "
+            f"| {_fmt(r.get('before_shift_ratio_to_oracle'), 3)} "
             f"| {_fmt(r['cumulative_regret'], 1)} | {rec} | {diff} |"
         )
     ope: Mapping[str, Any] = payload.get("ope") or {}

@@ -27,6 +27,9 @@ class SeedFigures:
     recovery: int | None
     """Decisions after the shift until the rolling expected reward is back to 90% of its
     level before the shift (None: no shift, or never within the run)."""
+    before_shift_ratio: float | None = None
+    """Expected reward of the shown lists over the last 20% of the decisions before the shift,
+    as a share of the oracle's on the same states (None: no shift)."""
 
 
 def rolling(x: np.ndarray, window: int) -> np.ndarray:
@@ -46,6 +49,16 @@ def recovery_steps(trace: Trace, window: int) -> int | None:
     return int(hit[0]) + window if hit.size else None
 
 
+def before_shift_ratio(trace: Trace) -> float | None:
+    """See `SeedFigures.before_shift_ratio`."""
+    s = trace.shift_step
+    if s <= 0 or s >= len(trace.expected):
+        return None
+    part = slice(int(s * 0.8), s)
+    oracle = float(trace.oracle[part].mean())
+    return float(trace.expected[part].mean()) / oracle if oracle > 0 else None
+
+
 def seed_figures(trace: Trace, window: int) -> SeedFigures:
     """`SeedFigures` of one trace."""
     tail = slice(int(len(trace.reward) * 0.8), None)
@@ -55,6 +68,7 @@ def seed_figures(trace: Trace, window: int) -> SeedFigures:
         oracle_last_20pct=float(trace.oracle[tail].mean()),
         cumulative_regret=float((trace.oracle - trace.expected).sum()),
         recovery=recovery_steps(trace, window),
+        before_shift_ratio=before_shift_ratio(trace),
     )
 
 
@@ -94,6 +108,7 @@ def curve(traces: Sequence[Trace], points: int) -> dict[str, list[float]]:
 
 __all__ = [
     "SeedFigures",
+    "before_shift_ratio",
     "binned",
     "curve",
     "recovery_steps",

@@ -44,7 +44,14 @@ import numpy as np
 from recsys.ranking import top_n_stable
 from recsys.records import Candidates
 
-__all__ = ["ITEM_FEATURES", "ItemEvidence", "case_weights", "exam_weight", "item_feature_matrix"]
+__all__ = [
+    "ITEM_FEATURES",
+    "ItemEvidence",
+    "case_vote",
+    "case_weights",
+    "exam_weight",
+    "item_feature_matrix",
+]
 
 ITEM_FEATURES: tuple[str, ...] = (
     "case_votes",
@@ -136,23 +143,34 @@ def _share(values: np.ndarray) -> np.ndarray:
     return values / top if top > 0 else np.zeros_like(values)
 
 
-def item_feature_matrix(
-    pool: Sequence[int], ev: ItemEvidence, vecs: np.ndarray, now: float
-) -> tuple[Candidates, dict[int, list[int]]]:
-    """(item candidates over `pool`, item row -> bank ids of the retrieved cases proposing it).
+@dataclass
+class _CaseSums:
+    """Per pool item: the retrieved cases' evidence summed over the cases proposing it."""
 
-    The candidates' `case_ids` are ITEM ROWS, `keys` the item vectors, `sims` cosine(state, item),
-    `features` the `ITEM_FEATURES` columns."""
-    rows = np.asarray(list(pool), np.int64)
+    votes: np.ndarray
+    """(P,) share of the total case weight."""
+    max_sim: np.ndarray
+    """(P,) best similarity."""
+    outcome: np.ndarray
+    """(P,) sum of weight x reward."""
+    exams: np.ndarray
+    """(P,) sum of weight x examination prior (the position-corrected exposure)."""
+    count: np.ndarray
+    """(P,) number of cases."""
+    best: np.ndarray
+    """(P,) retrieval rank of the first case (-1: none)."""
+    support: dict[int, list[int]]
+    """Item row -> bank ids of the cases proposing it."""
+
+
+def _case_sums(rows: np.ndarray, ev: ItemEvidence) -> _CaseSums:
+    """The retrieved cases' evidence of each pool item `rows` (`_CaseSums`)."""
     p = len(rows)
     at = {int(r): k for k, r in enumerate(rows.tolist())}
-    votes = np.zeros(p)
-    max_sim = np.zeros(p)
-    outcome = np.zeros(p)
-    exams = np.zeros(p)
-    count = np.zeros(p)
-    best = np.full(p, -1, np.int64)
-    support: dict[int, list[int]] = {}
+    out = _CaseSums(
+        np.zeros(p), np.zeros(p), np.zeros(p), np.zeros(p), np.zeros(p),
+        np.full(p, -1, np.int64), {},
+    )  # fmt: skip
     sims = np.maximum(ev.case_sims.astype(np.float64), 0.0)
     w = case_weights(ev)
     total = float(w.sum()) or 1.0
@@ -163,14 +181,41 @@ def item_feature_matrix(
             k = at.get(int(r))
             if k is None:
                 continue
-            votes[k] += w[c] / total
-            max_sim[k] = max(max_sim[k], sims[c])
-            outcome[k] += w[c] * float(ev.case_rewards[c])
-            exams[k] += w[c] * exam[c]
-            count[k] += 1
-            if best[k] < 0:
-                best[k] = c
-            support.setdefault(int(r), []).append(int(ev.case_ids[c]))
+            out.votes[k] += w[c] / total
+            out.max_sim[k] = max(out.max_sim[k], sims[c])
+            out.outcome[k] += w[c] * float(ev.case_rewards[c])
+            out.exams[k] += w[c] * exam[c]
+            out.count[k] += 1
+            if out.best[k] < 0:
+                out.best[k] = c
+            out.support.setdefault(int(r), []).append(int(ev.case_ids[c]))
+    return out
+
+
+def case_vote(pool: Sequence[int], ev: ItemEvidence, prior: float = 1.0) -> np.ndarray:
+    """(P,) the case memory's own estimate of each pool item's reward: its position-corrected
+    reward rate among the retrieved (similar, recent) situations, shrunk towards the rate of
+    all retrieved evidence: (sum w * reward + prior * r0) / (sum w * exam + prior), r0 the
+    pooled rate (0 without evidence). An item no case proposed gets r0: unknown is average, not
+    bad. Added to the policy's scores by `RecommendConfig.case_vote_weight`."""
+    s = _case_sums(np.asarray(list(pool), np.int64), ev)
+    seen = float(s.exams.sum())
+    r0 = float(s.outcome.sum()) / seen if seen > 0 else 0.0
+    return (s.outcome + prior * r0) / (s.exams + prior)
+
+
+def item_feature_matrix(
+    pool: Sequence[int], ev: ItemEvidence, vecs: np.ndarray, now: float
+) -> tuple[Candidates, dict[int, list[int]]]:
+    """(item candidates over `pool`, item row -> bank ids of the retrieved cases proposing it).
+
+    The candidates' `case_ids` are ITEM ROWS, `keys` the item vectors, `sims` cosine(state, item),
+    `features` the `ITEM_FEATURES` columns."""
+    rows = np.asarray(list(pool), np.int64)
+    p = len(rows)
+    ev_sums = _case_sums(rows, ev)
+    votes, max_sim, exams, count = ev_sums.votes, ev_sums.max_sim, ev_sums.exams, ev_sums.count
+    outcome, best, support = ev_sums.outcome, ev_sums.best, ev_sums.support
     outcome = np.divide(outcome, exams, out=np.zeros(p), where=exams > 0)
     best_rank = np.where(best >= 0, 1.0 / np.log2(2.0 + np.maximum(best, 0)), 0.0)
     nb = ev.nb_sim[rows]

@@ -342,6 +342,19 @@ def test_the_transport_and_learn_every_are_checked_and_keyed() -> None:
     assert len(keys) == 3
 
 
+def test_a_model_override_in_the_environment_keys_the_run_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A `MEMENTO_FRESH__*` override changes the served model, so the cached run of the same
+    command line without it is not reused."""
+    monkeypatch.delenv("MEMENTO_PRESET", raising=False)
+    for k in [k for k in os.environ if k.startswith("MEMENTO_FRESH__")]:
+        monkeypatch.delenv(k)
+    plain = OnlineConfig().key("soft-q", 0)
+    monkeypatch.setenv("MEMENTO_FRESH__RECOMMEND__CASE_VOTE_WEIGHT", "1")
+    assert OnlineConfig().key("soft-q", 0) != plain
+
+
 def test_runs_in_worker_processes_equal_the_runs_one_after_another(tmp_path: Path) -> None:
     """random and oracle on seeds 0 and 1, two at a time in spawned processes, give the same
     traces as one after another, in the same (seed, method) order."""
@@ -388,3 +401,15 @@ def test_the_cross_model_learns_from_every_shown_item_unless_switched_off(
                 assert crosses.pos[0] == 0.0 and np.any(crosses.pos[1:10] != 0)
         finally:
             svc.close()
+
+
+def test_the_share_of_the_oracle_before_the_shift_reads_the_last_fifth_before_it() -> None:
+    """Shift at decision 10: decisions 8 and 9 (the last 20% before it) earn 0.3 and 0.5
+    against an oracle of 1.0 each, so the share is 0.4; a run without a shift has none."""
+    from bench.online.summary import before_shift_ratio
+
+    expected = np.zeros(20)
+    expected[8:10] = [0.3, 0.5]
+    expected[:8] = 0.9
+    assert before_shift_ratio(Trace(np.zeros(20), expected, np.ones(20), 10)) == pytest.approx(0.4)
+    assert before_shift_ratio(Trace(np.zeros(20), expected, np.ones(20), -1)) is None

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from recsys.rec.cooccurrence import Cooccurrence, LiveCooccurrence
-from recsys.rec.item_features import ITEM_FEATURES, ItemEvidence, item_feature_matrix
+from recsys.rec.item_features import ITEM_FEATURES, ItemEvidence, case_vote, item_feature_matrix
 
 COL = {name: k for k, name in enumerate(ITEM_FEATURES)}
 
@@ -72,6 +72,18 @@ def test_without_ages_or_positions_the_rate_is_the_similarity_weighted_mean_rewa
     the rewards, as before the position correction."""
     f = _feats(_evidence(case_age_hours=np.array([100.0, 0.0, 0.0])))
     assert f[0, COL["case_outcome"]] == pytest.approx(0.8 / (0.8 + 0.6), rel=1e-6)
+
+
+def test_the_case_vote_shrinks_each_rate_towards_the_pooled_rate() -> None:
+    """Positions 0, 3, 1: item 0 has reward 0.8 over exposure e0 = 0.8 + 0.6 / log2(5), item
+    1 none over 0.5 / log2(3), item 2 no case: each vote is (reward + r0) / (exposure + 1) with
+    r0 = 0.8 / (e0 + e1), and the unproposed item gets r0 itself."""
+    ev = _evidence(case_positions=np.array([0, 3, 1]))
+    e0, e1 = 0.8 + 0.6 / math.log2(5), 0.5 / math.log2(3)
+    r0 = 0.8 / (e0 + e1)
+    vote = case_vote([0, 1, 2], ev, prior=1.0)
+    assert vote == pytest.approx([(0.8 + r0) / (e0 + 1), r0 / (e1 + 1), r0], rel=1e-6)
+    assert vote[0] > vote[2] > vote[1]
 
 
 def test_cooccurrence_weights_cap_each_user_item_at_one_and_weight_successions() -> None:

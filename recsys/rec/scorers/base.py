@@ -51,6 +51,9 @@ class Pool:
     """Per candidate row: the retrieved case's payload (case-choosing scorers; else empty)."""
     support: Mapping[int, list[int]] = field(default_factory=dict)
     """Item row -> bank ids of the retrieved cases proposing it (item-choosing scorers)."""
+    vote: np.ndarray | None = None
+    """(K,) the case memory's direct vote per candidate (`RecommendConfig.case_vote_weight`;
+    None: off)."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 from recsys.config import BlendConfig
 from recsys.loop import Decided
 from recsys.rec.candidates import top_n_stable
-from recsys.rec.item_features import ITEM_FEATURES, ItemEvidence, item_feature_matrix
+from recsys.rec.item_features import ITEM_FEATURES, ItemEvidence, case_vote, item_feature_matrix
 from recsys.rec.request import ChosenCase, RecRequest, RecResult, case_item_ids
 from recsys.rec.scorers.base import (
     LoggedDecision,
@@ -141,7 +141,8 @@ class ItemsScorer(Scorer):
             half_life_hours=cfg.evidence_half_life_hours,
         )
         icands, support = item_feature_matrix(list(pool), ev, rec.items.vecs, req.now)
-        return Pool(icands, support=support)
+        vote = case_vote(list(pool), ev) if cfg.case_vote_weight > 0 else None
+        return Pool(icands, support=support, vote=vote)
 
     def rank(self, rec: Recommender, warm: WarmRequest) -> RecResult:
         """softmax(Q(s, item) / alpha) over the item pool is the list (the blend's without a
@@ -156,6 +157,9 @@ class ItemsScorer(Scorer):
         score = drawn = np.zeros(0)
         if icands.num_valid > 0:
             bias = self.cross_bias(rec, req, icands)
+            if pool.vote is not None and rec.loop.learner.mode != "tabular":
+                vote = (rec.cfg.case_vote_weight * pool.vote).astype(np.float32)
+                bias = vote if bias is None else bias + vote
             choice = rec.loop.decide(
                 state.vec, icands, min(n, icands.num_valid), warm.greedy, bias=bias
             )
