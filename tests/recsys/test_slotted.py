@@ -9,7 +9,7 @@ import pytest
 
 from recsys.config import LearnerConfig, PolicyConfig
 from recsys.rec.request import RecResult
-from recsys.records import CASE_FEATURES, Candidates, UserState
+from recsys.records import UserState
 from recsys.rl.learner import Learner
 from recsys.rl.policy import logged_propensities
 from recsys.rl.slotted import (
@@ -18,21 +18,7 @@ from recsys.rl.slotted import (
     squarecb_gamma,
     squarecb_probs,
 )
-
-D = 8
-
-
-def _cands(k: int = 7, valid: int | None = None, seed: int = 0) -> Candidates:
-    rng = np.random.default_rng(seed)
-    mask = np.zeros(k, bool)
-    mask[: (k if valid is None else valid)] = True
-    return Candidates(
-        case_ids=np.arange(100, 100 + k, dtype=np.int64),
-        keys=rng.normal(size=(k, D)).astype(np.float32),
-        sims=np.linspace(0.9, 0.4, k).astype(np.float32),
-        features=rng.uniform(size=(k, len(CASE_FEATURES))).astype(np.float32),
-        mask=mask,
-    )
+from tests.recsys.test_learner_core import D, _cands
 
 
 def _learner(**policy: object) -> Learner:
@@ -107,7 +93,7 @@ def test_logged_position_zero_propensity_is_the_exact_squarecb_probability() -> 
     slots log 1; the scores order the greedy slots."""
     lr = _learner()
     lr.step = 25  # gamma = 10 * 5
-    s, c = np.ones(D, np.float32) / np.sqrt(D), _cands(valid=6)
+    s, c = np.ones(D, np.float32) / np.sqrt(D), _cands(7, valid=6)
     for _ in range(20):
         ch = lr.act(s, c, 4)
         assert ch.explored is not None and ch.scores is not None
@@ -125,7 +111,7 @@ def test_logged_position_zero_propensity_is_the_exact_squarecb_probability() -> 
 def test_plackett_luce_stays_selectable_and_greedy_marks_nothing() -> None:
     """list_draw plackett-luce draws as before (no slots marked, softmax probs); greedy acting
     marks no slot either."""
-    s, c = np.ones(D, np.float32) / np.sqrt(D), _cands()
+    s, c = np.ones(D, np.float32) / np.sqrt(D), _cands(7)
     pl = _learner(list_draw="plackett-luce").act(s, c, 3)
     assert pl.explored is None and pl.probs.sum() == pytest.approx(1.0)
     assert (pl.probs[c.mask] > 0).all()
@@ -135,7 +121,7 @@ def test_plackett_luce_stays_selectable_and_greedy_marks_nothing() -> None:
 def test_greedy_top1_tells_an_explored_first_item_from_the_greedy_one() -> None:
     """`RecResult.greedy_top1`: True for a greedy first choice, False once exploration puts a
     lower-scoring candidate first (gamma 0: uniform over the pool)."""
-    s, c = np.ones(D, np.float32) / np.sqrt(D), _cands()
+    s, c = np.ones(D, np.float32) / np.sqrt(D), _cands(7)
     lr = _learner()
     state = UserState("u", s, "", 0.0)
     greedy = RecResult([], [], state, cands=c, choice=lr.act(s, c, 3, greedy=True))
