@@ -7,7 +7,8 @@ Plackett-Luce product. `list_propensities` gives, per position of one drawn list
 probability that the policy puts that item there (the logged propensities of a served list:
 exact for positions 1 and 2, a Rao-Blackwellised Monte-Carlo average over sampled prefixes
 after); `position_marginals` / `epsilon_greedy_marginals` give the whole (candidate x position)
-table by counting draws (numpy).
+table by counting draws (numpy). The slotted explorer (`recsys.rl.slotted`, the default list
+draw) needs none of this: its propensities are exact by construction.
 """
 
 from __future__ import annotations
