@@ -180,7 +180,15 @@ class PolicyConfig:
     squarecb_gamma_scale: float = 10.0
     """slotted: SquareCB's gamma = squarecb_gamma_scale * sqrt(t), t the learner's update
     count (Vowpal Wabbit's `--gamma_scale` schedule and default, 10): a fresh learner explores
-    uniformly, a trained one mostly keeps the greedy item."""
+    uniformly, and exploration narrows as it learns. Online (`memento bench online` soft-q,
+    planted, seed 0, 3,000 decisions): last-20% expected reward 0.584 / 0.589 / 0.565 at 10 /
+    30 / 100 (Plackett-Luce: 0.584), before the shift 0.571 / 0.520 / 0.559 of the oracle's
+    (0.525), regret 2,128 / 2,376 / 2,257 (2,287). A model trained by offline replay uses 100
+    (`presets.offline_replay`): its few hundred updates each learned from a batch of fully
+    labelled pools, and its Q gaps are a few hundredths, so at 10 the served first position
+    (SquareCB over ~140 items) went to the greedy item 14% of the time after `make run`
+    (entropy 4.5 nats); 100 gave 59% (2.3 nats), 1000 92% (0.5 nats). No reward was measured
+    for the served trained model at either value."""
 
 
 @dataclass(frozen=True)

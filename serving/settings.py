@@ -183,8 +183,7 @@ class ServingSettings(BaseSettings):
     is taken whole. A trained bundle brings its own, except the online learner's batch size,
     warm-up and replay capacity (`learner.batch_size`, `learner.min_replay`,
     `learner.replay_capacity`) and its list draw (`learner.policy.list_draw`,
-    `learner.policy.explore_slots`, `learner.policy.squarecb_gamma_scale`), which every served
-    model takes from here."""
+    `learner.policy.explore_slots`), which every served model takes from here."""
 
     @model_validator(mode="before")
     @classmethod
