@@ -63,7 +63,8 @@ def offline_replay(scorer: Scorer = "items") -> CoreConfig:
     """The model `memento train` fits by replaying a log and ships (`TrainConfig.core`), items
     scorer by default (the product). Deviations: `recommend.scorer`,
     `learner.listwise_weight` (`ITEMS_LISTWISE_WEIGHT`), `learner.gamma` 0,
-    `learner.lr` 2e-3, `learner.policy.alpha` 0.02, `state.half_life_hours` 72,
+    `learner.lr` 2e-3, `learner.policy.alpha` 0.02, `learner.policy.squarecb_gamma_scale` 100,
+    `state.half_life_hours` 72,
     `case_bank.key_state_weight` 1.0, `case_bank.q_input` content; with a scorer that chooses
     items also `recommend.top_k` 64, `recommend.n_popular` 60 and `learner.q.use_vectors`
     False."""
@@ -73,7 +74,10 @@ def offline_replay(scorer: Scorer = "items") -> CoreConfig:
         state=replace(base.state, half_life_hours=72.0),
         case_bank=replace(base.case_bank, key_state_weight=1.0, q_input="content"),
         learner=replace(
-            base.learner, gamma=0.0, lr=2e-3, policy=replace(base.learner.policy, alpha=0.02)
+            base.learner,
+            gamma=0.0,
+            lr=2e-3,
+            policy=replace(base.learner.policy, alpha=0.02, squarecb_gamma_scale=100.0),
         ),
         recommend=replace(base.recommend, scorer=scorer),
     )

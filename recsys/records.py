@@ -202,9 +202,13 @@ class Choice:
     """What the policy chose for one request.
 
     indices: (m,) int64 rows into the Candidates. case_ids: (m,) int64. logp: (m,) log pi(c|s)
-    of each chosen case under the full softmax. probs: (K,) policy over all candidates.
-    slate_logp: Plackett-Luce log-probability of the ordered chosen slate (sampling without
-    replacement); equals sum(logp) only when m = 1.
+    of each chosen case under the full softmax (a slotted draw: log P(case at its position |
+    the cases above it), `recsys.rl.slotted`). probs: (K,) policy over all candidates (a
+    slotted draw: P(candidate at position 0)). slate_logp: log-probability of the ordered
+    chosen slate (Plackett-Luce for sampling without replacement, equal to sum(logp) only when
+    m = 1; a slotted draw: sum(logp)). explored: (m,) bool, the position was an exploration
+    slot of a slotted draw (None: not a slotted draw). scores: (K,) the ranking scores the
+    choice was made from (None: not recorded).
     """
 
     indices: np.ndarray
@@ -212,6 +216,8 @@ class Choice:
     logp: np.ndarray
     probs: np.ndarray
     slate_logp: float
+    explored: np.ndarray | None = None
+    scores: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,9 @@ def _sid(sid_of: Mapping[int, str]) -> Callable[[int], str]:
 
 
 def _entropy(res: RecResult) -> float | None:
-    """Entropy (nats) of the policy's softmax over its candidates (None without a choice)."""
+    """Entropy (nats) of the policy's distribution of its first choice over its candidates
+    (the softmax of a Plackett-Luce draw, SquareCB's distribution of a slotted one; None
+    without a choice)."""
     if res.choice is None:
         return None
     p = res.choice.probs[res.choice.probs > 0].astype(np.float64)
@@ -181,7 +183,13 @@ class ServingCore:
             # -1: an item no retrieved case proposes (the items scorer's chosen "case")
             support = {r: [sid(int(c)) for c in res.behind(r) if c >= 0] for r in res.items}
         items = tuple(
-            RankedItem(rt.items.ids[r], rt.items.titles[r], round(float(s), 6), tuple(support[r]))
+            RankedItem(
+                rt.items.ids[r],
+                rt.items.titles[r],
+                round(float(s), 6),
+                tuple(support[r]),
+                r in res.explored,
+            )
             for r, s in zip(res.items, res.scores, strict=True)
         )
         cases = tuple(CaseChoice(sid, p) for sid, p in scorer.cases_behind(res, sids, support))
@@ -204,7 +212,13 @@ class ServingCore:
         if explain:
             why = self._explain(rt, res, cases)
         return RecommendationRecord(
-            items, cases, res.state.vec.tobytes(), blob.encode(), why, _entropy(res)
+            items,
+            cases,
+            res.state.vec.tobytes(),
+            blob.encode(),
+            why,
+            _entropy(res),
+            res.greedy_top1,
         )
 
     def _explain(self, rt: Runtime, res: RecResult, cases: tuple[CaseChoice, ...]) -> str:

@@ -32,6 +32,17 @@ class ServingMetrics:
             "Entropy (nats) of the policy over its candidates, last recommend with a choice.",
             registry=r,
         )
+        self.top1 = Counter(
+            "memento_policy_top1",
+            "Decisions whose first choice the policy made (the share that went to its greedy "
+            "choice: memento_policy_top1_greedy_total / memento_policy_top1_total).",
+            registry=r,
+        )
+        self.top1_greedy = Counter(
+            "memento_policy_top1_greedy",
+            "Decisions whose first choice was the policy's greedy (best-scoring) candidate.",
+            registry=r,
+        )
         self.updates = Counter(
             "memento_learner_updates", "Feedback applied by the online learner.", registry=r
         )
@@ -70,6 +81,12 @@ class ServingMetrics:
         """Count one decision (`memento_decisions_total`, and `served` for the learner's lag)."""
         self._last_served = next(self._served)
         self.decisions.inc()
+
+    def top1_served(self, greedy: bool) -> None:
+        """Count one first choice of the policy, and whether it was the greedy one."""
+        self.top1.inc()
+        if greedy:
+            self.top1_greedy.inc()
 
     @property
     def served(self) -> int:

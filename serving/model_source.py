@@ -55,10 +55,15 @@ def read_items_parquet(path: Path) -> tuple[list[str], list[str]]:
 
 
 def online_learner(bundle: ModelBundle, settings: ServingSettings) -> None:
-    """Give a loaded learner the online batch size and warm-up (`settings.fresh.learner`)."""
+    """Give a loaded learner the online batch size, warm-up and list draw
+    (`settings.fresh.learner`: whether and in how many slots the service explores is the
+    service's choice; the SquareCB scale stays the model's, it depends on how it learned)."""
     lc, online = bundle.learner.cfg, settings.fresh.learner
+    policy = dataclasses.replace(
+        lc.policy, list_draw=online.policy.list_draw, explore_slots=online.policy.explore_slots
+    )
     bundle.learner.cfg = dataclasses.replace(
-        lc, batch_size=online.batch_size, min_replay=online.min_replay
+        lc, batch_size=online.batch_size, min_replay=online.min_replay, policy=policy
     )
 
 

@@ -143,6 +143,8 @@ class RecommendService:
         self.metrics.decision_served()
         if result.policy_entropy is not None:
             self.metrics.policy_entropy.set(result.policy_entropy)
+        if result.greedy_top1 is not None:
+            self.metrics.top1_served(result.greedy_top1)
         pscores = _propensities(result.candidates, len(result.items))
         return schemas.RecommendResponse(
             decision_id=decision.decision_id,
@@ -153,6 +155,7 @@ class RecommendService:
                     score=i.score,
                     cases=list(i.cases),
                     propensity=p,
+                    explored=i.explored,
                 )
                 for i, p in zip(result.items, pscores, strict=True)
             ],

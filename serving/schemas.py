@@ -132,9 +132,14 @@ class ItemOut(_Model):
     co-occurrence)."""
     propensity: float | None = None
     """Logged propensity in (0, 1]: P(this item at this position | state) under the policy
-    that drew the list (1.0 for a greedy policy); null where none is defined (cold start,
+    that drew the list (1.0 for a greedy policy); with the slotted explorer (the default,
+    `recsys.rl.slotted`) position 0's is that marginal and a later position's is conditional
+    on the items above it (1.0 for a greedy slot); null where none is defined (cold start,
     popularity fill-in, LLM re-ranked head, the case scorer). `memento logs export` reads the
     stored copy."""
+    explored: bool = False
+    """The policy placed this item in an exploration slot (`recsys.rl.slotted`: SquareCB over
+    the items not placed above it); the other drawn items follow the policy's score order."""
 
 
 class CaseWeightOut(_Model):

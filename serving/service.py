@@ -46,6 +46,8 @@ class RankedItem:
     """Ranking score, higher is better (scale is core-specific)."""
     cases: tuple[str, ...] = ()
     """Ids of the chosen cases that proposed this item (empty: another candidate source)."""
+    explored: bool = False
+    """Placed by an exploration slot of the policy's slotted draw (`recsys.rl.slotted`)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class RecommendationRecord:
     """Free-text rationale when `explain` was requested."""
     policy_entropy: float | None = None
     """Entropy (nats) of the policy's distribution over its candidates (None: cold list)."""
+    greedy_top1: bool | None = None
+    """The policy's first choice was its greedy one (None: cold list, or unknown)."""
 
 
 @dataclass(frozen=True)

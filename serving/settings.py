@@ -182,7 +182,8 @@ class ServingSettings(BaseSettings):
     `MEMENTO_FRESH__<PART>__<FIELD>` (or as a dict) written over it; a `CoreConfig` passed in
     is taken whole. A trained bundle brings its own, except the online learner's batch size,
     warm-up and replay capacity (`learner.batch_size`, `learner.min_replay`,
-    `learner.replay_capacity`), which every served model takes from here."""
+    `learner.replay_capacity`) and its list draw (`learner.policy.list_draw`,
+    `learner.policy.explore_slots`), which every served model takes from here."""
 
     @model_validator(mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from recsys.ranking import top_n_stable
 from recsys.records import Candidates, Choice, Interaction, UserState
 
 __all__ = [
@@ -108,8 +109,12 @@ class RecResult:
     propensities: list[float | None] | None = None
     """Per shown position k (asked with `Recommender.recommend(..., propensities=True)`):
     pscore_k = P(this item at position k | state) under the policy that drew the list, in
-    (0, 1]; 1.0 for a deterministic (greedy) policy; None where undefined (reason in
+    (0, 1] (a slotted draw, `recsys.rl.slotted`: conditional on the items above it for k > 0);
+    1.0 for a deterministic (greedy) policy; None where undefined (reason in
     `propensity_gaps`). None overall when not asked."""
+    explored: set[int] = field(default_factory=set)
+    """Item rows the policy placed in an exploration slot of a slotted draw
+    (`recsys.rl.slotted`; empty otherwise, and for the case scorer, whose slots hold cases)."""
     propensity_gaps: list[str] = field(default_factory=list)
     """Per shown position: why its propensity is None (a `PSCORE_*` reason), "" where it is
     defined; empty when propensities were not asked."""
@@ -125,6 +130,17 @@ class RecResult:
             gap = PSCORE_LLM if k < head else "" if k < len(drawn) else PSCORE_FILL
             self.propensities.append(None if gap else float(drawn[k]))
             self.propensity_gaps.append(gap)
+
+    @property
+    def greedy_top1(self) -> bool | None:
+        """Whether the policy's first choice is its greedy one (the best-scoring valid
+        candidate, ties by id); None without a choice or its scores."""
+        c, cands = self.choice, self.cands
+        if c is None or cands is None or c.scores is None or len(c.indices) == 0:
+            return None
+        valid = np.flatnonzero(cands.mask)
+        best = valid[top_n_stable(c.scores[valid].astype(np.float64), 1, cands.case_ids[valid])]
+        return bool(best[0] == c.indices[0])
 
     @property
     def cold(self) -> bool:

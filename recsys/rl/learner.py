@@ -46,6 +46,7 @@ from recsys.rl.policy import (
 )
 from recsys.rl.q_network import TwinQNetwork
 from recsys.rl.replay import ReplayBuffer, collate_transitions
+from recsys.rl.slotted import slotted_draw, squarecb_gamma
 from recsys.rl.tabular import TabularQ
 
 __all__ = ["Learner", "NoCandidatesError", "polyak_update"]
@@ -131,10 +132,11 @@ class Learner:
     ) -> Choice:
         """Choose up to m distinct valid cases (m: `RecommendConfig.num_chosen` in a model).
 
-        soft-q / parametric-ce sample from softmax(score / alpha) without replacement unless
-        greedy; non-parametric is always greedy; tabular is epsilon-greedy per slot. `bias`
-        (K,): added to every mode's scores (the items scorer's residual,
-        `recsys.rec.item_crosses`).
+        soft-q / parametric-ce, unless greedy: the slotted explorer (`PolicyConfig.list_draw`
+        "slotted", `recsys.rl.slotted`: score order but SquareCB in the exploration slots) or
+        a Plackett-Luce draw from softmax(score / alpha) without replacement; non-parametric is
+        always greedy; tabular is epsilon-greedy per slot. `bias` (K,): added to every mode's
+        scores (the items scorer's residual, `recsys.rec.item_crosses`).
         """
         n_valid = cands.num_valid
         if n_valid == 0:
@@ -148,17 +150,38 @@ class Learner:
         mask = torch.from_numpy(cands.mask)[None]
         if self.mode == "tabular":
             return self._act_tabular(score[0].numpy(), cands, m, greedy)
+        sampled = not greedy and self.mode != "non-parametric"
+        if sampled and self.cfg.policy.list_draw == "slotted":
+            return self._act_slotted(raw, cands, m)
         logp = masked_log_softmax(score, mask, self.alpha)
-        if greedy or self.mode == "non-parametric":
-            idx = greedy_top_m(score, mask, m, cands.case_ids[None])
-        else:
+        if sampled:
             idx = sample_without_replacement(logp, m, self._gen)
+        else:
+            idx = greedy_top_m(score, mask, m, cands.case_ids[None])
         return Choice(
             indices=idx[0].numpy().astype(np.int64),
             case_ids=cands.case_ids[idx[0].numpy()],
             logp=logp[0, idx[0]].numpy().astype(np.float32),
             probs=logp[0].exp().numpy().astype(np.float32),
             slate_logp=float(slate_log_prob(logp, idx)[0]),
+            scores=raw,
+        )
+
+    def _act_slotted(self, raw: np.ndarray, cands: Candidates, m: int) -> Choice:
+        """The slotted explorer's list (`recsys.rl.slotted.slotted_draw`), gamma from this
+        learner's update count."""
+        pc = self.cfg.policy
+        gamma = squarecb_gamma(pc.squarecb_gamma_scale, self.step)
+        d = slotted_draw(raw, cands.mask, cands.case_ids, m, pc.explore_slots, gamma, self._rng)
+        logp = np.log(np.maximum(d.pscores, 1e-30)).astype(np.float32)
+        return Choice(
+            indices=d.indices,
+            case_ids=cands.case_ids[d.indices],
+            logp=logp,
+            probs=d.first.astype(np.float32),
+            slate_logp=float(logp.sum()),
+            explored=d.explored,
+            scores=raw,
         )
 
     def _act_tabular(self, score: np.ndarray, cands: Candidates, m: int, greedy: bool) -> Choice:

@@ -7,7 +7,8 @@ Plackett-Luce product. `list_propensities` gives, per position of one drawn list
 probability that the policy puts that item there (the logged propensities of a served list:
 exact for positions 1 and 2, a Rao-Blackwellised Monte-Carlo average over sampled prefixes
 after); `position_marginals` / `epsilon_greedy_marginals` give the whole (candidate x position)
-table by counting draws (numpy).
+table by counting draws (numpy). The slotted explorer (`recsys.rl.slotted`, the default list
+draw) needs none of this: its propensities are exact by construction.
 """
 
 from __future__ import annotations
@@ -280,9 +281,13 @@ def logged_propensities(
 ) -> np.ndarray:
     """(m,) propensities of `choice = learner.act(state, cands, m, greedy)`
     (`choice_propensities`; Monte-Carlo seeded by `seed`, e.g. the request): greedy, the
-    non-parametric mode and tabular with epsilon 0 are deterministic (1.0); soft-q /
-    parametric-ce sample Plackett-Luce; tabular is epsilon-greedy over its score order (re-read
-    here: an update between `act` and this call can move it)."""
+    non-parametric mode and tabular with epsilon 0 are deterministic (1.0); a slotted draw
+    (`Choice.explored` set, `recsys.rl.slotted`) logs its exact P(item at position j | the
+    items above it), position 0's being its marginal (no Monte-Carlo); soft-q /
+    parametric-ce otherwise sample Plackett-Luce; tabular is epsilon-greedy over its score
+    order (re-read here: an update between `act` and this call can move it)."""
+    if choice.explored is not None:  # a slotted draw: exact, conditional on the prefix
+        return np.clip(np.exp(choice.logp.astype(np.float64)), 1e-12, 1.0)
     eps = learner.cfg.tabular_epsilon
     tab = learner.mode == "tabular"
     sampled = not greedy and learner.mode != "non-parametric" and (not tab or eps > 0)

@@ -38,6 +38,9 @@ class Stats(BaseModel):
     last_reward: float | None = None
     updates: float | None = None
     policy_entropy: float | None = None
+    greedy_top1_share: float | None = None
+    """Share of the policy's first choices that went to its greedy candidate, since start
+    (`memento_policy_top1_greedy_total / memento_policy_top1_total`; None before any)."""
     latency_sum: float = 0.0
     latency_count: float = 0.0
 
@@ -53,6 +56,11 @@ def _samples(metrics: ServingMetrics) -> dict[str, float]:
                 key = "latency_sum" if s.name.endswith("_sum") else "latency_count"
                 out[key] += s.value
     return out
+
+
+def _share(part: float | None, whole: float | None) -> float | None:
+    """part / whole (None without a whole)."""
+    return None if not whole or part is None else part / whole
 
 
 def _provenance(service: RecommendService) -> dict[str, Any]:
@@ -89,6 +97,9 @@ def stats(request: Request) -> Stats:
         last_reward=s.get("memento_learner_last_reward"),
         updates=s.get("memento_learner_updates_total"),
         policy_entropy=s.get("memento_policy_entropy"),
+        greedy_top1_share=_share(
+            s.get("memento_policy_top1_greedy_total"), s.get("memento_policy_top1_total")
+        ),
         latency_sum=s["latency_sum"],
         latency_count=s["latency_count"],
     )

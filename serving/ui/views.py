@@ -65,6 +65,8 @@ class ItemRow:
     score: float
     propensity: float | None
     cases: list[CaseRow] = field(default_factory=list)
+    explored: bool = False
+    """Placed by an exploration slot of the policy (`ItemOut.explored`)."""
 
 
 @dataclass(frozen=True)
@@ -200,7 +202,11 @@ def explain(service: RecommendService, resp: RecommendResponse, user_id: str) ->
             rec = find_case(service, cid)
             if rec is not None:
                 cases.append(case_row(service, rec, now=now, prob=weights.get(cid), state=state))
-        rows.append(ItemRow(rank, item.item_id, item.title, item.score, item.propensity, cases))
+        rows.append(
+            ItemRow(
+                rank, item.item_id, item.title, item.score, item.propensity, cases, item.explored
+            )
+        )
     cold = not service.store.recent_events(user_id, 1) and not resp.cases
     return Explanation(
         decision_id=resp.decision_id,

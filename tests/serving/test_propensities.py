@@ -31,7 +31,7 @@ from serving.decision_blob import DecisionBlob
 from serving.process import ServerProcess
 from serving.service import DecisionSnapshot
 from serving.store import Store
-from serving.testing import AUTH, server_env, wait_idle
+from serving.testing import AUTH, metric, server_env, wait_idle
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -171,6 +171,10 @@ def test_service_logs_propensities_and_the_obp_export_matches_them(tmp_path: Pat
                 assert p is not None and 0.0 < p <= 1.0, it
                 served[(str(body["decision_id"]), pos)] = (it["item_id"], p)
             assert items[0]["propensity"] < 1.0, "a sampled first position is not certain"
+            # the slotted explorer (the default): exploration slots 0 and 3 marked, the greedy
+            # slots between them logged with probability 1 (conditional on the items above)
+            assert [it["explored"] for it in items] == [True, False, False, True], items
+            assert [it["propensity"] for it in items[1:3]] == [1.0, 1.0], items
             target = items[k % 4]["item_id"]
             fb = {"decision_id": body["decision_id"], "item_id": target, "action": "alipay"}
             _post(c, "/v1/feedback", {**fb, "idempotency_key": f"k{k}"})
@@ -182,6 +186,13 @@ def test_service_logs_propensities_and_the_obp_export_matches_them(tmp_path: Pat
         n_fill = sum(i["propensity"] is None for i in long)
         assert long[0]["propensity"] is not None and n_fill > 0, "the pool is shorter"
         wait_idle(c, 6)
+        top1, greedy = (
+            metric(c, "memento_policy_top1_total"),
+            metric(c, "memento_policy_top1_greedy_total"),
+        )
+        assert top1 == 7 and 0 <= greedy < top1, (top1, greedy)  # 7 warm first choices
+        share = c.get("/ui/api/stats").json()["greedy_top1_share"]
+        assert share == pytest.approx(greedy / top1)
     store = Store(db)
     stored = [store.get_decision(d) for d, _ in served]
     store.close()

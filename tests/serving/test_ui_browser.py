@@ -174,7 +174,8 @@ def test_erase_user_reflected_at_once(ui_server: ServerProcess, page: Page) -> N
 
 
 def test_chart_updates_after_feedback(ui_server: ServerProcess, page: Page) -> None:
-    """Feedback given on the page moves the update count and the reward/TD-loss charts."""
+    """Feedback given on the page moves the update count and the reward/TD-loss charts; the
+    dashboard shows the greedy top-1 share."""
     _open(page, ui_server, TEST_API_KEY)
     _recommend(page, "alice")
     sync_api.expect(page.locator("#decision li.item").first).to_be_visible()
@@ -193,6 +194,9 @@ def test_chart_updates_after_feedback(ui_server: ServerProcess, page: Page) -> N
     series = page.evaluate("window.mementoCharts.td.data.datasets[0].data")
     assert any(v is not None for v in series), series
     assert page.evaluate("window.mementoCharts.queue.data.datasets[0].data.length") >= 2
+    share = httpx.get(f"{ui_server.url}/ui/api/stats", timeout=30).json()["greedy_top1_share"]
+    assert share is not None and 0.0 <= share <= 1.0
+    sync_api.expect(page.locator("#greedy-note")).to_contain_text("share ")
     _shot(page, "dashboard")
 
 
@@ -274,11 +278,15 @@ def bundle_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
 
 
 def test_bundle_cases_explain_and_browse(bundle_server: ServerProcess, page: Page) -> None:
-    """A loaded bundle's own cases (not in the case log) explain a list, show in the memory
-    browser and open, without a 500 when the core cannot value them."""
+    """A loaded bundle's own cases (not in the case log) explain a list whose first item is
+    marked as an exploration slot, show in the memory browser and open, without a 500 when
+    the core cannot value them."""
     _open(page, bundle_server, TEST_API_KEY)
     page.fill("input[name=events]", "p1, a1")
     _recommend(page, "carol")
+    first = page.locator("#decision li.item").first
+    sync_api.expect(first.locator(".explore-tag")).to_have_text("explore")
+    assert 1 <= page.locator("#decision li.item.explored").count() <= 2  # explore_slots
     page.locator("button.explain-btn").first.click()
     why = page.locator("li.item.open .why table.cases")
     sync_api.expect(why.locator("tbody tr").first).to_contain_text("click")

@@ -178,9 +178,13 @@ class ItemsScorer(Scorer):
                     )
                 )
                 items.append(row)
-            # alpha * log softmax(Q / alpha) = Q(s, i) - V(s): Q's order without a second pass
-            probs = np.maximum(choice.probs[choice.indices].astype(np.float64), 1e-30)
-            score = rec.loop.learner.alpha * np.log(probs)
+            if choice.explored is not None:  # a slotted list: the scores it ranked by
+                assert choice.scores is not None, "a slotted choice records its scores"
+                score = choice.scores[choice.indices].astype(np.float64)
+                res.explored = {items[k] for k in np.flatnonzero(choice.explored).tolist()}
+            else:  # alpha * log softmax(Q / alpha) = Q(s, i) - V(s): Q's order, no second pass
+                probs = np.maximum(choice.probs[choice.indices].astype(np.float64), 1e-30)
+                score = rec.loop.learner.alpha * np.log(probs)
             if warm.propensities:  # seeded by the request: the same request logs the same pscores
                 lr, key = rec.loop.learner, f"{req.user_id}|{req.now!r}"
                 drawn = logged_propensities(lr, state.vec, icands, choice, warm.greedy, key)

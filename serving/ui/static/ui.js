@@ -79,6 +79,8 @@
     push(charts.td, t, s.updates ? s.td_loss : null);
     push(charts.entropy, t, s.policy_entropy);
     text("entropy-note", s.policy_entropy == null ? "not exported by this core's metrics" : "");
+    push(charts.greedy, t, s.greedy_top1_share);
+    text("greedy-note", s.greedy_top1_share == null ? "no first choice yet" : "share " + s.greedy_top1_share.toFixed(3));
     push(charts.queue, t, s.queue_depth);
     push(charts.lag, t, s.lag_decisions);
     let ms = null;
@@ -92,6 +94,7 @@
   charts.reward = chart("chart-reward", "reward");
   charts.td = chart("chart-td", "TD loss");
   charts.entropy = chart("chart-entropy", "entropy");
+  charts.greedy = chart("chart-greedy", "greedy top-1 share");
   charts.queue = chart("chart-queue", "queue depth");
   charts.lag = chart("chart-lag", "lag (decisions)");
   charts.latency = chart("chart-latency", "latency ms");
