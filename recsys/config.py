@@ -362,7 +362,8 @@ class RecommendConfig:
     """items scorer: weight of the case memory's direct vote in the policy's scores, added to Q
     like the cross model (`recsys.rec.item_features.case_vote`: each pool item's shrunk,
     position-corrected reward rate among the retrieved similar and recent situations, in
-    reward units); 0 = off (Q alone reads the case evidence as features)."""
+    reward units); 0 = off (Q alone reads the case evidence as features). A fresh served items
+    model uses 3 (`presets.online`)."""
 
 
 @dataclass(frozen=True)
