@@ -1,7 +1,8 @@
 """`ModelBundle`: THE model directory. Training writes it, the registry stores it, serving loads it.
 
     bundle.json        {"format": 1, "version", "config": CoreConfig, "dims", "meta"}
-    learner.pt         the learner part, `LearnerPart` (config, step, weights, optimiser state)
+    learner.pt         the learner part, `LearnerPart` (config, step, weights, optimiser state,
+                       + the items scorer's cross model when the model has one)
     bank/              `CaseBank.save` (faiss index + case metadata)
     items.parquet      the catalogue: item_id (string), title
     item_vecs.npy      (I, d) float32 item vectors (title vectors, + collaborative part)
@@ -27,7 +28,7 @@ import hashlib
 import json
 import shutil
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from recsys.llm.protocol import FrozenLLM
 from recsys.loop import MemoryLoop
 from recsys.memory.case_bank import CaseBank
 from recsys.rec.cooccurrence import Cooccurrence
+from recsys.rec.item_crosses import ItemCrosses
 from recsys.rec.items import ItemTable
 from recsys.rec.popularity import Popularity
 from recsys.rec.recommender import Recommender
@@ -74,6 +76,14 @@ class ModelBundle:
     """Free provenance: dataset, mode, trained_until, ..."""
     seq: SeqPolicy | None = None
     """The learned sequence policy (required by the `seq` scorer)."""
+    crosses: ItemCrosses | None = None
+    """The items scorer's cross model (`RecommendConfig.item_crosses_lr`; a new one when that
+    is > 0 and none is given, else None); it travels in the learner part."""
+
+    def __post_init__(self) -> None:
+        lr = self.config.recommend.item_crosses_lr
+        if self.crosses is None and lr > 0:
+            self.crosses = ItemCrosses(lr=lr)
 
     @property
     def dim(self) -> int:
@@ -96,12 +106,25 @@ class ModelBundle:
             llm,
             self.config.credit,
             self.seq,
+            self.crosses,
         )
 
     def learner_part(self, *, optimiser: bool = True) -> LearnerPart:
-        """The learner part (`learner.pt`): a checkpoint with the optimiser state, the
-        per-version publication without it."""
-        return self.learner.part(optimiser=optimiser)
+        """The learner part (`learner.pt`), with the cross model: a checkpoint with the
+        optimiser (and AdaGrad) state, the per-version publication without it."""
+        part = self.learner.part(optimiser=optimiser)
+        if self.crosses is None:
+            return part
+        return replace(part, crosses=self.crosses.state(optimiser=optimiser))
+
+    def apply_learner_part(self, part: LearnerPart) -> None:
+        """Load a learner part in place (`Learner.apply_part`), and its cross model into this
+        one's (a part without one, or a model without one, leaves this model's as it is).
+        Each is swapped whole: a request in flight scores with the old or the new Q, the old or
+        the new cross table, never a mix within either."""
+        self.learner.apply_part(part)
+        if part.crosses is not None and self.crosses is not None:
+            self.crosses.load(part.crosses)
 
     def save(self, folder: str | Path, *, with_bank: bool = True) -> Path:
         """Write the bundle to `folder` (created; a bank already there is kept when
@@ -166,7 +189,8 @@ class ModelBundle:
         if missing:
             raise BundleError(f"{src}: bundle is missing {', '.join(missing)}")
         cfg = config_from_dict(CoreConfig, info["config"])
-        learner = Learner.from_part(LearnerPart.load(src / "learner.pt"))
+        part = LearnerPart.load(src / "learner.pt")
+        learner = Learner.from_part(part)
         bank = CaseBank.load(src / "bank")
         if detach:
             mem = sqlite3.connect(":memory:", check_same_thread=False)
@@ -186,4 +210,7 @@ class ModelBundle:
         if seq is None and cfg.recommend.scorer == "seq":
             raise BundleError(f"{src}: the seq scorer's model is missing (seq/seq.pt)")
         version, meta = str(info.get("version", "")), info.get("meta", {})
-        return cls(cfg, learner, bank, items, pop, cooc, version, meta, seq)
+        bundle = cls(cfg, learner, bank, items, pop, cooc, version, meta, seq)
+        if part.crosses is not None and bundle.crosses is not None:
+            bundle.crosses.load(part.crosses)
+        return bundle

@@ -289,9 +289,10 @@ class ServingCore:
         return self._rt.bundle.learner_part(optimiser=optimiser)
 
     def apply_learner_part(self, part: LearnerPart) -> None:
-        """Load a learner part into the served learner in place (`Learner.apply_part`):
-        requests in flight score with the old or the new weights, never a mix."""
-        self._rt.bundle.learner.apply_part(part)
+        """Load a learner part (+ its cross model) into the served model in place
+        (`ModelBundle.apply_learner_part`): requests in flight score with the old or the new
+        weights, never a mix."""
+        self._rt.bundle.apply_learner_part(part)
 
     def reload(self) -> str:
         """Build a new runtime (registry alias / snapshot + log), then, with events held, load

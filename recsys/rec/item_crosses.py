@@ -24,16 +24,23 @@ active weights by AdaGrad (Duchi et al. 2011, Eq. 1 with a diagonal matrix): wit
 g = err * x_f, w_f += lr * g / sqrt(eps + sum of past g^2 of f), so a first step moves a
 prediction by lr and later ones by less: large steps for a rarely seen feature, shrinking as
 it is seen.
+
+The learned numbers travel sparse (`CrossesState`: the table is mostly zeros) inside the
+learner part (`recsys.rl.learner_part`): a publication carries the non-zero weights and the
+position biases, a checkpoint the AdaGrad accumulators too.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ItemCrosses", "item_tokens"]
+from recsys.errors import BundleError
+
+__all__ = ["CrossesState", "ItemCrosses", "item_tokens"]
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 """Odd 64-bit constant mixing two token hashes into one cross (Fibonacci hashing)."""
@@ -51,6 +58,67 @@ def _values(valid: np.ndarray) -> np.ndarray:
     their mean weight and a first AdaGrad step moves a prediction by at most `lr`."""
     n = np.maximum(valid.sum(axis=1, keepdims=True), 1)
     return np.where(valid, 1.0 / n, 0.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class CrossesState:
+    """The cross model's learned numbers, sparse unless most of the table is kept (module
+    docstring)."""
+
+    bits: int
+    """log2 of the weight table's size (`ItemCrosses.bits`)."""
+    history: int
+    """History items crossed (`ItemCrosses.history`)."""
+    index: np.ndarray | None
+    """(N,) int32 table entries kept, ascending: those with a non-zero weight (and, with the
+    AdaGrad state, a non-zero accumulator); None: `w` and `g2` are the whole table (more than
+    half of it is kept, where the dense table is the smaller)."""
+    w: np.ndarray
+    """(N,) (or the table's size) float32 their weights."""
+    pos: np.ndarray
+    """(P,) float32 the position biases."""
+    g2: np.ndarray | None = None
+    """Like `w`: their AdaGrad accumulators; None without the AdaGrad state."""
+    pos_g2: np.ndarray | None = None
+    """(P,) float32 the position biases' accumulators; None without the AdaGrad state."""
+
+    def __post_init__(self) -> None:
+        n = (1 << self.bits) if self.index is None else len(self.index)
+        assert self.w.shape == (n,), f"{self.w.shape=} {n=}"
+        assert self.g2 is None or self.g2.shape == (n,), f"{self.g2.shape=} {n=}"
+        assert (self.g2 is None) == (self.pos_g2 is None), "both accumulators or none"
+
+    def without_optimiser(self) -> CrossesState:
+        """The non-zero weights and the position biases alone: what a replica scores with."""
+        if self.index is None:
+            return _pack(self.bits, self.history, self.w != 0, self.w, self.pos)
+        keep = self.w != 0
+        return CrossesState(self.bits, self.history, self.index[keep], self.w[keep], self.pos)
+
+
+def _pack(
+    bits: int,
+    history: int,
+    keep: np.ndarray,
+    w: np.ndarray,
+    pos: np.ndarray,
+    g2: np.ndarray | None = None,
+    pos_g2: np.ndarray | None = None,
+) -> CrossesState:
+    """A state of the whole tables `w` (and `g2`) holding the entries `keep` (a mask over the
+    table): sparse, or dense when more than half of them are kept (int32 index + value is
+    twice a dense entry). Copies: the tables may change afterwards."""
+    cp = None if pos_g2 is None else pos_g2.copy()
+    if 2 * int(np.count_nonzero(keep)) > keep.size:
+        return CrossesState(bits, history, None, w.copy(), pos.copy(), _copy(g2), cp)
+    index = np.flatnonzero(keep).astype(np.int32)
+    return CrossesState(
+        bits, history, index, w[index], pos.copy(), None if g2 is None else g2[index], cp
+    )
+
+
+def _copy(a: np.ndarray | None) -> np.ndarray | None:
+    return None if a is None else a.copy()
 
 
 class ItemCrosses:
@@ -115,7 +183,8 @@ class ItemCrosses:
         if not cand:
             return np.zeros(0, np.float32)
         idx, valid = self._index(cand, hist)
-        return (_values(valid) * np.where(valid, self.w[idx], 0.0)).sum(axis=1).astype(np.float32)
+        w = self.w  # one read: a concurrent `load` swaps the whole table
+        return (_values(valid) * np.where(valid, w[idx], 0.0)).sum(axis=1).astype(np.float32)
 
     def update(
         self,
@@ -143,3 +212,36 @@ class ItemCrosses:
         np.add.at(self.pos_g2, k[shown], err[shown] ** 2)
         np.add.at(self.pos, k[shown], self.lr * err[shown] / np.sqrt(1e-6 + self.pos_g2[k[shown]]))
         return float(np.mean(err**2))
+
+    def state(self, *, optimiser: bool = True) -> CrossesState:
+        """The learned numbers (`CrossesState`), with the AdaGrad state when `optimiser` (a
+        checkpoint) or without (a publication)."""
+        w, g2 = self.w, self.g2
+        if not optimiser:
+            return _pack(self.bits, self.history, w != 0, w, self.pos)
+        keep = (w != 0) | (g2 != 0)
+        return _pack(self.bits, self.history, keep, w, self.pos, g2, self.pos_g2)
+
+    def load(self, state: CrossesState) -> None:
+        """Take `state`'s weights and position biases (and its AdaGrad state when it has one;
+        else this model keeps its own). New tables are swapped in whole, so a `scores` running
+        meanwhile reads the old or the new table, never a mix. `BundleError` when the sizes
+        differ."""
+        got = (state.bits, state.history, len(state.pos))
+        have = (self.bits, self.history, len(self.pos))
+        if got != have:
+            raise BundleError(f"cross model (bits, history, positions) {got} is not this {have}")
+        w = _table(self.w.size, state.index, state.w)
+        if state.g2 is not None and state.pos_g2 is not None:
+            g2 = _table(self.g2.size, state.index, state.g2)
+            self.g2, self.pos_g2 = g2, state.pos_g2.astype(np.float32)
+        self.w, self.pos = w, state.pos.astype(np.float32)
+
+
+def _table(size: int, index: np.ndarray | None, values: np.ndarray) -> np.ndarray:
+    """The whole float32 table (`size` entries) of `CrossesState` values (a new array)."""
+    if index is None:
+        return values.astype(np.float32)
+    out = np.zeros(size, np.float32)
+    out[index] = values
+    return out

@@ -62,6 +62,7 @@ class Recommender:
         llm: FrozenLLM | None = None,
         credit: CreditConfig | None = None,
         seq: SeqPolicy | None = None,
+        crosses: ItemCrosses | None = None,
     ) -> None:
         get_scorer(cfg.scorer)  # an unknown scorer fails here, naming the known ones
         self.cfg = cfg
@@ -77,8 +78,11 @@ class Recommender:
         self.lock = threading.RLock()
         self.explore = np.random.default_rng(0)
         """Draws of the item pool's exploration items (`RecommendConfig.n_explore`)."""
-        self.crosses = ItemCrosses(lr=cfg.item_crosses_lr) if cfg.item_crosses_lr > 0 else None
-        """The items scorer's residual cross model (`RecommendConfig.item_crosses_lr`)."""
+        if crosses is None and cfg.item_crosses_lr > 0:
+            crosses = ItemCrosses(lr=cfg.item_crosses_lr)
+        self.crosses = crosses
+        """The items scorer's cross model (`RecommendConfig.item_crosses_lr`): the bundle's
+        (`ModelBundle.crosses`, it travels in the learner part), else a new one."""
         self.state_encoder = StateEncoder(state_cfg, items.vectors, items.titles_of, items.dim)
         self.set_llm(llm)
 

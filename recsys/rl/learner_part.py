@@ -9,7 +9,12 @@ pickled code):
      "state_dict": {"dims": {"state_dim", "key_dim"},
                     "q", "q_target": twin Q state dicts, "log_alpha": 0-d tensor,
                     "tabular": {case id: Q},
-                    "opt", "alpha_opt": Adam state dicts (only with the optimiser state)}}
+                    "opt", "alpha_opt": Adam state dicts (only with the optimiser state)},
+     "crosses": the items scorer's cross model, sparse (`recsys.rec.item_crosses.CrossesState`;
+                only when the model has one): {"bits", "history": int, "index": (N,) int32
+                (absent: the tables are dense), "w": (N,) float32, "pos": (P,) float32,
+                "g2": (N,), "pos_g2": (P,) float32 AdaGrad accumulators (only with the
+                optimiser state)}}
 
 With the optimiser state it is a checkpoint: training continues exactly where it stopped (the
 bundle's `learner.pt`, the end of a distributed training pass, the shared learner's own
@@ -17,8 +22,10 @@ checkpoint). Without it, it is everything a replay actor acts and learns with
 (`Learner.apply_part` then keeps the receiver's own optimiser state). A publication
 (`publication()`, the shared learner's per-version weights) also leaves out `q_target`: acting
 reads only `q` (and alpha), so a replica keeps its own target network and each version carries
-half the tensors. Files written before the optimiser state was optional have the same layout
-and load unchanged.
+half the tensors. The cross model travels with the learner it is added to (a replica scores
+with both): a publication carries its non-zero weights and position biases, a checkpoint its
+AdaGrad accumulators too. Files written before the optimiser state was optional, or before the
+cross model travelled (no "crosses": the receiver keeps its own), load unchanged.
 """
 
 from __future__ import annotations
@@ -30,10 +37,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from recsys.config import LearnerConfig, config_from_dict, config_to_dict
 from recsys.errors import BundleError
+from recsys.rec.item_crosses import CrossesState
 
 __all__ = ["OPTIMISER_KEYS", "LearnerPart"]
 
@@ -60,6 +69,9 @@ class LearnerPart:
     `tabular` ({case id: Q})."""
     optimiser: dict[str, Any] | None = None
     """`opt`, `alpha_opt` (Adam state dicts), or None in a publication."""
+    crosses: CrossesState | None = None
+    """The items scorer's cross model (with its AdaGrad state in a checkpoint), or None: the
+    model has none, or the part was written before it travelled."""
 
     def __post_init__(self) -> None:
         missing = [k for k in _WEIGHT_KEYS if k not in self.weights]
@@ -70,13 +82,14 @@ class LearnerPart:
 
     def without_optimiser(self) -> LearnerPart:
         """This part without the optimiser state (same weights)."""
-        return replace(self, optimiser=None)
+        crosses = None if self.crosses is None else self.crosses.without_optimiser()
+        return replace(self, optimiser=None, crosses=crosses)
 
     def publication(self) -> LearnerPart:
         """What an acting copy needs: `q`, `log_alpha` and `tabular`, no target network and
         no optimiser state (`Learner.apply_part` keeps the receiver's own)."""
         weights = {k: v for k, v in self.weights.items() if k != "q_target"}
-        return replace(self, weights=weights, optimiser=None)
+        return replace(self.without_optimiser(), weights=weights)
 
     def q_digest(self) -> str:
         """Fingerprint of the online Q network's weights (changes with every update)."""
@@ -93,10 +106,11 @@ class LearnerPart:
             **(self.optimiser or {}),
             "dims": {"state_dim": self.state_dim, "key_dim": self.key_dim},
         }
+        raw = {"state_dict": state, "config": config_to_dict(self.config), "step": self.step}
+        if self.crosses is not None:
+            raw["crosses"] = _crosses_file(self.crosses)
         buf = io.BytesIO()
-        torch.save(
-            {"state_dict": state, "config": config_to_dict(self.config), "step": self.step}, buf
-        )
+        torch.save(raw, buf)
         return buf.getvalue()
 
     @classmethod
@@ -122,6 +136,7 @@ class LearnerPart:
             int(raw["step"]),
             sd,
             opt or None,
+            _crosses_read(raw["crosses"], what) if "crosses" in raw else None,
         )
 
     def save(self, path: str | Path) -> Path:
@@ -140,3 +155,30 @@ class LearnerPart:
         if not p.is_file():
             raise BundleError(f"no learner part at {p}")
         return cls.from_bytes(p.read_bytes(), str(p))
+
+
+def _crosses_file(c: CrossesState) -> dict[str, Any]:
+    """The cross model's section of the file (module docstring): tensors and ints."""
+    out: dict[str, Any] = {"bits": c.bits, "history": c.history}
+    for name in ("index", "w", "pos", "g2", "pos_g2"):
+        arr = getattr(c, name)
+        if arr is not None:
+            out[name] = torch.from_numpy(arr)
+    return out
+
+
+def _crosses_read(raw: dict[str, Any], what: str) -> CrossesState:
+    """Inverse of `_crosses_file`; `BundleError` when a field is missing."""
+    missing = {"bits", "history", "w", "pos"} - set(raw)
+    if missing:
+        raise BundleError(f"{what}: cross model without {sorted(missing)}")
+    arr = {k: v.numpy() for k, v in raw.items() if isinstance(v, torch.Tensor)}
+    return CrossesState(
+        int(raw["bits"]),
+        int(raw["history"]),
+        arr["index"].astype(np.int32) if "index" in arr else None,
+        arr["w"].astype(np.float32),
+        arr["pos"].astype(np.float32),
+        arr.get("g2"),
+        arr.get("pos_g2"),
+    )

@@ -1,5 +1,6 @@
 """Weights between serving cores travel as the bundle's learner part: what the shared learner
-publishes makes a replica score exactly like it, without the learner's optimiser state."""
+publishes makes a replica score exactly like it (Q and the items scorer's cross model), without
+the learner's optimiser state."""
 
 from __future__ import annotations
 
@@ -62,6 +63,57 @@ def test_checkpoint_part_carries_the_optimiser_state(tmp_path: Path) -> None:
     assert a.keys() == b.keys() and all(
         np.array_equal(a[k]["exp_avg"].numpy(), b[k]["exp_avg"].numpy()) for k in a
     )
+
+
+def _crosses_core(tmp: Path, learn: int = 0) -> ServingCore:
+    """A fresh items-scorer core with a cross model, after `learn` purchases of each of the
+    first three listed items (one decision each)."""
+    core = _core(
+        tmp,
+        recommend={"scorer": "items", "item_crosses_lr": 0.1},
+        learner={"lr": 1e-2},
+        updates_per_feedback=2,
+    )
+    _write_cases(core)
+    d = _decide(core, _events("i0", "i2"))
+    for k in range(learn):
+        for item in d.items[:3]:
+            core.apply_feedback(dataclasses.replace(d, decision_id=f"d{k}"), item, "alipay", None)
+    return core
+
+
+def _cross_scores(core: ServingCore, history: list[str]) -> np.ndarray:
+    """The cross model's r(s, item) of every catalogue item after `history` (most recent
+    first)."""
+    rt = core.runtime
+    cx = rt.rec.crosses
+    assert cx is not None
+    ids = list(rt.items.ids)
+    tok = [cx.tokens(i, t) for i, t in zip(ids, rt.items.titles_of(ids), strict=True)]
+    return cx.scores(tok, [tok[rt.items.row_of[h]] for h in history])
+
+
+def test_published_part_carries_the_cross_model(tmp_path: Path) -> None:
+    """The learner's learned cross model travels in its publication: a fresh replica scores
+    every item with the learner's crosses after the version is applied (all zero before)."""
+    learner, replica = _crosses_core(tmp_path / "learner", 3), _crosses_core(tmp_path / "r")
+    want = _cross_scores(learner, ["i2", "i0"])
+    assert np.any(want != 0) and not np.any(_cross_scores(replica, ["i2", "i0"]))
+    apply_published(replica, learner.learner_part(optimiser=False).publication().to_bytes())
+    assert np.array_equal(_cross_scores(replica, ["i2", "i0"]), want)
+    assert np.array_equal(_cross_scores(replica, []), _cross_scores(learner, []))
+    assert q_digest(replica) == q_digest(learner)
+
+
+def test_a_part_without_a_cross_model_leaves_the_served_one(tmp_path: Path) -> None:
+    """A version written before the cross model travelled (its file has no crosses) loads Q
+    and leaves the replica's cross model as it was."""
+    learner, replica = _crosses_core(tmp_path / "learner", 2), _crosses_core(tmp_path / "r", 1)
+    before = _cross_scores(replica, ["i2", "i0"])
+    old = dataclasses.replace(learner.learner_part(optimiser=False).publication(), crosses=None)
+    apply_published(replica, old.to_bytes())
+    assert q_digest(replica) == q_digest(learner)
+    assert np.any(before != 0) and np.array_equal(_cross_scores(replica, ["i2", "i0"]), before)
 
 
 def test_a_core_without_learner_parts_is_refused() -> None:

@@ -261,12 +261,18 @@ def test_feedback_case_is_idempotent_and_cases_survive_restart(tmp_path: Path) -
     assert u1.new_case_id not in again.runtime.int_of
 
 
-def test_snapshot_round_trip(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "recommend",
+    [{"num_chosen": 2}, {"num_chosen": 2, "scorer": "items", "item_crosses_lr": 0.1}],
+    ids=["cases", "items-crosses"],
+)
+def test_snapshot_round_trip(tmp_path: Path, recommend: dict[str, object]) -> None:
     """A checkpoint of a served (fresh) model restarts as the same model: learner weights,
-    step, bank, popularity log and the same greedy list with the same scores."""
+    step, the items scorer's learned cross model (weights and AdaGrad state), bank, popularity
+    log and the same greedy list with the same scores."""
     import torch
 
-    settings = _settings(tmp_path, recommend={"num_chosen": 2}, updates_per_feedback=4)
+    settings = _settings(tmp_path, recommend=recommend, updates_per_feedback=4)
     store = Store(tmp_path / "db.sqlite3")
     core = build_core(settings, store)
     _write_cases(core)
@@ -285,6 +291,10 @@ def test_snapshot_round_trip(tmp_path: Path) -> None:
     assert b.learner.step == a.learner.step
     for (name, p), q in zip(a.learner.q.named_parameters(), b.learner.q.parameters(), strict=True):
         assert torch.equal(p, q), name
+    if a.rec.crosses is not None:
+        assert b.rec.crosses is not None and np.any(a.rec.crosses.w != 0)
+        for name in ("w", "g2", "pos", "pos_g2"):
+            assert np.array_equal(getattr(a.rec.crosses, name), getattr(b.rec.crosses, name))
     assert set(b.int_of) == set(a.int_of)
     for x, y in zip(a.bundle.popularity.log(), b.bundle.popularity.log(), strict=True):
         np.testing.assert_array_equal(x, y)
