@@ -5,6 +5,7 @@ the learner's optimiser state."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,11 @@ import numpy as np
 import pytest
 
 from recsys.bundle import LearnerPart
-from serving.core import ServingCore
+from serving.core import ServingCore, build_core
+from serving.learner_loop import LearnerLoop
+from serving.pg_store import PgStore
 from serving.shared_learner import apply_published, part_host, q_digest
-from tests.serving.test_serving_core import _core, _decide, _events, _write_cases
+from tests.serving.test_serving_core import _core, _decide, _events, _settings, _write_cases
 
 
 @pytest.fixture(autouse=True)
@@ -65,15 +68,14 @@ def test_checkpoint_part_carries_the_optimiser_state(tmp_path: Path) -> None:
     )
 
 
+CROSSES = {"scorer": "items", "item_crosses_lr": 0.1}
+"""The items scorer with a cross model."""
+
+
 def _crosses_core(tmp: Path, learn: int = 0) -> ServingCore:
     """A fresh items-scorer core with a cross model, after `learn` purchases of each of the
     first three listed items (one decision each)."""
-    core = _core(
-        tmp,
-        recommend={"scorer": "items", "item_crosses_lr": 0.1},
-        learner={"lr": 1e-2},
-        updates_per_feedback=2,
-    )
+    core = _core(tmp, recommend=CROSSES, learner={"lr": 1e-2}, updates_per_feedback=2)
     _write_cases(core)
     d = _decide(core, _events("i0", "i2"))
     for k in range(learn):
@@ -114,6 +116,44 @@ def test_a_part_without_a_cross_model_leaves_the_served_one(tmp_path: Path) -> N
     apply_published(replica, old.to_bytes())
     assert q_digest(replica) == q_digest(learner)
     assert np.any(before != 0) and np.array_equal(_cross_scores(replica, ["i2", "i0"]), before)
+
+
+def _crosses_of(core: ServingCore) -> dict[str, np.ndarray]:
+    cx = core.runtime.rec.crosses
+    assert cx is not None
+    return {k: getattr(cx, k).copy() for k in ("w", "g2", "pos", "pos_g2")}
+
+
+def test_shared_learner_versions_carry_the_cross_model(tmp_path: Path, pg_url: str) -> None:
+    """Feedback on a worker's decision, applied by the shared learner (`LearnerLoop`, as the
+    learner process of `--workers` runs it), reaches the worker's cross model through the
+    published version; a restarted learner resumes its crosses, AdaGrad state included."""
+    kw: dict[str, object] = dict(recommend=CROSSES, learner={"lr": 1e-2}, store_url=pg_url)
+    worker_store = PgStore(pg_url)
+    worker = build_core(_settings(tmp_path / "w", **kw), worker_store)
+    d = _decide(worker, _events("i0", "i2"))
+    worker_store.put_decision(d)
+    rows = [(f"k{n}", d.decision_id, item, "alipay", None) for n, item in enumerate(d.items[:3])]
+    worker_store.insert_feedback_many(rows)
+    learner_settings = _settings(tmp_path / "l", **kw)
+    loop = LearnerLoop(learner_settings, batch=8)
+    deadline = time.monotonic() + 60
+    while loop.applied < 3:
+        assert time.monotonic() < deadline, loop.stats()
+        time.sleep(0.05)
+    loop.stop()
+    learned = loop._core
+    assert isinstance(learned, ServingCore)
+    want = _cross_scores(learned, ["i2"])
+    assert np.any(want != 0) and not np.any(_cross_scores(worker, ["i2"]))
+    apply_published(worker, worker_store.versions_after(loop.version - 1)[-1].weights)
+    assert np.array_equal(_cross_scores(worker, ["i2"]), want)
+    restarted = LearnerLoop(learner_settings, batch=8)
+    restarted.stop()
+    assert isinstance(restarted._core, ServingCore)
+    got, had = _crosses_of(restarted._core), _crosses_of(learned)
+    assert all(np.array_equal(got[k], had[k]) for k in had), "restarted learner's crosses"
+    worker_store.close()
 
 
 def test_a_core_without_learner_parts_is_refused() -> None:
