@@ -172,11 +172,13 @@ def ope_check(
 
     catalogue: simulator item ids by simulator row (None: the service's `items.parquet`).
     seed: OBP's bootstrap / cross-fitting seed. Returns ``{"policies": {name: {"true_value",
-    "estimates": {estimator: [value, lo, hi]}, "dr_within_ci"}}, "logging_first_position_reward"
-    (the logged first items' mean reward), "logging_first_position_true_value" (their exact
-    value: the log's reward and the truth share one scale), "pool_size" (mean pool support),
-    "counts", "export"}``. Raises `ValueError` for a run that cannot be checked (no OPE trace,
-    no propensities, no database) and `OpeRunError` when the export or OBP fails.
+    "estimates": {estimator: [value, lo, hi]}, "dr_within_ci", "matches" (logged first items
+    with a non-zero weight), "ess" (the weights' effective sample size (sum w)^2 / sum w^2)}},
+    "logging_first_position_reward" (the logged first items' mean reward),
+    "logging_first_position_true_value" (their exact value: the log's reward and the truth
+    share one scale), "pool_size" (mean pool support), "counts", "export"}``. Raises
+    `ValueError` for a run that cannot be checked (no OPE trace, no propensities, no database)
+    and `OpeRunError` when the export or OBP fails.
     """
     if rounds <= 0:
         raise ValueError(f"rounds must be > 0, got {rounds}")
@@ -238,19 +240,22 @@ def ope_check(
         n_bootstrap=n_bootstrap,
         workdir=workdir / "obp",
     )
+    first = np.flatnonzero(sub["position"] == 0)
+    decided, logged = sub["decision_index"][first], sub["action"][first]
     policies: dict[str, Any] = {}
     for name, truth in truths.items():
         e = {k: [float(x) for x in est[name][k]] for k in ESTIMATORS}
         _, lo, hi = e["dr"]
+        w = dists[name][decided, logged, 0] / sub["pscore"][first]  # OBP's importance weights
         policies[name] = {
             "true_value": truth,
             "estimates": e,
             "dr_within_ci": bool(lo <= truth <= hi),
             "dr_error": e["dr"][0] - truth,
+            "matches": int(np.count_nonzero(w)),
+            "ess": float(w.sum() ** 2 / (w**2).sum()) if w.any() else 0.0,
         }
-    first = np.flatnonzero(sub["position"] == 0)
-    logged_rows = row_of_col[sub["action"][first]]
-    decided = sub["decision_index"][first]
+    logged_rows = row_of_col[logged]
     logged_truth = [
         run.ope.values[trace_rows[i]][r] for i, r in zip(decided, logged_rows, strict=True)
     ]

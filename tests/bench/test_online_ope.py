@@ -126,7 +126,8 @@ def test_pool_policies_choose_within_each_decisions_logged_pool(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pool-oracle / pool-popularity / pool-uniform put mass only on the decision's logged pool
-    (d2: c, d; d3: d, a), with exact truths (0.3 + 0.8) / 2, (0.3 + 0.4) / 2, (0.25 + 0.6) / 2."""
+    (d2: c, d; d3: d, a), with exact truths (0.3 + 0.8) / 2, (0.3 + 0.4) / 2, (0.25 + 0.6) / 2,
+    and the importance weights' matches and effective sample size."""
     run, fb = _fake_logs(tmp_path)
     out, seen = _check_fake(tmp_path, monkeypatch, fb, run)
     col = {"a": 3, "b": 2, "c": 1, "d": 0}
@@ -141,6 +142,12 @@ def test_pool_policies_choose_within_each_decisions_logged_pool(
     assert truth["pool-popularity"] == pytest.approx(0.35)
     assert truth["pool-uniform"] == pytest.approx(0.425)
     assert out["policies"]["pool-oracle"]["dr_within_ci"] is True
+    # OBP's weights pi_e(logged first item) / pscore: pool-uniform 1 and 1, oracle 0 and 2
+    assert (out["policies"]["pool-uniform"]["matches"], out["policies"]["pool-uniform"]["ess"]) == (
+        2,
+        2.0,
+    )
+    assert (out["policies"]["oracle"]["matches"], out["policies"]["oracle"]["ess"]) == (1, 1.0)
     assert out["pool_size"] == pytest.approx(2.0)
 
 
