@@ -22,6 +22,11 @@ time order, positions ascending (R records, D decisions, A catalogue items, d st
     decision_index (R,)    row of the record's decision in `decisions`
     decisions (D,) str     the exported decisions (those with >= 1 record), in order: the
                            rows of the action_dist arrays `bench.ope.runner` takes
+    pool_decision (P,)     row in `decisions` of each logged pool entry
+    pool_action (P,) int64 catalogue row of the entry: the decision's candidate pool, the
+                           items the policy drew the list from (items scorer only: its
+                           candidates are items; decisions of other scorers have none), so
+                           an evaluation policy can be kept to what the logger could show
 
 Reward of a position: the largest `recsys.rec.reward.action_reward` (served model's
 `RewardConfig`, dwell included) over the feedback rows on that (decision, item): with the
@@ -161,6 +166,7 @@ def export_logs(
     rows.update({k: [] for k in ("decision_index", "decision_id", "user_id", "ts", "version")})
     contexts: list[np.ndarray] = []
     decisions: list[str] = []
+    pool_rows: dict[str, list[int]] = {"decision": [], "action": []}
     left_out: Counter[str] = Counter()
     for d in logs.decisions:
         blob = DecisionBlob.decode(d.candidates)
@@ -192,6 +198,10 @@ def export_logs(
             contexts.append(state)
             kept += 1
         if kept:
+            if blob.kind == "items":
+                pool = [items.row_of[s] for s in blob.sids if s in items.row_of]
+                pool_rows["decision"] += [len(decisions)] * len(pool)
+                pool_rows["action"] += pool
             decisions.append(d.decision_id)
     if not contexts:
         why = ", ".join(f"{k}={v}" for k, v in sorted(left_out.items()))
@@ -218,6 +228,8 @@ def export_logs(
         "model_version": np.asarray(rows["version"], dtype=str),
         "decision_index": np.asarray(rows["decision_index"], np.int64),
         "decisions": np.asarray(decisions, dtype=str),
+        "pool_decision": np.asarray(pool_rows["decision"], np.int64),
+        "pool_action": np.asarray(pool_rows["action"], np.int64),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

@@ -117,7 +117,7 @@ class OnlineConfig:
             "seed": seed,
             "transport": self.transport,
             "learn_every": self.learn_every if self.transport == "in-process" else None,
-            "v": 3,
+            "v": 4,  # 4: the OPE trace keeps item values and counts
         }
         if over := _model_overrides():  # absent when none: earlier cache entries stay valid
             parts["overrides"] = over
@@ -162,9 +162,8 @@ def _save(path: Path, run: Run) -> None:
     if run.ope is not None:
         arrays["ope_ids"] = np.array(run.ope.decision_ids)
         arrays["ope_allowed"] = np.array(run.ope.allowed)
-        for name, rows in run.ope.actions.items():
-            arrays[f"ope_action_{name}"] = np.array(rows)
-            arrays[f"ope_true_{name}"] = np.array(run.ope.true_value[name])
+        arrays["ope_values"] = np.array(run.ope.values, np.float32)
+        arrays["ope_counts"] = np.array(run.ope.counts, np.float32)
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, **arrays)
     tmp.replace(path)
@@ -176,12 +175,12 @@ def _load(path: Path) -> Run:
     trace = Trace(z["reward"], z["expected"], z["oracle"], meta["shift_step"], meta["missing"])
     ope = None
     if "ope_ids" in z:
-        ope = OpeTrace([str(s) for s in z["ope_ids"]], allowed=list(z["ope_allowed"]))
-        for k in z.files:
-            if k.startswith("ope_action_"):
-                name = k.removeprefix("ope_action_")
-                ope.actions[name] = z[k].tolist()
-                ope.true_value[name] = z[f"ope_true_{name}"].tolist()
+        ope = OpeTrace(
+            [str(s) for s in z["ope_ids"]],
+            allowed=list(z["ope_allowed"]),
+            values=list(z["ope_values"]),
+            counts=list(z["ope_counts"]),
+        )
     return Run(trace, ope, Path(meta["db"]) if meta["db"] else None, meta.get("info", {}))
 
 

@@ -5,8 +5,9 @@ size and the same seen-item rule (items the user already acted on are never show
 decision the loop records the observed reward, the exact expected reward of the shown list and
 the exact expected reward of the oracle list for the same state (regret = the difference).
 Halfway (`shift_at`) the simulator shifts tastes. For the logging method it also records what
-off-policy evaluation needs (`OpeTrace`): the decision id and, for each evaluation policy, the
-action it would have shown first and that action's true value.
+off-policy evaluation needs (`OpeTrace`): the decision id, the items the user may still be
+shown, each item's exact first-position value and the acted-event counts so far (the
+evaluation policies and their truth are built from these in `bench.online.eval_policies`).
 """
 
 from __future__ import annotations
@@ -60,38 +61,14 @@ class OpeTrace:
     """What off-policy evaluation of the first position needs, per decision of the logger."""
 
     decision_ids: list[str] = field(default_factory=list)
-    actions: dict[str, list[int]] = field(default_factory=dict)
-    """Evaluation policy -> catalogue row it shows first (-1: uniform over allowed items)."""
-    true_value: dict[str, list[float]] = field(default_factory=dict)
-    """Evaluation policy -> theta[0] * expected value of its first item (uniform: the mean
-    over the allowed items)."""
+    """The service's decision id."""
     allowed: list[np.ndarray] = field(default_factory=list)
     """(items,) bool per decision: items not yet acted on."""
-
-
-EVAL_POLICIES = ("oracle", "popularity", "uniform")
-"""Evaluation policies of the off-policy check (first position)."""
-
-
-def _record_ope(
-    ope: OpeTrace,
-    decision_id: str,
-    values: np.ndarray,
-    theta0: float,
-    allowed: np.ndarray,
-    counts: np.ndarray,
-) -> None:
-    ope.decision_ids.append(decision_id)
-    ope.allowed.append(allowed)
-    best = int(np.argmax(np.where(allowed, values, -np.inf)))
-    pop = int(np.argmax(np.where(allowed, counts + 1e-6 * -np.arange(len(counts)), -np.inf)))
-    for name, row, val in (
-        ("oracle", best, values[best]),
-        ("popularity", pop, values[pop]),
-        ("uniform", -1, float(values[allowed].mean())),
-    ):
-        ope.actions.setdefault(name, []).append(row)
-        ope.true_value.setdefault(name, []).append(theta0 * float(val))
+    values: list[np.ndarray] = field(default_factory=list)
+    """(items,) float32 per decision: theta[0] * the expected value of each catalogue item
+    for the user at that moment (the simulator's truth, never given to the estimators)."""
+    counts: list[np.ndarray] = field(default_factory=list)
+    """(items,) float32 per decision: acted events per item before it (all users)."""
 
 
 def run_policy(
@@ -135,7 +112,10 @@ def run_policy(
         if ope is not None and decision_id is not None:
             allowed = np.ones(len(ids), bool)
             allowed[[row_of[s] for s in seen]] = False
-            _record_ope(ope, decision_id(user), values, float(theta[0]), allowed, counts)
+            ope.decision_ids.append(decision_id(user))
+            ope.allowed.append(allowed)
+            ope.values.append((float(theta[0]) * values).astype(np.float32))
+            ope.counts.append(counts.astype(np.float32))
         events = sim.respond(user, items)
         reward[t] = decision_reward(events)
         for e in events:
@@ -146,4 +126,4 @@ def run_policy(
     return Trace(reward, expected, oracle, shift_step, missing)
 
 
-__all__ = ["EVAL_POLICIES", "OnlinePolicy", "OpeTrace", "Trace", "run_policy"]
+__all__ = ["OnlinePolicy", "OpeTrace", "Trace", "run_policy"]

@@ -5,15 +5,24 @@ The soft-q run of the online benchmark is the logging policy. Its service databa
 with `serving.logs_export.export_logs` (what `memento logs export --format obp` runs);
 the last `rounds` exported decisions that the run's `OpeTrace` recorded are kept (joined by
 decision id), and only their first position is evaluated. For each evaluation policy of
-`EVAL_POLICIES` the action_dist is (D, A, 1):
+`bench.online.eval_policies.EVAL_POLICIES` the action_dist is (D, A, 1), OBP's
+``action_dist[i, a, 0] = pi_e(a at position 0 | decision i)``, built by `first_item_dist` over
+its support:
 
-- `oracle`, `popularity`: all mass on the catalogue row the trace recorded for the decision;
-- `uniform`: 1 / |allowed| on each item the user had not acted on yet (the seen-item rule).
+- `allowed` (oracle, popularity, uniform): the items the user had not acted on yet (the
+  trace's seen-item rule); most of them lie outside the logger's pool (no support);
+- `pool` (pool-oracle, pool-popularity, pool-uniform): the decision's logged candidate pool
+  (the export's `pool_decision` / `pool_action`, from the service's own log), the items with a
+  positive position-0 propensity; a decision whose first item was logged with propensity 1
+  (a deterministic draw) supports that item only.
 
+OBP weighs each position-0 record by ``action_dist[i, action, 0] / pscore`` with the logged
+P(action at position 0 | state) as pscore, so on a pool support every weight is finite.
 Simulator rows are mapped to export actions through the catalogue ids (`item_ids` of the
-export), never by position. The truth is exact: the mean over the same decisions of the
-trace's `true_value` (theta[0] times the expected value of the policy's first item, from the
-simulator's own model), which is what OBP's per-record value estimates at position 0.
+export), never by position. The truth is exact: the mean over the same decisions of
+`true_value` (the policy's distribution times theta[0] * each item's expected value, from the
+trace), which is what OBP's per-record value estimates at position 0. The estimators see the
+logs and the action_dists only, never the simulator's values.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ import numpy as np
 
 from bench.errors import OpeRunError
 from bench.online.bench import Run
-from bench.online.loop import EVAL_POLICIES
+from bench.online.eval_policies import EVAL_POLICIES, first_item_dist, true_value
 from bench.ope.runner import ESTIMATORS, estimate_policy_values
 
 log = logging.getLogger(__name__)
@@ -78,12 +87,16 @@ def _window(
     exported = [str(d) for d in fb["decisions"]]
     first = np.zeros(len(exported), bool)
     first[fb["decision_index"][fb["position"] == 0]] = True
-    usable = [i for i, d in enumerate(exported) if d in in_trace and first[i]]
+    pooled = np.zeros(len(exported), bool)
+    pooled[fb["pool_decision"]] = True
+    traced = [i for i, d in enumerate(exported) if d in in_trace]
+    usable = [i for i in traced if first[i] and pooled[i]]
     keep = np.asarray(usable[-rounds:], np.int64)
     counts = {
-        "not_in_trace": sum(d not in in_trace for d in exported),
+        "not_in_trace": len(exported) - len(traced),
         "not_exported": len(in_trace - set(exported)),
-        "no_first_position": sum(d in in_trace and not first[i] for i, d in enumerate(exported)),
+        "no_first_position": sum(not first[i] for i in traced),
+        "no_pool": sum(first[i] and not pooled[i] for i in traced),
         "before_window": len(usable) - len(keep),
     }
     return keep, counts
@@ -95,10 +108,13 @@ def _subset(fb: dict[str, np.ndarray], keep: np.ndarray, path: Path) -> dict[str
     new_index[keep] = np.arange(len(keep))
     rec = np.flatnonzero(new_index[fb["decision_index"]] >= 0)
     per_record = {k for k, v in fb.items() if v.ndim >= 1 and len(v) == len(fb["decision_index"])}
-    per_record -= {"decisions", "item_ids", "action_context"}
+    per_record -= {"decisions", "item_ids", "action_context", "pool_decision", "pool_action"}
     out: dict[str, np.ndarray] = {k: (v[rec] if k in per_record else v) for k, v in fb.items()}
     out["decision_index"] = new_index[fb["decision_index"][rec]]
     out["decisions"] = fb["decisions"][keep]
+    pool = np.flatnonzero(new_index[fb["pool_decision"]] >= 0)
+    out["pool_decision"] = new_index[fb["pool_decision"][pool]]
+    out["pool_action"] = fb["pool_action"][pool]
     out["n_rounds"] = np.asarray(len(rec), np.int64)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:
@@ -106,25 +122,40 @@ def _subset(fb: dict[str, np.ndarray], keep: np.ndarray, path: Path) -> dict[str
     return out
 
 
+def _pool_supports(sub: dict[str, np.ndarray], row_of_col: np.ndarray) -> list[np.ndarray]:
+    """(items,) bool per decision of `sub` (simulator rows): its logged pool, or only its first
+    item where that was logged with propensity 1 (a deterministic draw supports nothing else)."""
+    n_items = int(row_of_col.max()) + 1
+    supports = [np.zeros(n_items, bool) for _ in range(len(sub["decisions"]))]
+    for i, a in zip(sub["pool_decision"].tolist(), sub["pool_action"].tolist(), strict=True):
+        if row_of_col[a] >= 0:
+            supports[i][row_of_col[a]] = True
+    first = np.flatnonzero(sub["position"] == 0)
+    for i, a, p in zip(sub["decision_index"][first], sub["action"][first], sub["pscore"][first],
+                       strict=True):  # fmt: skip
+        if p >= 1.0:
+            supports[i][:] = False
+            supports[i][row_of_col[a]] = True
+    return supports
+
+
 def _action_dists(
-    run: Run, trace_rows: np.ndarray, col_of_row: np.ndarray, n_actions: int
-) -> dict[str, np.ndarray]:
-    """(D, A, 1) action_dist per evaluation policy for the trace decisions `trace_rows`."""
+    run: Run, trace_rows: np.ndarray, pools: list[np.ndarray], col_of_row: np.ndarray,
+    n_actions: int,
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:  # fmt: skip
+    """(D, A, 1) action_dist per evaluation policy for the trace decisions `trace_rows` (pools:
+    each one's logged support by simulator row), and each policy's true value on them."""
     assert run.ope is not None
-    n = len(trace_rows)
-    dists: dict[str, np.ndarray] = {}
-    for name in EVAL_POLICIES:
-        dist = np.zeros((n, n_actions, 1))
-        actions = run.ope.actions[name]
-        for i, j in enumerate(trace_rows):
-            row = int(actions[j])
-            if row >= 0:
-                dist[i, col_of_row[row], 0] = 1.0
-            else:  # uniform over the items the user had not acted on
-                cols = col_of_row[np.flatnonzero(run.ope.allowed[j])]
-                dist[i, cols, 0] = 1.0 / len(cols)
-        dists[name] = dist
-    return dists
+    dists = {p.name: np.zeros((len(trace_rows), n_actions, 1)) for p in EVAL_POLICIES}
+    truth = {p.name: 0.0 for p in EVAL_POLICIES}
+    for i, j in enumerate(trace_rows.tolist()):
+        values, counts = run.ope.values[j], run.ope.counts[j]
+        for p in EVAL_POLICIES:
+            support = run.ope.allowed[j] if p.support == "allowed" else pools[i]
+            dist = first_item_dist(p.rule, support, values, counts)
+            dists[p.name][i, col_of_row, 0] = dist
+            truth[p.name] += true_value(dist, values) / len(trace_rows)
+    return dists, truth
 
 
 def ope_check(
@@ -141,9 +172,13 @@ def ope_check(
 
     catalogue: simulator item ids by simulator row (None: the service's `items.parquet`).
     seed: OBP's bootstrap / cross-fitting seed. Returns ``{"policies": {name: {"true_value",
-    "estimates": {estimator: [value, lo, hi]}, "dr_within_ci"}}, "logging_first_position_reward",
-    "counts", "export"}``. Raises `ValueError` for a run that cannot be checked (no OPE trace,
-    no propensities, no database) and `OpeRunError` when the export or OBP fails.
+    "estimates": {estimator: [value, lo, hi]}, "dr_within_ci", "matches" (logged first items
+    with a non-zero weight), "ess" (the weights' effective sample size (sum w)^2 / sum w^2)}},
+    "logging_first_position_reward" (the logged first items' mean reward),
+    "logging_first_position_true_value" (their exact value: the log's reward and the truth
+    share one scale), "pool_size" (mean pool support), "counts", "export"}``. Raises
+    `ValueError` for a run that cannot be checked (no OPE trace, no propensities, no database)
+    and `OpeRunError` when the export or OBP fails.
     """
     if rounds <= 0:
         raise ValueError(f"rounds must be > 0, got {rounds}")
@@ -191,9 +226,12 @@ def ope_check(
             f"{len(missing)} catalogue items are not in the export, e.g. {missing[:3]}"
         )
     col_of_row = np.array([col[s] for s in ids], np.int64)
+    row_of_col = np.full(int(fb["n_actions"]), -1, np.int64)
+    row_of_col[col_of_row] = np.arange(len(ids))
     pos = {d: j for j, d in enumerate(run.ope.decision_ids)}
     trace_rows = np.array([pos[str(d)] for d in sub["decisions"]], np.int64)
-    dists = _action_dists(run, trace_rows, col_of_row, int(fb["n_actions"]))
+    pools = _pool_supports(sub, row_of_col)
+    dists, truths = _action_dists(run, trace_rows, pools, col_of_row, int(fb["n_actions"]))
     est = estimate_policy_values(
         workdir / "window.npz",
         dists,
@@ -202,21 +240,30 @@ def ope_check(
         n_bootstrap=n_bootstrap,
         workdir=workdir / "obp",
     )
+    first = np.flatnonzero(sub["position"] == 0)
+    decided, logged = sub["decision_index"][first], sub["action"][first]
     policies: dict[str, Any] = {}
-    for name in EVAL_POLICIES:
-        truth = float(np.mean(np.asarray(run.ope.true_value[name])[trace_rows]))
+    for name, truth in truths.items():
         e = {k: [float(x) for x in est[name][k]] for k in ESTIMATORS}
         _, lo, hi = e["dr"]
+        w = dists[name][decided, logged, 0] / sub["pscore"][first]  # OBP's importance weights
         policies[name] = {
             "true_value": truth,
             "estimates": e,
             "dr_within_ci": bool(lo <= truth <= hi),
             "dr_error": e["dr"][0] - truth,
+            "matches": int(np.count_nonzero(w)),
+            "ess": float(w.sum() ** 2 / (w**2).sum()) if w.any() else 0.0,
         }
-    first = sub["position"] == 0
+    logged_rows = row_of_col[logged]
+    logged_truth = [
+        run.ope.values[trace_rows[i]][r] for i, r in zip(decided, logged_rows, strict=True)
+    ]
     return {
         "policies": policies,
         "logging_first_position_reward": float(sub["reward"][first].mean()),
+        "logging_first_position_true_value": float(np.mean(logged_truth)),
+        "pool_size": float(np.mean([p.sum() for p in pools])),
         "counts": {
             "decisions_used": len(keep),
             "decisions_logged": len(run.ope.decision_ids),
@@ -236,7 +283,7 @@ def ope_summary(checks: dict[str, dict[str, Any]]) -> dict[str, Any]:
     absolute DR error. `checks`: {seed: `ope_check` result, or {"error": message}}."""
     ok = {s: c for s, c in checks.items() if "policies" in c}
     out: dict[str, Any] = {}
-    for name in EVAL_POLICIES:
+    for name in (p.name for p in EVAL_POLICIES):
         covered = [s for s, c in ok.items() if c["policies"][name]["dr_within_ci"]]
         errors = [abs(c["policies"][name]["dr_error"]) for c in ok.values()]
         out[name] = {

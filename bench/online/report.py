@@ -116,21 +116,23 @@ def markdown_report(payload: Mapping[str, Any]) -> str:
         lines += [
             "",
             "Off-policy check on the soft-q logs (first position): OBP's DR estimate with its "
-            "bootstrap CI against the exact value of each evaluation policy on the same states.",
+            "bootstrap CI against the exact value of each evaluation policy on the same states "
+            "(ESS: the importance weights' effective sample size).",
             "",
-            "| seed | policy | true value | DR | DR 95% CI | covered | IPW | SNIPW | DM |",
-            "|---|---|---:|---:|---|---|---:|---:|---:|",
+            "| seed | policy | true value | DR | DR 95% CI | covered | IPW | SNIPW | DM | ESS |",
+            "|---|---|---:|---:|---|---|---:|---:|---:|---:|",
         ]
         for seed, check in ope.items():
             if "policies" not in check:
-                lines.append(f"| {seed} | – | – | – | – | {check.get('error', '?')} | | | |")
+                lines.append(f"| {seed} | – | – | – | – | {check.get('error', '?')} | | | | |")
                 continue
             for name, c in check["policies"].items():
                 e = c["estimates"]
                 lines.append(
                     f"| {seed} | {name} | {_fmt(c['true_value'])} | {_fmt(e['dr'][0])} "
                     f"| {_ci(e['dr'][1:])} | {'yes' if c['dr_within_ci'] else 'no'} "
-                    f"| {_fmt(e['ipw'][0])} | {_fmt(e['snipw'][0])} | {_fmt(e['dm'][0])} |"
+                    f"| {_fmt(e['ipw'][0])} | {_fmt(e['snipw'][0])} | {_fmt(e['dm'][0])} "
+                    f"| {_fmt(c.get('ess'), 0)} |"
                 )
     return "\n".join(lines) + "\n"
 

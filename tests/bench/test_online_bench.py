@@ -1,5 +1,5 @@
-"""`memento bench online`: bad input, a tiny in-process run, its cache, report and tracking,
-and the off-policy check (`bench.online.ope`) on hand-built logs and on a real soft-q run."""
+"""`memento bench online`: bad input, a tiny in-process run, its cache, report and tracking
+(the off-policy check: `test_online_ope.py`)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,10 @@ from typer.testing import CliRunner
 
 from bench.errors import ServiceUnavailableError
 from bench.online import bench as bench_mod
-from bench.online import ope as ope_mod
 from bench.online.bench import OnlineConfig, Run, run_one
-from bench.online.loop import EVAL_POLICIES, OpeTrace, Trace
-from bench.online.ope import ope_check
+from bench.online.loop import Trace
 from bench.online.report import write_report
-from bench.ope import ObpEnvConfig
-from bench.ope.runner import ESTIMATORS, Estimate
+from bench.ope.runner import ESTIMATORS
 from memento.cli import app
 
 
@@ -160,136 +157,6 @@ def test_tracking_logs_namespaced_figures_curves_and_artifacts(tmp_path: Path) -
     assert [int(m.step) for m in hist][-1] == 200 and len(hist) == 40
     arts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"reward.png", "regret.png", "last20.png", "results.md", "results.json"} <= arts
-
-
-# --- the off-policy check ---------------------------------------------------------------
-
-
-def _fake_logs(tmp: Path) -> tuple[Run, dict[str, Any]]:
-    """A 4-item catalogue (simulator order a, b, c, d; export order d, c, b, a), 4 logged
-    decisions (d0 has no first-position record, x is not in the trace) and their trace."""
-    fb: dict[str, Any] = {
-        "decisions": np.array(["x", "d0", "d1", "d2", "d3"]),
-        "decision_index": np.array([0, 1, 2, 2, 3, 4]),
-        "position": np.array([0, 1, 0, 1, 0, 0]),
-        "action": np.array([0, 1, 2, 3, 1, 0]),
-        "reward": np.array([9.0, 9.0, 1.0, 9.0, 0.0, 0.5]),
-        "pscore": np.full(6, 0.5),
-        "context": np.zeros((6, 2), np.float32),
-        "action_context": np.eye(4, dtype=np.float32),
-        "n_actions": np.int64(4),
-        "item_ids": np.array(["d", "c", "b", "a"]),
-    }
-    ope = OpeTrace(["d0", "d1", "d2", "d3"])
-    ope.actions = {"oracle": [0, 0, 1, 3], "popularity": [2, 2, 2, 2], "uniform": [-1] * 4}
-    ope.true_value = {n: [10.0, 1.0, 2.0, 3.0] for n in EVAL_POLICIES}
-    ope.allowed = [np.ones(4, bool)] * 3 + [np.array([True, False, True, False])]
-    db = tmp / "db.sqlite3"
-    db.write_bytes(b"")
-    trace = Trace(np.zeros(4), np.zeros(4), np.zeros(4), -1)
-    return Run(trace, ope, db), fb
-
-
-def test_ope_check_joins_by_id_and_maps_rows_through_the_catalogue(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The last `rounds` trace decisions with a first-position record (d2, d3), action_dists
-    mapped through ids ((D, A, 1), uniform over the allowed items), the truth averaged over
-    the same decisions, DR's coverage and the counts."""
-    run, fb = _fake_logs(tmp_path)
-    summary = {"decisions": 5, "left_out": {"cold_start": 2}}
-
-    def export(db: Path, out: Path) -> dict[str, Any]:
-        with out.open("wb") as fh:
-            np.savez(fh, **fb)
-        return summary
-
-    seen: dict[str, Any] = {}
-
-    def estimate(npz: Path, dists: dict[str, np.ndarray], **kw: Any) -> Any:
-        seen["dists"], seen["kw"] = dists, kw
-        with np.load(npz) as z:
-            seen["fb"] = {k: z[k] for k in z.files}
-        return {n: {e: Estimate(2.4, 2.0, 3.0) for e in ESTIMATORS} for n in dists}
-
-    monkeypatch.setattr(ope_mod, "_export", export)
-    monkeypatch.setattr(ope_mod, "estimate_policy_values", estimate)
-    out = ope_check(run, tmp_path / "ope", rounds=2, seed=7, catalogue=["a", "b", "c", "d"])
-    sub = seen["fb"]
-    assert sub["decisions"].tolist() == ["d2", "d3"]
-    assert sub["decision_index"].tolist() == [0, 1] and sub["action"].tolist() == [1, 0]
-    assert seen["kw"]["positions"] == 1 and seen["kw"]["seed"] == 7
-    col = {"a": 3, "b": 2, "c": 1, "d": 0}
-    oracle = seen["dists"]["oracle"]
-    assert oracle.shape == (2, 4, 1)
-    assert oracle[0, col["b"], 0] == 1.0 and oracle[1, col["d"], 0] == 1.0
-    assert (seen["dists"]["popularity"][:, col["c"], 0] == 1.0).all()
-    uniform = seen["dists"]["uniform"][:, :, 0]
-    assert uniform[0].tolist() == [0.25] * 4
-    assert uniform[1, col["a"]] == uniform[1, col["c"]] == 0.5 and uniform[1].sum() == 1.0
-    pol = out["policies"]["oracle"]
-    assert pol["true_value"] == pytest.approx(2.5) and pol["dr_within_ci"] is True
-    assert pol["estimates"]["dr"] == [2.4, 2.0, 3.0]
-    assert out["logging_first_position_reward"] == pytest.approx(0.25)
-    counts = out["counts"]
-    assert counts["decisions_used"] == 2 and counts["left_out_positions"] == {"cold_start": 2}
-    assert counts["left_out_decisions"] == {
-        "not_in_trace": 1,
-        "not_exported": 0,
-        "no_first_position": 1,
-        "before_window": 1,
-    }
-
-
-def test_ope_check_refuses_a_run_without_a_trace_or_propensities(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """No OPE trace, no database, or logs without a single propensity: a clear ValueError."""
-    run, _ = _fake_logs(tmp_path)
-    with pytest.raises(ValueError, match="no OPE trace"):
-        ope_check(Run(run.trace), tmp_path, rounds=10, seed=0)
-    with pytest.raises(ValueError, match="database is missing"):
-        ope_check(Run(run.trace, run.ope, tmp_path / "gone.sqlite3"), tmp_path, rounds=10, seed=0)
-
-    def export(db: Path, out: Path) -> dict[str, Any]:
-        raise ope_mod.OpeRunError("failed (exit 2): error: no logged position has a propensity")
-
-    monkeypatch.setattr(ope_mod, "_export", export)
-    with pytest.raises(ValueError, match=r"no propensities \(pscores None\)"):
-        ope_check(run, tmp_path, rounds=10, seed=0)
-
-
-_OBP_READY = (ObpEnvConfig().path / "bin" / "python").exists()
-
-
-@pytest.mark.skipif(
-    not _OBP_READY and not os.environ.get("CI"), reason="OBP venv not built (tests -m slow)"
-)
-def test_ope_check_on_a_real_soft_q_service_run(tmp_path: Path) -> None:
-    """300 planted decisions of the real soft-q service, exported through the CLI and
-    estimated by OBP: every policy gets finite estimates with ordered CIs and a finite truth;
-    the last 200 decisions are used and none is left out."""
-    cfg = OnlineConfig(interactions=300, seeds=(0,), methods=("soft-q",), workdir=tmp_path)
-    run = run_one(cfg, "soft-q", 0)
-    assert run.ope is not None and run.trace.missing_pscores == 0
-    out = ope_check(run, tmp_path / "ope", rounds=200, seed=0)
-    assert set(out["policies"]) == set(EVAL_POLICIES)
-    for pol in out["policies"].values():
-        assert math.isfinite(pol["true_value"]) and pol["true_value"] > 0
-        no_match = pol["estimates"]["ipw"][0] == 0.0  # no logged first item matches
-        for name, (value, lo, hi) in pol["estimates"].items():
-            if name == "snipw" and no_match:  # self-normalised 0 / 0 is undefined (nan)
-                continue
-            assert all(math.isfinite(v) for v in (value, lo, hi)) and lo <= hi, (name, pol)
-        assert isinstance(pol["dr_within_ci"], bool)
-    # the oracle's first item is worth more than a uniform one on the same states
-    assert out["policies"]["oracle"]["true_value"] > out["policies"]["uniform"]["true_value"]
-    counts = out["counts"]
-    assert counts["decisions_used"] == 200 and counts["decisions_logged"] == 300
-    assert counts["left_out_decisions"]["before_window"] == 100
-    assert counts["left_out_positions"] == {}
-    assert math.isfinite(out["logging_first_position_reward"])
-    assert out["export_command"].startswith("memento logs export --format obp --db ")
 
 
 def test_a_service_that_is_not_running_exits_2(tmp_path: Path) -> None:

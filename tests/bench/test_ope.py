@@ -114,3 +114,24 @@ def test_an_env_that_cannot_be_built_raises_ope_run_error(tmp_path: Path) -> Non
     cfg = ObpEnvConfig(path=tmp_path / "venv", python=str(tmp_path / "no-python"))
     with pytest.raises(OpeRunError, match="create OBP venv failed"):
         ensure_obp_env(cfg)
+
+
+def test_export_records_each_decisions_candidate_pool(tmp_path: Path) -> None:
+    """`pool_decision` / `pool_action` hold, per exported decision, exactly the items its
+    stored candidate snapshot lists, and each logged first item lies in its own pool."""
+    from serving.decision_blob import DecisionBlob
+
+    fb = load_feedback(_logged_store(tmp_path))
+    z = dict(np.load(tmp_path / "feedback.npz"))
+    store = Store(tmp_path / "db.sqlite3")
+    try:
+        blobs = [DecisionBlob.decode(store.get_decision(str(d)).candidates) for d in z["decisions"]]
+    finally:
+        store.close()
+    row = {str(s): a for a, s in enumerate(z["item_ids"])}
+    for i, blob in enumerate(blobs):
+        pool = z["pool_action"][z["pool_decision"] == i].tolist()
+        assert blob.kind == "items" and pool == [row[s] for s in blob.sids], i
+        assert 1 < len(pool) < int(fb["n_actions"]), "a pool is a real subset"
+        first = fb["action"][(fb["decision_index"] == i) & (fb["position"] == 0)]
+        assert len(first) == 1 and int(first[0]) in pool, i
