@@ -117,7 +117,7 @@ class OnlineConfig:
             "seed": seed,
             "transport": self.transport,
             "learn_every": self.learn_every if self.transport == "in-process" else None,
-            "v": 4,  # 4: the OPE trace keeps item values and counts
+            "v": 3,  # the simulation's traces; the OPE trace's format is read by `_load`
         }
         if over := _model_overrides():  # absent when none: earlier cache entries stay valid
             parts["overrides"] = over
@@ -174,7 +174,7 @@ def _load(path: Path) -> Run:
     meta = json.loads(str(z["meta"]))
     trace = Trace(z["reward"], z["expected"], z["oracle"], meta["shift_step"], meta["missing"])
     ope = None
-    if "ope_ids" in z:
+    if "ope_values" in z:  # an entry written before the per-item values has no OPE trace
         ope = OpeTrace(
             [str(s) for s in z["ope_ids"]],
             allowed=list(z["ope_allowed"]),
