@@ -2,7 +2,11 @@
 
 Inner-product indexes with int64 ids via `IndexIDMap2` (flat, HNSW or IVF-flat); faiss pads
 missing hits with -1 (filtered here); tombstones stand in for indexes that cannot remove ids
-(HNSW).
+(HNSW). A search asks faiss for k + (tombstones) hits, so once the tombstones outnumber the
+live vectors (and `COMPACT_MIN`) the index is rebuilt from its live vectors: a served bank at
+its capacity evicts a case per case written, and without the rebuild every search would walk
+the whole history of evicted cases (`memento bench online`, planted, 20,000 decisions: 10,000
+live cases, ~190,000 tombstones, 22 ms of a 26 ms recommend).
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ import numpy as np
 from recsys.config import CaseBankConfig
 from recsys.errors import CaseBankError
 
-__all__ = ["FaissIndex"]
+__all__ = ["COMPACT_MIN", "FaissIndex"]
+
+COMPACT_MIN = 1024
+"""Tombstones below this never trigger a rebuild (small banks keep their index)."""
 
 
 class FaissIndex:
@@ -78,6 +85,19 @@ class FaissIndex:
             self.index.remove_ids(arr)
         except RuntimeError:
             self._tomb.update(int(i) for i in arr)
+            if len(self._tomb) >= max(COMPACT_MIN, self.ntotal):
+                self._compact()
+
+    def _compact(self) -> None:
+        """Rebuild the index from its live vectors, in insertion order (the tombstones go)."""
+        base = faiss.downcast_index(self.index.index)
+        ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        vecs = base.reconstruct_n(0, int(base.ntotal))
+        keep = ~np.isin(ids, np.fromiter(self._tomb, np.int64, len(self._tomb)))
+        fresh = FaissIndex(self.cfg, self.dim)
+        if keep.any():
+            fresh.add(ids[keep], vecs[keep])
+        self.index, self._tomb = fresh.index, set()
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(B, d) queries -> (sims (B, k) float32, ids (B, k) int64) with -1 padding."""

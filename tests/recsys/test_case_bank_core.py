@@ -117,3 +117,23 @@ def test_save_load_round_trip_identical_retrieval(tmp_path: Path) -> None:
         assert np.array_equal(a.sims, b.sims) and np.array_equal(a.features, b.features)
     assert loaded.get(ids[20]).utility == 0.7 and loaded.get(ids[20]).visits == 3
     assert loaded.write(_cases(1, 16, seed=9)[0]) == 300  # ids continue after reload
+
+
+def test_an_hnsw_index_past_its_tombstones_is_rebuilt_and_finds_the_live_vectors_only() -> None:
+    """Removing 1,500 of 2,000 HNSW vectors (tombstones outnumber the live ones) rebuilds the
+    index: no tombstones are left, it holds the 500 live vectors, and a search returns live ids
+    only, the query's own vector first."""
+    from recsys.memory.faiss_index import COMPACT_MIN, FaissIndex
+
+    rng = np.random.default_rng(3)
+    vecs = rng.normal(size=(2000, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    idx = FaissIndex(CaseBankConfig(index="hnsw"), 16)
+    idx.add(np.arange(2000, dtype=np.int64) + 100, vecs)
+    idx.remove(range(100, 100 + COMPACT_MIN - 1))  # below the floor: tombstones only
+    assert idx.index.ntotal == 2000 and idx.ntotal == 2000 - (COMPACT_MIN - 1)
+    idx.remove(range(100 + COMPACT_MIN - 1, 1600))
+    assert idx.index.ntotal == 500 and idx.ntotal == 500
+    _, ids = idx.search(vecs[1700:1705], 10)
+    assert ((ids >= 1600) & (ids < 2100)).all()
+    assert ids[:, 0].tolist() == list(range(1800, 1805))
