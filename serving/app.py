@@ -81,6 +81,7 @@ def default_learner(
         queue_size=settings.queue_size,
         checkpoint_every=settings.checkpoint_every,
         retry_after_s=settings.retry_after_s,
+        linger_s=settings.learner_linger_ms / 1000.0,
     )
 
 

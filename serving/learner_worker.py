@@ -86,8 +86,10 @@ class LearnerWorker:
         checkpoint_every: int,
         retry_after_s: int,
         max_batch: int = MAX_BATCH,
+        linger_s: float = 0.0,
     ) -> None:
         self._core, self._store, self._metrics = core, store, metrics
+        self._linger_s = max(0.0, linger_s)
         self._queue: queue.Queue[_Queued] = queue.Queue(maxsize=queue_size)
         self._checkpoint_every = checkpoint_every
         self._retry_after_s = retry_after_s
@@ -224,7 +226,25 @@ class LearnerWorker:
                 first = self._queue.get(timeout=0.1)
             except queue.Empty:
                 continue
-            self._apply(self._take(first))
+            self._apply(self._linger(first))
+
+    def _linger(self, first: _Queued) -> list[_Queued]:
+        """`first` and what arrives within the linger (`ServingSettings.learner_linger_ms`),
+        up to `max_batch` and the queue's own capacity (a collecting batch holds feedback the
+        queue would otherwise hold, so a full queue still answers 503); at once when the
+        linger is 0 or the thread is stopping."""
+        batch = self._take(first)
+        deadline = time.monotonic() + self._linger_s
+        most = min(self._max_batch, self._queue.maxsize)
+        while len(batch) < most and not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                batch.append(self._queue.get(timeout=left))
+            except queue.Empty:
+                break
+        return batch
 
     def stop(self, drain_timeout_s: float = 10.0) -> None:
         """Stop the thread, apply what is queued within the deadline, checkpoint."""

@@ -119,6 +119,13 @@ class ServingSettings(BaseSettings):
     """Capacity of the online-learner queue; a full queue answers 503 with Retry-After."""
     retry_after_s: int = Field(default=1, ge=1)
     """Seconds advertised in `Retry-After` when the learner queue is full."""
+    learner_linger_ms: float = Field(default=50.0, ge=0.0)
+    """The learner thread, once it takes a feedback, waits up to this many ms for more before
+    applying them as one batch (0: whatever is queued at once). A batch shares its gradient
+    steps and its writes, so a feedback costs a fraction of its cost alone (`memento bench
+    serving`, items scorer: 13.8 ms of learner CPU per feedback one at a time, 1.6 ms in
+    batches of 32), which the requests would otherwise wait for; the lag it adds is bounded
+    by the linger."""
     checkpoint_every: int = Field(default=100, ge=1)
     """Checkpoint the core (and mark feedback applied) after this many learner updates."""
     checkpoint_dir: Path | None = None

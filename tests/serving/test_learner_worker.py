@@ -92,3 +92,38 @@ def test_apply_queued_applies_in_the_callers_thread_in_batches(tmp_path: Path) -
     assert core.blocks == [["d0", "d1", "d2"], ["d3", "d4"]]
     assert worker.depth() == 0 and worker.apply_queued() == 0
     store.close()
+
+
+def _blocks_after(
+    worker: LearnerWorker, core: _BatchCore, jobs: list[FeedbackJob], gap_s: float
+) -> list[list[str]]:
+    """Submit `jobs` to the running thread `gap_s` apart; the first applied batch."""
+    import time
+
+    for job in jobs:
+        worker.submit(job)
+        time.sleep(gap_s)
+    deadline = time.monotonic() + 10
+    while not core.blocks and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop()
+    return core.blocks[:1]
+
+
+def test_the_running_thread_lingers_so_feedback_arriving_together_is_one_batch(
+    tmp_path: Path,
+) -> None:
+    """With a 3 s linger, four feedback submitted 0.3 s apart to the running thread are
+    applied as one batch; with no linger the thread applies the first one alone."""
+    store = Store(tmp_path / "db.sqlite3")
+    for linger, first in ((3.0, ["d0", "d1", "d2", "d3"]), (0.0, ["d4"])):
+        core = _BatchCore()
+        worker = LearnerWorker(
+            core, store, ServingMetrics(), queue_size=10, checkpoint_every=100, retry_after_s=1,
+            linger_s=linger,
+        )  # fmt: skip
+        worker.start()
+        start = 0 if linger else 4
+        jobs = [_decision(store, k) for k in range(start, start + 4)]
+        assert _blocks_after(worker, core, jobs, gap_s=0.3) == [first]
+    store.close()
