@@ -137,3 +137,16 @@ def test_an_hnsw_index_past_its_tombstones_is_rebuilt_and_finds_the_live_vectors
     _, ids = idx.search(vecs[1700:1705], 10)
     assert ((ids >= 1600) & (ids < 2100)).all()
     assert ids[:, 0].tolist() == list(range(1800, 1805))
+
+
+def test_the_rebuild_benchmark_keeps_the_live_vectors_only_in_its_rebuilt_variant() -> None:
+    """`bench.index_rebuild` on 3,000 vectors written with 1,000 live: the baseline index
+    holds all 3,000, the rebuilt one no more than the live ones and `COMPACT_MIN` tombstones,
+    both with 1,000 live."""
+    from bench.index_rebuild import measure
+    from recsys.memory.faiss_index import COMPACT_MIN
+
+    out = measure(written=3000, capacity=1000, dim=8, queries=5)
+    assert out["tombstones_kept"]["vectors_in_index"] == 3000
+    assert out["rebuilt"]["vectors_in_index"] < 1000 + COMPACT_MIN
+    assert out["tombstones_kept"]["live"] == out["rebuilt"]["live"] == 1000
