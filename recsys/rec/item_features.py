@@ -46,7 +46,9 @@ from recsys.records import Candidates
 
 __all__ = [
     "ITEM_FEATURES",
+    "CaseSums",
     "ItemEvidence",
+    "case_sums",
     "case_vote",
     "case_weights",
     "exam_weight",
@@ -144,7 +146,7 @@ def _share(values: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class _CaseSums:
+class CaseSums:
     """Per pool item: the retrieved cases' evidence summed over the cases proposing it."""
 
     votes: np.ndarray
@@ -163,11 +165,13 @@ class _CaseSums:
     """Item row -> bank ids of the cases proposing it."""
 
 
-def _case_sums(rows: np.ndarray, ev: ItemEvidence) -> _CaseSums:
-    """The retrieved cases' evidence of each pool item `rows` (`_CaseSums`)."""
+def case_sums(pool: Sequence[int], ev: ItemEvidence) -> CaseSums:
+    """The retrieved cases' evidence of each pool item (`CaseSums`), summed once per request
+    for the features and the vote."""
+    rows = np.asarray(list(pool), np.int64)
     p = len(rows)
     at = {int(r): k for k, r in enumerate(rows.tolist())}
-    out = _CaseSums(
+    out = CaseSums(
         np.zeros(p), np.zeros(p), np.zeros(p), np.zeros(p), np.zeros(p),
         np.full(p, -1, np.int64), {},
     )  # fmt: skip
@@ -192,32 +196,34 @@ def _case_sums(rows: np.ndarray, ev: ItemEvidence) -> _CaseSums:
     return out
 
 
-def case_vote(pool: Sequence[int], ev: ItemEvidence, prior: float = 1.0) -> np.ndarray:
+def case_vote(s: CaseSums, prior: float = 1.0) -> np.ndarray:
     """(P,) the case memory's own estimate of each pool item's reward: its position-corrected
     reward rate among the retrieved (similar, recent) situations, shrunk towards the rate of
     all retrieved evidence: (sum w * reward + prior * r0) / (sum w * exam + prior), r0 the
     pooled rate (0 without evidence). An item no case proposed gets r0: unknown is average, not
     bad. Added to the policy's scores by `RecommendConfig.case_vote_weight`."""
-    s = _case_sums(np.asarray(list(pool), np.int64), ev)
     seen = float(s.exams.sum())
     r0 = float(s.outcome.sum()) / seen if seen > 0 else 0.0
     return (s.outcome + prior * r0) / (s.exams + prior)
 
 
 def item_feature_matrix(
-    pool: Sequence[int], ev: ItemEvidence, vecs: np.ndarray, now: float
+    pool: Sequence[int],
+    ev: ItemEvidence,
+    vecs: np.ndarray,
+    now: float,
+    sums: CaseSums | None = None,
 ) -> tuple[Candidates, dict[int, list[int]]]:
     """(item candidates over `pool`, item row -> bank ids of the retrieved cases proposing it).
 
     The candidates' `case_ids` are ITEM ROWS, `keys` the item vectors, `sims` cosine(state, item),
-    `features` the `ITEM_FEATURES` columns."""
+    `features` the `ITEM_FEATURES` columns. `sums`: `case_sums(pool, ev)` when the caller
+    already has them."""
     rows = np.asarray(list(pool), np.int64)
     p = len(rows)
-    ev_sums = _case_sums(rows, ev)
-    votes, max_sim, exams, count = ev_sums.votes, ev_sums.max_sim, ev_sums.exams, ev_sums.count
-    outcome, best, support = ev_sums.outcome, ev_sums.best, ev_sums.support
-    outcome = np.divide(outcome, exams, out=np.zeros(p), where=exams > 0)
-    best_rank = np.where(best >= 0, 1.0 / np.log2(2.0 + np.maximum(best, 0)), 0.0)
+    cs = sums if sums is not None else case_sums(pool, ev)
+    outcome = np.divide(cs.outcome, cs.exams, out=np.zeros(p), where=cs.exams > 0)
+    best_rank = np.where(cs.best >= 0, 1.0 / np.log2(2.0 + np.maximum(cs.best, 0)), 0.0)
     nb = ev.nb_sim[rows]
     pop = ev.pop[rows]
     knn = ev.knn[rows]
@@ -227,10 +233,10 @@ def item_feature_matrix(
     sim_last = vecs[rows] @ ev.last_vec if ev.last_vec is not None else np.zeros(p)
     feats = np.stack(
         [
-            votes,
-            max_sim,
+            cs.votes,
+            cs.max_sim,
             outcome,
-            np.log1p(count),
+            np.log1p(cs.count),
             best_rank,
             nb,
             _rank_scores(nb + 2.0),  # cosine may be negative: rank every item
@@ -255,4 +261,4 @@ def item_feature_matrix(
         features=feats.astype(np.float32),
         mask=np.ones(p, bool),
     )
-    return cands, support
+    return cands, cs.support

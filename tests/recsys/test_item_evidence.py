@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from recsys.rec.cooccurrence import Cooccurrence, LiveCooccurrence
-from recsys.rec.item_features import ITEM_FEATURES, ItemEvidence, case_vote, item_feature_matrix
+from recsys.rec.item_features import (
+    ITEM_FEATURES,
+    ItemEvidence,
+    case_sums,
+    case_vote,
+    item_feature_matrix,
+)
 
 COL = {name: k for k, name in enumerate(ITEM_FEATURES)}
 
@@ -81,7 +87,7 @@ def test_the_case_vote_shrinks_each_rate_towards_the_pooled_rate() -> None:
     ev = _evidence(case_positions=np.array([0, 3, 1]))
     e0, e1 = 0.8 + 0.6 / math.log2(5), 0.5 / math.log2(3)
     r0 = 0.8 / (e0 + e1)
-    vote = case_vote([0, 1, 2], ev, prior=1.0)
+    vote = case_vote(case_sums([0, 1, 2], ev), prior=1.0)
     assert vote == pytest.approx([(0.8 + r0) / (e0 + 1), r0 / (e1 + 1), r0], rel=1e-6)
     assert vote[0] > vote[2] > vote[1]
 

@@ -19,7 +19,13 @@ import numpy as np
 from recsys.config import BlendConfig
 from recsys.loop import Decided
 from recsys.rec.candidates import top_n_stable
-from recsys.rec.item_features import ITEM_FEATURES, ItemEvidence, case_vote, item_feature_matrix
+from recsys.rec.item_features import (
+    ITEM_FEATURES,
+    ItemEvidence,
+    case_sums,
+    case_vote,
+    item_feature_matrix,
+)
 from recsys.rec.request import ChosenCase, RecRequest, RecResult, case_item_ids
 from recsys.rec.scorers.base import (
     LoggedDecision,
@@ -140,8 +146,9 @@ class ItemsScorer(Scorer):
             ),
             half_life_hours=cfg.evidence_half_life_hours,
         )
-        icands, support = item_feature_matrix(list(pool), ev, rec.items.vecs, req.now)
-        vote = case_vote(list(pool), ev) if cfg.case_vote_weight > 0 else None
+        sums = case_sums(list(pool), ev)
+        icands, support = item_feature_matrix(list(pool), ev, rec.items.vecs, req.now, sums)
+        vote = case_vote(sums) if cfg.case_vote_weight > 0 else None
         return Pool(icands, support=support, vote=vote)
 
     def rank(self, rec: Recommender, warm: WarmRequest) -> RecResult:
