@@ -42,6 +42,7 @@ from recsys.rec.item_crosses import ItemCrosses
 from recsys.rec.items import ItemTable
 from recsys.rec.popularity import Popularity
 from recsys.rec.recommender import Recommender
+from recsys.rec.scorers import get_scorer
 from recsys.rec.seq.policy import SeqPolicy
 from recsys.rl.learner import Learner
 from recsys.rl.learner_part import LearnerPart
@@ -189,6 +190,12 @@ class ModelBundle:
         if missing:
             raise BundleError(f"{src}: bundle is missing {', '.join(missing)}")
         cfg = config_from_dict(CoreConfig, info["config"])
+        width = get_scorer(cfg.recommend.scorer).feature_width
+        if cfg.learner.q.feature_dim != width:
+            raise BundleError(
+                f"{src}: its Q network reads {cfg.learner.q.feature_dim} features per candidate,"
+                f" this version's {cfg.recommend.scorer} scorer computes {width}: train it again"
+            )
         part = LearnerPart.load(src / "learner.pt")
         learner = Learner.from_part(part)
         bank = CaseBank.load(src / "bank")

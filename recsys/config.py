@@ -364,6 +364,14 @@ class RecommendConfig:
     position-corrected reward rate among the retrieved similar and recent situations, in
     reward units); 0 = off (Q alone reads the case evidence as features). A fresh served items
     model uses 3 (`presets.online`)."""
+    item_lane: int = 0
+    """items scorer: besides the K nearest cases, each pool item's `item_lane` latest cases
+    (known before the decision) join its case evidence, weighted by their similarity to the
+    state and their age like retrieved ones (`recsys.rec.item_lane`); 0 = off (offline replay:
+    a bank written ahead of an as-of replay holds future cases)."""
+    item_lane_scope: Literal["all", "user"] = "all"
+    """Whose cases the item lane keeps per item: everyone's (`all`), or the requesting user's
+    own (`user`: what this user was shown and did with each pool item)."""
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,11 @@ class CaseBank:
     def __contains__(self, case_id: int) -> bool:
         return case_id in self._cases
 
+    @property
+    def next_id(self) -> int:
+        """The id the next stored case gets (ids are assigned in write order, never reused)."""
+        return self._next_id
+
     def ids(self) -> list[int]:
         """All live case ids."""
         return list(self._cases)
@@ -212,6 +217,19 @@ class CaseBank:
             c.reward = float(reward)
         self._persist([c])
 
+    def similarities(self, query: np.ndarray, case_ids: Sequence[int]) -> np.ndarray:
+        """(n,) float32 similarity of the (d,) query with each live case, as `search` computes
+        it (inner product with the normalised query, in float64)."""
+        return self._sims64(query, case_ids).astype(np.float32)
+
+    def _sims64(self, query: np.ndarray, case_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """(n,) float64 inner products of the normalised (d,) query with the cases' keys."""
+        if len(case_ids) == 0:
+            return np.zeros(0, np.float64)
+        keys = np.stack([self._cases[int(i)].key for i in case_ids]).astype(np.float64)
+        q = self._prep(query[None, :])[0].astype(np.float64)
+        return (keys * q).sum(axis=1)
+
     def search(
         self,
         query: np.ndarray,
@@ -258,9 +276,7 @@ class CaseBank:
         retrieves the same cases, in the same order, with the same bits at any thread count."""
         if len(ids) == 0:
             return ids, np.zeros(0, np.float32)
-        keys = np.stack([self._cases[int(i)].key for i in ids]).astype(np.float64)
-        q = self._prep(query[None, :])[0].astype(np.float64)
-        sims = (keys * q).sum(axis=1)
+        sims = self._sims64(query, ids)
         top = top_n_stable(sims, k, ids)
         return ids[top], sims[top].astype(np.float32)
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recsys.errors import BundleError
+from recsys.rec.item_attrs import attribute_words
 
 __all__ = ["CrossesState", "ItemCrosses", "item_tokens"]
 
@@ -49,7 +50,7 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 def item_tokens(item_id: str, title: str) -> list[int]:
     """The tokens of an item (module docstring) as 32-bit hashes: its id, then the `key=value`
     words of its title."""
-    words = [f"id={item_id}", *(w for w in title.split() if "=" in w)]
+    words = [f"id={item_id}", *attribute_words(title)]
     return [zlib.crc32(w.encode()) for w in words]
 
 

@@ -28,7 +28,9 @@ Features (`ITEM_FEATURES`, in column order):
 - successions: P(next item | each of the user's 3 latest items) from how often items followed
   each other in the training sequences (decay 0.5 per step back), share and rank score;
 - the user's own history: log count of earlier events on the item, recency of the latest
-  (exp(-hours / 72)), and cosine with the last item's vector.
+  (exp(-hours / 72)), and cosine with the last item's vector;
+- attributes: the user's recent affinity for the item's `key=value` title words (category,
+  brand, genre), the largest and the mean over its words (`recsys.rec.item_attrs`).
 
 Rank scores are 1 / log2(2 + rank); ranks and maxima are taken within the pool, so a request
 costs O(pool) beyond the catalogue-wide scoring of each source.
@@ -42,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recsys.ranking import top_n_stable
+from recsys.rec.item_attrs import ItemAttributes
 from recsys.records import Candidates
 
 __all__ = [
@@ -73,8 +76,10 @@ ITEM_FEATURES: tuple[str, ...] = (
     "seen_log_count",
     "seen_recency",
     "sim_last",
+    "attr_max",
+    "attr_mean",
 )
-"""Column names of the item features (F = 17)."""
+"""Column names of the item features (F = 19)."""
 
 _RECENCY_HOURS = 72.0
 
@@ -114,6 +119,10 @@ class ItemEvidence:
     unknown)."""
     half_life_hours: float = 0.0
     """Age half-life of a case's weight (0: none)."""
+    attributes: ItemAttributes | None = None
+    """The catalogue's attribute words (None: no attribute features)."""
+    affinity: np.ndarray | None = None
+    """(V,) the user's recent affinity per attribute word (`ItemAttributes.affinity`)."""
 
 
 def exam_weight(position: np.ndarray) -> np.ndarray:
@@ -231,6 +240,11 @@ def item_feature_matrix(
     age_h = np.array([(now - ev.seen_last_ts.get(int(r), -np.inf)) / 3600.0 for r in rows])
     recency = np.exp(-np.maximum(age_h, 0.0) / _RECENCY_HOURS)
     sim_last = vecs[rows] @ ev.last_vec if ev.last_vec is not None else np.zeros(p)
+    attr = (
+        ev.attributes.features(rows.tolist(), ev.affinity)
+        if ev.attributes is not None and ev.affinity is not None
+        else np.zeros((p, 2))
+    )
     feats = np.stack(
         [
             cs.votes,
@@ -250,6 +264,8 @@ def item_feature_matrix(
             np.log1p(seen),
             recency,
             sim_last,
+            attr[:, 0],
+            attr[:, 1],
         ],
         axis=1,
     )

@@ -30,11 +30,13 @@ from recsys.config import CreditConfig, RecommendConfig, StateConfig
 from recsys.llm.prompts import CaseExample, HistoryItem, PromptBuilder, PromptConfig
 from recsys.llm.protocol import FrozenLLM
 from recsys.loop import Decided, LearnStep, MemoryLoop
-from recsys.memory.case_bank import CaseBank
+from recsys.memory.case_bank import CaseBank, case_features
 from recsys.memory.case_encoder import case_summary
 from recsys.ranking import top_n_stable
 from recsys.rec.cooccurrence import Cooccurrence
+from recsys.rec.item_attrs import ItemAttributes
 from recsys.rec.item_crosses import ItemCrosses
+from recsys.rec.item_lane import ItemLane
 from recsys.rec.items import ItemTable
 from recsys.rec.popularity import Popularity
 from recsys.rec.request import RecRequest, RecResult, case_item_ids
@@ -83,6 +85,10 @@ class Recommender:
         self.crosses = crosses
         """The items scorer's cross model (`RecommendConfig.item_crosses_lr`): the bundle's
         (`ModelBundle.crosses`, it travels in the learner part), else a new one."""
+        scope = cfg.item_lane_scope == "user"
+        self.lane = ItemLane(cfg.item_lane, scope) if cfg.item_lane > 0 else None
+        """Per item, its latest cases (`RecommendConfig.item_lane`; None: off)."""
+        self._attrs: ItemAttributes | None = None
         self.state_encoder = StateEncoder(state_cfg, items.vectors, items.titles_of, items.dim)
         self.set_llm(llm)
 
@@ -115,6 +121,37 @@ class Recommender:
                 return Candidates.empty(self.items.dim), []
             c = self.bank.search(state, self.cfg.top_k, now, before=now)
             payloads = [self.bank.get(int(i)).payload for i in c.case_ids]
+        return self.q_view(c, payloads), payloads
+
+    def attributes(self) -> ItemAttributes:
+        """The catalogue's attribute words (`recsys.rec.item_attrs`), rebuilt when the
+        catalogue grew."""
+        with self.lock:
+            if self._attrs is None or len(self._attrs) != len(self.items):
+                self._attrs = ItemAttributes(self.items.titles)
+            return self._attrs
+
+    def lane_cases(
+        self, rows: Sequence[int], state: np.ndarray, now: float, skip: set[int], user: str
+    ) -> tuple[Candidates, list[dict[str, Any]]]:
+        """The item lane's cases about `rows` known before `now` (`recsys.rec.item_lane`),
+        leaving out `skip`, with their similarity to the state, as Q sees them, + payloads."""
+        with self.lock:
+            if self.lane is None or len(self.bank) == 0 or not np.any(state):
+                return Candidates.empty(self.items.dim), []
+            self.lane.sync(self.bank, lambda p: self.items.rows(case_item_ids(p)))
+            ids = self.lane.cases(self.bank, rows, now, skip, user)
+            cases = [self.bank.get(i) for i in ids]
+            sims = self.bank.similarities(state, ids)
+        keys = np.stack([c.key for c in cases]) if cases else np.zeros((0, self.bank.dim))
+        c = Candidates(
+            case_ids=np.array(ids, np.int64),
+            keys=keys.astype(np.float32),
+            sims=sims,
+            features=case_features(sims, cases, now),
+            mask=np.ones(len(ids), bool),
+        )
+        payloads = [x.payload for x in cases]
         return self.q_view(c, payloads), payloads
 
     def q_view(self, cands: Candidates, payloads: Sequence[dict[str, Any]]) -> Candidates:

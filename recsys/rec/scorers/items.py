@@ -124,6 +124,17 @@ class ItemsScorer(Scorer):
             add(draw.tolist(), cfg.n_explore)
         latest = list(dict.fromkeys(r for r, _ in reversed(hist)))
         add(latest, cfg.n_seen)
+        if rec.lane is not None and rec.loop is not None:  # each pool item's own latest cases
+            skip = set(cands.case_ids[valid].tolist())
+            lane, lane_payloads = rec.lane_cases(list(pool), state.vec, req.now, skip, req.user_id)
+            cands = _concat(_take(cands, np.asarray(valid, np.int64)), lane)
+            payloads = [payloads[c] for c in valid] + lane_payloads
+            case_rows += [
+                tuple(r for r in rec.items.rows(case_item_ids(p)) if r not in exclude)
+                for p in lane_payloads
+            ]
+            valid = list(range(len(cands)))
+        attrs = rec.attributes()
         ev = ItemEvidence(
             nb_sim=nb_sim,
             pop=pop,
@@ -144,6 +155,8 @@ class ItemsScorer(Scorer):
             case_positions=np.array(
                 [int(payloads[c].get("position", -1)) for c in valid], np.int64
             ),
+            attributes=attrs,
+            affinity=attrs.affinity([r for r, _ in reversed(hist)]),
             half_life_hours=cfg.evidence_half_life_hours,
         )
         sums = case_sums(list(pool), ev)
@@ -331,4 +344,15 @@ def _take(cands: Candidates, rows: np.ndarray) -> Candidates:
         sims=cands.sims[rows],
         features=cands.features[rows],
         mask=np.ones(len(rows), bool),
+    )
+
+
+def _concat(a: Candidates, b: Candidates) -> Candidates:
+    """Two candidate sets as one, `a`'s rows first."""
+    return Candidates(
+        case_ids=np.concatenate([a.case_ids, b.case_ids]),
+        keys=np.concatenate([a.keys, b.keys.astype(a.keys.dtype)]),
+        sims=np.concatenate([a.sims, b.sims]),
+        features=np.concatenate([a.features, b.features]),
+        mask=np.concatenate([a.mask, b.mask]),
     )
