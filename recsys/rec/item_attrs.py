@@ -37,31 +37,39 @@ class ItemAttributes:
 
     def __init__(self, titles: Sequence[str]) -> None:
         vocab: dict[str, int] = {}
-        self.words: list[np.ndarray] = [
-            np.array([vocab.setdefault(w, len(vocab)) for w in attribute_words(t)], np.int64)
-            for t in titles
+        words = [
+            sorted({vocab.setdefault(w, len(vocab)) for w in attribute_words(t)}) for t in titles
         ]
         self.size = len(vocab)
         """Distinct attribute words."""
+        width = max((len(w) for w in words), default=0)
+        self.words = np.full((len(words), width), self.size, np.int64)
+        """(I, W) each row's distinct word ids, padded with `size` (a word no user has)."""
+        for r, w in enumerate(words):
+            self.words[r, : len(w)] = w
+        self.counts = np.array([len(w) for w in words], np.int64)
+        """(I,) distinct words per row."""
 
     def __len__(self) -> int:
-        return len(self.words)
+        return int(self.words.shape[0])
 
     def affinity(self, recent_rows: Sequence[int], decay: float = ATTR_DECAY) -> np.ndarray:
-        """(V,) the user's share of (decayed) events per word; `recent_rows` newest first."""
-        share = np.zeros(self.size)
+        """(V + 1,) the user's share of (decayed) events per word, `recent_rows` newest first
+        (the last entry, the padding word, is 0)."""
+        share = np.zeros(self.size + 1)
         if not len(recent_rows) or self.size == 0:
             return share
         w = decay ** np.arange(len(recent_rows), dtype=np.float64)
-        for weight, r in zip(w, recent_rows, strict=True):
-            share[np.unique(self.words[r])] += weight
+        ids = self.words[np.asarray(recent_rows, np.int64)]
+        np.add.at(share, ids.ravel(), np.repeat(w, ids.shape[1]))
+        share[self.size] = 0.0
         return share / w.sum()
 
     def features(self, rows: Sequence[int], affinity: np.ndarray) -> np.ndarray:
         """(P, 2) per row: the largest and the mean affinity over its words (0 without)."""
-        out = np.zeros((len(rows), 2))
-        for k, r in enumerate(rows):
-            a = affinity[self.words[r]]
-            if len(a):
-                out[k] = a.max(), a.mean()
-        return out
+        r = np.asarray(rows, np.int64)
+        if self.words.shape[1] == 0 or len(r) == 0:
+            return np.zeros((len(r), 2))
+        a = affinity[self.words[r]]
+        mean = a.sum(axis=1) / np.maximum(self.counts[r], 1)
+        return np.stack([a.max(axis=1), mean], axis=1)
