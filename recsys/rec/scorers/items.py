@@ -18,6 +18,7 @@ import numpy as np
 
 from recsys.config import BlendConfig
 from recsys.loop import Decided
+from recsys.ranking import top_positive
 from recsys.rec.candidates import top_n_stable
 from recsys.rec.item_features import (
     ITEM_FEATURES,
@@ -113,12 +114,12 @@ class ItemsScorer(Scorer):
         for rows in case_rows:
             add(rows, len(rows))
         add(top_n_stable(nb_sim, cfg.n_neighbours + len(exclude)).tolist(), cfg.n_neighbours)
-        add(top_n_stable(pop, cfg.n_popular + len(exclude)).tolist(), cfg.n_popular, pop)
+        add(rec.popularity.top_positive(req.now, cfg.n_popular + len(exclude)), cfg.n_popular, pop)
         if rec.cooc is not None and hist:
-            add(top_n_stable(knn, b.n_knn + len(exclude)).tolist(), b.n_knn, knn)
+            add(top_positive(knn, b.n_knn + len(exclude)), b.n_knn, knn)
             half = b.n_knn // 2
-            add(top_n_stable(knn_last, half + len(exclude)).tolist(), half, knn_last)
-            add(top_n_stable(nxt, half + len(exclude)).tolist(), half, nxt)
+            add(top_positive(knn_last, half + len(exclude)), half, knn_last)
+            add(top_positive(nxt, half + len(exclude)), half, nxt)
         if cfg.n_explore > 0 and n_items > 0:
             draw = rec.explore.choice(n_items, size=min(n_items, cfg.n_explore + len(exclude)))
             add(draw.tolist(), cfg.n_explore)
