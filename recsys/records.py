@@ -187,13 +187,23 @@ class CandidateBatch:
         """Pad every set to `k` (default: the largest, at least 1) and stack."""
         assert cands, "need at least one candidate set"
         k = k if k is not None else max(1, max(len(c) for c in cands))
-        p = [c.padded(k) for c in cands]
+        b, d, f = len(cands), cands[0].keys.shape[1], cands[0].features.shape[1]
+        # filled in place: what `padded(k)` of each set stacked gives, without a copy per set
+        case_ids = np.full((b, k), -1, np.int64)
+        keys = np.zeros((b, k, d), np.float32)
+        sims = np.zeros((b, k), np.float32)
+        features = np.zeros((b, k, f), np.float32)
+        mask = np.zeros((b, k), bool)
+        for i, c in enumerate(cands):
+            n = min(len(c), k)
+            case_ids[i, :n], keys[i, :n], sims[i, :n] = c.case_ids[:n], c.keys[:n], c.sims[:n]
+            features[i, :n], mask[i, :n] = c.features[:n], c.mask[:n]
         return cls(
-            case_ids=torch.from_numpy(np.stack([c.case_ids for c in p])),
-            keys=torch.from_numpy(np.stack([c.keys for c in p]).astype(np.float32)),
-            sims=torch.from_numpy(np.stack([c.sims for c in p]).astype(np.float32)),
-            features=torch.from_numpy(np.stack([c.features for c in p]).astype(np.float32)),
-            mask=torch.from_numpy(np.stack([c.mask for c in p])),
+            case_ids=torch.from_numpy(case_ids),
+            keys=torch.from_numpy(keys),
+            sims=torch.from_numpy(sims),
+            features=torch.from_numpy(features),
+            mask=torch.from_numpy(mask),
         )
 
 

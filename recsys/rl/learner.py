@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import math
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +59,18 @@ def _no_keys(c: Candidates) -> Candidates:
 
 
 @torch.no_grad()
-def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
-    """target <- (1 - tau) * target + tau * online, parameter by parameter."""
-    for pt, p in zip(target.parameters(), online.parameters(), strict=True):
-        pt.mul_(1.0 - tau).add_(p, alpha=tau)
+def polyak_update(
+    target: nn.Module | Sequence[torch.Tensor],
+    online: nn.Module | Sequence[torch.Tensor],
+    tau: float,
+) -> None:
+    """target <- (1 - tau) * target + tau * online, parameter by parameter (modules, or their
+    parameter lists in the same order), in one multi-tensor kernel per operation."""
+    pt: list[torch.Tensor] = list(target.parameters() if isinstance(target, nn.Module) else target)
+    po: list[torch.Tensor] = list(online.parameters() if isinstance(online, nn.Module) else online)
+    assert len(pt) == len(po), f"{len(pt)=} {len(po)=}"
+    torch._foreach_mul_(pt, 1.0 - tau)
+    torch._foreach_add_(pt, po, alpha=tau)
 
 
 class Learner:
@@ -77,7 +86,11 @@ class Learner:
         torch.manual_seed(cfg.seed)
         self.q = TwinQNetwork(cfg.q, state_dim, key_dim).to(self.device)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
-        self.opt = torch.optim.Adam(self.q.parameters(), lr=cfg.lr)
+        # parameter lists read once (loading a state copies into these tensors in place);
+        # multi-tensor (foreach) kernels for the step: the same numbers as one tensor at a time
+        self._params: list[torch.Tensor] = list(self.q.parameters())
+        self._target_params: list[torch.Tensor] = list(self.q_target.parameters())
+        self.opt = torch.optim.Adam(self._params, lr=cfg.lr, foreach=True)
         self.log_alpha = torch.tensor(
             math.log(cfg.policy.alpha), device=self.device, requires_grad=cfg.policy.auto_alpha
         )
@@ -267,9 +280,9 @@ class Learner:
                 )
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            gnorm = nn.utils.clip_grad_norm_(self.q.parameters(), cfg.grad_clip)
+            gnorm = nn.utils.clip_grad_norm_(self._params, cfg.grad_clip, foreach=True)
             self.opt.step()
-            polyak_update(self.q_target, self.q, cfg.tau)
+            polyak_update(self._target_params, self._params, cfg.tau)
             mask = batch.cands.mask
             logp = masked_log_softmax(torch.minimum(q1, q2).detach(), mask, alpha)
             if cfg.policy.auto_alpha:
@@ -318,6 +331,8 @@ class Learner:
             if "opt" in sd:
                 self.opt.load_state_dict(sd["opt"])
                 self.alpha_opt.load_state_dict(sd["alpha_opt"])
+                for group in self.opt.param_groups:  # a state saved before foreach steps
+                    group["foreach"] = True
             with torch.no_grad():
                 self.log_alpha.copy_(sd["log_alpha"])
             self.tabular.q = {int(k): float(v) for k, v in sd["tabular"].items()}
