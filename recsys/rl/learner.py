@@ -124,14 +124,14 @@ class Learner:
         if self.mode == "tabular":
             return self.tabular.scores(cands.case_ids, cands.sims)
         s, b = self._batch(state, cands)
-        with self._lock, torch.no_grad():
+        with self._lock, torch.inference_mode():
             q1, q2 = self.q(s, b.keys, b.features)
         return torch.minimum(q1, q2)[0].cpu().numpy()
 
     def q_values(self, state: np.ndarray, cands: Candidates) -> tuple[np.ndarray, np.ndarray]:
         """(K,), (K,) twin Q of the online network (any mode)."""
         s, b = self._batch(state, cands)
-        with self._lock, torch.no_grad():
+        with self._lock, torch.inference_mode():
             q1, q2 = self.q(s, b.keys, b.features)
         return q1[0].cpu().numpy(), q2[0].cpu().numpy()
 

@@ -206,8 +206,7 @@ class ItemsScorer(Scorer):
         if cx is None:
             return None
         hist = _history_ids([e for e in req.events if e.ts <= req.now])
-        return cx.scores(_tokens(rec, [rec.items.ids[int(r)] for r in cands.case_ids]),
-                         _tokens(rec, hist))  # fmt: skip
+        return cx.scores(_row_tokens(rec, cands.case_ids), _tokens(rec, hist))
 
     def learn_crosses(
         self,
@@ -322,6 +321,14 @@ def _tokens(rec: Recommender, ids: Sequence[str]) -> list[np.ndarray]:
     assert cx is not None, "no cross model"
     titles = rec.items.titles_of(list(ids))
     return [cx.tokens(i, t) for i, t in zip(ids, titles, strict=True) if i in rec.items.row_of]
+
+
+def _row_tokens(rec: Recommender, rows: np.ndarray) -> list[np.ndarray]:
+    """Each catalogue row's cross tokens (`_tokens` of its id, read by row)."""
+    cx = rec.crosses
+    assert cx is not None, "no cross model"
+    ids, titles = rec.items.ids, rec.items.titles
+    return [cx.tokens(ids[r], titles[r]) for r in rows.tolist()]
 
 
 def _take(cands: Candidates, rows: np.ndarray) -> Candidates:
