@@ -182,7 +182,9 @@ class Cooccurrence:
         if rows is not None and len(rows):
             own = np.zeros(n)
             own[rows] = 1.0
-        s = np.zeros(n)
+        # every history item's row at once; np.add.at adds them in history order, so each
+        # score sums the same terms in the same order as a loop over the history
+        idx_l, val_l, own_l, sup_l, dec_l = [], [], [], [], []
         for t, h in enumerate(recent):
             if h >= n:  # an item added to the catalogue after the counts were fitted
                 continue
@@ -191,10 +193,20 @@ class Cooccurrence:
             if sup_h <= 0:
                 continue
             idx, val = _csr_row(self.co, h)
-            own_i = own[idx] if own is not None else np.zeros(len(idx))
-            num = np.maximum(val - own_i * own_h, 0.0)
-            den = np.sqrt(np.maximum(self.support[idx] - own_i, 0.0) * sup_h)
-            s[idx] += decay**t * np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+            idx_l.append(idx)
+            val_l.append(val)
+            own_l.append(np.full(len(idx), own_h))
+            sup_l.append(np.full(len(idx), sup_h, np.float64))
+            dec_l.append(np.full(len(idx), decay**t))
+        s = np.zeros(n)
+        if not idx_l:
+            return s
+        idx = np.concatenate(idx_l)
+        own_i = own[idx] if own is not None else np.zeros(len(idx))
+        num = np.maximum(np.concatenate(val_l) - own_i * np.concatenate(own_l), 0.0)
+        den = np.sqrt(np.maximum(self.support[idx] - own_i, 0.0) * np.concatenate(sup_l))
+        q = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+        np.add.at(s, idx, np.concatenate(dec_l) * q)
         return s
 
     def _scores_dense(self, user: str | None, recent: Sequence[int], decay: float) -> np.ndarray:
