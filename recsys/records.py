@@ -194,10 +194,14 @@ class CandidateBatch:
         sims = np.zeros((b, k), np.float32)
         features = np.zeros((b, k, f), np.float32)
         mask = np.zeros((b, k), bool)
-        for i, c in enumerate(cands):
-            n = min(len(c), k)
-            case_ids[i, :n], keys[i, :n], sims[i, :n] = c.case_ids[:n], c.keys[:n], c.sims[:n]
-            features[i, :n], mask[i, :n] = c.features[:n], c.mask[:n]
+        cut = [c if len(c) <= k else c.padded(k) for c in cands]  # longer sets truncated
+        lens = np.fromiter((len(c) for c in cut), np.int64, b)
+        rows = np.arange(k)[None, :] < lens[:, None]  # each set's rows, left-aligned
+        case_ids[rows] = np.concatenate([c.case_ids for c in cut])
+        keys[rows] = np.concatenate([c.keys for c in cut])
+        sims[rows] = np.concatenate([c.sims for c in cut])
+        features[rows] = np.concatenate([c.features for c in cut])
+        mask[rows] = np.concatenate([c.mask for c in cut])
         return cls(
             case_ids=torch.from_numpy(case_ids),
             keys=torch.from_numpy(keys),

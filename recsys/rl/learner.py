@@ -251,16 +251,25 @@ class Learner:
             alpha = self.log_alpha.detach().exp()
             q1, q2 = self.q(batch.state, batch.cands.keys, batch.cands.features)
             if self.mode == "soft-q":
-                with torch.no_grad():  # gamma 0: y = r, no pass over the next candidates
-                    if cfg.gamma > 0 and batch.next_cands.mask.any():
-                        n1, n2 = self.q_target(
-                            batch.next_state, batch.next_cands.keys, batch.next_cands.features
+                if cfg.gamma == 0:  # y = r + 0 * V(s') = r (V is finite): no pass over s'
+                    y = batch.rewards
+                else:
+                    with torch.no_grad():
+                        if batch.next_cands.mask.any():
+                            n1, n2 = self.q_target(
+                                batch.next_state, batch.next_cands.keys, batch.next_cands.features
+                            )
+                        else:  # every next set is empty (all terminal): V(s') = 0, no pass
+                            n1 = n2 = torch.zeros(batch.next_cands.mask.shape, device=self.device)
+                        y = soft_td_target(
+                            batch.rewards,
+                            batch.done,
+                            n1,
+                            n2,
+                            batch.next_cands.mask,
+                            cfg.gamma,
+                            alpha,
                         )
-                    else:  # every next set is empty (all terminal): V(s') = 0, skip the pass
-                        n1 = n2 = torch.zeros(batch.next_cands.mask.shape, device=self.device)
-                    y = soft_td_target(
-                        batch.rewards, batch.done, n1, n2, batch.next_cands.mask, cfg.gamma, alpha
-                    )
                 loss, metrics = soft_td_loss(q1, q2, batch.chosen, batch.chosen_mask, y)
                 if cfg.listwise_weight > 0:
                     lw, lw_metrics = listwise_loss(

@@ -1,5 +1,5 @@
 """The learner step's cheaper kernels give the numbers of the plain ones: the padded batch, the
-multi-tensor Polyak average and Adam step."""
+multi-tensor Polyak average and Adam step, the gamma-0 target."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import torch
 from recsys.config import LearnerConfig
 from recsys.records import CandidateBatch, Candidates, Transition
 from recsys.rl.learner import Learner, polyak_update
+from recsys.rl.losses import soft_td_target
 from recsys.rl.q_network import TwinQNetwork
+from recsys.rl.replay import collate_transitions
 
 D, F = 6, 4
 
@@ -86,3 +88,30 @@ def test_loaded_optimiser_state_keeps_the_multi_tensor_step() -> None:
     new = Learner(cfg, D, D)
     new.load_state_dict(old.state_dict())
     assert all(g["foreach"] for g in new.opt.param_groups)
+
+
+def test_collate_fills_slates_as_a_loop_over_transitions_does() -> None:
+    """Slates of different lengths: chosen, mask, rewards and logp left-aligned per row."""
+    items = [_transition(s) for s in range(3)]
+    items[1] = Transition(
+        items[1].state, items[1].cands, np.array([4], np.int64), np.array([-0.5], np.float32),
+        np.array([2.0], np.float32), items[1].next_state, items[1].next_cands, False,
+    )  # fmt: skip
+    b = collate_transitions(items)
+    for i, t in enumerate(items):
+        n = len(t.chosen)
+        assert b.chosen[i, :n].tolist() == t.chosen.tolist() and not b.chosen[i, n:].any()
+        assert b.chosen_mask[i].tolist() == [k < n for k in range(2)]
+        assert b.rewards[i, :n].tolist() == t.rewards.tolist()
+        assert b.logp[i, :n].tolist() == t.logp.tolist()
+    assert b.done.tolist() == [1.0, 0.0, 1.0]
+
+
+def test_gamma_zero_target_is_the_reward_bit_for_bit() -> None:
+    """With gamma 0 the soft TD target r + 0 * V(s') is r itself (the update's shortcut)."""
+    rng = np.random.default_rng(0)
+    r = torch.from_numpy(rng.normal(size=(5, 3)).astype(np.float32))
+    done = torch.tensor([0.0, 1.0, 0.0, 0.0, 1.0])
+    mask = torch.from_numpy(rng.uniform(size=(5, 4)) < 0.5)
+    zeros = torch.zeros(5, 4)
+    assert torch.equal(soft_td_target(r, done, zeros, zeros, mask, 0.0, 0.1), r)
