@@ -9,7 +9,9 @@ Modes (`LearnerConfig.mode`):
 - "non-parametric": cosine similarity only, greedy, no learning.
 - "tabular": MemRL-style per-case Q (see `recsys.rl.tabular`), updated on `observe`.
 
-`update()` takes an internal lock, so it may run on a background thread while `act()` serves.
+`update()` takes an internal lock, so it may run on a background thread while `act()` serves;
+it holds the weights' lock only around the optimiser step (scoring reads the weights before or
+after a step, never a mix), not through its forward and backward passes.
 """
 
 from __future__ import annotations
@@ -101,6 +103,10 @@ class Learner:
         self._gen = torch.Generator().manual_seed(cfg.seed)
         self._rng = np.random.default_rng(cfg.seed)
         self._lock = threading.Lock()
+        """The weights: scoring passes vs their in-place changes (optimiser step, loading)."""
+        self._update_lock = threading.Lock()
+        """The learning state: one update, state copy or load at a time (taken before
+        `_lock`); an update's forward and backward passes hold it alone, so scoring goes on."""
 
     @property
     def mode(self) -> str:
@@ -247,7 +253,7 @@ class Learner:
             batch = collate_transitions(items).to(self.device)
         else:
             batch = self.replay.sample(cfg.batch_size).to(self.device)
-        with self._lock:
+        with self._update_lock:  # the weights lock only around the in-place changes (below)
             alpha = self.log_alpha.detach().exp()
             q1, q2 = self.q(batch.state, batch.cands.keys, batch.cands.features)
             if self.mode == "soft-q":
@@ -290,8 +296,9 @@ class Learner:
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = nn.utils.clip_grad_norm_(self._params, cfg.grad_clip, foreach=True)
-            self.opt.step()
-            polyak_update(self._target_params, self._params, cfg.tau)
+            with self._lock:  # scoring sees the weights before or after the step, not a mix
+                self.opt.step()
+                polyak_update(self._target_params, self._params, cfg.tau)
             mask = batch.cands.mask
             logp = masked_log_softmax(torch.minimum(q1, q2).detach(), mask, alpha)
             if cfg.policy.auto_alpha:
@@ -300,7 +307,8 @@ class Learner:
                 a_loss, a_metrics = alpha_loss(self.log_alpha, logp, mask, target)
                 self.alpha_opt.zero_grad(set_to_none=True)
                 a_loss.backward()
-                self.alpha_opt.step()
+                with self._lock:
+                    self.alpha_opt.step()
                 metrics.update(a_metrics)
             else:
                 metrics["policy/entropy"] = float(entropy(logp, mask).mean())
@@ -316,8 +324,8 @@ class Learner:
 
     def state_dict(self, *, optimiser: bool = True) -> dict[str, Any]:
         """A copy of everything needed to resume (networks, alpha, tabular Q, and the
-        optimisers unless `optimiser` is False), taken under the lock so it is consistent."""
-        with self._lock:
+        optimisers unless `optimiser` is False), taken under the locks so it is consistent."""
+        with self._update_lock, self._lock:
             sd: dict[str, Any] = {
                 "q": {k: v.detach().clone() for k, v in self.q.state_dict().items()},
                 "q_target": {k: v.detach().clone() for k, v in self.q_target.state_dict().items()},
@@ -333,7 +341,7 @@ class Learner:
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         """Inverse of `state_dict`, in place (the optimisers keep their state when `sd` has
         none, the target network its own when `sd` has none: a publication)."""
-        with self._lock:
+        with self._update_lock, self._lock:
             self.q.load_state_dict(sd["q"])
             if "q_target" in sd:
                 self.q_target.load_state_dict(sd["q_target"])

@@ -115,3 +115,30 @@ def test_gamma_zero_target_is_the_reward_bit_for_bit() -> None:
     mask = torch.from_numpy(rng.uniform(size=(5, 4)) < 0.5)
     zeros = torch.zeros(5, 4)
     assert torch.equal(soft_td_target(r, done, zeros, zeros, mask, 0.0, 0.1), r)
+
+
+def test_update_holds_the_weights_lock_only_around_the_optimiser_step() -> None:
+    """Scoring may run during an update's backward pass (the weights lock is free there) and
+    is kept out of the optimiser step (the lock is held there)."""
+    cfg = LearnerConfig(min_replay=1, batch_size=4)
+    learner = Learner(cfg, D, D)
+    learner.observe(_transition(0))
+    seen: dict[str, bool] = {}
+    state, cands = _transition(1).state, _transition(1).cands
+
+    def during_backward(grad: torch.Tensor) -> torch.Tensor:
+        seen["backward"] = learner._lock.locked()
+        if not seen["backward"]:  # (scoring under a held lock would wait forever)
+            seen["scored"] = learner.scores(state, cands).shape == (5,)
+        return grad
+
+    learner._params[0].register_hook(during_backward)
+    step = learner.opt.step
+
+    def locked_step(*a: object, **k: object) -> object:
+        seen["step"] = learner._lock.locked()
+        return step(*a, **k)  # type: ignore[arg-type]
+
+    learner.opt.step = locked_step  # type: ignore[method-assign]
+    assert learner.update()
+    assert seen == {"backward": False, "scored": True, "step": True}
