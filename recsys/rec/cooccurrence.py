@@ -125,8 +125,9 @@ class Cooccurrence:
             if own_src is not None and own_dst is not None:
                 np.subtract.at(row, own_dst[own_src == h], 1.0)
             total = float(row.sum())
-            if total > 0:
-                s += decay**t * row / total
+            if total > 0:  # the row's non-zero entries alone: the others would add 0
+                nz = np.flatnonzero(row)
+                s[nz] += decay**t * row[nz] / total
         return s
 
     def cosine(self, shrink: float = 0.0) -> sp.csr_matrix:

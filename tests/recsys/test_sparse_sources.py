@@ -1,5 +1,6 @@
 """The items scorer's sparse shortcuts give what the catalogue-wide computation gives:
-item-kNN over a co-occurrence row, the top positive entries of a score, popularity's top."""
+item-kNN over a co-occurrence row, successions, the top positive entries of a score,
+popularity's top."""
 
 from __future__ import annotations
 
@@ -27,6 +28,25 @@ def test_scores_without_equals_the_dense_formula(seed: int, user: str | None) ->
     recent = np.random.default_rng(seed + 1).integers(0, 32, size=6).tolist()  # 30, 31: unknown
     got = co.scores_without(user, recent, decay=0.9)
     assert np.array_equal(got, co._scores_dense(user, recent, decay=0.9))
+
+
+@given(st.integers(0, 10_000), st.sampled_from([None, "3", "7"]))
+def test_next_scores_equal_the_dense_formula(seed: int, user: str | None) -> None:
+    """Successions: bit for bit sum_t decay^t * row_t / row_t.sum() over whole dense rows."""
+    co = _fitted(seed)
+    assert co.succ is not None
+    recent = np.random.default_rng(seed + 2).integers(0, 32, size=4).tolist()
+    own_src, own_dst = co.user_steps.get(str(user), (None, None)) if user else (None, None)
+    want = np.zeros(30)
+    for t, h in enumerate(recent):
+        if h >= 30:
+            continue
+        row = np.asarray(co.succ[h].toarray(), np.float64).ravel()
+        if own_src is not None and own_dst is not None:
+            np.subtract.at(row, own_dst[own_src == h], 1.0)
+        if row.sum() > 0:
+            want += 0.5**t * row / float(row.sum())
+    assert np.array_equal(co.next_scores_without(user, recent, decay=0.5), want)
 
 
 def test_scores_without_adds_up_duplicate_entries() -> None:
