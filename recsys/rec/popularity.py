@@ -98,31 +98,27 @@ class Popularity:
         """(I,) float64 popularity of every item from the events strictly before `now` (the
         same array object while no event is added before `now`)."""
         with self._lock:
-            return self._scores(now)
+            stop = int(np.searchsorted(self._ts, now, side="left"))
+            if self._cache is not None and self._cache[0] == stop:
+                return self._cache[1]
+            rows, ts = self._rows[:stop], self._ts[:stop]
+            if self.half_life_hours > 0 and stop:
+                # relative to the newest counted event: same order, no underflow years later
+                w = 0.5 ** ((ts[-1] - ts) / (self.half_life_hours * 3600.0))
+            else:
+                w = np.ones(stop)
+            s = np.bincount(rows, weights=w, minlength=self.n_items).astype(np.float64)
+            self._cache = (stop, s)
+            return s
 
-    def _scores(self, now: float) -> np.ndarray:
-        """`scores` with `_lock` held."""
-        stop = int(np.searchsorted(self._ts, now, side="left"))
-        if self._cache is not None and self._cache[0] == stop:
-            return self._cache[1]
-        rows, ts = self._rows[:stop], self._ts[:stop]
-        if self.half_life_hours > 0 and stop:
-            # relative to the newest counted event: same order, no underflow years later
-            w = 0.5 ** ((ts[-1] - ts) / (self.half_life_hours * 3600.0))
-        else:
-            w = np.ones(stop)
-        s = np.bincount(rows, weights=w, minlength=self.n_items).astype(np.float64)
-        self._cache = (stop, s)
-        return s
-
-    def top_positive(self, now: float, n: int) -> tuple[int, ...]:
-        """`recsys.ranking.top_positive(self.scores(now), n)`: the n most popular item rows
-        with a count > 0 (ties: catalogue order), kept until the counted events change."""
+    def top_positive(self, scores: np.ndarray, n: int) -> tuple[int, ...]:
+        """`recsys.ranking.top_positive(scores, n)` of an array `scores` handed out (never
+        changed afterwards): the n most popular item rows with a count > 0 (ties: catalogue
+        order), kept for the last array asked about (held, so its identity is not reused)."""
         with self._lock:
-            s = self._scores(now)
             top = self._top
-            if top is None or top[0] is not s or top[1] != n:
-                top = self._top = (s, n, tuple(top_positive(s, n)))
+            if top is None or top[0] is not scores or top[1] != n:
+                top = self._top = (scores, n, tuple(top_positive(scores, n)))
             return top[2]
 
     def top(self, n: int, now: float, exclude: set[int]) -> list[int]:

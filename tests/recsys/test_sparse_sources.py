@@ -85,9 +85,11 @@ def test_top_positive_is_the_positive_part_of_top_n_stable(case: tuple[list[floa
 def test_popularity_top_positive_follows_new_events() -> None:
     """Cached between requests with the same counted events, recomputed after an append."""
     pop = Popularity(6, np.array([3, 3, 1, 5]), np.array([1.0, 2.0, 3.0, 4.0]))
-    assert pop.top_positive(10.0, 2) == (3, 1)
-    assert pop.top_positive(11.0, 2) == (3, 1)
-    assert pop.scores(10.0) is pop.scores(11.0)
+    s = pop.scores(10.0)
+    assert pop.top_positive(s, 2) == (3, 1)
+    assert pop.scores(11.0) is s
+    assert pop.top_positive(pop.scores(11.0), 2) == (3, 1)
     pop.add(np.array([5, 5]), np.array([5.0, 6.0]))
-    assert pop.top_positive(12.0, 2) == (5, 3)
-    assert pop.top_positive(4.5, 5) == (3, 1, 5)
+    assert pop.scores(12.0) is not s
+    assert pop.top_positive(pop.scores(12.0), 2) == (5, 3)
+    assert pop.top_positive(pop.scores(4.5), 5) == (3, 1, 5)

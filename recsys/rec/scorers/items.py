@@ -114,7 +114,7 @@ class ItemsScorer(Scorer):
         for rows in case_rows:
             add(rows, len(rows))
         add(top_n_stable(nb_sim, cfg.n_neighbours + len(exclude)).tolist(), cfg.n_neighbours)
-        add(rec.popularity.top_positive(req.now, cfg.n_popular + len(exclude)), cfg.n_popular, pop)
+        add(rec.popularity.top_positive(pop, cfg.n_popular + len(exclude)), cfg.n_popular, pop)
         if rec.cooc is not None and hist:
             add(top_positive(knn, b.n_knn + len(exclude)), b.n_knn, knn)
             half = b.n_knn // 2
