@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["RANK_DECIMALS", "rank_key", "top_n_stable"]
+__all__ = ["RANK_DECIMALS", "rank_key", "top_n_stable", "top_positive"]
 
 RANK_DECIMALS = 6
 """Decimal places at which ranking scores are compared (a grid of 1e-6). Why this value: the
@@ -63,3 +63,22 @@ def top_n_stable(
         cand = np.arange(m)
     order = cand[np.lexsort((tie[cand], -key[cand]))]
     return order[:n].astype(np.int64)
+
+
+def top_positive(scores: np.ndarray, n: int) -> list[int]:
+    """The entries of `top_n_stable(scores, n)` whose score is > 0, in that order.
+
+    Ranked among the positive entries alone (a sparse score, e.g. item-kNN over a catalogue,
+    costs O(its non-zeros) after one comparison pass), which gives the same list: the
+    non-positive entries rank below every positive one whose rounded key is > 0. Only when a
+    positive score rounds to 0 (it then ties with the zeros, ordered by position among them)
+    and fewer than n keys are > 0 is the whole array ranked."""
+    pos = np.flatnonzero(np.asarray(scores) > 0)
+    if n <= 0 or len(pos) == 0:
+        return []
+    sub = np.asarray(scores)[pos]
+    above = int(np.count_nonzero(rank_key(sub) > 0))
+    if above < n and above < len(pos):  # a positive ties with the zeros: rank them all
+        full = top_n_stable(scores, n).tolist()
+        return [r for r in full if scores[r] > 0]
+    return pos[top_n_stable(sub, n)].tolist()

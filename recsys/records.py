@@ -187,13 +187,27 @@ class CandidateBatch:
         """Pad every set to `k` (default: the largest, at least 1) and stack."""
         assert cands, "need at least one candidate set"
         k = k if k is not None else max(1, max(len(c) for c in cands))
-        p = [c.padded(k) for c in cands]
+        b, d, f = len(cands), cands[0].keys.shape[1], cands[0].features.shape[1]
+        # filled in place: what `padded(k)` of each set stacked gives, without a copy per set
+        case_ids = np.full((b, k), -1, np.int64)
+        keys = np.zeros((b, k, d), np.float32)
+        sims = np.zeros((b, k), np.float32)
+        features = np.zeros((b, k, f), np.float32)
+        mask = np.zeros((b, k), bool)
+        cut = [c if len(c) <= k else c.padded(k) for c in cands]  # longer sets truncated
+        lens = np.fromiter((len(c) for c in cut), np.int64, b)
+        rows = np.arange(k)[None, :] < lens[:, None]  # each set's rows, left-aligned
+        case_ids[rows] = np.concatenate([c.case_ids for c in cut])
+        keys[rows] = np.concatenate([c.keys for c in cut])
+        sims[rows] = np.concatenate([c.sims for c in cut])
+        features[rows] = np.concatenate([c.features for c in cut])
+        mask[rows] = np.concatenate([c.mask for c in cut])
         return cls(
-            case_ids=torch.from_numpy(np.stack([c.case_ids for c in p])),
-            keys=torch.from_numpy(np.stack([c.keys for c in p]).astype(np.float32)),
-            sims=torch.from_numpy(np.stack([c.sims for c in p]).astype(np.float32)),
-            features=torch.from_numpy(np.stack([c.features for c in p]).astype(np.float32)),
-            mask=torch.from_numpy(np.stack([c.mask for c in p])),
+            case_ids=torch.from_numpy(case_ids),
+            keys=torch.from_numpy(keys),
+            sims=torch.from_numpy(sims),
+            features=torch.from_numpy(features),
+            mask=torch.from_numpy(mask),
         )
 
 

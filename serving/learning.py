@@ -61,6 +61,7 @@ class FeedbackLearning:
         self._closing = OpenDecisions()
         self._snap: tuple[str, DecisionBlob] | None = None  # the last decision's, decoded
         self._pool: tuple[str, Candidates, list[Interaction]] | None = None  # its pool, history
+        self._restore: tuple[str, Runtime, Candidates] | None = None  # its candidates
 
     def _decoded(self, decision: DecisionSnapshot) -> DecisionBlob:
         """The decision's blob, decoded once for the consecutive rows of one decision (an
@@ -140,9 +141,7 @@ class FeedbackLearning:
         assert isinstance(scorer, ItemsScorer), f"{type(scorer)=}"
         ctx = self._pool
         if ctx is None or ctx[0] != decision.decision_id:
-            cands = scorer.restore(
-                rt.rec, snap.sids, snap.sims, snap.feats, lambda s: rt.int_of.get(s, -1)
-            )
+            cands = self._restored(rt, fb)
             limit = self._settings.recent_events_limit
             events = self._store.recent_events(decision.user_id, limit, before=decision.ts)
             ctx = self._pool = (decision.decision_id, cands, interactions(decision.user_id, events))
@@ -150,6 +149,21 @@ class FeedbackLearning:
         row = snap.sids.index(fb.item_id)
         if cands.mask[row]:
             scorer.learn_crosses(rt.rec, cands, history, [(row, k, fb.reward)])
+
+    def _restored(self, rt: Runtime, fb: Feedback) -> Candidates:
+        """The decision's candidates read back from its blob (the scorer's `restore`); an items
+        decision's once per runtime for its consecutive calls (item rows do not depend on the
+        bank, and nothing changes the restored arrays), a case decision's at each call (the
+        bank may have changed)."""
+        snap, did = fb.snap, fb.decision.decision_id
+        last = self._restore
+        if last is not None and last[0] == did and last[1] is rt and snap.kind == "items":
+            return last[2]
+        cands = rt.rec.scorer.restore(
+            rt.rec, snap.sids, snap.sims, snap.feats, lambda s: rt.int_of.get(s, -1)
+        )
+        self._restore = (did, rt, cands)
+        return cands
 
     def _learn(self, rt: Runtime, fb: Feedback) -> float | None:
         """The decision read back from its log + the feedback -> `Recommender.learn` (s' = the
@@ -159,9 +173,7 @@ class FeedbackLearning:
         gradient step ran."""
         assert rt.rec.loop is not None, "the served pipeline has no learner"
         snap, user = fb.snap, fb.decision.user_id
-        cands = rt.rec.scorer.restore(
-            rt.rec, snap.sids, snap.sims, snap.feats, lambda s: rt.int_of.get(s, -1)
-        )
+        cands = self._restored(rt, fb)
         decision = LoggedDecision(
             fb.state.vec,
             cands,

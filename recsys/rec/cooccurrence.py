@@ -38,6 +38,19 @@ def _dense_row(m: sp.spmatrix, h: int) -> np.ndarray:
     return out
 
 
+def _csr_row(m: sp.csr_matrix, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row h of a CSR matrix as (column indices, values), each column once (duplicate
+    entries added up, as `_dense_row` adds them)."""
+    lo, hi = m.indptr[h], m.indptr[h + 1]
+    idx, val = m.indices[lo:hi], np.asarray(m.data[lo:hi], np.float64)
+    if m.has_canonical_format:
+        return idx, val
+    cols, inv = np.unique(idx, return_inverse=True)
+    out = np.zeros(len(cols))
+    np.add.at(out, inv, val)
+    return cols, out
+
+
 @dataclass(frozen=True)
 class Cooccurrence:
     """Co-occurrence counts of ``n_items`` items over a set of (user, item row) pairs."""
@@ -112,8 +125,9 @@ class Cooccurrence:
             if own_src is not None and own_dst is not None:
                 np.subtract.at(row, own_dst[own_src == h], 1.0)
             total = float(row.sum())
-            if total > 0:
-                s += decay**t * row / total
+            if total > 0:  # the row's non-zero entries alone: the others would add 0
+                nz = np.flatnonzero(row)
+                s[nz] += decay**t * row[nz] / total
         return s
 
     def cosine(self, shrink: float = 0.0) -> sp.csr_matrix:
@@ -156,7 +170,48 @@ class Cooccurrence:
 
     def scores_without(self, user: str | None, recent: Sequence[int], decay: float) -> np.ndarray:
         """Score of every item: ``sum_t decay^t * cosine(item, recent[t])`` (``recent`` = item
-        rows, latest first) over the counts of every user except ``user`` (None: everyone)."""
+        rows, latest first) over the counts of every user except ``user`` (None: everyone).
+
+        Only the items sharing a user with ``recent[t]`` (its non-zero row of `co`) can score,
+        so each step touches that row alone: the same numbers, element by element, as the
+        catalogue-wide formula (`_scores_dense`), at O(row) instead of O(I) per history item."""
+        n = self.co.shape[0]
+        if not sp.isspmatrix_csr(self.co):
+            return self._scores_dense(user, recent, decay)
+        rows = self.user_rows.get(str(user)) if user is not None else None
+        own: np.ndarray | None = None
+        if rows is not None and len(rows):
+            own = np.zeros(n)
+            own[rows] = 1.0
+        # every history item's row at once; np.add.at adds them in history order, so each
+        # score sums the same terms in the same order as a loop over the history
+        idx_l, val_l, own_l, sup_l, dec_l = [], [], [], [], []
+        for t, h in enumerate(recent):
+            if h >= n:  # an item added to the catalogue after the counts were fitted
+                continue
+            own_h = float(own[h]) if own is not None else 0.0
+            sup_h = self.support[h] - own_h
+            if sup_h <= 0:
+                continue
+            idx, val = _csr_row(self.co, h)
+            idx_l.append(idx)
+            val_l.append(val)
+            own_l.append(np.full(len(idx), own_h))
+            sup_l.append(np.full(len(idx), sup_h, np.float64))
+            dec_l.append(np.full(len(idx), decay**t))
+        s = np.zeros(n)
+        if not idx_l:
+            return s
+        idx = np.concatenate(idx_l)
+        own_i = own[idx] if own is not None else np.zeros(len(idx))
+        num = np.maximum(np.concatenate(val_l) - own_i * np.concatenate(own_l), 0.0)
+        den = np.sqrt(np.maximum(self.support[idx] - own_i, 0.0) * np.concatenate(sup_l))
+        q = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+        np.add.at(s, idx, np.concatenate(dec_l) * q)
+        return s
+
+    def _scores_dense(self, user: str | None, recent: Sequence[int], decay: float) -> np.ndarray:
+        """`scores_without` over the whole catalogue per history item (any sparse format)."""
         n = self.co.shape[0]
         own = np.zeros(n)
         if user is not None:
@@ -164,7 +219,7 @@ class Cooccurrence:
         sup_c = np.maximum(self.support - own, 0.0)
         s = np.zeros(n)
         for t, h in enumerate(recent):
-            if h >= n:  # an item added to the catalogue after the counts were fitted
+            if h >= n:
                 continue
             sup_h = self.support[h] - own[h]
             if sup_h <= 0:

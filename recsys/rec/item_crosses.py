@@ -154,11 +154,12 @@ class ItemCrosses:
         recent = list(hist[: self.history])
         h = np.concatenate(recent) if recent else np.zeros(0, np.uint64)
         last = recent[0] if recent else np.zeros(0, np.uint64)
-        width = max((len(c) for c in cand), default=0)
+        lens = np.fromiter((len(c) for c in cand), np.int64, len(cand))
+        width = int(lens.max()) if len(cand) else 0
+        ok = np.arange(width)[None, :] < lens[:, None]  # each row's tokens, left-aligned
         tok = np.zeros((len(cand), width), np.uint64)
-        ok = np.zeros((len(cand), width), bool)
-        for r, c in enumerate(cand):
-            tok[r, : len(c)], ok[r, : len(c)] = c, True
+        if len(cand) and width:
+            tok[ok] = np.concatenate(cand)
         mask = np.uint64((1 << self.bits) - 1)
         with np.errstate(over="ignore"):  # wrap-around multiplication is the hash
             alone = (tok * _MIX + np.uint64(1)) & mask

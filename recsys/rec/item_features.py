@@ -38,7 +38,7 @@ costs O(pool) beyond the catalogue-wide scoring of each source.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,19 +189,25 @@ def case_sums(pool: Sequence[int], ev: ItemEvidence) -> CaseSums:
     total = float(w.sum()) or 1.0
     pos = ev.case_positions if ev.case_positions is not None else np.full(len(sims), -1)
     exam = exam_weight(pos)
-    for c, items in enumerate(ev.case_rows):
-        for r in items:
-            k = at.get(int(r))
-            if k is None:
-                continue
-            out.votes[k] += w[c] / total
-            out.max_sim[k] = max(out.max_sim[k], sims[c])
-            out.outcome[k] += w[c] * float(ev.case_rewards[c])
-            out.exams[k] += w[c] * exam[c]
-            out.count[k] += 1
-            if out.best[k] < 0:
-                out.best[k] = c
-            out.support.setdefault(int(r), []).append(int(ev.case_ids[c]))
+    # (case, pool position) of every proposal, in retrieval order: np.ufunc.at applies them
+    # in that order, so each sum adds the same terms in the same order as a loop over cases
+    pairs = [(c, k) for c, items in enumerate(ev.case_rows) for r in items
+             if (k := at.get(int(r))) is not None]  # fmt: skip
+    if not pairs:
+        return out
+    cs, ks = (np.array(x, np.int64) for x in zip(*pairs, strict=True))
+    wc = w[cs]
+    np.add.at(out.votes, ks, wc / total)
+    np.maximum.at(out.max_sim, ks, sims[cs])
+    np.add.at(out.outcome, ks, wc * ev.case_rewards[cs].astype(np.float64))
+    np.add.at(out.exams, ks, wc * exam[cs])
+    np.add.at(out.count, ks, 1.0)
+    first = np.full(p, len(ev.case_rows), np.int64)
+    np.minimum.at(first, ks, cs)
+    out.best = np.where(first < len(ev.case_rows), first, -1)
+    ids, row_list = ev.case_ids.tolist(), rows.tolist()
+    for c, k in zip(cs.tolist(), ks.tolist(), strict=True):
+        out.support.setdefault(row_list[k], []).append(int(ids[c]))
     return out
 
 
@@ -214,6 +220,22 @@ def case_vote(s: CaseSums, prior: float = 1.0) -> np.ndarray:
     seen = float(s.exams.sum())
     r0 = float(s.outcome.sum()) / seen if seen > 0 else 0.0
     return (s.outcome + prior * r0) / (s.exams + prior)
+
+
+def _lookup(rows: np.ndarray, table: Mapping[int, float], missing: float) -> np.ndarray:
+    """(P,) `table[row]` of each row (float64), `missing` where absent: one sorted search over
+    the table's few keys instead of a dict look-up per row."""
+    out = np.full(len(rows), missing)
+    if not table or not len(rows):
+        return out
+    keys = np.fromiter(table.keys(), np.int64, len(table))
+    vals = np.fromiter(table.values(), np.float64, len(table))
+    order = np.argsort(keys)
+    keys, vals = keys[order], vals[order]
+    at = np.minimum(np.searchsorted(keys, rows), len(keys) - 1)
+    hit = keys[at] == rows
+    out[hit] = vals[at[hit]]
+    return out
 
 
 def item_feature_matrix(
@@ -236,8 +258,8 @@ def item_feature_matrix(
     nb = ev.nb_sim[rows]
     pop = ev.pop[rows]
     knn = ev.knn[rows]
-    seen = np.array([ev.seen_count.get(int(r), 0) for r in rows], np.float64)
-    age_h = np.array([(now - ev.seen_last_ts.get(int(r), -np.inf)) / 3600.0 for r in rows])
+    seen = _lookup(rows, ev.seen_count, 0.0)
+    age_h = (now - _lookup(rows, ev.seen_last_ts, -np.inf)) / 3600.0
     recency = np.exp(-np.maximum(age_h, 0.0) / _RECENCY_HOURS)
     sim_last = vecs[rows] @ ev.last_vec if ev.last_vec is not None else np.zeros(p)
     attr = (

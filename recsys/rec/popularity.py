@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recsys.ranking import top_positive
+
 __all__ = ["Popularity"]
 
 
@@ -43,7 +45,10 @@ class Popularity:
         self.n_items = n_items
         self.half_life_hours = half_life_hours
         self._lock = threading.Lock()
-        self._cache: tuple[float, int, np.ndarray] | None = None
+        self._cache: tuple[int, np.ndarray] | None = None
+        """(events counted, their scores): the scores depend on the counted prefix alone."""
+        self._top: tuple[np.ndarray, int, tuple[int, ...]] | None = None
+        """(scores, n, `top_positive(scores, n)`) of the last `top_positive` call."""
 
     def __len__(self) -> int:
         return int(self._rows.shape[0])
@@ -90,11 +95,12 @@ class Popularity:
             self._rows, self._ts, self._cache = rows[order], ts[order], None
 
     def scores(self, now: float) -> np.ndarray:
-        """(I,) float64 popularity of every item from the events strictly before `now`."""
+        """(I,) float64 popularity of every item from the events strictly before `now` (the
+        same array object while no event is added before `now`)."""
         with self._lock:
             stop = int(np.searchsorted(self._ts, now, side="left"))
-            if self._cache is not None and self._cache[:2] == (now, stop):
-                return self._cache[2]
+            if self._cache is not None and self._cache[0] == stop:
+                return self._cache[1]
             rows, ts = self._rows[:stop], self._ts[:stop]
             if self.half_life_hours > 0 and stop:
                 # relative to the newest counted event: same order, no underflow years later
@@ -102,8 +108,18 @@ class Popularity:
             else:
                 w = np.ones(stop)
             s = np.bincount(rows, weights=w, minlength=self.n_items).astype(np.float64)
-            self._cache = (now, stop, s)
+            self._cache = (stop, s)
             return s
+
+    def top_positive(self, scores: np.ndarray, n: int) -> tuple[int, ...]:
+        """`recsys.ranking.top_positive(scores, n)` of an array `scores` handed out (never
+        changed afterwards): the n most popular item rows with a count > 0 (ties: catalogue
+        order), kept for the last array asked about (held, so its identity is not reused)."""
+        with self._lock:
+            top = self._top
+            if top is None or top[0] is not scores or top[1] != n:
+                top = self._top = (scores, n, tuple(top_positive(scores, n)))
+            return top[2]
 
     def top(self, n: int, now: float, exclude: set[int]) -> list[int]:
         """The n most popular item rows at `now` (ties: catalogue order), `exclude` removed."""

@@ -9,7 +9,9 @@ Modes (`LearnerConfig.mode`):
 - "non-parametric": cosine similarity only, greedy, no learning.
 - "tabular": MemRL-style per-case Q (see `recsys.rl.tabular`), updated on `observe`.
 
-`update()` takes an internal lock, so it may run on a background thread while `act()` serves.
+`update()` takes an internal lock, so it may run on a background thread while `act()` serves;
+it holds the weights' lock only around the optimiser step (scoring reads the weights before or
+after a step, never a mix), not through its forward and backward passes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import copy
 import dataclasses
 import math
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +61,18 @@ def _no_keys(c: Candidates) -> Candidates:
 
 
 @torch.no_grad()
-def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
-    """target <- (1 - tau) * target + tau * online, parameter by parameter."""
-    for pt, p in zip(target.parameters(), online.parameters(), strict=True):
-        pt.mul_(1.0 - tau).add_(p, alpha=tau)
+def polyak_update(
+    target: nn.Module | Sequence[torch.Tensor],
+    online: nn.Module | Sequence[torch.Tensor],
+    tau: float,
+) -> None:
+    """target <- (1 - tau) * target + tau * online, parameter by parameter (modules, or their
+    parameter lists in the same order), in one multi-tensor kernel per operation."""
+    pt: list[torch.Tensor] = list(target.parameters() if isinstance(target, nn.Module) else target)
+    po: list[torch.Tensor] = list(online.parameters() if isinstance(online, nn.Module) else online)
+    assert len(pt) == len(po), f"{len(pt)=} {len(po)=}"
+    torch._foreach_mul_(pt, 1.0 - tau)
+    torch._foreach_add_(pt, po, alpha=tau)
 
 
 class Learner:
@@ -77,7 +88,11 @@ class Learner:
         torch.manual_seed(cfg.seed)
         self.q = TwinQNetwork(cfg.q, state_dim, key_dim).to(self.device)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
-        self.opt = torch.optim.Adam(self.q.parameters(), lr=cfg.lr)
+        # parameter lists read once (loading a state copies into these tensors in place);
+        # multi-tensor (foreach) kernels for the step: the same numbers as one tensor at a time
+        self._params: list[torch.Tensor] = list(self.q.parameters())
+        self._target_params: list[torch.Tensor] = list(self.q_target.parameters())
+        self.opt = torch.optim.Adam(self._params, lr=cfg.lr, foreach=True)
         self.log_alpha = torch.tensor(
             math.log(cfg.policy.alpha), device=self.device, requires_grad=cfg.policy.auto_alpha
         )
@@ -88,6 +103,10 @@ class Learner:
         self._gen = torch.Generator().manual_seed(cfg.seed)
         self._rng = np.random.default_rng(cfg.seed)
         self._lock = threading.Lock()
+        """The weights: scoring passes vs their in-place changes (optimiser step, loading)."""
+        self._update_lock = threading.Lock()
+        """The learning state: one update, state copy or load at a time (taken before
+        `_lock`); an update's forward and backward passes hold it alone, so scoring goes on."""
 
     @property
     def mode(self) -> str:
@@ -111,14 +130,14 @@ class Learner:
         if self.mode == "tabular":
             return self.tabular.scores(cands.case_ids, cands.sims)
         s, b = self._batch(state, cands)
-        with self._lock, torch.no_grad():
+        with self._lock, torch.inference_mode():
             q1, q2 = self.q(s, b.keys, b.features)
         return torch.minimum(q1, q2)[0].cpu().numpy()
 
     def q_values(self, state: np.ndarray, cands: Candidates) -> tuple[np.ndarray, np.ndarray]:
         """(K,), (K,) twin Q of the online network (any mode)."""
         s, b = self._batch(state, cands)
-        with self._lock, torch.no_grad():
+        with self._lock, torch.inference_mode():
             q1, q2 = self.q(s, b.keys, b.features)
         return q1[0].cpu().numpy(), q2[0].cpu().numpy()
 
@@ -234,20 +253,29 @@ class Learner:
             batch = collate_transitions(items).to(self.device)
         else:
             batch = self.replay.sample(cfg.batch_size).to(self.device)
-        with self._lock:
+        with self._update_lock:  # the weights lock only around the in-place changes (below)
             alpha = self.log_alpha.detach().exp()
             q1, q2 = self.q(batch.state, batch.cands.keys, batch.cands.features)
             if self.mode == "soft-q":
-                with torch.no_grad():  # gamma 0: y = r, no pass over the next candidates
-                    if cfg.gamma > 0 and batch.next_cands.mask.any():
-                        n1, n2 = self.q_target(
-                            batch.next_state, batch.next_cands.keys, batch.next_cands.features
+                if cfg.gamma == 0:  # y = r + 0 * V(s') = r (V is finite): no pass over s'
+                    y = batch.rewards
+                else:
+                    with torch.no_grad():
+                        if batch.next_cands.mask.any():
+                            n1, n2 = self.q_target(
+                                batch.next_state, batch.next_cands.keys, batch.next_cands.features
+                            )
+                        else:  # every next set is empty (all terminal): V(s') = 0, no pass
+                            n1 = n2 = torch.zeros(batch.next_cands.mask.shape, device=self.device)
+                        y = soft_td_target(
+                            batch.rewards,
+                            batch.done,
+                            n1,
+                            n2,
+                            batch.next_cands.mask,
+                            cfg.gamma,
+                            alpha,
                         )
-                    else:  # every next set is empty (all terminal): V(s') = 0, skip the pass
-                        n1 = n2 = torch.zeros(batch.next_cands.mask.shape, device=self.device)
-                    y = soft_td_target(
-                        batch.rewards, batch.done, n1, n2, batch.next_cands.mask, cfg.gamma, alpha
-                    )
                 loss, metrics = soft_td_loss(q1, q2, batch.chosen, batch.chosen_mask, y)
                 if cfg.listwise_weight > 0:
                     lw, lw_metrics = listwise_loss(
@@ -267,9 +295,10 @@ class Learner:
                 )
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            gnorm = nn.utils.clip_grad_norm_(self.q.parameters(), cfg.grad_clip)
-            self.opt.step()
-            polyak_update(self.q_target, self.q, cfg.tau)
+            gnorm = nn.utils.clip_grad_norm_(self._params, cfg.grad_clip, foreach=True)
+            with self._lock:  # scoring sees the weights before or after the step, not a mix
+                self.opt.step()
+                polyak_update(self._target_params, self._params, cfg.tau)
             mask = batch.cands.mask
             logp = masked_log_softmax(torch.minimum(q1, q2).detach(), mask, alpha)
             if cfg.policy.auto_alpha:
@@ -278,7 +307,8 @@ class Learner:
                 a_loss, a_metrics = alpha_loss(self.log_alpha, logp, mask, target)
                 self.alpha_opt.zero_grad(set_to_none=True)
                 a_loss.backward()
-                self.alpha_opt.step()
+                with self._lock:
+                    self.alpha_opt.step()
                 metrics.update(a_metrics)
             else:
                 metrics["policy/entropy"] = float(entropy(logp, mask).mean())
@@ -294,8 +324,8 @@ class Learner:
 
     def state_dict(self, *, optimiser: bool = True) -> dict[str, Any]:
         """A copy of everything needed to resume (networks, alpha, tabular Q, and the
-        optimisers unless `optimiser` is False), taken under the lock so it is consistent."""
-        with self._lock:
+        optimisers unless `optimiser` is False), taken under the locks so it is consistent."""
+        with self._update_lock, self._lock:
             sd: dict[str, Any] = {
                 "q": {k: v.detach().clone() for k, v in self.q.state_dict().items()},
                 "q_target": {k: v.detach().clone() for k, v in self.q_target.state_dict().items()},
@@ -311,13 +341,15 @@ class Learner:
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         """Inverse of `state_dict`, in place (the optimisers keep their state when `sd` has
         none, the target network its own when `sd` has none: a publication)."""
-        with self._lock:
+        with self._update_lock, self._lock:
             self.q.load_state_dict(sd["q"])
             if "q_target" in sd:
                 self.q_target.load_state_dict(sd["q_target"])
             if "opt" in sd:
                 self.opt.load_state_dict(sd["opt"])
                 self.alpha_opt.load_state_dict(sd["alpha_opt"])
+                for group in self.opt.param_groups:  # a state saved before foreach steps
+                    group["foreach"] = True
             with torch.no_grad():
                 self.log_alpha.copy_(sd["log_alpha"])
             self.tabular.q = {int(k): float(v) for k, v in sd["tabular"].items()}

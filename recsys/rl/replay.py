@@ -25,12 +25,13 @@ def collate_transitions(
     m = m or max(len(t.chosen) for t in items)
     b = len(items)
     chosen = np.zeros((b, m), np.int64)
-    cmask = np.zeros((b, m), bool)
     rewards = np.zeros((b, m), np.float32)
     logp = np.zeros((b, m), np.float32)
-    for i, t in enumerate(items):
-        n = len(t.chosen)
-        chosen[i, :n], cmask[i, :n], rewards[i, :n], logp[i, :n] = t.chosen, True, t.rewards, t.logp
+    lens = np.fromiter((len(t.chosen) for t in items), np.int64, b)
+    cmask = np.arange(m)[None, :] < lens[:, None]  # each slate left-aligned in its row
+    chosen[cmask] = np.concatenate([t.chosen for t in items])
+    rewards[cmask] = np.concatenate([t.rewards for t in items])
+    logp[cmask] = np.concatenate([t.logp for t in items])
     return TransitionBatch(
         state=torch.from_numpy(np.stack([t.state for t in items]).astype(np.float32)),
         cands=CandidateBatch.from_candidates([t.cands for t in items], k),

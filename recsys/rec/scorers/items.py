@@ -18,6 +18,7 @@ import numpy as np
 
 from recsys.config import BlendConfig
 from recsys.loop import Decided
+from recsys.ranking import top_positive
 from recsys.rec.candidates import top_n_stable
 from recsys.rec.item_features import (
     ITEM_FEATURES,
@@ -113,12 +114,12 @@ class ItemsScorer(Scorer):
         for rows in case_rows:
             add(rows, len(rows))
         add(top_n_stable(nb_sim, cfg.n_neighbours + len(exclude)).tolist(), cfg.n_neighbours)
-        add(top_n_stable(pop, cfg.n_popular + len(exclude)).tolist(), cfg.n_popular, pop)
+        add(rec.popularity.top_positive(pop, cfg.n_popular + len(exclude)), cfg.n_popular, pop)
         if rec.cooc is not None and hist:
-            add(top_n_stable(knn, b.n_knn + len(exclude)).tolist(), b.n_knn, knn)
+            add(top_positive(knn, b.n_knn + len(exclude)), b.n_knn, knn)
             half = b.n_knn // 2
-            add(top_n_stable(knn_last, half + len(exclude)).tolist(), half, knn_last)
-            add(top_n_stable(nxt, half + len(exclude)).tolist(), half, nxt)
+            add(top_positive(knn_last, half + len(exclude)), half, knn_last)
+            add(top_positive(nxt, half + len(exclude)), half, nxt)
         if cfg.n_explore > 0 and n_items > 0:
             draw = rec.explore.choice(n_items, size=min(n_items, cfg.n_explore + len(exclude)))
             add(draw.tolist(), cfg.n_explore)
@@ -218,8 +219,7 @@ class ItemsScorer(Scorer):
         if cx is None:
             return None
         hist = _history_ids([e for e in req.events if e.ts <= req.now])
-        return cx.scores(_tokens(rec, [rec.items.ids[int(r)] for r in cands.case_ids]),
-                         _tokens(rec, hist))  # fmt: skip
+        return cx.scores(_row_tokens(rec, cands.case_ids), _tokens(rec, hist))
 
     def learn_crosses(
         self,
@@ -334,6 +334,14 @@ def _tokens(rec: Recommender, ids: Sequence[str]) -> list[np.ndarray]:
     assert cx is not None, "no cross model"
     titles = rec.items.titles_of(list(ids))
     return [cx.tokens(i, t) for i, t in zip(ids, titles, strict=True) if i in rec.items.row_of]
+
+
+def _row_tokens(rec: Recommender, rows: np.ndarray) -> list[np.ndarray]:
+    """Each catalogue row's cross tokens (`_tokens` of its id, read by row)."""
+    cx = rec.crosses
+    assert cx is not None, "no cross model"
+    ids, titles = rec.items.ids, rec.items.titles
+    return [cx.tokens(ids[r], titles[r]) for r in rows.tolist()]
 
 
 def _take(cands: Candidates, rows: np.ndarray) -> Candidates:
