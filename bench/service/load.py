@@ -59,6 +59,11 @@ from serving.testing import READ_AUTH, metric, server_env
 logger = logging.getLogger(__name__)
 
 
+FLOOD_IN_FLIGHT = 8
+"""Feedback requests in flight in the flood (at least; `--concurrency` when higher): one at a
+time, the client's own posting rate (about 200/s here) bounded the learner's drain figure."""
+
+
 @dataclass(frozen=True)
 class LoadConfig:
     """Size and bounds of one load-test run."""
@@ -263,8 +268,9 @@ class Seeded:
 def _server_phases(seeded: Seeded, cfg: LoadConfig, llm: str, tree: str | None) -> dict[str, Any]:
     """The HTTP phases against a server of this checkout (`tree` None) or of `tree` (its
     modules first on the path), on a copy of the seeded store: recommend with 1 and
-    `concurrency` in flight, feedback on those decisions (the flood) and the learner draining
-    it, then recommend while every list gets one feedback (`bench.service.learner_load`)."""
+    `concurrency` in flight, feedback on those decisions (the flood, `FLOOD_IN_FLIGHT` or more
+    in flight) and the learner draining it, then recommend while every list gets one feedback
+    (`bench.service.learner_load`)."""
     db, items, workdir, histories = seeded.db, seeded.items, seeded.workdir, seeded.histories
     requests = cfg.requests if llm == "none" else cfg.llm_requests
     name = "baseline" if tree else "this"
@@ -306,7 +312,8 @@ def _server_phases(seeded: Seeded, cfg: LoadConfig, llm: str, tree: str | None) 
         rec, decisions = asyncio.run(drive_requests(server.url, rec_bodies, cfg, cfg.concurrency))
         fb_bodies = feedback_bodies(decisions, rng, f"lt-{llm}")
         since, cpu2 = time.perf_counter(), cpu()  # cpu2 - cpu1: the concurrent recommends
-        fb, _ = asyncio.run(drive_requests(server.url, fb_bodies, cfg, cfg.concurrency))
+        flood = max(cfg.concurrency, FLOOD_IN_FLIGHT)
+        fb, _ = asyncio.run(drive_requests(server.url, fb_bodies, cfg, flood))
         drained = drain(server.url, applied0, since, fb.count, cfg.max_seconds * 4)
         cpu3 = cpu()
         live = with_learner(server.url, users, cfg.n, requests, cfg.concurrency, cfg.max_seconds)
@@ -323,7 +330,7 @@ def _server_phases(seeded: Seeded, cfg: LoadConfig, llm: str, tree: str | None) 
         if decisions
         else 0.0,
         **recommend_figures(rec1, rec, (cpu0, cpu1, cpu2), cfg.concurrency),
-        f"http_feedback_concurrency_{cfg.concurrency}": asdict(fb),
+        f"http_feedback_concurrency_{flood}": asdict(fb),
         "learner_drain_after_feedback": drained,
         f"recommend_with_learner_concurrency_{cfg.concurrency}": asdict(live),
         "server_cpu_ms_per_decision_with_learner": round(
