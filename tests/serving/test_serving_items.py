@@ -41,8 +41,9 @@ def test_item_policy_lists_items_with_their_cases_and_learns_from_feedback(
     )
     sids = _write_cases(core)
     ev = _events("i0", "i2")
-    r = core.recommend("u1", 10, {}, ev, [], False)
-    assert len(r.items) == 10 and len({i.item_id for i in r.items}) == 10
+    # the whole pool listed: an untrained Q orders it arbitrarily, so a top 10 may miss the hats
+    r = core.recommend("u1", 30, {}, ev, [], False)
+    assert len(r.items) >= 10 and len({i.item_id for i in r.items}) == len(r.items)
     behind = {i.item_id: i.cases for i in r.items if i.cases}
     assert behind, "items proposed by the written cases carry their case ids"
     assert set().union(*behind.values()) <= set(sids)
