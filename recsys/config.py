@@ -369,11 +369,7 @@ class RecommendConfig:
     (known before the decision) join its case evidence, weighted by their similarity to the
     state and their age like retrieved ones (`recsys.rec.item_lane`); 0 = off, in every preset:
     offline, a bank written ahead of an as-of replay holds future cases; online it measured no
-    better (planted, 3,000 decisions, seed 5, one run each; expected last-20% reward: 0.655
-    without it, everyone's 8 latest 0.508 with the case vote at 3 and 0.661 without the vote,
-    the user's own 4 latest 0.642 and 0.675; with the attribute features, the user's own 4
-    without the vote 0.720 / 0.527 on seeds 5 / 6 against 0.660 / 0.580 without the lane;
-    docs/online.md, session 14)."""
+    better (docs/online.md, session 14)."""
     item_lane_scope: Literal["all", "user"] = "all"
     """Whose cases the item lane keeps per item: everyone's (`all`), or the requesting user's
     own (`user`: what this user was shown and did with each pool item)."""

@@ -217,10 +217,22 @@ class CaseBank:
             c.reward = float(reward)
         self._persist([c])
 
-    def similarities(self, query: np.ndarray, case_ids: Sequence[int]) -> np.ndarray:
-        """(n,) float32 similarity of the (d,) query with each live case, as `search` computes
-        it (inner product with the normalised query, in float64)."""
-        return self._sims64(query, case_ids).astype(np.float32)
+    def candidates_of(self, query: np.ndarray, case_ids: Sequence[int], now: float) -> Candidates:
+        """The live cases `case_ids`, in that order, as candidates of the (d,) query: their
+        similarity computed as `search` computes it, their features as of `now`."""
+        ids = np.asarray(case_ids, np.int64)
+        return self._candidates(ids, self._sims64(query, ids).astype(np.float32), now)
+
+    def _candidates(self, ids: np.ndarray, sims: np.ndarray, now: float) -> Candidates:
+        cases = [self._cases[int(i)] for i in ids]
+        keys = np.stack([c.key for c in cases]) if cases else np.zeros((0, self.dim), np.float32)
+        return Candidates(
+            case_ids=ids,
+            keys=keys.astype(np.float32),
+            sims=sims,
+            features=case_features(sims, cases, now),
+            mask=np.ones(len(ids), bool),
+        )
 
     def _sims64(self, query: np.ndarray, case_ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """(n,) float64 inner products of the normalised (d,) query with the cases' keys."""
@@ -254,15 +266,7 @@ class CaseBank:
                 break
             depth = min(depth * 4, total)
         cids, sv = self._exact_top(query, np.array(keep, np.int64), k)
-        cases = [self._cases[int(i)] for i in cids]
-        keys = np.stack([c.key for c in cases]) if cases else np.zeros((0, self.dim), np.float32)
-        return Candidates(
-            case_ids=cids,
-            keys=keys.astype(np.float32),
-            sims=sv,
-            features=case_features(sv, cases, now),
-            mask=np.ones(len(cids), bool),
-        )
+        return self._candidates(cids, sv, now)
 
     def _exact_top(
         self, query: np.ndarray, ids: np.ndarray, k: int

@@ -30,7 +30,7 @@ from recsys.config import CreditConfig, RecommendConfig, StateConfig
 from recsys.llm.prompts import CaseExample, HistoryItem, PromptBuilder, PromptConfig
 from recsys.llm.protocol import FrozenLLM
 from recsys.loop import Decided, LearnStep, MemoryLoop
-from recsys.memory.case_bank import CaseBank, case_features
+from recsys.memory.case_bank import CaseBank
 from recsys.memory.case_encoder import case_summary
 from recsys.ranking import top_n_stable
 from recsys.rec.cooccurrence import Cooccurrence
@@ -141,17 +141,8 @@ class Recommender:
                 return Candidates.empty(self.items.dim), []
             self.lane.sync(self.bank, lambda p: self.items.rows(case_item_ids(p)))
             ids = self.lane.cases(self.bank, rows, now, skip, user)
-            cases = [self.bank.get(i) for i in ids]
-            sims = self.bank.similarities(state, ids)
-        keys = np.stack([c.key for c in cases]) if cases else np.zeros((0, self.bank.dim))
-        c = Candidates(
-            case_ids=np.array(ids, np.int64),
-            keys=keys.astype(np.float32),
-            sims=sims,
-            features=case_features(sims, cases, now),
-            mask=np.ones(len(ids), bool),
-        )
-        payloads = [x.payload for x in cases]
+            c = self.bank.candidates_of(state, ids, now)
+            payloads = [self.bank.get(i).payload for i in ids]
         return self.q_view(c, payloads), payloads
 
     def q_view(self, cands: Candidates, payloads: Sequence[dict[str, Any]]) -> Candidates:

@@ -50,9 +50,9 @@ def test_sync_reads_only_new_cases_and_skips_evicted_ones() -> None:
 
 
 def test_bank_similarities_match_the_search() -> None:
-    """`CaseBank.similarities` gives the similarity `search` ranks by, for any listed cases."""
+    """`CaseBank.candidates_of` gives the similarity `search` ranks by, for any listed cases."""
     bank = _bank([(0, 1.0), (1, 1.0), (2, 1.0)])
     q = np.array([0.5, 1.0, 0.0, 0.0], np.float32)
     found = bank.search(q, 3, now=5.0, before=5.0)
-    sims = bank.similarities(q, found.case_ids.tolist())
+    sims = bank.candidates_of(q, found.case_ids.tolist(), now=5.0).sims
     np.testing.assert_allclose(sims, found.sims, rtol=1e-6)

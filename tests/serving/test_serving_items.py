@@ -75,3 +75,22 @@ def test_explore_items_widen_the_pool_and_no_memory_writes_no_case(tmp_path: Pat
     d = _decide(off, ev)
     update = off.apply_feedback(d, d.items[0], "alipay", 30.0)
     assert update.new_case_id is None and off.bank_size() == 0
+
+
+def test_the_item_lane_brings_each_pool_item_its_own_cases(tmp_path: Path) -> None:
+    """With one case retrieved per request, only one written item carries a case; with the item
+    lane on, the written items of the pool carry their own (5 of the 6 are in the pool; a
+    list longer than the pool is filled by popularity, without evidence)."""
+    ev = _events("i0", "i2")
+    found = []
+    for k, lane in enumerate((0, 4)):
+        recommend = {"scorer": "items", "top_k": 1, "item_lane": lane}
+        core = _core(tmp_path / str(k), recommend=recommend)
+        sids = _write_cases(core)
+        r = core.recommend("u1", 30, {}, ev, [], False)
+        behind = {i.item_id for i in r.items if i.cases}
+        assert set().union(*(set(i.cases) for i in r.items)) <= set(sids)
+        found.append(behind)
+    hats = {f"i{10 + k}" for k in range(6)}
+    assert len(found[0]) == 1 and found[0] <= hats
+    assert found[0] < found[1] <= hats and len(found[1]) >= 5
