@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 
 from bench.replay.config import SeqMethodConfig
+from recsys.rec.request import RecRequest
 from training.config import TrainConfig
 
-__all__ = ["ParityConfig", "run_parity", "score_gap"]
+__all__ = ["ParityConfig", "recommend_body", "run_parity", "score_gap"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,19 @@ def _offline(cfg: ParityConfig, progress: Callable[[str, int, int], None] | None
     parts = build_split_parts(world, tc)
     res = run_memory_mode(world, parts, tc, "soft-q", tc.seed, None, progress)[0]
     return world, res.decisions, build_bundle(res, parts.served, tc, name)
+
+
+def recommend_body(req: RecRequest, user_id: str, n: int) -> dict[str, Any]:
+    """The `POST /v1/recommend` body of a replayed request: its history as `recent_events`
+    and its time as `at`, under `user_id`."""
+    return {
+        "user_id": user_id,
+        "n": n,
+        "at": req.now,
+        "recent_events": [
+            {"item_id": e.item_id, "action": e.action.value, "ts": e.ts} for e in req.events
+        ],
+    }
 
 
 def score_gap(
@@ -166,14 +180,7 @@ def run_parity(
     ):
         for k, d in enumerate(decisions):
             req = request_at(world, d.event)
-            body = {
-                "user_id": f"parity-{req.user_id}-{d.event}",
-                "n": len(d.items),
-                "at": req.now,
-                "recent_events": [
-                    {"item_id": e.item_id, "action": e.action.value, "ts": e.ts} for e in req.events
-                ],
-            }
+            body = recommend_body(req, f"parity-{req.user_id}-{d.event}", len(d.items))
             r = http.post("/v1/recommend", json=body)
             r.raise_for_status()
             out = r.json()["items"]

@@ -39,6 +39,7 @@ def run_probe(decisions: int, workdir: Path) -> dict[str, Any]:
     """The probe (module docstring) over the first `decisions` held-out decisions."""
     import httpx
 
+    from bench.parity import recommend_body
     from serving.process import ServerProcess
     from training.config import TrainConfig
     from training.evaluate import eval_decisions
@@ -65,15 +66,7 @@ def run_probe(decisions: int, workdir: Path) -> dict[str, Any]:
     ):
         for j in eval_decisions(world, decisions, 0).tolist():
             req = request_at(world, int(j))
-            body = {
-                "user_id": f"probe-{req.user_id}-{j}",
-                "n": 10,
-                "at": req.now,
-                "recent_events": [
-                    {"item_id": e.item_id, "action": e.action.value, "ts": e.ts} for e in req.events
-                ],
-            }
-            r = http.post("/v1/recommend", json=body)
+            r = http.post("/v1/recommend", json=recommend_body(req, f"probe-{req.user_id}-{j}", 10))
             r.raise_for_status()
             items = r.json()["items"]
             explored.append(sum(bool(i.get("explored")) for i in items))
