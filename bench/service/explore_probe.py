@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import re
 import statistics
 import tempfile
 from pathlib import Path
@@ -29,18 +28,13 @@ READ_KEY = "probe-read-key"
 WRITE_KEY = "probe-write-key"
 
 
-def _gauge(text: str, name: str) -> float:
-    """The value of an unlabelled metric line `name value` on a /metrics page (nan: none)."""
-    m = re.search(rf"^{name} ([0-9.eE+-]+|nan)$", text, re.M)
-    return float(m.group(1)) if m else float("nan")
-
-
 def run_probe(decisions: int, workdir: Path) -> dict[str, Any]:
     """The probe (module docstring) over the first `decisions` held-out decisions."""
     import httpx
 
     from bench.parity import recommend_body
     from serving.process import ServerProcess
+    from serving.testing import metric
     from training.config import TrainConfig
     from training.evaluate import eval_decisions
     from training.prepare import prepare_world
@@ -58,7 +52,6 @@ def run_probe(decisions: int, workdir: Path) -> dict[str, Any]:
     entropy: list[float] = []
     explored: list[int] = []
     ordered = 0
-    greedy = total = 0.0
     headers = {"Authorization": f"Bearer {READ_KEY}"}
     with (
         ServerProcess(env, log=workdir / "serve.log").start(timeout_s=180.0) as server,
@@ -72,10 +65,9 @@ def run_probe(decisions: int, workdir: Path) -> dict[str, Any]:
             explored.append(sum(bool(i.get("explored")) for i in items))
             kept = [float(i["score"]) for i in items if not i.get("explored")]
             ordered += all(a >= b for a, b in itertools.pairwise(kept))
-            page = http.get("/metrics").text
-            entropy.append(_gauge(page, "memento_policy_entropy"))
-            greedy = _gauge(page, "memento_policy_top1_greedy_total")
-            total = _gauge(page, "memento_policy_top1_total")
+            entropy.append(metric(http, "memento_policy_entropy"))
+        greedy = metric(http, "memento_policy_top1_greedy_total")
+        total = metric(http, "memento_policy_top1_total")
         model = next((ln for ln in (workdir / "serve.log").read_text().splitlines()
                       if "serving registered model" in ln), "")  # fmt: skip
     return {
