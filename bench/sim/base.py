@@ -17,6 +17,17 @@ attraction, a click ends at a funnel action with an exponential dwell, and after
 the user leaves with probability `leave` (`leave_idle` when they did nothing) and a newcomer
 takes the seat. A simulator adds what its users are (`_new_user`, with a warm-up history) and
 how they respond to each item (`_response`: attraction, P(alipay | click), mean dwell).
+
+Common random numbers (`SimStreams`): every method run on a seed meets the same draws, so the
+paired comparison of two methods measures what they showed, not which random numbers their
+runs happened to consume. Decision t's responses come from a generator keyed by (seed, t) that
+always draws the same block (per position: examination-and-click, alipay, cart and collect
+uniforms and a unit exponential dwell; then the departure uniform), whatever the list; the
+`index`-th newcomer's warm-up from one keyed by (seed, index); the arriving seat from one stream
+drawn once per decision. Two methods that show different lists at decision t still meet the
+same uniforms there, so their users click, leave and arrive alike wherever the lists allow it
+(a sequential stream would fall out of step at the first different click and decouple every
+later draw).
 """
 
 from __future__ import annotations
@@ -90,14 +101,39 @@ def expected_click_value(
     return value + cfg.dwell_weight * dwell / 60.0
 
 
-def draw_funnel(rng: np.random.Generator, buy: float) -> str:
-    """The deepest action of one click (the funnel of `expected_click_value`)."""
-    if rng.random() < buy:
+def draw_funnel(u: np.ndarray, buy: float) -> str:
+    """The deepest action of one click (the funnel of `expected_click_value`) from three
+    uniforms `u`: alipay, cart and collect in turn."""
+    if u[0] < buy:
         return "alipay"
-    u = rng.random()
-    if u < 0.2:
+    if u[1] < 0.2:
         return "cart"
-    return "collect" if rng.random() < 0.15 else "click"
+    return "collect" if u[2] < 0.15 else "click"
+
+
+@dataclass(frozen=True)
+class SimStreams:
+    """The keys of a run's random numbers (module docstring: common random numbers)."""
+
+    seed: int
+    tag: int
+    """Distinguishes one simulator's streams from another's on the same seed."""
+
+    def arrivals(self) -> np.random.Generator:
+        """The arriving seat, one draw per decision."""
+        return np.random.default_rng([self.seed, self.tag])
+
+    def responses(self, decision: int) -> np.random.Generator:
+        """Decision `decision`'s response draws."""
+        return np.random.default_rng([self.seed, self.tag + 1, decision])
+
+    def newcomer(self, index: int) -> np.random.Generator:
+        """The `index`-th newcomer's warm-up draws."""
+        return np.random.default_rng([self.seed, self.tag + 3, index])
+
+    def season(self) -> np.random.Generator:
+        """Taste shifts."""
+        return np.random.default_rng([self.seed, self.tag + 2])
 
 
 class Simulator(Protocol):
@@ -236,8 +272,7 @@ class UserPoolSimulator(ABC):
         cfg: PoolSettings,
         ids: list[str],
         titles: list[str],
-        arrive: np.random.Generator,
-        respond: np.random.Generator,
+        streams: SimStreams,
     ) -> None:
         self.list_size = cfg.list_size
         self.ids = ids
@@ -245,8 +280,10 @@ class UserPoolSimulator(ABC):
         self.row_of = {s: k for k, s in enumerate(ids)}
         self._pool = cfg
         self._theta = examination(cfg.list_size, cfg.eta)
-        self._arrive = arrive
-        self._respond = respond
+        self.streams = streams
+        self._arrive = streams.arrivals()
+        self._decision = -1
+        """Index of the current decision (`next_user` starts one)."""
         self._users: dict[str, PoolUser] = {}
         self._next_uid = 0
         self._clock = 0.0
@@ -303,6 +340,7 @@ class UserPoolSimulator(ABC):
     def next_user(self) -> str:
         """The user who arrives now (the clock advances one step)."""
         self._clock += self._pool.step_seconds
+        self._decision += 1
         k = int(self._arrive.integers(len(self._active)))
         return self._active[k]
 
@@ -335,20 +373,25 @@ class UserPoolSimulator(ABC):
         return [self.ids[r] for r in rows]
 
     def respond(self, user_id: str, items: Sequence[str]) -> list[SimEvent]:
-        """Draw the user's events for the shown list, then their departure."""
+        """Draw the user's events for the shown list, then their departure, from the current
+        decision's common random numbers (module docstring)."""
         user = self._users[user_id]
         rows = self._rows(items[: self.list_size])
         a, buy, dwell, _ = self._values(user)
-        rng = self._respond
+        rng = self.streams.responses(self._decision)
+        n = self.list_size
+        u = rng.random((4, n))  # examination-and-click, then the funnel's three
+        unit_dwell = rng.exponential(1.0, n)
+        u_leave = rng.random()
         events: list[SimEvent] = []
         for k, r in enumerate(rows.tolist()):
-            if rng.random() < self._theta[k] * a[r]:
-                action = draw_funnel(rng, float(buy[r]))
-                events.append(SimEvent(self.ids[r], action, float(rng.exponential(dwell[r])), k))
+            if u[0, k] < self._theta[k] * a[r]:
+                action = draw_funnel(u[1:, k], float(buy[r]))
+                events.append(SimEvent(self.ids[r], action, float(unit_dwell[k] * dwell[r]), k))
         for e in events:
             self._act(user, self.row_of[e.item_id], e.action, self._clock)
         leave = self._pool.leave if events else self._pool.leave_idle
-        if rng.random() < leave:
+        if u_leave < leave:
             user.values = None  # a departed user is never shown a list again
             seat = self._active.index(user_id)
             self._active[seat] = self._newcomer()
@@ -363,6 +406,7 @@ __all__ = [
     "PoolSettings",
     "PoolUser",
     "SimEvent",
+    "SimStreams",
     "Simulator",
     "UserPoolSimulator",
     "best_list",

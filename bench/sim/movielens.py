@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from bench.sim.base import PoolUser, UserPoolSimulator
+from bench.sim.base import PoolUser, SimStreams, UserPoolSimulator
 from data.movielens import fetch_movielens_100k
 from data.schema import INTERACTIONS_FILE, ITEMS_FILE
 
@@ -244,11 +244,10 @@ class MovieLensSimulator(UserPoolSimulator):
             rank=cfg.rank, l2=cfg.l2, als_epochs=cfg.als_epochs, fit_seed=cfg.fit_seed
         )
         self.fit = fit = fit_movielens(folder.resolve(), fit_cfg)
-        arrive, respond = np.random.default_rng([seed, 21]), np.random.default_rng([seed, 22])
-        super().__init__(cfg, fit.ids, fit.titles, arrive, respond)
+        super().__init__(cfg, fit.ids, fit.titles, SimStreams(seed, 21))
         self._logit0 = cfg.bias + cfg.w_watch * fit.watch + cfg.w_like * (fit.rating - fit.mu)
         self._trend = np.zeros(len(self.ids))
-        self._season = np.random.default_rng([seed, 23])
+        self._season = self.streams.season()
         self._order = np.zeros(0, np.int64)
         self._fill()
 
@@ -270,7 +269,7 @@ class MovieLensSimulator(UserPoolSimulator):
         first `warmup_events` real ratings, one second apart, ending now."""
         n_real = len(self.fit.user_events)
         if index % n_real == 0:
-            self._order = self._arrive.permutation(n_real)
+            self._order = self.streams.newcomer(index // n_real).permutation(n_real)
         user = PoolUser(int(self._order[index % n_real]))
         rows, actions = self.fit.user_events[user.kind]
         m = min(self.cfg.warmup_events, len(rows))

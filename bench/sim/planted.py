@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.sim.base import PoolUser, UserPoolSimulator
+from bench.sim.base import PoolUser, SimStreams, UserPoolSimulator
 from data.synthetic_world import World, build_world, item_titles
 
 
@@ -90,11 +90,10 @@ class PlantedSimulator(UserPoolSimulator):
         )
         ids = [str(i + 1) for i in range(cfg.items)]
         titles = item_titles(self.world, seed, 0, cfg.items)
-        arrive, respond = np.random.default_rng([seed, 11]), np.random.default_rng([seed, 12])
-        super().__init__(cfg, ids, titles, arrive, respond)
+        super().__init__(cfg, ids, titles, SimStreams(seed, 11))
         logpop = np.log(self.world.item_popularity)
         self._pop_z = (logpop - logpop.mean()) / max(float(logpop.std()), 1e-9)
-        self._season = np.random.default_rng([seed, 13])
+        self._season = self.streams.season()
         self._taste = self._taste_table(self.world.segment_categories)
         self._brand = np.zeros((cfg.n_segments, cfg.items), bool)
         for s, brands in enumerate(self.world.segment_brands):
@@ -131,9 +130,10 @@ class PlantedSimulator(UserPoolSimulator):
     def _new_user(self, index: int) -> PoolUser:
         """A user of the `index`-th pool user's segment with a warm-up drawn from its taste."""
         user = PoolUser(int(self.world.user_segment[index % self.cfg.users]))
+        rng = self.streams.newcomer(index)
         for _ in range(self.cfg.warmup_events):
             a = self._values(user).attract
-            row = int(self._arrive.choice(len(a), p=a / a.sum()))
+            row = int(rng.choice(len(a), p=a / a.sum()))
             self._act(user, row, "click", self._clock)
         return user
 
