@@ -82,9 +82,9 @@ class ModelBundle:
     is > 0 and none is given, else None); it travels in the learner part."""
 
     def __post_init__(self) -> None:
-        lr = self.config.recommend.item_crosses_lr
-        if self.crosses is None and lr > 0:
-            self.crosses = ItemCrosses(lr=lr)
+        rc = self.config.recommend
+        if self.crosses is None and rc.item_crosses_lr > 0:
+            self.crosses = ItemCrosses(lr=rc.item_crosses_lr, history=rc.item_crosses_history)
 
     @property
     def dim(self) -> int:

@@ -358,6 +358,10 @@ class RecommendConfig:
     attributes, learned from every shown item of each closed decision); 0 = off (offline
     replay). A fresh served model uses 0.1 (`presets.online`). Not saved in a bundle: a
     restart starts it from zero."""
+    item_crosses_history: int = 5
+    """items scorer, online: the cross model's history, the user's latest items whose tokens
+    are crossed with each candidate's (`recsys.rec.item_crosses`); 0: the candidate's own
+    tokens alone (item identity and attributes, no personal crosses)."""
     case_vote_weight: float = 0.0
     """items scorer: weight of the case memory's direct vote in the policy's scores, added to Q
     like the cross model (`recsys.rec.item_features.case_vote`: each pool item's shrunk,

@@ -117,7 +117,9 @@ class OnlineConfig:
             "seed": seed,
             "transport": self.transport,
             "learn_every": self.learn_every if self.transport == "in-process" else None,
-            "v": 3,  # the simulation's traces; the OPE trace's format is read by `_load`
+            # the simulation and its traces (4: common random numbers, `bench.sim.base`); the
+            # OPE trace's format is read by `_load`
+            "v": 4,
         }
         if over := _model_overrides():  # absent when none: earlier cache entries stay valid
             parts["overrides"] = over

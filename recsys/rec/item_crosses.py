@@ -128,7 +128,7 @@ class ItemCrosses:
     def __init__(
         self, bits: int = 20, lr: float = 0.1, history: int = 5, positions: int = 64
     ) -> None:
-        assert 8 <= bits <= 30, f"{bits=}"
+        assert 8 <= bits <= 30 and history >= 0, f"{bits=} {history=}"
         self.bits, self.lr, self.history = bits, lr, history
         self.w = np.zeros(1 << bits, np.float32)
         """Hashed weights."""

@@ -81,7 +81,7 @@ class Recommender:
         self.explore = np.random.default_rng(0)
         """Draws of the item pool's exploration items (`RecommendConfig.n_explore`)."""
         if crosses is None and cfg.item_crosses_lr > 0:
-            crosses = ItemCrosses(lr=cfg.item_crosses_lr)
+            crosses = ItemCrosses(lr=cfg.item_crosses_lr, history=cfg.item_crosses_history)
         self.crosses = crosses
         """The items scorer's cross model (`RecommendConfig.item_crosses_lr`): the bundle's
         (`ModelBundle.crosses`, it travels in the learner part), else a new one."""

@@ -43,6 +43,19 @@ def test_history_crosses_tell_which_item_follows_which() -> None:
     assert after_x[0] > after_x[1] and after_y[1] > after_y[0]
 
 
+def test_without_history_the_model_scores_each_item_alone() -> None:
+    """`history` 0 (`RecommendConfig.item_crosses_history`): the same training as above leaves
+    one score per item whatever the history."""
+    cx = ItemCrosses(bits=16, lr=0.2, history=0)
+    a, b = cx.tokens("a", "cat=1"), cx.tokens("b", "cat=1")
+    x, y = cx.tokens("x", "cat=2"), cx.tokens("y", "cat=3")
+    for _ in range(30):
+        cx.update([a, b], [x], np.array([1.0, 0.0], np.float32), np.zeros(2))
+        cx.update([a, b], [y], np.array([0.0, 1.0], np.float32), np.zeros(2))
+    np.testing.assert_array_equal(cx.scores([a, b], [x]), cx.scores([a, b], [y]))
+    np.testing.assert_array_equal(cx.scores([a, b], [x]), cx.scores([a, b], []))
+
+
 def test_the_position_bias_absorbs_a_low_position_and_stays_out_of_scores() -> None:
     """An item shown once at position 5 with reward 1: the error 1 moves the position's bias
     and the item's weight by lr each; the score (position 0) holds the weight only; a target

@@ -107,6 +107,21 @@ def test_published_part_carries_the_cross_model(tmp_path: Path) -> None:
     assert q_digest(replica) == q_digest(learner)
 
 
+def test_the_served_cross_model_takes_its_history_from_the_config(tmp_path: Path) -> None:
+    """`item_crosses_history` 0: the served cross model scores items alone, so after learning
+    its scores do not depend on the history (with the default 5 they do)."""
+    core = _core(tmp_path, recommend={**CROSSES, "item_crosses_history": 0}, updates_per_feedback=2)
+    _write_cases(core)
+    d = _decide(core, _events("i0", "i2"))
+    for item in d.items[:3]:
+        core.apply_feedback(d, item, "alipay", None)
+    assert core.runtime.rec.crosses is not None and core.runtime.rec.crosses.history == 0
+    got = _cross_scores(core, ["i2", "i0"])
+    assert np.any(got != 0) and np.array_equal(got, _cross_scores(core, []))
+    five = _crosses_core(tmp_path / "five", 1)
+    assert not np.array_equal(_cross_scores(five, ["i2", "i0"]), _cross_scores(five, []))
+
+
 def test_a_part_without_a_cross_model_leaves_the_served_one(tmp_path: Path) -> None:
     """A version written before the cross model travelled (its file has no crosses) loads Q
     and leaves the replica's cross model as it was."""
