@@ -283,7 +283,7 @@ class UserPoolSimulator(ABC):
         self.streams = streams
         self._arrive = streams.arrivals()
         self._decision = -1
-        """Index of the current decision (`next_user` starts one)."""
+        """Number of the current decision, from 0 (`next_user` starts the next one)."""
         self._users: dict[str, PoolUser] = {}
         self._next_uid = 0
         self._clock = 0.0
@@ -375,6 +375,8 @@ class UserPoolSimulator(ABC):
     def respond(self, user_id: str, items: Sequence[str]) -> list[SimEvent]:
         """Draw the user's events for the shown list, then their departure, from the current
         decision's common random numbers (module docstring)."""
+        if self._decision < 0:
+            raise RuntimeError("respond() before next_user(): no decision has started")
         user = self._users[user_id]
         rows = self._rows(items[: self.list_size])
         a, buy, dwell, _ = self._values(user)

@@ -269,6 +269,7 @@ class MovieLensSimulator(UserPoolSimulator):
         first `warmup_events` real ratings, one second apart, ending now."""
         n_real = len(self.fit.user_events)
         if index % n_real == 0:
+            # keyed by the pass (this simulator's warm-ups are the real ratings, no draws)
             self._order = self.streams.newcomer(index // n_real).permutation(n_real)
         user = PoolUser(int(self._order[index % n_real]))
         rows, actions = self.fit.user_events[user.kind]

@@ -101,6 +101,13 @@ def test_runs_that_differ_at_one_decision_meet_the_same_draws_after_it() -> None
     assert compared > 50, f"{compared=}"
 
 
+def test_respond_before_any_decision_is_a_clear_error() -> None:
+    """No decision has started before the first `next_user`: `respond` says so."""
+    sim = PlantedSimulator(0)
+    with pytest.raises(RuntimeError, match="before next_user"):
+        sim.respond("u0", sim.catalogue()[0][:3])
+
+
 def test_oracle_is_the_brute_force_best_list(make: Make) -> None:
     """The oracle is the catalogue sorted by single-item expected reward, and no random or
     perturbed list beats it, over many states."""
