@@ -26,8 +26,8 @@ uniforms and a unit exponential dwell; then the departure uniform), whatever the
 `index`-th newcomer's warm-up from one keyed by (seed, index); the arriving seat from one stream
 drawn once per decision. Two methods that show different lists at decision t still meet the
 same uniforms there, so their users click, leave and arrive alike wherever the lists allow it
-(a sequential stream would fall out of step at the first different click and decouple every
-later draw).
+(one sequential stream drawing a funnel and a dwell per click, as before, fell out of step at
+the first click that differed and decoupled every later draw).
 """
 
 from __future__ import annotations
