@@ -38,7 +38,7 @@ from recsys.llm.protocol import FrozenLLM
 from recsys.loop import MemoryLoop
 from recsys.memory.case_bank import CaseBank
 from recsys.rec.cooccurrence import Cooccurrence
-from recsys.rec.item_crosses import ItemCrosses
+from recsys.rec.item_crosses import ItemCrosses, crosses_for
 from recsys.rec.items import ItemTable
 from recsys.rec.popularity import Popularity
 from recsys.rec.recommender import Recommender
@@ -82,9 +82,8 @@ class ModelBundle:
     is > 0 and none is given, else None); it travels in the learner part."""
 
     def __post_init__(self) -> None:
-        rc = self.config.recommend
-        if self.crosses is None and rc.item_crosses_lr > 0:
-            self.crosses = ItemCrosses(lr=rc.item_crosses_lr, history=rc.item_crosses_history)
+        if self.crosses is None:
+            self.crosses = crosses_for(self.config.recommend)
 
     @property
     def dim(self) -> int:

@@ -17,17 +17,7 @@ attraction, a click ends at a funnel action with an exponential dwell, and after
 the user leaves with probability `leave` (`leave_idle` when they did nothing) and a newcomer
 takes the seat. A simulator adds what its users are (`_new_user`, with a warm-up history) and
 how they respond to each item (`_response`: attraction, P(alipay | click), mean dwell).
-
-Common random numbers (`SimStreams`): every method run on a seed meets the same draws, so the
-paired comparison of two methods measures what they showed, not which random numbers their
-runs happened to consume. Decision t's responses come from a generator keyed by (seed, t) that
-always draws the same block (per position: examination-and-click, alipay, cart and collect
-uniforms and a unit exponential dwell; then the departure uniform), whatever the list; the
-`index`-th newcomer's warm-up from one keyed by (seed, index); the arriving seat from one stream
-drawn once per decision. Two methods that show different lists at decision t still meet the
-same uniforms there, so their users click, leave and arrive alike wherever the lists allow it
-(one sequential stream drawing a funnel and a dwell per click, as before, fell out of step at
-the first click that differed and decoupled every later draw).
+Every run on a seed meets the same random numbers at each decision (`bench.sim.streams`).
 """
 
 from __future__ import annotations
@@ -39,6 +29,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
+from bench.sim.streams import SimStreams
 from recsys.config import RewardConfig
 from recsys.rec.reward import action_reward
 from recsys.records import Action
@@ -109,31 +100,6 @@ def draw_funnel(u: np.ndarray, buy: float) -> str:
     if u[1] < 0.2:
         return "cart"
     return "collect" if u[2] < 0.15 else "click"
-
-
-@dataclass(frozen=True)
-class SimStreams:
-    """The keys of a run's random numbers (module docstring: common random numbers)."""
-
-    seed: int
-    tag: int
-    """Distinguishes one simulator's streams from another's on the same seed."""
-
-    def arrivals(self) -> np.random.Generator:
-        """The arriving seat, one draw per decision."""
-        return np.random.default_rng([self.seed, self.tag])
-
-    def responses(self, decision: int) -> np.random.Generator:
-        """Decision `decision`'s response draws."""
-        return np.random.default_rng([self.seed, self.tag + 1, decision])
-
-    def newcomer(self, index: int) -> np.random.Generator:
-        """The `index`-th newcomer's warm-up draws."""
-        return np.random.default_rng([self.seed, self.tag + 3, index])
-
-    def season(self) -> np.random.Generator:
-        """Taste shifts."""
-        return np.random.default_rng([self.seed, self.tag + 2])
 
 
 class Simulator(Protocol):
@@ -282,6 +248,8 @@ class UserPoolSimulator(ABC):
         self._theta = examination(cfg.list_size, cfg.eta)
         self.streams = streams
         self._arrive = streams.arrivals()
+        self._season = streams.season()
+        """Draws of the taste shifts (`shift`)."""
         self._decision = -1
         """Number of the current decision, from 0 (`next_user` starts the next one)."""
         self._users: dict[str, PoolUser] = {}
@@ -374,7 +342,7 @@ class UserPoolSimulator(ABC):
 
     def respond(self, user_id: str, items: Sequence[str]) -> list[SimEvent]:
         """Draw the user's events for the shown list, then their departure, from the current
-        decision's common random numbers (module docstring)."""
+        decision's common random numbers (`bench.sim.streams`)."""
         if self._decision < 0:
             raise RuntimeError("respond() before next_user(): no decision has started")
         user = self._users[user_id]
@@ -408,7 +376,6 @@ __all__ = [
     "PoolSettings",
     "PoolUser",
     "SimEvent",
-    "SimStreams",
     "Simulator",
     "UserPoolSimulator",
     "best_list",

@@ -48,7 +48,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from bench.sim.base import PoolUser, SimStreams, UserPoolSimulator
+from bench.sim.base import PoolUser, UserPoolSimulator
+from bench.sim.streams import SimStreams
 from data.movielens import fetch_movielens_100k
 from data.schema import INTERACTIONS_FILE, ITEMS_FILE
 
@@ -247,7 +248,6 @@ class MovieLensSimulator(UserPoolSimulator):
         super().__init__(cfg, fit.ids, fit.titles, SimStreams(seed, 21))
         self._logit0 = cfg.bias + cfg.w_watch * fit.watch + cfg.w_like * (fit.rating - fit.mu)
         self._trend = np.zeros(len(self.ids))
-        self._season = self.streams.season()
         self._order = np.zeros(0, np.int64)
         self._fill()
 

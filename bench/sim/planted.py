@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.sim.base import PoolUser, SimStreams, UserPoolSimulator
+from bench.sim.base import PoolUser, UserPoolSimulator
+from bench.sim.streams import SimStreams
 from data.synthetic_world import World, build_world, item_titles
 
 
@@ -93,7 +94,6 @@ class PlantedSimulator(UserPoolSimulator):
         super().__init__(cfg, ids, titles, SimStreams(seed, 11))
         logpop = np.log(self.world.item_popularity)
         self._pop_z = (logpop - logpop.mean()) / max(float(logpop.std()), 1e-9)
-        self._season = self.streams.season()
         self._taste = self._taste_table(self.world.segment_categories)
         self._brand = np.zeros((cfg.n_segments, cfg.items), bool)
         for s, brands in enumerate(self.world.segment_brands):

@@ -38,10 +38,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recsys.config import RecommendConfig
 from recsys.errors import BundleError
 from recsys.rec.item_attrs import attribute_words
 
-__all__ = ["CrossesState", "ItemCrosses", "item_tokens"]
+__all__ = ["CrossesState", "ItemCrosses", "crosses_for", "item_tokens"]
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 """Odd 64-bit constant mixing two token hashes into one cross (Fibonacci hashing)."""
@@ -238,6 +239,14 @@ class ItemCrosses:
             g2 = _table(self.g2.size, state.index, state.g2)
             self.g2, self.pos_g2 = g2, state.pos_g2.astype(np.float32)
         self.w, self.pos = w, state.pos.astype(np.float32)
+
+
+def crosses_for(cfg: RecommendConfig) -> ItemCrosses | None:
+    """A new cross model with `cfg`'s rate and history (`RecommendConfig.item_crosses_lr`,
+    `item_crosses_history`); None when the rate is 0 (off)."""
+    if cfg.item_crosses_lr <= 0:
+        return None
+    return ItemCrosses(lr=cfg.item_crosses_lr, history=cfg.item_crosses_history)
 
 
 def _table(size: int, index: np.ndarray | None, values: np.ndarray) -> np.ndarray:

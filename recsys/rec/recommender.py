@@ -35,7 +35,7 @@ from recsys.memory.case_encoder import case_summary
 from recsys.ranking import top_n_stable
 from recsys.rec.cooccurrence import Cooccurrence
 from recsys.rec.item_attrs import ItemAttributes
-from recsys.rec.item_crosses import ItemCrosses
+from recsys.rec.item_crosses import ItemCrosses, crosses_for
 from recsys.rec.item_lane import ItemLane
 from recsys.rec.items import ItemTable
 from recsys.rec.popularity import Popularity
@@ -80,9 +80,7 @@ class Recommender:
         self.lock = threading.RLock()
         self.explore = np.random.default_rng(0)
         """Draws of the item pool's exploration items (`RecommendConfig.n_explore`)."""
-        if crosses is None and cfg.item_crosses_lr > 0:
-            crosses = ItemCrosses(lr=cfg.item_crosses_lr, history=cfg.item_crosses_history)
-        self.crosses = crosses
+        self.crosses = crosses if crosses is not None else crosses_for(cfg)
         """The items scorer's cross model (`RecommendConfig.item_crosses_lr`): the bundle's
         (`ModelBundle.crosses`, it travels in the learner part), else a new one."""
         scope = cfg.item_lane_scope == "user"

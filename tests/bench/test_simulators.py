@@ -16,13 +16,13 @@ from bench.sim.base import (
     HistoryEvent,
     PoolUser,
     SimEvent,
-    SimStreams,
     Simulator,
     UserPoolSimulator,
     decision_reward,
 )
 from bench.sim.movielens import ACTION_TO_RATING, MovieLensConfig, MovieLensSimulator
 from bench.sim.planted import PlantedConfig, PlantedSimulator
+from bench.sim.streams import SimStreams
 from data.errors import FetchError
 from data.movielens import fetch_movielens_100k
 
