@@ -362,6 +362,11 @@ class RecommendConfig:
     """items scorer, online: the cross model's history, the user's latest items whose tokens
     are crossed with each candidate's (`recsys.rec.item_crosses`); 0: the candidate's own
     tokens alone (item identity and attributes, no personal crosses)."""
+    item_crosses_power_t: float = 0.5
+    """items scorer, online: the cross model's step decay, each step divided by (sum of the
+    weight's past squared gradients) ** power_t (`recsys.rec.item_crosses`): 0.5 is AdaGrad,
+    lower keeps later steps larger, so what was learned before a taste shift is unlearned
+    sooner (Vowpal Wabbit's `--power_t`; its online peer runs at 0.25)."""
     case_vote_weight: float = 0.0
     """items scorer: weight of the case memory's direct vote in the policy's scores, added to Q
     like the cross model (`recsys.rec.item_features.case_vote`: each pool item's shrunk,

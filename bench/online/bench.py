@@ -39,6 +39,8 @@ IN_PROCESS = ("vw", "random", "oracle")
 METHODS = (*SERVICE, *IN_PROCESS)
 """Every method, in report order."""
 REPO_ROOT = Path(__file__).resolve().parents[2]
+OPE_MODELS = ("ridge", "gbr")
+"""Reward models of the off-policy check (`OnlineConfig.ope_model`)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,10 @@ class OnlineConfig:
     """Run the off-policy check on the soft-q logs."""
     ope_rounds: int = 5_000
     """Last logged decisions of each soft-q run used by the off-policy check."""
+    ope_model: str = "ridge"
+    """The off-policy check's reward model (DM, and DR's baseline): `ridge` (linear in the
+    state and the item vector, no interaction between them) or `gbr` (gradient-boosted trees
+    on both, `bench.ope.runner.estimate_policy_values`)."""
     workdir: Path = REPO_ROOT / ".cache" / "memento" / "online"
     """Cache of finished runs and service databases."""
     service_url: str | None = None
@@ -100,6 +106,10 @@ class OnlineConfig:
             raise ValueError(f"--transport must be one of {', '.join(TRANSPORTS)}")
         if self.learn_every < 1:
             raise ValueError(f"--learn-every must be >= 1, got {self.learn_every}")
+        if self.ope_model not in OPE_MODELS:
+            raise ValueError(
+                f"--ope-model must be one of {', '.join(OPE_MODELS)}, got {self.ope_model!r}"
+            )
         if self.service_url is not None and (
             len(self.methods) != 1 or self.methods[0] not in SERVICE
         ):
@@ -354,6 +364,7 @@ def summarise(cfg: OnlineConfig, runs: dict[str, dict[int, Run]]) -> dict[str, A
 __all__ = [
     "IN_PROCESS",
     "METHODS",
+    "OPE_MODELS",
     "SERVICE",
     "TRANSPORTS",
     "OnlineConfig",

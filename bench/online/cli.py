@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import typer
 
@@ -85,6 +85,7 @@ def command_line(cfg: OnlineConfig) -> str:
         "--updates-per-feedback", str(cfg.updates_per_feedback), "--transport", cfg.transport,
         "--learn-every", str(cfg.learn_every),
         "--ope" if cfg.ope else "--no-ope", "--ope-rounds", str(cfg.ope_rounds),
+        "--ope-model", cfg.ope_model,
     ]  # fmt: skip
     return shlex.join(parts)
 
@@ -100,7 +101,7 @@ def _ope_for_seed(cfg: OnlineConfig, run: Run, seed: int) -> dict[str, Any]:
     stamp = None
     if run.db is not None and run.db.is_file():
         st = run.db.stat()
-        stamp = f"{st.st_mtime_ns}-{st.st_size}-r{cfg.ope_rounds}"
+        stamp = f"{st.st_mtime_ns}-{st.st_size}-r{cfg.ope_rounds}-{cfg.ope_model}"
     cache = work / "check.json"
     if stamp and cache.is_file():
         cached: dict[str, Any] = json.loads(cache.read_text())
@@ -108,7 +109,10 @@ def _ope_for_seed(cfg: OnlineConfig, run: Run, seed: int) -> dict[str, Any]:
             return dict(cached["check"])
     try:
         ids, _ = make_simulator(cfg.simulator, seed).catalogue()
-        check = ope_check(run, work, rounds=cfg.ope_rounds, seed=seed, catalogue=ids)
+        model: Literal["ridge", "gbr"] = "gbr" if cfg.ope_model == "gbr" else "ridge"
+        check = ope_check(
+            run, work, rounds=cfg.ope_rounds, seed=seed, catalogue=ids, base_model=model
+        )
     except (ValueError, OpeRunError) as exc:
         log.warning("off-policy check of soft-q seed %d: %s", seed, exc)
         return {"error": str(exc)}
@@ -153,6 +157,7 @@ def run_benchmark(
         transport=cfg.transport,
         learn_every=cfg.learn_every,
         ope_rounds=cfg.ope_rounds if cfg.ope else None,
+        ope_model=cfg.ope_model if cfg.ope else None,
         runs=info,
         commands=commands,
         wall_s=round(time.perf_counter() - t0, 1),
@@ -172,6 +177,7 @@ def _track(
     with Tracker(tcfg, run_name=name, tags={"simulator": cfg.simulator}) as tr:
         params: tuple[str, ...] = ("simulator", "interactions", "seeds", "methods", "shift_at")
         params += ("recovery_window", "curve_points", "updates_per_feedback", "ope", "ope_rounds")
+        params += ("ope_model",)
         params += ("transport", "learn_every")
         tr.log_params({k: getattr(cfg, k) for k in params})
         for m, r in payload["results"].items():
@@ -276,6 +282,12 @@ def online_command(
     ope_rounds: int = typer.Option(
         5_000, "--ope-rounds", help="Last logged soft-q decisions the off-policy check uses."
     ),
+    ope_model: str = typer.Option(
+        "ridge",
+        "--ope-model",
+        help="The off-policy check's reward model (DM, DR's baseline): ridge (linear in state "
+        "and item, no interaction) or gbr (gradient-boosted trees).",
+    ),
     workdir: Path | None = typer.Option(
         None, "--workdir", help="Cache of finished runs and service databases."
     ),
@@ -321,6 +333,7 @@ def online_command(
             learn_every=learn_every,
             ope=ope,
             ope_rounds=ope_rounds,
+            ope_model=ope_model,
             service_url=url,
             write_key=api_key,
             read_key=read_key,

@@ -33,14 +33,14 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from bench.errors import OpeRunError
 from bench.online.bench import Run
 from bench.online.eval_policies import EVAL_POLICIES, first_item_dist, true_value
-from bench.ope.runner import ESTIMATORS, estimate_policy_values
+from bench.ope.runner import ESTIMATORS, estimate_policy_values, reward_model_fit
 
 log = logging.getLogger(__name__)
 
@@ -166,17 +166,20 @@ def ope_check(
     seed: int,
     catalogue: Sequence[str] | None = None,
     n_bootstrap: int = 200,
+    base_model: Literal["ridge", "gbr"] = "ridge",
 ) -> dict[str, Any]:
     """OBP's IPW / SNIPW / DM / DR estimates of each `EVAL_POLICIES` policy on the last
     `rounds` logged decisions of one soft-q run, next to its true value (module docstring).
 
     catalogue: simulator item ids by simulator row (None: the service's `items.parquet`).
-    seed: OBP's bootstrap / cross-fitting seed. Returns ``{"policies": {name: {"true_value",
+    seed: OBP's bootstrap / cross-fitting seed. base_model: the DM / DR reward model
+    (`bench.ope.runner.estimate_policy_values`). Returns ``{"policies": {name: {"true_value",
     "estimates": {estimator: [value, lo, hi]}, "dr_within_ci", "matches" (logged first items
     with a non-zero weight), "ess" (the weights' effective sample size (sum w)^2 / sum w^2)}},
     "logging_first_position_reward" (the logged first items' mean reward),
     "logging_first_position_true_value" (their exact value: the log's reward and the truth
-    share one scale), "pool_size" (mean pool support), "counts", "export"}``. Raises
+    share one scale), "reward_model" (its cross-fitted fit, `bench.ope.runner.reward_model_fit`),
+    "pool_size" (mean pool support), "counts", "export"}``. Raises
     `ValueError` for a run that cannot be checked (no OPE trace, no propensities, no database)
     and `OpeRunError` when the export or OBP fails.
     """
@@ -239,6 +242,7 @@ def ope_check(
         seed=seed,
         n_bootstrap=n_bootstrap,
         workdir=workdir / "obp",
+        base_model=base_model,
     )
     first = np.flatnonzero(sub["position"] == 0)
     decided, logged = sub["decision_index"][first], sub["action"][first]
@@ -264,6 +268,7 @@ def ope_check(
         "logging_first_position_reward": float(sub["reward"][first].mean()),
         "logging_first_position_true_value": float(np.mean(logged_truth)),
         "pool_size": float(np.mean([p.sum() for p in pools])),
+        "reward_model": reward_model_fit(workdir / "obp"),
         "counts": {
             "decisions_used": len(keep),
             "decisions_logged": len(run.ope.decision_ids),

@@ -134,6 +134,19 @@ def markdown_report(payload: Mapping[str, Any]) -> str:
                     f"| {_fmt(e['ipw'][0])} | {_fmt(e['snipw'][0])} | {_fmt(e['dm'][0])} "
                     f"| {_fmt(c.get('ess'), 0)} |"
                 )
+        fits = {s: c["reward_model"] for s, c in ope.items() if c.get("reward_model")}
+        if fits:
+            model = next(iter(fits.values())).get("base_model", "?")
+            lines += [
+                "",
+                f"Reward model of DM / DR ({model}): its cross-fitted squared error on the "
+                "logged records / that of their mean reward (the model explains some of the "
+                "reward where the first is the smaller): "
+                + ", ".join(
+                    f"seed {s} {f['mse']:.4f} / {f['mse_of_mean']:.4f}" for s, f in fits.items()
+                )
+                + ".",
+            ]
     return "\n".join(lines) + "\n"
 
 

@@ -14,9 +14,12 @@ For every policy it runs ``obp.ope.OffPolicyEvaluation`` with IPW, SNIPW, DM and
 point estimates (``estimate_policy_values``) and bootstrap intervals (``estimate_intervals``),
 DM / DR with ``estimated_rewards_by_reg_model`` from ``obp.ope.RegressionModel.fit_predict``
 (cross-fitted on the logged records, one sklearn regressor per position; rewards are
-continuous). Writes ``{"n_rounds", "n_actions", "len_list", "mean_reward", "policies": {name:
-{estimator: {"value", "lo", "hi"}}}}`` to OUT.json. Only stdlib + OBP (and its numpy,
-sklearn) imports here: this file must not import the project.
+continuous). Writes ``{"n_rounds", "n_actions", "len_list", "mean_reward", "reward_model":
+{"base_model", "mse", "mse_of_mean"}, "policies": {name: {estimator: {"value", "lo", "hi"}}}}``
+to OUT.json: ``mse`` is the reward model's cross-fitted squared error on the logged records (each
+predicted by a model that did not see it), ``mse_of_mean`` that of predicting the mean reward,
+so a reward model can be chosen by its fit, never by the estimates it leads to. Only stdlib +
+OBP (and its numpy, sklearn) imports here: this file must not import the project.
 """
 
 from __future__ import annotations
@@ -84,6 +87,14 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         n_folds=int(spec["n_folds"]),
         random_state=seed,
     )
+    rounds = np.arange(bandit_feedback["n_rounds"])
+    fitted = q_hat[rounds, bandit_feedback["action"], bandit_feedback["position"]]
+    reward = bandit_feedback["reward"]
+    fit = {
+        "base_model": str(spec["base_model"]),
+        "mse": float(np.mean((reward - fitted) ** 2)),
+        "mse_of_mean": float(np.var(reward)),
+    }
     ope = OffPolicyEvaluation(
         bandit_feedback=bandit_feedback,
         ope_estimators=[
@@ -121,6 +132,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         "n_actions": n_actions,
         "len_list": len_list,
         "mean_reward": float(bandit_feedback["reward"].mean()),
+        "reward_model": fit,
         "policies": out,
     }
 

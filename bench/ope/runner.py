@@ -21,6 +21,7 @@ subprocess; failures raise ``bench.errors.OpeRunError`` with the tail of its log
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,7 +33,14 @@ from bench.errors import OpeRunError
 from bench.ope.env import ObpEnvConfig, ensure_obp_env
 from bench.side_venv import run_job
 
-__all__ = ["ESTIMATORS", "JOB_SCRIPT", "Estimate", "estimate_policy_values", "load_feedback"]
+__all__ = [
+    "ESTIMATORS",
+    "JOB_SCRIPT",
+    "Estimate",
+    "estimate_policy_values",
+    "load_feedback",
+    "reward_model_fit",
+]
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +173,17 @@ def estimate_policy_values(
         name: {e: Estimate(*(float(est[e][f]) for f in ("value", "lo", "hi"))) for e in ESTIMATORS}
         for name, est in raw["policies"].items()
     }
+
+
+def reward_model_fit(workdir: Path) -> dict[str, float | str]:
+    """The reward model's fit in the last `estimate_policy_values` run in `workdir`:
+    {"base_model", "mse" (cross-fitted squared error on the logged records), "mse_of_mean"
+    (that of the mean reward)}; {} when that run's output has none."""
+    out = Path(workdir) / "out.json"
+    if not out.is_file():
+        return {}
+    got: dict[str, float | str] = json.loads(out.read_text()).get("reward_model", {})
+    return got
 
 
 def _run_job(

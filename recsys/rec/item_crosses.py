@@ -23,7 +23,9 @@ model of its own better (0.569; `recsys.presets.ONLINE_ITEM_CROSSES_LR`). The er
 active weights by AdaGrad (Duchi et al. 2011, Eq. 1 with a diagonal matrix): with
 g = err * x_f, w_f += lr * g / sqrt(eps + sum of past g^2 of f), so a first step moves a
 prediction by lr and later ones by less: large steps for a rarely seen feature, shrinking as
-it is seen.
+it is seen. `power_t` replaces the square root's 1/2 (Vowpal Wabbit's `--power_t`): below it,
+steps shrink more slowly, so a feature seen for thousands of decisions before a taste shift can
+still be unlearned after it.
 
 The learned numbers travel sparse (`CrossesState`: the table is mostly zeros) inside the
 learner part (`recsys.rl.learner_part`): a publication carries the non-zero weights and the
@@ -127,10 +129,16 @@ class ItemCrosses:
     """The hashed cross model (module docstring); not thread-safe (the caller serialises)."""
 
     def __init__(
-        self, bits: int = 20, lr: float = 0.1, history: int = 5, positions: int = 64
+        self,
+        bits: int = 20,
+        lr: float = 0.1,
+        history: int = 5,
+        positions: int = 64,
+        power_t: float = 0.5,
     ) -> None:
         assert 8 <= bits <= 30 and history >= 0, f"{bits=} {history=}"
-        self.bits, self.lr, self.history = bits, lr, history
+        assert 0.0 < power_t <= 1.0, f"{power_t=}"
+        self.bits, self.lr, self.history, self.power_t = bits, lr, history, power_t
         self.w = np.zeros(1 << bits, np.float32)
         """Hashed weights."""
         self.g2 = np.zeros(1 << bits, np.float32)
@@ -210,11 +218,17 @@ class ItemCrosses:
         e = (err[:, None] * x)[valid]  # the squared loss's gradient per active weight, negated
         f = idx[valid]
         np.add.at(self.g2, f, e * e)
-        np.add.at(self.w, f, self.lr * e / np.sqrt(1e-6 + self.g2[f]))
+        np.add.at(self.w, f, self.lr * e / self._root(self.g2[f]))
         shown = k > 0
         np.add.at(self.pos_g2, k[shown], err[shown] ** 2)
-        np.add.at(self.pos, k[shown], self.lr * err[shown] / np.sqrt(1e-6 + self.pos_g2[k[shown]]))
+        np.add.at(self.pos, k[shown], self.lr * err[shown] / self._root(self.pos_g2[k[shown]]))
         return float(np.mean(err**2))
+
+    def _root(self, g2: np.ndarray) -> np.ndarray:
+        """AdaGrad's divisor of a step, (eps + sum of past g^2) ** power_t (module docstring)."""
+        if self.power_t == 0.5:
+            return np.sqrt(1e-6 + g2)
+        return np.power(1e-6 + g2, self.power_t, dtype=np.float32)
 
     def state(self, *, optimiser: bool = True) -> CrossesState:
         """The learned numbers (`CrossesState`), with the AdaGrad state when `optimiser` (a
@@ -243,10 +257,12 @@ class ItemCrosses:
 
 def crosses_for(cfg: RecommendConfig) -> ItemCrosses | None:
     """A new cross model with `cfg`'s rate and history (`RecommendConfig.item_crosses_lr`,
-    `item_crosses_history`); None when the rate is 0 (off)."""
+    `item_crosses_history`, `item_crosses_power_t`); None when the rate is 0 (off)."""
     if cfg.item_crosses_lr <= 0:
         return None
-    return ItemCrosses(lr=cfg.item_crosses_lr, history=cfg.item_crosses_history)
+    return ItemCrosses(
+        lr=cfg.item_crosses_lr, history=cfg.item_crosses_history, power_t=cfg.item_crosses_power_t
+    )
 
 
 def _table(size: int, index: np.ndarray | None, values: np.ndarray) -> np.ndarray:

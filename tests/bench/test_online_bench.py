@@ -35,6 +35,7 @@ def _invoke(tmp: Path, *args: str) -> Any:
         (["--methods", "random,bogus"], "unknown methods ['bogus']"),
         (["--seeds", "0,x"], "comma-separated integers"),
         (["--url", "http://127.0.0.1:9"], "--url drives one service method"),
+        (["--ope-model", "forest"], "--ope-model must be one of ridge, gbr"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(tmp_path: Path, args: list[str], message: str) -> None:
@@ -120,7 +121,8 @@ def test_report_draws_every_figure_from_the_payload(tmp_path: Path) -> None:
                 "estimates": {e: [0.05, 0.04, 0.06] for e in ESTIMATORS},
                 "dr_within_ci": True,
             }
-        }
+        },
+        "reward_model": {"base_model": "gbr", "mse": 0.1234, "mse_of_mean": 0.2},
     }
     payload = {
         "simulator": "planted",
@@ -138,6 +140,7 @@ def test_report_draws_every_figure_from_the_payload(tmp_path: Path) -> None:
     assert "| soft-q | 0.2000 | [0.1000, 0.3000] |" in table
     assert "30, never" in table and "+0.0000 [-1.0000, +1.0000]" in table
     assert "| 0 | uniform | 0.0500 |" in table and "no propensities" in table
+    assert "Reward model of DM / DR (gbr)" in table and "seed 0 0.1234 / 0.2000" in table
 
 
 def test_tracking_logs_namespaced_figures_curves_and_artifacts(tmp_path: Path) -> None:

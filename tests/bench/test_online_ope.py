@@ -78,7 +78,8 @@ def _check_fake(
 
     monkeypatch.setattr(ope_mod, "_export", export)
     monkeypatch.setattr(ope_mod, "estimate_policy_values", estimate)
-    out = ope_check(run, tmp / "ope", rounds=2, seed=7, catalogue=["a", "b", "c", "d"])
+    cat = ["a", "b", "c", "d"]
+    out = ope_check(run, tmp / "ope", rounds=2, seed=7, catalogue=cat, base_model="gbr")
     return out, seen
 
 
@@ -96,6 +97,7 @@ def test_ope_check_joins_by_id_and_maps_rows_through_the_catalogue(
     assert sub["pool_decision"].tolist() == [0, 0, 1, 1]
     assert sub["pool_action"].tolist() == [1, 0, 0, 3]
     assert seen["kw"]["positions"] == 1 and seen["kw"]["seed"] == 7
+    assert seen["kw"]["base_model"] == "gbr"
     col = {"a": 3, "b": 2, "c": 1, "d": 0}
     oracle = seen["dists"]["oracle"]
     assert oracle.shape == (2, 4, 1)
@@ -217,4 +219,6 @@ def test_ope_check_on_a_real_soft_q_service_run(tmp_path: Path) -> None:
     assert counts["left_out_decisions"]["no_pool"] == 0
     assert counts["left_out_positions"] == {}
     assert math.isfinite(out["logging_first_position_reward"])
+    fit = out["reward_model"]  # the cross-fitted fit of the DM, reported beside the estimates
+    assert fit["base_model"] == "ridge" and fit["mse"] > 0.0 and fit["mse_of_mean"] > 0.0
     assert out["export_command"].startswith("memento logs export --format obp --db ")

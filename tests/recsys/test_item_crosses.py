@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsys.rec.item_crosses import ItemCrosses, item_tokens
+from recsys.config import RecommendConfig
+from recsys.rec.item_crosses import ItemCrosses, crosses_for, item_tokens
 
 
 def test_tokens_are_the_id_and_the_key_value_title_words() -> None:
@@ -68,3 +69,36 @@ def test_the_position_bias_absorbs_a_low_position_and_stays_out_of_scores() -> N
     w = cx.w.copy()
     cx.update(cand, [], np.array([0.2], np.float32), np.array([5]))  # prediction 0.1 + 0.1
     assert np.allclose(cx.w, w) and np.isclose(cx.pos[5], 0.1, atol=1e-6)
+
+
+def test_power_t_sets_how_fast_the_steps_shrink() -> None:
+    """One token, no history: the k-th step divides by (1e-6 + sum of past g^2) ** power_t.
+    Hand-computed second step at power_t 0.25: 0.1 * 0.9 / (1 + 0.81) ** 0.25."""
+    cx = ItemCrosses(bits=10, lr=0.1, power_t=0.25)
+    cand = [cx.tokens("a", "")]
+    for _ in range(2):
+        cx.update(cand, [], np.ones(1, np.float32), np.zeros(1))
+    expected = 0.1 / (1 + 1e-6) ** 0.25 + 0.1 * 0.9 / (1.81 + 1e-6) ** 0.25
+    assert np.isclose(cx.scores(cand, [])[0], expected, atol=1e-6)
+
+
+def test_a_lower_power_t_unlearns_a_long_habit_sooner() -> None:
+    """An item rewarded 1 for 400 decisions, then 0 (a taste shift): 20 decisions later the
+    model at power_t 0.25 has moved its score further towards 0 than AdaGrad's 0.5, whose
+    steps have shrunk with the whole habit's gradients."""
+    after = {}
+    for power_t in (0.5, 0.25):
+        cx = ItemCrosses(bits=10, lr=0.1, power_t=power_t)
+        cand = [cx.tokens("a", "cat=1")]
+        for reward in [1.0] * 400 + [0.0] * 20:
+            cx.update(cand, [], np.array([reward], np.float32), np.zeros(1))
+        after[power_t] = float(cx.scores(cand, [])[0])
+    assert after[0.25] < after[0.5] - 0.05, after
+
+
+def test_the_config_builds_the_cross_model_it_names() -> None:
+    """`crosses_for`: rate, history and power_t from the config; no model at rate 0."""
+    cfg = RecommendConfig(item_crosses_lr=0.2, item_crosses_history=3, item_crosses_power_t=0.3)
+    cx = crosses_for(cfg)
+    assert cx is not None and (cx.lr, cx.history, cx.power_t) == (0.2, 3, 0.3)
+    assert crosses_for(RecommendConfig()) is None
