@@ -362,6 +362,10 @@ class RecommendConfig:
     """items scorer, online: the cross model's history, the user's latest items whose tokens
     are crossed with each candidate's (`recsys.rec.item_crosses`); 0: the candidate's own
     tokens alone (item identity and attributes, no personal crosses)."""
+    item_crosses_weight: float = 1.0
+    """items scorer, online: weight of the cross model's r(s, item) in the policy's scores,
+    Q(s, item) + weight * r(s, item) (+ the case vote); above 1 the cross model's ranking
+    prevails over Q's where they disagree."""
     item_crosses_power_t: float = 0.5
     """items scorer, online: the cross model's step decay, each step divided by (sum of the
     weight's past squared gradients) ** power_t (`recsys.rec.item_crosses`): 0.5 is AdaGrad,

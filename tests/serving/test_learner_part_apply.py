@@ -179,3 +179,31 @@ def test_a_core_without_learner_parts_is_refused() -> None:
 
     with pytest.raises(TypeError, match="Bare has no learner_part"):
         part_host(Bare())  # type: ignore[arg-type]
+
+
+def test_the_served_policy_weighs_the_cross_model_by_the_config(tmp_path: Path) -> None:
+    """`item_crosses_weight` 3: the bias the items scorer adds to Q is 3 x the cross model's
+    r(s, item) of each pool item (1: r itself)."""
+    from recsys.rec.request import RecRequest
+    from recsys.rec.scorers.items import ItemsScorer
+    from recsys.records import Action, Candidates, Interaction
+
+    core = _core(tmp_path, recommend={**CROSSES, "item_crosses_weight": 3.0})
+    _write_cases(core)
+    d = _decide(core, _events("i0", "i2"))
+    for item in d.items[:3]:
+        core.apply_feedback(d, item, "alipay", None)
+    rec, items = core.runtime.rec, core.runtime.items
+    rows = np.arange(len(items.ids), dtype=np.int64)
+    cands = Candidates(
+        case_ids=rows,
+        keys=items.vecs[rows].astype(np.float32),
+        sims=np.zeros(len(rows), np.float32),
+        features=np.zeros((len(rows), 1), np.float32),
+        mask=np.ones(len(rows), bool),
+    )
+    events = [Interaction("u", i, Action.CLICK, ts) for i, ts in (("i0", 1.0), ("i2", 2.0))]
+    bias = ItemsScorer().cross_bias(rec, RecRequest("u", events, 3.0), cands)
+    r = _cross_scores(core, ["i2", "i0"])
+    assert bias is not None and np.any(r != 0)
+    np.testing.assert_allclose(bias, 3.0 * r, rtol=1e-6)

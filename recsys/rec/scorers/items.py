@@ -213,13 +213,16 @@ class ItemsScorer(Scorer):
 
     def cross_bias(self, rec: Recommender, req: RecRequest, cands: Candidates) -> np.ndarray | None:
         """(K,) the cross model's r(s, item) of each pool item given the request's
-        history (`recsys.rec.item_crosses`); None without one (or with the tabular learner,
+        history (`recsys.rec.item_crosses`), times `RecommendConfig.item_crosses_weight`; None
+        without one (or with the tabular learner,
         whose logged propensities re-read its own scores)."""
         cx = _crosses(rec)
         if cx is None:
             return None
         hist = _history_ids([e for e in req.events if e.ts <= req.now])
-        return cx.scores(_row_tokens(rec, cands.case_ids), _tokens(rec, hist))
+        r = cx.scores(_row_tokens(rec, cands.case_ids), _tokens(rec, hist))
+        w = rec.cfg.item_crosses_weight
+        return r if w == 1.0 else (w * r).astype(np.float32)
 
     def learn_crosses(
         self,
