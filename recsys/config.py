@@ -371,6 +371,17 @@ class RecommendConfig:
     weight's past squared gradients) ** power_t (`recsys.rec.item_crosses`): 0.5 is AdaGrad,
     lower keeps later steps larger, so what was learned before a taste shift is unlearned
     sooner (Vowpal Wabbit's `--power_t`; its online peer runs at 0.25)."""
+    drift_drop: float = 0.0
+    """items scorer, online: the reward-drop alarm (`recsys.rec.drift`): when the reward per
+    shown item falls below (1 - drift_drop) x its slower recent mean, the cross model's
+    AdaGrad steps restart at full size, SquareCB's exploration restarts from its first
+    decision, and the pool takes `drift_explore` random catalogue items for
+    `drift_explore_hours`; 0 = off."""
+    drift_explore: int = 0
+    """items scorer, online: random unseen catalogue items added to each pool after a drift
+    alarm (`drift_drop`), so the new favourites can enter a pool built from old evidence."""
+    drift_explore_hours: float = 12.0
+    """How long after a drift alarm the pool takes `drift_explore` random items."""
     case_vote_weight: float = 0.0
     """items scorer: weight of the case memory's direct vote in the policy's scores, added to Q
     like the cross model (`recsys.rec.item_features.case_vote`: each pool item's shrunk,

@@ -224,6 +224,13 @@ class ItemCrosses:
         np.add.at(self.pos, k[shown], self.lr * err[shown] / self._root(self.pos_g2[k[shown]]))
         return float(np.mean(err**2))
 
+    def restart(self) -> None:
+        """Forget the AdaGrad accumulators (weights kept): the next steps are a fresh model's
+        size, so what was learned before a change of tastes is unlearned fast
+        (`recsys.rec.drift`)."""
+        self.g2 = np.zeros_like(self.g2)
+        self.pos_g2 = np.zeros_like(self.pos_g2)
+
     def _root(self, g2: np.ndarray) -> np.ndarray:
         """AdaGrad's divisor of a step, (eps + sum of past g^2) ** power_t (module docstring)."""
         if self.power_t == 0.5:

@@ -19,6 +19,8 @@ request brings only the user's events, the time and what to exclude.
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
@@ -34,6 +36,7 @@ from recsys.memory.case_bank import CaseBank
 from recsys.memory.case_encoder import case_summary
 from recsys.ranking import top_n_stable
 from recsys.rec.cooccurrence import Cooccurrence
+from recsys.rec.drift import RewardDrift
 from recsys.rec.item_attrs import ItemAttributes
 from recsys.rec.item_crosses import ItemCrosses, crosses_for
 from recsys.rec.item_lane import ItemLane
@@ -46,6 +49,8 @@ from recsys.rec.state_encoder import StateEncoder
 from recsys.records import Candidates, Interaction, UserState
 
 __all__ = ["Recommender"]
+
+log = logging.getLogger(__name__)
 
 
 class Recommender:
@@ -83,6 +88,10 @@ class Recommender:
         self.crosses = crosses if crosses is not None else crosses_for(cfg)
         """The items scorer's cross model (`RecommendConfig.item_crosses_lr`): the bundle's
         (`ModelBundle.crosses`, it travels in the learner part), else a new one."""
+        self.drift = RewardDrift(cfg.drift_drop) if cfg.drift_drop > 0 else None
+        """The reward-drop alarm (`RecommendConfig.drift_drop`; None: off)."""
+        self.drift_at = -math.inf
+        """Time of the last drift alarm (-inf: none)."""
         scope = cfg.item_lane_scope == "user"
         self.lane = ItemLane(cfg.item_lane, scope) if cfg.item_lane > 0 else None
         """Per item, its latest cases (`RecommendConfig.item_lane`; None: off)."""
@@ -110,6 +119,34 @@ class Recommender:
         if profile is not None and profile.shape != (self.items.dim,):
             profile = None
         return self.state_encoder.encode(user_id, known, now, profile)
+
+    # -- drift ----------------------------------------------------------------------------
+    def note_reward(self, reward: float, at: float) -> bool:
+        """One shown item's closed outcome at time `at` into the reward-drop alarm
+        (`recsys.rec.drift`); on an alarm the cross model's steps and the learner's exploration
+        restart and the pool widens (`RecommendConfig.drift_drop`). True on an alarm."""
+        if self.drift is None or not self.drift.observe(reward):
+            return False
+        log.warning(
+            "reward drift: the reward per shown item fell to %.4f against %.4f before; "
+            "relearning (alarm %d)",
+            self.drift.fast,
+            self.drift.before,
+            self.drift.alarms,
+        )
+        self.drift_at = at
+        if self.crosses is not None:
+            self.crosses.restart()
+        if self.loop is not None:
+            self.loop.learner.restart_exploration()
+        return True
+
+    def drift_explore(self, now: float) -> int:
+        """Random catalogue items a pool at `now` takes after a drift alarm
+        (`RecommendConfig.drift_explore`, for `drift_explore_hours`)."""
+        if now - self.drift_at < self.cfg.drift_explore_hours * 3600.0:
+            return self.cfg.drift_explore
+        return 0
 
     # -- retrieval --------------------------------------------------------------------------
     def retrieve(self, state: np.ndarray, now: float) -> tuple[Candidates, list[dict[str, Any]]]:

@@ -120,9 +120,10 @@ class ItemsScorer(Scorer):
             half = b.n_knn // 2
             add(top_positive(knn_last, half + len(exclude)), half, knn_last)
             add(top_positive(nxt, half + len(exclude)), half, nxt)
-        if cfg.n_explore > 0 and n_items > 0:
-            draw = rec.explore.choice(n_items, size=min(n_items, cfg.n_explore + len(exclude)))
-            add(draw.tolist(), cfg.n_explore)
+        n_explore = cfg.n_explore + rec.drift_explore(req.now)
+        if n_explore > 0 and n_items > 0:
+            draw = rec.explore.choice(n_items, size=min(n_items, n_explore + len(exclude)))
+            add(draw.tolist(), n_explore)
         latest = list(dict.fromkeys(r for r, _ in reversed(hist)))
         add(latest, cfg.n_seen)
         if rec.lane is not None and rec.loop is not None:  # each pool item's own latest cases
