@@ -147,6 +147,8 @@ class LearnerWorker:
             else:
                 self._metrics.updates.inc()
                 self._metrics.reward.set(update.reward)
+                if update.drift_alarm:
+                    self._metrics.drift_alarms.inc()
                 if update.td_loss is not None:
                     self._metrics.td_loss.set(update.td_loss)
         self._pending.append(job.feedback_id)

@@ -107,12 +107,11 @@ class FeedbackLearning:
             td_loss = self._learn(rt, fb)
         if rt.rec.crosses is not None and vec.shape == (rt.dim,) and snap.kind == "items":
             self._learn_crosses(rt, fb)
-        if item_id in decision.items:
-            rt.rec.note_reward(reward, fb.at)
+        alarm = item_id in decision.items and rt.rec.note_reward(reward, fb.at)
         sid = None
         if self._settings.memory:
             sid = self._memory.add_feedback_case(rt, fb, shown_at(decision, snap, item_id))
-        return LearnerUpdate(reward=reward, td_loss=td_loss, new_case_id=sid)
+        return LearnerUpdate(reward=reward, td_loss=td_loss, new_case_id=sid, drift_alarm=alarm)
 
     @contextlib.contextmanager
     def batched(self) -> Iterator[list[dict[str, float]]]:

@@ -66,6 +66,12 @@ class ServingMetrics:
             "Seconds between the acknowledgement of the last applied feedback and its application.",
             registry=r,
         )
+        self.drift_alarms = Counter(
+            "memento_reward_drift_alarms",
+            "Reward-drop alarms: the reward per shown item fell well below its recent level and "
+            "the learner restarted its steps and exploration (recsys.rec.drift).",
+            registry=r,
+        )
         self.update_errors = Counter(
             "memento_learner_update_errors", "Updates the core failed on.", registry=r
         )

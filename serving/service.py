@@ -112,6 +112,8 @@ class LearnerUpdate:
     """TD (or CE) loss of the update; None when the core made no gradient step."""
     new_case_id: str | None = None
     """Case written from this feedback, if any."""
+    drift_alarm: bool = False
+    """This feedback fired the reward-drop alarm (`recsys.rec.drift`)."""
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ class RewardDrift:
         """The two means (NaN before the first observation)."""
         self.since = 0
         """Observations since the start or the last alarm."""
+        self.seen = 0
+        """Observations so far."""
         self.alarms = 0
         """Alarms so far."""
         self.before = math.nan
@@ -47,11 +49,12 @@ class RewardDrift:
     def observe(self, reward: float) -> bool:
         """Take one observation; True when it fires the alarm."""
         r = float(reward)
+        self.seen += 1
         if math.isnan(self.fast):
             self.fast = self.slow = r
-        else:
-            self.fast += self._a_fast * (r - self.fast)
-            self.slow += self._a_slow * (r - self.slow)
+        else:  # a plain running mean until the weights fall below 1 / seen (no start bias)
+            self.fast += max(self._a_fast, 1.0 / self.seen) * (r - self.fast)
+            self.slow += max(self._a_slow, 1.0 / self.seen) * (r - self.slow)
         self.since += 1
         if self.since == 5 * self.half_life and self.alarms:
             self.slow = self.fast  # the level the alarm fell to is the next baseline

@@ -35,6 +35,14 @@ def test_a_climbing_rate_never_fires() -> None:
     assert not any(drift.observe(float(rng.random() < p)) for p in rates)
 
 
+def test_a_large_first_reward_sets_no_false_baseline() -> None:
+    drift = RewardDrift(0.4, half_life=500)
+    assert not drift.observe(10.0)  # a purchase first, then a steady click rate
+    rng = np.random.default_rng(2)
+    assert not any(drift.observe(r) for r in _clicks(rng, 0.07, 60_000))
+    assert drift.slow == pytest.approx(0.07, abs=0.01)
+
+
 def test_no_alarm_before_five_half_lives() -> None:
     drift = RewardDrift(0.5, half_life=10)
     assert not any(drift.observe(1.0) for _ in range(10))
