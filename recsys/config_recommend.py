@@ -119,9 +119,9 @@ class RecommendConfig:
     drift_drop: float = 0.0
     """items scorer, online: the reward-drop alarm (`recsys.rec.drift`): when the reward per
     shown item falls below (1 - drift_drop) x its slower recent mean, the cross model's
-    AdaGrad steps restart at full size, SquareCB's exploration restarts from its first
-    decision, and the pool takes `drift_explore` random catalogue items for
-    `drift_explore_hours`; 0 = off."""
+    AdaGrad steps restart at full size (what was learned before is unlearned fast) and the
+    pool takes `drift_explore` random catalogue items for `drift_explore_hours`; 0 = off.
+    Restarting SquareCB's exploration as well measured worse (docs/online.md, session 18)."""
     drift_explore: int = 0
     """items scorer, online: random unseen catalogue items added to each pool after a drift
     alarm (`drift_drop`), so the new favourites can enter a pool built from old evidence."""

@@ -22,6 +22,8 @@ from recsys.rec.scorers import get_scorer
 
 __all__ = [
     "ITEMS_LISTWISE_WEIGHT",
+    "ONLINE_DRIFT_DROP",
+    "ONLINE_DRIFT_EXPLORE",
     "ONLINE_HALF_LIFE_HOURS",
     "PRESETS",
     "derive",
@@ -107,6 +109,25 @@ on planted seeds 5 and 6 (6,000 decisions) weight 3 lowered the regret (3,312 ag
 against 2,280); the last 20% moved -0.10 and +0.05."""
 
 
+ONLINE_DRIFT_DROP = 0.4
+"""The online reward-drop alarm (`RecommendConfig.drift_drop`, `recsys.rec.drift`): it fires
+when the reward per shown item falls below 0.6 of its slower recent mean. Chosen with
+`ONLINE_DRIFT_EXPLORE` on seeds kept out of the reported runs (session 18, docs/online.md:
+planted seeds 5 and 6, 6,000 decisions, shift at 3,000; it fired once per run, in the
+first minutes after the shift, never before it): regret 3,253 and 2,864 against 3,312 and 3,261
+without it, decisions to recover 1,167 and 1,075 against 964 and 1,642, last 20% 0.724 and
+0.744 against 0.654 and 0.767. Restarting SquareCB's exploration at the alarm as well measured
+worse (seed 6: regret 3,156, recovery 2,258), and the wider pool alone (no AdaGrad restart)
+recovered later (seed 6: 1,213, regret 2,896)."""
+
+
+ONLINE_DRIFT_EXPLORE = 60
+"""Random catalogue items in each pool for 12 hours (`RecommendConfig.drift_explore_hours`,
+720 decisions of the benchmark's simulators) after a drift alarm (`ONLINE_DRIFT_DROP`): the
+new favourites can enter a pool built from old evidence (6 hours instead: seed 5 regret
+3,281, recovery 992)."""
+
+
 ONLINE_CASE_VOTE_WEIGHT = 3.0
 """Weight of the case memory's direct vote in the items scorer's scores online
 (`RecommendConfig.case_vote_weight`). Chosen on a seed kept out of the reported runs
@@ -131,7 +152,9 @@ def online(scorer: Scorer = "blend") -> CoreConfig:
     better) and `recommend.item_crosses_lr` `ONLINE_ITEM_CROSSES_LR` (item identity learned
     per shown item by the hashed cross model of recsys/rec/item_crosses.py), weighted
     `ONLINE_ITEM_CROSSES_WEIGHT` beside Q (`recommend.item_crosses_weight`), and
-    `recommend.case_vote_weight` `ONLINE_CASE_VOTE_WEIGHT` (the case memory's direct vote).
+    `recommend.case_vote_weight` `ONLINE_CASE_VOTE_WEIGHT` (the case memory's direct vote),
+    `recommend.drift_drop` `ONLINE_DRIFT_DROP` and `recommend.drift_explore`
+    `ONLINE_DRIFT_EXPLORE` (relearning after a reward drop).
     Case keys keep
     the default state share 0.5:
     situation-only keys (1.0) measured worse online (planted, seed 0, 3,000 decisions:
@@ -163,6 +186,8 @@ def online(scorer: Scorer = "blend") -> CoreConfig:
                 item_crosses_lr=ONLINE_ITEM_CROSSES_LR,
                 item_crosses_weight=ONLINE_ITEM_CROSSES_WEIGHT,
                 case_vote_weight=ONLINE_CASE_VOTE_WEIGHT,
+                drift_drop=ONLINE_DRIFT_DROP,
+                drift_explore=ONLINE_DRIFT_EXPLORE,
             ),
         )
     return derive(core)

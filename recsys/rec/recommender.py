@@ -123,8 +123,8 @@ class Recommender:
     # -- drift ----------------------------------------------------------------------------
     def note_reward(self, reward: float, at: float) -> bool:
         """One shown item's closed outcome at time `at` into the reward-drop alarm
-        (`recsys.rec.drift`); on an alarm the cross model's steps and the learner's exploration
-        restart and the pool widens (`RecommendConfig.drift_drop`). True on an alarm."""
+        (`recsys.rec.drift`); on an alarm the cross model's AdaGrad steps restart at full size and
+        the pool widens for a while (`RecommendConfig.drift_drop`). True on an alarm."""
         if self.drift is None or not self.drift.observe(reward):
             return False
         log.warning(
@@ -137,8 +137,6 @@ class Recommender:
         self.drift_at = at
         if self.crosses is not None:
             self.crosses.restart()
-        if self.loop is not None:
-            self.loop.learner.restart_exploration()
         return True
 
     def drift_explore(self, now: float) -> int:

@@ -100,8 +100,6 @@ class Learner:
         self.replay = ReplayBuffer(cfg.replay_capacity, seed=cfg.seed)
         self.tabular = TabularQ(cfg.tabular_lr, cfg.tabular_sim_weight)
         self.step = 0
-        self.explore_from = 0
-        """`step` when SquareCB's exploration last restarted (`restart_exploration`)."""
         self._gen = torch.Generator().manual_seed(cfg.seed)
         self._rng = np.random.default_rng(cfg.seed)
         self._lock = threading.Lock()
@@ -192,7 +190,7 @@ class Learner:
         """The slotted explorer's list (`recsys.rl.slotted.slotted_draw`), gamma from this
         learner's update count."""
         pc = self.cfg.policy
-        gamma = squarecb_gamma(pc.squarecb_gamma_scale, max(self.step - self.explore_from, 0))
+        gamma = squarecb_gamma(pc.squarecb_gamma_scale, self.step)
         d = slotted_draw(raw, cands.mask, cands.case_ids, m, pc.explore_slots, gamma, self._rng)
         logp = np.log(np.maximum(d.pscores, 1e-30)).astype(np.float32)
         return Choice(
@@ -323,11 +321,6 @@ class Learner:
             }
         )
         return metrics
-
-    def restart_exploration(self) -> None:
-        """SquareCB's gamma grows from 0 again, as at the first update: exploration as wide as
-        a fresh learner's (a drift alarm, `recsys.rec.drift`; not saved in a checkpoint)."""
-        self.explore_from = self.step
 
     def state_dict(self, *, optimiser: bool = True) -> dict[str, Any]:
         """A copy of everything needed to resume (networks, alpha, tabular Q, and the
