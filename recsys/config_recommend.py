@@ -127,6 +127,17 @@ class RecommendConfig:
     alarm (`drift_drop`), so the new favourites can enter a pool built from old evidence."""
     drift_explore_hours: float = 12.0
     """How long after a drift alarm the pool takes `drift_explore` random items."""
+    drift_forget: Literal["none", "cases", "replay", "all"] = "none"
+    """items scorer, online: what a drift alarm forgets: "cases", retrieval finds only the cases
+    written after the last alarm (the old season's votes and evidence stop counting); "replay",
+    the learner's replay is emptied (Q learns from the new season only); "all", both; "none",
+    nothing."""
+    drift_explore_slots: int = 0
+    """items scorer, online: the slotted explorer's exploration slots while a drift alarm's
+    window lasts (`drift_explore_hours`); 0 = the policy's own (`PolicyConfig.explore_slots`)."""
+    drift_q_weight: float = 1.0
+    """items scorer, online: Q's weight beside the cross model and the case vote while a drift
+    alarm's window lasts (0: the cross model and the vote alone rank)."""
     case_vote_weight: float = 0.0
     """items scorer: weight of the case memory's direct vote in the policy's scores, added to Q
     like the cross model (`recsys.rec.item_features.case_vote`: each pool item's shrunk,

@@ -40,6 +40,7 @@ import numpy as np
 
 from recsys.records import Candidates, Choice, Transition
 from recsys.rl.learner import Learner
+from recsys.rl.slotted import ExploreWindow
 
 __all__ = ["MAX_PENDING_CHUNKS", "Decided", "LearnStep", "MemoryLoop"]
 
@@ -106,10 +107,11 @@ class MemoryLoop:
         m: int,
         greedy: bool = False,
         bias: np.ndarray | None = None,
+        window: ExploreWindow | None = None,
     ) -> Choice:
         """The policy's choice of up to m valid cases (raises `NoCandidatesError` if none);
-        `bias` (K,) is added to the scores (`Learner.act`)."""
-        return self.learner.act(state, cands, m, greedy=greedy, bias=bias)
+        `bias` (K,) is added to the scores, `window` overrides the exploration (`Learner.act`)."""
+        return self.learner.act(state, cands, m, greedy=greedy, bias=bias, window=window)
 
     def learn(
         self,

@@ -121,11 +121,18 @@ worse (seed 6: regret 3,156, recovery 2,258), and the wider pool alone (no AdaGr
 recovered later (seed 6: 1,213, regret 2,896)."""
 
 
-ONLINE_DRIFT_EXPLORE = 60
+ONLINE_DRIFT_EXPLORE = 400
 """Random catalogue items in each pool for 12 hours (`RecommendConfig.drift_explore_hours`,
 720 decisions of the benchmark's simulators) after a drift alarm (`ONLINE_DRIFT_DROP`): the
 new favourites can enter a pool built from old evidence (6 hours instead: seed 5 regret
 3,281, recovery 992)."""
+
+
+ONLINE_DRIFT_Q_WEIGHT = 0.0
+"""Q's weight in the items scorer's scores while a drift alarm's window lasts
+(`RecommendConfig.drift_q_weight`): the cross model and the case vote alone rank the widened
+pool, as the cross model alone ranked the new tastes better than Q + r after the shift
+(session 17's probe, `ONLINE_ITEM_CROSSES_WEIGHT`)."""
 
 
 ONLINE_CASE_VOTE_WEIGHT = 3.0
@@ -153,8 +160,9 @@ def online(scorer: Scorer = "blend") -> CoreConfig:
     per shown item by the hashed cross model of recsys/rec/item_crosses.py), weighted
     `ONLINE_ITEM_CROSSES_WEIGHT` beside Q (`recommend.item_crosses_weight`), and
     `recommend.case_vote_weight` `ONLINE_CASE_VOTE_WEIGHT` (the case memory's direct vote),
-    `recommend.drift_drop` `ONLINE_DRIFT_DROP` and `recommend.drift_explore`
-    `ONLINE_DRIFT_EXPLORE` (relearning after a reward drop).
+    `recommend.drift_drop` `ONLINE_DRIFT_DROP`, `recommend.drift_explore`
+    `ONLINE_DRIFT_EXPLORE` and `recommend.drift_q_weight` `ONLINE_DRIFT_Q_WEIGHT` (relearning
+    after a reward drop).
     Case keys keep
     the default state share 0.5:
     situation-only keys (1.0) measured worse online (planted, seed 0, 3,000 decisions:
@@ -188,6 +196,7 @@ def online(scorer: Scorer = "blend") -> CoreConfig:
                 case_vote_weight=ONLINE_CASE_VOTE_WEIGHT,
                 drift_drop=ONLINE_DRIFT_DROP,
                 drift_explore=ONLINE_DRIFT_EXPLORE,
+                drift_q_weight=ONLINE_DRIFT_Q_WEIGHT,
             ),
         )
     return derive(core)

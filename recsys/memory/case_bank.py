@@ -248,20 +248,24 @@ class CaseBank:
         k: int,
         now: float | None = None,
         before: float | None = None,
+        since: float | None = None,
     ) -> Candidates:
         """Top-k candidates for one (d,) query (fewer when the bank is small; no padding).
 
         before: only cases with ts strictly earlier (an as-of search: a replayed decision sees
-        the cases whose outcome it could have known); the index is searched deeper until k
-        such cases are found or it is exhausted."""
-        if before is None:
+        the cases whose outcome it could have known); since: only cases with ts at or after it
+        (a drift alarm's forgetting); with either the index is searched deeper until k such
+        cases are found or it is exhausted."""
+        if before is None and since is None:
             return self.search_batch(query[None, :], k, now)[0]
+        lo = -math.inf if since is None else since
+        hi = math.inf if before is None else before
         now = time.time() if now is None else now
         total = self.index.ntotal
         depth = min(max(4 * k, 64), total)
         while True:
             _, ids = self.index.search(self._prep(query[None, :]), depth)
-            keep = [int(i) for i in ids[0] if i >= 0 and self._cases[int(i)].ts < before]
+            keep = [int(i) for i in ids[0] if i >= 0 and lo <= self._cases[int(i)].ts < hi]
             if len(keep) >= k or depth >= total:
                 break
             depth = min(depth * 4, total)

@@ -47,6 +47,7 @@ from recsys.rec.scorers import LoggedDecision, Outcome, Scorer, WarmRequest, get
 from recsys.rec.seq.policy import SeqPolicy
 from recsys.rec.state_encoder import StateEncoder
 from recsys.records import Candidates, Interaction, UserState
+from recsys.rl.slotted import ExploreWindow
 
 __all__ = ["Recommender"]
 
@@ -92,6 +93,8 @@ class Recommender:
         """The reward-drop alarm (`RecommendConfig.drift_drop`; None: off)."""
         self.drift_at = -math.inf
         """Time of the last drift alarm (-inf: none)."""
+        self.forget_before: float | None = None
+        """Retrieval skips cases older than this (`RecommendConfig.drift_forget`; None: none)."""
         scope = cfg.item_lane_scope == "user"
         self.lane = ItemLane(cfg.item_lane, scope) if cfg.item_lane > 0 else None
         """Per item, its latest cases (`RecommendConfig.item_lane`; None: off)."""
@@ -137,14 +140,34 @@ class Recommender:
         self.drift_at = at
         if self.crosses is not None:
             self.crosses.restart()
+        if self.cfg.drift_forget in ("cases", "all"):
+            self.forget_before = at
+        if self.cfg.drift_forget in ("replay", "all") and self.loop is not None:
+            self.loop.learner.replay.clear()
         return True
 
     def drift_explore(self, now: float) -> int:
         """Random catalogue items a pool at `now` takes after a drift alarm
         (`RecommendConfig.drift_explore`, for `drift_explore_hours`)."""
-        if now - self.drift_at < self.cfg.drift_explore_hours * 3600.0:
+        if self.drift_window(now):
             return self.cfg.drift_explore
         return 0
+
+    def drift_window(self, now: float) -> bool:
+        """`now` is within `drift_explore_hours` of the last drift alarm."""
+        return now - self.drift_at < self.cfg.drift_explore_hours * 3600.0
+
+    def explore_window(self, now: float) -> ExploreWindow | None:
+        """The slotted explorer's settings at `now` while a drift alarm's window lasts
+        (`RecommendConfig.drift_explore_slots`, `drift_q_weight`); None: the policy's own."""
+        c = self.cfg
+        if c.drift_explore_slots == 0 and c.drift_q_weight == 1.0:
+            return None
+        return (
+            ExploreWindow(c.drift_explore_slots, c.drift_q_weight)
+            if self.drift_window(now)
+            else None
+        )
 
     # -- retrieval --------------------------------------------------------------------------
     def retrieve(self, state: np.ndarray, now: float) -> tuple[Candidates, list[dict[str, Any]]]:
@@ -152,7 +175,7 @@ class Recommender:
         with self.lock:
             if len(self.bank) == 0 or not np.any(state):
                 return Candidates.empty(self.items.dim), []
-            c = self.bank.search(state, self.cfg.top_k, now, before=now)
+            c = self.bank.search(state, self.cfg.top_k, now, before=now, since=self.forget_before)
             payloads = [self.bank.get(int(i)).payload for i in c.case_ids]
         return self.q_view(c, payloads), payloads
 

@@ -49,7 +49,7 @@ from recsys.rl.policy import (
 )
 from recsys.rl.q_network import TwinQNetwork
 from recsys.rl.replay import ReplayBuffer, collate_transitions
-from recsys.rl.slotted import slotted_draw, squarecb_gamma
+from recsys.rl.slotted import ExploreWindow, slotted_draw, squarecb_gamma
 from recsys.rl.tabular import TabularQ
 
 __all__ = ["Learner", "NoCandidatesError", "polyak_update"]
@@ -148,6 +148,7 @@ class Learner:
         m: int,
         greedy: bool = False,
         bias: np.ndarray | None = None,
+        window: ExploreWindow | None = None,
     ) -> Choice:
         """Choose up to m distinct valid cases (m: `RecommendConfig.num_chosen` in a model).
 
@@ -155,13 +156,17 @@ class Learner:
         "slotted", `recsys.rl.slotted`: score order but SquareCB in the exploration slots) or
         a Plackett-Luce draw from softmax(score / alpha) without replacement; non-parametric is
         always greedy; tabular is epsilon-greedy per slot. `bias` (K,): added to every mode's
-        scores (the items scorer's residual, `recsys.rec.item_crosses`).
+        scores (the items scorer's residual, `recsys.rec.item_crosses`). `window`: a drift alarm's
+        window (`recsys.rl.slotted.ExploreWindow`): its exploration slots and Q's weight for this
+        call, else the policy's own.
         """
         n_valid = cands.num_valid
         if n_valid == 0:
             raise NoCandidatesError("no valid candidate to choose from")
         m = min(m, n_valid)
         raw = self.scores(state, cands)
+        if window is not None and window.q_weight != 1.0:
+            raw = (window.q_weight * raw).astype(np.float32)
         if bias is not None:
             assert bias.shape == raw.shape, f"{bias.shape=} {raw.shape=}"
             raw = (raw + bias).astype(np.float32)
@@ -171,7 +176,7 @@ class Learner:
             return self._act_tabular(score[0].numpy(), cands, m, greedy)
         sampled = not greedy and self.mode != "non-parametric"
         if sampled and self.cfg.policy.list_draw == "slotted":
-            return self._act_slotted(raw, cands, m)
+            return self._act_slotted(raw, cands, m, window)
         logp = masked_log_softmax(score, mask, self.alpha)
         if sampled:
             idx = sample_without_replacement(logp, m, self._gen)
@@ -186,12 +191,15 @@ class Learner:
             scores=raw,
         )
 
-    def _act_slotted(self, raw: np.ndarray, cands: Candidates, m: int) -> Choice:
+    def _act_slotted(
+        self, raw: np.ndarray, cands: Candidates, m: int, window: ExploreWindow | None
+    ) -> Choice:
         """The slotted explorer's list (`recsys.rl.slotted.slotted_draw`), gamma from this
-        learner's update count."""
+        learner's update count; `window.slots` exploration slots when set."""
         pc = self.cfg.policy
+        slots = pc.explore_slots if window is None or window.slots == 0 else window.slots
         gamma = squarecb_gamma(pc.squarecb_gamma_scale, self.step)
-        d = slotted_draw(raw, cands.mask, cands.case_ids, m, pc.explore_slots, gamma, self._rng)
+        d = slotted_draw(raw, cands.mask, cands.case_ids, m, slots, gamma, self._rng)
         logp = np.log(np.maximum(d.pscores, 1e-30)).astype(np.float32)
         return Choice(
             indices=d.indices,

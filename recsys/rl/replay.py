@@ -66,6 +66,11 @@ class ReplayBuffer:
             self._items[self._pos] = t
         self._pos = (self._pos + 1) % self.capacity
 
+    def clear(self) -> None:
+        """Drop every transition (a drift alarm's forgetting, `RecommendConfig.drift_forget`)."""
+        self._items.clear()
+        self._pos = 0
+
     def sample(self, batch_size: int) -> TransitionBatch:
         """A uniformly sampled (with replacement) padded batch."""
         return collate_transitions(self.sample_transitions(batch_size))

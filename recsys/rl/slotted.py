@@ -26,7 +26,25 @@ import numpy as np
 
 from recsys.ranking import top_n_stable
 
-__all__ = ["SlottedDraw", "exploration_slots", "slotted_draw", "squarecb_gamma", "squarecb_probs"]
+__all__ = [
+    "ExploreWindow",
+    "SlottedDraw",
+    "exploration_slots",
+    "slotted_draw",
+    "squarecb_gamma",
+    "squarecb_probs",
+]
+
+
+@dataclass(frozen=True)
+class ExploreWindow:
+    """The slotted explorer's settings for a while (a drift alarm's window,
+    `RecommendConfig.drift_explore_slots`)."""
+
+    slots: int
+    """Exploration slots; 0: the policy's own (`PolicyConfig.explore_slots`)."""
+    q_weight: float = 1.0
+    """Q's scores times this before the bias is added (0: the bias alone ranks)."""
 
 
 def squarecb_gamma(gamma_scale: float, t: int) -> float:

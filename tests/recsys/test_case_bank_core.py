@@ -48,6 +48,25 @@ def test_search_matches_brute_force(kind: str) -> None:
     assert np.mean(recall) >= 0.95
 
 
+def test_a_time_window_search_keeps_the_nearest_cases_inside_it() -> None:
+    """`since` (a drift alarm's forgetting) and `before` (as of a decision) keep the k nearest
+    cases with since <= ts < before, in the brute-force order of those cases alone."""
+    d, n, k = 16, 300, 8
+    bank = CaseBank(CaseBankConfig(merge_threshold=2.0), d)
+    cases = _cases(n, d)  # ts = i
+    bank.write_batch(cases)
+    keys = np.stack([c.key / np.linalg.norm(c.key) for c in cases])
+    q = np.random.default_rng(2).normal(size=d).astype(np.float32)
+    sims = keys @ (q / np.linalg.norm(q))
+    for since, before in ((250.0, None), (100.0, 120.0), (None, 50.0)):
+        lo, hi = since or 0.0, before or float(n)
+        inside = np.flatnonzero((np.arange(n) >= lo) & (np.arange(n) < hi))
+        want = inside[np.argsort(-sims[inside], kind="stable")][:k]
+        got = bank.search(q, k, now=float(n), before=before, since=since)
+        assert got.case_ids.tolist() == want.tolist(), (since, before)
+    assert len(bank.search(q, k, now=float(n), since=float(n))) == 0
+
+
 def test_small_bank_filters_padding_and_ivf_needs_data() -> None:
     """Asking for more than the bank holds returns only real cases (no -1 ids)."""
     bank = CaseBank(CaseBankConfig(merge_threshold=2.0), 8)

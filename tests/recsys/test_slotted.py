@@ -13,6 +13,7 @@ from recsys.records import UserState
 from recsys.rl.learner import Learner
 from recsys.rl.policy import logged_propensities
 from recsys.rl.slotted import (
+    ExploreWindow,
     exploration_slots,
     slotted_draw,
     squarecb_gamma,
@@ -106,6 +107,24 @@ def test_logged_position_zero_propensity_is_the_exact_squarecb_probability() -> 
         assert ch.probs[order] == pytest.approx(exact, rel=1e-5) and ch.probs[6] == 0.0
         assert ps[~ch.explored] == pytest.approx(1.0)
         assert ch.explored.tolist() == [True, False, False, True]
+
+
+def test_an_explore_window_sets_the_slots_and_q_weight() -> None:
+    """A window (a drift alarm's, `RecommendConfig.drift_explore_slots`, `drift_q_weight`)
+    explores its own number of slots, and Q weight 0 ranks by the bias alone; without it the
+    policy's two slots return."""
+    lr = _learner()
+    lr.step = 25  # gamma = 10 * 5
+    s, c = np.ones(D, np.float32) / np.sqrt(D), _cands(7, valid=6)
+    wide = lr.act(s, c, 4, window=ExploreWindow(3))
+    assert wide.explored is not None and wide.explored.tolist() == [True, False, True, True]
+    bias = np.arange(7, dtype=np.float32)[::-1].copy()  # row 0 best
+    by_bias = lr.act(s, c, 4, greedy=True, bias=bias, window=ExploreWindow(0, q_weight=0.0))
+    assert by_bias.indices.tolist() == [0, 1, 2, 3]
+    with_q = lr.act(s, c, 4, greedy=True, bias=1e-3 * bias)
+    assert with_q.indices.tolist() != [0, 1, 2, 3]  # Q's own order decides at a small bias
+    own = lr.act(s, c, 4)
+    assert own.explored is not None and own.explored.tolist() == [True, False, False, True]
 
 
 def test_plackett_luce_stays_selectable_and_greedy_marks_nothing() -> None:

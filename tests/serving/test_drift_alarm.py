@@ -14,6 +14,7 @@ from recsys.rec.drift import RewardDrift
 from recsys.rec.request import RecRequest
 from recsys.rec.scorers.items import ItemsScorer
 from recsys.records import Action, Interaction
+from recsys.rl.slotted import ExploreWindow
 from serving.core import ServingCore
 from serving.service import IMPRESSION
 from tests.serving.test_serving_core import _core, _decide, _events, _write_cases
@@ -65,6 +66,38 @@ def test_an_alarm_restarts_the_crosses_steps_and_widens_the_pool(tmp_path: Path)
     rec.drift_at = -np.inf  # the same request without the alarm
     assert widened > _pool_size(core)
     rec.drift_at = at
+
+
+def test_an_alarm_forgets_the_old_cases_and_replay_and_ranks_by_the_bias_in_its_window(
+    tmp_path: Path,
+) -> None:
+    """`drift_forget` "all": after an alarm retrieval finds no case written before it and the
+    learner's replay is empty; `drift_q_weight` 0 and `drift_explore_slots` 4 set the window's
+    exploration, and none is set outside the window."""
+    core = _core(
+        tmp_path,
+        recommend={**DRIFT, "drift_forget": "all", "drift_q_weight": 0.0, "drift_explore_slots": 4},
+        learner={"lr": 1e-2},
+    )
+    _write_cases(core)
+    rec = core.runtime.rec
+    assert rec.loop is not None
+    now = time.time()
+    events = [Interaction("u1", i, Action.CLICK, now - 10 + k) for k, i in enumerate(["i0", "i1"])]
+    state = rec.encode_state("u1", events, now)
+    assert len(rec.retrieve(state.vec, now)[0]) > 0
+    d = _decide(core, _events("i0", "i2"))
+    core.apply_feedback(d, d.items[0], "alipay", None)
+    assert len(rec.loop.learner.replay) > 0 and rec.explore_window(now) is None
+    rec.drift = RewardDrift(0.5, half_life=2)
+    for _ in range(20):
+        assert not rec.note_reward(1.0, now)
+    assert any(rec.note_reward(0.0, now + 1.0) for _ in range(40))
+    assert len(rec.retrieve(state.vec, now + 2.0)[0]) == 0  # every case is older than the alarm
+    assert len(rec.loop.learner.replay) == 0
+    window = rec.explore_window(now + 2.0)
+    assert window == ExploreWindow(4, 0.0)
+    assert rec.explore_window(now + 13 * 3600.0) is None
 
 
 def test_no_alarm_without_the_setting(tmp_path: Path) -> None:

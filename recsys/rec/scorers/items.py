@@ -182,9 +182,9 @@ class ItemsScorer(Scorer):
             if pool.vote is not None and rec.loop.learner.mode != "tabular":
                 vote = (rec.cfg.case_vote_weight * pool.vote).astype(np.float32)
                 bias = vote if bias is None else bias + vote
-            choice = rec.loop.decide(
-                state.vec, icands, min(n, icands.num_valid), warm.greedy, bias=bias
-            )
+            m = min(n, icands.num_valid)
+            window = rec.explore_window(req.now)
+            choice = rec.loop.decide(state.vec, icands, m, warm.greedy, bias=bias, window=window)
             res.cands, res.choice = icands, choice
             for k, idx in enumerate(choice.indices.tolist()):
                 row = int(icands.case_ids[idx])
