@@ -123,8 +123,9 @@ class RecommendConfig:
     pool takes `drift_explore` random catalogue items for `drift_explore_hours`; 0 = off.
     Restarting SquareCB's exploration as well measured worse (docs/online.md, session 18)."""
     drift_explore: int = 0
-    """items scorer, online: random unseen catalogue items added to each pool after a drift
-    alarm (`drift_drop`), so the new favourites can enter a pool built from old evidence."""
+    """items scorer, online: random catalogue draws (with replacement, seen items skipped) added
+    to each pool after a drift alarm (`drift_drop`), so the new favourites can enter a pool
+    built from old evidence."""
     drift_explore_hours: float = 12.0
     """How long after a drift alarm the pool takes `drift_explore` random items."""
     drift_forget: Literal["none", "cases", "replay", "all"] = "none"

@@ -122,17 +122,26 @@ recovered later (seed 6: 1,213, regret 2,896)."""
 
 
 ONLINE_DRIFT_EXPLORE = 400
-"""Random catalogue items in each pool for 12 hours (`RecommendConfig.drift_explore_hours`,
+"""Random catalogue draws added to each pool for 12 hours (`RecommendConfig.drift_explore_hours`,
 720 decisions of the benchmark's simulators) after a drift alarm (`ONLINE_DRIFT_DROP`): the
-new favourites can enter a pool built from old evidence (6 hours instead: seed 5 regret
-3,281, recovery 992)."""
+new favourites can enter a pool built from old evidence. Session 18 chose 60 (6 hours instead:
+seed 5 regret 3,281, recovery 992); session 19 (planted seeds 5 and 6, 6,000 decisions, with
+`ONLINE_DRIFT_Q_WEIGHT`, docs/online.md): 400 draws (about 250 distinct items of planted's
+400) and Q out of the window's ranking gave regret 3,007 and 2,879 against 3,253 and 2,864,
+recovery 1,140 and 1,116 against 1,167 and 1,075, expected reward 1,000-3,000 decisions after
+the shift 0.790 and 0.796 against 0.704 and 0.769; 400 draws with Q in: regret 3,262 and
+2,717."""
 
 
 ONLINE_DRIFT_Q_WEIGHT = 0.0
 """Q's weight in the items scorer's scores while a drift alarm's window lasts
 (`RecommendConfig.drift_q_weight`): the cross model and the case vote alone rank the widened
 pool, as the cross model alone ranked the new tastes better than Q + r after the shift
-(session 17's probe, `ONLINE_ITEM_CROSSES_WEIGHT`)."""
+(session 17's probe, `ONLINE_ITEM_CROSSES_WEIGHT`). Chosen with `ONLINE_DRIFT_EXPLORE` (figures
+there); forgetting the old cases and the replay at the alarm as well (`drift_forget` "all")
+measured within noise of it (regret 3,031 and 2,806, recovery 1,079 and 1,139) and was left
+off; four exploration slots in the window (`drift_explore_slots`, with 60 draws) recovered
+earlier on seed 5 (983) and later on seed 6 (1,641)."""
 
 
 ONLINE_CASE_VOTE_WEIGHT = 3.0
