@@ -61,13 +61,20 @@ def _probed(rows: list[dict[str, float]]) -> Iterator[None]:
         return r
 
     def probe_decide(
-        self: MemoryLoop, state: Any, cands: Any, m: int, greedy: bool = False, bias: Any = None
+        self: MemoryLoop,
+        state: Any,
+        cands: Any,
+        m: int,
+        greedy: bool = False,
+        bias: Any = None,
+        window: Any = None,
     ) -> Any:
         if "ids" in seen:
             seen["q"] = np.asarray(self.learner.scores(state, cands), np.float64)
             b = np.zeros(len(seen["r"])) if bias is None else np.asarray(bias, np.float64)
             seen["vote"] = b - seen["r"]
-        return decide(self, state, cands, m, greedy=greedy, bias=bias)
+            seen["q_weight"] = 1.0 if window is None else float(window.q_weight)
+        return decide(self, state, cands, m, greedy=greedy, bias=bias, window=window)
 
     def probe_values(self: UserPoolSimulator, user_id: str) -> np.ndarray:
         values = item_values(self, user_id)
@@ -97,7 +104,8 @@ def _rankings(sim: UserPoolSimulator, seen: dict[str, Any], values: np.ndarray) 
     theta = sim.examination()
     vals = values[pool]
     q, r, vote = seen["q"][ok], seen["r"][ok], seen["vote"][ok]
-    parts = {"Q": q, "r": r, "vote": vote, "Q+r": q + r, "served": q + r + vote, "truth": vals}
+    served = seen.get("q_weight", 1.0) * q + r + vote  # Q weighs 0 in a drift alarm's window
+    parts = {"Q": q, "r": r, "vote": vote, "Q+r": q + r, "served": served, "truth": vals}
     k = min(len(theta), len(pool))
     out = {}
     for name, score in parts.items():
