@@ -93,8 +93,6 @@ class Recommender:
         """The reward-drop alarm (`RecommendConfig.drift_drop`; None: off)."""
         self.drift_at = -math.inf
         """Time of the last drift alarm (-inf: none)."""
-        self.forget_before: float | None = None
-        """Retrieval skips cases older than this (`RecommendConfig.drift_forget`; None: none)."""
         scope = cfg.item_lane_scope == "user"
         self.lane = ItemLane(cfg.item_lane, scope) if cfg.item_lane > 0 else None
         """Per item, its latest cases (`RecommendConfig.item_lane`; None: off)."""
@@ -140,8 +138,6 @@ class Recommender:
         self.drift_at = at
         if self.crosses is not None:
             self.crosses.restart()
-        if self.cfg.drift_forget in ("cases", "all"):
-            self.forget_before = at
         if self.cfg.drift_forget in ("replay", "all") and self.loop is not None:
             self.loop.learner.replay.clear()
         return True
@@ -175,7 +171,9 @@ class Recommender:
         with self.lock:
             if len(self.bank) == 0 or not np.any(state):
                 return Candidates.empty(self.items.dim), []
-            c = self.bank.search(state, self.cfg.top_k, now, before=now, since=self.forget_before)
+            forget = self.cfg.drift_forget in ("cases", "all") and self.drift_at > -math.inf
+            since = self.drift_at if forget else None  # cases before the alarm are forgotten
+            c = self.bank.search(state, self.cfg.top_k, now, before=now, since=since)
             payloads = [self.bank.get(int(i)).payload for i in c.case_ids]
         return self.q_view(c, payloads), payloads
 

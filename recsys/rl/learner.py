@@ -156,10 +156,8 @@ class Learner:
         "slotted", `recsys.rl.slotted`: score order but SquareCB in the exploration slots) or
         a Plackett-Luce draw from softmax(score / alpha) without replacement; non-parametric is
         always greedy; tabular is epsilon-greedy per slot. `bias` (K,): added to every mode's
-        scores (the items scorer's residual, `recsys.rec.item_crosses`). `window`: a drift alarm's
-        window (`recsys.rl.slotted.ExploreWindow`): its exploration slots and Q's weight for this
-        call, else the policy's own.
-        """
+        scores (the items scorer's residual, `recsys.rec.item_crosses`); `window` (a drift
+        alarm's, `recsys.rl.slotted.ExploreWindow`) overrides the slots and Q's weight."""
         n_valid = cands.num_valid
         if n_valid == 0:
             raise NoCandidatesError("no valid candidate to choose from")
