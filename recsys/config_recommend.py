@@ -139,6 +139,12 @@ class RecommendConfig:
     drift_q_weight: float = 1.0
     """items scorer, online: Q's weight beside the cross model and the case vote while a drift
     alarm's window lasts (0: the cross model and the vote alone rank)."""
+    drift_gamma_scale: float = 0.0
+    """items scorer, online: the slotted explorer's SquareCB gamma scale while a drift alarm's
+    window lasts; 0 = the policy's own (`PolicyConfig.squarecb_gamma_scale`). 100 measured on
+    held-out planted seeds (docs/online.md, session 20): recovery after the shift sooner and
+    the first 1,000 decisions after it higher, but the last 20% lower on both seeds and regret
+    mixed, so the online preset keeps the policy's own."""
     case_vote_weight: float = 0.0
     """items scorer: weight of the case memory's direct vote in the policy's scores, added to Q
     like the cross model (`recsys.rec.item_features.case_vote`: each pool item's shrunk,

@@ -157,10 +157,10 @@ class Recommender:
         """The slotted explorer's settings at `now` while a drift alarm's window lasts
         (`RecommendConfig.drift_explore_slots`, `drift_q_weight`); None: the policy's own."""
         c = self.cfg
-        if c.drift_explore_slots == 0 and c.drift_q_weight == 1.0:
+        if c.drift_explore_slots == 0 and c.drift_q_weight == 1.0 and c.drift_gamma_scale == 0:
             return None
         return (
-            ExploreWindow(c.drift_explore_slots, c.drift_q_weight)
+            ExploreWindow(c.drift_explore_slots, c.drift_q_weight, c.drift_gamma_scale)
             if self.drift_window(now)
             else None
         )

@@ -196,7 +196,8 @@ class Learner:
         learner's update count; `window.slots` exploration slots when set."""
         pc = self.cfg.policy
         slots = pc.explore_slots if window is None or window.slots == 0 else window.slots
-        gamma = squarecb_gamma(pc.squarecb_gamma_scale, self.step)
+        scale = pc.squarecb_gamma_scale if window is None else window.gamma_scale
+        gamma = squarecb_gamma(scale or pc.squarecb_gamma_scale, self.step)
         d = slotted_draw(raw, cands.mask, cands.case_ids, m, slots, gamma, self._rng)
         logp = np.log(np.maximum(d.pscores, 1e-30)).astype(np.float32)
         return Choice(

@@ -45,6 +45,8 @@ class ExploreWindow:
     """Exploration slots; 0: the policy's own (`PolicyConfig.explore_slots`)."""
     q_weight: float = 1.0
     """Q's scores times this before the bias is added (0: the bias alone ranks)."""
+    gamma_scale: float = 0.0
+    """SquareCB's gamma scale; 0: the policy's own (`PolicyConfig.squarecb_gamma_scale`)."""
 
 
 def squarecb_gamma(gamma_scale: float, t: int) -> float:

@@ -127,6 +127,28 @@ def test_an_explore_window_sets_the_slots_and_q_weight() -> None:
     assert own.explored is not None and own.explored.tolist() == [True, False, False, True]
 
 
+def test_an_explore_window_sets_squarecbs_gamma_scale() -> None:
+    """A window's `gamma_scale` (`RecommendConfig.drift_gamma_scale`) replaces the policy's in
+    gamma = scale * sqrt(t): position 0's distribution is SquareCB's at that gamma, and narrower
+    than the policy's own at a larger scale; 0 keeps the policy's."""
+    lr = _learner()
+    lr.step = 25  # the policy's gamma = 10 * 5
+    s, c = np.ones(D, np.float32) / np.sqrt(D), _cands(7, valid=6)
+    valid = np.flatnonzero(c.mask)
+
+    def first(window: ExploreWindow | None, gamma: float) -> float:
+        ch = lr.act(s, c, 4, window=window)
+        assert ch.scores is not None
+        order = valid[np.argsort(-ch.scores[valid], kind="stable")]
+        exact = squarecb_probs(ch.scores[order].astype(np.float64), gamma, 0)
+        assert ch.probs[order] == pytest.approx(exact, rel=1e-5)
+        return float(ch.probs[order[0]])
+
+    own = first(None, 50.0)
+    assert first(ExploreWindow(0, gamma_scale=0.0), 50.0) == pytest.approx(own)
+    assert first(ExploreWindow(0, gamma_scale=1000.0), 5000.0) > own
+
+
 def test_plackett_luce_stays_selectable_and_greedy_marks_nothing() -> None:
     """list_draw plackett-luce draws as before (no slots marked, softmax probs); greedy acting
     marks no slot either."""

@@ -72,11 +72,17 @@ def test_an_alarm_forgets_the_old_cases_and_replay_and_ranks_by_the_bias_in_its_
     tmp_path: Path,
 ) -> None:
     """`drift_forget` "all": after an alarm retrieval finds no case written before it and the
-    learner's replay is empty; `drift_q_weight` 0 and `drift_explore_slots` 4 set the window's
-    exploration, and none is set outside the window."""
+    learner's replay is empty; `drift_q_weight` 0, `drift_explore_slots` 4 and
+    `drift_gamma_scale` 100 set the window's exploration, and none is set outside the window."""
     core = _core(
         tmp_path,
-        recommend={**DRIFT, "drift_forget": "all", "drift_q_weight": 0.0, "drift_explore_slots": 4},
+        recommend={
+            **DRIFT,
+            "drift_forget": "all",
+            "drift_q_weight": 0.0,
+            "drift_explore_slots": 4,
+            "drift_gamma_scale": 100.0,
+        },
         learner={"lr": 1e-2},
     )
     _write_cases(core)
@@ -96,7 +102,7 @@ def test_an_alarm_forgets_the_old_cases_and_replay_and_ranks_by_the_bias_in_its_
     assert len(rec.retrieve(state.vec, now + 2.0)[0]) == 0  # every case is older than the alarm
     assert len(rec.loop.learner.replay) == 0
     window = rec.explore_window(now + 2.0)
-    assert window == ExploreWindow(4, 0.0)
+    assert window == ExploreWindow(4, 0.0, 100.0)
     assert rec.explore_window(now + 13 * 3600.0) is None
 
 
