@@ -155,15 +155,11 @@ class Recommender:
 
     def explore_window(self, now: float) -> ExploreWindow | None:
         """The slotted explorer's settings at `now` while a drift alarm's window lasts
-        (`RecommendConfig.drift_explore_slots`, `drift_q_weight`); None: the policy's own."""
+        (`RecommendConfig.drift_explore_slots`, `drift_q_weight`, `drift_gamma_scale`); None:
+        the policy's own (also when every knob keeps its default)."""
         c = self.cfg
-        if c.drift_explore_slots == 0 and c.drift_q_weight == 1.0 and c.drift_gamma_scale == 0:
-            return None
-        return (
-            ExploreWindow(c.drift_explore_slots, c.drift_q_weight, c.drift_gamma_scale)
-            if self.drift_window(now)
-            else None
-        )
+        w = ExploreWindow(c.drift_explore_slots, c.drift_q_weight, c.drift_gamma_scale)
+        return w if w != ExploreWindow(0) and self.drift_window(now) else None
 
     # -- retrieval --------------------------------------------------------------------------
     def retrieve(self, state: np.ndarray, now: float) -> tuple[Candidates, list[dict[str, Any]]]:

@@ -157,7 +157,7 @@ class Learner:
         a Plackett-Luce draw from softmax(score / alpha) without replacement; non-parametric is
         always greedy; tabular is epsilon-greedy per slot. `bias` (K,): added to every mode's
         scores (the items scorer's residual, `recsys.rec.item_crosses`); `window` (a drift
-        alarm's, `recsys.rl.slotted.ExploreWindow`) overrides the slots and Q's weight."""
+        alarm's, `recsys.rl.slotted.ExploreWindow`) overrides slots, gamma and Q's weight."""
         n_valid = cands.num_valid
         if n_valid == 0:
             raise NoCandidatesError("no valid candidate to choose from")
@@ -192,12 +192,11 @@ class Learner:
     def _act_slotted(
         self, raw: np.ndarray, cands: Candidates, m: int, window: ExploreWindow | None
     ) -> Choice:
-        """The slotted explorer's list (`recsys.rl.slotted.slotted_draw`), gamma from this
-        learner's update count; `window.slots` exploration slots when set."""
+        """`slotted_draw`'s list, gamma from the update count; a window's settings where set."""
         pc = self.cfg.policy
-        slots = pc.explore_slots if window is None or window.slots == 0 else window.slots
-        scale = pc.squarecb_gamma_scale if window is None else window.gamma_scale
-        gamma = squarecb_gamma(scale or pc.squarecb_gamma_scale, self.step)
+        w = window or ExploreWindow(0)  # a window's 0 means the policy's own
+        slots = w.slots or pc.explore_slots
+        gamma = squarecb_gamma(w.gamma_scale or pc.squarecb_gamma_scale, self.step)
         d = slotted_draw(raw, cands.mask, cands.case_ids, m, slots, gamma, self._rng)
         logp = np.log(np.maximum(d.pscores, 1e-30)).astype(np.float32)
         return Choice(
