@@ -316,6 +316,7 @@ def build_runtime(settings: ServingSettings, store: Store, *, events: bool = Tru
             max_events=settings.cooccurrence_max_events,
             publish=rt.publish_cooc,
             half_life_hours=bundle.config.recommend.cooc_half_life_hours,
+            successions_across_times=bundle.config.recommend.cooc_successions_across_times,
         )
     if events:
         load_events(rt, store)

@@ -51,6 +51,25 @@ def _csr_row(m: sp.csr_matrix, h: int) -> tuple[np.ndarray, np.ndarray]:
     return cols, out
 
 
+def _previous(us: np.ndarray, ts: np.ndarray | None) -> np.ndarray:
+    """Per event (sorted by user, then time): the index of the event it succeeds, -1 for a
+    user's first. Without times the event just before; with times the last event of the
+    user's previous time (-1 at the user's first time)."""
+    n = len(us)
+    prev = np.arange(-1, n - 1)
+    new_user = np.ones(n, bool)
+    new_user[1:] = us[1:] != us[:-1]
+    if ts is not None and n:
+        new_time = new_user.copy()
+        new_time[1:] |= ts[1:] != ts[:-1]
+        start = np.flatnonzero(new_time)  # each (user, time) group's first event
+        group = np.cumsum(new_time) - 1
+        prev = start[group] - 1  # the last event before the group
+        new_user = new_user[start][group]  # the group is the user's first
+    prev[new_user] = -1
+    return prev
+
+
 @dataclass(frozen=True)
 class Cooccurrence:
     """Co-occurrence counts of ``n_items`` items over a set of (user, item row) pairs."""
@@ -74,12 +93,16 @@ class Cooccurrence:
         item_rows: np.ndarray,
         n_items: int,
         weights: np.ndarray | None = None,
+        ts: np.ndarray | None = None,
     ) -> Cooccurrence:
         """Counts from parallel arrays of user ids and item rows (co-occurrence: duplicates
         count once; successions: consecutive rows of a user, so pass them in time order).
         `weights` (per event, in (0, 1]; None: all 1): a user holds an item with the sum of
         its events' weights capped at 1, a pair of items counts the product of the two, and a
-        succession counts its later event's weight."""
+        succession counts its later event's weight. `ts` (per event, non-decreasing per user;
+        None: every event its own time): events at one time (e.g. clicks on one shown list)
+        have no order among themselves, so each counts as a succession of the user's last
+        event at the time before, and never of one another."""
         users, u = np.unique(np.asarray(user), return_inverse=True)
         rows = np.asarray(item_rows, np.int64)
         wt = np.ones(len(rows)) if weights is None else np.asarray(weights, np.float64)
@@ -94,11 +117,12 @@ class Cooccurrence:
         held = {str(uid): idx[ptr[k] : ptr[k + 1]].copy() for k, uid in enumerate(users)}
         order = np.argsort(u, kind="stable")  # per user, in the given (time) order
         us, rs, ws = u[order], rows[order], wt[order]
-        same = (us[1:] == us[:-1]) & (rs[1:] != rs[:-1])
-        src, dst = rs[:-1][same], rs[1:][same]
-        succ = sp.csr_matrix((ws[1:][same], (src, dst)), shape=(n_items, n_items), dtype=np.float64)
+        prev = _previous(us, None if ts is None else np.asarray(ts, np.float64)[order])
+        same = (prev >= 0) & (rs != rs[np.maximum(prev, 0)])
+        src, dst = rs[prev[same]], rs[same]
+        succ = sp.csr_matrix((ws[same], (src, dst)), shape=(n_items, n_items), dtype=np.float64)
         succ.sum_duplicates()
-        owner = us[:-1][same]  # sorted: each user's successions are one contiguous run
+        owner = us[same]  # sorted: each user's successions are one contiguous run
         first, start = np.unique(owner, return_index=True)
         stop = np.append(start[1:], len(owner))[: len(start)]
         steps = {
@@ -254,7 +278,9 @@ class LiveCooccurrence:
     skipped (its events are in the next one); `forget` and `refit` wait for it.
 
     `half_life_hours` > 0 weights each online event by 2^(-(t_newest - t) / h) at every refit
-    (`Cooccurrence.fit` weights), so the counts follow what users do now."""
+    (`Cooccurrence.fit` weights), so the counts follow what users do now.
+    `successions_across_times`: a succession runs from a user's last event at one time to each
+    event at their next time (`Cooccurrence.fit` with `ts`), never between events at one time."""
 
     def __init__(
         self,
@@ -264,10 +290,12 @@ class LiveCooccurrence:
         max_events: int = 500_000,
         publish: Callable[[Cooccurrence], None] | None = None,
         half_life_hours: float = 0.0,
+        successions_across_times: bool = False,
     ) -> None:
         assert refit_every >= 1, f"{refit_every=}"
         assert half_life_hours >= 0, f"{half_life_hours=}"
         self.half_life_hours = half_life_hours
+        self.successions_across_times = successions_across_times
         assert max_events >= 1, f"{max_events=}"
         self.base = base
         self.n_items = n_items
@@ -339,7 +367,8 @@ class LiveCooccurrence:
         weights = None
         if self.half_life_hours > 0 and len(ts):
             weights = 0.5 ** ((ts.max() - ts[order]) / (self.half_life_hours * 3600.0))
-        online = Cooccurrence.fit(users[order], rows[order], self.n_items, weights)
+        at = ts[order] if self.successions_across_times else None
+        online = Cooccurrence.fit(users[order], rows[order], self.n_items, weights, at)
         b = self.base
         if b is not None and b.co.shape == online.co.shape:
             online = Cooccurrence(

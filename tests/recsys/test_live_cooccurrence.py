@@ -58,6 +58,41 @@ def test_fit_successions_per_user_match_a_brute_force_loop() -> None:
         assert list(zip(src.tolist(), dst.tolist(), strict=True)) == pairs, u
 
 
+def test_successions_across_times_match_a_brute_force_loop() -> None:
+    """With times, each event succeeds its user's last event at the previous time, and events
+    at one time never succeed one another (a per-user scan of (time, row) groups)."""
+    rng = np.random.default_rng(1)
+    users = rng.choice(["a", "b", "c"], size=300)
+    ts = np.sort(rng.integers(0, 40, size=300)).astype(float)
+    rows = rng.integers(0, 7, size=300)
+    fit = Cooccurrence.fit(users, rows, 7, ts=ts)
+    for u in "abc":
+        seq, at = rows[users == u].tolist(), ts[users == u].tolist()
+        pairs = []
+        for k in range(len(seq)):
+            before = [j for j in range(k) if at[j] < at[k]]
+            if before and seq[before[-1]] != seq[k]:
+                pairs.append((seq[before[-1]], seq[k]))
+        src, dst = fit.user_steps.get(u, (np.zeros(0), np.zeros(0)))
+        assert list(zip(src.tolist(), dst.tolist(), strict=True)) == pairs, u
+    assert fit.succ is not None
+    assert fit.succ.sum() == sum(len(s) for s, _ in fit.user_steps.values())
+
+
+def test_a_live_window_counts_clicks_on_one_list_as_successions_of_the_list_before() -> None:
+    """Two clicks on one list (one time): posted order makes them a succession; across times
+    they are both successions of the previous list's last click instead."""
+    posted = LiveCooccurrence(None, 4, refit_every=4)
+    timed = LiveCooccurrence(None, 4, refit_every=4, successions_across_times=True)
+    for live in (posted, timed):
+        live.add("a", [0, 1], [1.0, 1.0])
+        live.add("a", [2, 3], [2.0, 2.0])
+    assert posted.current is not None and posted.current.succ is not None
+    assert timed.current is not None and timed.current.succ is not None
+    assert np.argwhere(posted.current.succ.toarray()).tolist() == [[0, 1], [1, 2], [2, 3]]
+    assert np.argwhere(timed.current.succ.toarray()).tolist() == [[1, 2], [1, 3]]
+
+
 def test_adds_refits_and_forgets_from_many_threads_lose_no_event() -> None:
     """8 threads add (refit due after every event) while 2 erase users: nothing raises, the
     window ends with exactly the events of the users never forgotten, and the published counts
