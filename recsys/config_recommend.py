@@ -125,6 +125,11 @@ class RecommendConfig:
     weight's past squared gradients) ** power_t (`recsys.rec.item_crosses`): 0.5 is AdaGrad,
     lower keeps later steps larger, so what was learned before a taste shift is unlearned
     sooner (Vowpal Wabbit's `--power_t`; its online peer runs at 0.25)."""
+    item_crosses_last_weight: float = 1.0
+    """items scorer, online: the value of each (last event's token x item token) cross in the
+    cross model relative to its other features (`recsys.rec.item_crosses`; 1: every active
+    feature counts alike, so the one cross naming the item that follows the user's last item
+    is 1 of ~57 features of a planted candidate)."""
     drift_drop: float = 0.0
     """items scorer, online: the reward-drop alarm (`recsys.rec.drift`): when the reward per
     shown item falls below (1 - drift_drop) x its slower recent mean, the cross model's

@@ -57,11 +57,13 @@ def item_tokens(item_id: str, title: str) -> list[int]:
     return [zlib.crc32(w.encode()) for w in words]
 
 
-def _values(valid: np.ndarray) -> np.ndarray:
-    """(P, F) each active feature's value: 1 / (the candidate's active features), so r is
-    their mean weight and a first AdaGrad step moves a prediction by at most `lr`."""
-    n = np.maximum(valid.sum(axis=1, keepdims=True), 1)
-    return np.where(valid, 1.0 / n, 0.0).astype(np.float32)
+def _values(valid: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+    """(P, F) each active feature's value: its `scale` (per column; None: all 1) over the sum
+    of the candidate's active scales, so r is their weighted mean weight and a first AdaGrad
+    step moves a prediction by at most `lr`."""
+    s = np.where(valid, 1.0 if scale is None else scale[None, :], 0.0)
+    n = s.sum(axis=1, keepdims=True)
+    return np.divide(s, n, out=np.zeros_like(s), where=n > 0).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -135,10 +137,13 @@ class ItemCrosses:
         history: int = 5,
         positions: int = 64,
         power_t: float = 0.5,
+        last_weight: float = 1.0,
     ) -> None:
         assert 8 <= bits <= 30 and history >= 0, f"{bits=} {history=}"
-        assert 0.0 < power_t <= 1.0, f"{power_t=}"
+        assert 0.0 < power_t <= 1.0 and last_weight > 0.0, f"{power_t=} {last_weight=}"
         self.bits, self.lr, self.history, self.power_t = bits, lr, history, power_t
+        self.last_weight = last_weight
+        """Value of a (last event x item) cross relative to the other features (1: all equal)."""
         self.w = np.zeros(1 << bits, np.float32)
         """Hashed weights."""
         self.g2 = np.zeros(1 << bits, np.float32)
@@ -158,8 +163,9 @@ class ItemCrosses:
 
     def _index(
         self, cand: Sequence[np.ndarray], hist: Sequence[np.ndarray]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Hashed feature rows of each candidate: (P, F) weight indices and (P, F) validity."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Hashed feature rows of each candidate: (P, F) weight indices, (P, F) validity and
+        (F,) each column's scale (None: all 1)."""
         recent = list(hist[: self.history])
         h = np.concatenate(recent) if recent else np.zeros(0, np.uint64)
         last = recent[0] if recent else np.zeros(0, np.uint64)
@@ -186,16 +192,20 @@ class ItemCrosses:
             ],
             axis=1,
         )
-        return idx.astype(np.int64), valid
+        scale = None
+        if self.last_weight != 1.0:
+            scale = np.ones(idx.shape[1])
+            scale[idx.shape[1] - width * len(last) :] = self.last_weight
+        return idx.astype(np.int64), valid, scale
 
     def scores(self, cand: Sequence[np.ndarray], hist: Sequence[np.ndarray]) -> np.ndarray:
         """(P,) r(s, i) of each candidate's tokens given the history's item tokens, most
         recent first."""
         if not cand:
             return np.zeros(0, np.float32)
-        idx, valid = self._index(cand, hist)
+        idx, valid, scale = self._index(cand, hist)
         w = self.w  # one read: a concurrent `load` swaps the whole table
-        return (_values(valid) * np.where(valid, w[idx], 0.0)).sum(axis=1).astype(np.float32)
+        return (_values(valid, scale) * np.where(valid, w[idx], 0.0)).sum(axis=1).astype(np.float32)
 
     def update(
         self,
@@ -210,8 +220,8 @@ class ItemCrosses:
         assert rewards.shape == positions.shape == (p,), f"{rewards.shape=} {positions.shape=} {p=}"
         if p == 0:
             return 0.0
-        idx, valid = self._index(cand, hist)
-        x = _values(valid)
+        idx, valid, scale = self._index(cand, hist)
+        x = _values(valid, scale)
         k = np.clip(positions.astype(np.int64), 0, len(self.pos) - 1)
         pred = (x * np.where(valid, self.w[idx], 0.0)).sum(axis=1) + self.pos[k]
         err = (rewards - pred).astype(np.float32)
@@ -264,11 +274,15 @@ class ItemCrosses:
 
 def crosses_for(cfg: RecommendConfig) -> ItemCrosses | None:
     """A new cross model with `cfg`'s rate and history (`RecommendConfig.item_crosses_lr`,
-    `item_crosses_history`, `item_crosses_power_t`); None when the rate is 0 (off)."""
+    `item_crosses_history`, `item_crosses_power_t`, `item_crosses_last_weight`); None when the
+    rate is 0 (off)."""
     if cfg.item_crosses_lr <= 0:
         return None
     return ItemCrosses(
-        lr=cfg.item_crosses_lr, history=cfg.item_crosses_history, power_t=cfg.item_crosses_power_t
+        lr=cfg.item_crosses_lr,
+        history=cfg.item_crosses_history,
+        power_t=cfg.item_crosses_power_t,
+        last_weight=cfg.item_crosses_last_weight,
     )
 
 

@@ -19,10 +19,10 @@ def test_index_of_a_batch_is_each_candidates_own_index() -> None:
     titles = ["", "cat=1", "cat=1 brand=2", "cat=2 brand=2 size=m", "plain words"]
     cand = [cx.tokens(f"i{k}", t) for k, t in enumerate(titles)]
     hist = [cx.tokens("h0", "cat=1"), cx.tokens("h1", "")]
-    idx, valid = cx._index(cand, hist)
+    idx, valid, _ = cx._index(cand, hist)
     assert valid.sum(axis=1).tolist() == [len(c) * (1 + 3 + 2) for c in cand]
     for r, c in enumerate(cand):
-        one, one_valid = cx._index([c], hist)
+        one, one_valid, _ = cx._index([c], hist)
         assert one_valid.all()
         assert np.array_equal(idx[r][valid[r]], one[0])
 

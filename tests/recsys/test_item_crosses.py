@@ -98,7 +98,30 @@ def test_a_lower_power_t_unlearns_a_long_habit_sooner() -> None:
 
 def test_the_config_builds_the_cross_model_it_names() -> None:
     """`crosses_for`: rate, history and power_t from the config; no model at rate 0."""
-    cfg = RecommendConfig(item_crosses_lr=0.2, item_crosses_history=3, item_crosses_power_t=0.3)
+    cfg = RecommendConfig(
+        item_crosses_lr=0.2,
+        item_crosses_history=3,
+        item_crosses_power_t=0.3,
+        item_crosses_last_weight=4.0,
+    )
     cx = crosses_for(cfg)
-    assert cx is not None and (cx.lr, cx.history, cx.power_t) == (0.2, 3, 0.3)
+    assert cx is not None and (cx.lr, cx.history, cx.power_t, cx.last_weight) == (0.2, 3, 0.3, 4)
     assert crosses_for(RecommendConfig()) is None
+
+
+def test_last_weight_scales_the_last_items_crosses_against_the_rest() -> None:
+    """One step on a 1-token item after a 1-token history (features: alone, history cross,
+    last cross; each weight moves by lr): at last weight 1 each counts 1/3 of the score, at 4
+    the last cross counts 4/6: a pair seen once lifts the score by lr either way, and its last
+    cross alone gives 4/6 of that instead of 1/3."""
+    a, x = item_tokens("a", ""), item_tokens("x", "")
+    cand, hist = [np.array(a, np.uint64)], [np.array(x, np.uint64)]
+    for weight, share in ((1.0, 1 / 3), (4.0, 4 / 6)):
+        cx = ItemCrosses(bits=12, lr=0.1, history=1, last_weight=weight)
+        cx.update(cand, hist, np.ones(1, np.float32), np.zeros(1))
+        assert np.isclose(cx.scores(cand, hist)[0], 0.1, atol=1e-5)
+        idx, _, _ = cx._index(cand, hist)
+        only_last = np.zeros_like(cx.w)
+        only_last[idx[0, -1]] = cx.w[idx[0, -1]]
+        cx.w = only_last
+        assert np.isclose(cx.scores(cand, hist)[0], 0.1 * share, atol=1e-5), weight
