@@ -78,15 +78,15 @@ class RecommendConfig:
     """Half-life of the served events in the live co-occurrence counts (`serving` refits them
     as events arrive; 0: every event in the window counts 1). The bundle's own (offline)
     counts never decay."""
-    cooc_successions_across_times: bool = True
+    cooc_successions_across_times: bool = False
     """Live co-occurrence: count a succession from a user's last event at one time to each of
     their events at the next time only, never between events at one time (several clicks on
     one shown list carry one time and no order of their own; in the planted simulator 56% of
     consecutive served events were such co-clicks). Off: consecutive events in the order they
-    were posted. Measured (docs/online.md, session 21; planted, held-out seeds 5 and 6, 6,000
-    decisions): the planted successor ranked first by the `next` feature in 19-20% of the
-    pools holding it instead of 11-13%, recovery 1,064 / 980 decisions instead of 1,140 /
-    1,116, regret 3,079 / 2,773 instead of 3,007 / 2,879."""
+    were posted. Measured off (docs/online.md, session 21; planted, held-out seeds 5-8, 6,000
+    decisions): the `next` feature ranks the planted successor first in 19-20% of the pools
+    holding it instead of 11-13%, but the lists show it no more often; regret 12,005 against
+    12,057 summed over the four seeds, recovery later on two of them."""
     prompt_lang: str = "auto"
     """LLM prompt language: zh | en | auto (zh when titles contain CJK)."""
     blend: BlendConfig = field(default_factory=BlendConfig)
