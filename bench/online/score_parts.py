@@ -16,12 +16,17 @@ the duration of the run (and restores them); the run itself is unchanged. Usage:
     python -m bench.online.score_parts --simulator planted --seed 5 --interactions 6000 --out DIR
 
 writes `DIR/parts.json` (one row per warm decision) and prints the mean of each ranking per
-window around the taste shift.
+window around the taste shift. With a `stream` list, `probe` also records what the cross model
+(`recsys.rec.item_crosses`) saw, in the order it saw it: each warm decision's pool and history
+with the pool items' exact values, each training step's shown items, history, rewards and
+positions, each restart (`bench.online.cross_replay` plays it to other settings of the model);
+`main` writes it to `DIR/crosses.jsonl.gz`.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,22 +38,27 @@ import numpy as np
 from bench.online.bench import OnlineConfig, run_one
 from bench.sim.base import UserPoolSimulator
 from recsys.loop import MemoryLoop
-from recsys.rec.scorers.items import ItemsScorer
+from recsys.rec.item_crosses import ItemCrosses
+from recsys.rec.scorers.items import ItemsScorer, history_ids
 
-__all__ = ["PARTS", "probe", "windows"]
+__all__ = ["PARTS", "probe", "read_stream", "windows", "write_stream"]
 
 PARTS = ("Q", "r", "vote", "Q+r", "served", "truth")
 """The rankings: each part alone, Q + r, the served score (Q + r + vote), the truth."""
 
 
 @contextmanager
-def _probed(rows: list[dict[str, float]]) -> Iterator[None]:
-    """The three wrappers of the module docstring, appending one row per warm decision."""
+def _probed(
+    rows: list[dict[str, float]], stream: list[dict[str, Any]] | None = None
+) -> Iterator[None]:
+    """The three wrappers of the module docstring, appending one row per warm decision (and,
+    with `stream`, two more: the cross model's training steps and restarts)."""
     cross_bias, decide, item_values = (
         ItemsScorer.cross_bias,
         MemoryLoop.decide,
         UserPoolSimulator.item_values,
     )
+    learn_crosses, restart = ItemsScorer.learn_crosses, ItemCrosses.restart
     seen: dict[str, Any] = {}
     step = [0]
 
@@ -58,7 +68,33 @@ def _probed(rows: list[dict[str, float]]) -> Iterator[None]:
         seen["ids"] = [rec.items.ids[int(i)] for i in cands.case_ids]
         seen["r"] = np.zeros(len(cands.case_ids)) if r is None else np.asarray(r, np.float64)
         seen["valid"] = np.asarray(cands.mask, bool)
+        if stream is not None:  # scored before any step that follows: the event goes in now
+            if not stream:
+                catalogue = {"ids": rec.items.ids, "titles": rec.items.titles}
+                stream.append({"kind": "catalogue", **catalogue})
+            pool = [i for i, k in zip(seen["ids"], seen["valid"], strict=True) if k]
+            hist = history_ids([e for e in req.events if e.ts <= req.now])
+            seen["event"] = {"kind": "score", "pool": pool, "hist": hist}
+            stream.append(seen["event"])
         return r
+
+    def probe_learn(self: ItemsScorer, rec: Any, cands: Any, history: Any, shown: Any) -> Any:
+        if stream is not None and shown:
+            stream.append(
+                {
+                    "kind": "learn",
+                    "items": [rec.items.ids[int(cands.case_ids[r])] for r, _, _ in shown],
+                    "hist": history_ids(history),
+                    "rewards": [float(x) for _, _, x in shown],
+                    "positions": [int(k) for _, k, _ in shown],
+                }
+            )
+        return learn_crosses(self, rec, cands, history, shown)
+
+    def probe_restart(self: ItemCrosses) -> None:
+        if stream is not None:
+            stream.append({"kind": "restart"})
+        restart(self)
 
     def probe_decide(
         self: MemoryLoop,
@@ -80,6 +116,11 @@ def _probed(rows: list[dict[str, float]]) -> Iterator[None]:
         values = item_values(self, user_id)
         if "q" in seen:
             rows.append({"t": float(step[0]), **_rankings(self, seen, values)})
+            if "event" in seen:
+                ids, _ = self.catalogue()
+                value_of = dict(zip(ids, values.tolist(), strict=True))
+                seen["event"].update(t=step[0], values=[value_of[i] for i in seen["event"]["pool"]])
+                stream[0].setdefault("theta", self.examination().tolist())  # type: ignore[index]
         seen.clear()
         step[0] += 1
         return values
@@ -87,12 +128,18 @@ def _probed(rows: list[dict[str, float]]) -> Iterator[None]:
     ItemsScorer.cross_bias = probe_bias  # type: ignore[method-assign]
     MemoryLoop.decide = probe_decide  # type: ignore[method-assign]
     UserPoolSimulator.item_values = probe_values  # type: ignore[method-assign]
+    ItemsScorer.learn_crosses = probe_learn  # type: ignore[method-assign]
+    ItemCrosses.restart = probe_restart  # type: ignore[method-assign]
     try:
         yield
     finally:
         ItemsScorer.cross_bias = cross_bias  # type: ignore[method-assign]
         MemoryLoop.decide = decide  # type: ignore[method-assign]
         UserPoolSimulator.item_values = item_values  # type: ignore[method-assign]
+        ItemsScorer.learn_crosses = learn_crosses  # type: ignore[method-assign]
+        ItemCrosses.restart = restart  # type: ignore[method-assign]
+        if stream is not None:  # a score event never valued (no warm decision) says nothing
+            stream[:] = [e for e in stream if e["kind"] != "score" or "values" in e]
 
 
 def _rankings(sim: UserPoolSimulator, seen: dict[str, Any], values: np.ndarray) -> dict[str, float]:
@@ -114,16 +161,36 @@ def _rankings(sim: UserPoolSimulator, seen: dict[str, Any], values: np.ndarray) 
     return out
 
 
-def probe(cfg: OnlineConfig, seed: int) -> list[dict[str, float]]:
+def probe(
+    cfg: OnlineConfig, seed: int, stream: list[dict[str, Any]] | None = None
+) -> list[dict[str, float]]:
     """One soft-q run of `cfg` on `seed` (never from the cache: a cached run has nothing to
-    probe), one row per warm decision: {"t", *PARTS}."""
+    probe), one row per warm decision: {"t", *PARTS}; `stream` (a list) receives the cross
+    model's events (module docstring): first the catalogue, then "score", "learn" and
+    "restart" events in the order they happened."""
     cache = cfg.workdir / "runs" / f"{cfg.key('soft-q', seed)}.npz"
     if cache.exists():
         raise ValueError(f"{cache} is cached: pass a fresh workdir so the run is played")
     rows: list[dict[str, float]] = []
-    with _probed(rows):
+    with _probed(rows, stream):
         run_one(cfg, "soft-q", seed)
     return rows
+
+
+def write_stream(path: Path, stream: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    """`stream` as gzipped JSON lines, `meta` (the run's settings) first."""
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        for event in [{"kind": "meta", **meta}, *stream]:
+            f.write(json.dumps(event) + "\n")
+
+
+def read_stream(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(meta, events) of a `write_stream` file."""
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        events = [json.loads(line) for line in f]
+    if not events or events[0].get("kind") != "meta":
+        raise ValueError(f"{path} is not a cross-model stream (no meta line)")
+    return events[0], events[1:]
 
 
 def windows(rows: list[dict[str, float]], shift: int, n: int) -> list[tuple[str, dict[str, float]]]:
@@ -163,10 +230,13 @@ def main(argv: list[str] | None = None) -> int:
         workdir=a.out / "work",
     )
     cfg.validate()
-    rows = probe(cfg, a.seed)
+    stream: list[dict[str, Any]] = []
+    rows = probe(cfg, a.seed, stream)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "parts.json").write_text(json.dumps(rows))
     shift = int(cfg.interactions * cfg.shift_at)
+    meta = {"simulator": a.simulator, "seed": a.seed, "interactions": a.interactions}
+    write_stream(a.out / "crosses.jsonl.gz", stream, {**meta, "shift": shift})
     print(f"{'window':20s} " + " ".join(f"{p:>7s}" for p in PARTS))
     for label, means in windows(rows, shift, cfg.interactions):
         print(f"{label:20s} " + " ".join(f"{means[p]:7.3f}" for p in PARTS))

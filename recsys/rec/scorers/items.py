@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from recsys.rec.item_crosses import ItemCrosses
     from recsys.rec.recommender import Recommender
 
-__all__ = ["ItemsScorer"]
+__all__ = ["ItemsScorer", "history_ids"]
 
 
 class ItemsScorer(Scorer):
@@ -220,7 +220,7 @@ class ItemsScorer(Scorer):
         cx = _crosses(rec)
         if cx is None:
             return None
-        hist = _history_ids([e for e in req.events if e.ts <= req.now])
+        hist = history_ids([e for e in req.events if e.ts <= req.now])
         r = cx.scores(_row_tokens(rec, cands.case_ids), _tokens(rec, hist))
         w = rec.cfg.item_crosses_weight
         return r if w == 1.0 else (w * r).astype(np.float32)
@@ -241,7 +241,7 @@ class ItemsScorer(Scorer):
         ids = [rec.items.ids[int(cands.case_ids[r])] for r, _, _ in shown]
         return cx.update(
             _tokens(rec, ids),
-            _tokens(rec, _history_ids(history)),
+            _tokens(rec, history_ids(history)),
             np.array([x for _, _, x in shown], np.float32),
             np.array([k for _, k, _ in shown], np.int64),
         )
@@ -326,7 +326,7 @@ def _crosses(rec: Recommender) -> ItemCrosses | None:
     return rec.crosses
 
 
-def _history_ids(events: Sequence[Interaction]) -> list[str]:
+def history_ids(events: Sequence[Interaction]) -> list[str]:
     """Distinct item ids of the events, most recent first."""
     ordered = sorted(events, key=lambda e: e.ts, reverse=True)
     return list(dict.fromkeys(e.item_id for e in ordered))

@@ -1,0 +1,156 @@
+"""Play a probed run's cross-model stream to other settings of the cross model.
+
+`bench.online.score_parts` records what the served cross model (`recsys.rec.item_crosses`)
+saw during one soft-q run, in order: each warm decision's pool and history with the pool
+items' exact values under the simulator, each training step (shown items, history, rewards,
+positions) and each restart at a drift alarm. This module rebuilds a cross model per setting
+and plays the stream to it: at each decision it ranks the pool by r(s, item) alone and values
+the top `list_size` items with the simulator's exact values (theta[k] * value, the
+benchmark's `expected` figure); at each step it learns; at each restart it restarts. The
+setting the run served with, played the same way, gives the `r` column of `score_parts` again.
+
+The decisions, histories and shown lists are the served run's, so a setting is judged on the
+states and the data the served model produced (a screen: a setting that ranks better here
+still has to win a run of its own, where its lists shape what it learns from). Usage:
+
+    python -m bench.online.score_parts --simulator planted --seed 5 --interactions 6000 --out DIR
+    python -m bench.online.cross_replay DIR/crosses.jsonl.gz --setting lr=0.03 --setting power_t=.25
+
+prints the mean value of each setting's top 10 per window around the taste shift, beside the
+served setting's and the best list inside the pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.online.score_parts import read_stream
+from recsys.rec.item_crosses import ItemCrosses, crosses_for
+
+__all__ = ["SETTINGS", "parse_setting", "replay", "window_means"]
+
+SETTINGS = ("lr", "history", "power_t", "last_weight")
+"""The cross model's settings a replay may change (`ItemCrosses` arguments)."""
+
+
+def parse_setting(text: str) -> dict[str, float]:
+    """`"lr=0.03,power_t=0.25"` -> {"lr": 0.03, "power_t": 0.25} (`SETTINGS` names only)."""
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep or name not in SETTINGS:
+            raise ValueError(f"{part!r}: expected NAME=VALUE with NAME one of {SETTINGS}")
+        out[name] = float(value)
+    return out
+
+
+def _served() -> dict[str, float]:
+    """The online preset's cross-model settings (what `score_parts` runs)."""
+    from recsys.presets import online
+
+    cx = crosses_for(online("items").recommend)
+    assert cx is not None, "the online preset has a cross model"
+    return {
+        "lr": cx.lr,
+        "history": cx.history,
+        "power_t": cx.power_t,
+        "last_weight": cx.last_weight,
+    }
+
+
+def replay(
+    events: Sequence[Mapping[str, Any]], setting: Mapping[str, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(t, value of r's top of the pool, value of the best list inside it) per decision of the
+    stream (a list as long as the simulator's examination, `theta` of the catalogue event), for
+    a cross model built with `setting` (unnamed settings: `ItemCrosses`' defaults)."""
+    if not events or events[0]["kind"] != "catalogue":
+        raise ValueError("a stream starts with its catalogue")
+    kw: dict[str, Any] = dict(setting)
+    if "history" in kw:
+        kw["history"] = int(kw["history"])
+    cx = ItemCrosses(**kw)
+    ids, titles = events[0]["ids"], events[0]["titles"]
+    tok = {i: cx.tokens(i, t) for i, t in zip(ids, titles, strict=True)}
+    theta = np.asarray(events[0]["theta"], np.float64)
+    ts, got, best = [], [], []
+    for e in events[1:]:
+        hist = [tok[i] for i in e.get("hist", ()) if i in tok]
+        if e["kind"] == "score":
+            vals = np.asarray(e["values"], np.float64)
+            r = cx.scores([tok[i] for i in e["pool"]], hist)
+            k = min(len(theta), len(vals))
+            top = np.argsort(-r, kind="stable")[:k]
+            ts.append(e["t"])
+            got.append(float((theta[:k] * vals[top]).sum()))
+            best.append(float((theta[:k] * np.sort(vals)[::-1][:k]).sum()))
+        elif e["kind"] == "learn":
+            cx.update(
+                [tok[i] for i in e["items"]],
+                hist,
+                np.asarray(e["rewards"], np.float32),
+                np.asarray(e["positions"], np.int64),
+            )
+        elif e["kind"] == "restart":
+            cx.restart()
+    return np.asarray(ts, np.int64), np.asarray(got), np.asarray(best)
+
+
+def window_means(
+    t: np.ndarray, values: Mapping[str, np.ndarray], shift: int, n: int
+) -> list[tuple[str, dict[str, float]]]:
+    """The mean of each named series per window: the first 1,000 decisions, the 1,000 before
+    the shift, 0-500 and 500-1,500 after it, and the last 20% of the run (empty windows left
+    out)."""
+    spans = [
+        ("first 1,000", 0, 1000),
+        ("before -1,000..0", shift - 1000, shift),
+        ("after 0..500", shift, shift + 500),
+        ("after 500..1,500", shift + 500, shift + 1500),
+        ("last 20%", int(0.8 * n), n),
+    ]
+    out = []
+    for label, a, b in spans:
+        sel = (t >= a) & (t < b)
+        if sel.any():
+            out.append((label, {k: float(v[sel].mean()) for k, v in values.items()}))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.online.cross_replay` (module docstring)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("stream", type=Path, help="DIR/crosses.jsonl.gz of bench.online.score_parts")
+    ap.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        help=f"NAME=VALUE[,NAME=VALUE] of {SETTINGS} over the served ones (repeatable)",
+    )
+    a = ap.parse_args(argv)
+    meta, events = read_stream(a.stream)
+    served = _served()
+    named = {"served": served} | {s: served | parse_setting(s) for s in a.setting}
+    series: dict[str, np.ndarray] = {}
+    t = np.zeros(0, np.int64)
+    for name, setting in named.items():
+        t, got, best = replay(events, setting)
+        series[name] = got
+    series["best in pool"] = best
+    head = f"{meta.get('simulator')} seed {meta.get('seed')}"
+    print(f"{head}: value of the top of each pool by the cross model's r alone")
+    width = max(len(k) for k in series)
+    rows = window_means(t, series, int(meta["shift"]), int(meta["interactions"]))
+    print(f"{'setting':{width}s} " + " ".join(f"{label:>17s}" for label, _ in rows))
+    for k in series:
+        print(f"{k:{width}s} " + " ".join(f"{m[k]:17.3f}" for _, m in rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
