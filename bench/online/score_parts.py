@@ -41,10 +41,14 @@ from recsys.loop import MemoryLoop
 from recsys.rec.item_crosses import ItemCrosses
 from recsys.rec.scorers.items import ItemsScorer, history_ids
 
-__all__ = ["PARTS", "probe", "read_stream", "windows", "write_stream"]
+__all__ = ["COLUMNS", "PARTS", "probe", "read_stream", "windows", "write_stream"]
 
 PARTS = ("Q", "r", "vote", "Q+r", "served", "truth")
 """The rankings: each part alone, Q + r, the served score (Q + r + vote), the truth."""
+
+COLUMNS = (*PARTS, "catalogue")
+"""A row's figures: the rankings, and the best list of the whole catalogue (the benchmark's
+oracle: how much of it the pool holds)."""
 
 
 @contextmanager
@@ -158,6 +162,8 @@ def _rankings(sim: UserPoolSimulator, seen: dict[str, Any], values: np.ndarray) 
     for name, score in parts.items():
         top = np.argsort(-score, kind="stable")[:k]
         out[name] = float((theta[:k] * vals[top]).sum())
+    best = np.sort(values)[::-1][: len(theta)]
+    out["catalogue"] = float((theta[: len(best)] * best).sum())
     return out
 
 
@@ -165,7 +171,7 @@ def probe(
     cfg: OnlineConfig, seed: int, stream: list[dict[str, Any]] | None = None
 ) -> list[dict[str, float]]:
     """One soft-q run of `cfg` on `seed` (never from the cache: a cached run has nothing to
-    probe), one row per warm decision: {"t", *PARTS}; `stream` (a list) receives the cross
+    probe), one row per warm decision: {"t", *COLUMNS}; `stream` (a list) receives the cross
     model's events (module docstring): first the catalogue, then "score", "learn" and
     "restart" events in the order they happened."""
     cache = cfg.workdir / "runs" / f"{cfg.key('soft-q', seed)}.npz"
@@ -209,7 +215,7 @@ def windows(rows: list[dict[str, float]], shift: int, n: int) -> list[tuple[str,
     for label, a, b in spans:
         sel = [x for x, keep in zip(rows, (t >= a) & (t < b), strict=True) if keep]
         if sel:
-            out.append((label, {p: float(np.mean([x[p] for x in sel])) for p in PARTS}))
+            out.append((label, {p: float(np.mean([x[p] for x in sel])) for p in COLUMNS}))
     return out
 
 
@@ -237,9 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     shift = int(cfg.interactions * cfg.shift_at)
     meta = {"simulator": a.simulator, "seed": a.seed, "interactions": a.interactions}
     write_stream(a.out / "crosses.jsonl.gz", stream, {**meta, "shift": shift})
-    print(f"{'window':20s} " + " ".join(f"{p:>7s}" for p in PARTS))
+    print(f"{'window':20s} " + " ".join(f"{p:>9s}" for p in COLUMNS))
     for label, means in windows(rows, shift, cfg.interactions):
-        print(f"{label:20s} " + " ".join(f"{means[p]:7.3f}" for p in PARTS))
+        print(f"{label:20s} " + " ".join(f"{means[p]:9.3f}" for p in COLUMNS))
     return 0
 
 

@@ -25,7 +25,8 @@ def _one_thread() -> None:
 def test_the_probe_ranks_each_pool_by_each_part_and_leaves_no_wrapper(tmp_path: Path) -> None:
     """300 planted decisions: one row per warm decision, every ranking finite and none above
     the truth (the pool sorted by value is the best list inside it: theta falls with the
-    position); the wrapped methods are the originals afterwards; a cached run is refused."""
+    position) and the truth none above the catalogue's best list; the wrapped methods are the
+    originals afterwards; a cached run is refused."""
     originals = (ItemsScorer.cross_bias, MemoryLoop.decide, UserPoolSimulator.item_values)
     cfg = OnlineConfig(
         interactions=300, seeds=(0,), methods=("soft-q",), ope=False, workdir=tmp_path
@@ -35,6 +36,7 @@ def test_the_probe_ranks_each_pool_by_each_part_and_leaves_no_wrapper(tmp_path: 
     for row in rows:
         assert all(math.isfinite(row[p]) for p in PARTS)
         assert all(row[p] <= row["truth"] + 1e-9 for p in PARTS), row
+        assert row["truth"] <= row["catalogue"] + 1e-9, "the pool is part of the catalogue"
     assert any(row["Q"] != row["r"] for row in rows), "two parts that never differ say nothing"
     assert (ItemsScorer.cross_bias, MemoryLoop.decide, UserPoolSimulator.item_values) == originals
     labels = [label for label, _ in windows(rows, 150, 300)]  # windows without rows are left out
