@@ -122,14 +122,19 @@ class RecommendConfig:
     prevails over Q's where they disagree."""
     item_crosses_power_t: float = 0.5
     """items scorer, online: the cross model's step decay, each step divided by (sum of the
-    weight's past squared gradients) ** power_t (`recsys.rec.item_crosses`): 0.5 is AdaGrad,
-    lower keeps later steps larger, so what was learned before a taste shift is unlearned
-    sooner (Vowpal Wabbit's `--power_t`; its online peer runs at 0.25)."""
+    weight's past squared gradients) ** power_t (`recsys.rec.item_crosses`): 0.5 is AdaGrad
+    (Vowpal Wabbit's `--power_t`; its online peer runs at 0.25). Lower shrinks the steps more
+    slowly as gradients add up but, with the small gradients of a mean over ~57 features,
+    makes every step smaller: 0.25 ranked the same pools better before a taste shift and
+    relearned far slower after it (docs/online.md, session 22: regret higher on both held-out
+    seeds)."""
     item_crosses_last_weight: float = 1.0
     """items scorer, online: the value of each (last event's token x item token) cross in the
     cross model relative to its other features (`recsys.rec.item_crosses`; 1: every active
     feature counts alike, so the one cross naming the item that follows the user's last item
-    is 1 of ~57 features of a planted candidate)."""
+    is 1 of ~57 features of a planted candidate). 5 measured worse (docs/online.md, session
+    22; planted, held-out seeds 5-8, 6,000 decisions): regret higher on three seeds of four,
+    12,518 against 12,057 summed."""
     drift_drop: float = 0.0
     """items scorer, online: the reward-drop alarm (`recsys.rec.drift`): when the reward per
     shown item falls below (1 - drift_drop) x its slower recent mean, the cross model's

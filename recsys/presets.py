@@ -94,7 +94,10 @@ Measured (`memento bench online` soft-q, planted, seed 0, 3,000 decisions, in pr
 learner applied before every decision; runs repeat on the seed): last-20% expected reward
 0.494 without it, 0.584 at 0.1 (0.433 of the oracle's); before the shift 0.469 and 0.525 of
 the oracle's; regret 2,582 and 2,287. An earlier pair of runs (decision ids not yet seeded,
-so +-0.03 between repeats) gave 0.487, 0.569 at 0.1 and 0.540 at 0.3."""
+so +-0.03 between repeats) gave 0.487, 0.569 at 0.1 and 0.540 at 0.3. Session 22 (held-out
+planted seeds 5 and 6, 6,000 decisions, the current model): 0.03 ranked the served run's pools
+better by the cross model alone (`bench.online.cross_replay`) but its own runs had regret
+3,309 and 3,098 against 3,007 and 2,879, recovering later on both seeds."""
 
 
 ONLINE_ITEM_CROSSES_WEIGHT = 3.0
