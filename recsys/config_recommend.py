@@ -164,6 +164,12 @@ class RecommendConfig:
     held-out planted seeds (docs/online.md, session 20): recovery after the shift sooner and
     the first 1,000 decisions after it higher, but the last 20% lower on both seeds and regret
     mixed, so the online preset keeps the policy's own."""
+    drift_crosses_lr: float = 0.0
+    """items scorer, online: the cross model's AdaGrad rate while a drift alarm's window lasts
+    (`drift_explore_hours`; `item_crosses_lr` before and after it); 0 = `item_crosses_lr`
+    throughout. The steps that follow the alarm's restart are this large, so the old season's
+    crosses are unlearned faster, and the rate outside the window can be lower (steadier
+    estimates) without slowing the relearning (docs/online.md, session 22)."""
     case_vote_weight: float = 0.0
     """items scorer: weight of the case memory's direct vote in the policy's scores, added to Q
     like the cross model (`recsys.rec.item_features.case_vote`: each pool item's shrunk,

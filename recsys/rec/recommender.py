@@ -125,22 +125,28 @@ class Recommender:
     def note_reward(self, reward: float, at: float) -> bool:
         """One shown item's closed outcome at time `at` into the reward-drop alarm
         (`recsys.rec.drift`); on an alarm the cross model's AdaGrad steps restart at full size and
-        the pool widens for a while (`RecommendConfig.drift_drop`). True on an alarm."""
-        if self.drift is None or not self.drift.observe(reward):
-            return False
-        log.warning(
-            "reward drift: the reward per shown item fell to %.4f against %.4f before; "
-            "relearning (alarm %d)",
-            self.drift.fast,
-            self.drift.before,
-            self.drift.alarms,
-        )
-        self.drift_at = at
-        if self.crosses is not None:
-            self.crosses.restart()
-        if self.cfg.drift_forget in ("replay", "all") and self.loop is not None:
-            self.loop.learner.replay.clear()
-        return True
+        the pool widens for a while (`RecommendConfig.drift_drop`). The cross model's rate is
+        then the window's (`RecommendConfig.drift_crosses_lr`) or its own, for the steps that
+        follow. True on an alarm."""
+        alarm = self.drift is not None and self.drift.observe(reward)
+        if alarm:
+            assert self.drift is not None
+            log.warning(
+                "reward drift: the reward per shown item fell to %.4f against %.4f before; "
+                "relearning (alarm %d)",
+                self.drift.fast,
+                self.drift.before,
+                self.drift.alarms,
+            )
+            self.drift_at = at
+            if self.crosses is not None:
+                self.crosses.restart()
+            if self.cfg.drift_forget in ("replay", "all") and self.loop is not None:
+                self.loop.learner.replay.clear()
+        c = self.cfg
+        if self.crosses is not None and c.drift_crosses_lr > 0:
+            self.crosses.lr = c.drift_crosses_lr if self.drift_window(at) else c.item_crosses_lr
+        return alarm
 
     def drift_explore(self, now: float) -> int:
         """Random catalogue items a pool at `now` takes after a drift alarm

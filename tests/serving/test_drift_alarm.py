@@ -40,7 +40,9 @@ def _pool_size(core: ServingCore) -> int:
 
 
 def test_an_alarm_restarts_the_crosses_steps_and_widens_the_pool(tmp_path: Path) -> None:
-    core = _core(tmp_path, recommend=DRIFT, learner={"lr": 1e-2})
+    """An alarm restarts the cross model's AdaGrad steps and widens the pool for its window;
+    the cross model steps at the window's rate while the window lasts, at its own after."""
+    core = _core(tmp_path, recommend={**DRIFT, "drift_crosses_lr": 0.3}, learner={"lr": 1e-2})
     _write_cases(core)
     rec = core.runtime.rec
     assert rec.drift is not None and rec.crosses is not None
@@ -52,6 +54,7 @@ def test_an_alarm_restarts_the_crosses_steps_and_widens_the_pool(tmp_path: Path)
         updates += [core.apply_feedback(dk, item, "alipay", None) for item in d.items[:2]]
     assert not any(u.drift_alarm for u in updates)
     assert np.any(rec.crosses.g2 > 0)
+    assert rec.crosses.lr == 0.1
     fired = None
     for k in range(40):
         dk = dataclasses.replace(d, decision_id=f"skip{k}")
@@ -60,6 +63,9 @@ def test_an_alarm_restarts_the_crosses_steps_and_widens_the_pool(tmp_path: Path)
                 fired = fired or (k, item)
                 assert not np.any(rec.crosses.g2), "the alarm's AdaGrad accumulators"
     assert fired is not None and rec.drift.alarms >= 1
+    assert rec.crosses.lr == 0.3
+    rec.note_reward(1.0, time.time() + 13 * 3600.0)  # the window is over (12 hours by default)
+    assert rec.crosses.lr == 0.1
     assert rec.drift_explore(time.time()) == 6
     assert rec.drift_explore(time.time() + 13 * 3600.0) == 0  # 12 hours by default
     widened, at = _pool_size(core), rec.drift_at
@@ -112,3 +118,4 @@ def test_no_alarm_without_the_setting(tmp_path: Path) -> None:
     assert rec.drift is None
     assert not rec.note_reward(0.0, time.time())
     assert rec.drift_explore(time.time()) == 0
+    assert rec.crosses is not None and rec.crosses.lr == 0.1  # no window: the rate stays
