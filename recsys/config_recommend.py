@@ -171,8 +171,8 @@ class RecommendConfig:
     crosses are unlearned faster, and the rate outside the window can be lower (steadier
     estimates) without slowing the relearning. Measured with `item_crosses_lr` 0.03 and 0.1
     here (docs/online.md, session 22; planted, held-out seeds 5-8, 6,000 decisions): recovery
-    after the shift sooner on three seeds of four, regret level (12,174 against 12,057 summed),
-    before the shift lower on three; off in the preset."""
+    after the shift sooner on three seeds of four, regret higher (12,283 against 12,057
+    summed), before the shift lower on three; off in the preset."""
     case_vote_weight: float = 0.0
     """items scorer: weight of the case memory's direct vote in the policy's scores, added to Q
     like the cross model (`recsys.rec.item_features.case_vote`: each pool item's shrunk,
