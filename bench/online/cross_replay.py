@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.online.score_parts import read_stream
+from bench.online.score_parts import read_stream, span_means
 from recsys.rec.item_crosses import ItemCrosses, crosses_for
 
 __all__ = ["SETTINGS", "parse_setting", "replay", "window_means"]
@@ -102,11 +102,11 @@ def replay(
 
 
 def window_means(
-    t: np.ndarray, values: Mapping[str, np.ndarray], shift: int, n: int
+    t: np.ndarray, values: dict[str, np.ndarray], shift: int, n: int
 ) -> list[tuple[str, dict[str, float]]]:
     """The mean of each named series per window: the first 1,000 decisions, the 1,000 before
     the shift, 0-500 and 500-1,500 after it, and the last 20% of the run (empty windows left
-    out)."""
+    out; `score_parts.span_means`)."""
     spans = [
         ("first 1,000", 0, 1000),
         ("before -1,000..0", shift - 1000, shift),
@@ -114,12 +114,7 @@ def window_means(
         ("after 500..1,500", shift + 500, shift + 1500),
         ("last 20%", int(0.8 * n), n),
     ]
-    out = []
-    for label, a, b in spans:
-        sel = (t >= a) & (t < b)
-        if sel.any():
-            out.append((label, {k: float(v[sel].mean()) for k, v in values.items()}))
-    return out
+    return span_means(t, values, spans)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,7 +41,7 @@ from recsys.loop import MemoryLoop
 from recsys.rec.item_crosses import ItemCrosses
 from recsys.rec.scorers.items import ItemsScorer, history_ids
 
-__all__ = ["COLUMNS", "PARTS", "probe", "read_stream", "windows", "write_stream"]
+__all__ = ["COLUMNS", "PARTS", "probe", "read_stream", "span_means", "windows", "write_stream"]
 
 PARTS = ("Q", "r", "vote", "Q+r", "served", "truth")
 """The rankings: each part alone, Q + r, the served score (Q + r + vote), the truth."""
@@ -199,10 +199,26 @@ def read_stream(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return events[0], events[1:]
 
 
+Span = tuple[str, int, int]
+"""A window of decisions: (label, first, end) with end excluded."""
+
+
+def span_means(
+    t: np.ndarray, series: dict[str, np.ndarray], spans: list[Span]
+) -> list[tuple[str, dict[str, float]]]:
+    """The mean of each series (aligned with the decision numbers `t`) per span, spans without
+    decisions left out."""
+    out = []
+    for label, a, b in spans:
+        sel = (t >= a) & (t < b)
+        if sel.any():
+            out.append((label, {k: float(v[sel].mean()) for k, v in series.items()}))
+    return out
+
+
 def windows(rows: list[dict[str, float]], shift: int, n: int) -> list[tuple[str, dict[str, float]]]:
     """The mean of each ranking per window: the last 1,000 decisions before the shift, 0-250,
     250-500, 500-1,000 and 1,000-2,000 after it, and the last 20% of the run."""
-    t = np.array([x["t"] for x in rows])
     spans = [
         ("before -1,000..0", shift - 1000, shift),
         ("after 0..250", shift, shift + 250),
@@ -211,12 +227,8 @@ def windows(rows: list[dict[str, float]], shift: int, n: int) -> list[tuple[str,
         ("after 1,000..2,000", shift + 1000, shift + 2000),
         ("last 20%", int(0.8 * n), n),
     ]
-    out = []
-    for label, a, b in spans:
-        sel = [x for x, keep in zip(rows, (t >= a) & (t < b), strict=True) if keep]
-        if sel:
-            out.append((label, {p: float(np.mean([x[p] for x in sel])) for p in COLUMNS}))
-    return out
+    t = np.array([x["t"] for x in rows])
+    return span_means(t, {p: np.array([x[p] for x in rows]) for p in COLUMNS}, spans)
 
 
 def main(argv: list[str] | None = None) -> int:
