@@ -34,7 +34,7 @@ from recsys.rec.item_crosses import ItemCrosses, crosses_for
 
 __all__ = ["SETTINGS", "parse_setting", "replay", "window_means"]
 
-SETTINGS = ("lr", "history", "power_t", "last_weight")
+SETTINGS = ("lr", "history", "power_t", "last_weight", "mix")
 """The cross model's settings a replay may change (`ItemCrosses` arguments)."""
 
 
@@ -60,6 +60,7 @@ def _served() -> dict[str, float]:
         "history": cx.history,
         "power_t": cx.power_t,
         "last_weight": cx.last_weight,
+        "mix": cx.mix,
     }
 
 
@@ -72,8 +73,9 @@ def replay(
     if not events or events[0]["kind"] != "catalogue":
         raise ValueError("a stream starts with its catalogue")
     kw: dict[str, Any] = dict(setting)
-    if "history" in kw:
-        kw["history"] = int(kw["history"])
+    for name in ("history", "mix"):
+        if name in kw:
+            kw[name] = int(kw[name])
     cx = ItemCrosses(**kw)
     ids, titles = events[0]["ids"], events[0]["titles"]
     tok = {i: cx.tokens(i, t) for i, t in zip(ids, titles, strict=True)}

@@ -9,7 +9,9 @@ the way the Vowpal Wabbit peer learns (`bench.online.vw_policy`: `-q HA -q LA`):
 - features of (user history H, item i), hashed into one weight table (Weinberger et al. 2009,
   "Feature hashing for large scale multitask learning"; no learned embeddings): every token
   of i alone (identity, attributes), every (token of an item among the last `history` events)
-  x (token of i), and every (token of the last event) x (token of i);
+  x (token of i), and every (token of the last event) x (token of i); with `mix`, also every
+  mix token of the latest `mix` events (`mix_tokens`: an attribute word and the bucket of its
+  share among them) x (token of i);
 - r(s, i) = the mean of the hashed weights of its active features (each of value 1 / their
   count), and the policy scores Q(s, i) + r(s, i).
 
@@ -44,7 +46,7 @@ from recsys.config import RecommendConfig
 from recsys.errors import BundleError
 from recsys.rec.item_attrs import attribute_words
 
-__all__ = ["CrossesState", "ItemCrosses", "crosses_for", "item_tokens"]
+__all__ = ["CrossesState", "ItemCrosses", "crosses_for", "item_tokens", "mix_tokens"]
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 """Odd 64-bit constant mixing two token hashes into one cross (Fibonacci hashing)."""
@@ -55,6 +57,30 @@ def item_tokens(item_id: str, title: str) -> list[int]:
     words of its title."""
     words = [f"id={item_id}", *attribute_words(title)]
     return [zlib.crc32(w.encode()) for w in words]
+
+
+MIX_BUCKETS = 4
+"""Share buckets of a mix token: an attribute on under 1/4 of the items, 1/4 to 1/2, 1/2 to
+3/4, or more (`mix_tokens`)."""
+
+
+def mix_tokens(hist: Sequence[np.ndarray]) -> np.ndarray:
+    """(M,) uint64 one token per attribute word among `hist` (item tokens, each its id first,
+    then its attribute words: `item_tokens`), naming the word and the bucket of its share of
+    these items (`MIX_BUCKETS`): `cat=3` on 12 of the latest 20 items and `cat=3` on 2 of them
+    are different tokens. Crossed with a candidate's tokens as one more history item, they
+    say what the user's recent history is mostly made of, which its single items do not."""
+    count: dict[int, int] = {}
+    for t in hist:
+        for a in t[1:].tolist():
+            count[a] = count.get(a, 0) + 1
+    if not count:
+        return np.zeros(0, np.uint64)
+    words = np.fromiter(count, np.uint64, len(count))
+    share = np.fromiter(count.values(), np.float64, len(count)) / len(hist)
+    bucket = np.minimum(MIX_BUCKETS - 1, (MIX_BUCKETS * share).astype(np.int64))
+    with np.errstate(over="ignore"):  # wrap-around multiplication is the hash
+        return (words * _MIX + bucket.astype(np.uint64) + np.uint64(5)) * _MIX
 
 
 def _values(valid: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
@@ -138,12 +164,15 @@ class ItemCrosses:
         positions: int = 64,
         power_t: float = 0.5,
         last_weight: float = 1.0,
+        mix: int = 0,
     ) -> None:
-        assert 8 <= bits <= 30 and history >= 0, f"{bits=} {history=}"
+        assert 8 <= bits <= 30 and history >= 0 and mix >= 0, f"{bits=} {history=} {mix=}"
         assert 0.0 < power_t <= 1.0 and last_weight > 0.0, f"{power_t=} {last_weight=}"
         self.bits, self.lr, self.history, self.power_t = bits, lr, history, power_t
         self.last_weight = last_weight
         """Value of a (last event x item) cross relative to the other features (1: all equal)."""
+        self.mix = mix
+        """History items whose attribute shares form the mix tokens (`mix_tokens`; 0: none)."""
         self.w = np.zeros(1 << bits, np.float32)
         """Hashed weights."""
         self.g2 = np.zeros(1 << bits, np.float32)
@@ -167,8 +196,10 @@ class ItemCrosses:
         """Hashed feature rows of each candidate: (P, F) weight indices, (P, F) validity and
         (F,) each column's scale (None: all 1)."""
         recent = list(hist[: self.history])
-        h = np.concatenate(recent) if recent else np.zeros(0, np.uint64)
         last = recent[0] if recent else np.zeros(0, np.uint64)
+        if self.mix:
+            recent.append(mix_tokens(hist[: self.mix]))
+        h = np.concatenate(recent) if recent else np.zeros(0, np.uint64)
         lens = np.fromiter((len(c) for c in cand), np.int64, len(cand))
         width = int(lens.max()) if len(cand) else 0
         ok = np.arange(width)[None, :] < lens[:, None]  # each row's tokens, left-aligned
@@ -274,8 +305,8 @@ class ItemCrosses:
 
 def crosses_for(cfg: RecommendConfig) -> ItemCrosses | None:
     """A new cross model with `cfg`'s rate and history (`RecommendConfig.item_crosses_lr`,
-    `item_crosses_history`, `item_crosses_power_t`, `item_crosses_last_weight`); None when the
-    rate is 0 (off)."""
+    `item_crosses_history`, `item_crosses_power_t`, `item_crosses_last_weight`,
+    `item_crosses_mix`); None when the rate is 0 (off)."""
     if cfg.item_crosses_lr <= 0:
         return None
     return ItemCrosses(
@@ -283,6 +314,7 @@ def crosses_for(cfg: RecommendConfig) -> ItemCrosses | None:
         history=cfg.item_crosses_history,
         power_t=cfg.item_crosses_power_t,
         last_weight=cfg.item_crosses_last_weight,
+        mix=cfg.item_crosses_mix,
     )
 
 

@@ -42,6 +42,8 @@ def test_the_served_setting_replayed_ranks_every_pool_as_the_run_did(
     np.testing.assert_allclose(best, [x["truth"] for x in rows], rtol=1e-6)
     _, other, _ = replay(stream, _served() | {"lr": 0.01})
     assert not np.allclose(other, got)
+    _, mixed, _ = replay(stream, _served() | {"mix": 20.0})  # a float, as parse_setting reads it
+    assert not np.allclose(mixed, got)
 
     path = tmp_path / "crosses.jsonl.gz"
     meta = {"simulator": "planted", "seed": 0, "interactions": 300, "shift": 150}
@@ -56,6 +58,7 @@ def test_settings_and_windows_are_read_as_written() -> None:
     """Unknown or malformed settings are refused by name; windows without decisions are left
     out and the others hold their means."""
     assert parse_setting("lr=0.03, power_t=0.25") == {"lr": 0.03, "power_t": 0.25}
+    assert parse_setting("mix=20") == {"mix": 20.0}
     for bad in ("alpha=1", "lr"):
         with pytest.raises(ValueError, match="NAME=VALUE"):
             parse_setting(bad)

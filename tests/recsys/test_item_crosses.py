@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from recsys.config import RecommendConfig
-from recsys.rec.item_crosses import ItemCrosses, crosses_for, item_tokens
+from recsys.rec.item_crosses import ItemCrosses, crosses_for, item_tokens, mix_tokens
 
 
 def test_tokens_are_the_id_and_the_key_value_title_words() -> None:
@@ -103,9 +103,11 @@ def test_the_config_builds_the_cross_model_it_names() -> None:
         item_crosses_history=3,
         item_crosses_power_t=0.3,
         item_crosses_last_weight=4.0,
+        item_crosses_mix=20,
     )
     cx = crosses_for(cfg)
-    assert cx is not None and (cx.lr, cx.history, cx.power_t, cx.last_weight) == (0.2, 3, 0.3, 4)
+    got = (cx.lr, cx.history, cx.power_t, cx.last_weight, cx.mix) if cx else None
+    assert got == (0.2, 3, 0.3, 4, 20)
     assert crosses_for(RecommendConfig()) is None
 
 
@@ -125,3 +127,42 @@ def test_last_weight_scales_the_last_items_crosses_against_the_rest() -> None:
         only_last[idx[0, -1]] = cx.w[idx[0, -1]]
         cx.w = only_last
         assert np.isclose(cx.scores(cand, hist)[0], 0.1 * share, atol=1e-5), weight
+
+
+def _items(prefix: str, n: int, title: str) -> list[np.ndarray]:
+    return [np.array(item_tokens(f"{prefix}{k}", title), np.uint64) for k in range(n)]
+
+
+def test_mix_tokens_name_each_attribute_with_the_bucket_of_its_share() -> None:
+    """`cat=1` on 4 of 5 items (share 0.8, top bucket) and on 1 of 5 (0.2, lowest) are two
+    tokens; the same shares of other items give the same tokens; ids make none."""
+    mostly = _items("a", 4, "cat=1 brand=9") + _items("b", 1, "cat=2 brand=9")
+    rarely = _items("c", 1, "cat=1 brand=9") + _items("d", 4, "cat=2 brand=9")
+    m, r = set(mix_tokens(mostly).tolist()), set(mix_tokens(rarely).tolist())
+    assert len(m) == len(r) == 3  # cat=1, cat=2, brand=9
+    assert len(m & r) == 1  # brand=9 on all five items in both
+    again = _items("e", 4, "cat=1 brand=9") + _items("f", 1, "cat=2 brand=9")
+    assert set(mix_tokens(again).tolist()) == m
+    assert len(mix_tokens(_items("g", 3, "no attributes"))) == 0
+    assert len(mix_tokens([])) == 0
+
+
+def test_mix_tells_apart_histories_whose_latest_items_agree() -> None:
+    """Two users share their last item; one's earlier history is mostly cat=1, the other's
+    cat=2, and each is rewarded for the item of its category. With the last item alone
+    (history 1) the model cannot tell them apart; crossing the mix of the latest 10 items,
+    it ranks each user's category first."""
+    last = _items("z", 1, "cat=9")
+    hist_a = last + _items("a", 9, "cat=1")
+    hist_b = last + _items("b", 9, "cat=2")
+    cand = _items("p", 1, "cat=1") + _items("q", 1, "cat=2")
+    for mix in (0, 10):
+        cx = ItemCrosses(bits=16, lr=0.2, history=1, mix=mix)
+        for _ in range(30):
+            cx.update(cand, hist_a, np.array([1.0, 0.0], np.float32), np.zeros(2))
+            cx.update(cand, hist_b, np.array([0.0, 1.0], np.float32), np.zeros(2))
+        sa, sb = cx.scores(cand, hist_a), cx.scores(cand, hist_b)
+        if mix:
+            assert sa[0] > sa[1] + 0.1 and sb[1] > sb[0] + 0.1, (sa, sb)
+        else:
+            np.testing.assert_array_equal(sa, sb)
