@@ -142,6 +142,13 @@ class RecommendConfig:
     mixed (docs/online.md, session 23; planted, held-out seeds 5-8, 6,000 decisions): last-20%
     reward higher on three seeds (+0.035 [-0.019, +0.089]), regret lower on two, recovery and
     the before-shift ratio worse on two and three; not adopted."""
+    item_crosses_target: Literal["reward", "click"] = "reward"
+    """items scorer, online: what each step of the cross model fits, the shown item's reward
+    or 1 for any reward above 0 (`recsys.rec.item_crosses.CrossesTarget`)."""
+    item_crosses_position: Literal["bias", "exam"] = "bias"
+    """items scorer, online: the shown position in the cross model's steps, an added bias or a
+    multiplied examination factor (`recsys.rec.item_crosses.CrossesPosition`); a model learned
+    with one does not load into the other."""
     drift_drop: float = 0.0
     """items scorer, online: the reward-drop alarm (`recsys.rec.drift`): when the reward per
     shown item falls below (1 - drift_drop) x its slower recent mean, the cross model's

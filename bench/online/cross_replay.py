@@ -34,22 +34,26 @@ from recsys.rec.item_crosses import ItemCrosses, crosses_for
 
 __all__ = ["SETTINGS", "parse_setting", "replay", "window_means"]
 
-SETTINGS = ("lr", "history", "power_t", "last_weight", "mix")
+SETTINGS = ("lr", "history", "power_t", "last_weight", "mix", "target", "position")
 """The cross model's settings a replay may change (`ItemCrosses` arguments)."""
 
 
-def parse_setting(text: str) -> dict[str, float]:
-    """`"lr=0.03,power_t=0.25"` -> {"lr": 0.03, "power_t": 0.25} (`SETTINGS` names only)."""
-    out: dict[str, float] = {}
+def parse_setting(text: str) -> dict[str, float | str]:
+    """`"lr=0.03,target=click"` -> {"lr": 0.03, "target": "click"} (`SETTINGS` names only;
+    numbers read as floats)."""
+    out: dict[str, float | str] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, value = part.partition("=")
         if not sep or name not in SETTINGS:
             raise ValueError(f"{part!r}: expected NAME=VALUE with NAME one of {SETTINGS}")
-        out[name] = float(value)
+        try:
+            out[name] = float(value)
+        except ValueError:
+            out[name] = value.strip()
     return out
 
 
-def _served() -> dict[str, float]:
+def _served() -> dict[str, float | str]:
     """The online preset's cross-model settings (what `score_parts` runs)."""
     from recsys.presets import online
 
@@ -61,11 +65,13 @@ def _served() -> dict[str, float]:
         "power_t": cx.power_t,
         "last_weight": cx.last_weight,
         "mix": cx.mix,
+        "target": cx.target,
+        "position": cx.position,
     }
 
 
 def replay(
-    events: Sequence[Mapping[str, Any]], setting: Mapping[str, float]
+    events: Sequence[Mapping[str, Any]], setting: Mapping[str, float | str]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(t, value of r's top of the pool, value of the best list inside it) per decision of the
     stream (a list as long as the simulator's examination, `theta` of the catalogue event), for

@@ -39,6 +39,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -46,7 +47,15 @@ from recsys.config import RecommendConfig
 from recsys.errors import BundleError
 from recsys.rec.item_attrs import attribute_words
 
-__all__ = ["CrossesState", "ItemCrosses", "crosses_for", "item_tokens", "mix_tokens"]
+__all__ = [
+    "CrossesPosition",
+    "CrossesState",
+    "CrossesTarget",
+    "ItemCrosses",
+    "crosses_for",
+    "item_tokens",
+    "mix_tokens",
+]
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 """Odd 64-bit constant mixing two token hashes into one cross (Fibonacci hashing)."""
@@ -58,6 +67,22 @@ def item_tokens(item_id: str, title: str) -> list[int]:
     words = [f"id={item_id}", *attribute_words(title)]
     return [zlib.crc32(w.encode()) for w in words]
 
+
+CrossesTarget = Literal["reward", "click"]
+"""What a step fits: the shown item's reward, or 1 for any reward above 0 (a click, whatever
+the funnel's value after it) and 0 otherwise (`RecommendConfig.item_crosses_target`)."""
+
+CrossesPosition = Literal["bias", "exam"]
+"""How the shown position k enters a step's prediction: r + b_k, a learned bias added ("bias",
+Vowpal Wabbit's `|P` feature), or m_k * r, a learned examination factor multiplied (`exam`,
+the position-based click model's P(examined at k) / P(examined first): a reward at a low
+position then counts for more than at the top, and no-reward there for less;
+`RecommendConfig.item_crosses_position`)."""
+
+EXAM_LR = 0.05
+"""AdaGrad rate of the examination factors (`CrossesPosition` "exam")."""
+EXAM_RANGE = (0.05, 1.5)
+"""Bounds of an examination factor: never 0, so every position keeps teaching r."""
 
 MIX_BUCKETS = 4
 """Share buckets of a mix token: an attribute on under 1/4 of the items, 1/4 to 1/2, 1/2 to
@@ -165,9 +190,14 @@ class ItemCrosses:
         power_t: float = 0.5,
         last_weight: float = 1.0,
         mix: int = 0,
+        target: CrossesTarget = "reward",
+        position: CrossesPosition = "bias",
     ) -> None:
         assert 8 <= bits <= 30 and history >= 0 and mix >= 0, f"{bits=} {history=} {mix=}"
         assert 0.0 < power_t <= 1.0 and last_weight > 0.0, f"{power_t=} {last_weight=}"
+        assert target in ("reward", "click") and position in ("bias", "exam"), (
+            f"{target=} {position=}"
+        )
         self.bits, self.lr, self.history, self.power_t = bits, lr, history, power_t
         self.last_weight = last_weight
         """Value of a (last event x item) cross relative to the other features (1: all equal)."""
@@ -177,8 +207,12 @@ class ItemCrosses:
         """Hashed weights."""
         self.g2 = np.zeros(1 << bits, np.float32)
         """Sum of squared gradients per weight (AdaGrad)."""
-        self.pos = np.zeros(positions, np.float32)
-        """Learned bias of each shown position (0 stays 0: the scoring position)."""
+        self.target, self.position = target, position
+        """What a step fits (`CrossesTarget`) and how the shown position enters its prediction
+        (`CrossesPosition`)."""
+        self.pos = np.full(positions, 1.0 if position == "exam" else 0.0, np.float32)
+        """Learned bias (`position` "bias") or examination factor ("exam") of each shown
+        position; position 0's stays as it starts (0 or 1): the scoring position."""
         self.pos_g2 = np.zeros(positions, np.float32)
         self._tokens: dict[tuple[str, str], np.ndarray] = {}
 
@@ -251,18 +285,29 @@ class ItemCrosses:
         assert rewards.shape == positions.shape == (p,), f"{rewards.shape=} {positions.shape=} {p=}"
         if p == 0:
             return 0.0
+        if self.target == "click":
+            rewards = (rewards > 0).astype(np.float32)
         idx, valid, scale = self._index(cand, hist)
         x = _values(valid, scale)
         k = np.clip(positions.astype(np.int64), 0, len(self.pos) - 1)
-        pred = (x * np.where(valid, self.w[idx], 0.0)).sum(axis=1) + self.pos[k]
+        r = (x * np.where(valid, self.w[idx], 0.0)).sum(axis=1)
+        exam = self.position == "exam"
+        m = self.pos[k] if exam else np.ones_like(r)  # d pred / d r
+        pred = m * r if exam else r + self.pos[k]
         err = (rewards - pred).astype(np.float32)
-        e = (err[:, None] * x)[valid]  # the squared loss's gradient per active weight, negated
+        e = ((err * m)[:, None] * x)[
+            valid
+        ]  # the squared loss's gradient per active weight, negated
         f = idx[valid]
         np.add.at(self.g2, f, e * e)
         np.add.at(self.w, f, self.lr * e / self._root(self.g2[f]))
         shown = k > 0
-        np.add.at(self.pos_g2, k[shown], err[shown] ** 2)
-        np.add.at(self.pos, k[shown], self.lr * err[shown] / self._root(self.pos_g2[k[shown]]))
+        g = (err * r if exam else err)[shown]  # the gradient of the position's own number
+        np.add.at(self.pos_g2, k[shown], g**2)
+        step = (EXAM_LR if exam else self.lr) * g / self._root(self.pos_g2[k[shown]])
+        np.add.at(self.pos, k[shown], step.astype(np.float32))
+        if exam:
+            np.clip(self.pos, *EXAM_RANGE, out=self.pos)
         return float(np.mean(err**2))
 
     def restart(self) -> None:
@@ -292,10 +337,12 @@ class ItemCrosses:
         else this model keeps its own). New tables are swapped in whole, so a `scores` running
         meanwhile reads the old or the new table, never a mix. `BundleError` when the sizes
         differ."""
-        got = (state.bits, state.history, len(state.pos))
-        have = (self.bits, self.history, len(self.pos))
-        if got != have:
-            raise BundleError(f"cross model (bits, history, positions) {got} is not this {have}")
+        got = (state.bits, state.history, len(state.pos), float(state.pos[0]))
+        have = (self.bits, self.history, len(self.pos), float(self.pos[0]))
+        if got != have:  # position 0's number tells a bias (0) from an examination factor (1)
+            raise BundleError(
+                f"cross model (bits, history, positions, position 0) {got} is not this {have}"
+            )
         w = _table(self.w.size, state.index, state.w)
         if state.g2 is not None and state.pos_g2 is not None:
             g2 = _table(self.g2.size, state.index, state.g2)
@@ -306,7 +353,8 @@ class ItemCrosses:
 def crosses_for(cfg: RecommendConfig) -> ItemCrosses | None:
     """A new cross model with `cfg`'s rate and history (`RecommendConfig.item_crosses_lr`,
     `item_crosses_history`, `item_crosses_power_t`, `item_crosses_last_weight`,
-    `item_crosses_mix`); None when the rate is 0 (off)."""
+    `item_crosses_mix`, `item_crosses_target`, `item_crosses_position`); None when the rate
+    is 0 (off)."""
     if cfg.item_crosses_lr <= 0:
         return None
     return ItemCrosses(
@@ -315,6 +363,8 @@ def crosses_for(cfg: RecommendConfig) -> ItemCrosses | None:
         power_t=cfg.item_crosses_power_t,
         last_weight=cfg.item_crosses_last_weight,
         mix=cfg.item_crosses_mix,
+        target=cfg.item_crosses_target,
+        position=cfg.item_crosses_position,
     )
 
 

@@ -5,8 +5,10 @@ does not."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from recsys.config import RecommendConfig
+from recsys.errors import BundleError
 from recsys.rec.item_crosses import ItemCrosses, crosses_for, item_tokens, mix_tokens
 
 
@@ -97,17 +99,20 @@ def test_a_lower_power_t_unlearns_a_long_habit_sooner() -> None:
 
 
 def test_the_config_builds_the_cross_model_it_names() -> None:
-    """`crosses_for`: rate, history and power_t from the config; no model at rate 0."""
+    """`crosses_for`: every setting from the config; no model at rate 0."""
     cfg = RecommendConfig(
         item_crosses_lr=0.2,
         item_crosses_history=3,
         item_crosses_power_t=0.3,
         item_crosses_last_weight=4.0,
         item_crosses_mix=20,
+        item_crosses_target="click",
+        item_crosses_position="exam",
     )
     cx = crosses_for(cfg)
-    got = (cx.lr, cx.history, cx.power_t, cx.last_weight, cx.mix) if cx else None
-    assert got == (0.2, 3, 0.3, 4, 20)
+    assert cx is not None
+    got = (cx.lr, cx.history, cx.power_t, cx.last_weight, cx.mix, cx.target, cx.position)
+    assert got == (0.2, 3, 0.3, 4, 20, "click", "exam")
     assert crosses_for(RecommendConfig()) is None
 
 
@@ -166,3 +171,46 @@ def test_mix_tells_apart_histories_whose_latest_items_agree() -> None:
             assert sa[0] > sa[1] + 0.1 and sb[1] > sb[0] + 0.1, (sa, sb)
         else:
             np.testing.assert_array_equal(sa, sb)
+
+
+def test_a_click_target_fits_any_reward_as_one() -> None:
+    """`target` "click": a first step on reward 0.4 moves the score as a step on 1 does (by
+    lr), where the reward target moves it by lr as well but towards 0.4 only afterwards."""
+    for target, second in (("click", 0.1 + 0.1 * 0.9 / np.sqrt(1.81)), ("reward", None)):
+        cx = ItemCrosses(bits=10, lr=0.1, target=target)
+        cand = [cx.tokens("a", "")]
+        for _ in range(2):
+            cx.update(cand, [], np.array([0.4], np.float32), np.zeros(1))
+        if second is not None:
+            assert np.isclose(cx.scores(cand, [])[0], second, atol=1e-6)
+        else:  # err 0.4 then 0.4 - 0.1
+            expected = 0.1 + 0.1 * 0.3 / np.sqrt(0.16 + 0.09)
+            assert np.isclose(cx.scores(cand, [])[0], expected, atol=1e-6)
+
+
+def test_an_examination_factor_ranks_by_attraction_where_a_bias_over_corrects() -> None:
+    """The position-based model: the user examines position 5 with 0.4 of the top's chance.
+    Item c, shown at both, teaches that (expected reward 0.4 on top, 0.16 at 5); a, always on
+    top, earns 0.1; b, always at 5, earns 0.02 (attraction 0.05). The examination factor m_5
+    goes to ~0.4 and r ranks a over b; an added bias (~-0.24 at 5) lifts b above a."""
+    order = {}
+    for position in ("exam", "bias"):
+        cx = ItemCrosses(bits=16, lr=0.1, position=position)
+        a, b, c = (cx.tokens(i, "") for i in "abc")
+        for _ in range(3000):
+            cx.update([c, c], [], np.array([0.4, 0.16], np.float32), np.array([0, 5]))
+            cx.update([a, b], [], np.array([0.1, 0.02], np.float32), np.array([0, 5]))
+        s = cx.scores([a, b, c], [])
+        order[position] = s[0] > s[1]
+        if position == "exam":
+            assert np.isclose(cx.pos[5], 0.4, atol=0.03) and cx.pos[0] == 1.0
+            np.testing.assert_allclose(s, [0.1, 0.05, 0.4], atol=0.02)
+    assert order == {"exam": True, "bias": False}
+
+
+def test_a_state_loads_only_into_the_same_position_model() -> None:
+    """A bias model's state (position 0's number 0) is refused by an examination model (1)."""
+    bias, exam = ItemCrosses(bits=10), ItemCrosses(bits=10, position="exam")
+    exam.load(ItemCrosses(bits=10, position="exam").state())
+    with pytest.raises(BundleError, match="position 0"):
+        exam.load(bias.state())
