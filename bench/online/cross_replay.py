@@ -17,7 +17,9 @@ still has to win a run of its own, where its lists shape what it learns from). U
     python -m bench.online.cross_replay DIR/crosses.jsonl.gz --setting lr=0.03 --setting power_t=.25
 
 prints the mean value of each setting's top 10 per window around the taste shift, beside the
-served setting's and the best list inside the pool.
+served setting's and the best list inside the pool; `--fit-values` adds the served setting
+trained on every pool item's exact value instead of the run's rewards (what its features
+could rank with a perfect signal).
 """
 
 from __future__ import annotations
@@ -71,11 +73,18 @@ def _served() -> dict[str, float | str]:
 
 
 def replay(
-    events: Sequence[Mapping[str, Any]], setting: Mapping[str, float | str]
+    events: Sequence[Mapping[str, Any]],
+    setting: Mapping[str, float | str],
+    *,
+    fit_values: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(t, value of r's top of the pool, value of the best list inside it) per decision of the
     stream (a list as long as the simulator's examination, `theta` of the catalogue event), for
-    a cross model built with `setting` (unnamed settings: `ItemCrosses`' defaults)."""
+    a cross model built with `setting` (unnamed settings: `ItemCrosses`' defaults).
+
+    `fit_values`: a diagnostic, not a method: the model learns, after each decision, every pool
+    item's exact value at the first position (full information, no noise) instead of the run's
+    shown items and rewards; how well its features can rank once the signal is perfect."""
     if not events or events[0]["kind"] != "catalogue":
         raise ValueError("a stream starts with its catalogue")
     kw: dict[str, Any] = dict(setting)
@@ -97,7 +106,10 @@ def replay(
             ts.append(e["t"])
             got.append(float((theta[:k] * vals[top]).sum()))
             best.append(float((theta[:k] * np.sort(vals)[::-1][:k]).sum()))
-        elif e["kind"] == "learn":
+            if fit_values:
+                pool = [tok[i] for i in e["pool"]]
+                cx.update(pool, hist, vals.astype(np.float32), np.zeros(len(pool), np.int64))
+        elif e["kind"] == "learn" and not fit_values:
             cx.update(
                 [tok[i] for i in e["items"]],
                 hist,
@@ -135,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help=f"NAME=VALUE[,NAME=VALUE] of {SETTINGS} over the served ones (repeatable)",
     )
+    ap.add_argument(
+        "--fit-values",
+        action="store_true",
+        help="also the served setting fitted on the pools' exact values (a diagnostic: "
+        "the features' reach with a perfect signal)",
+    )
     a = ap.parse_args(argv)
     meta, events = read_stream(a.stream)
     served = _served()
@@ -144,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, setting in named.items():
         t, got, best = replay(events, setting)
         series[name] = got
+    if a.fit_values:
+        series["served fit on values"] = replay(events, served, fit_values=True)[1]
     series["best in pool"] = best
     head = f"{meta.get('simulator')} seed {meta.get('seed')}"
     print(f"{head}: value of the top of each pool by the cross model's r alone")

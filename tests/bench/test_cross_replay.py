@@ -44,21 +44,26 @@ def test_the_served_setting_replayed_ranks_every_pool_as_the_run_did(
     assert not np.allclose(other, got)
     _, mixed, _ = replay(stream, _served() | {"mix": 20.0})  # a float, as parse_setting reads it
     assert not np.allclose(mixed, got)
+    # with the exact values to learn from, the same features rank the pools better
+    t_fit, fit, _ = replay(stream, _served(), fit_values=True)
+    late = t_fit >= 100
+    assert fit[late].mean() > got[late].mean() + 0.05, (fit[late].mean(), got[late].mean())
 
     path = tmp_path / "crosses.jsonl.gz"
     meta = {"simulator": "planted", "seed": 0, "interactions": 300, "shift": 150}
     write_stream(path, stream, meta)
     assert read_stream(path) == (meta | {"kind": "meta"}, stream)
-    assert main([str(path), "--setting", "lr=0.01,power_t=0.25"]) == 0
+    assert main([str(path), "--setting", "lr=0.01,power_t=0.25", "--fit-values"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in out[2:]] == ["served", "lr=0.01,power_t=0.25", "best"]
+    names = ["served", "lr=0.01,power_t=0.25", "served", "best"]
+    assert [line.split()[0] for line in out[2:]] == names
 
 
 def test_settings_and_windows_are_read_as_written() -> None:
     """Unknown or malformed settings are refused by name; windows without decisions are left
     out and the others hold their means."""
     assert parse_setting("lr=0.03, power_t=0.25") == {"lr": 0.03, "power_t": 0.25}
-    assert parse_setting("mix=20") == {"mix": 20.0}
+    assert parse_setting("mix=20,target=click") == {"mix": 20.0, "target": "click"}
     for bad in ("alpha=1", "lr"):
         with pytest.raises(ValueError, match="NAME=VALUE"):
             parse_setting(bad)
