@@ -138,17 +138,23 @@ class RecommendConfig:
     item_crosses_mix: int = 0
     """items scorer, online: the latest events whose attribute shares the cross model crosses
     with each candidate's tokens (`recsys.rec.item_crosses.mix_tokens`: one token per
-    attribute word and share bucket, e.g. `cat=3` on over 3/4 of them); 0: off. 20 measured
-    mixed (docs/online.md, session 23; planted, held-out seeds 5-8, 6,000 decisions): last-20%
-    reward higher on three seeds (+0.035 [-0.019, +0.089]), regret lower on two, recovery and
-    the before-shift ratio worse on two and three; not adopted."""
+    attribute word and share bucket, e.g. `cat=3` on over 3/4 of them); 0: off. Alone, 20
+    measured mixed (docs/online.md, session 23; planted, held-out seeds 5-8, 6,000 decisions):
+    last-20% reward higher on three seeds, regret lower on two. With
+    `item_crosses_position` "exam" it is the lead candidate (regret lower on all four seeds,
+    -341 [-622, -61] per seed; recovery sooner on all four), not yet the default: it has not
+    been run at 20,000 decisions or on MovieLens."""
     item_crosses_target: Literal["reward", "click"] = "reward"
     """items scorer, online: what each step of the cross model fits, the shown item's reward
-    or 1 for any reward above 0 (`recsys.rec.item_crosses.CrossesTarget`)."""
+    or 1 for any reward above 0 (`recsys.rec.item_crosses.CrossesTarget`). "click" ranked the
+    probed pools better by replay but online (planted, held-out seeds 5-8, 6,000 decisions,
+    with "exam" and mix 20) recovered sooner and ended lower: last 20% below the kept model on
+    every seed (-0.042 [-0.104, +0.021]; docs/online.md, session 23)."""
     item_crosses_position: Literal["bias", "exam"] = "bias"
     """items scorer, online: the shown position in the cross model's steps, an added bias or a
     multiplied examination factor (`recsys.rec.item_crosses.CrossesPosition`); a model learned
-    with one does not load into the other."""
+    with one does not load into the other. "exam" with `item_crosses_mix` 20 measured best of
+    session 23's variants (docs/online.md)."""
     drift_drop: float = 0.0
     """items scorer, online: the reward-drop alarm (`recsys.rec.drift`): when the reward per
     shown item falls below (1 - drift_drop) x its slower recent mean, the cross model's
