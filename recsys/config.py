@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from recsys.config_io import RETIRED_FIELDS, config_from_dict, config_to_dict
-from recsys.config_recommend import BlendConfig, RecommendConfig, Scorer
+from recsys.config_recommend import (
+    BlendConfig,
+    CrossesPosition,
+    CrossesTarget,
+    RecommendConfig,
+    Scorer,
+)
 
 __all__ = [
     "NO_MERGE",
@@ -26,6 +32,8 @@ __all__ = [
     "CaseBankConfig",
     "CoreConfig",
     "CreditConfig",
+    "CrossesPosition",
+    "CrossesTarget",
     "LearnerConfig",
     "PolicyConfig",
     "QNetworkConfig",

@@ -7,10 +7,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["BlendConfig", "RecommendConfig", "Scorer"]
+__all__ = ["BlendConfig", "CrossesPosition", "CrossesTarget", "RecommendConfig", "Scorer"]
 
 Scorer = Literal["blend", "items", "seq"]
 """What the policy decides (`RecommendConfig.scorer`)."""
+
+CrossesTarget = Literal["reward", "click"]
+"""What a step of the cross model fits: the shown item's reward, or 1 for any reward above 0
+(a click, whatever the funnel's value after it) and 0 otherwise
+(`RecommendConfig.item_crosses_target`, `recsys.rec.item_crosses`)."""
+
+CrossesPosition = Literal["bias", "exam"]
+"""How the shown position k enters a cross-model step's prediction: r + b_k, a learned bias
+added ("bias", Vowpal Wabbit's `|P` feature), or m_k * r, a learned examination factor
+multiplied ("exam", the position-based click model's P(examined at k) / P(examined first): a
+reward at a low position then counts for more than at the top, and no reward there for less;
+`RecommendConfig.item_crosses_position`, `recsys.rec.item_crosses`)."""
 
 
 @dataclass(frozen=True)
@@ -144,15 +156,15 @@ class RecommendConfig:
     `item_crosses_position` "exam" it is the lead candidate (regret lower on all four seeds,
     -341 [-622, -61] per seed; recovery sooner on all four), not yet the default: it has not
     been run at 20,000 decisions or on MovieLens."""
-    item_crosses_target: Literal["reward", "click"] = "reward"
+    item_crosses_target: CrossesTarget = "reward"
     """items scorer, online: what each step of the cross model fits, the shown item's reward
-    or 1 for any reward above 0 (`recsys.rec.item_crosses.CrossesTarget`). "click" ranked the
+    or 1 for any reward above 0 (`CrossesTarget`). "click" ranked the
     probed pools better by replay but online (planted, held-out seeds 5-8, 6,000 decisions,
     with "exam" and mix 20) recovered sooner and ended lower: last 20% below the kept model on
     every seed (-0.042 [-0.104, +0.021]; docs/online.md, session 23)."""
-    item_crosses_position: Literal["bias", "exam"] = "bias"
+    item_crosses_position: CrossesPosition = "bias"
     """items scorer, online: the shown position in the cross model's steps, an added bias or a
-    multiplied examination factor (`recsys.rec.item_crosses.CrossesPosition`); a model learned
+    multiplied examination factor (`CrossesPosition`); a model learned
     with one does not load into the other. "exam" with `item_crosses_mix` 20 measured best of
     session 23's variants (docs/online.md)."""
     drift_drop: float = 0.0

@@ -39,23 +39,14 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
-from recsys.config import RecommendConfig
+from recsys.config import CrossesPosition, CrossesTarget, RecommendConfig
 from recsys.errors import BundleError
 from recsys.rec.item_attrs import attribute_words
 
-__all__ = [
-    "CrossesPosition",
-    "CrossesState",
-    "CrossesTarget",
-    "ItemCrosses",
-    "crosses_for",
-    "item_tokens",
-    "mix_tokens",
-]
+__all__ = ["CrossesState", "ItemCrosses", "crosses_for", "item_tokens", "mix_tokens"]
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 """Odd 64-bit constant mixing two token hashes into one cross (Fibonacci hashing)."""
@@ -68,19 +59,8 @@ def item_tokens(item_id: str, title: str) -> list[int]:
     return [zlib.crc32(w.encode()) for w in words]
 
 
-CrossesTarget = Literal["reward", "click"]
-"""What a step fits: the shown item's reward, or 1 for any reward above 0 (a click, whatever
-the funnel's value after it) and 0 otherwise (`RecommendConfig.item_crosses_target`)."""
-
-CrossesPosition = Literal["bias", "exam"]
-"""How the shown position k enters a step's prediction: r + b_k, a learned bias added ("bias",
-Vowpal Wabbit's `|P` feature), or m_k * r, a learned examination factor multiplied (`exam`,
-the position-based click model's P(examined at k) / P(examined first): a reward at a low
-position then counts for more than at the top, and no-reward there for less;
-`RecommendConfig.item_crosses_position`)."""
-
 EXAM_LR = 0.05
-"""AdaGrad rate of the examination factors (`CrossesPosition` "exam")."""
+"""AdaGrad rate of the examination factors (`recsys.config.CrossesPosition` "exam")."""
 EXAM_RANGE = (0.05, 1.5)
 """Bounds of an examination factor: never 0, so every position keeps teaching r."""
 
@@ -208,8 +188,8 @@ class ItemCrosses:
         self.g2 = np.zeros(1 << bits, np.float32)
         """Sum of squared gradients per weight (AdaGrad)."""
         self.target, self.position = target, position
-        """What a step fits (`CrossesTarget`) and how the shown position enters its prediction
-        (`CrossesPosition`)."""
+        """What a step fits (`recsys.config.CrossesTarget`) and how the shown position enters
+        its prediction (`recsys.config.CrossesPosition`)."""
         self.pos = np.full(positions, 1.0 if position == "exam" else 0.0, np.float32)
         """Learned bias (`position` "bias") or examination factor ("exam") of each shown
         position; position 0's stays as it starts (0 or 1): the scoring position."""
@@ -295,9 +275,8 @@ class ItemCrosses:
         m = self.pos[k] if exam else np.ones_like(r)  # d pred / d r
         pred = m * r if exam else r + self.pos[k]
         err = (rewards - pred).astype(np.float32)
-        e = ((err * m)[:, None] * x)[
-            valid
-        ]  # the squared loss's gradient per active weight, negated
+        # the squared loss's gradient per active weight, negated
+        e = ((err * m)[:, None] * x)[valid]
         f = idx[valid]
         np.add.at(self.g2, f, e * e)
         np.add.at(self.w, f, self.lr * e / self._root(self.g2[f]))
