@@ -61,15 +61,7 @@ def _served() -> dict[str, float | str]:
 
     cx = crosses_for(online("items").recommend)
     assert cx is not None, "the online preset has a cross model"
-    return {
-        "lr": cx.lr,
-        "history": cx.history,
-        "power_t": cx.power_t,
-        "last_weight": cx.last_weight,
-        "mix": cx.mix,
-        "target": cx.target,
-        "position": cx.position,
-    }
+    return {name: getattr(cx, name) for name in SETTINGS}
 
 
 def replay(
